@@ -1,0 +1,68 @@
+"""kvdb: kvdb.open(path, engine=..., sync="off"|"full", cache_size=...).
+
+The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm".
+db.put/get/delete are called directly (each put is its own commit); batches
+use `with db.transaction() as tx`; scans use db.scan(start=...).
+"""
+import itertools
+import os
+import subprocess
+
+import kvdb
+
+from .base import Adapter
+
+
+class KvdbAdapter(Adapter):
+    name = "kvdb"
+    engine = "btree"
+    threads = True
+
+    def __init__(self, path, sync=False, cache_bytes=256 << 20):
+        self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", cache_size=cache_bytes)
+        self.put, self.get, self.delete = db.put, db.get, db.delete
+
+    def write_batch(self, pairs):
+        with self.db.transaction() as tx:
+            put = tx.put
+            for k, v in pairs:
+                put(k, v)
+
+    def scan_all(self):
+        n = 0
+        for _k, _v in self.db.scan():
+            n += 1
+        return n
+
+    def seek_next(self, key, n):
+        it = self.db.scan(start=key)
+        try:
+            return sum(1 for _ in itertools.islice(it, n))
+        finally:
+            close = getattr(it, "close", None)  # release the iterator now, not at gc
+            if close is not None:
+                close()
+
+    def close(self):
+        self.db.close()
+
+    @staticmethod
+    def version():
+        ver = getattr(kvdb, "__version__", "dev")
+        src = os.path.dirname(os.path.dirname(os.path.abspath(kvdb.__file__)))
+        try:
+            rev = subprocess.run(
+                ["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            rev = ""
+        return f"kvdb {ver}" + (f" (git {rev}, {src})" if rev else f" ({src})")
+
+
+def make(engine):
+    """The adapter class for kvdb engine `engine` ("btree", "lsm", ...)."""
+    if not callable(getattr(kvdb, "open", None)):
+        where = getattr(kvdb, "__file__", None) or ", ".join(getattr(kvdb, "__path__", [])) or "?"
+        raise ImportError(f"kvdb (from {where}) has no kvdb.open() yet; build it with "
+                          f"`python setup.py build_ext --inplace` in the repository")
+    return type(f"KvdbAdapter_{engine}", (KvdbAdapter,), {"engine": engine, "name": f"kvdb-{engine}"})

@@ -1,0 +1,76 @@
+"""One engine, one run, in its own process: build the dataset, run the
+workloads in order on fresh databases under workdir, and print one line
+"DBBENCH_RESULT <json>" on stdout. Progress goes to stderr."""
+import gc
+import json
+import sys
+import time
+import traceback
+
+from bench_adapters import NotSupported, load_adapter
+from bench_data import Dataset
+from bench_workloads import WORKLOADS, Context
+
+RESULT_TAG = "DBBENCH_RESULT "
+
+
+def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads, cache_bytes, seed, label="", quiet=False):
+    def log(msg):
+        if not quiet:
+            print(f"  [{engine}{label}] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        adapter_cls = load_adapter(engine)
+    except ImportError as e:
+        return {"engine": engine, "skipped": f"{type(e).__name__}: {e}"}
+    out = {"engine": engine, "version": _version(adapter_cls), "results": {}}
+
+    data = Dataset(num, seed)
+    gc.collect()
+    gc.freeze()  # the big key lists stay out of the collector's way during timing
+    ctx = Context(adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes)
+    try:
+        for name in workloads:
+            t0 = time.perf_counter()
+            try:
+                r = WORKLOADS[name](ctx)
+                log(f"{name:<17} {r['ops_per_sec']:>12,.0f} ops/s  ({r['ops']:,} ops, {r['seconds']:.3f} s)")
+            except NotSupported as e:
+                r = {"na": str(e)}
+            except Exception as e:
+                r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+                log(f"{name:<17} ERROR {r['error']}")
+                _recover(ctx)
+            r["wall_seconds"] = round(time.perf_counter() - t0, 3)
+            out["results"][name] = r
+    finally:
+        ctx.finish()
+    return out
+
+
+def _recover(ctx):
+    """After a failed workload, drop the open base so the next one reopens it."""
+    try:
+        ctx.close_base()
+    except Exception:
+        ctx.base = None
+
+
+def _version(adapter_cls):
+    try:
+        return adapter_cls.version()
+    except Exception as e:
+        return f"? ({type(e).__name__}: {e})"
+
+
+def emit(result):
+    sys.stdout.write(RESULT_TAG + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def parse_output(stdout):
+    """The result dict a worker printed, or None."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    return None
