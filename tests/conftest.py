@@ -1,0 +1,64 @@
+"""Shared fixtures and options for the kvdb test suite.
+
+Options:
+  --long    more rounds, crash points and Hypothesis examples (minutes, not seconds).
+
+Fixtures:
+  long_mode   True under --long.
+  engine      each storage engine in ENGINES (extend the list when a new engine lands).
+  db_path     a path for a database directory that does not exist yet (open() creates it).
+"""
+import os
+import sys
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TESTS_DIR)  # so tests can import the helpers module
+
+ENGINES = ["btree"]
+
+_common = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=DirectoryBasedExampleDatabase(os.path.join(TESTS_DIR, ".hypothesis")),
+    print_blob=True,
+)
+settings.register_profile("default", max_examples=40, stateful_step_count=40, **_common)
+settings.register_profile("long", max_examples=400, stateful_step_count=120, **_common)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the long variants: more rounds, crash points and examples")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_only: runs only under --long")
+    settings.load_profile("long" if config.getoption("--long") else "default")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long-mode only: pass --long")
+    for item in items:
+        if "long_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def long_mode(request):
+    return request.config.getoption("--long")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    return request.param
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "db")

@@ -1,0 +1,340 @@
+"""Model-based tests: Hypothesis drives a kvdb database and a dict side by side.
+
+Tiny pages (512 B), a tiny cache and a tiny checkpoint threshold make splits, merges,
+overflow pages, evictions and checkpoints happen all the time; keys come from a small
+alphabet so overwrites and deletes of existing keys are common.
+
+KvdbMachine works on a real directory; CrashMachine works on SimFS and adds power loss
+(with sync="full" nothing committed may be lost) and crashes in the middle of a commit.
+"""
+import gc
+import shutil
+import tempfile
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition, rule
+
+import kvdb
+from helpers import dump, model_scan, value
+
+try:
+    from kvdb._core.file import SimFS, SimulatedCrash
+except ImportError:  # pragma: no cover - reported by the tests that need it
+    SimFS = SimulatedCrash = None
+
+DB_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10)
+
+# -- strategies ---------------------------------------------------------------
+
+short_keys = st.binary(min_size=1, max_size=3).map(
+    lambda b: bytes(b"ab\x00\xff"[x % 4] for x in b))
+long_keys = st.tuples(short_keys, st.sampled_from([100, 300, 599])).map(
+    lambda t: t[0] + b"L" * t[1])
+keys = st.one_of(short_keys, short_keys, short_keys, long_keys)
+bound = st.one_of(st.none(), short_keys)
+values = st.tuples(st.integers(0, 1 << 16), st.sampled_from([0, 1, 5, 40, 200, 700, 1500, 3000])).map(
+    lambda t: value(*t))
+
+tx_op = st.one_of(
+    st.tuples(st.just("put"), keys, values),
+    st.tuples(st.just("delete"), keys),
+    st.tuples(st.just("get"), keys),
+    st.tuples(st.just("scan"), bound, bound, st.booleans()),
+    st.tuples(st.just("prefix"), short_keys, st.booleans()),
+)
+
+
+def apply_tx_op(tx, view, op):
+    """Run op on transaction tx and on the dict view of what it must see; check reads."""
+    kind = op[0]
+    if kind == "put":
+        tx.put(op[1], op[2])
+        view[op[1]] = op[2]
+    elif kind == "delete":
+        assert tx.delete(op[1]) is (op[1] in view)
+        view.pop(op[1], None)
+    elif kind == "get":
+        assert tx.get(op[1]) == view.get(op[1])
+        assert (op[1] in tx) is (op[1] in view)
+    elif kind == "scan":
+        _, start, end, rev = op
+        assert list(tx.scan(start=start, end=end, reverse=rev)) == \
+            model_scan(view, start=start, end=end, reverse=rev)
+    elif kind == "prefix":
+        assert list(tx.scan(prefix=op[1], reverse=op[2])) == model_scan(view, prefix=op[1], reverse=op[2])
+
+
+class KvdbMachine(RuleBasedStateMachine):
+    snapshots = Bundle("snapshots")
+
+    def __init__(self):
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="kvdb-model-")
+        self.path = self.dir + "/db"
+        self.db = self._open()
+        self.model = {}
+        self.open_snaps = []
+
+    def _open(self):
+        return kvdb.open(self.path, sync="normal", **DB_OPTIONS)
+
+    def teardown(self):
+        try:
+            self.db.close()
+        except Exception:  # noqa: BLE001 - a failing step has already been reported
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @rule()
+    def full_compare(self):
+        assert dump(self.db) == self.model
+
+    # -- writes --
+    @rule(k=keys, v=values)
+    def put(self, k, v):
+        if len(self.model) % 2:
+            self.db[k] = v
+        else:
+            self.db.put(k, v)
+        self.model[k] = v
+
+    @rule(k=keys)
+    def delete(self, k):
+        assert self.db.delete(k) is (k in self.model)
+        self.model.pop(k, None)
+
+    @rule(data=st.data())
+    def delete_existing(self, data):
+        if self.model:
+            k = data.draw(st.sampled_from(sorted(self.model)))
+            del self.db[k]
+            del self.model[k]
+
+    @rule(ops=st.lists(tx_op, min_size=1, max_size=12), how=st.sampled_from(
+        ["commit", "with", "rollback", "exception"]))
+    def transaction(self, ops, how):
+        view = dict(self.model)
+
+        class Abort(Exception):
+            pass
+
+        if how == "with" or how == "exception":
+            try:
+                with self.db.transaction() as tx:
+                    for op in ops:
+                        apply_tx_op(tx, view, op)
+                    if how == "exception":
+                        raise Abort()
+            except Abort:
+                pass
+        else:
+            tx = self.db.transaction().__enter__()
+            for op in ops:
+                apply_tx_op(tx, view, op)
+            tx.commit() if how == "commit" else tx.rollback()
+        if how in ("commit", "with"):
+            self.model = view
+
+    # -- reads --
+    @rule(k=keys)
+    def get(self, k):
+        assert self.db.get(k) == self.model.get(k)
+        assert (k in self.db) is (k in self.model)
+        if k in self.model:
+            assert self.db[k] == self.model[k]
+        else:
+            with pytest.raises(KeyError):
+                self.db[k]
+
+    @rule(start=bound, end=bound, rev=st.booleans())
+    def scan(self, start, end, rev):
+        assert list(self.db.scan(start=start, end=end, reverse=rev)) == \
+            model_scan(self.model, start=start, end=end, reverse=rev)
+
+    @rule(prefix=short_keys, rev=st.booleans())
+    def scan_prefix(self, prefix, rev):
+        assert list(self.db.scan(prefix=prefix, reverse=rev)) == \
+            model_scan(self.model, prefix=prefix, reverse=rev)
+
+    # -- snapshots --
+    @precondition(lambda self: len(self.open_snaps) < 3)
+    @rule(target=snapshots)
+    def take_snapshot(self):
+        snap = self.db.snapshot().__enter__()
+        entry = [snap, dict(self.model)]
+        self.open_snaps.append(entry)
+        return entry
+
+    @rule(entry=snapshots, k=keys)
+    def check_snapshot(self, entry, k):
+        snap, frozen = entry
+        if snap is None:
+            return
+        assert snap.get(k) == frozen.get(k)
+        assert (k in snap) is (k in frozen)
+        assert dump(snap) == frozen
+
+    @rule(entry=consumes(snapshots))
+    def close_snapshot(self, entry):
+        snap, frozen = entry
+        if snap is None:
+            return
+        assert dump(snap) == frozen
+        snap.__exit__(None, None, None)
+        self.open_snaps.remove(entry)
+        with pytest.raises(kvdb.ClosedError):
+            snap.get(b"a")
+
+    # -- maintenance --
+    @rule()
+    def checkpoint(self):
+        self.db.checkpoint()
+
+    @rule()
+    def verify(self):
+        self.db.verify()
+
+    @rule()
+    def reopen(self):
+        self.db.close()
+        for entry in self.open_snaps:
+            with pytest.raises(kvdb.ClosedError):
+                entry[0].get(b"a")
+            entry[0] = None
+        self.open_snaps = []
+        self.db = self._open()
+        assert dump(self.db) == self.model
+
+
+TestKvdbModel = KvdbMachine.TestCase
+
+
+# -- crashes ------------------------------------------------------------------
+
+SIM_PATH = "/sim/db"
+
+
+def run_until_crash(db, ops, with_checkpoint):
+    """Commit ops as one transaction, maybe checkpoint, then put fillers until the armed crash
+    fires. Returns (whether the transaction was acknowledged, fillers acknowledged)."""
+    acked = False
+    fillers = 0
+    try:
+        with db.transaction() as tx:
+            for op in ops:
+                tx.put(op[1], op[2]) if op[0] == "put" else tx.delete(op[1])
+        acked = True
+        if with_checkpoint:
+            db.checkpoint()
+        for _ in range(200):
+            db.put(b"filler", b"x")
+            fillers += 1
+    except (SimulatedCrash, kvdb.Error):
+        return acked, fillers
+    raise AssertionError("200 sync='full' puts made no I/O call")
+
+
+class CrashMachine(RuleBasedStateMachine):
+    """Committed state survives power loss; an interrupted commit is all or nothing."""
+
+    def __init__(self):
+        super().__init__()
+        if SimFS is None:
+            pytest.fail("kvdb._core.file.SimFS is missing")
+        self.fs = SimFS()
+        self.db = self._open()
+        self.model = {}
+
+    def _open(self):
+        return kvdb.open(SIM_PATH, _fs=self.fs, sync="full", **DB_OPTIONS)
+
+    def teardown(self):
+        try:
+            self.db.close()
+        except Exception:  # noqa: BLE001 - a failing step has already been reported
+            pass
+
+    @rule()
+    def full_compare(self):
+        assert dump(self.db) == self.model
+        self.db.verify()
+
+    @rule(k=keys, v=values)
+    def put(self, k, v):
+        self.db.put(k, v)
+        self.model[k] = v
+
+    @rule(k=keys)
+    def delete(self, k):
+        assert self.db.delete(k) is (k in self.model)
+        self.model.pop(k, None)
+
+    @rule(ops=st.lists(tx_op, min_size=1, max_size=10))
+    def transaction(self, ops):
+        view = dict(self.model)
+        with self.db.transaction() as tx:
+            for op in ops:
+                apply_tx_op(tx, view, op)
+        self.model = view
+
+    @rule()
+    def checkpoint(self):
+        self.db.checkpoint()
+
+    @rule(k=keys)
+    def get(self, k):
+        assert self.db.get(k) == self.model.get(k)
+
+    def _crash_and_reopen(self, seed, candidates):
+        self.db = None
+        gc.collect()
+        self.fs.crash(seed)
+        self.db = self._open()
+        got = dump(self.db)
+        assert got in candidates, "after the crash the database holds neither the committed state " \
+            "nor the committed state plus the interrupted transaction"
+        self.model = got
+        self.db.verify()
+
+    @rule(seed=st.integers(0, 1 << 32))
+    def power_loss(self, seed):
+        """Crash the live database at its next I/O (a put), then lose power."""
+        self.fs.crash_after(1)
+        try:
+            self.db.put(b"a", b"interrupted")
+        except (SimulatedCrash, kvdb.Error):
+            pass
+        else:
+            raise AssertionError("a sync='full' put made no I/O call")
+        self._crash_and_reopen(seed, [self.model, {**self.model, b"a": b"interrupted"}])
+
+    @rule(ops=st.lists(st.one_of(st.tuples(st.just("put"), keys, values),
+                                 st.tuples(st.just("delete"), keys)), min_size=1, max_size=8),
+          after=st.integers(1, 60), seed=st.integers(0, 1 << 32), with_checkpoint=st.booleans())
+    def crash_mid_commit(self, ops, after, seed, with_checkpoint):
+        """Crash after `after` I/O calls into a transaction (and maybe a checkpoint)."""
+        view = dict(self.model)
+        for op in ops:
+            if op[0] == "put":
+                view[op[1]] = op[2]
+            else:
+                view.pop(op[1], None)
+        self.fs.crash_after(after)
+        acked, fillers = run_until_crash(self.db, ops, with_checkpoint)
+        if fillers:
+            self._crash_and_reopen(seed, [{**view, b"filler": b"x"}])
+        elif acked:
+            # The transaction returned: it must survive. The first filler put may or may not.
+            self._crash_and_reopen(seed, [view, {**view, b"filler": b"x"}])
+        else:
+            self._crash_and_reopen(seed, [self.model, view])
+
+    @rule()
+    def reopen(self):
+        self.db.close()
+        self.db = self._open()
+        assert dump(self.db) == self.model
+
+
+TestCrashModel = CrashMachine.TestCase
