@@ -110,8 +110,11 @@ def main():
                     os._exit(0)
                 out(f"C {n}")
                 n += 1
-            db.close()
-            out("END")
+            try:
+                db.close()
+                out("END")
+            except kvdb.Error as e:
+                out(f"CE {type(e).__name__} {e}")
         except BaseException as e:  # noqa: BLE001 - reported to the parent
             out(f"X {e!r}")
             os._exit(3)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import kvdb
+from child_writer import log_value
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(TESTS_DIR, "child_writer.py")
@@ -58,3 +59,25 @@ def run_child(*args, timeout=60, **kw):
 def popen_child(*args, prefix=(), **kw):
     return subprocess.Popen([*prefix, sys.executable, CHILD, *map(str, args)], env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def check_commit_state(db, context):
+    """For a database written by child_writer.py "commits": check it holds exactly the state
+    after transaction n for some n, and return n (-1 if empty)."""
+    state = dump(db)
+    if b"counter" not in state:
+        assert state == {}, f"{context}: no counter but {len(state)} keys"
+        return -1
+    n = int(state[b"counter"])
+    for j in range(4):
+        v = state.get(b"tag:%d" % j)
+        assert v is not None and v.split(b"|")[0] == b"%d" % n, \
+            f"{context}: tag:{j}={v[:20] if v else v!r} but counter={n}: a transaction is half-applied"
+    logs = sorted(k for k in state if k.startswith(b"log:"))
+    assert logs == [b"log:%08d" % i for i in range(n + 1)], f"{context}: log keys do not match counter {n}"
+    for i in range(n + 1):
+        assert state[b"log:%08d" % i] == log_value(i), f"{context}: log:{i} has the wrong value"
+    tmps = [k for k in state if k.startswith(b"tmp:")]
+    assert tmps == [b"tmp:%d" % n], f"{context}: tmp keys {tmps[:3]} for counter {n}"
+    assert len(state) == 1 + 4 + (n + 1) + 1, f"{context}: unexpected keys"
+    return n

@@ -1,0 +1,261 @@
+"""Failed writes and fsyncs: the caller gets IOFailureError, every later write is refused until
+the database is reopened, reads keep working, and reopening recovers every acknowledged commit.
+
+First with SimFS.fail_after (deterministic), then in a real process under fiu-run (libfiu's
+POSIX preload) with random EIO from write/pwrite/... or fsync/fdatasync.
+"""
+import gc
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import kvdb
+from helpers import check_commit_state, child_env, dump, value, CHILD
+
+try:
+    from kvdb._core.file import SimFS, SimulatedCrash
+except ImportError:  # pragma: no cover
+    SimFS = SimulatedCrash = None
+
+PATH = "/sim/db"
+OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10)
+
+
+@pytest.fixture
+def _need_simfs():
+    if SimFS is None:
+        pytest.fail("kvdb._core.file.SimFS is missing")
+
+
+def tx_ops(i):
+    ops = [("put", b"m:%03d" % i, b"%d" % i),
+           ("put", b"t:%03d" % i, value(i, [10, 700, 3000][i % 3])),
+           ("put", b"shared", b"%d" % i)]
+    if i >= 2:
+        ops.append(("delete", b"t:%03d" % (i - 2)))
+    return ops
+
+
+def apply_ops(model, ops):
+    for op in ops:
+        if op[0] == "put":
+            model[op[1]] = op[2]
+        else:
+            model.pop(op[1], None)
+
+
+def commit(db, ops):
+    with db.transaction() as tx:
+        for op in ops:
+            tx.put(op[1], op[2]) if op[0] == "put" else tx.delete(op[1])
+
+
+WRITES = {
+    "put": lambda db: db.put(b"refused", b"1"),
+    "setitem": lambda db: db.__setitem__(b"refused", b"1"),
+    "delete": lambda db: db.delete(b"m:000"),
+    "transaction": lambda db: commit(db, [("put", b"refused", b"2")]),
+    "checkpoint": lambda db: db.checkpoint(),
+}
+
+
+def assert_writes_refused(db, context):
+    for name, write in WRITES.items():
+        with pytest.raises(kvdb.IOFailureError):
+            write(db)
+            pytest.fail(f"{context}: {name} after an I/O failure did not raise IOFailureError")
+
+
+def close_after_failure(db):
+    try:
+        db.close()
+    except kvdb.IOFailureError:
+        pass  # allowed: close cannot checkpoint a database that refuses writes
+
+
+@pytest.mark.usefixtures("_need_simfs")
+@pytest.mark.parametrize("op", ["fsync", "write"])
+def test_failure_in_commit(op):
+    fs = SimFS()
+    db = kvdb.open(PATH, _fs=fs, sync="full", checkpoint_size=1 << 30)
+    model = {}
+    for i in range(5):
+        commit(db, tx_ops(i))
+        apply_ops(model, tx_ops(i))
+    fs.fail_after(1, op=op)
+    with pytest.raises(kvdb.IOFailureError) as ei:
+        commit(db, tx_ops(5))
+    assert str(ei.value), "the error should say what failed"
+    assert_writes_refused(db, f"fail_after(1, {op!r})")
+    # reads still work and show the acknowledged state (the failed commit: all or nothing)
+    failed = dict(model)
+    apply_ops(failed, tx_ops(5))
+    got = dump(db)
+    assert got in (model, failed)
+    assert db.get(b"m:004") == b"4"
+    with db.snapshot() as snap:
+        assert dump(snap) == got
+    close_after_failure(db)
+    db = kvdb.open(PATH, _fs=fs, sync="full")
+    try:
+        assert dump(db) in (model, failed)
+        db.verify()
+        db.put(b"works", b"again")  # reopening cleared the failure
+        assert db.get(b"works") == b"again"
+    finally:
+        db.close()
+
+
+def run_with_failure(fs, op, n, n_txns=25):
+    """Commit n_txns transactions with fail_after(n, op) armed, then keep writing until the
+    failure shows. Returns (db, model of acknowledged commits, ops in flight or None)."""
+    db = kvdb.open(PATH, _fs=fs, sync="full", **OPTIONS)
+    fs.fail_after(n, op=op)
+    model = {}
+    i = 0
+    for i in range(n_txns + 300):
+        ops = tx_ops(i)
+        try:
+            commit(db, ops)
+        except kvdb.IOFailureError:
+            return db, model, ops, i
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"fail_after({n}, {op!r}): commit {i} raised {e!r}, not IOFailureError")
+        apply_ops(model, ops)
+        if i % 7 == 6:
+            try:
+                db.checkpoint()
+            except kvdb.IOFailureError:
+                return db, model, None, i
+    pytest.fail(f"fail_after({n}, {op!r}): {i + 1} commits later no write had failed: "
+                "the injected failure was swallowed")
+
+
+@pytest.mark.usefixtures("_need_simfs")
+@pytest.mark.parametrize("op", ["fsync", "write"])
+def test_failure_sweep(op, long_mode):
+    points = range(1, 121) if long_mode else list(range(1, 12)) + list(range(12, 120, 9))
+    for n in points:
+        context = f"fail_after({n}, {op!r})"
+        for crash in (False, True):
+            fs = SimFS()
+            db, model, in_flight, i = run_with_failure(fs, op, n)
+            assert_writes_refused(db, context)
+            failed = dict(model)
+            if in_flight:
+                apply_ops(failed, in_flight)
+            got = dump(db)
+            assert got in (model, failed), f"{context}: reads after the failure show wrong data"
+            if crash:
+                fs.crash_after(1)  # the dead db must not write after the power loss
+                db = None
+                gc.collect()
+                fs.crash(n)
+            else:
+                close_after_failure(db)
+                db = None
+            db = kvdb.open(PATH, _fs=fs, sync="full", **OPTIONS)
+            try:
+                got = dump(db)
+                assert got in (model, failed), \
+                    f"{context}{' + crash(' + str(n) + ')' if crash else ''}: acknowledged commits lost " \
+                    f"(commit {i} failed)"
+                db.verify()
+            finally:
+                db.close()
+
+
+@pytest.mark.usefixtures("_need_simfs")
+def test_failure_in_background_checkpoint_is_sticky():
+    """Fail every fsync once the WAL is past checkpoint_size: whatever thread hits it, writes
+    must start failing (no silent loss), and nothing acknowledged is lost."""
+    fs = SimFS()
+    db = kvdb.open(PATH, _fs=fs, sync="normal", page_size=512, checkpoint_size=2 << 10)
+    model = {}
+    failed_at = None
+    for i in range(400):
+        if i == 50:
+            fs.fail_after(1, op="write")
+        try:
+            commit(db, tx_ops(i))
+        except kvdb.IOFailureError:
+            failed_at = i
+            break
+        apply_ops(model, tx_ops(i))
+    assert failed_at is not None, "a failed write was swallowed"
+    assert_writes_refused(db, "after a write failure")
+    close_after_failure(db)
+    db = kvdb.open(PATH, _fs=fs)
+    try:
+        failed = dict(model)
+        apply_ops(failed, tx_ops(failed_at))
+        assert dump(db) in (model, failed)
+        db.verify()
+    finally:
+        db.close()
+
+
+# -- real process under libfiu ------------------------------------------------
+
+FIU = shutil.which("fiu-run")
+
+
+def run_fiu_child(db_path, failpoint, probability, max_commits=300):
+    cmd = ["fiu-run", "-x", "-c", f"enable_random name={failpoint},probability={probability}",
+           sys.executable, CHILD, "commits", db_path, str(max_commits), str(16 << 10)]
+    p = subprocess.run(cmd, env=child_env(), capture_output=True, timeout=120)
+    return p.returncode, p.stdout.decode(errors="replace").splitlines(), \
+        p.stderr.decode(errors="replace")
+
+
+@pytest.mark.skipif(FIU is None, reason="fiu-run not on PATH (Debian package fiu-utils)")
+@pytest.mark.parametrize("failpoint,probability", [
+    ("posix/io/sync/*", 0.05),
+    ("posix/io/rw/*", 0.02),
+])
+def test_fiu_random_failures(db_path, failpoint, probability, long_mode):
+    rounds = 20 if long_mode else 3
+    sticky_checked = 0
+    failures_seen = 0
+    last = -1
+    for r in range(rounds):
+        context = f"round {r} under {failpoint} p={probability}"
+        for _attempt in range(30):
+            code, lines, err = run_fiu_child(db_path, failpoint, probability)
+            if lines and lines[0] == "READY":
+                break
+            # the interpreter or open() failed under injected EIO: try again
+            if any(line.startswith("X ") for line in lines):
+                pytest.fail(f"{context}: non-kvdb exception during open: {lines} {err[-2000:]}")
+        else:
+            pytest.fail(f"{context}: the child never got past open(): {lines} {err[-2000:]}")
+        acked = last
+        for line in lines[1:]:
+            if line.startswith("C "):
+                acked = int(line.split()[1])
+            elif line.startswith("X "):
+                pytest.fail(f"{context}: a db call raised a non-kvdb exception: {line}\n{err[-3000:]}")
+            elif line.startswith("E "):
+                failures_seen += 1
+                if failpoint.startswith("posix/io/sync"):
+                    assert line.split()[1] == "IOFailureError", f"{context}: {line}"
+            elif line.startswith("W2 ") and failpoint.startswith("posix/io/sync"):
+                pytest.fail(f"{context}: a write succeeded after a failed fsync (not sticky)")
+            elif line.startswith("E2 "):
+                sticky_checked += 1
+                assert line.split()[1] == "IOFailureError", f"{context}: {line}"
+            elif line.startswith("R "):
+                assert int(line.split()[1]) in (acked, acked + 1), f"{context}: read after failure: {line}"
+        assert code == 0, f"{context}: child exit code {code}: {err[-2000:]}"
+        with kvdb.open(db_path, sync="full") as db:
+            n = check_commit_state(db, context)
+            assert acked <= n <= acked + 1, \
+                f"{context}: last acknowledged commit {acked}, database holds {n}"
+            db.verify()
+        last = n
+    assert failures_seen, "no injected failure reached kvdb in any round"
+    if failpoint.startswith("posix/io/sync"):
+        assert sticky_checked, "the retry after a failure was never observed"
