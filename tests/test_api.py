@@ -201,13 +201,10 @@ def test_oversize_key_rejected(db):
 def test_oversize_value_rejected(db):
     # An anonymous mapping: bytes-like without touching MAX_VALUE_SIZE bytes of memory.
     m = mmap.mmap(-1, kvdb.MAX_VALUE_SIZE + 1)
-    try:
-        with pytest.raises(ValueError) as ei:
-            db.put(b"k", memoryview(m))
-        msg = str(ei.value)
-        assert str(kvdb.MAX_VALUE_SIZE) in msg or "MAX_VALUE_SIZE" in msg, msg
-    finally:
-        m.close()
+    with pytest.raises(ValueError) as ei:
+        db.put(b"k", memoryview(m))
+    msg = str(ei.value)
+    assert str(kvdb.MAX_VALUE_SIZE) in msg or "MAX_VALUE_SIZE" in msg, msg
     assert db.get(b"k") is None
 
 
