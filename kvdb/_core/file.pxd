@@ -1,0 +1,36 @@
+# The file layer: every byte kvdb reads or writes goes through a File, and
+# every directory operation through an FS. Two implementations:
+#   OsFile/OsFS   - POSIX pread/pwrite/fdatasync, the GIL released around each call.
+#   SimFile/SimFS - in memory, for crash tests: written-but-unsynced data is
+#                   kept apart and at a simulated power loss each pending write
+#                   is applied, dropped or torn (seeded, reproducible).
+# Layers above see only File and FS.
+
+from libc.stdint cimport uint64_t
+
+cdef class File:
+    cdef readonly str path          # the name this file was opened under; constant
+
+    cdef Py_ssize_t pread(self, unsigned char *buf, Py_ssize_t n, uint64_t offset) except -1
+    cdef int pwrite(self, const unsigned char *buf, Py_ssize_t n, uint64_t offset) except -1
+    cdef int sync(self) except -1                 # data durable (fdatasync)
+    cdef int truncate(self, uint64_t size) except -1
+    cdef uint64_t size(self) except? 0xFFFFFFFFFFFFFFFF
+    cpdef close(self)
+
+cdef class OsFile(File):
+    cdef int fd                      # -1 once closed
+
+cdef class FS:
+    cpdef File open(self, str path, bint create)
+    cpdef bint exists(self, str path)
+    cpdef remove(self, str path)
+    cpdef rename(self, str src, str dst)
+    cpdef sync_dir(self, str path)   # make creations/renames/removals in a directory durable
+    cpdef makedirs(self, str path)
+    cpdef list listdir(self, str path)
+    cpdef object lock(self, str path)    # exclusive lock; raises LockedError; returns a handle
+    cpdef unlock(self, object handle)
+
+cdef class OsFS(FS):
+    pass

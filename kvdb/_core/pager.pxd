@@ -1,0 +1,136 @@
+# The pager: fixed-size checksummed pages in one file, a buffer pool over
+# them, page allocation with deferred reuse, and the checkpoint that makes a
+# committed version durable. Format: docs/format/pages.md.
+#
+# File header (page 0; only the first FILE_HEADER_SIZE bytes are used):
+#   OFFSET SIZE
+#   0      8    magic b"kvdb-bt\0"
+#   8      4    format version (FORMAT_VERSION)
+#   12     4    page size in bytes (power of two, 512..32768)
+#   16     4    crc32c of bytes [0, 16)
+#
+# Every other page starts with a PAGE_HEADER_SIZE-byte header:
+#   0      4    crc32c of bytes [4, page_size)
+#   4      1    type (PAGE_BRANCH, PAGE_LEAF, PAGE_OVERFLOW, PAGE_FREELIST, PAGE_META)
+#   5      1    flags (0)
+#   6      2    ncells: cells in a branch or leaf page
+#   8      4    pgno: the page's own number (catches misdirected writes)
+#   12     4    link: branch = rightmost child; overflow/freelist = next page (0 = end)
+#   16     2    lower: branch/leaf = end of the cell pointer array;
+#               overflow = data bytes in this page; freelist = entries in this page
+#   18     2    upper: branch/leaf = start of the cell content area
+#   20     2    frag: branch/leaf = bytes lost to fragmentation between cells
+#   22     2    reserved (0)
+#
+# Meta pages (pgno 1 and 2, written alternately; the valid one with the higher
+# generation wins at open):
+#   24     8    generation: checkpoints written so far; slot = 1 + generation % 2
+#   32     8    seq: the last commit included
+#   40     4    root: root page of the tree (0 = empty)
+#   44     4    freelist: first freelist page (0 = none)
+#   48     4    page_count: pages in the file, the high-water mark
+#   52     4    reserved (0)
+#   56     8    entries: keys in the tree
+#
+# Invariants (tests name them by number):
+#   P1. A page reachable from the durable meta is never written until a later
+#       meta that no longer reaches it is durable.
+#   P2. A page freed by the commit with sequence s is reused only when no live
+#       snapshot has a sequence below s, and, if the page is on disk, only after
+#       the checkpoint that stops referencing it.
+#   P3. A dirty page is never evicted; a clean page may be evicted at any time.
+#   P4. Every page read from the file is checked (checksum, pgno, type) before use.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from kvdb._core.file cimport File
+
+cdef enum:
+    FILE_HEADER_SIZE = 8 + 4 + 4 + 4        # magic, version, page size, crc
+    FORMAT_VERSION = 1
+    PAGE_HEADER_SIZE = 4 + 1 + 1 + 2 + 4 + 4 + 2 + 2 + 2 + 2
+    MIN_PAGE_SIZE = 512
+    MAX_PAGE_SIZE = 32768
+    META_PGNO_A = 1
+    META_PGNO_B = 2
+    FIRST_DATA_PGNO = 3
+
+cdef enum PageType:
+    PAGE_BRANCH = 1
+    PAGE_LEAF = 2
+    PAGE_OVERFLOW = 3
+    PAGE_FREELIST = 4
+    PAGE_META = 5
+
+# Header field offsets.
+cdef enum:
+    OFF_CRC = 0
+    OFF_TYPE = 4
+    OFF_FLAGS = 5
+    OFF_NCELLS = 6
+    OFF_PGNO = 8
+    OFF_LINK = 12
+    OFF_LOWER = 16
+    OFF_UPPER = 18
+    OFF_FRAG = 20
+    # meta body
+    OFF_META_GEN = 24
+    OFF_META_SEQ = 32
+    OFF_META_ROOT = 40
+    OFF_META_FREELIST = 44
+    OFF_META_PAGE_COUNT = 48
+    OFF_META_ENTRIES = 56
+
+
+cdef class Page:
+    cdef unsigned char *data    # page_size bytes, owned (malloc); contents guarded by the writer lock
+    cdef uint32_t pgno          # constant
+    cdef bint dirty             # not yet written by a checkpoint: never evicted (P3)
+    cdef bint ref               # CLOCK reference bit
+    cdef uint64_t birth         # seq of the commit that allocated the pgno; a dirty page with
+                                # birth above every live snapshot may be changed in place
+    cdef bint checked           # the B+Tree has validated its cell layout (set once)
+
+
+cdef class Meta:
+    cdef public uint64_t generation
+    cdef public uint64_t seq
+    cdef public uint32_t root
+    cdef public uint32_t freelist
+    cdef public uint32_t page_count
+    cdef public uint64_t entries
+
+
+cdef class Pager:
+    # All fields are guarded by the database's writer lock except where noted;
+    # readers touch only `pool`, `ring` and the counters, under the GIL.
+    cdef File file              # the data file; constant
+    cdef readonly str path      # constant
+    cdef readonly uint32_t page_size        # constant after open
+    cdef Py_ssize_t capacity    # clean pages the pool may hold; constant
+    cdef dict pool              # pgno -> Page, every cached page (clean and dirty)
+    cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
+    cdef Py_ssize_t hand        # CLOCK hand into ring
+    cdef dict dirty             # pgno -> Page to write at the next checkpoint
+    cdef list free_pages        # pgnos reusable now
+    cdef list pending_snap      # [(seq, pgno)] sorted by seq: reusable once no snapshot is below seq
+    cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint
+    cdef list freelist_pages    # pgnos holding the durable freelist
+    cdef readonly uint32_t page_count       # high-water mark, in pages
+    cdef readonly Meta meta     # the durable meta (the last checkpoint)
+    cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable
+    cdef readonly bint fell_back            # open used the older meta page because the newer was damaged
+    # counters (GIL-protected)
+    cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
+
+    cdef Page get(self, uint32_t pgno)
+    cdef Page read_page_uncached(self, uint32_t pgno)
+    cdef Page alloc(self, uint8_t page_type, uint64_t seq)
+    cdef int free(self, uint32_t pgno, uint64_t seq) except -1
+    cdef int reclaim(self, uint64_t min_live_seq) except -1
+    cdef int _admit(self, Page page) except -1
+    cdef int write_pages(self, list pages) except -1
+
+
+
+cdef Page new_page(uint32_t page_size, uint32_t pgno, uint8_t page_type)
+cdef int seal_page(unsigned char *data, uint32_t page_size) noexcept nogil

@@ -1,0 +1,473 @@
+# The pager (see pager.pxd for the format, the fields and the invariants).
+
+from libc.stdlib cimport malloc, calloc, free as c_free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
+from kvdb._core.file cimport File
+
+from kvdb.errors import CorruptionError
+
+FILE_MAGIC = b"kvdb-bt\x00"
+PAGE_TYPE_NAMES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
+
+cdef Py_ssize_t WRITE_RUN_MAX = 256        # pages coalesced into one pwrite at a checkpoint
+
+
+cdef class Page:
+    def __dealloc__(self):
+        if self.data != NULL:
+            c_free(self.data)
+
+    @property
+    def number(self):
+        return self.pgno
+
+    def raw(self, uint32_t page_size):
+        return bytes(self.data[:page_size])
+
+
+cdef class Meta:
+    def __repr__(self):
+        return (f"Meta(generation={self.generation}, seq={self.seq}, root={self.root}, "
+                f"freelist={self.freelist}, page_count={self.page_count}, entries={self.entries})")
+
+
+cdef Page new_page(uint32_t page_size, uint32_t pgno, uint8_t page_type):
+    """A zeroed page with its header filled in; branch/leaf get an empty cell area."""
+    cdef Page page = Page.__new__(Page)
+    page.data = <unsigned char *>calloc(page_size, 1)
+    if page.data == NULL:
+        raise MemoryError()
+    page.pgno = pgno
+    page.data[OFF_TYPE] = page_type
+    put_u32(page.data + OFF_PGNO, pgno)
+    if page_type == PAGE_BRANCH or page_type == PAGE_LEAF:
+        put_u16(page.data + OFF_LOWER, PAGE_HEADER_SIZE)
+        put_u16(page.data + OFF_UPPER, <uint16_t>(page_size if page_size < 65536 else 0))
+    return page
+
+
+cdef int seal_page(unsigned char *data, uint32_t page_size) noexcept nogil:
+    """Store the checksum of bytes [4, page_size) in the first four bytes."""
+    put_u32(data + OFF_CRC, crc32c(data + 4, page_size - 4))
+    return 0
+
+
+def _check_page_size(uint32_t page_size):
+    if page_size < MIN_PAGE_SIZE or page_size > MAX_PAGE_SIZE or (page_size & (page_size - 1)):
+        raise ValueError(f"page_size must be a power of two from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, "
+                         f"got {page_size}")
+
+
+cdef class Pager:
+    def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size):
+        """Open the data file, creating it when empty; read and pick the meta page."""
+        _check_page_size(page_size)
+        self.file = file
+        self.path = path
+        self.pool = {}
+        self.ring = []
+        self.hand = 0
+        self.dirty = {}
+        self.free_pages = []
+        self.pending_snap = []
+        self.pending_ckpt = []
+        self.freelist_pages = []
+        self.reuse_epoch = 0
+        self.hits = self.misses = self.evictions = 0
+        self.pages_read = self.pages_written = self.checkpoints = 0
+        size = file.size()
+        header = file.read_at(0, FILE_HEADER_SIZE)
+        if size == 0 or (len(header) < FILE_HEADER_SIZE and not header.strip(b"\0")) \
+                or (not header.strip(b"\0") and not file.read_at(0, 3 * MAX_PAGE_SIZE).strip(b"\0")):
+            self.page_size = page_size
+            self._create()
+        else:
+            self.page_size = self._read_header(header)
+            self._read_metas()
+            self._load_freelist()
+        self.capacity = max(8, cache_size // self.page_size)
+
+    # -- open ------------------------------------------------------------
+
+    def _create(self):
+        """Write page 0 and both meta pages of an empty database, then fsync."""
+        cdef uint32_t ps = self.page_size
+        image = bytearray(3 * ps)
+        image[0:8] = FILE_MAGIC
+        image[8:12] = FORMAT_VERSION.to_bytes(4, "little")
+        image[12:16] = ps.to_bytes(4, "little")
+        from kvdb._core.coding import crc32c_of
+        image[16:20] = crc32c_of(bytes(image[0:16])).to_bytes(4, "little")
+        meta = Meta()
+        meta.generation = 0
+        meta.seq = 0
+        meta.root = 0
+        meta.freelist = 0
+        meta.page_count = FIRST_DATA_PGNO
+        meta.entries = 0
+        for slot, gen in ((META_PGNO_A, 0), (META_PGNO_B, 1)):
+            meta.generation = gen
+            image[slot * ps:(slot + 1) * ps] = self._encode_meta(meta, slot)
+        self.file.write_at(0, bytes(image))
+        self.file.sync()
+        self.meta = meta
+        self.page_count = meta.page_count
+        self.fell_back = False
+
+    def _read_header(self, bytes header):
+        from kvdb._core.coding import crc32c_of
+        if len(header) < FILE_HEADER_SIZE:
+            raise CorruptionError(f"{self.path}: file header is truncated ({len(header)} bytes)",
+                                  path=self.path, pgno=0, offset=0)
+        if header[0:8] != FILE_MAGIC:
+            raise CorruptionError(f"{self.path}: bad magic {header[0:8]!r}, not a kvdb data file",
+                                  path=self.path, pgno=0, offset=0)
+        if int.from_bytes(header[16:20], "little") != crc32c_of(header[0:16]):
+            raise CorruptionError(f"{self.path}: file header checksum mismatch", path=self.path, pgno=0, offset=16)
+        version = int.from_bytes(header[8:12], "little")
+        if version != FORMAT_VERSION:
+            raise CorruptionError(f"{self.path}: unsupported format version {version} "
+                                  f"(this kvdb reads version {FORMAT_VERSION})", path=self.path, pgno=0, offset=8)
+        ps = int.from_bytes(header[12:16], "little")
+        try:
+            _check_page_size(ps)
+        except ValueError:
+            raise CorruptionError(f"{self.path}: file header has invalid page size {ps}",
+                                  path=self.path, pgno=0, offset=12) from None
+        return ps
+
+    def _decode_meta(self, uint32_t slot):
+        """The meta page in `slot`, or a string saying why it is not valid."""
+        raw = self.file.read_at(slot * <uint64_t>self.page_size, self.page_size)
+        if len(raw) < self.page_size:
+            return "truncated"
+        cdef const unsigned char *p = raw
+        if get_u32(p) != crc32c(p + 4, self.page_size - 4):
+            return "checksum mismatch"
+        if p[OFF_TYPE] != PAGE_META or get_u32(p + OFF_PGNO) != slot:
+            return "not a meta page"
+        meta = Meta()
+        meta.generation = get_u64(p + OFF_META_GEN)
+        meta.seq = get_u64(p + OFF_META_SEQ)
+        meta.root = get_u32(p + OFF_META_ROOT)
+        meta.freelist = get_u32(p + OFF_META_FREELIST)
+        meta.page_count = get_u32(p + OFF_META_PAGE_COUNT)
+        meta.entries = get_u64(p + OFF_META_ENTRIES)
+        if meta.page_count < FIRST_DATA_PGNO or meta.root >= meta.page_count or meta.freelist >= meta.page_count:
+            return "fields out of range"
+        return meta
+
+    def _read_metas(self):
+        a = self._decode_meta(META_PGNO_A)
+        b = self._decode_meta(META_PGNO_B)
+        valid = [m for m in (a, b) if isinstance(m, Meta)]
+        if not valid:
+            raise CorruptionError(f"{self.path}: both meta pages are damaged (page 1: {a}; page 2: {b})",
+                                  path=self.path, pgno=META_PGNO_A, offset=META_PGNO_A * self.page_size)
+        best = max(valid, key=lambda m: m.generation)
+        # A damaged newer meta is what a torn meta write leaves; the older one is still whole (P1).
+        self.fell_back = len(valid) == 1 and best.generation % 2 == 0 and not isinstance(b, Meta) \
+            or len(valid) == 1 and best.generation % 2 == 1 and not isinstance(a, Meta)
+        self.meta = best
+        self.page_count = best.page_count
+
+    def _load_freelist(self):
+        cdef uint32_t pgno = self.meta.freelist
+        cdef Page page
+        cdef uint32_t n, i
+        cdef set seen = set()
+        per = (self.page_size - PAGE_HEADER_SIZE) // 4
+        while pgno:
+            if pgno in seen:
+                raise CorruptionError(f"{self.path}: freelist loops at page {pgno}", path=self.path, pgno=pgno)
+            seen.add(pgno)
+            page = self.read_page_uncached(pgno)
+            if page.data[OFF_TYPE] != PAGE_FREELIST:
+                raise CorruptionError(f"{self.path}: page {pgno} should be a freelist page but is "
+                                      f"{PAGE_TYPE_NAMES.get(page.data[OFF_TYPE], 'unknown')}",
+                                      path=self.path, pgno=pgno)
+            n = get_u16(page.data + OFF_LOWER)
+            if n > per:
+                raise CorruptionError(f"{self.path}: freelist page {pgno} claims {n} entries", path=self.path, pgno=pgno)
+            for i in range(n):
+                entry = get_u32(page.data + PAGE_HEADER_SIZE + 4 * i)
+                if entry < FIRST_DATA_PGNO or entry >= self.page_count:
+                    raise CorruptionError(f"{self.path}: freelist page {pgno} lists page {entry}, out of range",
+                                          path=self.path, pgno=pgno)
+                self.free_pages.append(entry)
+            self.freelist_pages.append(pgno)
+            pgno = get_u32(page.data + OFF_LINK)
+
+    def free_list_snapshot(self):
+        """(free_pages, pending pgnos, freelist pages) for verify()."""
+        return (list(self.free_pages),
+                [p for _, p in self.pending_snap] + [p for _, p in self.pending_ckpt],
+                list(self.freelist_pages))
+
+    # -- page access -----------------------------------------------------
+
+    cdef Page read_page_uncached(self, uint32_t pgno):
+        """Read and check one page from the file (P4), bypassing the pool."""
+        cdef uint32_t ps = self.page_size
+        cdef Page page = Page.__new__(Page)
+        page.data = <unsigned char *>malloc(ps)
+        if page.data == NULL:
+            raise MemoryError()
+        page.pgno = pgno
+        if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
+            raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
+                                  f"{self.page_count} pages", path=self.path, pgno=pgno)
+        got = self.file.pread(page.data, ps, pgno * <uint64_t>ps)
+        self.pages_read += 1
+        if got < ps:
+            raise CorruptionError(f"{self.path}: page {pgno} is beyond the end of the file (short read of "
+                                  f"{got} bytes)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+        cdef uint32_t stored = get_u32(page.data), actual
+        with nogil:
+            actual = crc32c(page.data + 4, ps - 4)
+        if stored != actual:
+            raise CorruptionError(f"{self.path}: page {pgno} checksum mismatch (stored {stored:#010x}, "
+                                  f"computed {actual:#010x})", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+        if get_u32(page.data + OFF_PGNO) != pgno:
+            raise CorruptionError(f"{self.path}: page {pgno} holds page number {get_u32(page.data + OFF_PGNO)} "
+                                  "(misdirected write)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+        if page.data[OFF_TYPE] < PAGE_BRANCH or page.data[OFF_TYPE] > PAGE_FREELIST:
+            raise CorruptionError(f"{self.path}: page {pgno} has unknown type {page.data[OFF_TYPE]}",
+                                  path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+        return page
+
+    cdef Page get(self, uint32_t pgno):
+        """The page `pgno`, from the pool or read from the file and cached."""
+        cdef object found = self.pool.get(pgno)
+        cdef Page page
+        if found is not None:
+            page = <Page>found
+            page.ref = True
+            self.hits += 1
+            return page
+        self.misses += 1
+        page = self.read_page_uncached(pgno)
+        existing = self.pool.get(pgno)      # another thread may have loaded it while the GIL was free
+        if existing is not None:
+            return <Page>existing
+        self._admit(page)
+        return page
+
+    cdef int _admit(self, Page page) except -1:
+        """Cache a clean page, evicting by CLOCK while over capacity (P3)."""
+        cdef Page victim
+        cdef Py_ssize_t n
+        self.pool[page.pgno] = page
+        self.ring.append(page)
+        page.ref = True
+        while len(self.ring) > self.capacity:
+            n = len(self.ring)
+            if self.hand >= n:
+                self.hand = 0
+            victim = <Page>self.ring[self.hand]
+            if victim.dirty or self.pool.get(victim.pgno) is not victim:
+                # Stale entry (became dirty, was freed, or replaced): drop it from the ring.
+                self.ring[self.hand] = self.ring[n - 1]
+                self.ring.pop()
+                continue
+            if victim.ref:
+                victim.ref = False
+                self.hand += 1
+                continue
+            self.ring[self.hand] = self.ring[n - 1]
+            self.ring.pop()
+            del self.pool[victim.pgno]
+            self.evictions += 1
+        return 0
+
+    cdef Page alloc(self, uint8_t page_type, uint64_t seq):
+        """A new dirty page for the commit `seq`, at a reusable pgno or the end of the file."""
+        cdef uint32_t pgno
+        if self.free_pages:
+            pgno = self.free_pages.pop()
+        else:
+            if self.page_count >= 0xFFFFFFF0u:
+                raise ValueError("database is full: the 32-bit page number space is exhausted")
+            pgno = self.page_count
+            self.page_count += 1
+        cdef Page page = new_page(self.page_size, pgno, page_type)
+        page.dirty = True
+        page.checked = True
+        page.birth = seq
+        self.pool[pgno] = page
+        self.dirty[pgno] = page
+        return page
+
+    cdef int free(self, uint32_t pgno, uint64_t seq) except -1:
+        """Free `pgno`, replaced or dropped by the commit `seq`; reuse waits per P2."""
+        cdef object found = self.pool.get(pgno)
+        cdef Page page
+        if found is not None and (<Page>found).dirty:
+            page = <Page>found
+            # Never written: no checkpoint to wait for, but snapshots may still read it,
+            # so it stays in the pool (dirty pages are not evicted) until reclaimed.
+            self.dirty.pop(pgno, None)
+            self.pending_snap.append((seq, pgno))
+        else:
+            self.pending_ckpt.append((seq, pgno))
+        return 0
+
+    cdef int reclaim(self, uint64_t min_live_seq) except -1:
+        """Move freed pages no snapshot can see (seq <= min_live_seq) to the reusable list."""
+        cdef Py_ssize_t i = 0, n = len(self.pending_snap)
+        if n == 0:
+            return 0
+        while i < n and (<tuple>self.pending_snap[i])[0] <= min_live_seq:
+            pgno = (<tuple>self.pending_snap[i])[1]
+            found = self.pool.get(pgno)
+            if found is not None and (<Page>found).dirty:
+                del self.pool[pgno]
+            self.free_pages.append(pgno)
+            i += 1
+        if i:
+            del self.pending_snap[:i]
+            self.reuse_epoch += 1
+        return 0
+
+    # -- checkpoint ------------------------------------------------------
+
+    cdef int write_pages(self, list pages) except -1:
+        """Seal and write pages (sorted by pgno), coalescing runs of adjacent pages."""
+        cdef uint32_t ps = self.page_size
+        cdef Py_ssize_t i = 0, j, k, n = len(pages)
+        cdef Page page
+        cdef unsigned char *buf = <unsigned char *>malloc(ps * WRITE_RUN_MAX)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            while i < n:
+                j = i + 1
+                while j < n and j - i < WRITE_RUN_MAX and \
+                        (<Page>pages[j]).pgno == (<Page>pages[j - 1]).pgno + 1:
+                    j += 1
+                for k in range(i, j):
+                    page = <Page>pages[k]
+                    with nogil:
+                        seal_page(page.data, ps)
+                        memcpy(buf + (k - i) * ps, page.data, ps)
+                self.file.pwrite(buf, (j - i) * ps, (<Page>pages[i]).pgno * <uint64_t>ps)
+                self.pages_written += j - i
+                i = j
+        finally:
+            c_free(buf)
+        return 0
+
+    def _encode_meta(self, Meta meta, uint32_t slot):
+        cdef Page page = new_page(self.page_size, slot, PAGE_META)
+        put_u64(page.data + OFF_META_GEN, meta.generation)
+        put_u64(page.data + OFF_META_SEQ, meta.seq)
+        put_u32(page.data + OFF_META_ROOT, meta.root)
+        put_u32(page.data + OFF_META_FREELIST, meta.freelist)
+        put_u32(page.data + OFF_META_PAGE_COUNT, meta.page_count)
+        put_u64(page.data + OFF_META_ENTRIES, meta.entries)
+        seal_page(page.data, self.page_size)
+        return page.raw(self.page_size)
+
+    def checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, bint mirror):
+        """Make the version `seq` (tree `root`) durable:
+        1. write the freelist for the new version to pages past the high-water mark;
+        2. write every dirty page to its own (free) slot, fsync  (P1: nothing the old meta reaches);
+        3. write the meta to the other slot, fsync  — the version is now durable;
+        4. in memory: pages the old version alone reached become reusable (P2).
+        With `mirror`, the meta is then copied to the other slot as well (clean close),
+        so a later bit flip in either meta page still leaves a whole one.
+        """
+        cdef uint32_t ps = self.page_size
+        cdef uint32_t per = (ps - PAGE_HEADER_SIZE) // 4
+        cdef Page page
+        cdef uint32_t i, n
+        free_now = list(self.free_pages)
+        free_now.extend([p for _, p in self.pending_snap])
+        free_now.extend([p for _, p in self.pending_ckpt])
+        free_now.extend(self.freelist_pages)
+        free_now.sort()
+        n_fl = (len(free_now) + per - 1) // per
+        fl_pages = []
+        saved_count = self.page_count
+        for i in range(n_fl):
+            page = new_page(ps, self.page_count + i, PAGE_FREELIST)
+            chunk = free_now[i * per:(i + 1) * per]
+            for k, pgno in enumerate(chunk):
+                put_u32(page.data + PAGE_HEADER_SIZE + 4 * k, pgno)
+            put_u16(page.data + OFF_LOWER, len(chunk))
+            put_u32(page.data + OFF_LINK, self.page_count + i + 1 if i + 1 < n_fl else 0)
+            fl_pages.append(page)
+        new_count = self.page_count + n_fl
+        dirty = sorted(self.dirty.values(), key=_pgno_of)
+        try:
+            self.write_pages(dirty + fl_pages)
+            self.file.sync()
+            meta = Meta()
+            meta.generation = self.meta.generation + 1
+            meta.seq = seq
+            meta.root = root
+            meta.freelist = fl_pages[0].pgno if fl_pages else 0
+            meta.page_count = new_count
+            meta.entries = entries
+            slot = META_PGNO_A + meta.generation % 2
+            self.file.write_at(slot * <uint64_t>ps, self._encode_meta(meta, slot))
+            self.file.sync()
+            if mirror:
+                other = META_PGNO_A + (meta.generation + 1) % 2
+                self.file.write_at(other * <uint64_t>ps, self._encode_meta(meta, other))
+                self.file.sync()
+        except BaseException:
+            self.page_count = saved_count
+            raise
+        # Durable. Dirty pages are now clean and evictable.
+        for p in dirty:
+            page = <Page>p
+            page.dirty = False
+            self.ring.append(page)
+        self.dirty = {}
+        self.page_count = new_count
+        old_fl = self.freelist_pages
+        self.freelist_pages = [(<Page>p).pgno for p in fl_pages]
+        moved = [(s, p) for s, p in self.pending_ckpt]
+        moved.extend([(seq + 1, p) for p in old_fl])
+        if moved:
+            self.pending_snap.extend(moved)
+            self.pending_snap.sort()
+        self.pending_ckpt = []
+        self.meta = meta
+        self.checkpoints += 1
+        self.fell_back = False
+        # Trim the ring back under capacity now that it holds the freshly written pages.
+        if len(self.ring) > self.capacity and self.ring:
+            page = <Page>self.ring.pop()
+            self._admit(page)
+
+    def stats(self):
+        return {
+            "page_size": self.page_size,
+            "pages": self.page_count,
+            "cache_pages": len(self.ring),
+            "cache_capacity_pages": self.capacity,
+            "dirty_pages": len(self.dirty),
+            "free_pages": len(self.free_pages),
+            "pending_free_pages": len(self.pending_snap) + len(self.pending_ckpt),
+            "cache_hits": self.hits,
+            "cache_misses": self.misses,
+            "cache_evictions": self.evictions,
+            "pages_read": self.pages_read,
+            "pages_written": self.pages_written,
+            "checkpoints": self.checkpoints,
+        }
+
+    def close(self):
+        self.file.close()
+        self.pool = {}
+        self.ring = []
+        self.dirty = {}
+
+
+def _pgno_of(Page page):
+    return page.pgno
