@@ -384,6 +384,8 @@ cdef class Pager:
         cdef uint32_t per = (ps - PAGE_HEADER_SIZE) // 4
         cdef Page page
         cdef uint32_t i, n
+        cdef Py_ssize_t k
+        cdef uint32_t fpg
         free_now = list(self.free_pages)
         free_now.extend([p for _, p in self.pending_snap])
         free_now.extend([p for _, p in self.pending_ckpt])
@@ -395,8 +397,9 @@ cdef class Pager:
         for i in range(n_fl):
             page = new_page(ps, self.page_count + i, PAGE_FREELIST)
             chunk = free_now[i * per:(i + 1) * per]
-            for k, pgno in enumerate(chunk):
-                put_u32(page.data + PAGE_HEADER_SIZE + 4 * k, pgno)
+            for k in range(len(chunk)):
+                fpg = chunk[k]
+                put_u32(page.data + PAGE_HEADER_SIZE + 4 * k, fpg)
             put_u16(page.data + OFF_LOWER, len(chunk))
             put_u32(page.data + OFF_LINK, self.page_count + i + 1 if i + 1 < n_fl else 0)
             fl_pages.append(page)
@@ -409,7 +412,7 @@ cdef class Pager:
             meta.generation = self.meta.generation + 1
             meta.seq = seq
             meta.root = root
-            meta.freelist = fl_pages[0].pgno if fl_pages else 0
+            meta.freelist = (<Page>fl_pages[0]).pgno if fl_pages else 0
             meta.page_count = new_count
             meta.entries = entries
             slot = META_PGNO_A + meta.generation % 2
@@ -471,3 +474,8 @@ cdef class Pager:
 
 def _pgno_of(Page page):
     return page.pgno
+
+
+def reclaim_pages(Pager pager, uint64_t min_live_seq):
+    """Python entry to Pager.reclaim (for the database layer and tests)."""
+    pager.reclaim(min_live_seq)

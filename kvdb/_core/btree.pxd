@@ -1,0 +1,91 @@
+# The copy-on-write B+Tree over the pager. Format: docs/format/pages.md.
+#
+# Branch and leaf pages are slotted: after the page header comes an array of
+# u16 cell offsets in key order; cells are packed from the end of the page.
+#
+# Leaf cell:
+#   flags u8        CELL_VALUE_OVERFLOW | CELL_KEY_OVERFLOW
+#   klen  varint    full key length
+#   key             klen bytes, or KEY_PREFIX_LEN prefix bytes + u32 overflow pgno
+#   vlen  varint    full value length
+#   value           vlen bytes, or u32 overflow pgno
+# Branch cell (child holds keys < key; the page's link field is the rightmost child):
+#   child u32
+#   flags u8        CELL_KEY_OVERFLOW
+#   klen  varint
+#   key             as in a leaf cell
+# Overflow pages hold `lower` data bytes after the header and link to the next.
+#
+# Invariants:
+#   B1. Keys strictly increase across the cells of a page and across leaves.
+#   B2. Every key in the subtree of branch cell i is >= key[i-1] and < key[i].
+#   B3. All leaves are at the same depth.
+#   B4. A page that a live snapshot may reach is never changed: it is copied
+#       (copy-on-write) and the copy's pgno replaces it in its parent.
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from kvdb._core.pager cimport Page, Pager
+
+cdef enum:
+    CELL_VALUE_OVERFLOW = 1
+    CELL_KEY_OVERFLOW = 2
+    KEY_PREFIX_LEN = 32          # key bytes kept in the page when the key overflows
+    MAX_DEPTH = 32
+
+cdef class BTree:
+    # Fields are guarded by the database's writer lock; readers only read `root`.
+    cdef Pager pager             # constant
+    cdef uint32_t ps             # page size; constant
+    cdef Py_ssize_t max_cell     # largest cell stored in a page; constant
+    cdef public uint32_t root    # root of the newest version (0 = empty tree)
+    cdef public uint64_t entries # keys in the newest version
+    cdef public uint64_t seq     # the commit being applied (owner of new pages)
+    cdef public uint64_t max_live  # highest live snapshot seq: pages born at or below are copied (B4)
+    # the write path of the current operation
+    cdef list path               # Page per level, root first
+    cdef int idx[MAX_DEPTH]      # child slot taken at each branch level
+    cdef int depth               # levels in `path`
+
+    cdef Page load(self, uint32_t pgno)
+    cdef int cmp_key(self, const unsigned char *cell_key, const unsigned char *end,
+                     const unsigned char *k, Py_ssize_t klen) except -2
+    cdef int search(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper, bint *found) except -1
+    cdef bytes full_key(self, const unsigned char *kp, const unsigned char *end)
+    cdef bytes read_overflow(self, uint32_t pgno, uint64_t total)
+    cdef object leaf_value(self, Page page, int i)
+    cdef bytes leaf_key(self, Page page, int i)
+    cpdef object get(self, uint32_t root, bytes key, bint pinned)
+    # writing (the caller sets seq and max_live first)
+    cdef Page writable(self, Page page)
+    cdef int descend(self, const unsigned char *k, Py_ssize_t klen) except -1
+    cdef int make_path_writable(self) except -1
+    cdef uint32_t write_overflow(self, const unsigned char *src, uint64_t n) except 0
+    cdef int free_overflow(self, uint32_t pgno, uint64_t total) except -1
+    cdef int free_cell_chains(self, const unsigned char *p, bint leaf) except -1
+    cdef bytes encode_key_part(self, bytes key, unsigned char flags, Py_ssize_t room)
+    cdef bytes encode_leaf_cell(self, bytes key, bytes value)
+    cdef int put(self, bytes key, bytes value) except -1
+    cdef int insert_cell(self, int level, int pos, bytes cell) except -1
+    cdef int rebuild(self, Page page, list cells) except -1
+    cdef int split(self, int level, int pos, bytes cell) except -1
+    cdef int insert_into_parent(self, int level, uint32_t left, bytes key_part, uint32_t right) except -1
+    cdef int delete(self, bytes key) except -1
+    cdef int rebalance(self, int level) except -1
+
+
+cdef class Cursor:
+    cdef BTree tree              # constant
+    cdef object pin              # keeps the snapshot this cursor reads alive; dropped at the end
+    cdef uint32_t root           # root of the version read; constant
+    cdef list pages              # Page per level
+    cdef int idx[MAX_DEPTH]      # cell (leaf) or child slot (branch) per level
+    cdef int depth
+    cdef bint valid
+    cdef bint reverse
+    cdef bint started
+    cdef bytes lo                # inclusive lower bound or None
+    cdef bytes hi                # exclusive upper bound or None
+
+    cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1
+    cdef int seek(self, bytes key) except -1
+    cdef int step(self, bint forward) except -1
