@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 
 PROFILE = os.environ.get("KVDB_PROFILE") == "1"
 
-MODULES = ["coding", "file", "pager"]
+MODULES = ["coding", "file", "pager", "btree", "wal", "database"]
 
 macros = [("CYTHON_TRACE_NOGIL", "1")] if PROFILE else []
 extensions = [

@@ -465,6 +465,24 @@ cdef class Pager:
             "checkpoints": self.checkpoints,
         }
 
+    # -- used by Database.backup to build a copy through a second Pager ---
+
+    def adopt(self, uint32_t pgno, bytes raw):
+        """Take a copy of another file's page as a dirty page at the same pgno."""
+        cdef Page page = new_page(self.page_size, pgno, 0)
+        memcpy(page.data, <const char *>raw, self.page_size)
+        page.dirty = True
+        self.pool[pgno] = page
+        self.dirty[pgno] = page
+
+    def get_raw(self, uint32_t pgno):
+        cdef Page page = self.get(pgno)
+        return page.raw(self.page_size)
+
+    def set_page_count(self, uint32_t count, list free):
+        self.page_count = count
+        self.free_pages = list(free)
+
     def close(self):
         self.file.close()
         self.pool = {}
@@ -479,3 +497,4 @@ def _pgno_of(Page page):
 def reclaim_pages(Pager pager, uint64_t min_live_seq):
     """Python entry to Pager.reclaim (for the database layer and tests)."""
     pager.reclaim(min_live_seq)
+

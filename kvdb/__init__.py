@@ -1,0 +1,40 @@
+"""kvdb: an embedded key-value database with a copy-on-write B+Tree, a write-ahead
+log and ACID transactions.
+
+    import kvdb
+    with kvdb.open("data/") as db:
+        db.put(b"k", b"v")
+        with db.transaction() as tx:
+            tx.put(b"a", tx.get(b"k") + b"!")
+"""
+
+from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
+                         LockedError, ReadOnlyError)
+from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
+                                 Transaction)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open", "Database", "Transaction", "Snapshot", "Iterator", "MAX_KEY_SIZE", "MAX_VALUE_SIZE",
+    "Error", "CorruptionError", "ConflictError", "LockedError", "ClosedError", "ReadOnlyError",
+    "IOFailureError", "ForkError", "__version__",
+]
+
+
+def open(path, engine="btree", sync="full", cache_size=64 << 20, page_size=4096,
+         checkpoint_size=64 << 20, _fs=None):
+    """Open (creating if missing) the database in directory `path`.
+
+    engine: "btree" (the copy-on-write B+Tree).
+    sync: "full" - a commit returns after its log record is fsynced (survives power loss);
+          "normal" - written to the OS at commit, fsynced in the background at least once a
+          second (survives a process crash; power loss may lose the last second);
+          "off" - written to the OS at commit, fsynced only at checkpoints (survives a
+          process crash; power loss may lose everything since the last checkpoint).
+    cache_size: bytes of clean pages kept in memory.
+    page_size: bytes per page (power of two, 512..32768), fixed when the database is created.
+    checkpoint_size: log bytes after which a background checkpoint runs.
+    """
+    return Database(str(path), engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
+                    checkpoint_size=checkpoint_size, _fs=_fs)

@@ -1,0 +1,590 @@
+# The database: opening and recovery, the commit path (WAL, then tree, then
+# publish), snapshots, optimistic transactions, checkpoints and the background
+# thread. The engine below (BTree over Pager) is reached only through
+# get/apply/cursor/verify, the boundary an LSM engine plugs in at.
+#
+# Concurrency:
+#   - `lock` (the writer lock) serialises commits, checkpoints and close.
+#   - Readers take no lock. A reader without a snapshot checks `write_gen`
+#     (odd while a commit is changing pages) and retries if it moved; a
+#     snapshot or transaction pins its version under the writer lock, and
+#     pinned versions are never changed in place (B4) nor their pages reused (P2).
+#   - With sync="full", committers release the writer lock before fsync and
+#     share one fsync (group commit, Wal.sync_to).
+
+import os
+import threading
+import time
+import weakref
+
+from cpython.bytes cimport PyBytes_GET_SIZE
+from libc.stdint cimport uint32_t, uint64_t
+
+from kvdb._core.btree cimport BTree, Cursor
+from kvdb._core.file cimport File, FS, OsFS
+from kvdb._core.pager cimport Pager, Page
+from kvdb._core.wal cimport Wal
+from kvdb._core.pager import reclaim_pages
+from kvdb._core.wal import encode_ops, decode_ops
+
+from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
+                         ReadOnlyError)
+
+MAX_KEY_SIZE = 16384                 # bytes; keys longer than a page's share spill to overflow pages
+MAX_VALUE_SIZE = 256 * 1024 * 1024   # bytes
+SYNC_MODES = {"full": 2, "normal": 1, "off": 0}
+DATA_FILE = "data.kvdb"
+WAL_FILE = "wal-000001.log"
+LOCK_FILE = "LOCK"
+NORMAL_SYNC_INTERVAL = 1.0           # seconds between background fsyncs with sync="normal"
+
+cdef int STATE_OPEN = 0
+cdef int STATE_CLOSED = 1
+cdef int STATE_FORKED = 2
+
+_live = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for db in list(_live):
+        (<Database>db).state = STATE_FORKED
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef inline bytes as_key(object key):
+    cdef Py_ssize_t n
+    if type(key) is not bytes:
+        if isinstance(key, (bytearray, memoryview)):
+            key = bytes(key)
+        elif isinstance(key, bytes):
+            key = bytes(key)
+        else:
+            raise TypeError(f"key must be bytes, bytearray or memoryview, not {type(key).__name__}")
+    n = PyBytes_GET_SIZE(key)
+    if n == 0 or n > MAX_KEY_SIZE:
+        raise ValueError(f"key length {n} is outside 1..{MAX_KEY_SIZE} bytes (kvdb.MAX_KEY_SIZE)")
+    return <bytes>key
+
+
+cdef inline bytes as_value(object value):
+    if type(value) is not bytes:
+        if isinstance(value, (bytearray, memoryview, bytes)):
+            value = bytes(value)
+        else:
+            raise TypeError(f"value must be bytes, bytearray or memoryview, not {type(value).__name__}")
+    if PyBytes_GET_SIZE(value) > MAX_VALUE_SIZE:
+        raise ValueError(f"value length {PyBytes_GET_SIZE(value)} exceeds kvdb.MAX_VALUE_SIZE "
+                         f"({MAX_VALUE_SIZE} bytes)")
+    return <bytes>value
+
+
+cdef class Pin:
+    """Keeps one committed version readable: its pages are neither changed nor reused."""
+    cdef Database db
+    cdef readonly uint64_t seq
+    cdef readonly uint32_t root
+    cdef readonly uint64_t entries
+    cdef bint released
+
+    def release(self):
+        if not self.released:
+            self.released = True
+            self.db._unpin(self.seq)
+
+    def __dealloc__(self):
+        if not self.released and self.db is not None:
+            try:
+                self.db._unpin(self.seq)
+            except Exception:
+                pass
+
+
+cdef class Database:
+    cdef FS fs                   # constant
+    cdef readonly str path       # constant
+    cdef readonly str engine     # constant
+    cdef readonly str sync       # constant
+    cdef int sync_level          # constant: 2 full, 1 normal, 0 off
+    cdef Pager pager             # constant
+    cdef BTree tree              # contents guarded by `lock`
+    cdef Wal wal                 # guarded by `lock` (group commit by its own condition)
+    cdef object lock             # the writer lock
+    cdef object lock_handle      # the LOCK file handle; constant
+    cdef public int state        # STATE_*
+    cdef readonly uint64_t seq   # last committed (published) seq; written under `lock`
+    cdef uint64_t write_gen      # odd while a commit changes pages (readers retry)
+    cdef dict pins               # seq -> count of live pins (GIL)
+    cdef dict txn_starts         # seq -> count of open transactions started there (GIL)
+    cdef list recent             # [(seq, keys)] commits a running transaction may conflict with
+    cdef object failed           # None, or why writes are refused until reopen
+    cdef uint64_t checkpoint_size    # WAL bytes that trigger a checkpoint; constant
+    cdef Py_ssize_t dirty_limit  # dirty pages that trigger a checkpoint; constant
+    cdef object wake             # threading.Event for the background thread
+    cdef object thread           # background checkpoint/sync thread
+    cdef int pid                 # process that opened the database
+    cdef public uint64_t commits, conflicts, stalls
+    cdef object __weakref__
+
+    def __init__(self, str path, str engine="btree", str sync="full", cache_size=64 << 20,
+                 page_size=4096, checkpoint_size=64 << 20, FS _fs=None):
+        if engine != "btree":
+            raise ValueError(f"unknown engine {engine!r}; available: 'btree'")
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be 'full', 'normal' or 'off', not {sync!r}")
+        if cache_size < 0 or checkpoint_size < 0:
+            raise ValueError("cache_size and checkpoint_size must not be negative")
+        self.state = STATE_CLOSED
+        self.fs = _fs if _fs is not None else OsFS()
+        self.path = path
+        self.engine = engine
+        self.sync = sync
+        self.sync_level = SYNC_MODES[sync]
+        self.lock = threading.Lock()
+        self.pins = {}
+        self.txn_starts = {}
+        self.recent = []
+        self.failed = None
+        self.commits = self.conflicts = self.stalls = 0
+        self.checkpoint_size = max(checkpoint_size, 4096)
+        self.pid = os.getpid()
+        self.fs.makedirs(path)
+        self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
+        try:
+            self._open_files(page_size, cache_size)
+        except BaseException:
+            self.fs.unlock(self.lock_handle)
+            raise
+        self.dirty_limit = max(64, (cache_size // self.pager.page_size) // 2)
+        self.state = STATE_OPEN
+        _live.add(self)
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=_background, args=(weakref.ref(self), self.wake),
+                                       name=f"kvdb-bg:{path}", daemon=True)
+        self.thread.start()
+
+    def _open_files(self, page_size, cache_size):
+        data_path = os.path.join(self.path, DATA_FILE)
+        wal_path = os.path.join(self.path, WAL_FILE)
+        created = not self.fs.exists(data_path)
+        data = self.fs.open(data_path, True)
+        wal_file = self.fs.open(wal_path, True)
+        if created:
+            self.fs.sync_dir(self.path)
+        self.pager = Pager(data, data_path, page_size, cache_size)
+        meta = self.pager.meta
+        self.tree = BTree(self.pager, meta.root, meta.entries)
+        self.wal = Wal(wal_file, wal_path)
+        records = self.wal.recover(meta.seq)
+        self.seq = meta.seq
+        for seq, payload in records:
+            try:
+                ops = decode_ops(payload)
+            except ValueError:
+                raise CorruptionError(f"{wal_path}: record for commit {seq} has a valid checksum but "
+                                      "undecodable operations", path=wal_path) from None
+            self.tree.apply(ops, seq, 0)
+            self.seq = seq
+        if records:
+            self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False)
+        self.wal.reset(self.seq)
+        if created:
+            self.fs.sync_dir(self.path)
+
+    # -- state checks ----------------------------------------------------
+
+    cdef inline int check_open(self) except -1:
+        if self.state != STATE_OPEN:
+            if self.state == STATE_FORKED:
+                raise ForkError(f"database {self.path} was opened in process {self.pid} and inherited across "
+                                "fork(); open it again in the child")
+            raise ClosedError(f"database {self.path} is closed")
+        return 0
+
+    cdef inline int check_writable(self) except -1:
+        self.check_open()
+        if self.failed is not None:
+            raise IOFailureError(f"database {self.path} refuses writes after an I/O failure ({self.failed}); "
+                                 "reopen it to recover")
+        return 0
+
+    # -- pins ------------------------------------------------------------
+
+    cdef Pin pin(self):
+        """Pin the newest version (under the writer lock, so no commit is half applied)."""
+        cdef Pin p = Pin.__new__(Pin)
+        with self.lock:
+            self.check_open()
+            p.db = self
+            p.seq = self.seq
+            p.root = self.tree.root
+            p.entries = self.tree.entries
+            self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
+        return p
+
+    def _unpin(self, uint64_t seq):
+        n = self.pins.get(seq, 0) - 1
+        if n <= 0:
+            self.pins.pop(seq, None)
+        else:
+            self.pins[seq] = n
+
+    cdef uint64_t max_live(self):
+        return max(self.pins) if self.pins else 0
+
+    cdef uint64_t min_live(self):
+        return min(self.pins) if self.pins else self.seq + 1
+
+    # -- reads -----------------------------------------------------------
+
+    cdef object read(self, bytes key):
+        """A read of the newest version without a pin: retry if a commit moved under us."""
+        cdef uint64_t gen
+        while True:
+            gen = self.write_gen
+            if gen & 1:
+                with self.lock:          # a commit is mid-way with the GIL released: wait for it
+                    pass
+                continue
+            try:
+                result = self.tree.get(0, key, False)
+            except Error:
+                if self.write_gen != gen:
+                    continue
+                raise
+            if self.write_gen == gen:
+                return result
+
+    def get(self, key, default=None):
+        self.check_open()
+        result = self.read(as_key(key))
+        return default if result is None else result
+
+    def __getitem__(self, key):
+        self.check_open()
+        result = self.read(as_key(key))
+        if result is None:
+            raise KeyError(key)
+        return result
+
+    def __contains__(self, key):
+        self.check_open()
+        return self.read(as_key(key)) is not None
+
+    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
+        """Iterate (key, value) in key order from start (inclusive) to end (exclusive),
+        or over the keys with `prefix`, reading one consistent version."""
+        self.check_open()
+        lo, hi = scan_bounds(start, end, prefix)
+        cdef Pin p = self.pin()
+        return Iterator(self, self.tree.cursor(p.root, p, lo, hi, reverse))
+
+    def __iter__(self):
+        return (k for k, _ in self.scan())
+
+    def keys(self):
+        return [k for k, _ in self.scan()]
+
+    def items(self):
+        return list(self.scan())
+
+    def __len__(self):
+        self.check_open()
+        return self.tree.entries
+
+    # -- writes ----------------------------------------------------------
+
+    cdef int commit_ops(self, list ops, object txn) except -1:
+        """The commit sequence, in order:
+        1. (transactions) validate the read set against later commits;
+        2. append the record to the WAL (written to the OS);
+        3. apply to the tree and publish the new seq;
+        4. outside the lock: wait for fsync per the sync mode (group commit).
+        """
+        cdef uint64_t seq
+        cdef Transaction t
+        payload = encode_ops(ops)
+        with self.lock:
+            self.check_writable()
+            if txn is not None:
+                t = <Transaction>txn
+                t.validate()
+            seq = self.seq + 1
+            try:
+                self.wal.append(payload, seq)
+            except BaseException as e:
+                self.fail(e)
+                raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
+            self.write_gen += 1
+            try:
+                self.tree.apply(ops, seq, self.max_live())
+                self.seq = seq
+                if self.txn_starts:
+                    self.recent.append((seq, [k for k, _ in ops]))
+                reclaim_pages(self.pager, self.min_live())
+            except BaseException as e:
+                self.fail(e)
+                raise
+            finally:
+                self.write_gen += 1
+            self.commits += 1
+            if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
+                self.wake.set()
+        if self.sync_level == 2:
+            try:
+                self.wal.sync_to(seq)
+            except BaseException as e:
+                self.fail(e)
+                raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
+                                     "reopened") from e
+        return 0
+
+    cdef fail(self, exc):
+        if self.failed is None:
+            self.failed = f"{type(exc).__name__}: {exc}"
+
+    def put(self, key, value):
+        self.check_writable()
+        self.commit_ops([(as_key(key), as_value(value))], None)
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def delete(self, key):
+        """Delete key; True if it was present."""
+        self.check_writable()
+        k = as_key(key)
+        existed = self.read(k) is not None
+        if existed:
+            self.commit_ops([(k, None)], None)
+        return existed
+
+    def __delitem__(self, key):
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def transaction(self):
+        """A read-write transaction: `with db.transaction() as tx:` commits at the end of the
+        block, rolls back if it raises."""
+        self.check_writable()
+        return Transaction(self)
+
+    def snapshot(self):
+        """A read-only view of the newest version; never blocks writers."""
+        self.check_open()
+        return Snapshot(self)
+
+    # -- maintenance -----------------------------------------------------
+
+    def checkpoint(self):
+        """Write every committed change to the data file and recycle the log."""
+        self.check_writable()
+        with self.lock:
+            self.check_writable()
+            self._checkpoint_locked(False)
+
+    def _checkpoint_locked(self, bint mirror):
+        try:
+            if self.pager.dirty or self.pager.meta.seq != self.seq or mirror or self.pager.pending_ckpt:
+                self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror)
+            self.wal.mark_synced(self.seq)
+            self.write_gen += 1
+            try:
+                reclaim_pages(self.pager, self.min_live())
+            finally:
+                self.write_gen += 1
+            self.wal.reset(self.seq)
+        except BaseException as e:
+            self.fail(e)
+            raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+
+    def _background_step(self, bint timed_out):
+        if self.state != STATE_OPEN or self.failed is not None:
+            return
+        if self.sync_level == 1 and self.wal.written_seq > self.wal.synced_seq:
+            try:
+                self.wal.sync_to(self.wal.written_seq)
+            except BaseException as e:
+                self.fail(e)
+                return
+        if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
+            with self.lock:
+                if self.state == STATE_OPEN and self.failed is None:
+                    try:
+                        self._checkpoint_locked(False)
+                    except Error:
+                        pass
+
+    def verify(self):
+        """Check every page checksum (re-reading clean pages from the file), every tree
+        invariant, and that each page is in the tree, the freelist or pending reuse.
+        Raises CorruptionError naming the page."""
+        self.check_open()
+        with self.lock:
+            reachable, count = self.tree.verify(self.tree.root, True)
+            if count != self.tree.entries:
+                raise CorruptionError(f"{self.pager.path}: tree holds {count} keys, meta says {self.tree.entries}",
+                                      path=self.pager.path)
+            free, pending, fl = self.pager.free_list_snapshot()
+            owners = {}
+            for name, group in (("tree", reachable), ("free", free), ("pending", pending), ("freelist", fl)):
+                for pgno in group:
+                    if pgno in owners and not (name == "pending" and owners[pgno] == "pending"):
+                        raise CorruptionError(f"{self.pager.path}: page {pgno} is both {owners[pgno]} and {name}",
+                                              path=self.pager.path, pgno=pgno)
+                    owners[pgno] = name
+            for pgno in range(3, self.pager.page_count):
+                if pgno not in owners:
+                    raise CorruptionError(f"{self.pager.path}: page {pgno} is leaked (neither in the tree "
+                                          "nor free)", path=self.pager.path, pgno=pgno)
+        return True
+
+    def backup(self, str dest):
+        """Write a consistent, openable copy of the newest version to directory `dest`
+        (which must not hold a database), while the database stays online."""
+        self.check_open()
+        cdef Pin p = self.pin()
+        try:
+            reachable, _ = self.tree.verify(p.root, False)
+            os.makedirs(dest, exist_ok=True)
+            target = os.path.join(dest, DATA_FILE)
+            if os.path.exists(target):
+                raise FileExistsError(f"{target} exists; backup needs an empty directory")
+            tmp = target + ".tmp"
+            fs = OsFS()
+            out = Pager(fs.open(tmp, True), tmp, self.pager.page_size, 1 << 20)
+            for pgno in sorted(reachable):
+                out.adopt(pgno, self.pager.get_raw(pgno))
+            out.set_page_count(self.pager.page_count,
+                               [n for n in range(3, self.pager.page_count) if n not in reachable])
+            out.checkpoint(p.seq, p.root, p.entries, True)
+            out.close()
+            fs.rename(tmp, target)
+            wal = Wal(fs.open(os.path.join(dest, WAL_FILE), True), os.path.join(dest, WAL_FILE))
+            wal.reset(p.seq)
+            wal.close()
+            fs.sync_dir(dest)
+        finally:
+            p.release()
+
+    def stats(self):
+        self.check_open()
+        s = {
+            "engine": self.engine,
+            "path": self.path,
+            "sync": self.sync,
+            "seq": self.seq,
+            "entries": self.tree.entries,
+            "commits": self.commits,
+            "conflicts": self.conflicts,
+            "wal_bytes": self.wal.write_off,
+            "wal_bytes_written": self.wal.bytes_written,
+            "fsyncs": self.wal.fsyncs,
+            "snapshots": sum(self.pins.values()),
+            "failed": self.failed,
+        }
+        s.update(self.pager.stats())
+        return s
+
+    def close(self):
+        """Checkpoint and close. Idempotent."""
+        if self.state == STATE_FORKED:
+            self.state = STATE_CLOSED
+            return
+        if self.state != STATE_OPEN:
+            return
+        self.wake.set()
+        with self.lock:
+            if self.state != STATE_OPEN:
+                return
+            self.state = STATE_CLOSED
+            self.wake.set()
+            err = None
+            try:
+                if self.failed is None:
+                    self._checkpoint_locked(True)
+            except BaseException as e:
+                err = e
+            finally:
+                self._release()
+            if err is not None:
+                raise err
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=5)
+
+    cdef _release(self):
+        try:
+            self.pager.close()
+            self.wal.close()
+        finally:
+            self.fs.unlock(self.lock_handle)
+            _live.discard(self)
+
+    def __enter__(self):
+        self.check_open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __dealloc__(self):
+        # Dropped without close(): the WAL already holds every commit; just let go of the files.
+        if self.state == STATE_OPEN and self.pid == os.getpid():
+            try:
+                self.state = STATE_CLOSED
+                self._release()
+            except BaseException:
+                pass
+
+    def __repr__(self):
+        state = {0: "open", 1: "closed", 2: "forked"}.get(self.state)
+        return f"<kvdb.Database {self.path!r} engine={self.engine} sync={self.sync} {state}>"
+
+
+def _background(ref, wake):
+    """Group the periodic work: sync="normal" fsyncs, checkpoints by WAL size."""
+    while True:
+        timed_out = not wake.wait(NORMAL_SYNC_INTERVAL)
+        wake.clear()
+        db = ref()
+        if db is None or (<Database>db).state != STATE_OPEN:
+            return
+        try:
+            db._background_step(timed_out)
+        except Exception:
+            pass
+        del db
+
+
+def scan_bounds(start, end, prefix):
+    lo = as_key(start) if start is not None else None
+    hi = as_key(end) if end is not None else None
+    if prefix is not None:
+        if type(prefix) is not bytes:
+            if isinstance(prefix, (bytearray, memoryview)):
+                prefix = bytes(prefix)
+            else:
+                raise TypeError(f"prefix must be bytes, not {type(prefix).__name__}")
+        if prefix:
+            plo = prefix
+            phi = prefix_successor(prefix)
+            lo = plo if lo is None or plo > lo else lo
+            if phi is not None:
+                hi = phi if hi is None or phi < hi else hi
+    return lo, hi
+
+
+def prefix_successor(bytes prefix):
+    """The smallest key greater than every key with this prefix (None if none exists)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xff:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+include "transaction.pxi"

@@ -1,0 +1,281 @@
+# Iterators, snapshots and optimistic transactions (included into database.pyx).
+
+
+cdef class Iterator:
+    """Iterates a cursor over a pinned version; usable until exhausted, closed or the db closes."""
+    cdef Database db
+    cdef object it               # Cursor, or a generator for transaction scans
+
+    def __init__(self, Database db, it):
+        self.db = db
+        self.it = it
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.db.state != STATE_OPEN:
+            self.close()
+            self.db.check_open()
+        if self.it is None:
+            raise StopIteration
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self):
+        it = self.it
+        self.it = None
+        if isinstance(it, Cursor):
+            (<Cursor>it).finish()
+        elif it is not None:
+            it.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+cdef class Snapshot:
+    """A point-in-time read-only view (pins one version)."""
+    cdef Database db
+    cdef Pin p
+
+    def __init__(self, Database db):
+        self.db = db
+        self.p = db.pin()
+
+    cdef int check(self) except -1:
+        self.db.check_open()
+        if self.p is None:
+            raise ClosedError("snapshot is closed")
+        return 0
+
+    @property
+    def seq(self):
+        return self.p.seq if self.p is not None else None
+
+    def get(self, key, default=None):
+        self.check()
+        r = self.db.tree.get(self.p.root, as_key(key), True)
+        return default if r is None else r
+
+    def __getitem__(self, key):
+        self.check()
+        r = self.db.tree.get(self.p.root, as_key(key), True)
+        if r is None:
+            raise KeyError(key)
+        return r
+
+    def __contains__(self, key):
+        self.check()
+        return self.db.tree.get(self.p.root, as_key(key), True) is not None
+
+    def __len__(self):
+        self.check()
+        return self.p.entries
+
+    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
+        self.check()
+        lo, hi = scan_bounds(start, end, prefix)
+        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p, lo, hi, reverse))
+
+    def put(self, key, value):
+        raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+
+    def delete(self, key):
+        raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+
+    def close(self):
+        if self.p is not None:
+            self.p.release()
+            self.p = None
+
+    def __enter__(self):
+        self.check()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+cdef inline bint in_range(bytes key, object lo, object hi):
+    return (lo is None or key >= lo) and (hi is None or key < hi)
+
+
+cdef class Transaction:
+    """Reads one snapshot, buffers writes, and commits them atomically if nothing it
+    read or scanned changed since it began (optimistic concurrency control)."""
+    cdef Database db
+    cdef Pin p
+    cdef dict writes             # key -> value, or None for a delete
+    cdef set reads               # keys read from the snapshot
+    cdef list ranges             # [(lo, hi)] scanned from the snapshot
+    cdef bint done
+
+    def __init__(self, Database db):
+        self.db = db
+        self.p = db.pin()
+        self.writes = {}
+        self.reads = set()
+        self.ranges = []
+        self.done = False
+        db.txn_starts[self.p.seq] = db.txn_starts.get(self.p.seq, 0) + 1
+
+    cdef int check(self) except -1:
+        self.db.check_open()
+        if self.done:
+            raise ClosedError("transaction is finished (committed or rolled back)")
+        return 0
+
+    @property
+    def seq(self):
+        return self.p.seq
+
+    def get(self, key, default=None):
+        self.check()
+        k = as_key(key)
+        if k in self.writes:
+            v = self.writes[k]
+            return default if v is None else v
+        self.reads.add(k)
+        r = self.db.tree.get(self.p.root, k, True)
+        return default if r is None else r
+
+    def __getitem__(self, key):
+        r = self.get(key)
+        if r is None:
+            raise KeyError(key)
+        return r
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def put(self, key, value):
+        self.check()
+        self.writes[as_key(key)] = as_value(value)
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def delete(self, key):
+        """Delete key; True if it was present (as this transaction sees it)."""
+        self.check()
+        k = as_key(key)
+        existed = self.get(k) is not None
+        self.writes[k] = None
+        return existed
+
+    def __delitem__(self, key):
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
+        """Scan the snapshot merged with this transaction's own writes. The whole requested
+        range joins the read set."""
+        self.check()
+        lo, hi = scan_bounds(start, end, prefix)
+        self.ranges.append((lo, hi))
+        own = sorted([(k, v) for k, v in self.writes.items() if in_range(k, lo, hi)], reverse=reverse)
+        base = self.db.tree.cursor(self.p.root, self.p, lo, hi, reverse)
+        return Iterator(self.db, _merge(base, own, reverse))
+
+    cdef int validate(self) except -1:
+        """Called under the writer lock: ConflictError if a commit after our snapshot
+        wrote a key we read or a key inside a range we scanned."""
+        cdef uint64_t start = self.p.seq
+        for seq, keys in self.db.recent:
+            if seq <= start:
+                continue
+            for k in keys:
+                if k in self.reads:
+                    self.db.conflicts += 1
+                    raise ConflictError(f"transaction conflict: key {k[:64]!r} was read by this transaction and "
+                                        f"changed by commit {seq} after it began (at {start}); retry it")
+                for lo, hi in self.ranges:
+                    if in_range(k, lo, hi):
+                        self.db.conflicts += 1
+                        raise ConflictError(f"transaction conflict: key {k[:64]!r}, inside a range this "
+                                            f"transaction scanned, was changed by commit {seq} after it began "
+                                            f"(at {start}); retry it")
+        return 0
+
+    def commit(self):
+        self.check()
+        try:
+            if self.writes:
+                self.db.commit_ops(sorted(self.writes.items()), self)
+        finally:
+            self._finish()
+
+    def rollback(self):
+        if not self.done:
+            self._finish()
+
+    cdef _finish(self):
+        self.done = True
+        db = self.db
+        n = db.txn_starts.get(self.p.seq, 0) - 1
+        if n <= 0:
+            db.txn_starts.pop(self.p.seq, None)
+        else:
+            db.txn_starts[self.p.seq] = n
+        if db.txn_starts:
+            oldest = min(db.txn_starts)
+            db.recent = [(s, k) for s, k in db.recent if s > oldest]
+        else:
+            db.recent = []
+        self.p.release()
+        self.writes = None
+        self.reads = None
+
+    def __enter__(self):
+        self.check()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.done:
+            return False
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+        return False
+
+    def __dealloc__(self):
+        if not self.done and self.db is not None:
+            try:
+                self._finish()
+            except BaseException:
+                pass
+
+
+def _merge(base, list own, bint reverse):
+    """Merge a cursor with sorted (key, value-or-None) writes; writes win, deletes hide."""
+    i = 0
+    n = len(own)
+    try:
+        for k, v in base:
+            while i < n and ((own[i][0] < k) if not reverse else (own[i][0] > k)):
+                if own[i][1] is not None:
+                    yield own[i]
+                i += 1
+            if i < n and own[i][0] == k:
+                if own[i][1] is not None:
+                    yield own[i]
+                i += 1
+                continue
+            yield (k, v)
+        while i < n:
+            if own[i][1] is not None:
+                yield own[i]
+            i += 1
+    finally:
+        if isinstance(base, Cursor):
+            (<Cursor>base).finish()

@@ -1,0 +1,57 @@
+# The write-ahead log: one record per committed transaction, recycled after
+# each checkpoint. Format: docs/format/wal.md.
+#
+# File header (WAL_HEADER_SIZE bytes):
+#   OFFSET SIZE
+#   0      8    magic b"kvdb-wal"
+#   8      4    format version (WAL_VERSION)
+#   12     4    salt: random per generation; records carry it, so records left
+#               over from an earlier generation never pass as current
+#   16     8    base seq: the checkpoint this generation starts after
+#   24     4    reserved (0)
+#   28     4    crc32c of bytes [0, 28)
+# Record (WAL_RECORD_HEADER_SIZE bytes, then the payload):
+#   0      4    crc32c of bytes [4, WAL_RECORD_HEADER_SIZE + length)
+#   4      4    length of the payload
+#   8      8    seq: the commit's sequence number (base seq + 1, + 2, ...)
+#   16     8    synced: the highest seq known durable when this record was written
+#   24     4    salt (as in the header)
+# Payload: ops until its end, each
+#   op u8 (WAL_OP_PUT | WAL_OP_DELETE), klen varint, key, [vlen varint, value]
+#
+# Invariants:
+#   W1. Records are appended in seq order with no gaps; a commit is acknowledged
+#       only after its record is written (and, with sync="full", fsynced).
+#   W2. Recovery replays records after the meta's seq and stops at the first
+#       record that fails its checks. If a later valid record claims, through
+#       its `synced` field, that the failed record had been fsynced, the log is
+#       damaged in the middle: CorruptionError, never a silent drop.
+#   W3. The log is recycled (new salt, base seq = the checkpoint's seq) only
+#       after the checkpoint's meta page is durable.
+
+from libc.stdint cimport uint32_t, uint64_t
+from kvdb._core.file cimport File
+
+cdef enum:
+    WAL_HEADER_SIZE = 8 + 4 + 4 + 8 + 4 + 4
+    WAL_VERSION = 1
+    WAL_RECORD_HEADER_SIZE = 4 + 4 + 8 + 8 + 4
+    WAL_OP_PUT = 1
+    WAL_OP_DELETE = 2
+
+cdef class Wal:
+    # Guarded by the database's writer lock unless noted.
+    cdef File file               # constant
+    cdef readonly str path       # constant
+    cdef uint32_t salt           # current generation's salt
+    cdef readonly uint64_t base_seq       # checkpoint the generation starts after
+    cdef readonly uint64_t write_off      # where the next record goes
+    cdef readonly uint64_t written_seq    # last seq written to the file
+    cdef readonly uint64_t synced_seq     # last seq known durable (guarded by `cond`)
+    cdef bint sync_running       # a group-commit leader is in fsync (guarded by `cond`)
+    cdef object cond             # threading.Condition for group commit
+    cdef bytearray buf           # scratch for encoding records
+    cdef public uint64_t fsyncs, bytes_written
+
+    cdef int append(self, bytes payload, uint64_t seq) except -1
+    cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)

@@ -1,0 +1,227 @@
+# The write-ahead log (see wal.pxd for the format and invariants).
+
+import os
+import threading
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from kvdb._core.coding cimport (crc32c, get_u32, get_u64, put_u32, put_u64, get_varint, put_varint,
+                                varint_len)
+from kvdb._core.file cimport File
+
+from kvdb.errors import CorruptionError
+
+WAL_MAGIC = b"kvdb-wal"
+
+
+def encode_ops(list ops):
+    """Payload for [(key, value-or-None)]."""
+    cdef Py_ssize_t size = 0, klen, vlen
+    for key, value in ops:
+        klen = len(<bytes>key)
+        size += 1 + varint_len(klen) + klen
+        if value is not None:
+            vlen = len(<bytes>value)
+            size += varint_len(vlen) + vlen
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
+    for key, value in ops:
+        klen = PyBytes_GET_SIZE(key)
+        p[0] = WAL_OP_DELETE if value is None else WAL_OP_PUT
+        p = put_varint(p + 1, klen)
+        memcpy(p, PyBytes_AS_STRING(key), klen)
+        p += klen
+        if value is not None:
+            vlen = PyBytes_GET_SIZE(value)
+            p = put_varint(p, vlen)
+            memcpy(p, PyBytes_AS_STRING(value), vlen)
+            p += vlen
+    return out
+
+
+def decode_ops(bytes payload):
+    """[(key, value-or-None)] of a payload; ValueError if malformed."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
+    cdef const unsigned char *end = p + PyBytes_GET_SIZE(payload)
+    cdef uint64_t klen, vlen
+    cdef unsigned char op
+    ops = []
+    while p < end:
+        op = p[0]
+        p = get_varint(p + 1, end, &klen)
+        if p == NULL or op not in (WAL_OP_PUT, WAL_OP_DELETE) or klen > <uint64_t>(end - p):
+            raise ValueError("malformed operation")
+        key = PyBytes_FromStringAndSize(<const char *>p, klen)
+        p += klen
+        if op == WAL_OP_PUT:
+            p = get_varint(p, end, &vlen)
+            if p == NULL or vlen > <uint64_t>(end - p):
+                raise ValueError("malformed operation")
+            ops.append((key, PyBytes_FromStringAndSize(<const char *>p, vlen)))
+            p += vlen
+        else:
+            ops.append((key, None))
+    return ops
+
+
+cdef class Wal:
+    def __init__(self, File file, str path):
+        self.file = file
+        self.path = path
+        self.cond = threading.Condition(threading.Lock())
+        self.buf = bytearray()
+        self.fsyncs = 0
+        self.bytes_written = 0
+        self.sync_running = False
+
+    # -- recovery --------------------------------------------------------
+
+    def recover(self, uint64_t meta_seq):
+        """Records [(seq, payload)] to replay after meta_seq (W2). Leaves the log
+        positioned for reset(); the caller checkpoints and resets after replay."""
+        data = self.file.read_at(0, self.file.size())
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = len(data), off, length
+        cdef uint64_t seq, expect
+        if n < WAL_HEADER_SIZE or not data[:WAL_HEADER_SIZE].strip(b"\0"):
+            if data.strip(b"\0"):
+                raise CorruptionError(f"{self.path}: log header is damaged", path=self.path, offset=0)
+            self.base_seq = meta_seq
+            return []
+        if data[0:8] != WAL_MAGIC:
+            raise CorruptionError(f"{self.path}: bad magic {data[0:8]!r}, not a kvdb log", path=self.path, offset=0)
+        if get_u32(d + 28) != crc32c(d, 28):
+            raise CorruptionError(f"{self.path}: log header checksum mismatch", path=self.path, offset=28)
+        if get_u32(d + 8) != WAL_VERSION:
+            raise CorruptionError(f"{self.path}: unsupported log version {get_u32(d + 8)}", path=self.path, offset=8)
+        self.salt = get_u32(d + 12)
+        self.base_seq = get_u64(d + 16)
+        if self.base_seq > meta_seq:
+            raise CorruptionError(
+                f"{self.path}: the log starts after commit {self.base_seq} but the data file holds only up to "
+                f"commit {meta_seq}; commits {meta_seq + 1}..{self.base_seq} are missing (damaged meta page?)",
+                path=self.path, offset=16)
+        records = []
+        off = WAL_HEADER_SIZE
+        expect = self.base_seq + 1
+        while True:
+            length = self._valid_at(d, n, off, expect)
+            if length < 0:
+                break
+            seq = get_u64(d + off + 8)
+            if seq > meta_seq:
+                records.append((seq, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
+            off += WAL_RECORD_HEADER_SIZE + length
+            expect += 1
+        # W2: a torn tail is expected after a crash; a valid later record that saw
+        # the failed one as durable means the middle of the log is damaged.
+        cdef Py_ssize_t probe
+        for probe in range(off + 1, n - WAL_RECORD_HEADER_SIZE + 1):
+            if get_u32(d + probe + 24) != self.salt:
+                continue
+            length = self._valid_at(d, n, probe, 0)
+            if length >= 0 and get_u64(d + probe + 8) > expect and get_u64(d + probe + 16) >= expect:
+                raise CorruptionError(
+                    f"{self.path}: log record for commit {expect} at offset {off} is damaged, but commit "
+                    f"{get_u64(d + probe + 8)} at offset {probe} was written after it was durable",
+                    path=self.path, offset=off)
+        self.write_off = off
+        self.written_seq = expect - 1
+        self.synced_seq = expect - 1
+        return records
+
+    cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect):
+        """Payload length of a valid record at off (seq == expect unless expect is 0), else -1."""
+        cdef Py_ssize_t length
+        if off + WAL_RECORD_HEADER_SIZE > n:
+            return -1
+        length = get_u32(d + off + 4)
+        if length > n - off - WAL_RECORD_HEADER_SIZE:
+            return -1
+        if get_u32(d + off + 24) != self.salt:
+            return -1
+        if expect and get_u64(d + off + 8) != expect:
+            return -1
+        if get_u32(d + off) != crc32c(d + off + 4, WAL_RECORD_HEADER_SIZE - 4 + length):
+            return -1
+        return length
+
+    def reset(self, uint64_t base_seq):
+        """Start a new generation after a durable checkpoint at base_seq (W3)."""
+        header = bytearray(WAL_HEADER_SIZE)
+        header[0:8] = WAL_MAGIC
+        cdef unsigned char *h = <unsigned char *>(<char *>header)
+        salt = int.from_bytes(os.urandom(4), "little")
+        if salt == self.salt:
+            salt ^= 1
+        put_u32(h + 8, WAL_VERSION)
+        put_u32(h + 12, salt)
+        put_u64(h + 16, base_seq)
+        put_u32(h + 28, crc32c(h, 28))
+        self.file.write_at(0, bytes(header))
+        self.file.sync()
+        self.fsyncs += 1
+        self.salt = salt
+        self.base_seq = base_seq
+        self.write_off = WAL_HEADER_SIZE
+        with self.cond:
+            self.written_seq = base_seq
+            if base_seq > self.synced_seq:
+                self.synced_seq = base_seq
+            self.cond.notify_all()
+
+    # -- appending -------------------------------------------------------
+
+    cdef int append(self, bytes payload, uint64_t seq) except -1:
+        """Write one record to the OS (W1). The caller holds the writer lock."""
+        cdef Py_ssize_t length = PyBytes_GET_SIZE(payload)
+        cdef Py_ssize_t total = WAL_RECORD_HEADER_SIZE + length
+        if length > 0xFFFFFFFF:
+            raise ValueError("transaction too large for one log record (4 GiB)")
+        if <Py_ssize_t>len(self.buf) < total:
+            self.buf = bytearray(max(total, 2 * len(self.buf), 4096))
+        cdef unsigned char *b = <unsigned char *>(<char *>self.buf)
+        put_u32(b + 4, <uint32_t>length)
+        put_u64(b + 8, seq)
+        put_u64(b + 16, self.synced_seq)
+        put_u32(b + 24, self.salt)
+        memcpy(b + WAL_RECORD_HEADER_SIZE, PyBytes_AS_STRING(payload), length)
+        put_u32(b, crc32c(b + 4, total - 4))
+        self.file.pwrite(b, total, self.write_off)
+        self.write_off += total
+        self.bytes_written += total
+        self.written_seq = seq
+        return 0
+
+    def sync_to(self, uint64_t seq):
+        """Return once every record up to seq is durable. Concurrent callers share
+        one fsync: the first becomes the leader, the rest wait for its result."""
+        cond = self.cond
+        with cond:
+            while self.synced_seq < seq:
+                if self.sync_running:
+                    cond.wait()
+                    continue
+                self.sync_running = True
+                target = self.written_seq
+                cond.release()
+                try:
+                    self.file.sync()
+                finally:
+                    cond.acquire()
+                    self.sync_running = False
+                    cond.notify_all()
+                self.fsyncs += 1
+                if target > self.synced_seq:
+                    self.synced_seq = target
+
+    def mark_synced(self, uint64_t seq):
+        with self.cond:
+            if seq > self.synced_seq:
+                self.synced_seq = seq
+            self.cond.notify_all()
+
+    def close(self):
+        self.file.close()
