@@ -325,6 +325,8 @@ cdef class Database:
                 reclaim_pages(self.pager, self.min_live())
             except BaseException as e:
                 self.fail(e)
+                if isinstance(e, OSError):
+                    raise IOFailureError(f"commit failed: {e}; the database refuses writes until reopened") from e
                 raise
             finally:
                 self.write_gen += 1

@@ -7,7 +7,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
 from kvdb._core.file cimport File
 
-from kvdb.errors import CorruptionError
+from kvdb.errors import CorruptionError, IOFailureError
 
 FILE_MAGIC = b"kvdb-bt\x00"
 PAGE_TYPE_NAMES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
@@ -220,7 +220,10 @@ cdef class Pager:
         if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
             raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
                                   f"{self.page_count} pages", path=self.path, pgno=pgno)
-        got = self.file.pread(page.data, ps, pgno * <uint64_t>ps)
+        try:
+            got = self.file.pread(page.data, ps, pgno * <uint64_t>ps)
+        except OSError as e:
+            raise IOFailureError(f"{self.path}: reading page {pgno} failed: {e}") from e
         self.pages_read += 1
         if got < ps:
             raise CorruptionError(f"{self.path}: page {pgno} is beyond the end of the file (short read of "

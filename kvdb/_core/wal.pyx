@@ -90,10 +90,18 @@ cdef class Wal:
                 raise CorruptionError(f"{self.path}: log header is damaged", path=self.path, offset=0)
             self.base_seq = meta_seq
             return []
-        if data[0:8] != WAL_MAGIC:
-            raise CorruptionError(f"{self.path}: bad magic {data[0:8]!r}, not a kvdb log", path=self.path, offset=0)
-        if get_u32(d + 28) != crc32c(d, 28):
-            raise CorruptionError(f"{self.path}: log header checksum mismatch", path=self.path, offset=28)
+        if data[0:8] != WAL_MAGIC or get_u32(d + 28) != crc32c(d, 28):
+            # The header is rewritten in place only by reset(), after a durable checkpoint,
+            # so a torn header is harmless unless a record past the meta depends on it.
+            self.salt = get_u32(d + WAL_HEADER_SIZE + 24) if n >= WAL_HEADER_SIZE + WAL_RECORD_HEADER_SIZE else 0
+            length = self._valid_at(d, n, WAL_HEADER_SIZE, 0)
+            if length >= 0 and get_u64(d + WAL_HEADER_SIZE + 8) > meta_seq:
+                raise CorruptionError(f"{self.path}: log header is damaged (bad magic or checksum) and the "
+                                      f"log holds commit {get_u64(d + WAL_HEADER_SIZE + 8)}, which the data "
+                                      f"file does not", path=self.path, offset=0)
+            self.salt = 0
+            self.base_seq = meta_seq
+            return []
         if get_u32(d + 8) != WAL_VERSION:
             raise CorruptionError(f"{self.path}: unsupported log version {get_u32(d + 8)}", path=self.path, offset=8)
         self.salt = get_u32(d + 12)
