@@ -45,6 +45,8 @@ cdef class BTree:
     cdef list path               # Page per level, root first
     cdef int idx[MAX_DEPTH]      # child slot taken at each branch level
     cdef int depth               # levels in `path`
+    cdef bytes scratch           # page-size buffer for defragmenting a page
+    cdef bytes cellbuf           # page-size buffer for encoding an inline leaf cell
 
     cdef Page load(self, uint32_t pgno)
     cdef int cmp_key(self, const unsigned char *cell_key, const unsigned char *end,
@@ -89,3 +91,4 @@ cdef class Cursor:
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1
     cdef int seek(self, bytes key) except -1
     cdef int step(self, bint forward) except -1
+    cdef object next_item(self)

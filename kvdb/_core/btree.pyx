@@ -157,6 +157,8 @@ cdef class BTree:
         self.max_live = 0
         self.path = []
         self.depth = 0
+        self.scratch = PyBytes_FromStringAndSize(NULL, self.ps)
+        self.cellbuf = PyBytes_FromStringAndSize(NULL, self.ps)
 
     # -- reading ---------------------------------------------------------
 
@@ -466,46 +468,61 @@ cdef class BTree:
 
     cdef int put(self, bytes key, bytes value) except -1:
         cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
-        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = PyBytes_GET_SIZE(value)
         cdef Page leaf
         cdef bint found
         cdef int pos
         cdef uint32_t off
-        cdef Py_ssize_t old_size
+        cdef Py_ssize_t old_size, size
+        cdef unsigned char *c = <unsigned char *>PyBytes_AS_STRING(self.cellbuf)
+        cdef unsigned char *q
+        cdef const unsigned char *cell
+        cdef bytes encoded = None
         if self.root == 0:
             leaf = self.pager.alloc(PAGE_LEAF, self.seq)
             self.root = leaf.pgno
         self.descend(k, klen)
         pos = self.search(<Page>self.path[self.depth - 1], k, klen, False, &found)
-        cell = self.encode_leaf_cell(key, value)
+        size = 1 + varint_len(klen) + klen + varint_len(vlen) + vlen
+        if size <= self.max_cell:
+            # the common case: encode the inline cell straight into a reused buffer
+            c[0] = 0
+            q = put_varint(c + 1, klen)
+            memcpy(q, k, klen)
+            q = put_varint(q + klen, vlen)
+            memcpy(q, PyBytes_AS_STRING(value), vlen)
+            cell = c
+        else:
+            encoded = self.encode_leaf_cell(key, value)
+            cell = <const unsigned char *>PyBytes_AS_STRING(encoded)
+            size = PyBytes_GET_SIZE(encoded)
         self.make_path_writable()
         leaf = <Page>self.path[self.depth - 1]
         if found:
             off = cell_off(leaf.data, pos)
             old_size = cell_size(leaf.data, off, self.ps)
             self.free_cell_chains(leaf.data + off, True)
-            if old_size == len(cell):         # same shape: overwrite in place
-                memcpy(leaf.data + off, PyBytes_AS_STRING(cell), old_size)
+            if old_size == size:         # same shape: overwrite in place
+                memcpy(leaf.data + off, cell, size)
                 return 0
             page_remove(leaf.data, self.ps, pos)
         else:
             self.entries += 1
-        self.insert_cell(self.depth - 1, pos, cell)
+        if page_insert(leaf.data, self.ps, pos, cell, size,
+                       <unsigned char *>PyBytes_AS_STRING(self.scratch)) != 0:
+            self.split(self.depth - 1, pos, PyBytes_FromStringAndSize(<const char *>cell, size))
         return 0
 
     cdef int insert_cell(self, int level, int pos, bytes cell) except -1:
         cdef Page page = <Page>self.path[level]
-        cdef unsigned char *scratch
-        cdef bytes tmp = PyBytes_FromStringAndSize(NULL, self.ps)
-        scratch = <unsigned char *>PyBytes_AS_STRING(tmp)
         if page_insert(page.data, self.ps, pos, <const unsigned char *>PyBytes_AS_STRING(cell),
-                       len(cell), scratch) == 0:
+                       len(cell), <unsigned char *>PyBytes_AS_STRING(self.scratch)) == 0:
             return 0
         self.split(level, pos, cell)
         return 0
 
     cdef int rebuild(self, Page page, list cells) except -1:
-        cdef bytes tmp = PyBytes_FromStringAndSize(NULL, self.ps)
+        cdef bytes tmp = self.scratch
         page_reset(page.data, self.ps)
         for i, c in enumerate(cells):
             if page_insert(page.data, self.ps, i, <const unsigned char *>PyBytes_AS_STRING(c), len(c),
@@ -855,7 +872,8 @@ cdef class Cursor:
                 return 0
             # an empty leaf (only possible mid-rebalance on a damaged tree): keep walking
 
-    def __next__(self):
+    cdef object next_item(self):
+        """The next (key, value), or None at the end."""
         cdef Page page
         cdef int i
         if not self.started:
@@ -895,18 +913,24 @@ cdef class Cursor:
             self.step(not self.reverse)
         if not self.valid:
             self.finish()
-            raise StopIteration
+            return None
         page = <Page>self.pages[self.depth - 1]
         i = self.idx[self.depth - 1]
         key = self.tree.leaf_key(page, i)
         if self.reverse:
             if self.lo is not None and key < self.lo:
                 self.finish()
-                raise StopIteration
+                return None
         elif self.hi is not None and key >= self.hi:
             self.finish()
-            raise StopIteration
+            return None
         return (key, self.tree.leaf_value(page, i))
+
+    def __next__(self):
+        item = self.next_item()
+        if item is None:
+            raise StopIteration
+        return item
 
     def finish(self):
         """Stop early: release the pages and the snapshot pin."""

@@ -19,6 +19,12 @@ cdef class Iterator:
             self.db.check_open()
         if self.it is None:
             raise StopIteration
+        if type(self.it) is Cursor:
+            item = (<Cursor>self.it).next_item()
+            if item is None:
+                self.it = None
+                raise StopIteration
+            return item
         try:
             return next(self.it)
         except StopIteration:
