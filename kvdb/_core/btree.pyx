@@ -537,6 +537,15 @@ cdef class BTree:
         cdef bint leaf = is_leaf(page.data)
         cdef Page right
         cdef Py_ssize_t total, acc
+        if leaf and pos == n and n > 0:
+            # appending past the last key (sequential loads): the full page stays as it is
+            # and the new cell starts the right page
+            right = self.pager.alloc(PAGE_LEAF, self.seq)
+            self.rebuild(right, [cell])
+            sep = self.encode_key_part(shortest_separator(self.leaf_key(page, n - 1), self.leaf_key(right, 0)),
+                                       0, self.max_cell - 4)
+            self.insert_into_parent(level - 1, page.pgno, sep, right.pgno)
+            return 0
         cells = [cell_bytes(page, i, self.ps) for i in range(n)]
         cells.insert(pos, cell)
         sizes = [len(c) + 2 for c in cells]
