@@ -233,10 +233,21 @@ cdef class BTree:
         cdef const unsigned char *end = d + self.ps
         cdef int lo = 0, hi = ncells(d), mid, c
         cdef int kp_shift = 0 if is_leaf(d) else 4
+        cdef const unsigned char *kp
+        cdef Py_ssize_t clen, n
         found[0] = False
         while lo < hi:
             mid = (lo + hi) >> 1
-            c = self.cmp_key(d + cell_off(d, mid) + kp_shift, end, k, klen)
+            kp = d + cell_off(d, mid) + kp_shift
+            if kp[0] & CELL_KEY_OVERFLOW == 0 and kp[1] < 0x80:
+                # inline key with a one-byte length: compare right here
+                clen = kp[1]
+                n = clen if clen < klen else klen
+                c = memcmp(kp + 2, k, n)
+                if c == 0:
+                    c = (clen > klen) - (clen < klen)
+            else:
+                c = self.cmp_key(kp, end, k, klen)
             if c < 0 or (upper and c == 0):
                 lo = mid + 1
             else:

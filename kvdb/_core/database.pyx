@@ -276,9 +276,16 @@ cdef class Database:
         """Iterate (key, value) in key order from start (inclusive) to end (exclusive),
         or over the keys with `prefix`, reading one consistent version."""
         self.check_open()
-        lo, hi = scan_bounds(start, end, prefix)
+        if prefix is None:
+            lo = as_key(start) if start is not None else None
+            hi = as_key(end) if end is not None else None
+        else:
+            lo, hi = scan_bounds(start, end, prefix)
         cdef Pin p = self.pin()
-        return Iterator(self, self.tree.cursor(p.root, p, lo, hi, reverse))
+        cdef Iterator it = Iterator.__new__(Iterator)
+        it.db = self
+        it.it = self.tree.cursor(p.root, p, lo, hi, reverse)
+        return it
 
     def __iter__(self):
         return (k for k, _ in self.scan())
@@ -305,7 +312,8 @@ cdef class Database:
         cdef uint64_t seq
         cdef Transaction t
         payload = encode_ops(ops)
-        with self.lock:
+        self.lock.acquire()
+        try:
             self.check_writable()
             if txn is not None:
                 t = <Transaction>txn
@@ -333,6 +341,8 @@ cdef class Database:
             self.commits += 1
             if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
                 self.wake.set()
+        finally:
+            self.lock.release()
         if self.sync_level == 2:
             try:
                 self.wal.sync_to(seq)

@@ -213,9 +213,9 @@ cdef class Wal:
                     cond.wait()
                     continue
                 self.sync_running = True
-                target = self.written_seq
                 cond.release()
                 try:
+                    target = self.written_seq
                     self.file.sync()
                 finally:
                     cond.acquire()
