@@ -7,7 +7,8 @@
         layout described in commit_txn(); print "C <n>" after each commit
         returns (acknowledged). On a kvdb.Error print "E <class>", then retry
         the same transaction ("E2 <class>", or "W2 ok" and "C <n>") and read
-        ("R <counter>" or "RE <class>"), and exit 0. Any other exception: "X <repr>", exit 3.
+        ("R <counter>" or "RE <class>"), and exit 0. Any other exception: "X <repr>", exit 3
+        ("OPENX <repr>", exit 6, if open() raised it; "OPENFAIL ...", exit 4, for a kvdb.Error).
     child_writer.py walwriter PATH N
         commit N transactions with a large checkpoint_size, print "DONE" and
         _exit without closing, so the records stay in the WAL.
@@ -90,6 +91,9 @@ def main():
         except kvdb.Error as e:
             out(f"OPENFAIL {type(e).__name__} {e}")
             os._exit(4)
+        except Exception as e:  # noqa: BLE001 - reported to the parent
+            out(f"OPENX {e!r}")
+            os._exit(6)
         out("READY")
         try:
             for _ in range(max_commits):

@@ -26,8 +26,8 @@ _common = dict(
     database=DirectoryBasedExampleDatabase(os.path.join(TESTS_DIR, ".hypothesis")),
     print_blob=True,
 )
-settings.register_profile("default", max_examples=40, stateful_step_count=40, **_common)
-settings.register_profile("long", max_examples=400, stateful_step_count=120, **_common)
+settings.register_profile("default", max_examples=100, stateful_step_count=50, **_common)
+settings.register_profile("long", max_examples=1000, stateful_step_count=150, **_common)
 
 
 def pytest_addoption(parser):

@@ -135,7 +135,7 @@ def check_recovered(fs, run, seed, where):
     return got
 
 
-def crash_points(total, long_mode, target=50):
+def crash_points(total, long_mode, target=100):
     if long_mode:
         return list(range(1, total + 2))
     step = max(1, total // target)
@@ -147,20 +147,22 @@ def crash_points(total, long_mode, target=50):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_crash_sweep(config, long_mode):
     options = CONFIGS[config]
-    wseed = sorted(CONFIGS).index(config) + 1
-    steps = make_workload(wseed)
-    total = measure_io(steps, options)
-    seeds = 3 if long_mode else 2
+    base = sorted(CONFIGS).index(config) + 1
+    workloads = [base, base + 10, base + 20] if long_mode else [base]
+    seeds = 4 if long_mode else 2
     crashed = 0
-    for k in crash_points(total, long_mode):
-        for s in range(seeds):
-            seed = k * 1000 + s
-            fs = SimFS()
-            fs.crash_after(k)
-            run = Run(fs, steps, options).execute()
-            crashed += run.crashed
-            check_recovered(fs, run, seed, f"config={config} workload_seed={wseed} "
-                                            f"crash_after={k} crash_seed={seed}")
+    for wseed in workloads:
+        steps = make_workload(wseed, n_txns=60 if long_mode else 30)
+        total = measure_io(steps, options)
+        for k in crash_points(total, long_mode):
+            for s in range(seeds):
+                seed = k * 1000 + s
+                fs = SimFS()
+                fs.crash_after(k)
+                run = Run(fs, steps, options).execute()
+                crashed += run.crashed
+                check_recovered(fs, run, seed, f"config={config} workload_seed={wseed} "
+                                                f"crash_after={k} crash_seed={seed}")
     assert crashed, "no crash point was reached: the sweep tested nothing"
 
 
@@ -182,7 +184,8 @@ def finish(db, phase):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_crash_during_checkpoint_and_close(config, phase, long_mode):
     """Every I/O call of an explicit checkpoint (then close), or of close() alone, as a crash point."""
-    options = dict(CONFIGS[config], checkpoint_size=1 << 30)  # only explicit checkpoints
+    # only explicit checkpoints: no WAL-size or dirty-page trigger, so the I/O count is exact
+    options = dict(CONFIGS[config], checkpoint_size=1 << 30, cache_size=256 << 20)
     txs = [step[1] for step in make_workload(7, n_txns=12) if step[0] == "tx"]
     fs = SimFS()
     db = kvdb.open(PATH, _fs=fs, sync="full", **options)

@@ -36,6 +36,14 @@ bound = st.one_of(st.none(), short_keys)
 values = st.tuples(st.integers(0, 1 << 16), st.sampled_from([0, 1, 5, 40, 200, 700, 1500, 3000])).map(
     lambda t: value(*t))
 
+bulk = st.tuples(short_keys, st.integers(5, 120), st.integers(0, 1 << 16), st.sampled_from([0, 30, 200, 900]))
+
+
+def bulk_items(base, n, seed, size):
+    """n keys base + 3-digit index (deep trees: splits now, merges when deleted)."""
+    return [(base + b"%03d" % i, value(seed + i, size)) for i in range(n)]
+
+
 tx_op = st.one_of(
     st.tuples(st.just("put"), keys, values),
     st.tuples(st.just("delete"), keys),
@@ -103,6 +111,24 @@ class KvdbMachine(RuleBasedStateMachine):
     def delete(self, k):
         assert self.db.delete(k) is (k in self.model)
         self.model.pop(k, None)
+
+    @rule(spec=bulk)
+    def bulk_put(self, spec):
+        with self.db.transaction() as tx:
+            for k, v in bulk_items(*spec):
+                tx.put(k, v)
+                self.model[k] = v
+
+    @rule(start=short_keys, end=st.one_of(st.none(), short_keys))
+    def delete_range(self, start, end):
+        """Delete every key in [start, end) in one transaction (leaves merge)."""
+        with self.db.transaction() as tx:
+            doomed = [k for k, _ in tx.scan(start=start, end=end)]
+            for k in doomed:
+                assert tx.delete(k) is True
+        assert doomed == [k for k, _ in model_scan(self.model, start=start, end=end)]
+        for k in doomed:
+            del self.model[k]
 
     @rule(data=st.data())
     def delete_existing(self, data):
@@ -269,6 +295,21 @@ class CrashMachine(RuleBasedStateMachine):
     def delete(self, k):
         assert self.db.delete(k) is (k in self.model)
         self.model.pop(k, None)
+
+    @rule(spec=bulk)
+    def bulk_put(self, spec):
+        with self.db.transaction() as tx:
+            for k, v in bulk_items(*spec):
+                tx.put(k, v)
+        self.model.update(bulk_items(*spec))
+
+    @rule(prefix=short_keys)
+    def delete_prefix(self, prefix):
+        with self.db.transaction() as tx:
+            for k, _ in tx.scan(prefix=prefix):
+                tx.delete(k)
+        for k in [k for k in self.model if k.startswith(prefix)]:
+            del self.model[k]
 
     @rule(ops=st.lists(tx_op, min_size=1, max_size=10))
     def transaction(self, ops):
