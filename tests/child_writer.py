@@ -2,7 +2,7 @@
 
     child_writer.py lockprobe PATH
         try to open PATH; print "LOCKED <pid> <path>" or "OPENED".
-    child_writer.py commits PATH MAX_COMMITS CHECKPOINT_SIZE
+    child_writer.py commits PATH MAX_COMMITS CHECKPOINT_SIZE [SYNC]
         commit transactions forever (or MAX_COMMITS of them) with the
         layout described in commit_txn(); print "C <n>" after each commit
         returns (acknowledged). On a kvdb.Error print "E <class>", then retry
@@ -84,8 +84,9 @@ def main():
         os._exit(0)
     if mode == "commits":
         max_commits, ckpt = int(sys.argv[3]), int(sys.argv[4])
+        sync = sys.argv[5] if len(sys.argv) > 5 else "full"
         try:
-            db = kvdb.open(path, sync="full", checkpoint_size=ckpt, page_size=1024,
+            db = kvdb.open(path, sync=sync, checkpoint_size=ckpt, page_size=1024,
                            cache_size=256 << 10)
             n = read_counter(db) + 1
         except kvdb.Error as e:

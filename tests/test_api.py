@@ -642,3 +642,127 @@ def test_fork_child_finalizer_does_not_touch_parent(db_path, engine):
     with kvdb.open(db_path, engine=engine) as db:
         assert dump(db) == {b"k%03d" % i: value(i, 500) for i in range(200)}
         db.verify()
+
+
+# -- sizes around page and inline thresholds ---------------------------------
+
+@pytest.mark.parametrize("page_size", [512, 4096])
+def test_every_value_size_around_page_thresholds(db_path, engine, page_size):
+    sizes = list(range(0, 2 * page_size + 64)) if page_size == 512 else \
+        sorted({s + d for s in (0, page_size // 4, page_size // 2, page_size, 2 * page_size)
+                for d in range(-40, 41) if s + d >= 0})
+    model = {b"v%06d" % n: value(n, n) for n in sizes}
+    with kvdb.open(db_path, engine=engine, page_size=page_size, cache_size=32 << 10) as db:
+        with db.transaction() as tx:
+            for k, v in model.items():
+                tx.put(k, v)
+        db.verify()
+        for k in list(model)[::3]:
+            db.delete(k)
+            del model[k]
+        assert dump(db) == model
+    with kvdb.open(db_path, engine=engine) as db:
+        assert dump(db) == model
+        db.verify()
+
+
+def test_every_key_size_around_page_thresholds(db_path, engine):
+    sizes = list(range(1, 1100)) + [2000, 3000, kvdb.MAX_KEY_SIZE - 1, kvdb.MAX_KEY_SIZE]
+    model = {}
+    for n in sizes:
+        k = (b"%05d" % n) * (n // 5 + 1)
+        model[k[:n]] = b"%d" % n
+    with kvdb.open(db_path, engine=engine, page_size=512, cache_size=32 << 10) as db:
+        with db.transaction() as tx:
+            for k, v in model.items():
+                tx.put(k, v)
+        for k, v in model.items():
+            assert db.get(k) == v
+        assert list(db.scan()) == model_scan(model)
+        db.verify()
+    with kvdb.open(db_path, engine=engine) as db:
+        assert list(db.scan(reverse=True)) == model_scan(model, reverse=True)
+        db.verify()
+
+
+def test_long_keys_sharing_prefixes(db_path, engine):
+    """Keys of 1..4 KiB that differ only near their end (overflow keys on 512-byte pages)."""
+    rng = __import__("random").Random(3)
+    stem = value(77, 3000)
+    model = {}
+    for i in range(400):
+        k = stem[:rng.choice([900, 1500, 2990])] + b"%04d" % rng.randrange(1000) + b"x" * rng.randrange(3)
+        model[k] = b"%d" % i
+    with kvdb.open(db_path, engine=engine, page_size=512, cache_size=16 << 10) as db:
+        for k, v in model.items():
+            db.put(k, v)
+        ks = sorted(model)
+        lo, hi = ks[50], ks[300]
+        assert list(db.scan(start=lo, end=hi)) == model_scan(model, start=lo, end=hi)
+        assert list(db.scan(start=lo, end=hi, reverse=True)) == model_scan(model, start=lo, end=hi, reverse=True)
+        p = stem[:1000]
+        assert list(db.scan(prefix=p)) == model_scan(model, prefix=p)
+        for k in ks[::2]:
+            assert db.delete(k) is True
+            del model[k]
+        db.verify()
+    with kvdb.open(db_path, engine=engine) as db:
+        assert dump(db) == model
+        db.verify()
+
+
+# -- lifetimes ------------------------------------------------------------------
+
+@pytest.mark.parametrize("owner", ["snapshot", "transaction"])
+def test_iterator_outliving_its_snapshot_or_transaction(db_path, engine, owner):
+    """An iterator outliving its snapshot (or transaction) raises ClosedError or keeps yielding
+    the old data: it must never read pages that were reused meanwhile."""
+    old = {b"k%04d" % i: value(i, 300) for i in range(400)}
+    with kvdb.open(db_path, engine=engine, page_size=512, cache_size=16 << 10,
+                   checkpoint_size=8 << 10) as db:
+        with db.transaction() as tx:
+            for k, v in old.items():
+                tx.put(k, v)
+        view = (db.snapshot() if owner == "snapshot" else db.transaction()).__enter__()
+        it = view.scan()
+        seen = [next(it) for _ in range(100)]
+        view.__exit__(None, None, None)  # closes the snapshot / commits the (read-only) transaction
+        for round_ in range(3):
+            with db.transaction() as tx:
+                for i in range(400):
+                    tx.put(b"k%04d" % i, value(10000 * (round_ + 1) + i, 300))
+            db.checkpoint()
+        try:
+            seen += list(it)
+        except kvdb.ClosedError:
+            return
+        assert seen == list(old.items()), f"an iterator read pages reused after its {owner} ended"
+
+
+def test_close_while_another_thread_iterates(db_path, engine):
+    db = kvdb.open(db_path, engine=engine, page_size=512, cache_size=16 << 10)
+    with db.transaction() as tx:
+        for i in range(3000):
+            tx.put(b"k%05d" % i, value(i, 200))
+    outcome = []
+    started = threading.Event()
+
+    def reader():
+        try:
+            while True:
+                for n, (k, v) in enumerate(db.scan()):
+                    if n == 10:
+                        started.set()
+                    assert v == value(int(k[1:]), 200)
+        except kvdb.ClosedError:
+            outcome.append("closed")
+        except BaseException as e:  # noqa: BLE001
+            outcome.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    started.wait(10)
+    db.close()
+    t.join(30)
+    assert not t.is_alive()
+    assert outcome == ["closed"], outcome

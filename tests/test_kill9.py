@@ -17,8 +17,8 @@ import kvdb
 from helpers import check_commit_state, popen_child
 
 
-def run_round(db_path, rng, context):
-    child = popen_child("commits", db_path, 10 ** 9, 64 << 10)
+def run_round(db_path, rng, context, sync):
+    child = popen_child("commits", db_path, 10 ** 9, 64 << 10, sync)
     acked = -1
     lines = []
     try:
@@ -43,15 +43,17 @@ def run_round(db_path, rng, context):
     return acked
 
 
-def test_kill9_loses_no_acknowledged_commit(db_path, long_mode):
+# sync="normal" and "off" promise to survive a process crash (not power loss): kill -9 too.
+@pytest.mark.parametrize("sync", ["full", "normal", "off"])
+def test_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync):
     rounds = 30 if long_mode else 3
     seed = int(os.environ.get("KVDB_TEST_SEED", "0")) or random.randrange(1 << 30)
     rng = random.Random(seed)
     last = -1
     total_acked = 0
     for r in range(rounds):
-        context = f"round {r} (seed {seed}; rerun with KVDB_TEST_SEED={seed})"
-        acked = run_round(db_path, rng, context)
+        context = f"sync={sync} round {r} (seed {seed}; rerun with KVDB_TEST_SEED={seed})"
+        acked = run_round(db_path, rng, context, sync)
         if acked >= 0:
             total_acked += acked - last
         with kvdb.open(db_path, sync="full") as db:

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 import kvdb
-from helpers import dump, model_scan
+from helpers import dump, model_scan, value
 
 
 @pytest.fixture
@@ -521,3 +521,72 @@ def test_concurrent_disjoint_writers_and_readers(db_path, engine):
         db.verify()
     with kvdb.open(db_path, engine=engine) as db:
         assert dump(db) == expected
+
+
+# -- long-lived transactions and snapshots ----------------------------------------
+
+def test_conflict_detected_after_many_later_commits(db):
+    db.put(b"x", b"1")
+    t1 = begin(db)
+    assert t1.get(b"x") == b"1"
+    for i in range(3000):
+        db.put(b"noise%05d" % i, b"n")
+    db.put(b"x", b"2")
+    for i in range(3000):
+        db.put(b"noise%05d" % i, b"m")
+    t1.put(b"y", b"from t1")
+    with pytest.raises(kvdb.ConflictError):
+        t1.commit()
+    assert db.get(b"y") is None
+
+
+def test_range_conflict_detected_after_many_later_commits(db):
+    t1 = begin(db)
+    assert list(t1.scan(prefix=b"acct:")) == []
+    for i in range(2000):
+        db.put(b"noise%05d" % i, b"n")
+    db.put(b"acct:new", b"1")
+    for i in range(2000):
+        db.delete(b"noise%05d" % i)
+    t1.put(b"acct:summary", b"0")
+    with pytest.raises(kvdb.ConflictError):
+        t1.commit()
+
+
+def test_old_snapshot_survives_checkpoints_and_page_reuse(db_path, engine):
+    old = {b"k%04d" % i: value(i, 150) for i in range(1500)}
+    with kvdb.open(db_path, engine=engine, page_size=512, cache_size=16 << 10,
+                   checkpoint_size=4 << 10) as db:
+        with db.transaction() as tx:
+            for k, v in old.items():
+                tx.put(k, v)
+        with db.snapshot() as snap:
+            t1 = begin(db)
+            for round_ in range(4):
+                with db.transaction() as tx:
+                    for i in range(0, 1500, round_ + 1):
+                        tx.put(b"k%04d" % i, value(100000 * (round_ + 1) + i, 150))
+                    for i in range(round_, 1500, 7):
+                        tx.delete(b"k%04d" % i)
+                db.checkpoint()
+                # the old version's pages were freed; a tiny cache forces re-reads from disk
+                assert dump(snap) == old, f"snapshot changed after round {round_}"
+                assert t1.get(b"k0700") == old[b"k0700"]
+            assert dict(t1.scan()) == old
+            t1.rollback()
+        db.verify()
+
+
+def test_transaction_unusable_after_commit_or_rollback(db):
+    tx = begin(db)
+    tx.put(b"a", b"1")
+    tx.commit()
+    with pytest.raises(kvdb.Error):
+        tx.put(b"b", b"2")
+    with pytest.raises(kvdb.Error):
+        tx.commit()
+    tx = begin(db)
+    tx.rollback()
+    with pytest.raises(kvdb.Error):
+        tx.put(b"c", b"3")
+    assert dump(db) == {b"a": b"1"}
