@@ -2,7 +2,7 @@
 with an fdatasync after each one. That is the ceiling for any engine that
 fsyncs once per commit, so fillsync is reported as a fraction of it.
 
-    python bench/fio_fsync.py [DIR] [--size 64m]
+    python bench/fio_fsync.py [DIR] [--size 64m]   (in a checkout)
 """
 import argparse
 import glob

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-PACKAGES = ["lmdb", "rocksdict", "plyvel", "diskcache", "Cython", "kvdb"]
+PACKAGES = ["lmdb", "rocksdict", "plyvel", "diskcache", "Cython", "kvdb", "msgpack", "matplotlib"]
 
 
 def _first(path, prefix):

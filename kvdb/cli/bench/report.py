@@ -1,7 +1,7 @@
 """Medians over runs, the ops/s table, kvdb/peer ratios and notes."""
 import statistics
 
-from bench_adapters import is_kvdb
+from .adapters import is_kvdb
 
 
 def summarize(runs, workloads):
@@ -43,12 +43,13 @@ def _cell_text(cell):
     return "n/a" if "na" in cell else "ERROR"
 
 
-def _table(header, rows):
+def _table(header, rows, first_cols=1):
+    """Columns padded to width; the first first_cols left-aligned, the rest right-aligned."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = []
     for n, r in enumerate([header] + rows):
-        first = str(r[0]).ljust(widths[0])
-        lines.append("  ".join([first] + [str(c).rjust(w) for c, w in zip(r[1:], widths[1:])]))
+        cells = [str(c).ljust(w) if i < first_cols else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("-" * len(lines[0]))
     return "\n".join(lines)
@@ -149,7 +150,47 @@ def disagreements(runs):
     return lines
 
 
-def render(summary, runs, engines, workloads, counts, fio=None, skipped=None):
+def series_text(series):
+    """The throughput-vs-data-size table of the --scale run (or --series N)."""
+    engines = [e for e, pts in series.items() if pts]
+    if not engines:
+        return ""
+    keys = [p["keys"] for p in series[engines[0]]]
+    rows = []
+    for i, k in enumerate(keys):
+        row = [f"{k:,}"]
+        for e in engines:
+            p = series[e][i] if i < len(series[e]) else {}
+            for m in ("fill_ops_per_sec", "read_ops_per_sec"):
+                row.append(fmt_rate(p[m]) if p.get(m) else "n/a")
+        rows.append(row)
+    header = ["keys loaded"] + [f"{e} {what}" for e in engines for what in ("put/s", "get/s")]
+    reads = series[engines[0]][0].get("read_ops", 0)
+    return (f"throughput vs data size (fillrandom in {len(keys)} steps: put/s of each step, then get/s of "
+            f"{reads:,} random gets of the keys loaded so far)\n" + _table(header, rows))
+
+
+def summarize_series(runs):
+    """{engine: [point, ...]}: the fillrandom series, each rate the median over runs."""
+    out = {}
+    for e, results in runs.items():
+        all_points = [r["results"]["fillrandom"]["series"] for r in results
+                      if "series" in r.get("results", {}).get("fillrandom", {})]
+        if not all_points:
+            continue
+        merged = []
+        for i, p in enumerate(all_points[0]):
+            same = [pts[i] for pts in all_points if i < len(pts)]
+            q = dict(p)
+            for k in ("fill_ops_per_sec", "read_ops_per_sec"):
+                vals = [s[k] for s in same if s.get(k)]
+                q[k] = statistics.median(vals) if vals else None
+            merged.append(q)
+        out[e] = merged
+    return out
+
+
+def render(summary, runs, engines, workloads, counts, fio=None, skipped=None, io_text="", series=None):
     engines = [e for e in engines if e in summary]
     n_runs = max((len(v) for v in runs.values()), default=0)
     head = (f"db_bench: num={counts['num']:,} reads={counts['reads']:,} writes={counts['writes']:,} "
@@ -158,6 +199,10 @@ def render(summary, runs, engines, workloads, counts, fio=None, skipped=None):
     parts += ratio_tables(summary, engines, workloads)
     if not any(is_kvdb(e) for e in engines):
         parts.append("(no kvdb results, so no kvdb / peer ratios)")
+    if io_text:
+        parts.append(io_text)
+    if series_text(series or {}):
+        parts.append(series_text(series))
     extra = fio_lines(summary, engines, fio) + thread_lines(summary, engines)
     if extra:
         parts.append("\n".join(extra))

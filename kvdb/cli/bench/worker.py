@@ -1,20 +1,28 @@
 """One engine, one run, in its own process: build the dataset, run the
 workloads in order on fresh databases under workdir, and print one line
-"DBBENCH_RESULT <json>" on stdout. Progress goes to stderr."""
+"DBBENCH_RESULT <json>" on stdout. Before each workload it prints
+"DBBENCH_STEP <workload>" (the parent's progress bar); with quiet off, a line
+per finished workload goes to stderr.
+
+Around each workload it reads /proc/self/io, so every result carries "io":
+the process's OS-level read/write byte deltas (see diskio.py)."""
 import gc
 import json
 import sys
 import time
 import traceback
 
-from bench_adapters import NotSupported, load_adapter
-from bench_data import Dataset
-from bench_workloads import WORKLOADS, Context
+from .adapters import NotSupported, load_adapter
+from .data import Dataset
+from .diskio import delta, proc_io
+from .workloads import WORKLOADS, Context
 
 RESULT_TAG = "DBBENCH_RESULT "
+STEP_TAG = "DBBENCH_STEP "
 
 
-def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads, cache_bytes, seed, label="", quiet=False):
+def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads, cache_bytes, seed, label="",
+               quiet=False, series=0):
     def log(msg):
         if not quiet:
             print(f"  [{engine}{label}] {msg}", file=sys.stderr, flush=True)
@@ -28,10 +36,12 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
     data = Dataset(num, seed)
     gc.collect()
     gc.freeze()  # the big key lists stay out of the collector's way during timing
-    ctx = Context(adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes)
+    ctx = Context(adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes, series=series)
     try:
         for name in workloads:
+            step(name)
             t0 = time.perf_counter()
+            io0 = proc_io()
             try:
                 r = WORKLOADS[name](ctx)
                 log(f"{name:<17} {r['ops_per_sec']:>12,.0f} ops/s  ({r['ops']:,} ops, {r['seconds']:.3f} s)")
@@ -41,6 +51,8 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
                 r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
                 log(f"{name:<17} ERROR {r['error']}")
                 _recover(ctx)
+            if "na" not in r:
+                r["io"] = delta(io0, proc_io())
             r["wall_seconds"] = round(time.perf_counter() - t0, 3)
             out["results"][name] = r
     finally:
@@ -61,6 +73,11 @@ def _version(adapter_cls):
         return adapter_cls.version()
     except Exception as e:
         return f"? ({type(e).__name__}: {e})"
+
+
+def step(name):
+    sys.stdout.write(STEP_TAG + name + "\n")
+    sys.stdout.flush()
 
 
 def emit(result):

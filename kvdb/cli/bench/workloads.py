@@ -9,18 +9,39 @@ fillsync-threads use their own fresh databases with sync on.
 
 Only the loop is timed: opening, closing (reported separately as
 close_seconds for fills) and building the key lists are not.
+
+For the I/O table every result also carries, where it applies:
+  user_bytes    key + value bytes the workload wrote (key bytes for deletes)
+  commits       commits it made (transactions / write batches / single puts)
+  fsyncs        the engine's own count of fsyncs during it (kvdb only; else absent),
+                and fsyncs_per_commit (for fillsync-threads: of the threaded run)
+  disk_bytes    space the database directory takes on disk at the end
+                (allocated blocks; disk_apparent_bytes: file sizes), measured
+                after the close for fills, with the database open otherwise
+  live_bytes    key + value bytes of the entries live at the end
+The worker adds "io", the /proc/self/io deltas around the whole workload.
+
+With ctx.series > 0 (the --scale run), fillrandom also records throughput
+against data size: after each of `series` equal chunks of puts, the chunk's
+put rate and the rate of SERIES_READS random gets of the keys loaded so far
+(those gets are not part of fillrandom's timed seconds).
 """
 import contextlib
 import gc
 import os
+import random
 import shutil
 import threading
 import time
 
-from bench_adapters import NotSupported
+from .adapters import NotSupported
+from .data import KEY_SIZE, VALUE_SIZE
+from .diskio import dir_size
 
 BATCH = 1000  # puts per transaction in fillbatch
 SEEK_NEXT = 10  # entries read after each seek in seekrandom
+ENTRY = KEY_SIZE + VALUE_SIZE
+SERIES_READS = 10_000
 
 ORDER = [
     "fillbatch",
@@ -40,13 +61,14 @@ class Context:
     """What the workloads of one worker process share: the adapter class,
     the dataset, the counts and the base database."""
 
-    def __init__(self, adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes):
+    def __init__(self, adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes, series=0):
         self.adapter_cls = adapter_cls
         self.workdir = workdir
         self.data = data
         self.reads, self.writes, self.sync_num = reads, writes, sync_num
         self.threads = threads
         self.cache_bytes = cache_bytes
+        self.series = series
         self.base_path = None  # closed, filled database for the read phases
         self.base = None  # the base, open
         self.live = 0  # number of keys in the base
@@ -93,6 +115,29 @@ class Context:
             self.close_base()
 
 
+def fsyncs(db):
+    """The engine's fsync counter, or None when it has none."""
+    try:
+        return db.fsyncs()
+    except Exception:
+        return None
+
+
+def io_fields(r, path, live_entries, user_bytes=None, commits=None, fsyncs_before=None, fsyncs_after=None):
+    """Add the I/O table's fields to result r (see the module docstring)."""
+    r["disk_bytes"], r["disk_apparent_bytes"] = dir_size(path)
+    r["live_bytes"] = live_entries * ENTRY
+    if user_bytes is not None:
+        r["user_bytes"] = user_bytes
+    if commits is not None:
+        r["commits"] = commits
+    if fsyncs_before is not None and fsyncs_after is not None:
+        r["fsyncs"] = fsyncs_after - fsyncs_before
+        if commits:
+            r["fsyncs_per_commit"] = r["fsyncs"] / commits
+    return r
+
+
 def timed(body):
     """Run body() once; return (seconds, body's return value)."""
     gc.collect()
@@ -118,9 +163,12 @@ def fill_batches(ctx, name):
             for s in range(0, len(keys), BATCH):
                 write_batch(zip(keys[s : s + BATCH], vals[s : s + BATCH]))
 
+        f0 = fsyncs(db)
         secs, _ = timed(body)
+        f1 = fsyncs(db)
     ctx.set_base(path)
-    return result(len(keys), secs, batch=BATCH, **out)
+    r = result(len(keys), secs, batch=BATCH, **out)
+    return io_fields(r, path, len(keys), len(keys) * ENTRY, -(-len(keys) // BATCH), f0, f1)
 
 
 def put_loop(put, keys, vals):
@@ -137,17 +185,48 @@ def fillrandom(ctx):
     vals = ctx.data.values(len(keys))
     out = {}
     with ctx.fresh("fillrandom", False, out) as (db, path):
-        secs, _ = timed(lambda: put_loop(db.put, keys, vals))
+        f0 = fsyncs(db)
+        if ctx.series:
+            secs, out["series"] = _fill_series(ctx, db, keys, vals)
+        else:
+            secs, _ = timed(lambda: put_loop(db.put, keys, vals))
+        f1 = fsyncs(db)
     ctx.set_base(path)
-    return result(len(keys), secs, **out)
+    r = result(len(keys), secs, **out)
+    return io_fields(r, path, len(keys), len(keys) * ENTRY, len(keys), f0, f1)
+
+
+def _fill_series(ctx, db, keys, vals):
+    """fillrandom in ctx.series chunks: (total put seconds, [{keys, fill_ops_per_sec, read_ops_per_sec}])."""
+    n = len(keys)
+    points = max(1, min(ctx.series, n))
+    rng = random.Random(f"{ctx.data.seed}:series")
+    total, series = 0.0, []
+    gc.collect()
+    for i in range(points):
+        lo, hi = n * i // points, n * (i + 1) // points
+        t0 = time.perf_counter()
+        put_loop(db.put, keys[lo:hi], vals[lo:hi])
+        secs = time.perf_counter() - t0
+        total += secs
+        sample = rng.choices(keys[:hi], k=min(SERIES_READS, hi))
+        t0 = time.perf_counter()
+        found = _count_found(db.get, sample)
+        rsecs = time.perf_counter() - t0
+        series.append({"keys": hi, "fill_ops_per_sec": (hi - lo) / secs if secs > 0 else None,
+                       "read_ops_per_sec": len(sample) / rsecs if rsecs > 0 else None,
+                       "read_found": found, "read_ops": len(sample)})
+    return total, series
 
 
 def overwrite(ctx):
     db = ctx.base_db()
     keys = ctx.data.sampled("overwrite", ctx.writes)
     vals = ctx.data.values(len(keys), offset=1)  # new values for the same keys
+    f0 = fsyncs(db)
     secs, _ = timed(lambda: put_loop(db.put, keys, vals))
-    return result(len(keys), secs)
+    r = result(len(keys), secs)
+    return io_fields(r, ctx.base_path, ctx.live, len(keys) * ENTRY, len(keys), f0, fsyncs(db))
 
 
 def _count_found(get, keys):
@@ -162,14 +241,15 @@ def readrandom(ctx):
     db = ctx.base_db()
     keys = ctx.data.sampled("readrandom", ctx.reads)
     secs, found = timed(lambda: _count_found(db.get, keys))
-    return result(len(keys), secs, found=found, expected_found=len(keys) if ctx.live == ctx.data.num else None)
+    r = result(len(keys), secs, found=found, expected_found=len(keys) if ctx.live == ctx.data.num else None)
+    return io_fields(r, ctx.base_path, ctx.live)
 
 
 def readmissing(ctx):
     db = ctx.base_db()
     keys = ctx.data.missing("readmissing", ctx.reads)
     secs, found = timed(lambda: _count_found(db.get, keys))
-    return result(len(keys), secs, found=found, expected_found=0)
+    return io_fields(result(len(keys), secs, found=found, expected_found=0), ctx.base_path, ctx.live)
 
 
 def readseq(ctx):
@@ -177,7 +257,7 @@ def readseq(ctx):
     if not db.scans:
         raise NotSupported(f"{db.name} has no ordered scan")
     secs, entries = timed(db.scan_all)
-    return result(entries, secs, entries=entries, expected_entries=ctx.live)
+    return io_fields(result(entries, secs, entries=entries, expected_entries=ctx.live), ctx.base_path, ctx.live)
 
 
 def seekrandom(ctx):
@@ -191,7 +271,7 @@ def seekrandom(ctx):
         return sum(seek(k, SEEK_NEXT) for k in keys)
 
     secs, entries = timed(body)
-    return result(len(keys), secs, entries=entries, next=SEEK_NEXT)
+    return io_fields(result(len(keys), secs, entries=entries, next=SEEK_NEXT), ctx.base_path, ctx.live)
 
 
 def deleterandom(ctx):
@@ -203,9 +283,11 @@ def deleterandom(ctx):
         for k in keys:
             delete(k)
 
+    f0 = fsyncs(db)
     secs, _ = timed(body)
     ctx.live -= len(keys)
-    return result(len(keys), secs)
+    r = result(len(keys), secs)
+    return io_fields(r, ctx.base_path, ctx.live, len(keys) * KEY_SIZE, len(keys), f0, fsyncs(db))
 
 
 def fillsync(ctx):
@@ -213,13 +295,17 @@ def fillsync(ctx):
     vals = ctx.data.values(len(keys))
     out = {}
     with ctx.fresh("fillsync", True, out) as (db, path):
+        f0 = fsyncs(db)
         secs, _ = timed(lambda: put_loop(db.put, keys, vals))
+        f1 = fsyncs(db)
+    r = io_fields(result(len(keys), secs, **out), path, len(keys), len(keys) * ENTRY, len(keys), f0, f1)
     shutil.rmtree(path, ignore_errors=True)
-    return result(len(keys), secs, **out)
+    return r
 
 
-def _threaded_fill(ctx, name, keys, vals, nthreads):
-    """nthreads threads share one sync=full database; thread t puts keys[t::nthreads]."""
+def _threaded_fill(ctx, name, keys, vals, nthreads, r):
+    """nthreads threads share one sync=full database; thread t puts keys[t::nthreads].
+    Returns the seconds; adds the I/O fields to r."""
     out = {}
     errors = []
     with ctx.fresh(name, True, out) as (db, path):
@@ -238,11 +324,14 @@ def _threaded_fill(ctx, name, keys, vals, nthreads):
         workers = [threading.Thread(target=work, args=(t,)) for t in range(nthreads)]
         for w in workers:
             w.start()
+        f0 = fsyncs(db)
         start.wait()
         t0 = time.perf_counter()
         for w in workers:
             w.join()
         secs = time.perf_counter() - t0
+        f1 = fsyncs(db)
+    io_fields(r, path, len(keys), len(keys) * ENTRY, len(keys), f0, f1)
     shutil.rmtree(path, ignore_errors=True)
     if errors:
         raise errors[0]
@@ -254,11 +343,20 @@ def fillsync_threads(ctx):
         raise NotSupported("fillsync-threads runs for kvdb engines only")
     keys = ctx.data.shuffled("fillsync-threads", ctx.sync_num)
     vals = ctx.data.values(len(keys))
-    secs1 = _threaded_fill(ctx, "fillsync-t1", keys, vals, 1)
-    secsn = _threaded_fill(ctx, f"fillsync-t{ctx.threads}", keys, vals, ctx.threads)
-    r = result(len(keys), secsn, threads=ctx.threads)
+    one = {}
+    secs1 = _threaded_fill(ctx, "fillsync-t1", keys, vals, 1, one)
+    r = {}
+    secsn = _threaded_fill(ctx, f"fillsync-t{ctx.threads}", keys, vals, ctx.threads, r)
+    r.update(result(len(keys), secsn, threads=ctx.threads))
     r["ops_per_sec_1thread"] = len(keys) / secs1 if secs1 > 0 else 0.0
     r["scaling"] = r["ops_per_sec"] / r["ops_per_sec_1thread"] if r["ops_per_sec_1thread"] else None
+    if "fsyncs" in one:
+        r["fsyncs_1thread"] = one["fsyncs"]
+        r["fsyncs_per_commit_1thread"] = one.get("fsyncs_per_commit")
+    # The I/O deltas cover both runs, so the user bytes do too; fsyncs_per_commit
+    # stays the one of the threaded run (below 1 when commits share an fsync).
+    r["user_bytes"] = one["user_bytes"] + r["user_bytes"]
+    r["commits"] = one["commits"] + r["commits"]
     return r
 
 

@@ -14,6 +14,8 @@ and methods:
     scan_all()           read every (k, v) in key order; returns the count
     seek_next(k, n)      position at the first key >= k, read up to n entries;
                          returns how many were read
+    fsyncs()             the engine's own count of fsyncs so far, or None when
+                         the engine does not expose one (only kvdb does)
     close()
 
 sync=False means commits do not wait for the disk; sync=True means every
@@ -41,6 +43,9 @@ class Adapter:
 
     def seek_next(self, key, n):
         raise NotSupported(f"{self.name} has no ordered scan")
+
+    def fsyncs(self):
+        return None
 
     def close(self):
         raise NotImplementedError

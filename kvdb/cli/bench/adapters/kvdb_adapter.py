@@ -1,4 +1,4 @@
-"""kvdb: kvdb.open(path, engine=..., sync="off"|"full", cache_size=...).
+"""kvdb: kvdb.open(path, engine=..., sync="off"|"full", cache_size=...); fsyncs from db.stats().
 
 The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm".
 db.put/get/delete are called directly (each put is its own commit); batches
@@ -42,6 +42,11 @@ class KvdbAdapter(Adapter):
             close = getattr(it, "close", None)  # release the iterator now, not at gc
             if close is not None:
                 close()
+
+    def fsyncs(self):
+        """db.stats()["fsyncs"]: fsyncs of the log (the ones commits wait for)."""
+        stats = getattr(self.db, "stats", None)
+        return stats().get("fsyncs") if stats else None
 
     def close(self):
         self.db.close()

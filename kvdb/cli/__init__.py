@@ -1,0 +1,7 @@
+"""The kvdb command line (`kvdb ...` / `python -m kvdb ...`).
+
+One module per job: `main` builds the parser and turns every error into one
+line on stderr; `cmd_*` are the subcommands; `dbpath`, `byteargs`,
+`dumpformat`, `pagescan` and `progress` are their helpers; `bench/` is the
+db_bench engine behind `kvdb bench` (and bench/db_bench.py in the repository).
+"""

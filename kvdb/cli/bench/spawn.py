@@ -1,0 +1,96 @@
+"""One worker subprocess: its command line, and reading what it prints.
+
+The worker loads this package by file path under the name `_kvdb_bench`
+(BOOT below), not as kvdb.cli.bench: importing it as part of kvdb would import
+whichever kvdb comes first on sys.path before --kvdb-path could choose, and
+would fail where kvdb is not built. Only the kvdb adapter imports kvdb, after
+--kvdb-path is first on sys.path.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ALIAS = "_kvdb_bench"
+
+BOOT = f"""
+import importlib.util, sys
+pkg, kvdb_path = sys.argv[1], sys.argv[2]
+sys.path.insert(0, kvdb_path)
+spec = importlib.util.spec_from_file_location({ALIAS!r}, pkg + "/__init__.py", submodule_search_locations=[pkg])
+mod = importlib.util.module_from_spec(spec)
+sys.modules[{ALIAS!r}] = mod
+spec.loader.exec_module(mod)
+from {ALIAS}.spawn import worker_main
+sys.exit(worker_main(sys.argv[3:]))
+"""
+
+
+def worker_main(argv):
+    """Inside the subprocess: parse the forwarded options, run, print the result line."""
+    from .options import parse_args
+    from .worker import emit, run_worker
+
+    args = parse_args(argv)
+    emit(run_worker(args.worker, args.workloads, args.workdir, args.num, args.reads, args.writes, args.sync_num,
+                    args.threads, args.cache_mb << 20, args.seed, label=args.label, quiet=not args.verbose,
+                    series=args.series))
+    return 0
+
+
+def worker_cmd(args, engine, workdir, label):
+    cmd = [sys.executable, "-c", BOOT, HERE, args.kvdb_path,
+           "--worker", engine, "--workdir", workdir, "--label", label,
+           "--num", str(args.num), "--reads", str(args.reads), "--writes", str(args.writes),
+           "--sync-num", str(args.sync_num), "--threads", str(args.threads), "--cache-mb", str(args.cache_mb),
+           "--seed", str(args.seed), "--workloads", ",".join(args.workloads), "--series", str(args.series),
+           "--kvdb-path", args.kvdb_path, "--engines", engine]
+    return cmd + (["--verbose"] if args.verbose else [])
+
+
+def run_one(args, engine, run, on_step=None):
+    """Run one worker subprocess; its result dict (with "error" if it died).
+    on_step(workload) is called as the worker starts each workload."""
+    from .worker import RESULT_TAG, STEP_TAG, parse_output
+
+    workdir = tempfile.mkdtemp(prefix=f"dbbench-{engine}-", dir=args.dir)
+    label = f" run {run + 1}/{args.runs}"
+    t0 = time.perf_counter()
+    lines = []
+    killed = []
+    try:
+        p = subprocess.Popen(worker_cmd(args, engine, workdir, label), stdout=subprocess.PIPE, text=True,
+                             cwd=workdir)
+        timer = None
+        if args.timeout:
+            timer = threading.Timer(args.timeout, lambda: (killed.append(1), p.kill()))
+            timer.start()
+        try:
+            for line in p.stdout:
+                if line.startswith(STEP_TAG):
+                    if on_step:
+                        on_step(line[len(STEP_TAG):].strip())
+                elif line.startswith(RESULT_TAG):
+                    lines.append(line)
+                else:
+                    sys.stderr.write(line)  # whatever an engine printed: pass it on
+            rc = p.wait()
+        finally:
+            if timer:
+                timer.cancel()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        out = parse_output("".join(lines))
+        if killed:
+            out = {"engine": engine, "error": f"worker killed after {args.timeout} s", "results": {}}
+        elif out is None:
+            out = {"engine": engine, "error": f"worker exited {rc} without a result", "results": {}}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    out["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    return out

@@ -1,0 +1,115 @@
+"""kvdb compact PATH: rewrite the database into the fewest pages.
+
+db.backup() keeps every page at its page number (free pages become holes), so
+it does not shrink a file; compact instead copies every key and value, in key
+order, into a fresh database (same page size) in a temporary directory next to
+PATH, with one transaction per 10,000 keys, so the new tree is built by
+appending and its pages come out full. Then it checks the copy (db.verify()
+and a key-by-key comparison with the source), and swaps the directories:
+
+    PATH -> .NAME.compact-old-PID,  .NAME.compact-PID -> PATH,  then removes the old one.
+
+The source stays open (and locked) until the swap, so no other process can
+write to it meanwhile. The two renames are not one atomic step: in between
+(microseconds) PATH does not exist, and a crash there leaves the database
+complete under .NAME.compact-PID (or the old one under .NAME.compact-old-PID),
+to be renamed back by hand; compact says so if a rename fails. PATH must hold
+only the database's own files (data.kvdb, wal-*.log, LOCK): anything else in
+it is refused rather than lost.
+"""
+import argparse
+import fnmatch
+import os
+import shutil
+import stat
+import sys
+
+import kvdb
+
+from .dbpath import DATA_FILE, LOCK_FILE, dir_size, fsync_dir, open_existing, sibling
+from .errors import CLIError
+from .progress import Progress
+from .verifycopy import same_contents
+
+OWN_FILES = (DATA_FILE, LOCK_FILE, "wal-*.log")
+BATCH = 10_000
+BATCH_BYTES = 64 << 20
+
+
+def add_parser(sub):
+    p = sub.add_parser("compact", help="rewrite a database compactly (copy, verify, swap directories)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path")
+    p.set_defaults(func=run)
+
+
+def _foreign(path):
+    return [n for n in sorted(os.listdir(path)) if not any(fnmatch.fnmatch(n, pat) for pat in OWN_FILES)]
+
+
+def run(args):
+    path = args.path
+    before = dir_size(path)[0] if os.path.isdir(path) else 0
+    tmp, old = sibling(path, "compact"), sibling(path, "compact-old")
+    with open_existing(path) as src:
+        foreign = _foreign(path)
+        if foreign:
+            raise CLIError(f"{path} holds files that are not the database's ({', '.join(foreign[:5])}); "
+                           "move them away first")
+        try:
+            n = _copy(src, tmp)
+            with kvdb.open(tmp) as copy:
+                copy.verify()
+                same_contents(src, copy, "compact: compare")
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+            _swap(path, tmp, old)
+        finally:
+            if os.path.isdir(path):  # else the copy may be all there is: keep it
+                shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    after = dir_size(path)[0]
+    print(f"compacted {path}: {n:,} keys, {before / 2**20:,.2f} MiB -> {after / 2**20:,.2f} MiB on disk",
+          file=sys.stderr)
+    return 0
+
+
+def _copy(src, tmp):
+    stats = src.stats()
+    total = len(src)
+    n = 0
+    with kvdb.open(tmp, sync="off", page_size=stats["page_size"]) as dst, \
+            Progress("compact: copy", total=total, unit="keys") as bar:
+        batch, size = [], 0
+        for key, value in src.scan():
+            batch.append((key, value))
+            size += len(key) + len(value)
+            if len(batch) >= BATCH or size >= BATCH_BYTES:
+                n += _commit(dst, batch)
+                batch, size = [], 0
+                bar.set(n)
+        n += _commit(dst, batch)
+        dst.checkpoint()
+    return n
+
+
+def _commit(db, batch):
+    if batch:
+        with db.transaction() as tx:
+            for key, value in batch:
+                tx.put(key, value)
+    return len(batch)
+
+
+def _swap(path, tmp, old):
+    parent = os.path.dirname(os.path.abspath(path))
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.rename(old, path)
+        except OSError:
+            raise CLIError(f"compact: could not swap in the copy ({e}) nor put back the original: the original "
+                           f"is at {old}, the compacted copy at {tmp}; rename one of them to {path}") from None
+        raise CLIError(f"compact: could not swap in the copy ({e}); the original is back at {path}") from None
+    fsync_dir(parent)

@@ -1,0 +1,34 @@
+"""Copying a closed database's files (for restore) with progress, durably."""
+import os
+import shutil
+
+from .dbpath import LOCK_FILE, fsync_dir
+
+CHUNK = 1 << 20
+
+
+def db_files(path):
+    """The regular files of a database directory, LOCK excluded."""
+    return sorted(n for n in os.listdir(path)
+                  if n != LOCK_FILE and os.path.isfile(os.path.join(path, n)))
+
+
+def copy_files(src, dest, names, progress=None):
+    """Copy src/name to dest/name for each name, fsync them and dest."""
+    done = 0
+    os.makedirs(dest, exist_ok=True)
+    for name in names:
+        with open(os.path.join(src, name), "rb") as fi, open(os.path.join(dest, name), "wb") as fo:
+            while True:
+                chunk = fi.read(CHUNK)
+                if not chunk:
+                    break
+                fo.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done)
+            fo.flush()
+            os.fsync(fo.fileno())
+        shutil.copymode(os.path.join(src, name), os.path.join(dest, name))
+    fsync_dir(dest)
+    return done
