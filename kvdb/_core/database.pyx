@@ -88,6 +88,18 @@ cdef class Pin:
     cdef readonly uint64_t entries
     cdef bint released
 
+    def clone(self):
+        """Another pin on the same version (an iterator must outlive its snapshot safely)."""
+        cdef Pin p = Pin.__new__(Pin)
+        if self.released:
+            raise ClosedError("snapshot is closed")
+        p.db = self.db
+        p.seq = self.seq
+        p.root = self.root
+        p.entries = self.entries
+        self.db.pins[p.seq] = self.db.pins.get(p.seq, 0) + 1
+        return p
+
     def release(self):
         if not self.released:
             self.released = True
@@ -119,12 +131,13 @@ cdef class Database:
     cdef dict txn_starts         # seq -> count of open transactions started there (GIL)
     cdef list recent             # [(seq, keys)] commits a running transaction may conflict with
     cdef object failed           # None, or why writes are refused until reopen
+    cdef bint broken             # a commit failed part-way through the tree: reads refused too
     cdef uint64_t checkpoint_size    # WAL bytes that trigger a checkpoint; constant
     cdef Py_ssize_t dirty_limit  # dirty pages that trigger a checkpoint; constant
     cdef object wake             # threading.Event for the background thread
     cdef object thread           # background checkpoint/sync thread
     cdef int pid                 # process that opened the database
-    cdef public uint64_t commits, conflicts, stalls
+    cdef public uint64_t commits, conflicts
     cdef object __weakref__
 
     def __init__(self, str path, str engine="btree", str sync="full", cache_size=64 << 20,
@@ -146,13 +159,16 @@ cdef class Database:
         self.txn_starts = {}
         self.recent = []
         self.failed = None
-        self.commits = self.conflicts = self.stalls = 0
+        self.commits = self.conflicts = 0
         self.checkpoint_size = max(checkpoint_size, 4096)
         self.pid = os.getpid()
         self.fs.makedirs(path)
         self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
         try:
             self._open_files(page_size, cache_size)
+        except OSError as e:
+            self.fs.unlock(self.lock_handle)
+            raise IOFailureError(f"opening {path} failed: {e}") from e
         except BaseException:
             self.fs.unlock(self.lock_handle)
             raise
@@ -195,7 +211,10 @@ cdef class Database:
     # -- state checks ----------------------------------------------------
 
     cdef inline int check_open(self) except -1:
-        if self.state != STATE_OPEN:
+        if self.state != STATE_OPEN or self.broken:
+            if self.state == STATE_OPEN:
+                raise IOFailureError(f"database {self.path} stopped part-way through applying a commit "
+                                     f"({self.failed}); reopen it to recover from the log")
             if self.state == STATE_FORKED:
                 raise ForkError(f"database {self.path} was opened in process {self.pid} and inherited across "
                                 "fork(); open it again in the child")
@@ -312,6 +331,8 @@ cdef class Database:
         cdef uint64_t seq
         cdef Transaction t
         payload = encode_ops(ops)
+        if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
+            raise ValueError("transaction too large: its log record would exceed 4 GiB")
         self.lock.acquire()
         try:
             self.check_writable()
@@ -332,7 +353,10 @@ cdef class Database:
                     self.recent.append((seq, [k for k, _ in ops]))
                 reclaim_pages(self.pager, self.min_live())
             except BaseException as e:
+                # The tree may hold part of this commit: nothing may read it until reopen,
+                # which replays the whole commit from the log.
                 self.fail(e)
+                self.broken = True
                 if isinstance(e, OSError):
                     raise IOFailureError(f"commit failed: {e}; the database refuses writes until reopened") from e
                 raise
@@ -398,7 +422,8 @@ cdef class Database:
 
     def _checkpoint_locked(self, bint mirror):
         try:
-            if self.pager.dirty or self.pager.meta.seq != self.seq or mirror or self.pager.pending_ckpt:
+            if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
+                    or (mirror and not self.pager.mirrored):
                 self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror)
             self.wal.mark_synced(self.seq)
             self.write_gen += 1
@@ -411,7 +436,7 @@ cdef class Database:
             self.fail(e)
             raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
 
-    def _background_step(self, bint timed_out):
+    def _background_step(self):
         if self.state != STATE_OPEN or self.failed is not None:
             return
         if self.sync_level == 1 and self.wal.written_seq > self.wal.synced_seq:
@@ -558,13 +583,13 @@ cdef class Database:
 def _background(ref, wake):
     """Group the periodic work: sync="normal" fsyncs, checkpoints by WAL size."""
     while True:
-        timed_out = not wake.wait(NORMAL_SYNC_INTERVAL)
+        wake.wait(NORMAL_SYNC_INTERVAL)
         wake.clear()
         db = ref()
         if db is None or (<Database>db).state != STATE_OPEN:
             return
         try:
-            db._background_step(timed_out)
+            db._background_step()
         except Exception:
             pass
         del db

@@ -22,9 +22,9 @@
 #   20     2    frag: branch/leaf = bytes lost to fragmentation between cells
 #   22     2    reserved (0)
 #
-# Meta pages (pgno 1 and 2, written alternately; the valid one with the higher
-# generation wins at open):
-#   24     8    generation: checkpoints written so far; slot = 1 + generation % 2
+# Meta pages (pgno 1 and 2; each checkpoint writes the one it did not read the
+# durable meta from; the valid one with the higher generation wins at open):
+#   24     8    generation: checkpoints written so far
 #   32     8    seq: the last commit included
 #   40     4    root: root page of the tree (0 = empty)
 #   44     4    freelist: first freelist page (0 = none)
@@ -118,7 +118,8 @@ cdef class Pager:
     cdef readonly uint32_t page_count       # high-water mark, in pages
     cdef readonly Meta meta     # the durable meta (the last checkpoint)
     cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable
-    cdef readonly bint fell_back            # open used the older meta page because the newer was damaged
+    cdef readonly uint32_t meta_slot        # page (1 or 2) the durable meta was read from or last written to
+    cdef readonly bint mirrored             # both meta pages hold the durable meta (clean close)
     # counters (GIL-protected)
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
 

@@ -63,7 +63,12 @@ def _check_page_size(uint32_t page_size):
 
 cdef class Pager:
     def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size):
-        """Open the data file, creating it when empty; read and pick the meta page."""
+        """Open the data file, creating it when empty; read and pick the meta page.
+
+        A file that never finished being created (at most three pages, with no valid
+        header or no valid meta page) is created again: no commit can depend on it,
+        because the log is started only after the new file is fsynced.
+        """
         _check_page_size(page_size)
         self.file = file
         self.path = path
@@ -80,42 +85,71 @@ cdef class Pager:
         self.pages_read = self.pages_written = self.checkpoints = 0
         size = file.size()
         header = file.read_at(0, FILE_HEADER_SIZE)
-        if size == 0 or (len(header) < FILE_HEADER_SIZE and not header.strip(b"\0")) \
-                or (not header.strip(b"\0") and not file.read_at(0, 3 * MAX_PAGE_SIZE).strip(b"\0")):
+        if size == 0 or not header.strip(b"\0") and size <= 3 * MAX_PAGE_SIZE \
+                and not file.read_at(0, 3 * MAX_PAGE_SIZE).strip(b"\0"):
             self.page_size = page_size
             self._create()
         else:
-            self.page_size = self._read_header(header)
-            self._read_metas()
-            self._load_freelist()
+            try:
+                self.page_size = self._read_header(header)
+                self._read_metas()
+            except CorruptionError:
+                ps = self._unfinished_creation(size)
+                if not ps:
+                    raise
+                self.page_size = ps             # a creation torn by a crash: start again
+                self.file.truncate(0)
+                self._create()
+            else:
+                self._load_freelist()
         self.capacity = max(8, cache_size // self.page_size)
 
     # -- open ------------------------------------------------------------
 
-    def _create(self):
-        """Write page 0 and both meta pages of an empty database, then fsync."""
-        cdef uint32_t ps = self.page_size
+    def _creation_image(self, uint32_t ps):
+        """Page 0 and both meta pages of an empty database with page size ps."""
+        from kvdb._core.coding import crc32c_of
         image = bytearray(3 * ps)
         image[0:8] = FILE_MAGIC
         image[8:12] = FORMAT_VERSION.to_bytes(4, "little")
         image[12:16] = ps.to_bytes(4, "little")
-        from kvdb._core.coding import crc32c_of
         image[16:20] = crc32c_of(bytes(image[0:16])).to_bytes(4, "little")
         meta = Meta()
-        meta.generation = 0
         meta.seq = 0
         meta.root = 0
         meta.freelist = 0
         meta.page_count = FIRST_DATA_PGNO
         meta.entries = 0
+        saved = self.page_size
+        self.page_size = ps
         for slot, gen in ((META_PGNO_A, 0), (META_PGNO_B, 1)):
             meta.generation = gen
             image[slot * ps:(slot + 1) * ps] = self._encode_meta(meta, slot)
-        self.file.write_at(0, bytes(image))
+        self.page_size = saved
+        return bytes(image), meta
+
+    def _unfinished_creation(self, size):
+        """The page size of the creation this file is a torn copy of (every non-zero byte
+        where creation would have put it), or 0 if it is anything else."""
+        data = self.file.read_at(0, size)
+        ps = MIN_PAGE_SIZE
+        while ps <= MAX_PAGE_SIZE:
+            if size <= 3 * ps:
+                image, _ = self._creation_image(ps)
+                if all([b == 0 or b == image[i] for i, b in enumerate(data)]):
+                    return ps
+            ps *= 2
+        return 0
+
+    def _create(self):
+        """Write page 0 and both meta pages of an empty database, then fsync."""
+        image, meta = self._creation_image(self.page_size)
+        self.file.write_at(0, image)
         self.file.sync()
         self.meta = meta
         self.page_count = meta.page_count
-        self.fell_back = False
+        self.meta_slot = META_PGNO_B
+        self.mirrored = False
 
     def _read_header(self, bytes header):
         from kvdb._core.coding import crc32c_of
@@ -168,9 +202,10 @@ cdef class Pager:
             raise CorruptionError(f"{self.path}: both meta pages are damaged (page 1: {a}; page 2: {b})",
                                   path=self.path, pgno=META_PGNO_A, offset=META_PGNO_A * self.page_size)
         best = max(valid, key=lambda m: m.generation)
-        # A damaged newer meta is what a torn meta write leaves; the older one is still whole (P1).
-        self.fell_back = len(valid) == 1 and best.generation % 2 == 0 and not isinstance(b, Meta) \
-            or len(valid) == 1 and best.generation % 2 == 1 and not isinstance(a, Meta)
+        # A damaged meta is what a torn meta write leaves; the other one is still whole (P1).
+        self.meta_slot = META_PGNO_A if best is a else META_PGNO_B
+        self.mirrored = isinstance(a, Meta) and isinstance(b, Meta) and a.generation == b.generation \
+            and a.seq == b.seq and a.root == b.root
         self.meta = best
         self.page_count = best.page_count
 
@@ -418,13 +453,17 @@ cdef class Pager:
             meta.freelist = (<Page>fl_pages[0]).pgno if fl_pages else 0
             meta.page_count = new_count
             meta.entries = entries
-            slot = META_PGNO_A + meta.generation % 2
+            # never overwrite the meta the durable version was read from
+            slot = META_PGNO_B if self.meta_slot == META_PGNO_A else META_PGNO_A
             self.file.write_at(slot * <uint64_t>ps, self._encode_meta(meta, slot))
             self.file.sync()
+            self.meta_slot = slot
+            self.mirrored = False
             if mirror:
-                other = META_PGNO_A + (meta.generation + 1) % 2
+                other = META_PGNO_B if slot == META_PGNO_A else META_PGNO_A
                 self.file.write_at(other * <uint64_t>ps, self._encode_meta(meta, other))
                 self.file.sync()
+                self.mirrored = True
         except BaseException:
             self.page_count = saved_count
             raise
@@ -445,7 +484,6 @@ cdef class Pager:
         self.pending_ckpt = []
         self.meta = meta
         self.checkpoints += 1
-        self.fell_back = False
         # Trim the ring back under capacity now that it holds the freshly written pages.
         if len(self.ring) > self.capacity and self.ring:
             page = <Page>self.ring.pop()

@@ -89,7 +89,7 @@ cdef class Snapshot:
     def scan(self, start=None, end=None, prefix=None, bint reverse=False):
         self.check()
         lo, hi = scan_bounds(start, end, prefix)
-        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p, lo, hi, reverse))
+        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse))
 
     def put(self, key, value):
         raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
@@ -189,7 +189,7 @@ cdef class Transaction:
         lo, hi = scan_bounds(start, end, prefix)
         self.ranges.append((lo, hi))
         own = sorted([(k, v) for k, v in self.writes.items() if in_range(k, lo, hi)], reverse=reverse)
-        base = self.db.tree.cursor(self.p.root, self.p, lo, hi, reverse)
+        base = self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse)
         return Iterator(self.db, _merge(base, own, reverse))
 
     cdef int validate(self) except -1:
