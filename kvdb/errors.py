@@ -36,7 +36,7 @@ class ConflictError(Error):
 
 
 class LockedError(Error):
-    """Another process holds the database open for writing."""
+    """Another open of the database (in this process or another) holds its lock."""
 
     def __init__(self, message, path=None, pid=None):
         super().__init__(message)
@@ -49,7 +49,7 @@ class ClosedError(Error):
 
 
 class ReadOnlyError(Error):
-    """A write was attempted through a read-only view (a snapshot, or a read-only database)."""
+    """A write was attempted through a read-only view (a snapshot)."""
 
 
 class IOFailureError(Error):

@@ -339,6 +339,7 @@ cdef class Database:
             if txn is not None:
                 t = <Transaction>txn
                 t.validate()
+                t.p.release()        # validated: its snapshot need not hold pages during apply
             seq = self.seq + 1
             try:
                 self.wal.append(payload, seq)
