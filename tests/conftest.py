@@ -27,7 +27,7 @@ _common = dict(
     print_blob=True,
 )
 settings.register_profile("default", max_examples=100, stateful_step_count=50, **_common)
-settings.register_profile("long", max_examples=1000, stateful_step_count=150, **_common)
+settings.register_profile("long", max_examples=500, stateful_step_count=100, **_common)
 
 
 def pytest_addoption(parser):
