@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -320,6 +321,51 @@ def test_check_finds_a_flipped_byte_and_names_the_page(corrupt_db):
     assert "Traceback" not in err(p)
     assert f"page {page}" in out(p) and "checksum mismatch" in out(p)
     assert "problem(s) found" in out(p)
+
+
+def _flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 1]))
+
+
+def test_check_flags_a_damaged_free_page_and_compact_drops_it(tmp_path):
+    path = tmp_path / "db"
+    with kvdb.open(str(path)) as db:
+        with db.transaction() as tx:
+            for i in range(5000):
+                tx.put(b"k%05d" % i, bytes([i % 251]) * 100)
+        db.checkpoint()
+        with db.transaction() as tx:
+            for i in range(4500):
+                tx.delete(b"k%05d" % i)
+    # find a page the tree no longer reaches: damage there leaves verify() passing
+    free = None
+    for pgno in range(3, os.path.getsize(path / "data.kvdb") // 4096):
+        trial = tmp_path / "trial"
+        shutil.copytree(path, trial)
+        _flip(trial / "data.kvdb", pgno * 4096 + 100)
+        try:
+            with kvdb.open(str(trial)) as db:
+                db.verify()
+                free = pgno
+        except kvdb.CorruptionError:
+            pass
+        shutil.rmtree(trial)
+        if free is not None or pgno > 60:
+            break
+    if free is None:
+        pytest.skip("no free page with content found in this engine build")
+    _flip(path / "data.kvdb", free * 4096 + 100)
+    p = run_cli("check", path)
+    assert p.returncode == 1
+    assert f"page {free}" in out(p) and "the data is intact" in out(p)
+    before = [(b"k%05d" % i, bytes([i % 251]) * 100) for i in range(4500, 5000)]
+    assert run_cli("compact", path).returncode == 0
+    assert contents(path) == before
+    assert run_cli("check", path).returncode == 0
 
 
 @pytest.mark.parametrize("cmd", [["dump"], ["scan"], ["backup", "DEST"], ["compact"]], ids=lambda c: c[0])

@@ -36,9 +36,15 @@ def run(args):
     try:
         with Progress("check: pages", unit="pages") as bar:
             scan = pagescan.scan(data_file(args.path), lambda done, total: bar.set(done, total))
-        _report_pages(args.path, scan, problems)
+        _report_pages(args.path, scan)
+        tree_ok = db is not None and _verify(db, problems)
+        for pgno, offset, what in scan.bad:
+            note = (" (a page the tree does not reach: free space, the data is intact; `kvdb compact` "
+                    "rewrites the file without it)") if tree_ok else ""
+            problems.append(f"page {pgno} (byte offset {offset:,}): {what}{note}")
+        if scan.header_problem:
+            problems.append(f"{data_file(args.path)}: {scan.header_problem}")
         if db is not None:
-            _verify(db, problems)
             _order(db, problems)
     finally:
         if db is not None:
@@ -52,9 +58,8 @@ def run(args):
     return 0
 
 
-def _report_pages(path, scan, problems):
+def _report_pages(path, scan):
     if scan.header_problem:
-        problems.append(f"{data_file(path)}: {scan.header_problem}")
         return
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(scan.types.items()))
     print(f"{data_file(path)}: {scan.pages:,} pages of {scan.page_size:,} bytes "
@@ -66,16 +71,17 @@ def _report_pages(path, scan, problems):
         print(f"  checksums: {scan.pages - 1:,} pages read, {len(scan.bad):,} bad")
     if scan.tail_bytes:
         print(f"  note: {scan.tail_bytes} bytes after the last whole page (ignored)")
-    for pgno, offset, what in scan.bad:
-        problems.append(f"page {pgno} (byte offset {offset:,}): {what}")
 
 
 def _verify(db, problems):
+    """db.verify(); True if it passed."""
     try:
         db.verify()
-        print("  tree: ok (every reachable page re-read and checked, key order, depths, page accounting)")
     except kvdb.CorruptionError as e:
         problems.append(f"verify: {e}")
+        return False
+    print("  tree: ok (every reachable page re-read and checked, key order, depths, page accounting)")
+    return True
 
 
 def _order(db, problems):

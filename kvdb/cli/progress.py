@@ -38,6 +38,7 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.show = enabled(self.stream) if show is None else show
         self.label, self.total, self.unit = label, total, unit
+        self.status = ""  # free text after the numbers (what is being done now)
         self.done = 0
         self.start = self.last = time.monotonic()
         self.drawn = False
@@ -54,12 +55,12 @@ class Progress:
         self.done += n
         self._draw()
 
-    def set(self, done, total=None, label=None):
+    def set(self, done, total=None, status=None):
         self.done = done
         if total is not None:
             self.total = total
-        if label is not None:
-            self.label = label
+        if status is not None:
+            self.status = status
         self._draw()
 
     def line(self):
@@ -76,6 +77,8 @@ class Progress:
             text = f"{self.label} [{'#' * fill}{'.' * (bar_w - fill)}] {frac:4.0%}{tail}"
         else:
             text = f"{self.label}{tail}"
+        if self.status:
+            text += f"  {self.status}"
         return text[: width - 1]
 
     def _draw(self, force=False):

@@ -3,8 +3,11 @@
 
 read_bytes / write_bytes are what the kernel accounts to the process as
 storage I/O: pages read from the device (page-cache hits are free), pages of
-the page cache the process dirtied (counted once per dirtying, whether the
-kernel writes them back during the workload or later) and direct writes.
+the page cache the process dirtied (counted when a clean page becomes dirty,
+whether the kernel writes it back during the workload or later; rewriting a
+page that is still dirty counts nothing, as it costs the disk nothing: the
+worker syncs before each workload so that each starts with clean pages) and
+direct writes.
 cancelled_write_bytes are dirty bytes dropped before writeback (a truncated or
 deleted file). rchar / wchar are the bytes passed to read()/write()-like
 system calls, cached or not. On a system without /proc/self/io every value is

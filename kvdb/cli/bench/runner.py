@@ -64,7 +64,7 @@ def _run_all(args):
                 start = bar.done
 
                 def on_step(workload, engine=engine, run=run):
-                    bar.set(bar.done, label=f"bench {engine} run {run + 1}/{args.runs}: {workload}")
+                    bar.set(bar.done, status=f"{engine} run {run + 1}/{args.runs}: {workload}")
                     bar.update(1)
 
                 out = run_one(args, engine, run, on_step)

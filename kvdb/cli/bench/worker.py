@@ -5,9 +5,13 @@ workloads in order on fresh databases under workdir, and print one line
 per finished workload goes to stderr.
 
 Around each workload it reads /proc/self/io, so every result carries "io":
-the process's OS-level read/write byte deltas (see diskio.py)."""
+the process's OS-level read/write byte deltas (see diskio.py). Before each
+workload (untimed) it calls sync(), so pages an earlier workload dirtied are
+clean again and count when this one rewrites them. The result also carries
+max_rss_bytes, the worker's peak memory."""
 import gc
 import json
+import os
 import sys
 import time
 import traceback
@@ -41,6 +45,7 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
         for name in workloads:
             step(name)
             t0 = time.perf_counter()
+            settle()
             io0 = proc_io()
             try:
                 r = WORKLOADS[name](ctx)
@@ -57,7 +62,23 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
             out["results"][name] = r
     finally:
         ctx.finish()
+    out["max_rss_bytes"] = max_rss()
     return out
+
+
+def settle():
+    """Write back every dirty page (see the module docstring)."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def max_rss():
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    except (ImportError, OSError):
+        return None
 
 
 def _recover(ctx):
