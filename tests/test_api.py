@@ -766,3 +766,59 @@ def test_close_while_another_thread_iterates(db_path, engine):
     t.join(30)
     assert not t.is_alive()
     assert outcome == ["closed"], outcome
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fork_child_can_open_other_databases(db_path, engine, tmp_path):
+    """The fork guard is per object: a child opens its own databases normally (no deadlock on
+    state inherited from the parent's threads)."""
+    other = str(tmp_path / "child-db")
+    with kvdb.open(db_path, engine=engine, checkpoint_size=4 << 10) as db:
+        for i in range(300):
+            db.put(b"k%03d" % i, value(i, 100))  # keeps the parent's background thread busy
+        pid = os.fork()
+        if pid == 0:
+            code = FORK_WRONG_ERROR
+            try:
+                with kvdb.open(other, engine=engine, checkpoint_size=4 << 10) as cdb:
+                    for i in range(300):
+                        cdb.put(b"c%03d" % i, value(i, 100))
+                with kvdb.open(other, engine=engine) as cdb:
+                    code = FORK_OK if len(dump(cdb)) == 300 else FORK_NO_ERROR
+                try:
+                    kvdb.open(db_path, engine=engine)  # the parent still holds this one
+                    code = FORK_NO_ERROR
+                except kvdb.LockedError:
+                    pass
+            finally:
+                os._exit(code)
+        deadline = time.time() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.time() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung opening a new database")
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(status) == FORK_OK
+        db.put(b"parent", b"still works")
+
+
+def test_space_is_reused(db_path, engine):
+    """Writing and deleting the same amount again and again must not grow the file forever."""
+    sizes = []
+    with kvdb.open(db_path, engine=engine, page_size=4096, checkpoint_size=256 << 10) as db:
+        for r in range(8):
+            with db.transaction() as tx:
+                for i in range(500):
+                    tx.put(b"k%04d" % i, value(r * 1000 + i, 1000))
+            db.checkpoint()
+            with db.transaction() as tx:
+                for i in range(500):
+                    tx.delete(b"k%04d" % i)
+            db.checkpoint()
+            sizes.append(os.path.getsize(os.path.join(db_path, "data.kvdb")))
+        db.verify()
+    assert sizes[-1] <= 3 * sizes[0], f"data file keeps growing: {sizes}"

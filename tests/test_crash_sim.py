@@ -298,3 +298,61 @@ def test_repeated_crashes_accumulate_nothing_wrong(long_mode):
         db.delete(b"filler")
         db.close()
         model = got
+
+
+def test_concurrent_committers_crash(long_mode):
+    """Several threads commit at once (group commit); after a crash at any point every
+    acknowledged commit of every thread is present, and each thread's commits form a prefix."""
+    import threading
+    options = dict(page_size=512, cache_size=32 << 10, checkpoint_size=8 << 10)
+    nthreads, per_thread = 4, 15
+    points = range(5, 400, 3 if long_mode else 23)
+    for k in points:
+        fs = SimFS()
+        db = kvdb.open(PATH, _fs=fs, sync="full", **options)
+        acked = [0] * nthreads
+        errors = []
+
+        def worker(t):
+            try:
+                for n in range(per_thread):
+                    with db.transaction() as tx:
+                        tx.put(b"t%d:%03d" % (t, n), value(t * 1000 + n, 50 + 400 * (n % 3)))
+                        tx.put(b"last:%d" % t, b"%d" % n)
+                    acked[t] = n + 1
+            except (SimulatedCrash, kvdb.Error):
+                pass
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        fs.crash_after(k)
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors, errors
+        if all(a == per_thread for a in acked):
+            try:
+                db.close()
+            except (SimulatedCrash, kvdb.Error):
+                pass
+        del db
+        gc.collect()
+        fs.crash(k)
+        db = kvdb.open(PATH, _fs=fs, sync="full", **options)
+        try:
+            got = dump(db)
+            for t in range(nthreads):
+                ns = sorted(int(key.split(b":")[1]) for key in got if key.startswith(b"t%d:" % t))
+                context = f"crash_after={k} crash_seed={k} thread {t}"
+                assert ns == list(range(len(ns))), f"{context}: commits {ns} are not a prefix"
+                assert len(ns) >= acked[t], f"{context}: {acked[t]} acknowledged, {len(ns)} present"
+                assert len(ns) <= acked[t] + 1, f"{context}: more than the one commit in flight"
+                for n in ns:
+                    assert got[b"t%d:%03d" % (t, n)] == value(t * 1000 + n, 50 + 400 * (n % 3))
+                if ns:
+                    assert got[b"last:%d" % t] == b"%d" % ns[-1], f"{context}: half a transaction"
+            db.verify()
+        finally:
+            db.close()

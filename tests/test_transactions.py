@@ -590,3 +590,14 @@ def test_transaction_unusable_after_commit_or_rollback(db):
     with pytest.raises(kvdb.Error):
         tx.put(b"c", b"3")
     assert dump(db) == {b"a": b"1"}
+
+
+def test_delete_result_is_a_read(db):
+    """tx.delete() reports whether the key existed: that answer is a read, so a concurrent
+    insert of the key must make the commit conflict (else the history is not serializable)."""
+    t1 = begin(db)
+    assert t1.delete(b"x") is False
+    db.put(b"x", b"inserted meanwhile")
+    with pytest.raises(kvdb.ConflictError):
+        t1.commit()
+    assert db.get(b"x") == b"inserted meanwhile"
