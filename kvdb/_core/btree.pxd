@@ -45,6 +45,7 @@ cdef class BTree:
     cdef list path               # Page per level, root first
     cdef int idx[MAX_DEPTH]      # child slot taken at each branch level
     cdef int depth               # levels in `path`
+    cdef bint path_valid         # `path` is still the writable path of the last put (no split since)
     cdef bytes scratch           # page-size buffer for defragmenting a page
     cdef bytes cellbuf           # page-size buffer for encoding an inline leaf cell
 
@@ -60,6 +61,7 @@ cdef class BTree:
     # writing (the caller sets seq and max_live first)
     cdef Page writable(self, Page page)
     cdef int descend(self, const unsigned char *k, Py_ssize_t klen) except -1
+    cdef bint appends_at_right_edge(self, const unsigned char *k, Py_ssize_t klen) except -1
     cdef int make_path_writable(self) except -1
     cdef uint32_t write_overflow(self, const unsigned char *src, uint64_t n) except 0
     cdef int free_overflow(self, uint32_t pgno, uint64_t total) except -1

@@ -492,8 +492,14 @@ cdef class BTree:
         if self.root == 0:
             leaf = self.pager.alloc(PAGE_LEAF, self.seq)
             self.root = leaf.pgno
-        self.descend(k, klen)
-        pos = self.search(<Page>self.path[self.depth - 1], k, klen, False, &found)
+            self.path_valid = False
+        if self.appends_at_right_edge(k, klen):
+            # ascending keys past the end (a sorted batch load): the last put's path still holds
+            pos = ncells((<Page>self.path[self.depth - 1]).data)
+            found = False
+        else:
+            self.descend(k, klen)
+            pos = self.search(<Page>self.path[self.depth - 1], k, klen, False, &found)
         size = 1 + varint_len(klen) + klen + varint_len(vlen) + vlen
         if size <= self.max_cell:
             # the common case: encode the inline cell straight into a reused buffer
@@ -521,8 +527,27 @@ cdef class BTree:
             self.entries += 1
         if page_insert(leaf.data, self.ps, pos, cell, size,
                        <unsigned char *>PyBytes_AS_STRING(self.scratch)) != 0:
+            self.path_valid = False
             self.split(self.depth - 1, pos, PyBytes_FromStringAndSize(<const char *>cell, size))
+        else:
+            self.path_valid = True
         return 0
+
+    cdef bint appends_at_right_edge(self, const unsigned char *k, Py_ssize_t klen) except -1:
+        """True if the last put's path (all pages writable) ends at the rightmost leaf
+        and k sorts after that leaf's last key."""
+        cdef int level, n
+        cdef Page leaf
+        if not self.path_valid or self.depth == 0:
+            return False
+        for level in range(self.depth - 1):
+            if self.idx[level] != ncells((<Page>self.path[level]).data):
+                return False
+        leaf = <Page>self.path[self.depth - 1]
+        n = ncells(leaf.data)
+        if n == 0:
+            return False
+        return self.cmp_key(leaf.data + cell_off(leaf.data, n - 1), leaf.data + self.ps, k, klen) < 0
 
     cdef int insert_cell(self, int level, int pos, bytes cell) except -1:
         cdef Page page = <Page>self.path[level]
@@ -621,6 +646,7 @@ cdef class BTree:
         cdef bint found
         cdef int pos
         cdef Page leaf
+        self.path_valid = False
         if self.root == 0:
             return 0
         self.descend(k, klen)
@@ -689,18 +715,22 @@ cdef class BTree:
         """Apply [(key, value-or-None)] as the commit `seq`."""
         self.seq = seq
         self.max_live = max_live
+        self.path_valid = False
         for key, value in ops:
             if value is None:
                 self.delete(key)
             else:
                 self.put(key, value)
         self.path = []
+        self.path_valid = False
 
     def put1(self, bytes key, bytes value, uint64_t seq, uint64_t max_live):
         self.seq = seq
         self.max_live = max_live
+        self.path_valid = False
         self.put(key, value)
         self.path = []
+        self.path_valid = False
 
     def delete1(self, bytes key, uint64_t seq, uint64_t max_live):
         self.seq = seq
