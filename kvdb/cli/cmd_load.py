@@ -35,6 +35,8 @@ def add_parser(sub):
 @contextlib.contextmanager
 def _input(path):
     if path in (None, "-"):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CLIError("no input: give -i FILE, or pipe a dump into stdin", status=2)
         yield sys.stdin.buffer, None
         return
     if not os.path.isfile(path):
