@@ -70,6 +70,9 @@ def test_quick_kvdb_and_sqlite(tmp_path):
         assert len(charts) == 1
         with open(charts[0], "rb") as f:
             assert f.read(8) == PNG
+        os.unlink(charts[0])
+        bench(tmp_path, "--charts-from", path)  # redraws it from the JSON alone
+        assert os.path.exists(charts[0])
     else:
         assert not charts and "matplotlib is not installed" in p.stderr
 

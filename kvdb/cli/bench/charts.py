@@ -29,7 +29,8 @@ def ops_chart(summary, engines, workloads, path, title):
     """Grouped bars: x = workload, one bar per engine, y = median ops/s (log)."""
     plt = _pyplot()
     engines = [e for e in engines if e in summary]
-    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(workloads) * max(1, len(engines)) / 2), 5.5))
+    bars = len(workloads) * max(1, len(engines))
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 1 + 0.25 * bars)), 6))
     width = 0.8 / max(1, len(engines))
     for i, e in enumerate(engines):
         xs, ys = [], []

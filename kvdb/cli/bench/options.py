@@ -74,6 +74,8 @@ def build_parser(prog=None):
                      help="write the JSON here instead of RESULTS_DIR/db_bench-DATE-MODE.json")
     out.add_argument("--no-save", action="store_true", help="print the tables only: no JSON, no charts")
     out.add_argument("--no-charts", action="store_true", help="no PNG charts even when matplotlib is installed")
+    out.add_argument("--charts-from", default=None, metavar="JSON",
+                     help="run nothing: draw the charts of a saved result next to it")
     out.add_argument("--verbose", action="store_true", help="a line per workload from each worker on stderr")
     out.add_argument("--quiet", action="store_true", help="no progress bar even on a terminal")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)

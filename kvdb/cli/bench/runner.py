@@ -20,7 +20,10 @@ def main(argv=None, prog=None):
         from .spawn import worker_main
 
         return worker_main(argv)
+    if args.charts_from:
+        return replot(args.charts_from)
 
+    _exit_on_sigterm()
     os.makedirs(args.dir, exist_ok=True)
     if fs_type(args.dir) == "tmpfs":
         print(f"warning: {args.dir} is on tmpfs; fsync costs nothing there, fillsync numbers mean nothing",
@@ -37,6 +40,35 @@ def main(argv=None, prog=None):
     sys.stdout.flush()
     if not args.no_save:
         _save(args, machine, fio, versions, skipped, summary, io_summary, series, runs)
+    return 0
+
+
+def _exit_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C: the running worker is killed and its directory removed."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def replot(path):
+    """Draw the charts of a saved JSON result next to it."""
+    import json
+
+    if not charts.available():
+        print("charts: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        return 1
+    with open(path) as f:
+        doc = json.load(f)
+    cfg = doc["config"]
+    for out in charts.draw(doc["summary"], doc.get("series") or {}, cfg["engines"], cfg["workloads"],
+                           os.path.splitext(path)[0], cfg):
+        print(f"chart: {out}", file=sys.stderr)
     return 0
 
 
