@@ -25,6 +25,12 @@ def _pyplot():
     return plt
 
 
+def _pyplot_ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
 def ops_chart(summary, engines, workloads, path, title):
     """Grouped bars: x = workload, one bar per engine, y = median ops/s (log)."""
     plt = _pyplot()
@@ -66,6 +72,7 @@ def scale_chart(series, path, title):
                 ax.plot([x for x, _ in pts], [y for _, y in pts], style, marker="o", markersize=3, color=color,
                         label=f"{e} {what}")
     ax.set_xlabel("keys in the database")
+    ax.xaxis.set_major_formatter(_pyplot_ticker().FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.set_ylabel("ops/s")
     ax.set_yscale("log")
     ax.set_title(title)

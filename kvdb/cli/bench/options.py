@@ -69,9 +69,10 @@ def build_parser(prog=None):
                            f"(default {KVDB_ROOT}, where this kvdb is)")
     out = ap.add_argument_group("output")
     out.add_argument("--results-dir", default=None,
-                     help="where the JSON and the charts go (default bench/results in a checkout, else ./bench-results)")
+                     help="where the JSON and the charts go "
+                          "(default bench/results in a checkout, else ./bench-results)")
     out.add_argument("--json", default=None, metavar="OUT",
-                     help="write the JSON here instead of RESULTS_DIR/db_bench-DATE-MODE.json")
+                     help="write the JSON here instead of RESULTS_DIR/db_bench-DATE-MODE-nNUM.json")
     out.add_argument("--no-save", action="store_true", help="print the tables only: no JSON, no charts")
     out.add_argument("--no-charts", action="store_true", help="no PNG charts even when matplotlib is installed")
     out.add_argument("--charts-from", default=None, metavar="JSON",
