@@ -172,7 +172,8 @@ cdef class Database:
         except BaseException:
             self.fs.unlock(self.lock_handle)
             raise
-        self.dirty_limit = max(64, (cache_size // self.pager.page_size) // 2)
+        # dirty pages count against cache_size too; checkpoint when they fill three quarters
+        self.dirty_limit = max(64, (cache_size // self.pager.page_size) * 3 // 4)
         self.state = STATE_OPEN
         _live.add(self)
         self.wake = threading.Event()

@@ -106,7 +106,7 @@ cdef class Pager:
     cdef File file              # the data file; constant
     cdef readonly str path      # constant
     cdef readonly uint32_t page_size        # constant after open
-    cdef Py_ssize_t capacity    # clean pages the pool may hold; constant
+    cdef Py_ssize_t capacity    # pages (clean + dirty) the pool may hold: cache_size / page_size; constant
     cdef dict pool              # pgno -> Page, every cached page (clean and dirty)
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring

@@ -301,7 +301,8 @@ cdef class Pager:
         self.pool[page.pgno] = page
         self.ring.append(page)
         page.ref = True
-        while len(self.ring) > self.capacity:
+        # clean and dirty pages share the budget: dirty ones are never evicted (P3)
+        while len(self.ring) > max(8, self.capacity - len(self.dirty)):
             n = len(self.ring)
             if self.hand >= n:
                 self.hand = 0
@@ -485,7 +486,7 @@ cdef class Pager:
         self.meta = meta
         self.checkpoints += 1
         # Trim the ring back under capacity now that it holds the freshly written pages.
-        if len(self.ring) > self.capacity and self.ring:
+        if len(self.ring) > max(8, self.capacity - len(self.dirty)) and self.ring:
             page = <Page>self.ring.pop()
             self._admit(page)
 
