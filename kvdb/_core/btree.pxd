@@ -91,6 +91,7 @@ cdef class Cursor:
     cdef bytes hi                # exclusive upper bound or None
 
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1
+    cdef int start_at_edge(self, bint rightmost) except -1
     cdef int seek(self, bytes key) except -1
     cdef int step(self, bint forward) except -1
     cdef object next_item(self)

@@ -858,6 +858,16 @@ cdef class Cursor:
             self.idx[self.depth - 1] = ncells(page.data) if rightmost else 0
             pgno = child_at(page.data, self.idx[self.depth - 1])
 
+    cdef int start_at_edge(self, bint rightmost) except -1:
+        """Position at the first (or, rightmost, the last) key of the tree."""
+        self.pages = []
+        self.depth = 0
+        self.descend_edge(self.root, rightmost)
+        self.valid = True
+        if ncells((<Page>self.pages[self.depth - 1]).data) == 0:
+            self.step(not rightmost)
+        return 0
+
     cdef int seek(self, bytes key) except -1:
         """Position at the first key >= key."""
         cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
@@ -934,31 +944,15 @@ cdef class Cursor:
                 if self.lo is not None:
                     self.seek(self.lo)
                 else:
-                    self.pages = []
-                    self.depth = 0
-                    self.descend_edge(self.root, False)
-                    self.valid = True
-                    if ncells((<Page>self.pages[self.depth - 1]).data) == 0:
-                        self.step(True)
-            else:
-                if self.hi is not None:
-                    self.seek(self.hi)      # first key >= hi, then one back
-                    if self.valid:
-                        self.step(False)
-                    else:
-                        self.pages = []
-                        self.depth = 0
-                        self.descend_edge(self.root, True)
-                        self.valid = True
-                        if ncells((<Page>self.pages[self.depth - 1]).data) == 0:
-                            self.step(False)
+                    self.start_at_edge(False)
+            elif self.hi is not None:
+                self.seek(self.hi)          # first key >= hi, then one back
+                if self.valid:
+                    self.step(False)
                 else:
-                    self.pages = []
-                    self.depth = 0
-                    self.descend_edge(self.root, True)
-                    self.valid = True
-                    if ncells((<Page>self.pages[self.depth - 1]).data) == 0:
-                        self.step(False)
+                    self.start_at_edge(True)
+            else:
+                self.start_at_edge(True)
         elif self.valid:
             self.step(not self.reverse)
         if not self.valid:

@@ -20,6 +20,7 @@ cdef class File:
 
 cdef class OsFile(File):
     cdef int fd                      # -1 once closed
+    cdef int inflight                # calls running without the GIL; close() waits for them (GIL)
 
 cdef class FS:
     cpdef File open(self, str path, bint create)

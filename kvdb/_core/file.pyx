@@ -5,6 +5,7 @@ import errno as _errno
 import fcntl
 import os
 import random
+import time
 
 from libc.errno cimport errno, EINTR, EIO
 from libc.stdint cimport uint64_t
@@ -68,6 +69,7 @@ cdef class OsFile(File):
         cdef int err = 0
         if self.fd < 0:
             raise OSError(_errno.EBADF, "file is closed", self.path)
+        self.inflight += 1
         with nogil:
             while done < n:
                 r = c_pread(self.fd, buf + done, n - done, offset + done)
@@ -79,6 +81,7 @@ cdef class OsFile(File):
                 if r == 0:
                     break
                 done += r
+        self.inflight -= 1
         if err:
             raise OSError(err, os.strerror(err), self.path)
         return done
@@ -88,6 +91,7 @@ cdef class OsFile(File):
         cdef int err = 0
         if self.fd < 0:
             raise OSError(_errno.EBADF, "file is closed", self.path)
+        self.inflight += 1
         with nogil:
             while done < n:
                 r = c_pwrite(self.fd, buf + done, n - done, offset + done)
@@ -100,6 +104,7 @@ cdef class OsFile(File):
                     err = EIO
                     break
                 done += r
+        self.inflight -= 1
         if err:
             raise OSError(err, os.strerror(err), self.path)
         return 0
@@ -108,10 +113,12 @@ cdef class OsFile(File):
         cdef int r, err = 0
         if self.fd < 0:
             raise OSError(_errno.EBADF, "file is closed", self.path)
+        self.inflight += 1
         with nogil:
             r = fdatasync(self.fd)
             if r != 0:
                 err = errno
+        self.inflight -= 1
         if err:
             raise OSError(err, os.strerror(err), self.path)
         return 0
@@ -130,6 +137,10 @@ cdef class OsFile(File):
         return os.fstat(self.fd).st_size
 
     cpdef close(self):
+        # A thread may be inside pread/pwrite/fsync with the GIL released: let it finish
+        # before the descriptor number can be reused by another open.
+        while self.inflight > 0:
+            time.sleep(0.0002)
         if self.fd >= 0:
             c_close(self.fd)
             self.fd = -1

@@ -120,6 +120,7 @@ cdef class Pager:
     cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable
     cdef readonly uint32_t meta_slot        # page (1 or 2) the durable meta was read from or last written to
     cdef readonly bint mirrored             # both meta pages hold the durable meta (clean close)
+    cdef bint closed                        # close() has run: reads raise ClosedError
     # counters (GIL-protected)
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
 

@@ -7,7 +7,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
 from kvdb._core.file cimport File
 
-from kvdb.errors import CorruptionError, IOFailureError
+from kvdb.errors import ClosedError, CorruptionError, IOFailureError
 
 FILE_MAGIC = b"kvdb-bt\x00"
 PAGE_TYPE_NAMES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
@@ -255,9 +255,13 @@ cdef class Pager:
         if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
             raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
                                   f"{self.page_count} pages", path=self.path, pgno=pgno)
+        if self.closed:
+            raise ClosedError(f"database file {self.path} is closed")
         try:
             got = self.file.pread(page.data, ps, pgno * <uint64_t>ps)
         except OSError as e:
+            if self.closed:
+                raise ClosedError(f"database file {self.path} was closed during a read") from None
             raise IOFailureError(f"{self.path}: reading page {pgno} failed: {e}") from e
         self.pages_read += 1
         if got < ps:
@@ -526,6 +530,7 @@ cdef class Pager:
         self.free_pages = list(free)
 
     def close(self):
+        self.closed = True
         self.file.close()
         self.pool = {}
         self.ring = []
