@@ -19,15 +19,16 @@ failures (fiu) can delay a line but never garble it.
 import os
 import random
 import sys
+import traceback
 
 import kvdb
 
 
-def out(line):
+def out(line, fd=1):
     data = (line + "\n").encode()
     for _ in range(1000):
         try:
-            n = os.write(1, data)
+            n = os.write(fd, data)
         except OSError:
             continue
         data = data[n:]
@@ -94,6 +95,7 @@ def main():
             os._exit(4)
         except Exception as e:  # noqa: BLE001 - reported to the parent
             out(f"OPENX {e!r}")
+            out(traceback.format_exc(), fd=2)
             os._exit(6)
         out("READY")
         try:
@@ -122,6 +124,7 @@ def main():
                 out(f"CE {type(e).__name__} {e}")
         except BaseException as e:  # noqa: BLE001 - reported to the parent
             out(f"X {e!r}")
+            out(traceback.format_exc(), fd=2)
             os._exit(3)
         os._exit(0)
     raise SystemExit(f"unknown mode {mode}")

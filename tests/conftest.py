@@ -38,6 +38,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "long_only: runs only under --long")
     settings.load_profile("long" if config.getoption("--long") else "default")
+    import helpers
+    helpers.LONG = config.getoption("--long")
 
 
 def pytest_collection_modifyitems(config, items):

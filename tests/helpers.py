@@ -9,6 +9,7 @@ from child_writer import log_value
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(TESTS_DIR, "child_writer.py")
+LONG = False  # set by conftest.py under --long (for module-level settings)
 
 
 def value(seed, n):

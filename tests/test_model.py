@@ -12,9 +12,10 @@ import shutil
 import tempfile
 
 import pytest
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition, rule
 
+import helpers
 import kvdb
 from helpers import dump, model_scan, value
 
@@ -379,3 +380,6 @@ class CrashMachine(RuleBasedStateMachine):
 
 
 TestCrashModel = CrashMachine.TestCase
+# SimFS copies whole files at each crash: cap the long run (~10 minutes on 2 cores).
+TestCrashModel.settings = settings(max_examples=200 if helpers.LONG else 100,
+                                   stateful_step_count=80 if helpers.LONG else 50)
