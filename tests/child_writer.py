@@ -9,6 +9,9 @@
         the same transaction ("E2 <class>", or "W2 ok" and "C <n>") and read
         ("R <counter>" or "RE <class>"), and exit 0. Any other exception: "X <repr>", exit 3
         ("OPENX <repr>", exit 6, if open() raised it; "OPENFAIL ...", exit 4, for a kvdb.Error).
+    child_writer.py openprobe PATH
+        open PATH and put one key; the exit code says what happened (0 ok, 4 a
+        kvdb.Error, 6 any other exception), as output may be failing too.
     child_writer.py walwriter PATH N
         commit N transactions with a large checkpoint_size, print "DONE" and
         _exit without closing, so the records stay in the WAL.
@@ -74,6 +77,16 @@ def main():
         out("OPENED")
         db.close()
         return
+    if mode == "openprobe":
+        # Exit code only (stdout may be failing too): 0 opened and wrote, 4 kvdb.Error, 6 other.
+        try:
+            with kvdb.open(path, sync="full") as db:
+                db.put(b"probe", b"1")
+        except kvdb.Error:
+            os._exit(4)
+        except BaseException:  # noqa: BLE001
+            os._exit(6)
+        os._exit(0)
     if mode == "walwriter":
         n = int(sys.argv[3])
         db = kvdb.open(path, sync="full", checkpoint_size=1 << 30)

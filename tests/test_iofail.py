@@ -321,3 +321,28 @@ def test_fiu_random_failures(db_path, failpoint, probability, long_mode):
     assert failures_seen, "no injected failure reached kvdb in any round"
     if failpoint.startswith("posix/io/sync"):
         assert sticky_checked, "the retry after a failure was never observed"
+
+
+@pytest.mark.skipif(FIU is None, reason="fiu-run not on PATH (Debian package fiu-utils)")
+@pytest.mark.parametrize("failpoint", ["posix/io/rw/pread", "posix/io/rw/pwrite", "posix/io/rw/ftruncate",
+                                       "posix/io/rw/write", "posix/io/sync/fsync",
+                                       "posix/io/sync/fdatasync"])
+@pytest.mark.parametrize("existing", [False, True], ids=["new-db", "existing-db"])
+def test_fiu_open_failure_is_a_kvdb_error(tmp_path, failpoint, existing):
+    """Every call of one I/O function fails: open() (and the first put) may fail, but only with
+    a kvdb.Error - never a bare OSError - and the database is intact afterwards."""
+    path = str(tmp_path / "db")
+    if existing:
+        r = subprocess.run([sys.executable, CHILD, "commits", path, "20", str(1 << 30)],
+                           env=child_env(), capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+    p = subprocess.run(["fiu-run", "-x", "-c", f"enable name={failpoint}",
+                        sys.executable, CHILD, "openprobe", path],
+                       env=child_env(), capture_output=True, timeout=60)
+    assert p.returncode in (0, 4), \
+        f"under {failpoint}: exit code {p.returncode} (6 = open/put raised a non-kvdb exception)"
+    with kvdb.open(path) as db:
+        db.delete(b"probe")
+        if existing:
+            check_commit_state(db, failpoint)
+        db.verify()
