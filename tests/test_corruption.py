@@ -409,9 +409,10 @@ def test_wal_intact_baseline(wal_fs):
     assert sim_outcome(fs, model)[0] == "intact"
 
 
-def test_wal_middle_corruption(wal_fs):
+@pytest.mark.parametrize("commit", [0, 10, 18])
+def test_wal_middle_corruption(wal_fs, commit):
     fs, model = wal_fs
-    path, off = locate(fs, value(10, 3000)[:64])
+    path, off = locate(fs, value(commit, 3000)[:64])
     data = bytearray(fs.read_file(path))
     flip(data, off + 1500)
     fs.write_file(path, data)
@@ -419,6 +420,19 @@ def test_wal_middle_corruption(wal_fs):
     assert result == "corruption", \
         "a damaged record in the middle of the WAL (valid records after it) was not reported"
     assert "wal" in (str(err) + str(err.path)).lower(), f"the error should name the WAL: {err}"
+
+
+@pytest.mark.parametrize("offset", [0, 9, 13, 17, 29], ids=["magic", "version", "salt", "base-seq", "crc"])
+def test_wal_header_damage(wal_fs, offset):
+    """The WAL header is damaged while 20 acknowledged commits follow it: reporting the damage
+    is required; treating the log as empty would silently lose them."""
+    fs, model = wal_fs
+    path = wal_files(fs)[0]
+    data = bytearray(fs.read_file(path))
+    flip(data, offset)
+    fs.write_file(path, data)
+    result, _ = sim_outcome(fs, model)
+    assert result == "corruption", "a damaged WAL header made acknowledged commits vanish silently"
 
 
 def test_wal_torn_tail(wal_fs):
