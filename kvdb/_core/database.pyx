@@ -162,8 +162,11 @@ cdef class Database:
         self.commits = self.conflicts = 0
         self.checkpoint_size = max(checkpoint_size, 4096)
         self.pid = os.getpid()
-        self.fs.makedirs(path)
-        self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
+        try:
+            self.fs.makedirs(path)
+            self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
+        except OSError as e:
+            raise IOFailureError(f"opening {path} failed: {e}") from e
         try:
             self._open_files(page_size, cache_size)
         except OSError as e:

@@ -229,8 +229,13 @@ cdef class OsFS(FS):
                     "only one process may open a database for writing",
                     path=path, pid=pid) from None
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         return fd
 
     cpdef unlock(self, object handle):

@@ -19,9 +19,12 @@ class SimulatedCrash(Exception):
 
 
 class _Inode:
-    __slots__ = ("durable", "current", "pending")
+    __slots__ = ("durable", "current", "pending", "serial")
+    created = 0                      # inodes made so far: the order crash() visits them in
 
     def __init__(self):
+        _Inode.created += 1
+        self.serial = _Inode.created # creation order, so a seed replays the same crash
         self.durable = bytearray()   # bytes that survive a crash
         self.current = bytearray()   # bytes reads see
         self.pending = []            # [("w", offset, bytes) | ("t", size)] not yet synced
@@ -166,7 +169,7 @@ cdef class SimFS(FS):
                 self._apply_dir_op(self.durable, op, args)
         self.dir_pending = []
         # File data: each pending write applied, dropped or torn.
-        inodes = {id(i): i for i in list(self.current.values()) + list(self.durable.values())}
+        inodes = {i.serial: i for i in list(self.current.values()) + list(self.durable.values())}
         for key in sorted(inodes):
             inode = inodes[key]
             for op in inode.pending:
