@@ -496,8 +496,10 @@ cdef class Database:
             tmp = target + ".tmp"
             fs = OsFS()
             out = Pager(fs.open(tmp, True), tmp, self.pager.page_size, 1 << 20)
-            for pgno in sorted(reachable):
+            for n, pgno in enumerate(sorted(reachable)):
                 out.adopt(pgno, self.pager.get_raw(pgno))
+                if n % 4096 == 4095:
+                    out.spill()          # bounded memory: the copy's meta is written last
             out.set_page_count(self.pager.page_count,
                                [n for n in range(3, self.pager.page_count) if n not in reachable])
             out.checkpoint(p.seq, p.root, p.entries, True)

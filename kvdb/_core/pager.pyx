@@ -521,6 +521,15 @@ cdef class Pager:
         self.pool[pgno] = page
         self.dirty[pgno] = page
 
+    def spill(self):
+        """Write the dirty pages without a meta page and drop them from memory. Only for a
+        file no meta yet reaches (a backup being built), where P1 cannot be broken."""
+        pages = sorted(self.dirty.values(), key=_pgno_of)
+        self.write_pages(pages)
+        for p in pages:
+            del self.pool[(<Page>p).pgno]
+        self.dirty = {}
+
     def get_raw(self, uint32_t pgno):
         cdef Page page = self.get(pgno)
         return page.raw(self.page_size)
