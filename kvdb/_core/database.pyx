@@ -548,6 +548,11 @@ cdef class Database:
             try:
                 if self.failed is None:
                     self._checkpoint_locked(True)
+                    try:
+                        self.wal.shrink()
+                    except OSError as e:
+                        raise IOFailureError(f"shrinking the log after the final checkpoint failed: {e} "
+                                             "(every commit is already durable)") from e
             except BaseException as e:
                 err = e
             finally:
