@@ -90,6 +90,7 @@ cdef class Cursor:
     cdef bytes lo                # inclusive lower bound or None
     cdef bytes hi                # exclusive upper bound or None
 
+    cdef Page push(self, uint32_t pgno)
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1
     cdef int start_at_edge(self, bint rightmost) except -1
     cdef int seek(self, bytes key) except -1

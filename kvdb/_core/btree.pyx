@@ -843,15 +843,20 @@ cdef class Cursor:
     def __iter__(self):
         return self
 
+    cdef Page push(self, uint32_t pgno):
+        """Load pgno as the next level down."""
+        if self.depth >= MAX_DEPTH:
+            raise CorruptionError(f"{self.tree.pager.path}: tree deeper than {MAX_DEPTH}",
+                                  path=self.tree.pager.path, pgno=pgno)
+        cdef Page page = self.tree.load(pgno)
+        self.pages.append(page)
+        self.depth += 1
+        return page
+
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1:
         cdef Page page
         while True:
-            if self.depth >= MAX_DEPTH:
-                raise CorruptionError(f"{self.tree.pager.path}: tree deeper than {MAX_DEPTH}",
-                                      path=self.tree.pager.path, pgno=pgno)
-            page = self.tree.load(pgno)
-            self.pages.append(page)
-            self.depth += 1
+            page = self.push(pgno)
             if is_leaf(page.data):
                 self.idx[self.depth - 1] = (ncells(page.data) - 1) if rightmost else 0
                 return 0
@@ -879,12 +884,7 @@ cdef class Cursor:
         self.pages = []
         self.depth = 0
         while True:
-            if self.depth >= MAX_DEPTH:
-                raise CorruptionError(f"{self.tree.pager.path}: tree deeper than {MAX_DEPTH}",
-                                      path=self.tree.pager.path, pgno=pgno)
-            page = self.tree.load(pgno)
-            self.pages.append(page)
-            self.depth += 1
+            page = self.push(pgno)
             if is_leaf(page.data):
                 self.idx[self.depth - 1] = self.tree.search(page, k, klen, False, &found)
                 break

@@ -4,6 +4,7 @@ import os
 
 import kvdb
 
+from .bench.diskio import dir_size  # noqa: F401  (one implementation, re-exported for the commands)
 from .errors import CLIError
 
 try:
@@ -48,18 +49,6 @@ def require_free(path, what="destination"):
         raise CLIError(f"{what} {path} is not empty; refusing to write into it")
 
 
-def dir_size(path):
-    """(bytes allocated on disk, apparent bytes) of every file under path."""
-    used = apparent = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            apparent += st.st_size
-            used += getattr(st, "st_blocks", 0) * 512 or st.st_size
-    return used, apparent
 
 
 def sibling(path, tag):
