@@ -82,3 +82,12 @@ def check_commit_state(db, context):
     assert tmps == [b"tmp:%d" % n], f"{context}: tmp keys {tmps[:3]} for counter {n}"
     assert len(state) == 1 + 4 + (n + 1) + 1, f"{context}: unexpected keys"
     return n
+
+
+def apply_ops(model, ops):
+    """Apply [("put", k, v) | ("delete", k)] to a dict model."""
+    for op in ops:
+        if op[0] == "put":
+            model[op[1]] = op[2]
+        else:
+            model.pop(op[1], None)

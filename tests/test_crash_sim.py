@@ -12,7 +12,7 @@ import random
 import pytest
 
 import kvdb
-from helpers import dump, value
+from helpers import apply_ops, dump, value
 
 try:
     from kvdb._core.file import SimFS, SimulatedCrash
@@ -52,13 +52,6 @@ def make_workload(seed, n_txns=30):
             steps.append(("checkpoint",))
     return steps
 
-
-def apply_ops(model, ops):
-    for op in ops:
-        if op[0] == "put":
-            model[op[1]] = op[2]
-        else:
-            model.pop(op[1], None)
 
 
 class Run:

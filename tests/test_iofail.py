@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import kvdb
-from helpers import check_commit_state, child_env, dump, value, CHILD
+from helpers import apply_ops, check_commit_state, child_env, dump, value, CHILD
 
 try:
     from kvdb._core.file import SimFS, SimulatedCrash
@@ -38,13 +38,6 @@ def tx_ops(i):
         ops.append(("delete", b"t:%03d" % (i - 2)))
     return ops
 
-
-def apply_ops(model, ops):
-    for op in ops:
-        if op[0] == "put":
-            model[op[1]] = op[2]
-        else:
-            model.pop(op[1], None)
 
 
 def commit(db, ops):
