@@ -3,6 +3,7 @@
 KVDB_PROFILE=1 builds with line tracing (for coverage and line profilers) and
 writes Cython's annotated HTML next to each .pyx.
 """
+import glob
 import os
 
 from Cython.Build import cythonize
@@ -10,7 +11,8 @@ from setuptools import Extension, setup
 
 PROFILE = os.environ.get("KVDB_PROFILE") == "1"
 
-MODULES = ["coding", "file", "pager", "btree", "wal", "database"]
+# Every kvdb/_core/*.pyx is one extension module (.pxi files are included, not built alone).
+MODULES = sorted(os.path.basename(p)[:-4] for p in glob.glob("kvdb/_core/*.pyx"))
 
 macros = [("CYTHON_TRACE_NOGIL", "1")] if PROFILE else []
 extensions = [

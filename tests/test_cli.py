@@ -388,14 +388,7 @@ def test_not_a_kvdb_file(tmp_path):
     assert_one_line_error(run_cli("dump", path), "corrupt", "magic")
 
 
-# -- bench placeholders, progress ---------------------------------------------
-
-@pytest.mark.parametrize("what", ["documents", "server"])
-def test_bench_layers_not_built_yet(what):
-    p = run_cli("bench", what)
-    assert p.returncode == 2
-    assert "not available yet" in err(p) and "Traceback" not in err(p)
-
+# -- progress ------------------------------------------------------------------
 
 def test_progress_draws_only_when_asked():
     stream = io.StringIO()

@@ -411,6 +411,16 @@ cdef class Database:
         self.check_writable()
         return Transaction(self)
 
+    def collection(self, str name):
+        """The document collection `name` (see kvdb.documents); created by its first write."""
+        from kvdb.documents import collection_of
+        return collection_of(self, name)
+
+    def list_collections(self):
+        """Names of the document collections that hold documents or indexes."""
+        from kvdb.documents import list_collections
+        return list_collections(self)
+
     def snapshot(self):
         """A read-only view of the newest version; never blocks writers."""
         self.check_open()

@@ -144,6 +144,11 @@ cdef class Transaction:
     def seq(self):
         return self.p.seq
 
+    def collection(self, str name):
+        """The document collection `name`, read and written inside this transaction."""
+        from kvdb.documents import collection_of
+        return collection_of(self, name)
+
     def get(self, key, default=None):
         self.check()
         k = as_key(key)

@@ -1,28 +1,34 @@
-"""kvdb bench [kv] [OPTIONS]: the db_bench benchmark (kvdb/cli/bench/),
-`kvdb bench --help` lists its options.
+"""kvdb bench [kv|documents|server] [OPTIONS]
 
-kvdb bench documents / kvdb bench server: not available yet (exit 2).
+  kv (default)  the db_bench key-value benchmark (kvdb/cli/bench/runner.py)
+  documents     the document benchmark (kvdb/cli/bench/documents.py)
+  server        the RESP server benchmark (kvdb/cli/bench/server.py)
+
+`kvdb bench <suite> --help` lists a suite's options.
 """
+import importlib
+import importlib.util
 import sys
 
-NOT_BUILT = {
-    "documents": "the document layer is not built",
-    "server": "the server is not built",
+SUITES = {
+    "kv": "kvdb.cli.bench.runner",
+    "documents": "kvdb.cli.bench.documents",
+    "server": "kvdb.cli.bench.server",
 }
 
 
 def add_parser(sub):
     # Listed for `kvdb --help`; main() hands `kvdb bench ...` to run() before argparse sees it.
-    sub.add_parser("bench", help="benchmark kvdb against sqlite3, lmdb, rocksdb, leveldb, diskcache "
-                                 "(kvdb bench --help)", add_help=False)
+    sub.add_parser("bench", help="benchmarks: kv (db_bench against sqlite3, lmdb, rocksdb, leveldb, "
+                                 "diskcache), documents, server (kvdb bench --help)", add_help=False)
 
 
 def run(argv):
-    if argv and argv[0] in NOT_BUILT:
-        print(f"kvdb bench {argv[0]}: not available yet: {NOT_BUILT[argv[0]]}", file=sys.stderr)
+    suite = "kv"
+    if argv and argv[0] in SUITES:
+        suite, argv = argv[0], argv[1:]
+    module = SUITES[suite]
+    if importlib.util.find_spec(module) is None:
+        print(f"kvdb bench {suite}: not available in this build ({module} is missing)", file=sys.stderr)
         return 2
-    if argv and argv[0] == "kv":
-        argv = argv[1:]
-    from .bench.runner import main
-
-    return main(argv, prog="kvdb bench")
+    return importlib.import_module(module).main(argv, prog=f"kvdb bench {suite}")

@@ -34,8 +34,7 @@ def build_parser(prog=None):
     ap = argparse.ArgumentParser(
         prog=prog, description="db_bench for kvdb: LevelDB-style workloads against kvdb and peer engines, "
                                "each engine in its own process (see bench/README.md).",
-        epilog="workloads: " + ", ".join(ORDER) + ".  `kvdb bench documents` and `kvdb bench server` are "
-               "placeholders for layers that are not built yet.")
+        epilog="workloads: " + ", ".join(ORDER) + ".  Other suites: `kvdb bench documents`, `kvdb bench server`.")
     size = ap.add_argument_group("size")
     size.add_argument("--num", type=int, default=None, help=f"keys in the database (default {DEFAULT_NUM:,})")
     size.add_argument("--quick", action="store_true", help=f"num={QUICK_NUM:,} unless --num is given")
