@@ -1,0 +1,68 @@
+"""kvdb serve [--config FILE] [--data DIR] [--port N] [--bind ADDR] [--OPTION VALUE ...]:
+the Redis-protocol server on a kvdb database (see docs/server.md).
+
+Every server option can be given as a flag named as in Redis's configuration
+(`--maxclients 100`, `--notify-keyspace-events KEA`); flags win over the file.
+"""
+import asyncio
+import logging
+import sys
+
+from .errors import CLIError
+
+
+def add_parser(sub):
+    from kvdb.server.config import OPTIONS
+    p = sub.add_parser("serve", help="run the Redis-protocol server on a data directory (./kvdb-data)",
+                       description=__doc__)
+    p.add_argument("--config", metavar="FILE", help="configuration file: `name value` lines, or TOML (.toml)")
+    p.add_argument("--data", dest="opt_dir", metavar="DIR", help="data directory (Redis's `dir`; default ./kvdb-data)")
+    for name, option in OPTIONS.items():
+        p.add_argument(f"--{name}", dest=f"opt_{name}", metavar="VALUE", help=f"{option.help} "
+                       f"(default {option.show(option.default)!r})" if name != "dir" else option.help)
+    p.set_defaults(func=run)
+
+
+def build_config(args):
+    from kvdb.server.config import Config, ConfigError
+    config = Config()
+    try:
+        if args.config:
+            config.load_file(args.config)
+        for key, value in vars(args).items():
+            if key.startswith("opt_") and value is not None:
+                config.set(key[4:], value)
+    except ConfigError as e:
+        raise CLIError(str(e), status=2) from None
+    except OSError as e:
+        raise CLIError(f"cannot read configuration {args.config}: {e.strerror}", status=2) from None
+    return config
+
+
+def setup_logging(config):
+    from kvdb.server.app import set_log_level
+    handler = logging.FileHandler(config["logfile"]) if config["logfile"] else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    root = logging.getLogger("kvdb")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    set_log_level(config["loglevel"])
+
+
+def run(args):
+    from kvdb.server import Server
+    config = build_config(args)
+    setup_logging(config)
+    try:
+        import uvloop  # optional: the `server` extra
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    server = Server(config)
+    try:
+        runner(server.serve())
+    except OSError as e:
+        if server.db is not None:
+            server.db.close()
+        raise CLIError(f"cannot listen on {config['bind']} port {config['port']}: {e.strerror or e}") from None
+    return 0

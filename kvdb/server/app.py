@@ -1,0 +1,396 @@
+"""The server: listeners, clients, command groups, commit, and the background cron.
+
+Execution model. All commands run on the event loop thread, one at a time, so
+commands see each other's effects in a single serial order, as in Redis. Each
+turn of the loop gathers the clients with parsed commands and runs them as one
+*command group*: reads go straight to the database until the first write, then
+every write of the group goes into one kvdb transaction, committed once at the
+end of the group. Replies (and pub/sub messages) are written only after that
+commit, so a write is acknowledged only once it is committed under the
+configured sync mode, and writes from many connections share one commit and one
+fsync (group commit). With sync=full the commit (which waits for fsync) runs on
+a worker thread; the loop keeps reading and parsing meanwhile, and runs the
+next group when the commit returns.
+"""
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+import socket
+import time
+
+import kvdb
+from kvdb._core.resp import ErrorReply, Status
+
+from . import acl
+from . import commands as _commands  # noqa: F401 - importing registers every command
+from .client import Client
+from .commands import registry
+from .commands.registry import CommandError
+from .keyspace import Keyspace, WrongType, now_ms
+from .pubsub import PubSub
+from .slowlog import SlowLog
+from .stats import Stats
+
+log = logging.getLogger("kvdb.server")
+
+VERSION = "7.2.0"  # the Redis version whose commands and replies this server follows
+
+# Commands a client in RESP2 subscribe mode may run.
+SUBSCRIBE_MODE_OK = frozenset(["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset",
+                               "ssubscribe", "sunsubscribe"])
+# Commands MULTI runs immediately instead of queueing.
+MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
+
+
+class Server:
+    def __init__(self, config):
+        self.config = config                   # config.Config
+        self.loop = None                       # the asyncio loop, set by start()
+        self.db = None                         # kvdb.Database
+        self.ks = None                         # keyspace.Keyspace
+        self.listeners = []                    # asyncio servers
+        self.clients = {}                      # id -> Client
+        self._next_id = 0                      # last CLIENT ID given
+        self.ready = []                        # clients with commands to run in the next group
+        self.to_flush = set()                  # clients with output to write after the group's commit
+        self.run_scheduled = False             # a run_group call is scheduled
+        self.committing = False                # a group's commit is running on the worker
+        self.executor = None                   # one worker thread for sync=full commits
+        self.watchers = {}                     # (db, key) -> set of Clients watching it
+        self.pubsub = PubSub(self)             # channels, patterns, notifications
+        self.slowlog = SlowLog()               # SLOWLOG entries
+        self.stats = Stats()                   # INFO stats counters
+        self.acl = acl.Acl(self)               # users and their permissions
+        self.started = time.time()             # for uptime
+        self.last_save = int(time.time())      # LASTSAVE
+        self.changes_since_save = 0            # writes since the last checkpoint
+        self.shutdown_event = None             # set to stop serve()
+        self.cron_task = None                  # the background task
+        self.port = None                       # the bound plaintext port (for ephemeral binds)
+        self.sweep_due = False                 # the next group starts with an expiry sweep
+        self.stats_auth_failures = 0           # failed AUTH / HELLO AUTH attempts
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def open_database(self):
+        data = self.config["dir"]
+        os.makedirs(data, exist_ok=True)
+        self.db = kvdb.open(data, engine=self.config["engine"], sync=self.config["sync"],
+                            cache_size=self.config["cache-size"])
+        self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
+        self.ks.load()
+
+    async def start(self):
+        self.loop = asyncio.get_running_loop()
+        self.shutdown_event = asyncio.Event()
+        self.open_database()
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kvdb-commit")
+        port = self.config["port"]
+        if port or self.config["bind"]:
+            for host in self.config["bind"].split():
+                srv = await self.loop.create_server(lambda: Client(self), host=host, port=port,
+                                                    backlog=self.config["tcp-backlog"], reuse_address=True)
+                self.listeners.append(srv)
+                if self.port is None:
+                    self.port = srv.sockets[0].getsockname()[1]
+        self.cron_task = self.loop.create_task(self.cron())
+        log.info("kvdb %s server ready (Redis %s protocol), pid %d, listening on %s port %s, data %s, "
+                 "engine %s, sync %s", kvdb.__version__, VERSION, os.getpid(), self.config["bind"], self.port,
+                 os.path.abspath(self.config["dir"]), self.config["engine"], self.config["sync"])
+
+    async def serve(self):
+        """Runs until SHUTDOWN, SIGTERM or SIGINT, then shuts down gracefully."""
+        await self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.loop.add_signal_handler(sig, self.request_shutdown, sig.name)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self.shutdown_event.wait()
+        await self.stop()
+
+    def request_shutdown(self, why="SHUTDOWN"):
+        log.info("shutting down (%s)", why)
+        if self.shutdown_event is not None:
+            self.shutdown_event.set()
+
+    async def stop(self):
+        """Stops accepting, lets running groups finish, closes clients, checkpoints, closes."""
+        for srv in self.listeners:
+            srv.close()
+        self.listeners = []
+        if self.cron_task is not None:
+            self.cron_task.cancel()
+        for _ in range(500):
+            if not self.committing and not self.ready:
+                break
+            await asyncio.sleep(0.01)
+        for c in list(self.clients.values()):
+            c.flush()
+            if c.transport is not None:
+                c.transport.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+        if self.db is not None:
+            try:
+                self.db.checkpoint()
+            except kvdb.Error as e:
+                log.warning("checkpoint at shutdown failed: %s", e)
+            self.db.close()
+            self.db = None
+        log.info("kvdb server stopped")
+
+    # -- clients -----------------------------------------------------------------
+
+    def next_client_id(self):
+        self._next_id += 1
+        return self._next_id
+
+    def default_user(self):
+        return self.acl.default
+
+    def auth_required(self):
+        return self.acl.auth_required()
+
+    def client_connected(self, c):
+        self.stats.connections_received += 1
+        if len(self.clients) >= self.config["maxclients"]:
+            self.stats.rejected_connections += 1
+            c.transport.write(b"-ERR max number of clients reached\r\n")
+            c.closing = True
+            c.transport.close()
+            return
+        self.clients[c.id] = c
+
+    def client_disconnected(self, c):
+        if self.clients.pop(c.id, None) is None:
+            return
+        self.unwatch(c)
+        self.pubsub.drop_client(c)
+        self.to_flush.discard(c)
+
+    def auth_failed(self, c, username):
+        self.stats_auth_failures += 1
+        log.warning("failed AUTH from %s as %r", c.addr, username)
+
+    def auth_succeeded(self, c, username):
+        log.debug("client %s authenticated as %r", c.addr, username)
+
+    def config_changed(self, names, c):
+        """After CONFIG SET: apply what must be applied, and log it."""
+        if "requirepass" in names:
+            self.acl.sync_requirepass()
+        if "loglevel" in names:
+            set_log_level(self.config["loglevel"])
+        log.info("CONFIG SET %s by %s", ", ".join(names), c.addr)
+
+    def extra_stats(self):
+        return [("auth_failures", self.stats_auth_failures)]
+
+    def query_buffer_limit(self, c):
+        return self.config["client-query-buffer-limit"]
+
+    def check_output_limit(self, c):
+        """Hook for client-output-buffer-limit (server security)."""
+
+    # -- command groups ------------------------------------------------------------
+
+    def schedule(self, c):
+        if not c.queued and not c.blocked:
+            c.queued = True
+            self.ready.append(c)
+        if not self.run_scheduled and not self.committing:
+            self.run_scheduled = True
+            self.loop.call_soon(self.run_group)
+
+    def run_group(self):
+        self.run_scheduled = False
+        if self.committing or self.db is None:
+            return
+        ready, self.ready = self.ready, []
+        store = self.ks.store = self.ks.store.__class__(self.db)
+        if self.sweep_due:
+            self.sweep_due = False
+            self.sweep_expired()
+        again = []
+        for c in ready:
+            c.queued = False
+            if c.run():
+                again.append(c)
+            self.to_flush.add(c)
+        for c in again:
+            self.schedule(c)
+        if store.tx is None:
+            self.flush_all()
+            return
+        self.changes_since_save += 1
+        if self.db.sync == "full":
+            self.committing = True
+            fut = self.loop.run_in_executor(self.executor, store.commit)
+            fut.add_done_callback(lambda f: self.group_committed(f.exception()))
+        else:
+            try:
+                store.commit()
+            except Exception as e:  # noqa: BLE001 - every failure becomes an error reply
+                self.group_committed(e)
+                return
+            self.flush_all()
+
+    def group_committed(self, error):
+        self.committing = False
+        if error is not None:
+            log.error("commit failed: %s", error)
+            text = ErrorReply(f"ERR commit failed, nothing of this write was applied: {error}")
+            for c in self.to_flush:
+                c.replies = [text] * len(c.replies)
+        self.flush_all()
+        if self.ready and not self.run_scheduled:
+            self.run_scheduled = True
+            self.loop.call_soon(self.run_group)
+
+    def flush_all(self):
+        clients, self.to_flush = self.to_flush, set()
+        for c in clients:
+            c.flush()
+
+    # -- executing one command -------------------------------------------------------
+
+    def execute(self, c, args):
+        """Runs one command for client c and returns its reply (None: no reply)."""
+        cmd, error = registry.lookup(args)
+        name = cmd.fullname if cmd is not None else None
+        if c.multi is not None and (cmd is None or cmd.name not in MULTI_IMMEDIATE):
+            if cmd is None:
+                c.multi_error = True
+                return ErrorReply(error)
+            denied = self.acl.check(c, cmd, args)
+            if denied:
+                c.multi_error = True
+                return ErrorReply(denied)
+            c.multi.append((cmd, args))
+            return Status("QUEUED")
+        if cmd is None:
+            return ErrorReply(error)
+        if not c.authenticated and "noauth" not in cmd.flags:
+            return ErrorReply("NOAUTH Authentication required.")
+        if c.proto == 2 and c.subscriptions and cmd.name not in SUBSCRIBE_MODE_OK:
+            return ErrorReply(f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                              "PING / QUIT / RESET are allowed in this context")
+        denied = self.acl.check(c, cmd, args)
+        if denied:
+            return ErrorReply(denied)
+        return self.call(c, cmd, args)
+
+    def call(self, c, cmd, args):
+        c.last_command = cmd.fullname.encode()
+        start = time.perf_counter()
+        try:
+            reply = cmd.handler(c, args)
+        except CommandError as e:
+            reply = ErrorReply(str(e))
+        except WrongType:
+            reply = ErrorReply(registry.WRONGTYPE)
+        except kvdb.Error as e:
+            log.error("%s failed: %s", cmd.fullname, e)
+            reply = ErrorReply(f"ERR {e}")
+        micros = int((time.perf_counter() - start) * 1e6)
+        self.stats.commands_processed += 1
+        self.stats.count(cmd.fullname, micros)
+        threshold = self.config["slowlog-log-slower-than"]
+        if threshold >= 0 and micros >= threshold:
+            self.slowlog.add(micros, args, c, self.config["slowlog-max-len"])
+        return reply
+
+    # -- WATCH -----------------------------------------------------------------------
+
+    def watch(self, c, db, key):
+        k = (db, key)
+        if k in c.watched:
+            return
+        c.watched.add(k)
+        self.watchers.setdefault(k, set()).add(c)
+
+    def unwatch(self, c):
+        for k in c.watched:
+            s = self.watchers.get(k)
+            if s is not None:
+                s.discard(c)
+                if not s:
+                    del self.watchers[k]
+        c.watched = set()
+        c.watch_dirty = False
+
+    def key_changed(self, db, key, event):
+        """Called by the keyspace for every change: invalidates WATCHes, sends notifications."""
+        watching = self.watchers.get((db, key))
+        if watching:
+            for c in watching:
+                c.watch_dirty = True
+        if event:
+            self.pubsub.notify_key(db, key, event)
+
+    def touch_all(self, db=None):
+        for (d, _), clients in self.watchers.items():
+            if db is None or d == db:
+                for c in clients:
+                    c.watch_dirty = True
+
+    # -- background ------------------------------------------------------------------------
+
+    async def cron(self):
+        """Every 1/hz s: schedule an expiry sweep, close idle clients, sample ops/s."""
+        try:
+            while True:
+                await asyncio.sleep(1.0 / self.config["hz"])
+                self.stats.sample()
+                if any(self.ks.expires):
+                    self.sweep_due = True
+                    if not self.run_scheduled and not self.committing:
+                        self.run_scheduled = True
+                        self.loop.call_soon(self.run_group)
+                self.close_idle_clients()
+        except asyncio.CancelledError:
+            pass
+
+    def close_idle_clients(self):
+        timeout = self.config["timeout"]
+        if not timeout:
+            return
+        limit = time.monotonic() - timeout
+        for c in list(self.clients.values()):
+            if c.last_active < limit and not c.subscriptions and not c.blocked:
+                c.close("idle timeout")
+
+    def sweep_expired(self, budget=200):
+        """Deletes up to `budget` keys whose expiry has passed (runs inside a group)."""
+        now = now_ms()
+        for d in range(self.ks.databases):
+            if not self.ks.expires[d]:
+                continue
+            for at, key in self.ks.due_expiries(d, now, budget):
+                e = self.ks.raw(d, key)
+                if e is not None and e.expire_at == at:
+                    self.ks.remove(d, key, e, event="expired")
+                    self.ks.expired_total += 1
+                else:  # an index entry its key no longer points to; never expected
+                    log.warning("dropping a stale expiry index entry for %r", key)
+                    self.ks.drop_expiry_entry(d, at, key)
+                budget -= 1
+            if budget <= 0:
+                return
+
+
+LOG_LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+def set_log_level(name):
+    logging.getLogger("kvdb").setLevel(LOG_LEVELS[name])
+
+
+def pick_free_port(host="127.0.0.1"):
+    """A port that was free a moment ago (tests start servers on ephemeral ports)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

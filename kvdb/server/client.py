@@ -1,0 +1,184 @@
+"""One client connection: the protocol object asyncio drives, its parser, its
+queue of parsed commands and its replies, and the per-connection state commands
+read and change (selected database, protocol version, MULTI queue, watched
+keys, subscriptions, name, user).
+
+Reading, executing and writing are decoupled: data_received() only parses and
+hands the client to the server's next command group; the server runs each
+ready client's commands (app.Server.run_group) and then flushes every client's
+replies with one write each. A client whose unsent output passes the transport's
+high-water mark stops being read until it drains, so a client that does not read
+its replies cannot make the server buffer without bound.
+"""
+import asyncio
+import collections
+import logging
+import time
+
+from kvdb._core.resp import ErrorReply, RequestParser, encode_replies
+
+log = logging.getLogger("kvdb.server")
+
+# Commands one client may run per command group before others get a turn.
+COMMANDS_PER_TURN = 512
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, server, tls=False):
+        self.server = server                   # the app.Server
+        self.tls = tls                         # connected through the TLS listener
+        self.id = server.next_client_id()      # CLIENT ID
+        self.transport = None                  # asyncio transport, None once closed
+        self.addr = "?:0"                      # peer "ip:port"
+        self.laddr = "?:0"                     # local "ip:port"
+        self.host = ""                         # peer ip
+        self.parser = RequestParser(server.config["proto-max-bulk-len"])
+        self.pending = collections.deque()     # parsed commands not yet run
+        self.replies = []                      # replies and pushes not yet written
+        self.queued = False                    # in the server's ready list
+        self.blocked = False                   # waiting (DEBUG SLEEP); not run until unblocked
+        self.closing = False                   # close after the pending replies are written
+        self.protocol_error = None             # -ERR text to send before closing
+        self.reading_paused = False            # transport reading paused for backpressure
+        # Command state.
+        self.db = 0                            # SELECTed database
+        self.proto = 2                         # RESP version (HELLO)
+        self.name = b""                        # CLIENT SETNAME
+        self.lib_name = b""                    # CLIENT SETINFO LIB-NAME
+        self.lib_ver = b""                     # CLIENT SETINFO LIB-VER
+        self.user = server.default_user()      # authenticated user (acl.User)
+        self.authenticated = not server.auth_required()
+        self.multi = None                      # queued commands between MULTI and EXEC, or None
+        self.multi_error = False               # a command failed to queue: EXEC aborts
+        self.watched = set()                   # {(db, key)} WATCHed
+        self.watch_dirty = False               # a watched key changed: EXEC returns nil
+        self.channels = set()                  # SUBSCRIBEd channels
+        self.patterns = set()                  # PSUBSCRIBEd patterns
+        self.created = time.time()             # connection time
+        self.last_active = time.monotonic()    # last command (idle timeout)
+        self.last_command = b"NULL"            # for CLIENT LIST
+        self.first_command_seen = False        # completed its first command (slow-connect deadline)
+
+    # -- asyncio protocol ----------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        sock = transport.get_extra_info("sockname") or ("?", 0)
+        self.host = str(peer[0])
+        self.addr = f"{peer[0]}:{peer[1]}"
+        self.laddr = f"{sock[0]}:{sock[1]}"
+        self.server.client_connected(self)
+
+    def data_received(self, data):
+        if self.closing:
+            return
+        self.server.stats.net_input_bytes += len(data)
+        commands = self.parser.feed(data)
+        if commands:
+            self.pending.extend(commands)
+            self.first_command_seen = True
+        if self.parser.error is not None:
+            self.protocol_error = self.parser.error
+            if self.transport is not None:
+                self.transport.pause_reading()
+        elif self.parser.pending > self.server.query_buffer_limit(self):
+            log.warning("closing client %s: query buffer of %d bytes passes client-query-buffer-limit",
+                        self.addr, self.parser.pending)
+            self.protocol_error = "ERR Protocol error: query buffer limit exceeded"
+        if self.pending or self.protocol_error:
+            self.server.schedule(self)
+
+    def connection_lost(self, exc):
+        self.transport = None
+        self.closing = True
+        self.server.client_disconnected(self)
+
+    def pause_writing(self):
+        # The transport's buffer passed its high-water mark: stop reading commands.
+        if self.transport is not None and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        if self.transport is not None and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- execution -------------------------------------------------------------
+
+    def run(self):
+        """Runs up to COMMANDS_PER_TURN pending commands; returns whether more remain."""
+        n = 0
+        execute = self.server.execute
+        while self.pending and not self.blocked and not self.closing:
+            if n >= COMMANDS_PER_TURN:
+                return True
+            args = self.pending.popleft()
+            reply = execute(self, args)
+            if reply is not None:
+                self.replies.append(reply)
+            n += 1
+        if not self.pending and self.protocol_error is not None and not self.closing:
+            self.replies.append(ErrorReply(self.protocol_error))
+            self.closing = True
+        self.last_active = time.monotonic()
+        return False
+
+    def push(self, message):
+        """Queues an out-of-band message (pub/sub); written at the end of the group."""
+        self.replies.append(message)
+        self.server.to_flush.add(self)
+
+    def flush(self):
+        if self.transport is None:
+            self.replies.clear()
+            return
+        if self.replies:
+            data = encode_replies(self.replies, self.proto)
+            self.replies.clear()
+            self.server.stats.net_output_bytes += len(data)
+            self.transport.write(data)
+            self.server.check_output_limit(self)
+        if self.closing and self.transport is not None:
+            self.transport.close()
+
+    def close(self, reason=None):
+        """Closes now, dropping unsent replies (CLIENT KILL, limits)."""
+        if reason:
+            log.info("closing client %s: %s", self.addr, reason)
+        self.closing = True
+        self.pending.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def subscriptions(self):
+        return len(self.channels) + len(self.patterns)
+
+    def flags(self):
+        f = ""
+        if self.multi is not None:
+            f += "x"
+        if self.subscriptions:
+            f += "P"
+        if self.blocked:
+            f += "b"
+        return f or "N"
+
+    def info_line(self):
+        now = time.time()
+        qbuf = self.parser.pending
+        out = sum(len(r) if isinstance(r, bytes) else 0 for r in self.replies)
+        if self.transport is not None:
+            out += self.transport.get_write_buffer_size()
+        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name.decode('utf-8', 'replace')} "
+                f"age={int(now - self.created)} idle={int(time.monotonic() - self.last_active)} "
+                f"flags={self.flags()} db={self.db} sub={len(self.channels)} psub={len(self.patterns)} ssub=0 "
+                f"multi={len(self.multi) if self.multi is not None else -1} watch={len(self.watched)} "
+                f"qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={out} tot-mem={qbuf + out} "
+                f"events=r cmd={self.last_command.decode('utf-8', 'replace')} user={self.user.name} redir=-1 "
+                f"resp={self.proto} lib-name={self.lib_name.decode('utf-8', 'replace')} "
+                f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")

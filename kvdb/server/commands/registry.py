@@ -1,0 +1,151 @@
+"""The command table: every command's name, arity, flags, ACL categories and key
+positions, as Redis's COMMAND INFO describes them, and the handler that runs it.
+
+A handler is `handler(ctx, args) -> reply`, where args[0] is the command name as
+sent and the reply is a value kvdb._core.resp.encode_reply accepts. Handlers
+raise CommandError for error replies. Arity follows Redis: n > 0 means exactly n
+words (name included), -n means at least n.
+"""
+__all__ = ["Command", "CommandError", "COMMANDS", "command", "subcommand", "lookup", "SYNTAX", "NOT_INTEGER",
+           "NOT_FLOAT", "WRONGTYPE", "int_arg", "float_arg"]
+
+
+class CommandError(Exception):
+    """An error reply; str(e) is the text after '-' (it starts with ERR, WRONGTYPE, ...)."""
+
+
+SYNTAX = "ERR syntax error"
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+
+class Command:
+    __slots__ = ("name", "handler", "arity", "flags", "categories", "first_key", "last_key", "step",
+                 "subcommands", "parent", "summary", "group", "since", "fullname")
+
+    def __init__(self, name, handler, arity, flags, categories, keys, summary, group, since, parent=None):
+        self.name = name                      # lower-case name ("get", or "setname" under client)
+        self.fullname = f"{parent.name}|{name}" if parent else name  # "client|setname" for ACL and COMMAND
+        self.handler = handler                # callable(ctx, args) or None for a container
+        self.arity = arity                    # Redis arity (negative: at least)
+        self.flags = frozenset(flags.split())  # write readonly fast admin pubsub noauth loading stale ...
+        self.categories = frozenset(c.lstrip("@") for c in categories.split())  # ACL categories, no '@'
+        self.first_key, self.last_key, self.step = keys  # key positions (0, 0, 0 when none)
+        self.subcommands = {}                 # name -> Command, for containers like CLIENT
+        self.parent = parent                  # the container of a subcommand
+        self.summary = summary                # COMMAND DOCS summary
+        self.group = group                    # COMMAND DOCS group (string, hash, generic, ...)
+        self.since = since                    # Redis version that introduced it
+
+    @property
+    def is_write(self):
+        return "write" in self.flags
+
+    def key_indexes(self, argc):
+        """Positions of key arguments in a call with argc words."""
+        if self.first_key <= 0 or argc <= self.first_key:
+            return range(0)
+        last = self.last_key if self.last_key >= 0 else argc + self.last_key
+        return range(self.first_key, min(last, argc - 1) + 1, self.step or 1)
+
+    def arity_ok(self, argc):
+        return argc == self.arity if self.arity > 0 else argc >= -self.arity
+
+
+COMMANDS = {}
+
+
+def _categories(flags, categories):
+    cats = set(categories.split())
+    f = set(flags.split())
+    if "write" in f:
+        cats.add("@write")
+    if "readonly" in f and "@write" not in cats:
+        cats.add("@read")
+    if "fast" in f:
+        cats.add("@fast")
+    else:
+        cats.add("@slow")
+    if "admin" in f:
+        cats.update(("@admin", "@dangerous"))
+    if "pubsub" in f:
+        cats.add("@pubsub")
+    return " ".join(sorted(cats))
+
+
+def command(name, arity, flags="", categories="", keys=(0, 0, 0), summary="", group="generic", since="1.0.0"):
+    """Registers a handler as a top-level command."""
+    def register(handler):
+        COMMANDS[name] = Command(name, handler, arity, flags, _categories(flags, categories), keys, summary,
+                                 group, since)
+        return handler
+    return register
+
+
+def container(name, arity, flags="", categories="", summary="", group="server", since="1.0.0"):
+    """Registers a command that only dispatches to subcommands (CLIENT, CONFIG, ...)."""
+    COMMANDS[name] = Command(name, None, arity, flags, _categories(flags, categories), (0, 0, 0), summary,
+                             group, since)
+
+
+def subcommand(parent, name, arity, flags="", categories="", keys=(0, 0, 0), summary="", since="1.0.0"):
+    def register(handler):
+        p = COMMANDS[parent]
+        p.subcommands[name] = Command(name, handler, arity, flags, _categories(flags, categories), keys, summary,
+                                      p.group, since, parent=p)
+        return handler
+    return register
+
+
+def lookup(args):
+    """(command, None) for a known command and subcommand, else (None, error text)."""
+    name = args[0].lower().decode("utf-8", "replace") if isinstance(args[0], bytes) else str(args[0]).lower()
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        shown = "".join(f"'{a[:128].decode('utf-8', 'replace')}' " for a in args[1:])[:128]
+        return None, f"ERR unknown command '{args[0][:128].decode('utf-8', 'replace')}', with args beginning with: {shown}"
+    if cmd.subcommands:
+        if len(args) < 2:
+            return None, f"ERR wrong number of arguments for '{name}' command"
+        sub = cmd.subcommands.get(args[1].lower().decode("utf-8", "replace"))
+        if sub is None:
+            return None, (f"ERR unknown subcommand '{args[1][:128].decode('utf-8', 'replace')}'. "
+                          f"Try {name.upper()} HELP.")
+        if not sub.arity_ok(len(args)):
+            return None, f"ERR wrong number of arguments for '{name}|{sub.name}' command"
+        return sub, None
+    if not cmd.arity_ok(len(args)):
+        return None, f"ERR wrong number of arguments for '{name}' command"
+    return cmd, None
+
+
+def int_arg(value, message=NOT_INTEGER):
+    """A signed 64-bit integer argument, as Redis parses it (no spaces, no '+')."""
+    try:
+        text = value.decode("ascii")
+    except (UnicodeDecodeError, AttributeError):
+        raise CommandError(message) from None
+    if not text or text.strip() != text or text.startswith("+") or (len(text) > 1 and text.lstrip("-").startswith("0")) \
+            or text == "-0" or "_" in text:
+        raise CommandError(message)
+    try:
+        n = int(text)
+    except ValueError:
+        raise CommandError(message) from None
+    if not -(1 << 63) <= n < (1 << 63):
+        raise CommandError(message)
+    return n
+
+
+def float_arg(value, message=NOT_FLOAT):
+    try:
+        text = value.decode("ascii")
+        if not text or text.strip() != text or "_" in text:
+            raise ValueError
+        x = float(text)
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        raise CommandError(message) from None
+    if x != x:
+        raise CommandError(message)
+    return x
