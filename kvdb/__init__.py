@@ -23,7 +23,7 @@ __all__ = [
 
 
 def open(path, engine="btree", sync="full", cache_size=64 << 20, page_size=4096,
-         checkpoint_size=64 << 20, _fs=None):
+         checkpoint_size=64 << 20, _fs=None, _clock=None):
     """Open (creating if missing) the database in directory `path`.
 
     engine: "btree" (the copy-on-write B+Tree).
@@ -35,6 +35,7 @@ def open(path, engine="btree", sync="full", cache_size=64 << 20, page_size=4096,
     cache_size: bytes of clean pages kept in memory.
     page_size: bytes per page (power of two, 512..32768), fixed when the database is created.
     checkpoint_size: log bytes after which a background checkpoint runs.
+    _clock: tests only: a callable returning wall-clock seconds, used for key expiry (ttl).
     """
     return Database(str(path), engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
-                    checkpoint_size=checkpoint_size, _fs=_fs)
+                    checkpoint_size=checkpoint_size, _fs=_fs, _clock=_clock)

@@ -2,7 +2,8 @@
 
 Tiny pages (512 B), a tiny cache and a tiny checkpoint threshold make splits, merges,
 overflow pages, evictions and checkpoints happen all the time; keys come from a small
-alphabet so overwrites and deletes of existing keys are common.
+alphabet so overwrites and deletes of existing keys are common. A fake clock lets keys
+written with a ttl expire between steps; the model drops them when the clock passes.
 
 KvdbMachine works on a real directory; CrashMachine works on SimFS and adds power loss
 (with sync="full" nothing committed may be lost) and crashes in the middle of a commit.
@@ -45,8 +46,23 @@ def bulk_items(base, n, seed, size):
     return [(base + b"%03d" % i, value(seed + i, size)) for i in range(n)]
 
 
+ttls = st.sampled_from([1, 2, 5, 0.5])
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1_700_000_000.0
+
+    def __call__(self):
+        return self.t
+
+    def ms(self):
+        return int(self.t * 1000)
+
+
 tx_op = st.one_of(
     st.tuples(st.just("put"), keys, values),
+    st.tuples(st.just("putttl"), keys, values, ttls),
     st.tuples(st.just("delete"), keys),
     st.tuples(st.just("get"), keys),
     st.tuples(st.just("scan"), bound, bound, st.booleans()),
@@ -59,6 +75,9 @@ def apply_tx_op(tx, view, op):
     kind = op[0]
     if kind == "put":
         tx.put(op[1], op[2])
+        view[op[1]] = op[2]
+    elif kind == "putttl":
+        tx.put(op[1], op[2], ttl=op[3])
         view[op[1]] = op[2]
     elif kind == "delete":
         assert tx.delete(op[1]) is (op[1] in view)
@@ -81,12 +100,22 @@ class KvdbMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="kvdb-model-")
         self.path = self.dir + "/db"
+        self.clock = FakeClock()
         self.db = self._open()
         self.model = {}
+        self.exp = {}               # key -> expiry (ms) of live keys that have one
         self.open_snaps = []
 
     def _open(self):
-        return kvdb.open(self.path, sync="normal", **DB_OPTIONS)
+        return kvdb.open(self.path, sync="normal", _clock=self.clock, **DB_OPTIONS)
+
+    def _written(self, ops):
+        """Track expiries after committed ops (each op's first two items: kind, key)."""
+        for op in ops:
+            if op[0] == "putttl":
+                self.exp[op[1]] = self.clock.ms() + int(op[3] * 1000)
+            elif op[0] in ("put", "delete"):
+                self.exp.pop(op[1], None)
 
     def teardown(self):
         try:
@@ -107,11 +136,46 @@ class KvdbMachine(RuleBasedStateMachine):
         else:
             self.db.put(k, v)
         self.model[k] = v
+        self.exp.pop(k, None)
+
+    @rule(k=keys, v=values, ttl=ttls)
+    def put_ttl(self, k, v, ttl):
+        self.db.put(k, v, ttl=ttl)
+        self.model[k] = v
+        self._written([("putttl", k, v, ttl)])
+
+    @rule(seconds=st.sampled_from([0.25, 0.5, 1, 2, 3]))
+    def advance_clock(self, seconds):
+        self.clock.t += seconds
+        now = self.clock.ms()
+        for k in [k for k, e in self.exp.items() if e <= now]:
+            del self.exp[k]
+            del self.model[k]
+
+    @rule(k=keys)
+    def ttl_and_persist(self, k):
+        if k not in self.model:
+            with pytest.raises(KeyError):
+                self.db.ttl(k)
+            assert self.db.persist(k) is False
+            return
+        if k in self.exp:
+            assert self.db.ttl(k) == pytest.approx((self.exp[k] - self.clock.ms()) / 1000)
+        else:
+            assert self.db.ttl(k) is None
+        assert self.db.persist(k) is (k in self.exp)
+        self.exp.pop(k, None)
+
+    @rule(limit=st.sampled_from([1, 3, 50]))
+    def sweep(self, limit):
+        self.db._sweep_expired(limit)
+        assert self.db.stats()["expiring_keys"] >= len(self.exp)
 
     @rule(k=keys)
     def delete(self, k):
         assert self.db.delete(k) is (k in self.model)
         self.model.pop(k, None)
+        self.exp.pop(k, None)
 
     @rule(spec=bulk)
     def bulk_put(self, spec):
@@ -119,6 +183,7 @@ class KvdbMachine(RuleBasedStateMachine):
             for k, v in bulk_items(*spec):
                 tx.put(k, v)
                 self.model[k] = v
+                self.exp.pop(k, None)
 
     @rule(start=short_keys, end=st.one_of(st.none(), short_keys))
     def delete_range(self, start, end):
@@ -130,6 +195,7 @@ class KvdbMachine(RuleBasedStateMachine):
         assert doomed == [k for k, _ in model_scan(self.model, start=start, end=end)]
         for k in doomed:
             del self.model[k]
+            self.exp.pop(k, None)
 
     @rule(data=st.data())
     def delete_existing(self, data):
@@ -137,6 +203,7 @@ class KvdbMachine(RuleBasedStateMachine):
             k = data.draw(st.sampled_from(sorted(self.model)))
             del self.db[k]
             del self.model[k]
+            self.exp.pop(k, None)
 
     @rule(ops=st.lists(tx_op, min_size=1, max_size=12), how=st.sampled_from(
         ["commit", "with", "rollback", "exception"]))
@@ -162,6 +229,7 @@ class KvdbMachine(RuleBasedStateMachine):
             tx.commit() if how == "commit" else tx.rollback()
         if how in ("commit", "with"):
             self.model = view
+            self._written(ops)
 
     # -- reads --
     @rule(k=keys)
@@ -221,6 +289,7 @@ class KvdbMachine(RuleBasedStateMachine):
     @rule()
     def verify(self):
         self.db.verify()
+        assert len(self.db) == len(self.model)
 
     @rule()
     def reopen(self):
@@ -270,11 +339,12 @@ class CrashMachine(RuleBasedStateMachine):
         if SimFS is None:
             pytest.fail("kvdb._core.file.SimFS is missing")
         self.fs = SimFS()
+        self.clock = FakeClock()    # never advanced: ttls written by transactions stay live
         self.db = self._open()
         self.model = {}
 
     def _open(self):
-        return kvdb.open(SIM_PATH, _fs=self.fs, sync="full", **DB_OPTIONS)
+        return kvdb.open(SIM_PATH, _fs=self.fs, sync="full", _clock=self.clock, **DB_OPTIONS)
 
     def teardown(self):
         try:

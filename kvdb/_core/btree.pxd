@@ -4,9 +4,10 @@
 # u16 cell offsets in key order; cells are packed from the end of the page.
 #
 # Leaf cell:
-#   flags u8        CELL_VALUE_OVERFLOW | CELL_KEY_OVERFLOW
+#   flags u8        CELL_VALUE_OVERFLOW | CELL_KEY_OVERFLOW | CELL_EXPIRES
 #   klen  varint    full key length
 #   key             klen bytes, or KEY_PREFIX_LEN prefix bytes + u32 overflow pgno
+#   expires u64     only with CELL_EXPIRES: wall-clock ms after which the key reads as absent
 #   vlen  varint    full value length
 #   value           vlen bytes, or u32 overflow pgno
 # Branch cell (child holds keys < key; the page's link field is the rightmost child):
@@ -29,6 +30,8 @@ from kvdb._core.pager cimport Page, Pager
 cdef enum:
     CELL_VALUE_OVERFLOW = 1
     CELL_KEY_OVERFLOW = 2
+    CELL_EXPIRES = 4             # leaf cells only: an 8-byte expiry follows the key part
+    EXPIRES_SIZE = 8             # bytes of the expiry field
     KEY_PREFIX_LEN = 32          # key bytes kept in the page when the key overflows
     MAX_DEPTH = 32
 
@@ -39,6 +42,7 @@ cdef class BTree:
     cdef Py_ssize_t max_cell     # largest cell stored in a page; constant
     cdef public uint32_t root    # root of the newest version (0 = empty tree)
     cdef public uint64_t entries # keys in the newest version
+    cdef public uint64_t expiring  # keys in the newest version that carry an expiry
     cdef public uint64_t seq     # the commit being applied (owner of new pages)
     cdef public uint64_t max_live  # highest live snapshot seq: pages born at or below are copied (B4)
     # the write path of the current operation
@@ -56,8 +60,11 @@ cdef class BTree:
     cdef bytes full_key(self, const unsigned char *kp, const unsigned char *end)
     cdef bytes read_overflow(self, uint32_t pgno, uint64_t total)
     cdef object leaf_value(self, Page page, int i)
+    cdef uint64_t leaf_expires(self, Page page, int i)
+    cdef Page find_leaf(self, uint32_t root, bytes key, bint pinned, int *pos)
     cdef bytes leaf_key(self, Page page, int i)
-    cpdef object get(self, uint32_t root, bytes key, bint pinned)
+    cpdef object get(self, uint32_t root, bytes key, bint pinned, uint64_t now)
+    cpdef object get_entry(self, uint32_t root, bytes key, bint pinned)
     # writing (the caller sets seq and max_live first)
     cdef Page writable(self, Page page)
     cdef int descend(self, const unsigned char *k, Py_ssize_t klen) except -1
@@ -67,8 +74,8 @@ cdef class BTree:
     cdef int free_overflow(self, uint32_t pgno, uint64_t total) except -1
     cdef int free_cell_chains(self, const unsigned char *p, bint leaf) except -1
     cdef bytes encode_key_part(self, bytes key, unsigned char flags, Py_ssize_t room)
-    cdef bytes encode_leaf_cell(self, bytes key, bytes value)
-    cdef int put(self, bytes key, bytes value) except -1
+    cdef bytes encode_leaf_cell(self, bytes key, bytes value, uint64_t expires)
+    cdef int put(self, bytes key, bytes value, uint64_t expires) except -1
     cdef int insert_cell(self, int level, int pos, bytes cell) except -1
     cdef int rebuild(self, Page page, list cells) except -1
     cdef int split(self, int level, int pos, bytes cell) except -1
@@ -89,10 +96,15 @@ cdef class Cursor:
     cdef bint started
     cdef bytes lo                # inclusive lower bound or None
     cdef bytes hi                # exclusive upper bound or None
+    cdef uint64_t now            # wall-clock ms: entries expiring at or before it are skipped (0 = none)
+    cdef bytes cur_key           # key of the current entry when advance() decoded it, else None
+    cdef public uint64_t last_expires   # expiry of the entry returned last (0 = none)
+    cdef public uint64_t min_expires    # smallest non-zero expiry among the entries returned (0 = none)
 
     cdef Page push(self, uint32_t pgno)
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1
     cdef int start_at_edge(self, bint rightmost) except -1
     cdef int seek(self, bytes key) except -1
     cdef int step(self, bint forward) except -1
+    cdef bint advance(self) except -1
     cdef object next_item(self)

@@ -4,7 +4,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memmove
 
-from kvdb._core.coding cimport get_u16, get_u32, put_u16, put_u32, get_varint, put_varint, varint_len
+from kvdb._core.coding cimport (get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, get_varint, put_varint,
+                                varint_len)
 from kvdb._core.pager cimport (Page, Pager, PAGE_HEADER_SIZE, PAGE_BRANCH, PAGE_LEAF, PAGE_OVERFLOW,
                                OFF_TYPE, OFF_NCELLS, OFF_LINK, OFF_LOWER, OFF_UPPER, OFF_FRAG, OFF_PGNO)
 
@@ -48,6 +49,22 @@ cdef inline Py_ssize_t key_part_size(const unsigned char *p, const unsigned char
         return (q - p) + KEY_PREFIX_LEN + 4
     return (q - p) + <Py_ssize_t>klen
 
+cdef inline const unsigned char *leaf_vlen_at(const unsigned char *p, const unsigned char *end) noexcept nogil:
+    """Where a (validated) leaf cell's value length starts: after the key part and the expiry."""
+    cdef const unsigned char *q = p + key_part_size(p, end)
+    if p[0] & CELL_EXPIRES:
+        q += EXPIRES_SIZE
+    return q
+
+cdef inline uint64_t cell_expires(const unsigned char *p, const unsigned char *end) noexcept nogil:
+    """A (validated) leaf cell's expiry in wall-clock ms; 0 when it has none."""
+    if p[0] & CELL_EXPIRES:
+        return get_u64(p + key_part_size(p, end))
+    return 0
+
+cdef inline bint expired(uint64_t expires, uint64_t now) noexcept nogil:
+    return expires != 0 and now != 0 and expires <= now
+
 cdef Py_ssize_t cell_size(const unsigned char *d, uint32_t off, uint32_t ps) noexcept nogil:
     """Total bytes of the cell at `off`; -1 if it does not fit the page."""
     cdef const unsigned char *p = d + off
@@ -59,7 +76,11 @@ cdef Py_ssize_t cell_size(const unsigned char *d, uint32_t off, uint32_t ps) noe
         return -1
     if is_leaf(d):
         n = key_part_size(p, end)
-        if n < 0 or off + n >= ps:
+        if n < 0:
+            return -1
+        if p[0] & CELL_EXPIRES:
+            n += EXPIRES_SIZE
+        if off + n >= ps:
             return -1
         q = get_varint(p + n, end, &vlen)
         if q == NULL:
@@ -153,6 +174,7 @@ cdef class BTree:
         self.max_cell = (self.ps - PAGE_HEADER_SIZE) // 4 - 2
         self.root = root
         self.entries = entries
+        self.expiring = 0
         self.seq = 0
         self.max_live = 0
         self.path = []
@@ -284,25 +306,29 @@ cdef class BTree:
         cdef const unsigned char *p = d + cell_off(d, i)
         cdef const unsigned char *end = d + self.ps
         cdef uint64_t vlen
-        cdef const unsigned char *q = get_varint(p + key_part_size(p, end), end, &vlen)
+        cdef const unsigned char *q = get_varint(leaf_vlen_at(p, end), end, &vlen)
         if p[0] & CELL_VALUE_OVERFLOW:
             return self.read_overflow(get_u32(q), vlen)
         return PyBytes_FromStringAndSize(<const char *>q, vlen)
 
+    cdef uint64_t leaf_expires(self, Page page, int i):
+        return cell_expires(page.data + cell_off(page.data, i), page.data + self.ps)
+
     cdef bytes leaf_key(self, Page page, int i):
         return self.full_key(page.data + cell_off(page.data, i), page.data + self.ps)
 
-    cpdef object get(self, uint32_t root, bytes key, bint pinned):
-        """The value of `key` in the version rooted at `root`, or None.
+    cdef Page find_leaf(self, uint32_t root, bytes key, bint pinned, int *pos):
+        """The leaf holding `key` in the version rooted at `root` (None if absent), its cell in *pos.
 
         An unpinned read (no snapshot) restarts if freed pages were reused while
-        it waited for the disk with the GIL released (P2 covers pinned readers).
+        it waited for the disk with the GIL released (P2 covers pinned readers);
+        the caller must then read the cell before it gives up the GIL again.
         """
         cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
         cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
         cdef uint64_t epoch
         cdef uint32_t pgno
-        cdef Page page
+        cdef Page page, result
         cdef bint found
         cdef int i, levels
         while True:
@@ -317,7 +343,8 @@ cdef class BTree:
                 if is_leaf(page.data):
                     i = self.search(page, k, klen, False, &found)
                     if found:
-                        result = self.leaf_value(page, i)
+                        result = page
+                        pos[0] = i
                     break
                 i = self.search(page, k, klen, True, &found)
                 pgno = child_at(page.data, i)
@@ -327,6 +354,35 @@ cdef class BTree:
                                           path=self.pager.path, pgno=pgno)
             if pinned or self.pager.reuse_epoch == epoch:
                 return result
+
+    cpdef object get(self, uint32_t root, bytes key, bint pinned, uint64_t now):
+        """The value of `key` in the version rooted at `root`, or None (also when the key's
+        expiry is at or before `now`, wall-clock ms; 0 ignores expiries)."""
+        cdef int pos = 0
+        cdef Page leaf
+        cdef uint64_t epoch
+        while True:
+            epoch = self.pager.reuse_epoch
+            leaf = self.find_leaf(root, key, pinned, &pos)
+            if leaf is None or expired(self.leaf_expires(leaf, pos), now):
+                return None
+            value = self.leaf_value(leaf, pos)     # may wait for overflow pages without the GIL
+            if pinned or self.pager.reuse_epoch == epoch:
+                return value
+
+    cpdef object get_entry(self, uint32_t root, bytes key, bint pinned):
+        """(value, expires) of `key`, expired or not (expires 0 = none), or None if absent."""
+        cdef int pos = 0
+        cdef Page leaf
+        cdef uint64_t epoch
+        while True:
+            epoch = self.pager.reuse_epoch
+            leaf = self.find_leaf(root, key, pinned, &pos)
+            if leaf is None:
+                return None
+            entry = (self.leaf_value(leaf, pos), self.leaf_expires(leaf, pos))
+            if pinned or self.pager.reuse_epoch == epoch:
+                return entry
 
     # -- writing ---------------------------------------------------------
 
@@ -423,6 +479,8 @@ cdef class BTree:
             q += KEY_PREFIX_LEN + 4
         else:
             q += klen
+        if leaf and p[0] & CELL_EXPIRES:
+            q += EXPIRES_SIZE
         if leaf:
             q = get_varint(q, end, &vlen)
         if leaf and p[0] & CELL_VALUE_OVERFLOW:
@@ -443,12 +501,12 @@ cdef class BTree:
         pg = self.write_overflow(<const unsigned char *>PyBytes_AS_STRING(key), klen)
         return PyBytes_FromStringAndSize(<char *>buf, q - buf) + key[:KEY_PREFIX_LEN] + pg.to_bytes(4, "little")
 
-    cdef bytes encode_leaf_cell(self, bytes key, bytes value):
+    cdef bytes encode_leaf_cell(self, bytes key, bytes value, uint64_t expires):
         cdef Py_ssize_t klen = len(key), vlen = len(value)
         cdef unsigned char buf[24]
         cdef unsigned char *q
-        cdef unsigned char flags = 0
-        cdef Py_ssize_t head = 1 + varint_len(klen) + varint_len(vlen)
+        cdef unsigned char flags = CELL_EXPIRES if expires else 0
+        cdef Py_ssize_t head = 1 + varint_len(klen) + varint_len(vlen) + (EXPIRES_SIZE if expires else 0)
         cdef bint key_inline, value_inline
         key_inline = head + klen + 4 <= self.max_cell
         if key_inline:
@@ -468,6 +526,8 @@ cdef class BTree:
             pg = self.write_overflow(<const unsigned char *>PyBytes_AS_STRING(key), klen)
             parts.append(key[:KEY_PREFIX_LEN])
             parts.append(pg.to_bytes(4, "little"))
+        if expires:
+            parts.append(expires.to_bytes(EXPIRES_SIZE, "little"))
         q = put_varint(buf, vlen)
         parts.append(PyBytes_FromStringAndSize(<char *>buf, q - buf))
         if value_inline:
@@ -477,7 +537,7 @@ cdef class BTree:
             parts.append(pg.to_bytes(4, "little"))
         return b"".join(parts)
 
-    cdef int put(self, bytes key, bytes value) except -1:
+    cdef int put(self, bytes key, bytes value, uint64_t expires) except -1:
         cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
         cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = PyBytes_GET_SIZE(value)
         cdef Page leaf
@@ -500,24 +560,32 @@ cdef class BTree:
         else:
             self.descend(k, klen)
             pos = self.search(<Page>self.path[self.depth - 1], k, klen, False, &found)
-        size = 1 + varint_len(klen) + klen + varint_len(vlen) + vlen
+        size = 1 + varint_len(klen) + klen + varint_len(vlen) + vlen + (EXPIRES_SIZE if expires else 0)
         if size <= self.max_cell:
             # the common case: encode the inline cell straight into a reused buffer
-            c[0] = 0
+            c[0] = CELL_EXPIRES if expires else 0
             q = put_varint(c + 1, klen)
             memcpy(q, k, klen)
-            q = put_varint(q + klen, vlen)
+            q += klen
+            if expires:
+                put_u64(q, expires)
+                q += EXPIRES_SIZE
+            q = put_varint(q, vlen)
             memcpy(q, PyBytes_AS_STRING(value), vlen)
             cell = c
         else:
-            encoded = self.encode_leaf_cell(key, value)
+            encoded = self.encode_leaf_cell(key, value, expires)
             cell = <const unsigned char *>PyBytes_AS_STRING(encoded)
             size = PyBytes_GET_SIZE(encoded)
         self.make_path_writable()
         leaf = <Page>self.path[self.depth - 1]
+        if expires:
+            self.expiring += 1
         if found:
             off = cell_off(leaf.data, pos)
             old_size = cell_size(leaf.data, off, self.ps)
+            if leaf.data[off] & CELL_EXPIRES:
+                self.expiring -= 1
             self.free_cell_chains(leaf.data + off, True)
             if old_size == size:         # same shape: overwrite in place
                 memcpy(leaf.data + off, cell, size)
@@ -655,6 +723,8 @@ cdef class BTree:
             return 0
         self.make_path_writable()
         leaf = <Page>self.path[self.depth - 1]
+        if leaf.data[cell_off(leaf.data, pos)] & CELL_EXPIRES:
+            self.expiring -= 1
         self.free_cell_chains(leaf.data + cell_off(leaf.data, pos), True)
         page_remove(leaf.data, self.ps, pos)
         self.entries -= 1
@@ -712,23 +782,23 @@ cdef class BTree:
     # -- python-level entry points for the database layer ---------------
 
     def apply(self, list ops, uint64_t seq, uint64_t max_live):
-        """Apply [(key, value-or-None)] as the commit `seq`."""
+        """Apply [(key, value-or-None, expires)] as the commit `seq`."""
         self.seq = seq
         self.max_live = max_live
         self.path_valid = False
-        for key, value in ops:
+        for key, value, expires in ops:
             if value is None:
                 self.delete(key)
             else:
-                self.put(key, value)
+                self.put(key, value, expires)
         self.path = []
         self.path_valid = False
 
-    def put1(self, bytes key, bytes value, uint64_t seq, uint64_t max_live):
+    def put1(self, bytes key, bytes value, uint64_t seq, uint64_t max_live, uint64_t expires=0):
         self.seq = seq
         self.max_live = max_live
         self.path_valid = False
-        self.put(key, value)
+        self.put(key, value, expires)
         self.path = []
         self.path_valid = False
 
@@ -739,9 +809,12 @@ cdef class BTree:
         self.path = []
         return r
 
-    def cursor(self, uint32_t root, object pin, lo, hi, bint reverse):
+    def cursor(self, uint32_t root, object pin, lo, hi, bint reverse, uint64_t now=0):
+        """Ordered (key, value) of the version at `root` in [lo, hi), skipping entries that
+        expire at or before `now` (wall-clock ms; 0 skips none)."""
         cdef Cursor c = Cursor.__new__(Cursor)
         c.tree = self
+        c.now = now
         c.pin = pin
         c.root = root
         c.lo = lo
@@ -757,16 +830,16 @@ cdef class BTree:
 
     def verify(self, uint32_t root, bint reread):
         """Check B1-B3, cell layouts, overflow chains and checksums (re-reading clean pages
-        from the file when `reread`); returns (reachable pgnos, entries)."""
+        from the file when `reread`); returns (reachable pgnos, entries, entries with an expiry)."""
         seen = set()
         leaf_depths = set()
-        count = [0]
+        count = [0, 0]
         if root:
             self._verify_page(root, None, None, 0, seen, leaf_depths, count, reread)
         if len(leaf_depths) > 1:
             raise CorruptionError(f"{self.pager.path}: leaves at different depths {sorted(leaf_depths)}",
                                   path=self.pager.path, pgno=root)
-        return seen, count[0]
+        return seen, count[0], count[1]
 
     def _mark(self, uint32_t pgno, set seen):
         if pgno in seen:
@@ -824,10 +897,12 @@ cdef class BTree:
                 raise CorruptionError(f"{self.pager.path}: page {pgno} cell {i}: key {key[:40]!r} out of order",
                                       path=self.pager.path, pgno=pgno)
             if leaf:
-                q = get_varint(p + key_part_size(p, page.data + self.ps), page.data + self.ps, &vlen)
+                q = get_varint(leaf_vlen_at(p, page.data + self.ps), page.data + self.ps, &vlen)
                 if p[0] & CELL_VALUE_OVERFLOW:
                     self._verify_chain(get_u32(q), vlen, seen, reread)
                 count[0] += 1
+                if p[0] & CELL_EXPIRES:
+                    count[1] += 1
             else:
                 self._verify_page(get_u32(p), prev, key, depth + 1, seen, leaf_depths, count, reread)
             prev = key
@@ -932,10 +1007,11 @@ cdef class Cursor:
                 return 0
             # an empty leaf (only possible mid-rebalance on a damaged tree): keep walking
 
-    cdef object next_item(self):
-        """The next (key, value), or None at the end."""
+    cdef bint advance(self) except -1:
+        """Move to the next entry inside the bounds (expired or not); False at the end."""
         cdef Page page
         cdef int i
+        self.cur_key = None
         if not self.started:
             self.started = True
             if self.root == 0:
@@ -957,18 +1033,53 @@ cdef class Cursor:
             self.step(not self.reverse)
         if not self.valid:
             self.finish()
+            return False
+        page = <Page>self.pages[self.depth - 1]
+        i = self.idx[self.depth - 1]
+        if self.reverse:
+            if self.lo is not None:
+                key = self.tree.leaf_key(page, i)
+                if key < self.lo:
+                    self.finish()
+                    return False
+                self.cur_key = key
+        elif self.hi is not None:
+            key = self.tree.leaf_key(page, i)
+            if key >= self.hi:
+                self.finish()
+                return False
+            self.cur_key = key
+        return True
+
+    cdef object next_item(self):
+        """The next live (key, value), or None at the end."""
+        cdef Page page
+        cdef int i
+        cdef uint64_t exp
+        while self.advance():
+            page = <Page>self.pages[self.depth - 1]
+            i = self.idx[self.depth - 1]
+            exp = self.tree.leaf_expires(page, i)
+            if expired(exp, self.now):
+                continue
+            self.last_expires = exp
+            if exp and (self.min_expires == 0 or exp < self.min_expires):
+                self.min_expires = exp
+            key = self.cur_key if self.cur_key is not None else self.tree.leaf_key(page, i)
+            return (key, self.tree.leaf_value(page, i))
+        return None
+
+    def next_key_expires(self):
+        """The next (key, expires) inside the bounds, expired or not, without reading the
+        value; None at the end (the background expiry sweep walks with this)."""
+        cdef Page page
+        cdef int i
+        if not self.advance():
             return None
         page = <Page>self.pages[self.depth - 1]
         i = self.idx[self.depth - 1]
-        key = self.tree.leaf_key(page, i)
-        if self.reverse:
-            if self.lo is not None and key < self.lo:
-                self.finish()
-                return None
-        elif self.hi is not None and key >= self.hi:
-            self.finish()
-            return None
-        return (key, self.tree.leaf_value(page, i))
+        key = self.cur_key if self.cur_key is not None else self.tree.leaf_key(page, i)
+        return (key, self.tree.leaf_expires(page, i))
 
     def __next__(self):
         item = self.next_item()

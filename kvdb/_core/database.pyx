@@ -12,6 +12,7 @@
 #   - With sync="full", committers release the writer lock before fsync and
 #     share one fsync (group commit, Wal.sync_to).
 
+import math
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ import weakref
 
 from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.btree cimport BTree, Cursor
 from kvdb._core.file cimport File, FS, OsFS
@@ -37,6 +39,9 @@ DATA_FILE = "data.kvdb"
 WAL_FILE = "wal-000001.log"
 LOCK_FILE = "LOCK"
 NORMAL_SYNC_INTERVAL = 1.0           # seconds between background fsyncs with sync="normal"
+MAX_EXPIRES_MS = 1 << 62             # expiries past this (about 146 million years) are refused
+SWEEP_BATCH = 1000                   # keys one expiry-sweep step examines
+SWEEP_MAX_STEPS = 8                  # steps per background wake while most examined keys were expired
 
 cdef int STATE_OPEN = 0
 cdef int STATE_CLOSED = 1
@@ -80,12 +85,31 @@ cdef inline bytes as_value(object value):
     return <bytes>value
 
 
+cdef inline uint64_t expiry_from_ttl(object ttl, uint64_t now) except 0:
+    """The absolute expiry (wall-clock ms) of a put with `ttl` seconds at `now`."""
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be a number of seconds (int or float), not {type(ttl).__name__}")
+    if not ttl > 0 or ttl == math.inf:
+        raise ValueError(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
+    ms = math.ceil(ttl * 1000) if isinstance(ttl, float) else ttl * 1000
+    if ms + now >= MAX_EXPIRES_MS:
+        raise ValueError(f"ttl {ttl!r} is too large (the expiry would pass year 146,000,000)")
+    return max(1, ms) + now
+
+
+cdef inline bint is_expired(uint64_t expires, uint64_t now) noexcept:
+    return expires != 0 and expires <= now
+
+
 cdef class Pin:
-    """Keeps one committed version readable: its pages are neither changed nor reused."""
+    """Keeps one committed version readable: its pages are neither changed nor reused.
+    Reads through it judge expiries at `now_ms`, the wall-clock time it was taken."""
     cdef Database db
     cdef readonly uint64_t seq
     cdef readonly uint32_t root
     cdef readonly uint64_t entries
+    cdef readonly uint64_t expiring      # entries with an expiry (some may be expired at now_ms)
+    cdef readonly uint64_t now_ms        # wall-clock ms at which the pin was taken
     cdef bint released
 
     def clone(self):
@@ -97,6 +121,8 @@ cdef class Pin:
         p.seq = self.seq
         p.root = self.root
         p.entries = self.entries
+        p.expiring = self.expiring
+        p.now_ms = self.now_ms
         self.db.pins[p.seq] = self.db.pins.get(p.seq, 0) + 1
         return p
 
@@ -138,10 +164,14 @@ cdef class Database:
     cdef object thread           # background checkpoint/sync thread
     cdef int pid                 # process that opened the database
     cdef public uint64_t commits, conflicts
+    cdef object clock            # None (the system clock) or a callable giving seconds; constant
+    cdef bytes sweep_from        # where the next expiry-sweep step starts (None = the first key); bg thread
+    cdef public uint64_t expired_swept, sweep_steps    # keys the sweep deleted; steps it ran
+    cdef Py_ssize_t _last_swept  # keys the last sweep commit deleted (writer lock)
     cdef object __weakref__
 
     def __init__(self, str path, str engine="btree", str sync="full", cache_size=64 << 20,
-                 page_size=4096, checkpoint_size=64 << 20, FS _fs=None):
+                 page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None):
         if engine != "btree":
             raise ValueError(f"unknown engine {engine!r}; available: 'btree'")
         if sync not in SYNC_MODES:
@@ -160,6 +190,11 @@ cdef class Database:
         self.recent = []
         self.failed = None
         self.commits = self.conflicts = 0
+        if _clock is not None and not callable(_clock):
+            raise TypeError("_clock must be a callable returning seconds since the epoch")
+        self.clock = _clock
+        self.sweep_from = None
+        self.expired_swept = self.sweep_steps = 0
         self.checkpoint_size = max(checkpoint_size, 4096)
         self.pid = os.getpid()
         try:
@@ -195,6 +230,7 @@ cdef class Database:
         self.pager = Pager(data, data_path, page_size, cache_size)
         meta = self.pager.meta
         self.tree = BTree(self.pager, meta.root, meta.entries)
+        self.tree.expiring = meta.expiring
         self.wal = Wal(wal_file, wal_path)
         records = self.wal.recover(meta.seq)
         self.seq = meta.seq
@@ -207,7 +243,7 @@ cdef class Database:
             self.tree.apply(ops, seq, 0)
             self.seq = seq
         if records:
-            self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False)
+            self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
         self.wal.reset(self.seq)
         if created:
             self.fs.sync_dir(self.path)
@@ -232,6 +268,14 @@ cdef class Database:
                                  "reopen it to recover")
         return 0
 
+    cdef uint64_t now_ms(self) except? 0:
+        """Wall-clock milliseconds since the epoch (the injected clock in tests)."""
+        cdef timespec ts
+        if self.clock is None:
+            clock_gettime(CLOCK_REALTIME, &ts)
+            return <uint64_t>ts.tv_sec * 1000 + <uint64_t>ts.tv_nsec // 1000000
+        return <uint64_t>max(1, int(self.clock() * 1000))
+
     # -- pins ------------------------------------------------------------
 
     cdef Pin pin(self):
@@ -243,6 +287,8 @@ cdef class Database:
             p.seq = self.seq
             p.root = self.tree.root
             p.entries = self.tree.entries
+            p.expiring = self.tree.expiring
+            p.now_ms = self.now_ms()
             self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
         return p
 
@@ -262,8 +308,10 @@ cdef class Database:
     # -- reads -----------------------------------------------------------
 
     cdef object read(self, bytes key):
-        """A read of the newest version without a pin: retry if a commit moved under us."""
+        """A read of the newest version without a pin: retry if a commit moved under us.
+        A key whose expiry has passed reads as absent."""
         cdef uint64_t gen
+        cdef uint64_t now = self.now_ms()
         while True:
             gen = self.write_gen
             if gen & 1:
@@ -271,7 +319,26 @@ cdef class Database:
                     pass
                 continue
             try:
-                result = self.tree.get(0, key, False)
+                result = self.tree.get(0, key, False, now)
+            except Error:
+                if self.write_gen != gen:
+                    continue
+                raise
+            if self.write_gen == gen:
+                return result
+
+    cdef object read_entry(self, bytes key):
+        """(value, expires) of the newest version, expired or not, or None (no pin; retries
+        like read())."""
+        cdef uint64_t gen
+        while True:
+            gen = self.write_gen
+            if gen & 1:
+                with self.lock:
+                    pass
+                continue
+            try:
+                result = self.tree.get_entry(0, key, False)
             except Error:
                 if self.write_gen != gen:
                     continue
@@ -307,8 +374,21 @@ cdef class Database:
         cdef Pin p = self.pin()
         cdef Iterator it = Iterator.__new__(Iterator)
         it.db = self
-        it.it = self.tree.cursor(p.root, p, lo, hi, reverse)
+        it.it = self.tree.cursor(p.root, p, lo, hi, reverse, p.now_ms)
         return it
+
+    def _scan_expiry(self, start=None, end=None):
+        """(key, value, expires) of the live keys in [start, end), expires in wall-clock ms
+        (0 = none): for tools that copy a database with its expiries (kvdb compact)."""
+        self.check_open()
+        lo, hi = scan_bounds(start, end, None)
+        cdef Pin p = self.pin()
+        cdef Cursor c = self.tree.cursor(p.root, p, lo, hi, False, p.now_ms)
+        try:
+            for k, v in c:
+                yield k, v, c.last_expires
+        finally:
+            c.finish()
 
     def __iter__(self):
         return (k for k, _ in self.scan())
@@ -320,23 +400,44 @@ cdef class Database:
         return list(self.scan())
 
     def __len__(self):
+        """Keys present now: O(1), except that while keys with an expiry exist it counts
+        the live keys with a scan."""
         self.check_open()
-        return self.tree.entries
+        if self.tree.expiring == 0:
+            return self.tree.entries
+        cdef Pin p = self.pin()
+        return count_live(self.tree.cursor(p.root, p, None, None, False, p.now_ms))
+
+    def ttl(self, key):
+        """Seconds until `key` expires (a float), or None if it has no expiry.
+        KeyError if the key is absent or already expired."""
+        self.check_open()
+        k = as_key(key)
+        cdef uint64_t now = self.now_ms()
+        entry = self.read_entry(k)
+        if entry is None or is_expired(entry[1], now):
+            raise KeyError(key)
+        return None if entry[1] == 0 else (entry[1] - now) / 1000.0
 
     # -- writes ----------------------------------------------------------
 
-    cdef int commit_ops(self, list ops, object txn) except -1:
-        """The commit sequence, in order:
+    cdef int commit_ops(self, list ops, object txn, object decide=None) except -1:
+        """Commit [(key, value-or-None, expires)]. The commit sequence, in order:
         1. (transactions) validate the read set against later commits;
+           (`decide`) rewrite the ops from the current state under the lock: an empty
+           list commits nothing (persist, the expiry sweep);
         2. append the record to the WAL (written to the OS);
         3. apply to the tree and publish the new seq;
         4. outside the lock: wait for fsync per the sync mode (group commit).
+        Returns 1 if it committed, 0 if `decide` left nothing to commit.
         """
         cdef uint64_t seq
         cdef Transaction t
-        payload = encode_ops(ops)
-        if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
-            raise ValueError("transaction too large: its log record would exceed 4 GiB")
+        payload = None
+        if decide is None:
+            payload = encode_ops(ops)
+            if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
+                raise ValueError("transaction too large: its log record would exceed 4 GiB")
         self.lock.acquire()
         try:
             self.check_writable()
@@ -344,6 +445,11 @@ cdef class Database:
                 t = <Transaction>txn
                 t.validate()
                 t.p.release()        # validated: its snapshot need not hold pages during apply
+            if decide is not None:
+                ops = decide(ops)
+                if not ops:
+                    return 0
+                payload = encode_ops(ops)
             seq = self.seq + 1
             try:
                 self.wal.append(payload, seq)
@@ -355,7 +461,7 @@ cdef class Database:
                 self.tree.apply(ops, seq, self.max_live())
                 self.seq = seq
                 if self.txn_starts:
-                    self.recent.append((seq, [k for k, _ in ops]))
+                    self.recent.append((seq, [op[0] for op in ops]))
                 reclaim_pages(self.pager, self.min_live())
             except BaseException as e:
                 # The tree may hold part of this commit: nothing may read it until reopen,
@@ -379,15 +485,34 @@ cdef class Database:
                 self.fail(e)
                 raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
                                      "reopened") from e
-        return 0
+        return 1
 
     cdef fail(self, exc):
         if self.failed is None:
             self.failed = f"{type(exc).__name__}: {exc}"
 
-    def put(self, key, value):
+    def put(self, key, value, ttl=None):
+        """Store value under key. With `ttl` (seconds, int or float > 0) the key expires that
+        long from now; without it any earlier expiry of the key is cleared."""
         self.check_writable()
-        self.commit_ops([(as_key(key), as_value(value))], None)
+        k = as_key(key)
+        v = as_value(value)
+        cdef uint64_t expires = 0 if ttl is None else expiry_from_ttl(ttl, self.now_ms())
+        self.commit_ops([(k, v, expires)], None)
+
+    def persist(self, key):
+        """Remove the expiry of `key`; True if it had one (False if it had none or is absent)."""
+        self.check_writable()
+        k = as_key(key)
+        return self.commit_ops([(k, None, 0)], None, self._decide_persist) == 1
+
+    def _decide_persist(self, ops):
+        # under the writer lock: the key's current entry decides
+        k = ops[0][0]
+        entry = self.tree.get_entry(0, k, False)
+        if entry is None or entry[1] == 0 or is_expired(entry[1], self.now_ms()):
+            return []
+        return [(k, entry[0], 0)]
 
     def __setitem__(self, key, value):
         self.put(key, value)
@@ -398,7 +523,7 @@ cdef class Database:
         k = as_key(key)
         existed = self.read(k) is not None
         if existed:
-            self.commit_ops([(k, None)], None)
+            self.commit_ops([(k, None, 0)], None)
         return existed
 
     def __delitem__(self, key):
@@ -439,7 +564,7 @@ cdef class Database:
         try:
             if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
                     or (mirror and not self.pager.mirrored):
-                self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror)
+                self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror, self.tree.expiring)
             self.wal.mark_synced(self.seq)
             self.write_gen += 1
             try:
@@ -467,6 +592,60 @@ cdef class Database:
                         self._checkpoint_locked(False)
                     except Error:
                         pass
+        if self.tree.expiring:
+            for _ in range(SWEEP_MAX_STEPS):
+                examined, deleted, wrapped = self._sweep_expired(SWEEP_BATCH)
+                if wrapped or deleted * 4 < examined or self.state != STATE_OPEN:
+                    break
+
+    def _sweep_expired(self, int limit=SWEEP_BATCH):
+        """One step of the expiry sweep: examine up to `limit` keys from where the last step
+        stopped (wrapping at the end) and delete those whose expiry has passed, as one commit
+        that re-checks each key under the writer lock. Returns (examined, deleted, wrapped)."""
+        cdef uint64_t now
+        cdef Cursor c
+        self.check_writable()
+        if self.tree.expiring == 0:
+            return 0, 0, True
+        cdef Pin p = self.pin()
+        now = p.now_ms
+        doomed = []
+        examined = 0
+        wrapped = False
+        try:
+            c = self.tree.cursor(p.root, None, self.sweep_from, None, False, 0)
+            last = None
+            while examined < limit:
+                item = c.next_key_expires()
+                if item is None:
+                    wrapped = True
+                    break
+                examined += 1
+                last = item[0]
+                if is_expired(item[1], now):
+                    doomed.append(item[0])
+            c.finish()
+        finally:
+            p.release()
+        self.sweep_from = None if wrapped or last is None else last + b"\x00"
+        self.sweep_steps += 1
+        deleted = 0
+        if doomed:
+            self.commit_ops([(k, None, 0) for k in doomed], None, self._decide_sweep)
+            deleted = self._last_swept
+            self.expired_swept += deleted
+        return examined, deleted, wrapped
+
+    def _decide_sweep(self, ops):
+        # under the writer lock: delete only keys still expired (a put may have renewed one)
+        cdef uint64_t now = self.now_ms()
+        keep = []
+        for op in ops:
+            entry = self.tree.get_entry(0, op[0], False)
+            if entry is not None and is_expired(entry[1], now):
+                keep.append(op)
+        self._last_swept = len(keep)
+        return keep
 
     def verify(self):
         """Check every page checksum (re-reading clean pages from the file), every tree
@@ -474,10 +653,13 @@ cdef class Database:
         Raises CorruptionError naming the page."""
         self.check_open()
         with self.lock:
-            reachable, count = self.tree.verify(self.tree.root, True)
+            reachable, count, expiring = self.tree.verify(self.tree.root, True)
             if count != self.tree.entries:
                 raise CorruptionError(f"{self.pager.path}: tree holds {count} keys, meta says {self.tree.entries}",
                                       path=self.pager.path)
+            if expiring != self.tree.expiring:
+                raise CorruptionError(f"{self.pager.path}: tree holds {expiring} keys with an expiry, meta says "
+                                      f"{self.tree.expiring}", path=self.pager.path)
             free, pending, fl = self.pager.free_list_snapshot()
             owners = {}
             for name, group in (("tree", reachable), ("free", free), ("pending", pending), ("freelist", fl)):
@@ -498,7 +680,7 @@ cdef class Database:
         self.check_open()
         cdef Pin p = self.pin()
         try:
-            reachable, _ = self.tree.verify(p.root, False)
+            reachable, _, _ = self.tree.verify(p.root, False)
             os.makedirs(dest, exist_ok=True)
             target = os.path.join(dest, DATA_FILE)
             if os.path.exists(target):
@@ -512,7 +694,7 @@ cdef class Database:
                     out.spill()          # bounded memory: the copy's meta is written last
             out.set_page_count(self.pager.page_count,
                                [n for n in range(3, self.pager.page_count) if n not in reachable])
-            out.checkpoint(p.seq, p.root, p.entries, True)
+            out.checkpoint(p.seq, p.root, p.entries, True, p.expiring)
             out.close()
             fs.rename(tmp, target)
             wal = Wal(fs.open(os.path.join(dest, WAL_FILE), True), os.path.join(dest, WAL_FILE))
@@ -536,6 +718,9 @@ cdef class Database:
             "wal_bytes_written": self.wal.bytes_written,
             "fsyncs": self.wal.fsyncs,
             "snapshots": sum(self.pins.values()),
+            "expiring_keys": self.tree.expiring,
+            "expired_swept": self.expired_swept,
+            "sweep_steps": self.sweep_steps,
             "failed": self.failed,
         }
         s.update(self.pager.stats())
@@ -615,6 +800,14 @@ def _background(ref, wake):
         except Exception:
             pass
         del db
+
+
+def count_live(it):
+    """Entries a cursor yields (it skips expired ones)."""
+    cdef Py_ssize_t n = 0
+    for _ in it:
+        n += 1
+    return n
 
 
 def scan_bounds(start, end, prefix):

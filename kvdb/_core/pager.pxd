@@ -31,6 +31,7 @@
 #   48     4    page_count: pages in the file, the high-water mark
 #   52     4    reserved (0)
 #   56     8    entries: keys in the tree
+#   64     8    expiring: keys in the tree that carry an expiry (CELL_EXPIRES)
 #
 # Invariants (tests name them by number):
 #   P1. A page reachable from the durable meta is never written until a later
@@ -46,7 +47,7 @@ from kvdb._core.file cimport File
 
 cdef enum:
     FILE_HEADER_SIZE = 8 + 4 + 4 + 4        # magic, version, page size, crc
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2                     # 2: leaf cells may carry an expiry (TTL)
     PAGE_HEADER_SIZE = 4 + 1 + 1 + 2 + 4 + 4 + 2 + 2 + 2 + 2
     MIN_PAGE_SIZE = 512
     MAX_PAGE_SIZE = 32768
@@ -79,6 +80,7 @@ cdef enum:
     OFF_META_FREELIST = 44
     OFF_META_PAGE_COUNT = 48
     OFF_META_ENTRIES = 56
+    OFF_META_EXPIRING = 64
 
 
 cdef class Page:
@@ -98,6 +100,7 @@ cdef class Meta:
     cdef public uint32_t freelist
     cdef public uint32_t page_count
     cdef public uint64_t entries
+    cdef public uint64_t expiring   # keys with an expiry
 
 
 cdef class Pager:

@@ -162,6 +162,10 @@ cdef class Pager:
         if int.from_bytes(header[16:20], "little") != crc32c_of(header[0:16]):
             raise CorruptionError(f"{self.path}: file header checksum mismatch", path=self.path, pgno=0, offset=16)
         version = int.from_bytes(header[8:12], "little")
+        if version == 1:
+            raise CorruptionError(f"{self.path}: format version 1 (written before keys could expire) is no longer "
+                                  f"read; this kvdb reads version {FORMAT_VERSION}: `kvdb dump` it with kvdb 0.1 "
+                                  "and `kvdb load` the dump into a new database", path=self.path, pgno=0, offset=8)
         if version != FORMAT_VERSION:
             raise CorruptionError(f"{self.path}: unsupported format version {version} "
                                   f"(this kvdb reads version {FORMAT_VERSION})", path=self.path, pgno=0, offset=8)
@@ -190,6 +194,7 @@ cdef class Pager:
         meta.freelist = get_u32(p + OFF_META_FREELIST)
         meta.page_count = get_u32(p + OFF_META_PAGE_COUNT)
         meta.entries = get_u64(p + OFF_META_ENTRIES)
+        meta.expiring = get_u64(p + OFF_META_EXPIRING)
         if meta.page_count < FIRST_DATA_PGNO or meta.root >= meta.page_count or meta.freelist >= meta.page_count:
             return "fields out of range"
         return meta
@@ -411,10 +416,11 @@ cdef class Pager:
         put_u32(page.data + OFF_META_FREELIST, meta.freelist)
         put_u32(page.data + OFF_META_PAGE_COUNT, meta.page_count)
         put_u64(page.data + OFF_META_ENTRIES, meta.entries)
+        put_u64(page.data + OFF_META_EXPIRING, meta.expiring)
         seal_page(page.data, self.page_size)
         return page.raw(self.page_size)
 
-    def checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, bint mirror):
+    def checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, bint mirror, uint64_t expiring=0):
         """Make the version `seq` (tree `root`) durable:
         1. write the freelist for the new version to pages past the high-water mark;
         2. write every dirty page to its own (free) slot, fsync  (P1: nothing the old meta reaches);
@@ -458,6 +464,7 @@ cdef class Pager:
             meta.freelist = (<Page>fl_pages[0]).pgno if fl_pages else 0
             meta.page_count = new_count
             meta.entries = entries
+            meta.expiring = expiring
             # never overwrite the meta the durable version was read from
             slot = META_PGNO_B if self.meta_slot == META_PGNO_A else META_PGNO_A
             self.file.write_at(slot * <uint64_t>ps, self._encode_meta(meta, slot))

@@ -68,28 +68,39 @@ cdef class Snapshot:
 
     def get(self, key, default=None):
         self.check()
-        r = self.db.tree.get(self.p.root, as_key(key), True)
+        r = self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms)
         return default if r is None else r
 
     def __getitem__(self, key):
         self.check()
-        r = self.db.tree.get(self.p.root, as_key(key), True)
+        r = self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms)
         if r is None:
             raise KeyError(key)
         return r
 
     def __contains__(self, key):
         self.check()
-        return self.db.tree.get(self.p.root, as_key(key), True) is not None
+        return self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms) is not None
+
+    def ttl(self, key):
+        """Seconds the key had left when the snapshot was taken, None if it has no expiry;
+        KeyError if absent or expired then."""
+        self.check()
+        entry = self.db.tree.get_entry(self.p.root, as_key(key), True)
+        if entry is None or is_expired(entry[1], self.p.now_ms):
+            raise KeyError(key)
+        return None if entry[1] == 0 else (entry[1] - self.p.now_ms) / 1000.0
 
     def __len__(self):
         self.check()
-        return self.p.entries
+        if self.p.expiring == 0:
+            return self.p.entries
+        return count_live(self.db.tree.cursor(self.p.root, self.p.clone(), None, None, False, self.p.now_ms))
 
     def scan(self, start=None, end=None, prefix=None, bint reverse=False):
         self.check()
         lo, hi = scan_bounds(start, end, prefix)
-        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse))
+        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse, self.p.now_ms))
 
     def put(self, key, value):
         raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
@@ -121,14 +132,19 @@ cdef class Transaction:
     cdef Database db
     cdef Pin p
     cdef dict writes             # key -> value, or None for a delete
+    cdef dict write_expires      # key -> expiry (wall-clock ms) of buffered puts with a ttl
     cdef set reads               # keys read from the snapshot
     cdef list ranges             # [(lo, hi)] scanned from the snapshot
+    cdef public uint64_t min_expires  # earliest expiry among the entries read (0 = none): if it
+                                      # passes before commit, what was read is gone -> conflict
     cdef bint done
 
     def __init__(self, Database db):
         self.db = db
         self.p = db.pin()
         self.writes = {}
+        self.write_expires = {}
+        self.min_expires = 0
         self.reads = set()
         self.ranges = []
         self.done = False
@@ -156,8 +172,15 @@ cdef class Transaction:
             v = self.writes[k]
             return default if v is None else v
         self.reads.add(k)
-        r = self.db.tree.get(self.p.root, k, True)
-        return default if r is None else r
+        entry = self.db.tree.get_entry(self.p.root, k, True)
+        if entry is None or is_expired(entry[1], self.p.now_ms):
+            return default
+        self.note_expires(entry[1])
+        return entry[0]
+
+    cdef inline void note_expires(self, uint64_t expires):
+        if expires and (self.min_expires == 0 or expires < self.min_expires):
+            self.min_expires = expires
 
     def __getitem__(self, key):
         r = self.get(key)
@@ -168,9 +191,21 @@ cdef class Transaction:
     def __contains__(self, key):
         return self.get(key) is not None
 
-    def put(self, key, value):
+    def put(self, key, value, ttl=None, _expires_ms=None):
+        """Buffer a put; with `ttl` (seconds > 0) the key expires that long after this call.
+        (`_expires_ms`, an absolute wall-clock expiry, is for copying tools like kvdb compact.)"""
         self.check()
-        self.writes[as_key(key)] = as_value(value)
+        k = as_key(key)
+        v = as_value(value)
+        if _expires_ms:
+            if ttl is not None or not isinstance(_expires_ms, int) or not 0 < _expires_ms < MAX_EXPIRES_MS:
+                raise ValueError("_expires_ms must be a positive int of milliseconds, without ttl")
+            self.write_expires[k] = _expires_ms
+        elif ttl is None:
+            self.write_expires.pop(k, None)
+        else:
+            self.write_expires[k] = expiry_from_ttl(ttl, self.db.now_ms())
+        self.writes[k] = v
 
     def __setitem__(self, key, value):
         self.put(key, value)
@@ -181,6 +216,7 @@ cdef class Transaction:
         k = as_key(key)
         existed = self.get(k) is not None
         self.writes[k] = None
+        self.write_expires.pop(k, None)
         return existed
 
     def __delitem__(self, key):
@@ -194,13 +230,20 @@ cdef class Transaction:
         lo, hi = scan_bounds(start, end, prefix)
         self.ranges.append((lo, hi))
         own = sorted([(k, v) for k, v in self.writes.items() if in_range(k, lo, hi)], reverse=reverse)
-        base = self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse)
-        return Iterator(self.db, _merge(base, own, reverse))
+        base = self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse, self.p.now_ms)
+        return Iterator(self.db, _merge(base, own, reverse, self))
 
     cdef int validate(self) except -1:
         """Called under the writer lock: ConflictError if a commit after our snapshot
         wrote a key we read or a key inside a range we scanned."""
         cdef uint64_t start = self.p.seq
+        cdef uint64_t now
+        if self.min_expires:
+            now = self.db.now_ms()
+            if self.min_expires <= now:
+                self.db.conflicts += 1
+                raise ConflictError(f"transaction conflict: a key this transaction read expired before it "
+                                    f"committed; retry it")
         for seq, keys in self.db.recent:
             if seq <= start:
                 continue
@@ -221,7 +264,9 @@ cdef class Transaction:
         self.check()
         try:
             if self.writes:
-                self.db.commit_ops(sorted(self.writes.items()), self)
+                exp = self.write_expires
+                self.db.commit_ops([(k, v, exp.get(k, 0) if v is not None else 0)
+                                    for k, v in sorted(self.writes.items())], self)
         finally:
             self._finish()
 
@@ -244,6 +289,7 @@ cdef class Transaction:
             db.recent = []
         self.p.release()
         self.writes = None
+        self.write_expires = None
         self.reads = None
 
     def __enter__(self):
@@ -267,12 +313,15 @@ cdef class Transaction:
                 pass
 
 
-def _merge(base, list own, bint reverse):
-    """Merge a cursor with sorted (key, value-or-None) writes; writes win, deletes hide."""
+def _merge(base, list own, bint reverse, Transaction txn):
+    """Merge a cursor with sorted (key, value-or-None) writes; writes win, deletes hide.
+    Expiries of the entries read from the cursor are noted in the transaction."""
     i = 0
     n = len(own)
     try:
         for k, v in base:
+            if txn.writes is not None:
+                txn.note_expires((<Cursor>base).last_expires)
             while i < n and ((own[i][0] < k) if not reverse else (own[i][0] > k)):
                 if own[i][1] is not None:
                     yield own[i]

@@ -17,7 +17,8 @@
 #   16     8    synced: the highest seq known durable when this record was written
 #   24     4    salt (as in the header)
 # Payload: ops until its end, each
-#   op u8 (WAL_OP_PUT | WAL_OP_DELETE), klen varint, key, [vlen varint, value]
+#   op u8 (WAL_OP_PUT | WAL_OP_DELETE | WAL_OP_PUT_EXPIRES), klen varint, key,
+#   [expires u64 (WAL_OP_PUT_EXPIRES: wall-clock ms)], [vlen varint, value] (puts)
 #
 # Invariants:
 #   W1. Records are appended in seq order with no gaps; a commit is acknowledged
@@ -34,10 +35,11 @@ from kvdb._core.file cimport File
 
 cdef enum:
     WAL_HEADER_SIZE = 8 + 4 + 4 + 8 + 4 + 4
-    WAL_VERSION = 1
+    WAL_VERSION = 2              # 2: WAL_OP_PUT_EXPIRES
     WAL_RECORD_HEADER_SIZE = 4 + 4 + 8 + 8 + 4
     WAL_OP_PUT = 1
     WAL_OP_DELETE = 2
+    WAL_OP_PUT_EXPIRES = 3       # a put whose key expires at a wall-clock time
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.

@@ -17,23 +17,32 @@ WAL_MAGIC = b"kvdb-wal"
 
 
 def encode_ops(list ops):
-    """Payload for [(key, value-or-None)]."""
+    """Payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 = never)."""
     cdef Py_ssize_t size = 0, klen, vlen
-    for key, value in ops:
+    cdef uint64_t expires
+    for key, value, expires in ops:
         klen = len(<bytes>key)
         size += 1 + varint_len(klen) + klen
         if value is not None:
             vlen = len(<bytes>value)
             size += varint_len(vlen) + vlen
+            if expires:
+                size += 8
     cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
     cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
-    for key, value in ops:
+    for key, value, expires in ops:
         klen = PyBytes_GET_SIZE(key)
-        p[0] = WAL_OP_DELETE if value is None else WAL_OP_PUT
+        if value is None:
+            p[0] = WAL_OP_DELETE
+        else:
+            p[0] = WAL_OP_PUT_EXPIRES if expires else WAL_OP_PUT
         p = put_varint(p + 1, klen)
         memcpy(p, PyBytes_AS_STRING(key), klen)
         p += klen
         if value is not None:
+            if expires:
+                put_u64(p, expires)
+                p += 8
             vlen = PyBytes_GET_SIZE(value)
             p = put_varint(p, vlen)
             memcpy(p, PyBytes_AS_STRING(value), vlen)
@@ -42,27 +51,35 @@ def encode_ops(list ops):
 
 
 def decode_ops(bytes payload):
-    """[(key, value-or-None)] of a payload; ValueError if malformed."""
+    """[(key, value-or-None, expires)] of a payload; ValueError if malformed."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
     cdef const unsigned char *end = p + PyBytes_GET_SIZE(payload)
-    cdef uint64_t klen, vlen
+    cdef uint64_t klen, vlen, expires
     cdef unsigned char op
     ops = []
     while p < end:
         op = p[0]
         p = get_varint(p + 1, end, &klen)
-        if p == NULL or op not in (WAL_OP_PUT, WAL_OP_DELETE) or klen > <uint64_t>(end - p):
+        if p == NULL or op not in (WAL_OP_PUT, WAL_OP_DELETE, WAL_OP_PUT_EXPIRES) or klen > <uint64_t>(end - p):
             raise ValueError("malformed operation")
         key = PyBytes_FromStringAndSize(<const char *>p, klen)
         p += klen
-        if op == WAL_OP_PUT:
-            p = get_varint(p, end, &vlen)
-            if p == NULL or vlen > <uint64_t>(end - p):
+        if op == WAL_OP_DELETE:
+            ops.append((key, None, 0))
+            continue
+        expires = 0
+        if op == WAL_OP_PUT_EXPIRES:
+            if end - p < 8:
                 raise ValueError("malformed operation")
-            ops.append((key, PyBytes_FromStringAndSize(<const char *>p, vlen)))
-            p += vlen
-        else:
-            ops.append((key, None))
+            expires = get_u64(p)
+            p += 8
+            if expires == 0:
+                raise ValueError("malformed operation")
+        p = get_varint(p, end, &vlen)
+        if p == NULL or vlen > <uint64_t>(end - p):
+            raise ValueError("malformed operation")
+        ops.append((key, PyBytes_FromStringAndSize(<const char *>p, vlen), expires))
+        p += vlen
     return ops
 
 
@@ -101,6 +118,9 @@ cdef class Wal:
             self.salt = 0
             self.base_seq = meta_seq
             return []
+        if get_u32(d + 8) == 1:
+            raise CorruptionError(f"{self.path}: log version 1 (written before keys could expire) is no longer "
+                                  f"read; this kvdb reads version {WAL_VERSION}", path=self.path, offset=8)
         if get_u32(d + 8) != WAL_VERSION:
             raise CorruptionError(f"{self.path}: unsupported log version {get_u32(d + 8)}", path=self.path, offset=8)
         self.salt = get_u32(d + 12)

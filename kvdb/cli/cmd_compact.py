@@ -80,8 +80,8 @@ def _copy(src, tmp):
     with kvdb.open(tmp, sync="off", page_size=stats["page_size"]) as dst, \
             Progress("compact: copy", total=total, unit="keys") as bar:
         batch, size = [], 0
-        for key, value in src.scan():
-            batch.append((key, value))
+        for key, value, expires in src._scan_expiry():   # keeps each key's expiry
+            batch.append((key, value, expires))
             size += len(key) + len(value)
             if len(batch) >= BATCH or size >= BATCH_BYTES:
                 n += _commit(dst, batch)
@@ -95,8 +95,8 @@ def _copy(src, tmp):
 def _commit(db, batch):
     if batch:
         with db.transaction() as tx:
-            for key, value in batch:
-                tx.put(key, value)
+            for key, value, expires in batch:
+                tx.put(key, value, _expires_ms=expires or None)
     return len(batch)
 
 
