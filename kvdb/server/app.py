@@ -23,7 +23,7 @@ import time
 import kvdb
 from kvdb._core.resp import ErrorReply, Status
 
-from . import acl
+from . import acl, audit, authguard, limits, tls
 from . import commands as _commands  # noqa: F401 - importing registers every command
 from .client import Client
 from .commands import registry
@@ -71,6 +71,12 @@ class Server:
         self.port = None                       # the bound plaintext port (for ephemeral binds)
         self.sweep_due = False                 # the next group starts with an expiry sweep
         self.stats_auth_failures = 0           # failed AUTH / HELLO AUTH attempts
+        # Security (docs/security.md).
+        self.audit = audit.AuditLog(config)    # JSON-lines audit log
+        self.limits = limits.Limits(self)      # protected mode, pre-auth caps, output buffer limits
+        self.authguard = authguard.AuthGuard(self)  # AUTH off the loop, brute-force slowdown
+        self.tls_context = tls.server_context(config)  # ssl.SSLContext for tls-port, or None
+        self.tls_port = None                   # the bound TLS port
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -88,13 +94,16 @@ class Server:
         self.open_database()
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kvdb-commit")
         port = self.config["port"]
-        if port or self.config["bind"]:
+        if port:
             for host in self.config["bind"].split():
                 srv = await self.loop.create_server(lambda: Client(self), host=host, port=port,
                                                     backlog=self.config["tcp-backlog"], reuse_address=True)
                 self.listeners.append(srv)
                 if self.port is None:
                     self.port = srv.sockets[0].getsockname()[1]
+        if self.tls_context is not None:
+            await tls.start_listeners(self, lambda: Client(self, tls=True))
+        self.limits.startup_warnings()
         self.cron_task = self.loop.create_task(self.cron())
         log.info("kvdb %s server ready (Redis %s protocol), pid %d, listening on %s port %s, data %s, "
                  "engine %s, sync %s", kvdb.__version__, VERSION, os.getpid(), self.config["bind"], self.port,
@@ -140,6 +149,8 @@ class Server:
                 log.warning("checkpoint at shutdown failed: %s", e)
             self.db.close()
             self.db = None
+        self.authguard.close()
+        self.audit.close()
         log.info("kvdb server stopped")
 
     # -- clients -----------------------------------------------------------------
@@ -158,15 +169,19 @@ class Server:
         self.stats.connections_received += 1
         if len(self.clients) >= self.config["maxclients"]:
             self.stats.rejected_connections += 1
+            self.audit.event("connection_refused", c, reason="maxclients")
             c.transport.write(b"-ERR max number of clients reached\r\n")
             c.closing = True
             c.transport.close()
+            return
+        if not self.limits.admit(c):
             return
         self.clients[c.id] = c
 
     def client_disconnected(self, c):
         if self.clients.pop(c.id, None) is None:
             return
+        self.limits.client_gone(c)
         self.unwatch(c)
         self.pubsub.drop_client(c)
         self.to_flush.discard(c)
@@ -184,16 +199,20 @@ class Server:
             self.acl.sync_requirepass()
         if "loglevel" in names:
             set_log_level(self.config["loglevel"])
+        self.limits.config_changed(names)
+        self.audit.config_set(c, names, self.config)
         log.info("CONFIG SET %s by %s", ", ".join(names), c.addr)
 
     def extra_stats(self):
-        return [("auth_failures", self.stats_auth_failures)]
+        return [("auth_failures", self.stats_auth_failures)] + self.authguard.stats() + self.limits.stats() + \
+            [("acl_access_denied_" + r, n) for r, n in self.acl.denials_by_reason.items()]
 
     def query_buffer_limit(self, c):
-        return self.config["client-query-buffer-limit"]
+        return self.limits.query_buffer_limit(c)
 
     def check_output_limit(self, c):
-        """Hook for client-output-buffer-limit (server security)."""
+        """Enforces client-output-buffer-limit (limits.py)."""
+        self.limits.check_output(c)
 
     # -- command groups ------------------------------------------------------------
 
@@ -351,6 +370,7 @@ class Server:
                         self.run_scheduled = True
                         self.loop.call_soon(self.run_group)
                 self.close_idle_clients()
+                self.limits.cron()
         except asyncio.CancelledError:
             pass
 

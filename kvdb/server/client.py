@@ -17,6 +17,8 @@ import time
 
 from kvdb._core.resp import ErrorReply, RequestParser, encode_replies
 
+from .commands.registry import NO_REPLY
+
 log = logging.getLogger("kvdb.server")
 
 # Commands one client may run per command group before others get a turn.
@@ -116,7 +118,7 @@ class Client(asyncio.Protocol):
                 return True
             args = self.pending.popleft()
             reply = execute(self, args)
-            if reply is not None:
+            if reply is not NO_REPLY:
                 self.replies.append(reply)
             n += 1
         if not self.pending and self.protocol_error is not None and not self.closing:
@@ -135,7 +137,11 @@ class Client(asyncio.Protocol):
             self.replies.clear()
             return
         if self.replies:
-            data = encode_replies(self.replies, self.proto)
+            try:
+                data = encode_replies(self.replies, self.proto)
+            except TypeError as e:  # a handler returned something that is not a reply: a bug
+                log.error("cannot encode a reply for %s: %s", self.addr, e)
+                data = encode_replies([ErrorReply(f"ERR internal error: {e}")] * len(self.replies), self.proto)
             self.replies.clear()
             self.server.stats.net_output_bytes += len(data)
             self.transport.write(data)

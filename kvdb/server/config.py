@@ -84,6 +84,42 @@ def _keyspace_events(text):
     return value
 
 
+# Redis's default client-output-buffer-limit: normal clients unlimited (they are
+# throttled by not reading their commands), pub/sub clients 32mb hard / 8mb for 60 s.
+DEFAULT_OUTPUT_LIMITS = "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60"
+OUTPUT_LIMIT_CLASSES = ("normal", "replica", "pubsub")
+
+
+def _output_limits(text):
+    """{class: (hard bytes, soft bytes, soft seconds)} from 'class hard soft seconds ...'; classes not
+    named keep Redis's defaults."""
+    words = str(text).split()
+    if not words or len(words) % 4:
+        raise ValueError("wrong number of arguments: give <class> <hard> <soft> <seconds> groups")
+    limits = {} if text == DEFAULT_OUTPUT_LIMITS else dict(_output_limits(DEFAULT_OUTPUT_LIMITS))
+    for i in range(0, len(words), 4):
+        cls = words[i].lower()
+        cls = "replica" if cls == "slave" else cls
+        if cls not in OUTPUT_LIMIT_CLASSES:
+            raise ValueError(f"invalid client class {words[i]!r}")
+        limits[cls] = (parse_memory(words[i + 1]), parse_memory(words[i + 2]), _int(0)(words[i + 3]))
+    return limits
+
+
+def _show_output_limits(limits):
+    return " ".join(f"{cls} {hard} {soft} {secs}" for cls, (hard, soft, secs) in limits.items())
+
+
+def _tls_protocols(text):
+    names = str(text).split()
+    for n in names:
+        if n not in ("TLSv1.2", "TLSv1.3"):
+            raise ValueError(f"unsupported TLS protocol {n!r} (TLSv1.2 and TLSv1.3 are accepted)")
+    if not names:
+        raise ValueError("no TLS protocol given")
+    return " ".join(names)
+
+
 class Option:
     __slots__ = ("name", "parse", "default", "mutable", "help", "show")
 
@@ -129,7 +165,33 @@ OPTIONS = {o.name: o for o in [
     Option("appendonly", _yesno, True, False, "always yes: every write goes to the log", _show_bool),
     Option("save", _string, "", True, "accepted for compatibility; checkpoints are automatic"),
     Option("maxmemory", parse_memory, 0, True, "accepted for compatibility; data lives on disk", format_memory),
+    # Security (docs/security.md).
+    Option("protected-mode", _yesno, True, True, "with no password set, refuse clients from non-loopback addresses",
+           _show_bool),
+    Option("aclfile", _string, "", False, "ACL users file, loaded at start; ACL SAVE/LOAD write/read it"),
+    Option("acllog-max-len", _int(0), 128, True, "entries ACL LOG keeps"),
+    Option("audit-log", _string, "", False, "JSON-lines audit log file ('-' for stderr, '' for none)"),
+    Option("proto-max-multibulk-len", _int(1, 1 << 31), 1024 * 1024, True,
+           "most arguments one command may have"),
+    Option("proto-max-inline-len", parse_memory, 64 * 1024, True, "longest inline command line", format_memory),
+    Option("first-command-timeout", _int(0), 30, True,
+           "close a new connection that sends no complete command within this many seconds (0: never)"),
+    Option("client-output-buffer-limit", _output_limits, _output_limits(DEFAULT_OUTPUT_LIMITS), True,
+           "per class (normal, replica, pubsub): hard limit, soft limit, soft seconds", _show_output_limits),
+    Option("tls-port", _int(0, 65535), 0, False, "TLS port (0: no TLS listener)"),
+    Option("tls-cert-file", _string, "", False, "server certificate (PEM)"),
+    Option("tls-key-file", _string, "", False, "server private key (PEM)"),
+    Option("tls-key-file-pass", _string, "", False, "passphrase of tls-key-file"),
+    Option("tls-ca-cert-file", _string, "", False, "CA bundle that client certificates must chain to"),
+    Option("tls-ca-cert-dir", _string, "", False, "directory of CA certificates (c_rehash layout)"),
+    Option("tls-auth-clients", _choice("yes", "no", "optional"), "yes", False,
+           "client certificates: yes (required), optional (verified when sent), no"),
+    Option("tls-protocols", _tls_protocols, "TLSv1.2 TLSv1.3", False, "TLS versions accepted (1.2 and newer)"),
 ]}
+
+
+# Options whose values never appear in logs or the audit log.
+SECRET_OPTIONS = frozenset(["requirepass", "tls-key-file-pass"])
 
 
 ALIASES = {"data": "dir", "appendfsync": "sync"}

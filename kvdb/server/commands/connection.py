@@ -22,15 +22,10 @@ def echo(c, args):
     return args[1]
 
 
-def _auth(c, username, password):
-    server = c.server
-    user = server.acl.authenticate(username, password)
-    if user is None:
-        server.auth_failed(c, username)
-        raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
-    c.user = user
-    c.authenticated = True
-    server.auth_succeeded(c, username)
+def _auth(c, username, password, then=lambda: OK):
+    """Checks the pair (authguard: off the event loop, slowed down after failures); then() makes the
+    reply once it passed. Returns the reply, or None when it is sent later."""
+    return c.server.authguard.authenticate(c, username, password, then)
 
 
 @command("auth", -2, "noauth noscript loading stale fast", "@connection", summary="Authenticates the connection.",
@@ -42,10 +37,8 @@ def auth(c, args):
         if not c.server.auth_required():
             raise CommandError("ERR AUTH <password> called without any password configured for the default user. "
                                "Are you sure your configuration is correct?")
-        _auth(c, "default", args[1])
-    else:
-        _auth(c, args[1].decode("utf-8", "replace"), args[2])
-    return OK
+        return _auth(c, "default", args[1])
+    return _auth(c, args[1].decode("utf-8", "replace"), args[2])
 
 
 @command("hello", -1, "noauth noscript loading stale fast", "@connection",
@@ -62,16 +55,23 @@ def hello(c, args):
             raise CommandError("NOPROTO unsupported protocol version")
         i = 2
     name = None
+    credentials = None
     while i < len(args):
         opt = args[i].lower()
         if opt == b"auth" and i + 2 < len(args):
-            _auth(c, args[i + 1].decode("utf-8", "replace"), args[i + 2])
+            credentials = (args[i + 1].decode("utf-8", "replace"), args[i + 2])
             i += 3
         elif opt == b"setname" and i + 1 < len(args):
             name = _valid_name(args[i + 1])
             i += 2
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
+    if credentials is not None:
+        return _auth(c, *credentials, then=lambda: _hello_reply(c, proto, name))
+    return _hello_reply(c, proto, name)
+
+
+def _hello_reply(c, proto, name):
     if not c.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
                            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "

@@ -5,7 +5,7 @@ client's subscription count afterwards, as Redis sends them."""
 from kvdb._core.resp import Push
 
 from ..glob import glob_match
-from .registry import command, container, subcommand
+from .registry import NO_REPLY, command, container, subcommand
 
 
 def _p(**kw):
@@ -21,7 +21,7 @@ def subscribe(c, args):
     for ch in args[1:]:
         c.server.pubsub.subscribe(c, ch)
         _confirm(c, b"subscribe", ch)
-    return None
+    return NO_REPLY
 
 
 @command("psubscribe", -2, "pubsub noscript loading stale", "",
@@ -30,7 +30,7 @@ def psubscribe(c, args):
     for p in args[1:]:
         c.server.pubsub.psubscribe(c, p)
         _confirm(c, b"psubscribe", p)
-    return None
+    return NO_REPLY
 
 
 @command("unsubscribe", -1, "pubsub noscript loading stale", "", **_p(summary="Stops listening to messages posted to channels."))
@@ -41,7 +41,7 @@ def unsubscribe(c, args):
     for ch in channels:
         c.server.pubsub.unsubscribe(c, ch)
         _confirm(c, b"unsubscribe", ch)
-    return None
+    return NO_REPLY
 
 
 @command("punsubscribe", -1, "pubsub noscript loading stale", "",
@@ -53,7 +53,7 @@ def punsubscribe(c, args):
     for p in patterns:
         c.server.pubsub.punsubscribe(c, p)
         _confirm(c, b"punsubscribe", p)
-    return None
+    return NO_REPLY
 
 
 @command("publish", 3, "pubsub loading stale fast", "", **_p(summary="Posts a message to a channel."))

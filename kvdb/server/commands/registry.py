@@ -6,8 +6,17 @@ sent and the reply is a value kvdb._core.resp.encode_reply accepts. Handlers
 raise CommandError for error replies. Arity follows Redis: n > 0 means exactly n
 words (name included), -n means at least n.
 """
-__all__ = ["Command", "CommandError", "COMMANDS", "command", "subcommand", "lookup", "SYNTAX", "NOT_INTEGER",
+__all__ = ["NO_REPLY", "Command", "CommandError", "COMMANDS", "command", "subcommand", "lookup", "SYNTAX", "NOT_INTEGER",
            "NOT_FLOAT", "WRONGTYPE", "int_arg", "float_arg"]
+
+
+class _NoReply:
+    """Returned by a handler that sends no reply now (SUBSCRIBE sends pushes, DEBUG SLEEP
+    replies later, SHUTDOWN closes)."""
+    __slots__ = ()
+
+
+NO_REPLY = _NoReply()
 
 
 class CommandError(Exception):

@@ -8,7 +8,7 @@ from kvdb._core.resp import OK, Status
 from ..config import OPTIONS, ConfigError
 from ..glob import glob_match
 from ..info import render_info
-from .registry import SYNTAX, CommandError, command, container, float_arg, int_arg, subcommand
+from .registry import NO_REPLY, SYNTAX, CommandError, command, container, float_arg, int_arg, subcommand
 
 log = logging.getLogger("kvdb.server")
 
@@ -98,7 +98,7 @@ def shutdown(c, args):
         raise CommandError("ERR No shutdown in progress.")
     c.server.request_shutdown(f"SHUTDOWN from {c.addr}")
     c.closing = True
-    return None
+    return NO_REPLY
 
 
 # -- CONFIG --------------------------------------------------------------------
@@ -216,7 +216,7 @@ def debug_sleep(c, args):
             c.server.schedule(c)  # runs what the client sent meanwhile, then flushes
 
     c.server.loop.call_later(seconds, wake)
-    return None  # the reply is sent by wake()
+    return NO_REPLY  # the reply is sent by wake()
 
 
 @subcommand("debug", "help", 2, "loading stale", "", summary="Show helpful text about the different subcommands")

@@ -9,7 +9,7 @@ anything.
 """
 from kvdb._core.resp import NULL_ARRAY, OK, ErrorReply
 
-from .registry import CommandError, command
+from .registry import NO_REPLY, CommandError, command
 
 
 def _t(**kw):
@@ -54,7 +54,8 @@ def exec_(c, args):
     replies = []
     for cmd, cargs in queued:
         denied = server.acl.check(c, cmd, cargs)
-        replies.append(ErrorReply(denied) if denied else server.call(c, cmd, cargs))
+        reply = ErrorReply(denied) if denied else server.call(c, cmd, cargs)
+        replies.append(None if reply is NO_REPLY else reply)
     return replies
 
 
