@@ -1,0 +1,185 @@
+"""kvdb bench server: redis-benchmark against `kvdb serve` and against redis-server,
+started side by side on this machine, alternating, and a table of requests/s,
+p50 and p99 latency and the kvdb/redis ratios (medians over --runs).
+
+    kvdb bench server [--runs 3] [--requests 200000] [--clients 50] [--keyspace 100000]
+                      [--size 100] [--pipelines 1,16] [--tests set,get,incr,hset,mset]
+                      [--sync normal] [--engine btree] [--out bench/results]
+
+redis-server runs with --appendonly yes --appendfsync everysec (its durable
+configuration closest to kvdb's sync=normal). Both bind 127.0.0.1 on free ports
+and keep their data in a temporary directory that is removed afterwards.
+"""
+import argparse
+import csv
+import datetime
+import io
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+DEFAULT_TESTS = "set,get,incr,hset,mset"
+TARGET_RATIO = 0.7       # issue target: requests/s >= 0.7x redis-server for SET and GET
+TARGET_P99 = 2.0         # issue target: p99 <= 2x redis-server's
+
+
+def build_parser(prog):
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="runs per server and pipeline depth (median reported)")
+    ap.add_argument("--requests", "-n", type=int, default=200_000, help="requests per test (redis-benchmark -n)")
+    ap.add_argument("--clients", "-c", type=int, default=50, help="parallel connections (-c)")
+    ap.add_argument("--keyspace", "-r", type=int, default=100_000, help="random keys (-r)")
+    ap.add_argument("--size", "-d", type=int, default=100, help="value bytes (-d)")
+    ap.add_argument("--pipelines", default="1,16", help="pipeline depths (-P), comma-separated")
+    ap.add_argument("--tests", default=DEFAULT_TESTS, help="redis-benchmark tests (-t)")
+    ap.add_argument("--sync", default="normal", choices=["full", "normal", "off"], help="kvdb serve --sync")
+    ap.add_argument("--engine", default="btree", help="kvdb serve --engine")
+    ap.add_argument("--quick", action="store_true", help="one run of 20,000 requests (a smoke test)")
+    ap.add_argument("--out", default=None, help="directory for the result table (default: print only)")
+    ap.add_argument("--dir", default=None, help="where the servers keep their data (default: a temp dir)")
+    return ap
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start listening")
+
+
+class Server:
+    def __init__(self, name, argv, port, cwd):
+        self.name = name
+        self.argv = argv
+        self.port = port
+        self.cwd = cwd
+        self.proc = None
+
+    def __enter__(self):
+        self.log = open(os.path.join(self.cwd, f"{self.name}.log"), "wb")
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def run_benchmark(port, args, pipeline, requests):
+    """{test: (rps, p50 ms, p99 ms)} from one redis-benchmark run."""
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", args.tests, "-n", str(requests),
+           "-c", str(args.clients), "-r", str(args.keyspace), "-d", str(args.size), "-P", str(pipeline), "--csv"]
+    p = subprocess.run(cmd, capture_output=True, timeout=3600)
+    if p.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed: {p.stderr.decode(errors='replace').strip()}")
+    out = {}
+    rows = list(csv.reader(io.StringIO(p.stdout.decode())))
+    header = rows[0]
+    for row in rows[1:]:
+        rec = dict(zip(header, row))
+        test = rec["test"].split()[0]
+        out[test] = (float(rec["rps"]), float(rec["p50_latency_ms"]), float(rec["p99_latency_ms"]))
+    return out
+
+
+def median_result(results):
+    tests = results[0].keys()
+    return {t: tuple(statistics.median(r[t][i] for r in results) for i in range(3)) for t in tests}
+
+
+def main(argv=None, prog="kvdb bench server"):
+    args = build_parser(prog).parse_args(argv)
+    for tool in ("redis-benchmark", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"{prog}: {tool} is not installed (Debian: apt-get install redis-tools redis-server)",
+                  file=sys.stderr)
+            return 2
+    runs, requests = (1, 20_000) if args.quick else (args.runs, args.requests)
+    pipelines = [int(p) for p in args.pipelines.split(",")]
+    base = tempfile.mkdtemp(prefix="kvdb-bench-server-", dir=args.dir)
+    results = {}  # (server, pipeline) -> [run results]
+    try:
+        kport, rport = free_port(), free_port()
+        kdir, rdir = os.path.join(base, "kvdb"), os.path.join(base, "redis")
+        os.makedirs(kdir)
+        os.makedirs(rdir)
+        kvdb_argv = [sys.executable, "-m", "kvdb", "serve", "--data", os.path.join(kdir, "data"), "--port", str(kport),
+                     "--bind", "127.0.0.1", "--sync", args.sync, "--engine", args.engine, "--loglevel", "warning"]
+        redis_argv = ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--appendonly", "yes",
+                      "--appendfsync", "everysec", "--save", "", "--dir", rdir, "--protected-mode", "yes"]
+        with Server("kvdb", kvdb_argv, kport, kdir), Server("redis", redis_argv, rport, rdir):
+            for run in range(runs):
+                for pipeline in pipelines:
+                    for name, port in (("kvdb", kport), ("redis", rport)):
+                        print(f"run {run + 1}/{runs}, -P {pipeline}, {name} ...", file=sys.stderr, flush=True)
+                        results.setdefault((name, pipeline), []).append(
+                            run_benchmark(port, args, pipeline, requests))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    table = render(args, runs, requests, pipelines, results)
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+        path = os.path.join(args.out, f"server-{stamp}{'-quick' if args.quick else ''}.txt")
+        with open(path, "w") as f:
+            f.write(table + "\n")
+        print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def render(args, runs, requests, pipelines, results):
+    lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}) vs redis-server (appendonly yes, "
+             f"appendfsync everysec)",
+             f"redis-benchmark -t {args.tests} -n {requests} -c {args.clients} -r {args.keyspace} -d {args.size}; "
+             f"median of {runs} run(s); {os.cpu_count()} CPUs shared by servers and client",
+             ""]
+    header = f"{'test':<6} {'-P':>3} | {'kvdb rps':>10} {'p50':>6} {'p99':>6} | {'redis rps':>10} {'p50':>6} {'p99':>6} " \
+             f"| {'rps ratio':>9} {'p99 ratio':>9}"
+    lines += [header, "-" * len(header)]
+    for pipeline in pipelines:
+        k = median_result(results[("kvdb", pipeline)])
+        r = median_result(results[("redis", pipeline)])
+        for test in k:
+            kr, kp50, kp99 = k[test]
+            rr, rp50, rp99 = r.get(test, (0, 0, 0))
+            ratio = kr / rr if rr else float("nan")
+            p99r = kp99 / rp99 if rp99 else float("nan")
+            flag = ""
+            if test in ("SET", "GET"):
+                flag = "" if ratio >= TARGET_RATIO and p99r <= TARGET_P99 else "  (target missed)"
+            lines.append(f"{test:<6} {pipeline:>3} | {kr:>10,.0f} {kp50:>6.3f} {kp99:>6.3f} | {rr:>10,.0f} {rp50:>6.3f} "
+                         f"{rp99:>6.3f} | {ratio:>8.2f}x {p99r:>8.2f}x{flag}")
+    lines += ["", f"targets: SET and GET >= {TARGET_RATIO}x redis-server's requests/s at every pipeline depth, "
+                  f"p99 <= {TARGET_P99}x redis-server's. Latencies in ms."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
