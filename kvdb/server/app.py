@@ -71,6 +71,7 @@ class Server:
         self.port = None                       # the bound plaintext port (for ephemeral binds)
         self.sweep_due = False                 # the next group starts with an expiry sweep
         self.stats_auth_failures = 0           # failed AUTH / HELLO AUTH attempts
+        self.slowlog_threshold = config["slowlog-log-slower-than"]  # µs; copied from config on change
         # Security (docs/security.md).
         self.audit = audit.AuditLog(config)    # JSON-lines audit log
         self.limits = limits.Limits(self)      # protected mode, pre-auth caps, output buffer limits
@@ -197,6 +198,7 @@ class Server:
         """After CONFIG SET: apply what must be applied, and log it."""
         if "requirepass" in names:
             self.acl.sync_requirepass()
+        self.slowlog_threshold = self.config["slowlog-log-slower-than"]
         if "loglevel" in names:
             set_log_level(self.config["loglevel"])
         self.limits.config_changed(names)
@@ -279,6 +281,9 @@ class Server:
     def execute(self, c, args):
         """Runs one command for client c and returns its reply (None: no reply)."""
         cmd, error = registry.lookup(args)
+        if cmd is not None and c.multi is None and c.authenticated and not c.channels and not c.patterns:
+            denied = self.acl.check(c, cmd, args)  # the common case, checked first
+            return self.call(c, cmd, args) if denied is None else ErrorReply(denied)
         name = cmd.fullname if cmd is not None else None
         if c.multi is not None and (cmd is None or cmd.name not in MULTI_IMMEDIATE):
             if cmd is None:
@@ -315,10 +320,10 @@ class Server:
             log.error("%s failed: %s", cmd.fullname, e)
             reply = ErrorReply(f"ERR {e}")
         micros = int((time.perf_counter() - start) * 1e6)
-        self.stats.commands_processed += 1
-        self.stats.count(cmd.fullname, micros)
-        threshold = self.config["slowlog-log-slower-than"]
-        if threshold >= 0 and micros >= threshold:
+        stats = self.stats
+        stats.commands_processed += 1
+        stats.count(cmd.fullname, micros)
+        if micros >= self.slowlog_threshold >= 0:
             self.slowlog.add(micros, args, c, self.config["slowlog-max-len"])
         return reply
 

@@ -33,6 +33,9 @@ FORMAT_VERSION = b"kvdb-server-keys 1"
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 HEADER = 9  # type byte + expire_at
+NO_EXPIRY = bytes(8)
+_TYPE_STRING_BYTE = TYPE_STRING[0]
+_DB = [bytes((d,)) for d in range(256)]
 
 
 class WrongType(Exception):
@@ -237,12 +240,14 @@ class Keyspace:
     # -- strings -----------------------------------------------------------
 
     def get_string(self, db, key):
-        e = self.entry(db, key)
-        if e is None:
+        raw = self.store.get(NS + _DB[db] + b"k" + key)  # meta_key, inlined: GET is the hottest path
+        if raw is None:
             return None
-        if e.type != TYPE_STRING:
+        if raw[1:HEADER] != NO_EXPIRY and _U64.unpack_from(raw, 1)[0] <= now_ms():
+            return None
+        if raw[0] != _TYPE_STRING_BYTE:
             raise WrongType()
-        return e.body
+        return raw[HEADER:]
 
     def set_string(self, db, key, value, expire_at=0, keep_ttl=False, event="set"):
         old = self.prepare_write(db, key)

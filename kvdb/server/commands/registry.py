@@ -107,8 +107,19 @@ def subcommand(parent, name, arity, flags="", categories="", keys=(0, 0, 0), sum
     return register
 
 
+_BY_RAW_NAME = {}        # command name as sent (any case) -> Command, for commands without subcommands
+_BY_RAW_NAME_LIMIT = 4096
+
+
 def lookup(args):
     """(command, None) for a known command and subcommand, else (None, error text)."""
+    cmd = _BY_RAW_NAME.get(args[0])
+    if cmd is not None and cmd.arity_ok(len(args)):
+        return cmd, None
+    return _lookup(args)
+
+
+def _lookup(args):
     name = args[0].lower().decode("utf-8", "replace") if isinstance(args[0], bytes) else str(args[0]).lower()
     cmd = COMMANDS.get(name)
     if cmd is None:
@@ -126,6 +137,8 @@ def lookup(args):
         return sub, None
     if not cmd.arity_ok(len(args)):
         return None, f"ERR wrong number of arguments for '{name}' command"
+    if len(_BY_RAW_NAME) < _BY_RAW_NAME_LIMIT and isinstance(args[0], bytes):
+        _BY_RAW_NAME[args[0]] = cmd
     return cmd, None
 
 

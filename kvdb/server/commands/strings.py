@@ -47,6 +47,9 @@ def parse_expiry(opt, value, now, name):
 def set_(c, args):
     ks = c.server.ks
     key, value = args[1], args[2]
+    if len(args) == 3:  # plain SET: no option parsing, one read of the old record
+        ks.set_string(c.db, key, value)
+        return OK
     nx = xx = keep = want_get = False
     expire_at = 0
     i = 3
