@@ -23,6 +23,9 @@ log = logging.getLogger("kvdb.server")
 
 # Commands one client may run per command group before others get a turn.
 COMMANDS_PER_TURN = 512
+# Bulk reply bytes one client may produce per turn; with the transport's high-water
+# mark this bounds what a client that does not read its replies costs in memory.
+OUTPUT_PER_TURN = 1 << 20
 
 
 class Client(asyncio.Protocol):
@@ -106,20 +109,27 @@ class Client(asyncio.Protocol):
         if self.transport is not None and self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
+            if self.pending:
+                self.server.schedule(self)
 
     # -- execution -------------------------------------------------------------
 
     def run(self):
         """Runs up to COMMANDS_PER_TURN pending commands; returns whether more remain."""
         n = 0
+        budget = OUTPUT_PER_TURN
         execute = self.server.execute
         while self.pending and not self.blocked and not self.closing:
-            if n >= COMMANDS_PER_TURN:
+            if self.reading_paused:
+                return False  # its replies are not being read: resume_writing() reschedules it
+            if n >= COMMANDS_PER_TURN or budget <= 0:
                 return True
             args = self.pending.popleft()
             reply = execute(self, args)
             if reply is not NO_REPLY:
                 self.replies.append(reply)
+                if type(reply) is bytes:
+                    budget -= len(reply)
             n += 1
         if not self.pending and self.protocol_error is not None and not self.closing:
             self.replies.append(ErrorReply(self.protocol_error))
