@@ -1,3 +1,3 @@
 """The command table (registry) and the modules that fill it, one per command group."""
-from . import acl_cmds, connection, hashes, keys, pubsub_cmds, server_cmds, strings, transactions  # noqa: F401
+from . import acl_cmds, connection, documents, hashes, keys, pubsub_cmds, server_cmds, strings, transactions  # noqa: F401
 from .registry import COMMANDS, CommandError, lookup  # noqa: F401

@@ -1,0 +1,233 @@
+"""Document commands: JSON in, JSON out, on kvdb.documents collections.
+
+    DOC.INSERT coll doc-json [doc-json ...]             -> JSON array of the inserted _ids
+    DOC.FIND coll filter-json [projection-json] [SORT field 1|-1 ...] [SKIP n] [LIMIT n]
+                                                        -> array of JSON documents
+    DOC.UPDATE coll filter-json update-json [MULTI] [UPSERT]
+                                                        -> JSON {"matched", "modified", "upserted_id"}
+    DOC.DELETE coll filter-json [ONE]                   -> number deleted (all matches unless ONE)
+    DOC.COUNT coll [filter-json]                        -> number of matches
+    DOC.INDEX coll spec-json [UNIQUE]                   -> the index name
+    DOC.EXPLAIN coll filter-json [SORT field 1|-1 ...]  -> JSON plan
+
+JSON has no bytes, datetimes or ObjectIds; they travel as MongoDB extended JSON
+does: {"$binary": base64}, {"$date": milliseconds since the epoch}, {"$oid": hex}.
+A spec for DOC.INDEX is a field name ("age"), or a JSON array of [field, 1|-1]
+pairs. Writes go into the command group's transaction, so they commit with the
+group (and inside MULTI/EXEC, atomically with the rest of it). Collections are
+not scoped by SELECT: every logical database sees the same collections.
+"""
+import base64
+import datetime
+import json
+
+from .registry import SYNTAX, CommandError, command, int_arg
+
+
+def _d(**kw):
+    return dict(group="documents", since="kvdb 0.1", **kw)
+
+
+def _documents():
+    try:
+        import kvdb.documents as documents
+    except ImportError:
+        raise CommandError("ERR the document layer is not available in this build") from None
+    return documents
+
+
+def _from_json_value(v, documents):
+    if isinstance(v, dict):
+        if len(v) == 1:
+            (k, inner), = v.items()
+            if k == "$oid" and isinstance(inner, str) and hasattr(documents, "ObjectId"):
+                return documents.ObjectId(inner)
+            if k == "$binary" and isinstance(inner, str):
+                return base64.b64decode(inner)
+            if k == "$date" and isinstance(inner, (int, float)):
+                return datetime.datetime.fromtimestamp(inner / 1000, datetime.timezone.utc).replace(tzinfo=None)
+        return {k: _from_json_value(x, documents) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_from_json_value(x, documents) for x in v]
+    return v
+
+
+def _to_json_value(v):
+    if isinstance(v, dict):
+        return {str(k): _to_json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_json_value(x) for x in v]
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"$binary": base64.b64encode(bytes(v)).decode()}
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        return {"$date": int(v.timestamp() * 1000)}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return {"$oid": str(v)}
+
+
+def parse_json(raw, what, documents):
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CommandError(f"ERR invalid JSON in {what}: {e}") from None
+    return _from_json_value(value, documents)
+
+
+def dump_json(value):
+    return json.dumps(_to_json_value(value), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _collection(c, name, write):
+    documents = _documents()
+    store = c.server.ks.store
+    owner = store.writer() if write else (store.tx or store.db)
+    try:
+        return documents.collection_of(owner, name.decode("utf-8")), documents
+    except UnicodeDecodeError:
+        raise CommandError("ERR collection names must be UTF-8") from None
+
+
+def _run(fn):
+    """Runs a document-layer call, turning its errors into error replies."""
+    import kvdb
+    try:
+        return fn()
+    except CommandError:
+        raise
+    except kvdb.Error as e:
+        code = "DUPLICATEKEY" if type(e).__name__ == "DuplicateKeyError" else "ERR"
+        raise CommandError(f"{code} {e}") from None
+    except (TypeError, ValueError, KeyError) as e:
+        raise CommandError(f"ERR {e}") from None
+
+
+def _sort_spec(args, i):
+    """[(field, direction)] from SORT f 1 g -1 ... starting at args[i] (after SORT)."""
+    spec = []
+    while i + 1 < len(args) and args[i].upper() not in (b"SKIP", b"LIMIT", b"SORT"):
+        direction = int_arg(args[i + 1])
+        if direction not in (1, -1):
+            raise CommandError("ERR sort direction must be 1 or -1")
+        spec.append((args[i].decode("utf-8", "replace"), direction))
+        i += 2
+    if not spec:
+        raise CommandError(SYNTAX)
+    return spec, i
+
+
+@command("doc.insert", -3, "write denyoom", "@write", (1, 1, 1), **_d(summary="Inserts JSON documents into a collection."))
+def doc_insert(c, args):
+    coll, documents = _collection(c, args[1], write=True)
+    docs = [parse_json(a, "document", documents) for a in args[2:]]
+    if not all(isinstance(d, dict) for d in docs):
+        raise CommandError("ERR a document must be a JSON object")
+    result = _run(lambda: coll.insert_many(docs))
+    return dump_json(list(result.inserted_ids))
+
+
+def _find_args(args, documents, allow_projection=True):
+    flt = parse_json(args[2], "filter", documents) if len(args) > 2 else {}
+    projection = None
+    i = 3
+    if allow_projection and i < len(args) and args[i].upper() not in (b"SORT", b"SKIP", b"LIMIT"):
+        projection = parse_json(args[i], "projection", documents)
+        i += 1
+    sort, skip, limit = None, 0, 0
+    while i < len(args):
+        opt = args[i].upper()
+        if opt == b"SORT":
+            sort, i = _sort_spec(args, i + 1)
+        elif opt == b"SKIP" and i + 1 < len(args):
+            skip = int_arg(args[i + 1])
+            i += 2
+        elif opt == b"LIMIT" and i + 1 < len(args):
+            limit = int_arg(args[i + 1])
+            i += 2
+        else:
+            raise CommandError(SYNTAX)
+        if skip < 0 or limit < 0:
+            raise CommandError("ERR SKIP and LIMIT must not be negative")
+    if not isinstance(flt, dict):
+        raise CommandError("ERR a filter must be a JSON object")
+    return flt, projection, sort, skip, limit
+
+
+def _cursor(coll, flt, projection, sort, skip, limit):
+    cur = coll.find(flt, projection) if projection is not None else coll.find(flt)
+    if sort:
+        cur = cur.sort(sort)
+    if skip:
+        cur = cur.skip(skip)
+    if limit:
+        cur = cur.limit(limit)
+    return cur
+
+
+@command("doc.find", -3, "readonly", "@read", (1, 1, 1), **_d(summary="Finds documents matching a JSON filter."))
+def doc_find(c, args):
+    coll, documents = _collection(c, args[1], write=False)
+    flt, projection, sort, skip, limit = _find_args(args, documents)
+    return _run(lambda: [dump_json(d) for d in _cursor(coll, flt, projection, sort, skip, limit)])
+
+
+@command("doc.explain", -3, "readonly", "@read", (1, 1, 1), **_d(summary="Explains how a query would run."))
+def doc_explain(c, args):
+    coll, documents = _collection(c, args[1], write=False)
+    flt, projection, sort, skip, limit = _find_args(args, documents, allow_projection=False)
+    return _run(lambda: dump_json(_cursor(coll, flt, projection, sort, skip, limit).explain()))
+
+
+@command("doc.count", -2, "readonly", "@read", (1, 1, 1), **_d(summary="Counts documents matching a JSON filter."))
+def doc_count(c, args):
+    if len(args) > 3:
+        raise CommandError(SYNTAX)
+    coll, documents = _collection(c, args[1], write=False)
+    flt = parse_json(args[2], "filter", documents) if len(args) > 2 else {}
+    return _run(lambda: coll.count_documents(flt))
+
+
+@command("doc.update", -4, "write denyoom", "@write", (1, 1, 1), **_d(summary="Updates documents matching a JSON filter."))
+def doc_update(c, args):
+    coll, documents = _collection(c, args[1], write=True)
+    flt = parse_json(args[2], "filter", documents)
+    update = parse_json(args[3], "update", documents)
+    opts = {a.upper() for a in args[4:]}
+    if not opts <= {b"MULTI", b"UPSERT"} or len(opts) != len(args) - 4:
+        raise CommandError(SYNTAX)
+    fn = coll.update_many if b"MULTI" in opts else coll.update_one
+    result = _run(lambda: fn(flt, update, upsert=b"UPSERT" in opts))
+    return dump_json({"matched": result.matched_count, "modified": result.modified_count,
+                      "upserted_id": result.upserted_id})
+
+
+@command("doc.delete", -3, "write", "@write", (1, 1, 1), **_d(summary="Deletes documents matching a JSON filter."))
+def doc_delete(c, args):
+    coll, documents = _collection(c, args[1], write=True)
+    flt = parse_json(args[2], "filter", documents)
+    opts = {a.upper() for a in args[3:]}
+    if not opts <= {b"ONE"} or len(opts) != len(args) - 3:
+        raise CommandError(SYNTAX)
+    fn = coll.delete_one if opts else coll.delete_many
+    return _run(lambda: fn(flt).deleted_count)
+
+
+@command("doc.index", -3, "write", "@write", (1, 1, 1), **_d(summary="Creates an index on a collection."))
+def doc_index(c, args):
+    coll, documents = _collection(c, args[1], write=True)
+    opts = {a.upper() for a in args[3:]}
+    if not opts <= {b"UNIQUE"} or len(opts) != len(args) - 3:
+        raise CommandError(SYNTAX)
+    raw = args[2]
+    try:
+        spec = json.loads(raw)
+    except ValueError:
+        spec = raw.decode("utf-8", "replace")
+    if isinstance(spec, list):
+        spec = [(str(f), int(d)) for f, d in spec]
+    elif not isinstance(spec, str):
+        raise CommandError("ERR an index spec is a field name or a JSON array of [field, 1|-1] pairs")
+    name = _run(lambda: coll.create_index(spec, unique=b"UNIQUE" in opts))
+    return name.encode() if isinstance(name, str) else name
