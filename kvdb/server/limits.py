@@ -1,0 +1,190 @@
+"""Per-connection limits that keep one client from taking the server down
+(docs/security.md): protected mode, stricter parser caps before
+authentication, client-output-buffer-limit, and the deadline for a new
+connection's first command.
+
+Protected mode: while the default user needs no password, a client whose
+address is not loopback is answered PROTECTED_MODE_ERROR and closed.
+
+Before a client authenticates (only when a password is needed) its parser
+accepts at most PREAUTH_MAX_MULTIBULK arguments of at most PREAUTH_MAX_BULK
+bytes, and PREAUTH_QUERY_BUFFER bytes of unparsed input, as Redis does since its
+unauthenticated-DoS fix; an anonymous client cannot make the server buffer
+more than that. After AUTH the configured limits apply.
+
+Output: after each write to a client, the bytes its transport still holds are
+compared with client-output-buffer-limit for its class (pubsub when
+subscribed, else normal): over the hard limit it is closed at once; over the
+soft limit for soft-seconds (checked again every cron tick) it is closed too.
+"""
+import ipaddress
+import logging
+import time
+
+log = logging.getLogger("kvdb.server")
+
+PREAUTH_MAX_MULTIBULK = 10          # Redis: unauthenticated multibulk length cap
+PREAUTH_MAX_BULK = 16 * 1024        # Redis: unauthenticated bulk length cap
+PREAUTH_MAX_INLINE = 16 * 1024      # longest inline line before AUTH
+PREAUTH_QUERY_BUFFER = 256 * 1024   # unparsed input buffered before AUTH
+
+PROTECTED_MODE_ERROR = (
+    "-DENIED kvdb is running in protected mode because protected mode is enabled and no password is set for "
+    "the default user. In this mode connections are only accepted from the loopback interface. If you want to "
+    "connect from external computers to kvdb you may adopt one of the following solutions: 1) Just disable "
+    "protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by "
+    "connecting to kvdb from the same host the server is running, however MAKE SURE kvdb is not publicly "
+    "accessible from internet if you do so. Use --protected-mode no in the configuration file to make this "
+    "change permanent. 2) Alternatively you can just disable the protected mode by editing the kvdb "
+    "configuration file, and setting the protected mode option to 'no', and then restarting the server. "
+    "3) If you started the server manually just for testing, restart it with the '--protected-mode no' "
+    "option. 4) Set up an authentication password for the default user (--requirepass or ACL SETUSER). "
+    "NOTE: You only need to do one of the above things in order for the server to start accepting "
+    "connections from the outside.\r\n")
+
+
+def is_loopback(host):
+    """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1, ::ffff:127.x, a Unix socket)."""
+    if not host or host.startswith("/"):
+        return True  # Unix socket peers have no IP address
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def protected_refusal(protected_mode, no_password, host):
+    """Whether protected mode refuses a client from host."""
+    return bool(protected_mode and no_password and not is_loopback(host))
+
+
+def exposed_addresses(bind):
+    """The bind addresses that are not loopback ('*', '0.0.0.0', '::' and any real interface)."""
+    out = []
+    for host in bind.split():
+        h = host.lstrip("-")
+        if h in ("*", "0.0.0.0", "::", "") or not is_loopback(h):
+            out.append(host)
+    return out
+
+
+class Limits:
+    """Used on the event loop thread only."""
+
+    def __init__(self, server):
+        self.server = server             # config, clients, acl, audit
+        self.soft_since = {}             # client id -> monotonic time its output first passed the soft limit
+        self.output_kills = 0            # clients closed by client-output-buffer-limit
+        self.protected_refusals = 0      # connections refused by protected mode
+        self.slow_start_kills = 0        # connections closed by first-command-timeout
+
+    # -- connections --
+
+    def admit(self, c):
+        """Protected mode and parser caps for a new client; False when it was refused (and closed)."""
+        server = self.server
+        cfg = server.config
+        if protected_refusal(cfg["protected-mode"], server.acl.no_password(), c.host):
+            self.protected_refusals += 1
+            server.audit.event("connection_refused", c, reason="protected-mode")
+            log.warning("refused %s: protected mode (no password set, not a loopback address)", c.addr)
+            c.transport.write(PROTECTED_MODE_ERROR.encode())
+            c.closing = True
+            c.transport.close()
+            return False
+        if c.authenticated:
+            self.apply_parser_limits(c)
+        else:
+            p = c.parser
+            p.max_bulk_len = min(PREAUTH_MAX_BULK, cfg["proto-max-bulk-len"])
+            p.max_multibulk_len = min(PREAUTH_MAX_MULTIBULK, cfg["proto-max-multibulk-len"])
+            p.max_inline_len = min(PREAUTH_MAX_INLINE, cfg["proto-max-inline-len"])
+        server.audit.event("connect", c, tls=bool(getattr(c, "tls", False)))
+        return True
+
+    def apply_parser_limits(self, c):
+        cfg = self.server.config
+        p = c.parser
+        p.max_bulk_len = cfg["proto-max-bulk-len"]
+        p.max_multibulk_len = cfg["proto-max-multibulk-len"]
+        p.max_inline_len = cfg["proto-max-inline-len"]
+
+    def client_authenticated(self, c):
+        self.apply_parser_limits(c)
+
+    def client_gone(self, c):
+        self.soft_since.pop(c.id, None)
+        self.server.audit.event("disconnect", c)
+
+    def query_buffer_limit(self, c):
+        limit = self.server.config["client-query-buffer-limit"]
+        return limit if c.authenticated else min(limit, PREAUTH_QUERY_BUFFER)
+
+    def config_changed(self, names):
+        if {"proto-max-bulk-len", "proto-max-multibulk-len", "proto-max-inline-len"} & set(names):
+            for c in self.server.clients.values():
+                if c.authenticated:
+                    self.apply_parser_limits(c)
+
+    # -- output --
+
+    def check_output(self, c, now=None):
+        transport = c.transport
+        if transport is None or c.closing:
+            return
+        size = transport.get_write_buffer_size()
+        cls = "pubsub" if c.subscriptions else "normal"
+        hard, soft, seconds = self.server.config["client-output-buffer-limit"][cls]
+        if hard and size > hard:
+            self.kill_for_output(c, cls, size, "hard")
+            return
+        if soft and size > soft:
+            now = time.monotonic() if now is None else now
+            since = self.soft_since.setdefault(c.id, now)
+            if now - since >= seconds:
+                self.kill_for_output(c, cls, size, "soft")
+        else:
+            self.soft_since.pop(c.id, None)
+
+    def kill_for_output(self, c, cls, size, which):
+        self.output_kills += 1
+        reason = f"client-output-buffer-limit {cls} {which} limit passed ({size} bytes pending)"
+        self.server.audit.event("client_closed", c, reason=reason)
+        log.warning("closing client %s (%s): %s", c.addr, c.user.name, reason)
+        self.soft_since.pop(c.id, None)
+        c.close()
+
+    # -- the cron tick --
+
+    def cron(self):
+        now_wall = time.time()
+        now = time.monotonic()
+        deadline = self.server.config["first-command-timeout"]
+        for c in list(self.server.clients.values()):
+            if deadline and not c.first_command_seen and now_wall - c.created > deadline:
+                self.slow_start_kills += 1
+                self.server.audit.event("client_closed", c, reason="first-command-timeout")
+                c.close(f"no complete command within first-command-timeout ({deadline}s)")
+                continue
+            if c.id in self.soft_since:
+                self.check_output(c, now)
+
+    def stats(self):
+        return [("client_output_limit_disconnections", self.output_kills),
+                ("protected_mode_refusals", self.protected_refusals),
+                ("first_command_timeouts", self.slow_start_kills)]
+
+    def startup_warnings(self):
+        cfg = self.server.config
+        exposed = exposed_addresses(cfg["bind"])
+        if exposed and self.server.acl.no_password():
+            if cfg["protected-mode"]:
+                log.warning("listening on %s with no password: protected mode refuses every client that is not "
+                            "on the loopback interface; set --requirepass or ACL users to serve them",
+                            " ".join(exposed))
+            else:
+                log.warning("WARNING: listening on %s with no password and protected mode off: anyone who can "
+                            "reach this port can read, change and delete every key", " ".join(exposed))
