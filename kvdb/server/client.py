@@ -87,7 +87,7 @@ class Client(asyncio.Protocol):
             self.protocol_error = self.parser.error
             if self.transport is not None:
                 self.transport.pause_reading()
-        elif self.parser.pending > self.server.query_buffer_limit(self):
+        elif self.parser.in_frame and self.parser.pending > self.server.query_buffer_limit(self):
             log.warning("closing client %s: query buffer of %d bytes passes client-query-buffer-limit",
                         self.addr, self.parser.pending)
             self.protocol_error = "ERR Protocol error: query buffer limit exceeded"

@@ -30,7 +30,7 @@ WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 
 class Command:
-    __slots__ = ("name", "handler", "arity", "flags", "categories", "first_key", "last_key", "step",
+    __slots__ = ("audited", "name", "handler", "arity", "flags", "categories", "first_key", "last_key", "step",
                  "subcommands", "parent", "summary", "group", "since", "fullname")
 
     def __init__(self, name, handler, arity, flags, categories, keys, summary, group, since, parent=None):
@@ -46,6 +46,7 @@ class Command:
         self.summary = summary                # COMMAND DOCS summary
         self.group = group                    # COMMAND DOCS group (string, hash, generic, ...)
         self.since = since                    # Redis version that introduced it
+        self.audited = bool(self.categories & {"admin", "dangerous"})  # the audit log records each call
 
     @property
     def is_write(self):
