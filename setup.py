@@ -11,19 +11,20 @@ from setuptools import Extension, setup
 
 PROFILE = os.environ.get("KVDB_PROFILE") == "1"
 
-# Every kvdb/_core/*.pyx is one extension module (.pxi files are included, not built alone).
-MODULES = sorted(os.path.basename(p)[:-4] for p in glob.glob("kvdb/_core/*.pyx"))
+# Every .pyx under kvdb/_core/ (the engine) and kvdb/server/ (the server's hot path) is one
+# extension module (.pxi files are included, not built alone).
+SOURCES = sorted(glob.glob("kvdb/_core/*.pyx") + glob.glob("kvdb/server/*.pyx"))
 
 macros = [("CYTHON_TRACE_NOGIL", "1")] if PROFILE else []
 extensions = [
     Extension(
-        f"kvdb._core.{name}",
-        [f"kvdb/_core/{name}.pyx"],
+        path[:-4].replace("/", "."),
+        [path],
         include_dirs=["kvdb/_core"],
         extra_compile_args=["-O2", "-fno-strict-aliasing"],
         define_macros=macros,
     )
-    for name in MODULES
+    for path in SOURCES
 ]
 
 setup(

@@ -19,9 +19,12 @@ def raw(r, *args):
         r.connection_pool.release(conn)
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("server"), "--sync", "normal") as s:
+@pytest.fixture(scope="module", params=["fastlane", "general"])
+def srv(tmp_path_factory, request):
+    # GET and plain SET run from C (kvdb/server/fastlane.pyx) unless KVDB_SERVER_FASTLANE=0;
+    # every test runs against both, so the two paths must agree.
+    env = {"KVDB_SERVER_FASTLANE": "1" if request.param == "fastlane" else "0"}
+    with ServerProcess(tmp_path_factory.mktemp("server"), "--sync", "normal", env=env) as s:
         yield s
 
 

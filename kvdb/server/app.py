@@ -29,6 +29,11 @@ from .client import Client
 from .commands import registry
 from .commands.registry import CommandError
 from .keyspace import Keyspace, WrongType, now_ms
+
+try:
+    from .fastlane import FastLane
+except ImportError:  # built without the extension: the general path serves everything
+    FastLane = None
 from .pubsub import PubSub
 from .slowlog import SlowLog
 from .stats import Stats
@@ -70,6 +75,7 @@ class Server:
         self.cron_task = None                  # the background task
         self.port = None                       # the bound plaintext port (for ephemeral binds)
         self.sweep_due = False                 # the next group starts with an expiry sweep
+        self.fastlane = None                   # fastlane.FastLane once the database is open
         self.stats_auth_failures = 0           # failed AUTH / HELLO AUTH attempts
         self.slowlog_threshold = config["slowlog-log-slower-than"]  # µs; copied from config on change
         # Security (docs/security.md).
@@ -88,6 +94,8 @@ class Server:
                             cache_size=self.config["cache-size"])
         self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
         self.ks.load()
+        use_fastlane = FastLane is not None and os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
+        self.fastlane = FastLane(self) if use_fastlane else None
 
     async def start(self):
         self.loop = asyncio.get_running_loop()

@@ -19,6 +19,11 @@ from kvdb._core.resp import ErrorReply, RequestParser, encode_replies
 
 from .commands.registry import NO_REPLY
 
+try:
+    from .fastlane import NOT_FAST  # GET and SET from C (fastlane.pyx)
+except ImportError:  # a build without the extension: every command takes the general path
+    NOT_FAST = object()
+
 log = logging.getLogger("kvdb.server")
 
 # Commands one client may run per command group before others get a turn.
@@ -119,13 +124,16 @@ class Client(asyncio.Protocol):
         n = 0
         budget = OUTPUT_PER_TURN
         execute = self.server.execute
+        fast = self.server.fastlane
         while self.pending and not self.blocked and not self.closing:
             if self.reading_paused:
                 return False  # its replies are not being read: resume_writing() reschedules it
             if n >= COMMANDS_PER_TURN or budget <= 0:
                 return True
             args = self.pending.popleft()
-            reply = execute(self, args)
+            reply = fast.run(self, args) if fast is not None else NOT_FAST
+            if reply is NOT_FAST:
+                reply = execute(self, args)
             if reply is not NO_REPLY:
                 self.replies.append(reply)
                 if type(reply) is bytes:
