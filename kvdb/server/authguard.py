@@ -24,7 +24,7 @@ import time
 
 from kvdb._core.resp import ErrorReply
 
-from .acl import NOPERM_AUTH
+from .acl_user import NOPERM_AUTH
 from .commands.registry import NO_REPLY, CommandError
 
 log = logging.getLogger("kvdb.server")

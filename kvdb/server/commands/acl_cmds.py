@@ -1,8 +1,10 @@
 """ACL SETUSER GETUSER DELUSER LIST USERS WHOAMI CAT SAVE LOAD LOG GENPASS DRYRUN
 (the model and rules live in kvdb/server/acl.py)."""
+import secrets
+
 from kvdb._core.resp import OK
 
-from .. import acl as aclmod
+from .. import acl_user as aclmod
 from .registry import COMMANDS, CommandError, container, int_arg, subcommand, lookup
 
 ADMIN = "admin noscript loading stale"
@@ -125,7 +127,7 @@ def acl_genpass(c, args):
     if not 0 < bits <= 4096:
         raise CommandError("ERR ACL GENPASS argument must be the number of bits for the output password, a "
                            "positive number up to 4096")
-    return aclmod.genpass(bits).encode()
+    return secrets.token_hex((bits + 7) // 8)[:(bits + 3) // 4].encode()
 
 
 @subcommand("acl", "dryrun", -4, ADMIN, "", summary="Simulates the execution of a command by a user, without "
