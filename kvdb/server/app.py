@@ -221,8 +221,11 @@ class Server:
         return self.limits.query_buffer_limit(c)
 
     def check_output_limit(self, c):
-        """Enforces client-output-buffer-limit (limits.py)."""
-        self.limits.check_output(c)
+        """Enforces client-output-buffer-limit (limits.py). Most writes leave nothing
+        buffered, and then there is nothing to check unless a soft-limit timer runs."""
+        t = c.transport
+        if t is not None and (t.get_write_buffer_size() or c.id in self.limits.soft_since):
+            self.limits.check_output(c)
 
     # -- command groups ------------------------------------------------------------
 
