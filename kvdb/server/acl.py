@@ -188,8 +188,6 @@ class Acl:
         for c in list(self.server.clients.values()):
             if c.user is not user:
                 continue
-            if not user.enabled and c.authenticated and user.name != "default":
-                continue  # Redis keeps authenticated connections of a disabled user
             if any(not user.channel_allowed(ch) for ch in c.channels) or \
                     any(not user.channel_allowed(p, True) for p in c.patterns):
                 c.close(f"user {user.name} lost access to a subscribed channel")

@@ -301,8 +301,9 @@ def apply_rule(user, rule):
         user.nopass = False
         user.passwords = []
     elif rule.startswith(">"):
-        h = hash_password(rule[1:].encode("utf-8", "surrogateescape"))
-        user.passwords.append(h)
+        pw = rule[1:].encode("utf-8", "surrogateescape")
+        if not any(verify_password(pw, h) for h in user.passwords):  # a password is kept once
+            user.passwords.append(hash_password(pw))
         user.nopass = False
     elif rule.startswith("<"):
         pw = rule[1:].encode("utf-8", "surrogateescape")
