@@ -17,7 +17,7 @@ def test_kill9_keeps_every_acknowledged_write(tmp_path):
     stop = threading.Event()
 
     def writer(n):
-        c = srv.client(socket_timeout=5, retry_on_timeout=False)
+        c = srv.client(socket_timeout=5)
         i = 0
         try:
             while not stop.is_set():
