@@ -332,6 +332,9 @@ class Server:
         except kvdb.Error as e:
             log.error("%s failed: %s", cmd.fullname, e)
             reply = ErrorReply(f"ERR {e}")
+        except Exception as e:  # noqa: BLE001 - a bug in one command must not abort the whole group
+            log.error("internal error in command %s", cmd.fullname, exc_info=True)
+            reply = ErrorReply(f"ERR internal error in '{cmd.fullname}': {type(e).__name__}")
         micros = int((time.perf_counter() - start) * 1e6)
         stats = self.stats
         stats.commands_processed += 1
