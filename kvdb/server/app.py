@@ -364,11 +364,12 @@ class Server:
 
     def key_changed(self, db, key, event):
         """Called by the keyspace for every change: invalidates WATCHes, sends notifications."""
-        watching = self.watchers.get((db, key))
-        if watching:
-            for c in watching:
-                c.watch_dirty = True
-        if event:
+        if self.watchers:
+            watching = self.watchers.get((db, key))
+            if watching:
+                for c in watching:
+                    c.watch_dirty = True
+        if event and self.pubsub.notifying:
             self.pubsub.notify_key(db, key, event)
 
     def touch_all(self, db=None):

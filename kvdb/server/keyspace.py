@@ -250,6 +250,20 @@ class Keyspace:
         return raw[HEADER:]
 
     def set_string(self, db, key, value, expire_at=0, keep_ttl=False, event="set"):
+        mk = NS + _DB[db] + b"k" + key
+        raw = self.store.get(mk)
+        if raw is None or (raw[0] == _TYPE_STRING_BYTE and raw[1:HEADER] == NO_EXPIRY):
+            # The common case, a new key or a string without expiry: no index entry to
+            # move, no fields to delete (the general path below handles the rest).
+            if expire_at:
+                self.store.put(expiry_key(db, expire_at, key), b"")
+                self.expires[db] += 1
+            self.store.put(mk, TYPE_STRING + _U64.pack(expire_at) + value)
+            if raw is None:
+                self.keys[db] += 1
+            if event:
+                self.on_change(db, key, event)
+            return
         old = self.prepare_write(db, key)
         if old is not None and old.type == TYPE_HASH:
             self.remove(db, key, old, event=None)

@@ -21,6 +21,11 @@ class PubSub:
         self.patterns = {}           # pattern -> set of Clients
         self.messages = 0            # messages delivered (INFO)
 
+    @property
+    def notifying(self):
+        """Whether a keyspace notification could reach anyone now."""
+        return bool((self.channels or self.patterns) and self.server.config["notify-keyspace-events"])
+
     def subscribe(self, c, channel):
         if channel in c.channels:
             return False
