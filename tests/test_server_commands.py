@@ -327,6 +327,17 @@ def test_incr_errors(r):
     r.set("n", "1")
     with pytest.raises(redis.ResponseError, match="not an integer"):
         r.incrby("n", "1.5")
+    for bad in ("007", "-0", "+1", " 1", "1 ", "", "99999999999999999999"):
+        r.set("n", bad)
+        with pytest.raises(redis.ResponseError, match="value is not an integer or out of range"):
+            r.incr("n")
+    r.set("n", str(-2 ** 63))
+    with pytest.raises(redis.ResponseError, match="would overflow"):
+        r.decr("n")
+    r.set("n", "-5")
+    assert r.incr("n") == -4 and r.decr("n") == -5 and r.decr("fresh") == -1
+    r.set("n", "9", ex=100)
+    assert r.incr("n") == 10 and r.ttl("n") > 90  # INCR keeps the expiry
 
 
 def test_binary_safe_values(r):
