@@ -369,6 +369,7 @@ def test_acl_log_records_denials(server):
     assert entries[0]["username"] == "reader"
     admin.acl_log_reset()
     assert admin.acl_log() == []
+    assert admin.info("stats")["acl_access_denied_cmd"] >= 1
 
 
 def test_deluser_disconnects_its_clients(server):

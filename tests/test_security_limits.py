@@ -25,7 +25,7 @@ redis = pytest.importorskip("redis")
 # -- protected mode ------------------------------------------------------------------
 
 def test_is_loopback():
-    for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "", "/tmp/kvdb.sock", "fe80::1%lo"[:0]):
+    for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "", "/tmp/kvdb.sock"):
         assert is_loopback(host), host
     for host in ("192.0.2.2", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "0.0.0.0", "localhost", "garbage"):
         assert not is_loopback(host), host

@@ -150,6 +150,12 @@ class Acl:
             audit.event("acl_denied" if reason != "auth" else "auth_failed", client, user=username,
                         reason=reason, **extra)
 
+    def info_stats(self):
+        """INFO stats lines, named as Redis names them."""
+        d = self.denials_by_reason
+        return [("acl_access_denied_auth", d["auth"]), ("acl_access_denied_cmd", d["command"]),
+                ("acl_access_denied_key", d["key"]), ("acl_access_denied_channel", d["channel"])]
+
     # -- changing users --
 
     def setuser(self, name, rules):

@@ -215,7 +215,7 @@ class Server:
 
     def extra_stats(self):
         return [("auth_failures", self.stats_auth_failures)] + self.authguard.stats() + self.limits.stats() + \
-            [("acl_access_denied_" + r, n) for r, n in self.acl.denials_by_reason.items()]
+            self.acl.info_stats()
 
     def query_buffer_limit(self, c):
         return self.limits.query_buffer_limit(c)
