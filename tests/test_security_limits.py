@@ -146,6 +146,9 @@ def test_unauthenticated_clients_get_stricter_caps(tmp_path):
             assert rc.call("AUTH", "pw") == b"OK"                       # after AUTH the normal limits apply
             assert rc.call("SET", "big", b"x" * (4 * PREAUTH_MAX_BULK)) == b"OK"
             assert rc.call(*(["MGET"] + ["big"] * (PREAUTH_MAX_MULTIBULK * 3)))[0] == b"x" * (4 * PREAUTH_MAX_BULK)
+            assert rc.call("RESET") == b"RESET"                          # unauthenticated again: caps again
+            rc.send(b"*%d\r\n" % (PREAUTH_MAX_MULTIBULK + 1))
+            _expect_protocol_error(rc, "invalid multibulk length")
 
 
 def test_query_buffer_limit(tmp_path):
@@ -162,16 +165,27 @@ def test_query_buffer_limit(tmp_path):
         assert "query buffer" in srv.log()
 
 
-def test_idle_timeout_and_first_command_deadline(tmp_path):
-    with ServerProcess(tmp_path, "--timeout", "1", "--first-command-timeout", "1", "--hz", "20") as srv:
-        with RawClient(srv.port) as idle, RawClient(srv.port) as silent, RawClient(srv.port) as trickle:
-            assert idle.call("PING") == b"PONG"
-            trickle.send(b"*1\r\n$4\r\nPI")             # a command that never completes
+def test_first_command_deadline_closes_silent_and_trickling_connections(tmp_path):
+    with ServerProcess(tmp_path, "--first-command-timeout", "1", "--hz", "20") as srv:
+        with RawClient(srv.port) as active, RawClient(srv.port) as silent, RawClient(srv.port) as trickle:
+            assert active.call("PING") == b"PONG"
+            trickle.send(b"*1\r\n$100\r\nPI")           # a command that never completes
+            for _ in range(3):
+                time.sleep(0.3)
+                trickle.send(b"N")                     # still trickling (97 bytes short)
             assert silent.closed_by_server(timeout=10)
             assert trickle.closed_by_server(timeout=10)
+            assert active.call("PING") == b"PONG"      # a client that sent a command is not affected
+        assert srv.client().info("stats")["first_command_timeouts"] == 2
+        assert "first-command-timeout" in srv.log()
+
+
+def test_idle_timeout(tmp_path):
+    with ServerProcess(tmp_path, "--timeout", "1", "--hz", "20") as srv:
+        with RawClient(srv.port) as idle:
+            assert idle.call("PING") == b"PONG"
             assert idle.closed_by_server(timeout=10)
         assert srv.client().ping()
-        assert srv.client().info("stats")["first_command_timeouts"] == 2
 
 
 # -- output buffers and memory ------------------------------------------------------------

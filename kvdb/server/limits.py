@@ -27,6 +27,7 @@ PREAUTH_MAX_MULTIBULK = 10          # Redis: unauthenticated multibulk length ca
 PREAUTH_MAX_BULK = 16 * 1024        # Redis: unauthenticated bulk length cap
 PREAUTH_MAX_INLINE = 16 * 1024      # longest inline line before AUTH
 PREAUTH_QUERY_BUFFER = 256 * 1024   # unparsed input buffered before AUTH
+SCAN_INTERVAL = 0.5                 # seconds between first-command-timeout passes over all clients
 
 PROTECTED_MODE_ERROR = (
     "-DENIED kvdb is running in protected mode because protected mode is enabled and no password is set for "
@@ -80,6 +81,7 @@ class Limits:
         self.output_kills = 0            # clients closed by client-output-buffer-limit
         self.protected_refusals = 0      # connections refused by protected mode
         self.slow_start_kills = 0        # connections closed by first-command-timeout
+        self.next_scan = 0.0             # monotonic time of the next first-command-timeout pass
 
     # -- connections --
 
@@ -95,15 +97,20 @@ class Limits:
             c.closing = True
             c.transport.close()
             return False
-        if c.authenticated:
-            self.apply_parser_limits(c)
-        else:
-            p = c.parser
-            p.max_bulk_len = min(PREAUTH_MAX_BULK, cfg["proto-max-bulk-len"])
-            p.max_multibulk_len = min(PREAUTH_MAX_MULTIBULK, cfg["proto-max-multibulk-len"])
-            p.max_inline_len = min(PREAUTH_MAX_INLINE, cfg["proto-max-inline-len"])
+        self.client_reset(c)
         server.audit.event("connect", c, tls=bool(getattr(c, "tls", False)))
         return True
+
+    def client_reset(self, c):
+        """Parser caps for c's state: the pre-AUTH caps until it authenticates (also after RESET)."""
+        if c.authenticated:
+            self.apply_parser_limits(c)
+            return
+        cfg = self.server.config
+        p = c.parser
+        p.max_bulk_len = min(PREAUTH_MAX_BULK, cfg["proto-max-bulk-len"])
+        p.max_multibulk_len = min(PREAUTH_MAX_MULTIBULK, cfg["proto-max-multibulk-len"])
+        p.max_inline_len = min(PREAUTH_MAX_INLINE, cfg["proto-max-inline-len"])
 
     def apply_parser_limits(self, c):
         cfg = self.server.config
@@ -160,17 +167,25 @@ class Limits:
     # -- the cron tick --
 
     def cron(self):
-        now_wall = time.time()
+        """Every tick: soft output limits of the clients above one. Every SCAN_INTERVAL: the
+        first-command deadline over all clients (a full pass each tick would cost O(maxclients))."""
         now = time.monotonic()
+        for cid in list(self.soft_since):
+            c = self.server.clients.get(cid)
+            if c is None:
+                self.soft_since.pop(cid, None)
+            else:
+                self.check_output(c, now)
         deadline = self.server.config["first-command-timeout"]
+        if not deadline or now < self.next_scan:
+            return
+        self.next_scan = now + SCAN_INTERVAL
+        cutoff = time.time() - deadline
         for c in list(self.server.clients.values()):
-            if deadline and not c.first_command_seen and now_wall - c.created > deadline:
+            if not c.first_command_seen and c.created < cutoff and not c.closing:
                 self.slow_start_kills += 1
                 self.server.audit.event("client_closed", c, reason="first-command-timeout")
                 c.close(f"no complete command within first-command-timeout ({deadline}s)")
-                continue
-            if c.id in self.soft_since:
-                self.check_output(c, now)
 
     def stats(self):
         return [("client_output_limit_disconnections", self.output_kills),

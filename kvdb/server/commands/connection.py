@@ -114,6 +114,7 @@ def reset(c, args):
     c.name = b""
     c.user = c.server.default_user()
     c.authenticated = not c.server.auth_required()
+    c.server.limits.client_reset(c)  # back to the pre-AUTH parser caps when a password is needed
     return Status("RESET")
 
 
