@@ -95,6 +95,9 @@ def test_document_commands_obey_key_patterns_by_collection():
     assert _denied(u, "DOC.INSERT", "users", "{}")[:2] == ("key", "users")
     assert _denied(u, "DOC.INSERT", "orders", "{}") is None
     assert _denied(u, "DOC.FIND", "secrets", "{}")[:2] == ("key", "secrets")
+    w = _user("on", "+@all", "%W~log")
+    assert _denied(w, "DOC.INSERT", "log", "{}") is None
+    assert _denied(w, "DOC.DELETE", "log", "{}")[0] == "key"    # a filter reads: needs R as well
 
 
 def test_channel_patterns():

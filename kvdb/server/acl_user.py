@@ -41,6 +41,9 @@ KEY_ACCESS = {
     "getset": "RW", "getdel": "RW", "getex": "RW", "incr": "RW", "decr": "RW", "incrby": "RW", "decrby": "RW",
     "incrbyfloat": "RW", "hincrby": "RW", "hincrbyfloat": "RW",
     "copy": ("R", "W"), "rename": ("RW", "W"), "renamenx": ("RW", "W"),
+    # Document commands that pick documents by a filter read them too: a write-only
+    # user must not probe a collection's contents through match counts.
+    "doc.update": "RW", "doc.delete": "RW",
 }
 
 AUDITED_CATEGORIES = frozenset(["admin", "dangerous"])  # commands the audit log records
