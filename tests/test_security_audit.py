@@ -37,6 +37,7 @@ def test_every_event_is_logged_as_json_without_secrets(tmp_path):
             assert isinstance(other.call("GET", "k"), RespError)                           # acl_denied (key)
             assert admin.call("CONFIG", "SET", "timeout", "300") == b"OK"                  # config_set
             assert admin.call("CONFIG", "SET", "requirepass", SECRETS[2]) == b"OK"         # a secret option
+            assert admin.call("CONFIG", "GET", "requirepass") == [b"requirepass", b"(hidden)"]
             assert admin.call("FLUSHDB") == b"OK"                                          # dangerous
             with RawClient(srv.port) as third:
                 with RawClient(srv.port) as refused:                                       # connection_refused

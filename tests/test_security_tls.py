@@ -5,6 +5,7 @@ and --port 0 turns the plaintext listener off.
 """
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 
@@ -86,7 +87,8 @@ def _client(srv, pki, cert=True, **kw):
 
 
 def test_tls_with_client_certificates(tmp_path, pki):
-    with _tls_server(tmp_path, pki, "yes") as srv:
+    audit = tmp_path / "audit.jsonl"
+    with _tls_server(tmp_path, pki, "yes", "--audit-log", str(audit)) as srv:
         r = _client(srv, pki)
         assert r.set("k", "v") and r.get("k") == b"v"
         info = r.info("server")
@@ -96,6 +98,8 @@ def test_tls_with_client_certificates(tmp_path, pki):
         with pytest.raises(redis.ConnectionError):
             _client(srv, pki, ssl_certfile=pki["stranger_cert"]).ping()   # signed by another CA
         assert r.ping()                                     # the server is still fine
+    connects = [json.loads(line) for line in audit.read_text().splitlines() if '"connect"' in line]
+    assert any(e["tls"] and e["cert"] == "commonName=test-client" for e in connects), connects
 
 
 def test_plaintext_on_the_tls_port_is_refused(tmp_path, pki):

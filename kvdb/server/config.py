@@ -132,6 +132,11 @@ class Option:
         self.show = show or str   # value -> the text CONFIG GET shows
 
 
+def _show_secret(v):
+    """CONFIG GET never returns a password: only whether one is set."""
+    return "(hidden)" if v else ""
+
+
 def _show_bool(v):
     return "yes" if v else "no"
 
@@ -161,7 +166,7 @@ OPTIONS = {o.name: o for o in [
     Option("loglevel", _choice("debug", "verbose", "notice", "warning"), "notice", True, "log verbosity"),
     Option("logfile", _string, "", False, "log file ('' for stderr)"),
     Option("hz", _int(1, 500), 10, True, "background task frequency (expiry sweep, timeouts)"),
-    Option("requirepass", _string, "", True, "password of the default user ('' for none)"),
+    Option("requirepass", _string, "", True, "password of the default user ('' for none)", _show_secret),
     Option("appendonly", _yesno, True, False, "always yes: every write goes to the log", _show_bool),
     Option("save", _string, "", True, "accepted for compatibility; checkpoints are automatic"),
     Option("maxmemory", parse_memory, 0, True, "accepted for compatibility; data lives on disk", format_memory),
@@ -181,7 +186,7 @@ OPTIONS = {o.name: o for o in [
     Option("tls-port", _int(0, 65535), 0, False, "TLS port (0: no TLS listener)"),
     Option("tls-cert-file", _string, "", False, "server certificate (PEM)"),
     Option("tls-key-file", _string, "", False, "server private key (PEM)"),
-    Option("tls-key-file-pass", _string, "", False, "passphrase of tls-key-file"),
+    Option("tls-key-file-pass", _string, "", False, "passphrase of tls-key-file", _show_secret),
     Option("tls-ca-cert-file", _string, "", False, "CA bundle that client certificates must chain to"),
     Option("tls-ca-cert-dir", _string, "", False, "directory of CA certificates (c_rehash layout)"),
     Option("tls-auth-clients", _choice("yes", "no", "optional"), "yes", False,

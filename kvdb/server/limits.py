@@ -21,6 +21,8 @@ import ipaddress
 import logging
 import time
 
+from .tls import peer_certificate_subject
+
 log = logging.getLogger("kvdb.server")
 
 PREAUTH_MAX_MULTIBULK = 10          # Redis: unauthenticated multibulk length cap
@@ -98,7 +100,10 @@ class Limits:
             c.transport.close()
             return False
         self.client_reset(c)
-        server.audit.event("connect", c, tls=bool(getattr(c, "tls", False)))
+        if c.tls:
+            server.audit.event("connect", c, tls=True, cert=peer_certificate_subject(c.transport))
+        else:
+            server.audit.event("connect", c, tls=False)
         return True
 
     def client_reset(self, c):
