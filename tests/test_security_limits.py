@@ -134,6 +134,21 @@ def test_oversize_bulk_multibulk_and_inline(tmp_path):
         assert srv.client().strlen("k") == 1 << 20
 
 
+def test_config_set_limits_apply_to_open_connections(tmp_path):
+    with ServerProcess(tmp_path) as srv:
+        with RawClient(srv.port) as admin, RawClient(srv.port) as open_before:
+            assert open_before.call("PING") == b"PONG"
+            assert admin.call("CONFIG", "SET", "proto-max-bulk-len", "1kb") == b"OK"
+            open_before.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n")
+            _expect_protocol_error(open_before, "invalid bulk length")
+            r = admin.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb nonsense 0")
+            assert isinstance(r, RespError) and "client-output-buffer-limit" in str(r)
+            assert admin.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 2mb 1mb 5") == b"OK"
+            shown = admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
+            assert shown == b"normal 0 0 0 replica 268435456 67108864 60 pubsub 2097152 1048576 5"
+            assert admin.call("PING") == b"PONG"
+
+
 def test_unauthenticated_clients_get_stricter_caps(tmp_path):
     with ServerProcess(tmp_path, "--requirepass", "pw") as srv:
         with RawClient(srv.port) as rc:
