@@ -434,3 +434,18 @@ def test_bad_aclfile_stops_the_server_with_a_clear_error(tmp_path):
 
 def test_scrypt_parameters_are_slow_hashes():
     assert acl_user.SCRYPT_N >= 1 << 14 and acl_user.SCRYPT_SALT_LEN >= 16
+
+
+def test_remembered_passwords_skip_the_hash_and_are_forgotten_on_change():
+    u = _user("on", ">pw1")
+    assert u.password_ok_fast(b"pw1") is None          # unknown yet: needs scrypt
+    u.remember(b"pw1")
+    assert u.password_ok_fast(b"pw1") is True
+    assert u.password_ok_fast(b"pw2") is None
+    assert all(b"pw1" not in t for t in u.remembered)  # an HMAC, not the password
+    changed = u.copy()
+    apply_rule(changed, ">pw2")
+    u.assign_from(changed)
+    assert u.password_ok_fast(b"pw1") is None          # passwords changed: remembered ones are dropped
+    apply_rule(u, "off")
+    assert u.password_ok_fast(b"pw1") is False

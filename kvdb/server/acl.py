@@ -87,14 +87,14 @@ class Acl:
         return not self.auth_required()
 
     def authenticate(self, username, password):
-        """The User if the pair is valid, else None (runs scrypt: keep off the loop when you can)."""
+        """The User if the pair is valid, else None. Runs scrypt and changes nothing, so authguard
+        runs it on its thread pool; the caller remembers a success (User.remember) on the loop."""
         user = self.users.get(username)
         if user is None:
             verify_password(password, DUMMY_HASH)  # same cost as a real user: names do not leak by timing
             return None
         if not user.check_password(password):
             return None
-        user.remember(password)
         return user
 
     # -- the check before every command --

@@ -136,6 +136,7 @@ class AuthGuard:
             if user is not None and acl.users.get(username) is not user:
                 user = None  # deleted or replaced while hashing
             if user is not None:
+                user.remember(password)
                 try:
                     reply = self._succeeded(c, user, username, then)
                 except CommandError as e:
