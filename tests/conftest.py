@@ -18,7 +18,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TESTS_DIR)  # so tests can import the helpers module
 
-ENGINES = ["btree"]
+ENGINES = ["btree", "lsm"]
 
 _common = dict(
     deadline=None,

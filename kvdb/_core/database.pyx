@@ -28,6 +28,7 @@ from kvdb._core.pager cimport Pager, Page
 from kvdb._core.wal cimport Wal
 from kvdb._core.pager import reclaim_pages
 from kvdb._core.wal import encode_ops, decode_ops
+from kvdb._core.lsm import LsmEngine
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          ReadOnlyError)
@@ -38,6 +39,8 @@ SYNC_MODES = {"full": 2, "normal": 1, "off": 0}
 DATA_FILE = "data.kvdb"
 WAL_FILE = "wal-000001.log"
 LOCK_FILE = "LOCK"
+LSM_CURRENT = "CURRENT"              # the LSM engine's manifest pointer (its presence marks an LSM database)
+ENGINES = ("btree", "lsm")
 NORMAL_SYNC_INTERVAL = 1.0           # seconds between background fsyncs with sync="normal"
 MAX_EXPIRES_MS = 1 << 62             # expiries past this (about 146 million years) are refused
 SWEEP_BATCH = 1000                   # keys one expiry-sweep step examines
@@ -145,8 +148,11 @@ cdef class Database:
     cdef readonly str engine     # constant
     cdef readonly str sync       # constant
     cdef int sync_level          # constant: 2 full, 1 normal, 0 off
-    cdef Pager pager             # constant
-    cdef BTree tree              # contents guarded by `lock`
+    cdef Pager pager             # constant (btree engine; None for lsm)
+    cdef BTree tree              # contents guarded by `lock` (btree engine; None for lsm)
+    cdef readonly object lsm     # the LsmEngine (lsm engine; None for btree); constant
+    cdef uint64_t wal_number     # lsm: number of the WAL file taking commits (writer lock)
+    cdef dict old_wals           # lsm: number -> Wal of files whose memtable awaits its flush (writer lock)
     cdef Wal wal                 # guarded by `lock` (group commit by its own condition)
     cdef object lock             # the writer lock
     cdef object lock_handle      # the LOCK file handle; constant
@@ -170,10 +176,18 @@ cdef class Database:
     cdef Py_ssize_t _last_swept  # keys the last sweep commit deleted (writer lock)
     cdef object __weakref__
 
-    def __init__(self, str path, str engine="btree", str sync="full", cache_size=64 << 20,
-                 page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None):
-        if engine != "btree":
-            raise ValueError(f"unknown engine {engine!r}; available: 'btree'")
+    def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
+                 page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
+                 memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20):
+        if engine is None:               # the engine the directory holds; a new database gets the B+Tree
+            engine = "lsm" if (_fs if _fs is not None else OsFS()).exists(os.path.join(path, LSM_CURRENT)) \
+                else "btree"
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; available: 'btree', 'lsm'")
+        for name, v in (("memtable_size", memtable_size), ("sstable_size", sstable_size),
+                        ("level1_size", level1_size)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive number of bytes, not {v!r}")
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be 'full', 'normal' or 'off', not {sync!r}")
         if cache_size < 0 or checkpoint_size < 0:
@@ -202,8 +216,12 @@ cdef class Database:
             self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
         except OSError as e:
             raise IOFailureError(f"opening {path} failed: {e}") from e
+        self.old_wals = {}
         try:
-            self._open_files(page_size, cache_size)
+            if engine == "lsm":
+                self._open_lsm(cache_size, memtable_size, sstable_size, level1_size)
+            else:
+                self._open_files(page_size, cache_size)
         except OSError as e:
             self.fs.unlock(self.lock_handle)
             raise IOFailureError(f"opening {path} failed: {e}") from e
@@ -211,7 +229,8 @@ cdef class Database:
             self.fs.unlock(self.lock_handle)
             raise
         # dirty pages count against cache_size too; checkpoint when they fill three quarters
-        self.dirty_limit = max(64, (cache_size // self.pager.page_size) * 3 // 4)
+        if self.pager is not None:
+            self.dirty_limit = max(64, (cache_size // self.pager.page_size) * 3 // 4)
         self.state = STATE_OPEN
         _live.add(self)
         self.wake = threading.Event()
@@ -222,6 +241,8 @@ cdef class Database:
     def _open_files(self, page_size, cache_size):
         data_path = os.path.join(self.path, DATA_FILE)
         wal_path = os.path.join(self.path, WAL_FILE)
+        if self.fs.exists(os.path.join(self.path, LSM_CURRENT)):
+            raise ValueError(f"{self.path} holds an engine='lsm' database; open it with engine='lsm'")
         created = not self.fs.exists(data_path)
         data = self.fs.open(data_path, True)
         wal_file = self.fs.open(wal_path, True)
@@ -247,6 +268,77 @@ cdef class Database:
         self.wal.reset(self.seq)
         if created:
             self.fs.sync_dir(self.path)
+
+    def _open_lsm(self, cache_size, memtable_size, sstable_size, level1_size):
+        """Open the LSM engine: manifest, then replay every WAL file it still needs, then flush
+        what was replayed and start a new WAL (recovery = manifest + WAL replay)."""
+        if self.fs.exists(os.path.join(self.path, DATA_FILE)):
+            raise ValueError(f"{self.path} holds an engine='btree' database; open it with engine='btree'")
+        self.lsm = LsmEngine(self.fs, self.path, memtable_size, cache_size, sstable_size, level1_size)
+        flushed, log_number = self.lsm.load()
+        self.seq = flushed
+        numbers = sorted([int(n[4:10]) for n in self.fs.listdir(self.path)
+                          if len(n) == 14 and n.startswith("wal-") and n.endswith(".log") and n[4:10].isdigit()])
+        for num in numbers:
+            if num < log_number:
+                continue
+            wpath = lsm_wal_path(self.path, num)
+            w = Wal(self.fs.open(wpath, False), wpath)
+            try:
+                records = w.recover(self.seq)
+            finally:
+                w.close()
+            for seq, payload in records:
+                try:
+                    ops = decode_ops(payload)
+                except ValueError:
+                    raise CorruptionError(f"{wpath}: record for commit {seq} has a valid checksum but "
+                                          "undecodable operations", path=wpath) from None
+                self.lsm.apply(ops, seq)
+                self.seq = seq
+        new_log = self.lsm.start(self.seq)
+        wpath = lsm_wal_path(self.path, new_log)
+        self.wal = Wal(self.fs.open(wpath, True), wpath)
+        self.wal.reset(self.seq)
+        self.wal_number = new_log
+        for num in numbers:
+            if num < new_log:
+                try:
+                    self.fs.remove(lsm_wal_path(self.path, num))
+                except OSError:
+                    pass
+        self.fs.sync_dir(self.path)
+
+    # -- engine dispatch (the boundary both engines implement) -------------
+
+    cdef object pinned_get(self, Pin p, bytes key):
+        """The value of key in the pinned version (None if absent or expired at the pin's time)."""
+        if self.lsm is None:
+            return self.tree.get(p.root, key, True, p.now_ms)
+        return self.lsm.get(p.seq, key, p.now_ms)
+
+    cdef object pinned_entry(self, Pin p, bytes key):
+        """(value, expires) of key in the pinned version, expired or not, or None."""
+        if self.lsm is None:
+            return self.tree.get_entry(p.root, key, True)
+        return self.lsm.get_entry(p.seq, key)
+
+    cdef object open_cursor(self, Pin p, object keep, lo, hi, bint reverse, uint64_t now):
+        """An ordered cursor over the pinned version; `keep` (a pin) lives as long as it."""
+        if self.lsm is None:
+            return self.tree.cursor(p.root, keep, lo, hi, reverse, now)
+        return self.lsm.cursor(p.seq, keep, lo, hi, reverse, now)
+
+    cdef object newest_entry(self, bytes key):
+        """(value, expires) of key in the newest version (writer lock held, or a retrying read)."""
+        if self.lsm is None:
+            return self.tree.get_entry(0, key, False)
+        return self.lsm.get_entry(self.seq, key)
+
+    cdef bint has_expiring(self):
+        if self.lsm is None:
+            return self.tree.expiring > 0
+        return self.lsm.has_expiring()
 
     # -- state checks ----------------------------------------------------
 
@@ -285,9 +377,10 @@ cdef class Database:
             self.check_open()
             p.db = self
             p.seq = self.seq
-            p.root = self.tree.root
-            p.entries = self.tree.entries
-            p.expiring = self.tree.expiring
+            if self.lsm is None:
+                p.root = self.tree.root
+                p.entries = self.tree.entries
+                p.expiring = self.tree.expiring
             p.now_ms = self.now_ms()
             self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
         return p
@@ -319,7 +412,10 @@ cdef class Database:
                     pass
                 continue
             try:
-                result = self.tree.get(0, key, False, now)
+                if self.lsm is None:
+                    result = self.tree.get(0, key, False, now)
+                else:
+                    result = self.lsm.get(self.seq, key, now)
             except Error:
                 if self.write_gen != gen:
                     continue
@@ -338,7 +434,7 @@ cdef class Database:
                     pass
                 continue
             try:
-                result = self.tree.get_entry(0, key, False)
+                result = self.newest_entry(key)
             except Error:
                 if self.write_gen != gen:
                     continue
@@ -374,7 +470,7 @@ cdef class Database:
         cdef Pin p = self.pin()
         cdef Iterator it = Iterator.__new__(Iterator)
         it.db = self
-        it.it = self.tree.cursor(p.root, p, lo, hi, reverse, p.now_ms)
+        it.it = self.open_cursor(p, p, lo, hi, reverse, p.now_ms)
         return it
 
     def _scan_expiry(self, start=None, end=None):
@@ -383,7 +479,7 @@ cdef class Database:
         self.check_open()
         lo, hi = scan_bounds(start, end, None)
         cdef Pin p = self.pin()
-        cdef Cursor c = self.tree.cursor(p.root, p, lo, hi, False, p.now_ms)
+        c = self.open_cursor(p, p, lo, hi, False, p.now_ms)
         try:
             for k, v in c:
                 yield k, v, c.last_expires
@@ -403,10 +499,10 @@ cdef class Database:
         """Keys present now: O(1), except that while keys with an expiry exist it counts
         the live keys with a scan."""
         self.check_open()
-        if self.tree.expiring == 0:
+        if self.lsm is None and self.tree.expiring == 0:
             return self.tree.entries
         cdef Pin p = self.pin()
-        return count_live(self.tree.cursor(p.root, p, None, None, False, p.now_ms))
+        return count_live(self.open_cursor(p, p, None, None, False, p.now_ms))
 
     def ttl(self, key):
         """Seconds until `key` expires (a float), or None if it has no expiry.
@@ -421,7 +517,7 @@ cdef class Database:
 
     # -- writes ----------------------------------------------------------
 
-    cdef int commit_ops(self, list ops, object txn, object decide=None) except -1:
+    cdef int commit_ops(self, list ops, object txn, object decide=None, bint conflicts=True) except -1:
         """Commit [(key, value-or-None, expires)]. The commit sequence, in order:
         1. (transactions) validate the read set against later commits;
            (`decide`) rewrite the ops from the current state under the lock: an empty
@@ -429,11 +525,17 @@ cdef class Database:
         2. append the record to the WAL (written to the OS);
         3. apply to the tree and publish the new seq;
         4. outside the lock: wait for fsync per the sync mode (group commit).
-        Returns 1 if it committed, 0 if `decide` left nothing to commit.
+        Returns 1 if it committed, 0 if `decide` left nothing to commit. A commit with
+        `conflicts` False (the expiry sweep: it deletes only keys no reader can see any more,
+        and a transaction that saw one before it expired conflicts on its expiry) is not
+        recorded for transaction validation.
         """
         cdef uint64_t seq
         cdef Transaction t
+        cdef bint full = False
         payload = None
+        if self.lsm is not None:
+            self.lsm_throttle()
         if decide is None:
             payload = encode_ops(ops)
             if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
@@ -458,11 +560,15 @@ cdef class Database:
                 raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
             self.write_gen += 1
             try:
-                self.tree.apply(ops, seq, self.max_live())
+                if self.lsm is None:
+                    self.tree.apply(ops, seq, self.max_live())
+                else:
+                    full = self.lsm.apply(ops, seq)
                 self.seq = seq
-                if self.txn_starts:
+                if self.txn_starts and conflicts:
                     self.recent.append((seq, [op[0] for op in ops]))
-                reclaim_pages(self.pager, self.min_live())
+                if self.lsm is None:
+                    reclaim_pages(self.pager, self.min_live())
             except BaseException as e:
                 # The tree may hold part of this commit: nothing may read it until reopen,
                 # which replays the whole commit from the log.
@@ -474,7 +580,10 @@ cdef class Database:
             finally:
                 self.write_gen += 1
             self.commits += 1
-            if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
+            if self.lsm is not None:
+                if full:
+                    self.switch_memtable_locked()
+            elif self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
                 self.wake.set()
         finally:
             self.lock.release()
@@ -486,6 +595,131 @@ cdef class Database:
                 raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
                                      "reopened") from e
         return 1
+
+    cdef int switch_memtable_locked(self) except -1:
+        """LSM, writer lock held: the memtable becomes immutable and a new WAL file takes the
+        next commits. The old WAL is fsynced first, so recovery can chain the files with no
+        gap; the old file is deleted once the memtable's flush is in the manifest."""
+        cdef uint64_t num
+        old = self.wal
+        try:
+            old.sync_to(old.written_seq)
+            num = self.lsm.new_file_number()
+            wpath = lsm_wal_path(self.path, num)
+            w = Wal(self.fs.open(wpath, True), wpath)
+            w.reset(self.seq)
+            self.fs.sync_dir(self.path)
+        except BaseException as e:
+            self.fail(e)
+            raise IOFailureError(f"starting a new log file failed: {e}; the database refuses writes until "
+                                 "reopened") from e
+        self.lsm.switch(self.seq, num)
+        self.old_wals[self.wal_number] = old
+        self.wal = w
+        self.wal_number = num
+        self.wake.set()
+        return 0
+
+    cdef int lsm_throttle(self) except -1:
+        """Before a commit (no lock held): delay it 1 ms while level 0 is crowded, and wait while
+        too many memtables or level-0 files wait for the background thread."""
+        cdef int pressure = self.lsm.write_pressure()
+        if pressure == 0:
+            return 0
+        t0 = time.monotonic()
+        if pressure == 1:
+            self.lsm.slowdowns += 1
+            time.sleep(0.001)
+        else:
+            self.lsm.stalls += 1
+            while self.lsm.write_pressure() == 2 and self.state == STATE_OPEN and self.failed is None:
+                self.wake.set()
+                time.sleep(0.001)
+        self.lsm.stall_seconds += time.monotonic() - t0
+        return 0
+
+    def _lsm_flush_one(self):
+        """Flush the oldest immutable memtable to level 0; False if there was none."""
+        with self.lsm.maint:
+            if self.state != STATE_OPEN or self.failed is not None:
+                return False
+            built = self.lsm.flush_build(sorted(self.pins))
+            if built is None:
+                return False
+            with self.lock:
+                if self.state != STATE_OPEN or self.failed is not None:
+                    return False        # the written table is an orphan, removed at the next open
+                log_number = self.lsm.flush_install(built)
+                for num in [n for n in self.old_wals if n < log_number]:
+                    w = self.old_wals.pop(num)
+                    w.close()
+                    try:
+                        self.fs.remove(lsm_wal_path(self.path, num))
+                    except OSError:
+                        pass
+        return True
+
+    def _lsm_compact_one(self, bint force=False):
+        """Run the most urgent compaction (any level-0 file counts with force); False if none."""
+        with self.lsm.maint:
+            if self.state != STATE_OPEN or self.failed is not None:
+                return False
+            pick = self.lsm.pick_compaction(force)
+            if pick is None:
+                return False
+            level, inputs, below = pick
+            outputs = self.lsm.compaction_build(level, inputs, below, sorted(self.pins))
+            with self.lock:
+                if self.state != STATE_OPEN or self.failed is not None:
+                    return False
+                self.lsm.compaction_install(level, inputs, below, outputs)
+        return True
+
+    def _lsm_flush_all(self):
+        """Switch a non-empty memtable and flush every immutable one (no lock held on entry)."""
+        with self.lock:
+            self.check_writable()
+            if self.lsm.current[0].count:
+                self.switch_memtable_locked()
+        while self.lsm.needs_flush():
+            try:
+                if not self._lsm_flush_one():
+                    break
+            except BaseException as e:
+                self.fail(e)
+                raise IOFailureError(f"memtable flush failed: {e}; the database refuses writes until reopened") from e
+        self.check_writable()
+
+    def compact(self, start=None, end=None):
+        """Compact the key range [start, end) (None: everything) as far down as it goes. With the
+        B+Tree engine this is a checkpoint (use `kvdb compact` to rewrite the file)."""
+        self.check_writable()
+        if self.lsm is None:
+            self.checkpoint()
+            return
+        lo = as_key(start) if start is not None else None
+        hi = as_key(end) if end is not None else None
+        self._lsm_flush_all()
+        try:
+            while self._lsm_compact_one(True):
+                pass
+            with self.lsm.maint:
+                for level in range(1, len(self.lsm.current[2]) - 1):
+                    while True:
+                        files = self.lsm.current[2][level]
+                        inputs = [f for f in files if (hi is None or f.smallest < hi) and (lo is None or f.largest >= lo)]
+                        if not inputs:
+                            break
+                        below = self.lsm.overlapping(self.lsm.current[2][level + 1], inputs)
+                        outputs = self.lsm.compaction_build(level, inputs, below, sorted(self.pins))
+                        with self.lock:
+                            self.check_writable()
+                            self.lsm.compaction_install(level, inputs, below, outputs)
+        except Error:
+            raise
+        except BaseException as e:
+            self.fail(e)
+            raise IOFailureError(f"compaction failed: {e}; the database refuses writes until reopened") from e
 
     cdef fail(self, exc):
         if self.failed is None:
@@ -509,7 +743,7 @@ cdef class Database:
     def _decide_persist(self, ops):
         # under the writer lock: the key's current entry decides
         k = ops[0][0]
-        entry = self.tree.get_entry(0, k, False)
+        entry = self.newest_entry(k)
         if entry is None or entry[1] == 0 or is_expired(entry[1], self.now_ms()):
             return []
         return [(k, entry[0], 0)]
@@ -554,8 +788,12 @@ cdef class Database:
     # -- maintenance -----------------------------------------------------
 
     def checkpoint(self):
-        """Write every committed change to the data file and recycle the log."""
+        """Write every committed change to the data file and recycle the log (LSM: flush
+        every memtable to level 0 and delete the log files they no longer need)."""
         self.check_writable()
+        if self.lsm is not None:
+            self._lsm_flush_all()
+            return
         with self.lock:
             self.check_writable()
             self._checkpoint_locked(False)
@@ -579,20 +817,32 @@ cdef class Database:
     def _background_step(self):
         if self.state != STATE_OPEN or self.failed is not None:
             return
-        if self.sync_level == 1 and self.wal.written_seq > self.wal.synced_seq:
+        wal = self.wal
+        if self.sync_level == 1 and wal.written_seq > wal.synced_seq:
             try:
-                self.wal.sync_to(self.wal.written_seq)
+                wal.sync_to(wal.written_seq)
             except BaseException as e:
                 self.fail(e)
                 return
-        if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
+        if self.lsm is not None:
+            try:
+                while self.lsm.needs_flush() and self._lsm_flush_one():
+                    pass
+                for _ in range(4):
+                    if self.lsm.needs_flush() or not self._lsm_compact_one():
+                        break
+            except BaseException as e:
+                if self.state == STATE_OPEN:
+                    self.fail(e)
+                return
+        elif self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
             with self.lock:
                 if self.state == STATE_OPEN and self.failed is None:
                     try:
                         self._checkpoint_locked(False)
                     except Error:
                         pass
-        if self.tree.expiring:
+        if self.has_expiring():
             for _ in range(SWEEP_MAX_STEPS):
                 examined, deleted, wrapped = self._sweep_expired(SWEEP_BATCH)
                 if wrapped or deleted * 4 < examined or self.state != STATE_OPEN:
@@ -603,9 +853,8 @@ cdef class Database:
         stopped (wrapping at the end) and delete those whose expiry has passed, as one commit
         that re-checks each key under the writer lock. Returns (examined, deleted, wrapped)."""
         cdef uint64_t now
-        cdef Cursor c
         self.check_writable()
-        if self.tree.expiring == 0:
+        if not self.has_expiring():
             return 0, 0, True
         cdef Pin p = self.pin()
         now = p.now_ms
@@ -613,7 +862,7 @@ cdef class Database:
         examined = 0
         wrapped = False
         try:
-            c = self.tree.cursor(p.root, None, self.sweep_from, None, False, 0)
+            c = self.open_cursor(p, None, self.sweep_from, None, False, 0)
             last = None
             while examined < limit:
                 item = c.next_key_expires()
@@ -631,7 +880,7 @@ cdef class Database:
         self.sweep_steps += 1
         deleted = 0
         if doomed:
-            self.commit_ops([(k, None, 0) for k in doomed], None, self._decide_sweep)
+            self.commit_ops([(k, None, 0) for k in doomed], None, self._decide_sweep, False)
             deleted = self._last_swept
             self.expired_swept += deleted
         return examined, deleted, wrapped
@@ -641,7 +890,7 @@ cdef class Database:
         cdef uint64_t now = self.now_ms()
         keep = []
         for op in ops:
-            entry = self.tree.get_entry(0, op[0], False)
+            entry = self.newest_entry(op[0])
             if entry is not None and is_expired(entry[1], now):
                 keep.append(op)
         self._last_swept = len(keep)
@@ -650,8 +899,11 @@ cdef class Database:
     def verify(self):
         """Check every page checksum (re-reading clean pages from the file), every tree
         invariant, and that each page is in the tree, the freelist or pending reuse.
-        Raises CorruptionError naming the page."""
+        Raises CorruptionError naming the page. (LSM: every block checksum of every table,
+        the key order inside each table and across each level; names the file and offset.)"""
         self.check_open()
+        if self.lsm is not None:
+            return self.lsm.verify()
         with self.lock:
             reachable, count, expiring = self.tree.verify(self.tree.root, True)
             if count != self.tree.entries:
@@ -678,6 +930,8 @@ cdef class Database:
         """Write a consistent, openable copy of the newest version to directory `dest`
         (which must not hold a database), while the database stays online."""
         self.check_open()
+        if self.lsm is not None:
+            return self._backup_lsm(dest)
         cdef Pin p = self.pin()
         try:
             reachable, _, _ = self.tree.verify(p.root, False)
@@ -704,8 +958,43 @@ cdef class Database:
         finally:
             p.release()
 
+    def _backup_lsm(self, str dest):
+        """LSM backup: a logical copy of one pinned version (with expiries) into a new LSM
+        database at dest, compacted into few tables."""
+        if os.path.exists(os.path.join(dest, LSM_CURRENT)) or os.path.exists(os.path.join(dest, DATA_FILE)):
+            raise FileExistsError(f"{dest} holds a database; backup needs an empty directory")
+        cdef Pin p = self.pin()
+        try:
+            out = Database(dest, engine="lsm", sync="off", _clock=self.clock, memtable_size=self.lsm.memtable_size,
+                           sstable_size=self.lsm.target_file_size, level1_size=self.lsm.level1_bytes)
+            try:
+                c = self.open_cursor(p, None, None, None, False, p.now_ms)
+                batch = []
+                for k, v in c:
+                    batch.append((k, v, c.last_expires))
+                    if len(batch) >= 1000:
+                        out.commit_ops(batch, None)
+                        batch = []
+                if batch:
+                    out.commit_ops(batch, None)
+                out.checkpoint()
+            finally:
+                out.close()
+        finally:
+            p.release()
+
     def stats(self):
         self.check_open()
+        if self.lsm is not None:
+            s = {"engine": self.engine, "path": self.path, "sync": self.sync, "seq": self.seq,
+                 "commits": self.commits, "conflicts": self.conflicts, "wal_bytes": self.wal.write_off,
+                 "wal_bytes_written": self.wal.bytes_written + sum([w.bytes_written for w in self.old_wals.values()]),
+                 "fsyncs": self.wal.fsyncs, "snapshots": sum(self.pins.values()),
+                 "expiring_keys": None, "expired_swept": self.expired_swept, "sweep_steps": self.sweep_steps,
+                 "failed": self.failed}
+            s.update(self.lsm.stats())
+            s["entries"] = s["entries_estimate"]
+            return s
         s = {
             "engine": self.engine,
             "path": self.path,
@@ -734,6 +1023,9 @@ cdef class Database:
         if self.state != STATE_OPEN:
             return
         self.wake.set()
+        if self.lsm is not None:
+            self._close_lsm()
+            return
         with self.lock:
             if self.state != STATE_OPEN:
                 return
@@ -757,9 +1049,33 @@ cdef class Database:
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
 
+    def _close_lsm(self):
+        err = None
+        if self.failed is None:
+            try:
+                self._lsm_flush_all()        # reopening then replays nothing
+            except BaseException as e:
+                err = e
+        with self.lsm.maint:
+            with self.lock:
+                if self.state != STATE_OPEN:
+                    return
+                self.state = STATE_CLOSED
+                self.wake.set()
+                self._release()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=5)
+        if err is not None:
+            raise err
+
     cdef _release(self):
         try:
-            self.pager.close()
+            if self.lsm is not None:
+                self.lsm.close()
+                for w in self.old_wals.values():
+                    w.close()
+            else:
+                self.pager.close()
             self.wal.close()
         finally:
             self.fs.unlock(self.lock_handle)
@@ -800,6 +1116,10 @@ def _background(ref, wake):
         except Exception:
             pass
         del db
+
+
+def lsm_wal_path(str path, uint64_t number):
+    return os.path.join(path, "wal-%06d.log" % number)
 
 
 def count_live(it):

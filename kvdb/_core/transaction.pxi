@@ -37,7 +37,7 @@ cdef class Iterator:
         if isinstance(it, Cursor):
             (<Cursor>it).finish()
         elif it is not None:
-            it.close()
+            it.close()          # a MergeCursor (LSM) or a transaction's merge generator
 
     def __enter__(self):
         return self
@@ -68,39 +68,39 @@ cdef class Snapshot:
 
     def get(self, key, default=None):
         self.check()
-        r = self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms)
+        r = self.db.pinned_get(self.p, as_key(key))
         return default if r is None else r
 
     def __getitem__(self, key):
         self.check()
-        r = self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms)
+        r = self.db.pinned_get(self.p, as_key(key))
         if r is None:
             raise KeyError(key)
         return r
 
     def __contains__(self, key):
         self.check()
-        return self.db.tree.get(self.p.root, as_key(key), True, self.p.now_ms) is not None
+        return self.db.pinned_get(self.p, as_key(key)) is not None
 
     def ttl(self, key):
         """Seconds the key had left when the snapshot was taken, None if it has no expiry;
         KeyError if absent or expired then."""
         self.check()
-        entry = self.db.tree.get_entry(self.p.root, as_key(key), True)
+        entry = self.db.pinned_entry(self.p, as_key(key))
         if entry is None or is_expired(entry[1], self.p.now_ms):
             raise KeyError(key)
         return None if entry[1] == 0 else (entry[1] - self.p.now_ms) / 1000.0
 
     def __len__(self):
         self.check()
-        if self.p.expiring == 0:
+        if self.p.expiring == 0 and self.db.lsm is None:
             return self.p.entries
-        return count_live(self.db.tree.cursor(self.p.root, self.p.clone(), None, None, False, self.p.now_ms))
+        return count_live(self.db.open_cursor(self.p, self.p.clone(), None, None, False, self.p.now_ms))
 
     def scan(self, start=None, end=None, prefix=None, bint reverse=False):
         self.check()
         lo, hi = scan_bounds(start, end, prefix)
-        return Iterator(self.db, self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse, self.p.now_ms))
+        return Iterator(self.db, self.db.open_cursor(self.p, self.p.clone(), lo, hi, reverse, self.p.now_ms))
 
     def put(self, key, value):
         raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
@@ -172,7 +172,7 @@ cdef class Transaction:
             v = self.writes[k]
             return default if v is None else v
         self.reads.add(k)
-        entry = self.db.tree.get_entry(self.p.root, k, True)
+        entry = self.db.pinned_entry(self.p, k)
         if entry is None or is_expired(entry[1], self.p.now_ms):
             return default
         self.note_expires(entry[1])
@@ -230,7 +230,7 @@ cdef class Transaction:
         lo, hi = scan_bounds(start, end, prefix)
         self.ranges.append((lo, hi))
         own = sorted([(k, v) for k, v in self.writes.items() if in_range(k, lo, hi)], reverse=reverse)
-        base = self.db.tree.cursor(self.p.root, self.p.clone(), lo, hi, reverse, self.p.now_ms)
+        base = self.db.open_cursor(self.p, self.p.clone(), lo, hi, reverse, self.p.now_ms)
         return Iterator(self.db, _merge(base, own, reverse, self))
 
     cdef int validate(self) except -1:
@@ -321,7 +321,7 @@ def _merge(base, list own, bint reverse, Transaction txn):
     try:
         for k, v in base:
             if txn.writes is not None:
-                txn.note_expires((<Cursor>base).last_expires)
+                txn.note_expires(base.last_expires)
             while i < n and ((own[i][0] < k) if not reverse else (own[i][0] > k)):
                 if own[i][1] is not None:
                     yield own[i]
@@ -337,5 +337,4 @@ def _merge(base, list own, bint reverse, Transaction txn):
                 yield own[i]
             i += 1
     finally:
-        if isinstance(base, Cursor):
-            (<Cursor>base).finish()
+        base.finish()

@@ -1,0 +1,613 @@
+# The LSM engine: memtables, SSTables in levels, flushes, leveled compaction
+# and the manifest that records the tables of each level. The database layer
+# above keeps the WAL, pins, transactions and the background thread; this
+# module sees commits as (ops, seq) and snapshots as seq numbers (MVCC).
+#
+# State (one tuple, replaced whole so a reader always sees a consistent set):
+#   current = (mem, imms, levels)
+#     mem     the Memtable taking writes (guarded by the writer lock)
+#     imms    immutable memtables waiting for their flush, newest first
+#     levels  NUM_LEVELS lists of FileMeta (with .table open): level 0 newest
+#             first (files may overlap), levels 1.. sorted by key, disjoint
+# Locks (always taken in this order): `maint` (one flush or compaction at a
+# time; building a table runs under it alone), then the database's writer
+# lock (held by the caller of every *_install method and of apply/switch).
+#
+# Invariants:
+#   L1. For one user key, every version in a newer source (mem, then imms
+#       newest first, then L0 newest first, then L1, L2, ...) has a higher seq
+#       than every version in an older source; so a read stops at the first
+#       source holding a version <= its snapshot.
+#   L2. A flush or compaction drops a version only if no snapshot can read it:
+#       per key, each snapshot stripe keeps its newest version; a tombstone is
+#       dropped only when every snapshot sees it and no deeper level may hold
+#       the key.
+#   L3. A table file is removed only after the manifest edit that drops it is
+#       durable, and only when no reader holds its Table (weakref finalizer).
+
+import bisect
+import os
+import threading
+import time
+import weakref
+
+from libc.stdint cimport uint64_t
+
+from kvdb._core.file cimport File, FS
+from kvdb._core.memtable cimport Memtable
+from kvdb._core.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.sstable cimport Table, BlockCache, TableSource
+from kvdb._core.manifest cimport NUM_LEVELS
+from kvdb._core.sstable_builder import TableBuilder
+from kvdb._core.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
+
+from kvdb.errors import CorruptionError
+
+L0_COMPACTION_TRIGGER = 4        # level-0 files that start a compaction into level 1
+L0_SLOWDOWN = 8                  # level-0 files at which each write is delayed 1 ms
+L0_STOP = 12                     # level-0 files at which writes wait for compaction
+MAX_IMMUTABLE = 2                # memtables waiting for a flush before writes wait
+LEVEL_RATIO = 10                 # each level may hold this many times the bytes of the one above
+
+
+def table_name(uint64_t number):
+    return "%06d.sst" % number
+
+
+def _remove_file(FS fs, str path):
+    try:
+        fs.remove(path)
+    except OSError:
+        pass                     # already gone; an orphan left by a crash is removed at the next open
+
+
+cdef int stripe_of(list snaps, uint64_t seq):
+    """Index of the smallest snapshot seq >= seq (len(snaps) = only the newest state sees it)."""
+    return bisect.bisect_left(snaps, seq)
+
+
+def collapse(list versions, list snaps, bint base_level):
+    """Versions of one key (seq descending) that some reader can still see (L2)."""
+    out = []
+    last_stripe = -1
+    for v in versions:
+        st = stripe_of(snaps, v[1])
+        if st == last_stripe:
+            continue             # shadowed by a newer version every reader of this stripe sees
+        last_stripe = st
+        if v[2] == ENTRY_DELETE and st == 0 and base_level:
+            break                # every reader sees the delete and nothing older hides below: drop it and the rest
+        out.append(v)
+    return out
+
+
+cdef class LevelSource(Source):
+    """A Source over one level >= 1 (disjoint files in key order)."""
+    cdef list files              # [FileMeta]
+    cdef list largest            # their largest keys
+    cdef Py_ssize_t i            # current file
+    cdef TableSource cur
+
+    cdef int open_file(self, Py_ssize_t i, bytes key, bint reverse, bint whole) except -1:
+        self.i = i
+        if i < 0 or i >= len(self.files):
+            self.cur = None
+            self.valid = False
+            return 0
+        self.cur = self.files[i].table.source()
+        self.cur.seek(None if whole else key, reverse)
+        return self.copy()
+
+    cdef int copy(self) except -1:
+        if self.cur is None or not self.cur.valid:
+            self.valid = False
+            return 0
+        self.valid = True
+        self.key = self.cur.key
+        self.seq = self.cur.seq
+        self.kind = self.cur.kind
+        self.expires = self.cur.expires
+        self.value = self.cur.value
+        return 0
+
+    cdef int seek(self, bytes key, bint reverse) except -1:
+        cdef Py_ssize_t i
+        if not reverse:
+            i = 0 if key is None else bisect.bisect_left(self.largest, key)
+            self.open_file(i, key, False, False)
+            if not self.cur_valid():
+                self.open_file(i + 1, None, False, True)
+        else:
+            if key is None:
+                i = len(self.files) - 1
+            else:
+                i = bisect.bisect_left(self.largest, key)
+                if i >= len(self.files):
+                    i = len(self.files) - 1
+            self.open_file(i, key, True, key is None)
+            if not self.cur_valid():
+                self.open_file(i - 1, None, True, True)
+        return 0
+
+    cdef bint cur_valid(self):
+        return self.cur is not None and self.cur.valid
+
+    cdef int step(self, bint reverse) except -1:
+        if self.cur is None:
+            self.valid = False
+            return 0
+        self.cur.step(reverse)
+        if not self.cur.valid:
+            self.open_file(self.i + (-1 if reverse else 1), None, reverse, True)
+            return 0
+        return self.copy()
+
+
+cdef class LsmEngine:
+    cdef FS fs                           # constant
+    cdef readonly str path               # constant
+    cdef readonly BlockCache cache       # constant
+    cdef public object current           # (mem, imms, levels): replaced whole under the writer lock
+    cdef object manifest                 # ManifestWriter (maint + writer lock)
+    cdef public uint64_t next_file       # next file number (writer lock)
+    cdef readonly uint64_t log_number    # oldest WAL still needed
+    cdef readonly uint64_t flushed_seq   # every commit up to it is in the tables
+    cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
+    cdef public Py_ssize_t target_file_size  # bytes per compaction output table
+    cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)
+    cdef public object maint             # threading.Lock: one flush or compaction at a time
+    cdef list compact_pointer            # per level: the largest key of the last file compacted from it
+    # counters (GIL)
+    cdef public uint64_t bytes_flushed, bytes_compacted, bytes_compaction_read, flushes, compactions
+    cdef public uint64_t trivial_moves, slowdowns, stalls
+    cdef public double stall_seconds
+    cdef public uint64_t gone_bloom_checks, gone_bloom_negatives, gone_bloom_fp
+
+    def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
+                 Py_ssize_t target_file_size, Py_ssize_t level1_bytes):
+        self.fs = fs
+        self.path = path
+        self.cache = BlockCache(cache_size)
+        self.memtable_size = max(memtable_size, 1024)
+        self.target_file_size = max(target_file_size, 1024)
+        self.level1_bytes = max(level1_bytes, 4096)
+        self.maint = threading.Lock()
+        self.compact_pointer = [None] * NUM_LEVELS
+        self.next_file = 1
+        self.log_number = 0
+        self.flushed_seq = 0
+        self.stall_seconds = 0.0
+        self.current = (Memtable(0), [], [[] for _ in range(NUM_LEVELS)])
+
+    # -- open ----------------------------------------------------------------
+
+    def load(self):
+        """Read the manifest and open every table it lists. Returns (flushed seq, oldest
+        WAL number to replay); (0, 0) for a new database."""
+        got = read_manifest(self.fs, self.path)
+        if got is None:
+            strays = [n for n in self.fs.listdir(self.path) if n.endswith(".sst")]
+            if strays:
+                raise CorruptionError(f"{self.path}: holds tables ({strays[0]}, ...) but no CURRENT manifest",
+                                      path=os.path.join(self.path, "CURRENT"))
+            return 0, 0
+        number, edits, _ = got
+        files = {}
+        for e in edits:
+            for level, num in e["deleted"]:
+                files.pop(num, None)
+            for f in e["added"]:
+                files[f.number] = f
+            if "log_number" in e:
+                self.log_number = e["log_number"]
+            if "next_file" in e:
+                self.next_file = e["next_file"]
+            if "last_seq" in e:
+                self.flushed_seq = e["last_seq"]
+        levels = [[] for _ in range(NUM_LEVELS)]
+        for f in files.values():
+            tpath = os.path.join(self.path, table_name(f.number))
+            if not self.fs.exists(tpath):
+                raise CorruptionError(f"{tpath}: listed in {manifest_name(number)} (level {f.level}) but missing",
+                                      path=tpath)
+            f.table = Table(self.fs.open(tpath, False), tpath, f.number, self.cache)
+            if f.table.file_size != f.size:
+                raise CorruptionError(f"{tpath}: {f.table.file_size} bytes, the manifest says {f.size}",
+                                      path=tpath, offset=f.table.file_size)
+            levels[f.level].append(f)
+        levels[0].sort(key=lambda f: f.max_seq, reverse=True)
+        for level in range(1, NUM_LEVELS):
+            levels[level].sort(key=lambda f: f.smallest)
+        self.current = (self.current[0], [], levels)
+        if self.next_file <= max([0] + list(files)):
+            raise CorruptionError(f"{self.path}: manifest's next file number {self.next_file} is not above its tables",
+                                  path=self.path)
+        return self.flushed_seq, self.log_number
+
+    def start(self, uint64_t seq):
+        """After WAL replay into the memtable: flush what was replayed, write a fresh manifest
+        naming a new WAL number, and remove files no version uses. Returns the new WAL number."""
+        mem, imms, levels = self.current
+        if mem.count:
+            f = self.write_tables([mem.source()], [], 0, False)
+            levels = [list(l) for l in levels]
+            levels[0] = f + levels[0]
+            for x in f:
+                self.bytes_flushed += x.size
+            self.flushes += 1
+        self.flushed_seq = seq
+        new_log = self.new_file_number()
+        man_num = self.new_file_number()
+        self.log_number = new_log
+        all_files = [f for l in levels for f in l]
+        snapshot = encode_edit(log_number=new_log, next_file=self.next_file, last_seq=seq, added=all_files)
+        old = self.manifest
+        self.manifest = create_manifest(self.fs, self.path, man_num, snapshot)
+        if old is not None:
+            old.close()
+        self.current = (Memtable(new_log), [], levels)
+        live = {table_name(f.number) for f in all_files}
+        for name in self.fs.listdir(self.path):
+            if (name.endswith(".sst") and name not in live) or \
+                    (name.startswith("MANIFEST-") and name != manifest_name(man_num)) or name == "CURRENT.tmp":
+                _remove_file(self.fs, os.path.join(self.path, name))
+        return new_log
+
+    cpdef uint64_t new_file_number(self):
+        n = self.next_file
+        self.next_file += 1
+        return n
+
+    # -- reads -----------------------------------------------------------------
+
+    def get_entry(self, uint64_t seq, bytes key):
+        """(value, expires) of the newest version of key at seq, expired or not, or None."""
+        mem, imms, levels = self.current
+        r = (<Memtable>mem).get(key, seq)
+        if r is None:
+            for m in imms:
+                r = (<Memtable>m).get(key, seq)
+                if r is not None:
+                    break
+        if r is None:
+            for f in levels[0]:
+                if f.smallest <= key <= f.largest:
+                    r = (<Table>f.table).get(key, seq)
+                    if r is not None:
+                        break
+        if r is None:
+            for level in range(1, NUM_LEVELS):
+                files = levels[level]
+                if not files:
+                    continue
+                i = bisect.bisect_left(files, key, key=_largest)
+                if i < len(files) and files[i].smallest <= key:
+                    r = (<Table>files[i].table).get(key, seq)
+                    if r is not None:
+                        break
+        if r is None or r[0] == ENTRY_DELETE:
+            return None
+        return (r[1], r[2])
+
+    def get(self, uint64_t seq, bytes key, uint64_t now):
+        entry = self.get_entry(seq, key)
+        if entry is None:
+            return None
+        if entry[1] and now and entry[1] <= now:
+            return None
+        return entry[0]
+
+    def cursor(self, uint64_t seq, pin, lo, hi, bint reverse, uint64_t now):
+        mem, imms, levels = self.current
+        sources = [mem.source()] + [m.source() for m in imms] + [f.table.source() for f in levels[0]]
+        for level in range(1, NUM_LEVELS):
+            if levels[level]:
+                sources.append(self.level_source(levels[level]))
+        return MergeCursor(sources, seq, now, lo, hi, reverse, (pin, self.current))
+
+    cdef LevelSource level_source(self, list files):
+        cdef LevelSource s = LevelSource.__new__(LevelSource)
+        s.files = files
+        s.largest = [f.largest for f in files]
+        s.valid = False
+        return s
+
+    def has_expiring(self):
+        mem, imms, levels = self.current
+        if mem.expiring or any([m.expiring for m in imms]):
+            return True
+        return any([f.table.props.get("expiring", 0) for l in levels for f in l])
+
+    # -- writes (writer lock held by the caller) ---------------------------------
+
+    def apply(self, list ops, uint64_t seq):
+        """Add [(key, value-or-None, expires)] as commit seq; True when the memtable is full."""
+        cdef Memtable mem = self.current[0]
+        for key, value, expires in ops:
+            if value is None:
+                mem.add(seq, ENTRY_DELETE, key, None, 0)
+            else:
+                mem.add(seq, ENTRY_PUT, key, value, expires)
+        return mem.memory >= self.memtable_size
+
+    def switch(self, uint64_t seq, uint64_t new_log):
+        """The memtable becomes immutable (holding commits up to seq); a new one, logged in
+        WAL new_log, takes the writes."""
+        mem, imms, levels = self.current
+        if mem.count == 0:
+            return False
+        mem.immutable = True
+        mem.last_seq_hint = seq
+        self.current = (Memtable(new_log), [mem] + imms, levels)
+        return True
+
+    def needs_flush(self):
+        return bool(self.current[1])
+
+    def write_pressure(self):
+        """0 = write freely, 1 = slow down, 2 = wait (too many memtables or level-0 files)."""
+        mem, imms, levels = self.current
+        n0 = len(levels[0])
+        if len(imms) >= MAX_IMMUTABLE or n0 >= L0_STOP:
+            return 2
+        if n0 >= L0_SLOWDOWN:
+            return 1
+        return 0
+
+    # -- building tables (maint lock, no writer lock) --------------------------------
+
+    def write_tables(self, list sources, list snaps, int level, bint drop_tombstones):
+        """Merge the sources (every version), keep what L2 says (tombstones only go with
+        drop_tombstones, when no deeper level holds the key), and write tables of up to
+        target_file_size for `level`. Returns [FileMeta] (tables open); nothing is installed."""
+        cdef Source s
+        levels = self.current[2]
+        for s in sources:
+            s.seek(None, False)
+        out = []
+        builder = None
+        f = None
+        tpath = None
+        number = 0
+        while True:
+            best = None
+            for s in sources:
+                if s.valid and (best is None or s.key < best):
+                    best = s.key
+            if best is None:
+                break
+            versions = []
+            for s in sources:
+                while s.valid and s.key == best:
+                    versions.append((s.key, s.seq, s.kind, s.expires, s.value))
+                    s.step(False)
+            versions.sort(key=_neg_seq)
+            base = drop_tombstones and self.is_base_level(levels, level, best)
+            keep = collapse(versions, snaps, base)
+            if not keep:
+                continue
+            if builder is not None and builder.estimated_size() >= self.target_file_size:
+                out.append(self.finish_table(builder, f, tpath, number, level))
+                builder = None
+            if builder is None:
+                number = self.new_file_number()
+                tpath = os.path.join(self.path, table_name(number))
+                f = self.fs.open(tpath, True)
+                f.truncate(0)
+                builder = TableBuilder(f, tpath)
+            for v in keep:
+                builder.add(v[0], v[1], v[2], v[3], v[4])
+        if builder is not None:
+            out.append(self.finish_table(builder, f, tpath, number, level))
+        if out:
+            self.fs.sync_dir(self.path)
+        return out
+
+    def finish_table(self, builder, File f, str tpath, uint64_t number, int level):
+        size = builder.finish()
+        f.close()
+        meta = FileMeta(level, number, size, builder.smallest, builder.largest, builder.min_seq,
+                        builder.max_seq, builder.entries)
+        meta.table = Table(self.fs.open(tpath, False), tpath, number, self.cache)
+        return meta
+
+    def is_base_level(self, levels, int level, bytes key):
+        """No level below `level` has a file whose range holds key."""
+        for deeper in range(level + 1, NUM_LEVELS):
+            for f in levels[deeper]:
+                if f.smallest <= key <= f.largest:
+                    return False
+        return True
+
+    def flush_build(self, list snaps):
+        """Write the oldest immutable memtable as level-0 tables; (memtable, [FileMeta]) or None."""
+        mem, imms, levels = self.current
+        if not imms:
+            return None
+        imm = imms[-1]
+        return imm, self.write_tables([imm.source()], snaps, 0, False)
+
+    def flush_install(self, built):
+        """Writer lock held: record the flush in the manifest (M1), then publish it. Returns the
+        oldest WAL number still needed (older WAL files may be deleted)."""
+        imm, files = built
+        mem, imms, levels = self.current
+        rest = [m for m in imms if m is not imm]
+        log_number = rest[-1].log_number if rest else mem.log_number
+        last_seq = imm.last_seq_hint
+        self.manifest.append(encode_edit(log_number=log_number, next_file=self.next_file, last_seq=last_seq,
+                                         added=files))
+        new_levels = list(levels)
+        new_levels[0] = list(reversed(files)) + levels[0]
+        self.current = (mem, rest, new_levels)
+        self.log_number = log_number
+        self.flushed_seq = last_seq
+        self.flushes += 1
+        for x in files:
+            self.bytes_flushed += x.size
+        return log_number
+
+    # -- compaction ------------------------------------------------------------------
+
+    def level_bytes(self, list files):
+        return sum([f.size for f in files])
+
+    def level_limit(self, int level):
+        return self.level1_bytes * (LEVEL_RATIO ** (level - 1))
+
+    def pick_compaction(self, bint force=False):
+        """(level, inputs, overlapping files in level + 1) for the most urgent compaction, or None."""
+        levels = self.current[2]
+        if len(levels[0]) >= (1 if force else L0_COMPACTION_TRIGGER):
+            inputs = list(levels[0])
+            return 0, inputs, self.overlapping(levels[1], inputs)
+        best = None
+        for level in range(1, NUM_LEVELS - 1):
+            if not levels[level]:
+                continue
+            score = self.level_bytes(levels[level]) / self.level_limit(level)
+            if score > 1.0 and (best is None or score > best[0]):
+                best = (score, level)
+        if best is None:
+            return None
+        level = best[1]
+        files = levels[level]
+        ptr = self.compact_pointer[level]
+        pick = files[0]
+        if ptr is not None:
+            for f in files:
+                if f.smallest > ptr:
+                    pick = f
+                    break
+        return level, [pick], self.overlapping(levels[level + 1], [pick])
+
+    def overlapping(self, list files, list inputs):
+        lo = min([f.smallest for f in inputs])
+        hi = max([f.largest for f in inputs])
+        return [f for f in files if not (f.largest < lo or f.smallest > hi)]
+
+    def compaction_build(self, int level, list inputs, list below, list snaps):
+        """Merge inputs (level) with below (level + 1) into new level + 1 tables (no lock)."""
+        if level > 0 and not below:
+            return None          # trivial move: the file changes level, no bytes are rewritten
+        sources = [f.table.source(False) for f in inputs] + [f.table.source(False) for f in below]
+        for f in inputs + below:
+            self.bytes_compaction_read += f.size
+        return self.write_tables(sources, snaps, level + 1, True)
+
+    def compaction_install(self, int level, list inputs, list below, outputs):
+        """Writer lock held: record the compaction in the manifest, publish the new version,
+        and let go of the input tables (their files go when no reader holds them, L3)."""
+        mem, imms, levels = self.current
+        if outputs is None:
+            moved = [FileMeta(level + 1, f.number, f.size, f.smallest, f.largest, f.min_seq, f.max_seq, f.entries)
+                     for f in inputs]
+            for m, f in zip(moved, inputs):
+                m.table = f.table
+            self.manifest.append(encode_edit(next_file=self.next_file,
+                                             deleted=[(level, f.number) for f in inputs], added=moved))
+            new_levels = list(levels)
+            gone = {f.number for f in inputs}
+            new_levels[level] = [f for f in levels[level] if f.number not in gone]
+            new_levels[level + 1] = sorted(levels[level + 1] + moved, key=_smallest)
+            self.current = (mem, imms, new_levels)
+            self.trivial_moves += 1
+            self.compact_pointer[level] = max([f.largest for f in inputs])
+            return
+        deleted = [(level, f.number) for f in inputs] + [(level + 1, f.number) for f in below]
+        self.manifest.append(encode_edit(next_file=self.next_file, deleted=deleted, added=outputs))
+        gone = {f.number for f in inputs} | {f.number for f in below}
+        new_levels = list(levels)
+        new_levels[level] = [f for f in levels[level] if f.number not in gone]
+        new_levels[level + 1] = sorted([f for f in levels[level + 1] if f.number not in gone] + outputs,
+                                       key=_smallest)
+        self.current = (mem, imms, new_levels)
+        self.compactions += 1
+        for f in outputs:
+            self.bytes_compacted += f.size
+        if level > 0:
+            self.compact_pointer[level] = max([f.largest for f in inputs])
+        for f in inputs + below:
+            self.retire(f)
+
+    def retire(self, f):
+        """The table left every version: drop its cached blocks, and remove its file once no
+        reader holds the Table (L3)."""
+        cdef Table t = f.table
+        self.gone_bloom_checks += t.bloom_checks
+        self.gone_bloom_negatives += t.bloom_negatives
+        self.gone_bloom_fp += t.bloom_false_positives
+        self.cache.drop_table(t.number)
+        weakref.finalize(t, _remove_file, self.fs, t.path)
+
+    # -- verify and stats -------------------------------------------------------------
+
+    def verify(self):
+        """Every block checksum and the key order inside each table and across each level."""
+        levels = self.current[2]
+        for level, files in enumerate(levels):
+            prev = None
+            for f in files:
+                n = f.table.check_blocks()
+                if n != f.entries or f.table.smallest != f.smallest or f.table.largest != f.largest:
+                    raise CorruptionError(f"{f.table.path}: contents do not match the manifest entry",
+                                          path=f.table.path)
+                if level > 0 and prev is not None and f.smallest <= prev.largest:
+                    raise CorruptionError(f"{f.table.path}: level {level} key range overlaps "
+                                          f"{table_name(prev.number)}", path=f.table.path)
+                prev = f
+        return True
+
+    def stats(self):
+        mem, imms, levels = self.current
+        tables = [f.table for l in levels for f in l]
+        checks = self.gone_bloom_checks + sum([t.bloom_checks for t in tables])
+        negatives = self.gone_bloom_negatives + sum([t.bloom_negatives for t in tables])
+        fp = self.gone_bloom_fp + sum([t.bloom_false_positives for t in tables])
+        lookups = self.cache.hits + self.cache.misses
+        return {
+            "lsm_files_per_level": [len(l) for l in levels],
+            "lsm_bytes_per_level": [self.level_bytes(l) for l in levels],
+            "lsm_memtable_bytes": mem.memory,
+            "lsm_immutable_memtables": len(imms),
+            "lsm_bytes_flushed": self.bytes_flushed,
+            "lsm_bytes_compacted": self.bytes_compacted,
+            "lsm_bytes_compaction_read": self.bytes_compaction_read,
+            "lsm_flushes": self.flushes,
+            "lsm_compactions": self.compactions,
+            "lsm_trivial_moves": self.trivial_moves,
+            "lsm_bloom_checks": checks,
+            "lsm_bloom_negatives": negatives,
+            "lsm_bloom_false_positives": fp,
+            "block_cache_hits": self.cache.hits,
+            "block_cache_misses": self.cache.misses,
+            "block_cache_hit_rate": (self.cache.hits / lookups) if lookups else 0.0,
+            "block_cache_bytes": self.cache.used,
+            "lsm_slowdowns": self.slowdowns,
+            "lsm_stalls": self.stalls,
+            "lsm_stall_seconds": self.stall_seconds,
+            "entries_estimate": mem.count + sum([m.count for m in imms]) + sum([f.entries for l in levels for f in l]),
+        }
+
+    def live_files(self):
+        return [(f.level, f.number, f.size) for l in self.current[2] for f in l]
+
+    def close(self):
+        if self.manifest is not None:
+            self.manifest.close()
+        for l in self.current[2]:
+            for f in l:
+                if f.table is not None:
+                    f.table.close()
+
+
+def _largest(f):
+    return f.largest
+
+
+def _smallest(f):
+    return f.smallest
+
+
+def _neg_seq(v):
+    return -v[1]

@@ -1,0 +1,35 @@
+# The manifest: a log of version edits describing which SSTables make up each
+# level of the LSM tree. Format: docs/format/manifest.md.
+#
+# MANIFEST-NNNNNN:
+#   header   magic b"kvdb-man" (8), version u32 (MANIFEST_VERSION), crc32c of [0, 12) u32
+#   record*  crc u32 (crc32c of length + payload), length u32, payload = one edit
+# Edit payload: fields until its end, each a tag byte then:
+#   EDIT_LOG_NUMBER  varint     WAL files below this number are no longer needed
+#   EDIT_NEXT_FILE   varint     the next file number to hand out
+#   EDIT_LAST_SEQ    varint     every commit up to this seq is in the tables
+#   EDIT_ADD_FILE    level varint, number varint, size varint, smallest (varint len + bytes),
+#                    largest (varint len + bytes), min_seq varint, max_seq varint, entries varint
+#   EDIT_DELETE_FILE level varint, number varint
+# CURRENT holds "MANIFEST-NNNNNN\n": the manifest in use. A new manifest is
+# written whole (one edit with the full state), fsynced, and made current by
+# writing CURRENT.tmp, fsync, rename over CURRENT, fsync of the directory.
+#
+# Invariants:
+#   M1. An edit is appended and fsynced before the change it describes is used
+#       (before WAL files it makes obsolete are deleted, before compaction inputs
+#       are deleted).
+#   M2. Recovery applies every whole record; a record cut short at the end of
+#       the file is a torn append (its change never took effect) and is ignored;
+#       a damaged record with more bytes after it is CorruptionError.
+
+cdef enum:
+    MANIFEST_HEADER_SIZE = 8 + 4 + 4
+    MANIFEST_VERSION = 1
+    MANIFEST_RECORD_HEADER_SIZE = 4 + 4
+    EDIT_LOG_NUMBER = 1
+    EDIT_NEXT_FILE = 2
+    EDIT_LAST_SEQ = 3
+    EDIT_ADD_FILE = 4
+    EDIT_DELETE_FILE = 5
+    NUM_LEVELS = 7

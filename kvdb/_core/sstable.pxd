@@ -1,0 +1,91 @@
+# SSTables: immutable sorted files of versioned entries. Format: docs/format/sstable.md.
+#
+# File:   data-block* filter-block props-block index-block footer
+# Block on disk (BLOCK_TRAILER_SIZE bytes after the payload):
+#   payload            raw block (BLOCK_RAW) or varint(raw length) + lz4 block (BLOCK_LZ4)
+#   type u8            BLOCK_RAW | BLOCK_LZ4
+#   crc  u32           crc32c of payload + type
+# Raw data/index block:
+#   entry*             shared varint, unshared varint, vlen varint, key[shared:], value
+#   restart u32 * n    offsets of entries stored with shared = 0
+#   n u32
+# Internal key = user key + trailer u64 (seq << 8 | kind), ordered by user key
+# ascending, then seq descending. A data entry's value is, for kind
+# SST_PUT_EXPIRES, the expiry (u64 wall-clock ms) then the value; for SST_PUT
+# the value; for SST_DELETE empty. An index entry maps the last internal key of
+# a data block to its handle: offset varint, size varint (payload bytes).
+# Footer (FOOTER_SIZE bytes at the end of the file):
+#   0   8   index offset      8   4   index size
+#   12  8   filter offset     20  4   filter size
+#   24  8   props offset      32  4   props size
+#   36  4   format version (SST_VERSION)
+#   40  4   crc32c of bytes [0, 40)
+#   44  8   magic b"kvdb-sst"
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from kvdb._core.file cimport File
+from kvdb._core.merge cimport Source
+
+cdef enum:
+    SST_DELETE = 0
+    SST_PUT = 1
+    SST_PUT_EXPIRES = 2
+    TRAILER_SIZE = 8                     # seq << 8 | kind
+    BLOCK_RAW = 0
+    BLOCK_LZ4 = 1
+    BLOCK_TRAILER_SIZE = 1 + 4           # type, crc
+    BLOCK_SIZE = 4096                    # raw bytes after which a data block is cut
+    RESTART_INTERVAL = 16                # entries between restart points in data blocks
+    FOOTER_SIZE = 8 + 4 + 8 + 4 + 8 + 4 + 4 + 4 + 8
+    SST_VERSION = 1
+    BLOOM_BITS_PER_KEY = 10
+    BLOOM_PROBES = 7                     # about ln 2 * bits per key
+
+cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) noexcept nogil
+cdef uint32_t bloom_hash(const unsigned char *k, Py_ssize_t n) noexcept nogil
+cdef bytes make_ikey(bytes key, uint64_t seq, int kind)
+
+
+cdef class BlockCache:
+    # Decoded (raw) blocks, shared by every table of a database. GIL-protected.
+    cdef object lru                      # OrderedDict (table number, offset) -> bytes, oldest first
+    cdef readonly Py_ssize_t capacity    # bytes; constant
+    cdef readonly Py_ssize_t used        # bytes held
+    cdef public uint64_t hits, misses
+
+
+cdef class Table:
+    # Constant after open, except the counters.
+    cdef File file
+    cdef readonly str path
+    cdef readonly uint64_t number        # file number (NNNNNN.sst)
+    cdef readonly uint64_t file_size
+    cdef BlockCache cache
+    cdef list index_keys                 # last internal key of each data block
+    cdef list index_offs                 # its offset
+    cdef list index_sizes                # its payload size
+    cdef bytes filter                    # bloom bits
+    cdef uint32_t filter_bits
+    cdef int probes
+    cdef readonly dict props             # entries, deletions, expiring, min_seq, max_seq, ...
+    cdef readonly bytes smallest         # smallest user key
+    cdef readonly bytes largest          # largest user key
+    cdef public uint64_t bloom_checks, bloom_negatives, bloom_false_positives
+    cdef object __weakref__              # the engine removes the file when the last reference goes
+
+    cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache)
+    cdef bint may_contain(self, bytes key)
+    cdef Py_ssize_t find_block(self, bytes target)
+    cpdef object get(self, bytes key, uint64_t snap_seq)
+
+
+cdef class TableSource(Source):
+    cdef Table table
+    cdef Py_ssize_t block                # index of the loaded data block (-1 none)
+    cdef list keys                       # internal keys of the loaded block
+    cdef list vals                       # raw values of the loaded block
+    cdef Py_ssize_t pos                  # entry within the block
+    cdef bint fill_cache                 # compactions read around the cache
+
+    cdef int load_block(self, Py_ssize_t b) except -1
+    cdef int load(self) except -1

@@ -1,0 +1,406 @@
+# SSTable reader: footer, index, bloom filter and properties at open; data
+# blocks on demand through the block cache (see sstable.pxd for the format).
+
+from collections import OrderedDict
+
+import lz4.block
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy
+
+from kvdb._core.coding cimport crc32c, get_u32, get_u64, put_u64, get_varint
+from kvdb._core.file cimport File
+from kvdb._core.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
+
+from kvdb.errors import CorruptionError
+
+SST_MAGIC = b"kvdb-sst"
+
+
+cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) noexcept nogil:
+    """Sign of a - b for internal keys: user key ascending, then seq descending."""
+    cdef Py_ssize_t ua = alen - TRAILER_SIZE, ub = blen - TRAILER_SIZE
+    cdef Py_ssize_t n = ua if ua < ub else ub
+    cdef int r = memcmp(a, b, n)
+    cdef uint64_t sa, sb
+    if r:
+        return 1 if r > 0 else -1
+    if ua != ub:
+        return 1 if ua > ub else -1
+    sa = get_u64(a + ua) >> 8
+    sb = get_u64(b + ub) >> 8
+    return (sa < sb) - (sa > sb)
+
+
+cdef uint32_t bloom_hash(const unsigned char *k, Py_ssize_t n) noexcept nogil:
+    return crc32c(k, n) ^ 0x5bd1e995
+
+
+cdef bytes make_ikey(bytes key, uint64_t seq, int kind):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n + TRAILER_SIZE)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
+    memcpy(p, PyBytes_AS_STRING(key), n)
+    put_u64(p + n, (seq << 8) | <uint64_t>kind)
+    return out
+
+
+def decode_block(bytes raw, str path, uint64_t offset):
+    """([internal key], [value]) of a raw block; CorruptionError if malformed."""
+    cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef uint32_t nrest
+    cdef const unsigned char *p
+    cdef const unsigned char *end
+    cdef uint64_t shared, unshared, vlen
+    keys = []
+    vals = []
+    if n < 4:
+        raise CorruptionError(f"{path}: block at offset {offset} is too short", path=path, offset=offset)
+    nrest = get_u32(d + n - 4)
+    if nrest == 0 or <uint64_t>nrest * 4 + 4 > <uint64_t>n:
+        raise CorruptionError(f"{path}: block at offset {offset} has a bad restart array", path=path, offset=offset)
+    end = d + n - 4 - 4 * nrest
+    p = d
+    prev = b""
+    while p < end:
+        p = get_varint(p, end, &shared)
+        if p != NULL:
+            p = get_varint(p, end, &unshared)
+        if p != NULL:
+            p = get_varint(p, end, &vlen)
+        if p == NULL or shared > <uint64_t>len(prev) or unshared + vlen > <uint64_t>(end - p) \
+                or shared + unshared < TRAILER_SIZE:
+            raise CorruptionError(f"{path}: block at offset {offset} has a malformed entry",
+                                  path=path, offset=offset)
+        key = prev[:shared] + PyBytes_FromStringAndSize(<const char *>p, unshared)
+        p += unshared
+        keys.append(key)
+        vals.append(PyBytes_FromStringAndSize(<const char *>p, vlen))
+        p += vlen
+        prev = key
+    return keys, vals
+
+
+cdef Py_ssize_t lower_bound(list keys, bytes target):
+    """First i with keys[i] >= target (internal order)."""
+    cdef Py_ssize_t lo = 0, hi = len(keys), mid
+    cdef bytes k
+    cdef const unsigned char *t = <const unsigned char *>PyBytes_AS_STRING(target)
+    cdef Py_ssize_t tn = PyBytes_GET_SIZE(target)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        k = <bytes>keys[mid]
+        if ikey_cmp(<const unsigned char *>PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k), t, tn) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef class BlockCache:
+    """An LRU of decoded blocks bounded by bytes."""
+
+    def __init__(self, Py_ssize_t capacity):
+        self.lru = OrderedDict()
+        self.capacity = capacity
+        self.used = 0
+
+    def lookup(self, key):
+        block = self.lru.get(key)
+        if block is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.lru.move_to_end(key)
+        return block[0]
+
+    def insert(self, key, block, Py_ssize_t nbytes):
+        """Cache a decoded block; `nbytes` (its raw size plus per-entry overhead) counts
+        against the capacity."""
+        if self.capacity <= 0 or key in self.lru:
+            return
+        self.lru[key] = (block, nbytes)
+        self.used += nbytes
+        while self.used > self.capacity and self.lru:
+            _, old = self.lru.popitem(last=False)
+            self.used -= old[1]
+
+    def drop_table(self, uint64_t number):
+        for key in [k for k in self.lru if k[0] == number]:
+            old = self.lru.pop(key)
+            self.used -= old[1]
+
+
+cdef class Table:
+    """An open SSTable (the table cache holds these)."""
+
+    def __init__(self, File file, str path, uint64_t number, BlockCache cache):
+        self.file = file
+        self.path = path
+        self.number = number
+        self.cache = cache
+        self.file_size = file.size()
+        if self.file_size < FOOTER_SIZE:
+            raise CorruptionError(f"{path}: file of {self.file_size} bytes is too short for an sstable footer",
+                                  path=path, offset=0)
+        cdef uint64_t foff = self.file_size - FOOTER_SIZE
+        footer = file.read_at(foff, FOOTER_SIZE)
+        cdef const unsigned char *f = <const unsigned char *>PyBytes_AS_STRING(footer)
+        if len(footer) != FOOTER_SIZE or footer[44:52] != SST_MAGIC:
+            raise CorruptionError(f"{path}: bad sstable magic in the footer at offset {foff}", path=path, offset=foff)
+        if get_u32(f + 40) != crc32c(f, 40):
+            raise CorruptionError(f"{path}: sstable footer checksum mismatch at offset {foff}", path=path, offset=foff)
+        if get_u32(f + 36) != SST_VERSION:
+            raise CorruptionError(f"{path}: unsupported sstable version {get_u32(f + 36)}", path=path, offset=foff + 36)
+        cdef uint64_t ioff = get_u64(f), foff2 = get_u64(f + 12), poff = get_u64(f + 24)
+        cdef uint32_t isize = get_u32(f + 8), fsize = get_u32(f + 20), psize = get_u32(f + 32)
+        for off, size in ((ioff, isize), (foff2, fsize), (poff, psize)):
+            if off + size + BLOCK_TRAILER_SIZE > foff:
+                raise CorruptionError(f"{path}: footer at offset {foff} points past the data (block at {off})",
+                                      path=path, offset=foff)
+        keys, vals = decode_block(self.read_block(ioff, isize, False), path, ioff)
+        self.index_keys = keys
+        self.index_offs = []
+        self.index_sizes = []
+        cdef uint64_t boff, bsize
+        cdef const unsigned char *p
+        for v in vals:
+            p = get_varint(<const unsigned char *>PyBytes_AS_STRING(v), <const unsigned char *>PyBytes_AS_STRING(v) + len(v), &boff)
+            if p != NULL:
+                p = get_varint(p, <const unsigned char *>PyBytes_AS_STRING(v) + len(v), &bsize)
+            if p == NULL or boff + bsize + BLOCK_TRAILER_SIZE > ioff:
+                raise CorruptionError(f"{path}: index block at offset {ioff} has a bad block handle",
+                                      path=path, offset=ioff)
+            self.index_offs.append(boff)
+            self.index_sizes.append(bsize)
+        flt = self.read_block(foff2, fsize, False)
+        if len(flt) < 1:
+            raise CorruptionError(f"{path}: empty filter block at offset {foff2}", path=path, offset=foff2)
+        self.probes = flt[len(flt) - 1]
+        self.filter = flt[:len(flt) - 1]
+        self.filter_bits = len(self.filter) * 8
+        pk, pv = decode_block(self.read_block(poff, psize, False), path, poff)
+        self.props = {}
+        for k, v in zip(pk, pv):
+            self.props[k[:len(k) - TRAILER_SIZE].decode("ascii", "replace")] = v
+        try:
+            self.smallest = self.props.pop("smallest")
+            self.largest = self.props.pop("largest")
+            for name in list(self.props):
+                self.props[name] = int.from_bytes(self.props[name], "little")
+        except (KeyError, ValueError):
+            raise CorruptionError(f"{path}: properties block at offset {poff} lacks the key range",
+                                  path=path, offset=poff) from None
+
+    def close(self):
+        self.file.close()
+
+    @property
+    def data_end(self):
+        return self.index_offs[-1] + self.index_sizes[-1] + BLOCK_TRAILER_SIZE if self.index_offs else 0
+
+    cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache):
+        """The raw bytes of the block at offset (checksum checked, lz4 undone)."""
+        cdef bytes data = self.file.read_at(offset, size + BLOCK_TRAILER_SIZE)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef uint64_t ulen
+        cdef const unsigned char *q
+        if <uint64_t>len(data) != size + BLOCK_TRAILER_SIZE:
+            raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
+                                  path=self.path, offset=offset)
+        if get_u32(d + size + 1) != crc32c(d, size + 1):
+            raise CorruptionError(f"{self.path}: block checksum mismatch at offset {offset}",
+                                  path=self.path, offset=offset)
+        if d[size] == BLOCK_RAW:
+            return data[:size]
+        if d[size] != BLOCK_LZ4:
+            raise CorruptionError(f"{self.path}: block at offset {offset} has unknown type {d[size]}",
+                                  path=self.path, offset=offset)
+        q = get_varint(d, d + size, &ulen)
+        if q == NULL or ulen > 1 << 31:
+            raise CorruptionError(f"{self.path}: compressed block at offset {offset} has a bad length",
+                                  path=self.path, offset=offset)
+        try:
+            return lz4.block.decompress(data[q - d:size], uncompressed_size=ulen)
+        except Exception as e:
+            raise CorruptionError(f"{self.path}: compressed block at offset {offset} does not decompress: {e}",
+                                  path=self.path, offset=offset) from None
+
+    def decoded_block(self, Py_ssize_t b, bint fill_cache=True):
+        """([internal key], [value]) of data block b, through the block cache."""
+        cdef uint64_t off = self.index_offs[b]
+        ck = (self.number, off)
+        block = self.cache.lookup(ck) if fill_cache else None
+        if block is None:
+            raw = self.read_block(off, self.index_sizes[b], fill_cache)
+            block = decode_block(raw, self.path, off)
+            if fill_cache:
+                self.cache.insert(ck, block, len(raw) + 80 * len(block[0]))
+        return block
+
+    cdef bint may_contain(self, bytes key):
+        cdef uint32_t h = bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+        cdef uint32_t delta = (h >> 17) | (h << 15)
+        cdef uint32_t bit
+        cdef int i
+        cdef const unsigned char *bits = <const unsigned char *>PyBytes_AS_STRING(self.filter)
+        if self.filter_bits == 0:
+            return True
+        for i in range(self.probes):
+            bit = h % self.filter_bits
+            if not (bits[bit >> 3] & (1 << (bit & 7))):
+                return False
+            h += delta
+        return True
+
+    cdef Py_ssize_t find_block(self, bytes target):
+        """The first data block whose last key is >= target (len(index) if none)."""
+        return lower_bound(self.index_keys, target)
+
+    cpdef object get(self, bytes key, uint64_t snap_seq):
+        """(kind, value, expires) of the newest version of key with seq <= snap_seq, else None."""
+        cdef Py_ssize_t b, i
+        cdef bytes ik, v
+        cdef const unsigned char *p
+        cdef int kind
+        self.bloom_checks += 1
+        if not self.may_contain(key):
+            self.bloom_negatives += 1
+            return None
+        target = make_ikey(key, snap_seq, 0xff)
+        b = self.find_block(target)
+        if b >= len(self.index_keys):
+            self.bloom_false_positives += 1
+            return None
+        keys, vals = self.decoded_block(b)
+        i = lower_bound(keys, target)
+        if i >= len(keys):
+            self.bloom_false_positives += 1
+            return None
+        ik = <bytes>keys[i]
+        if PyBytes_GET_SIZE(ik) - TRAILER_SIZE != PyBytes_GET_SIZE(key) or \
+                memcmp(PyBytes_AS_STRING(ik), PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) != 0:
+            self.bloom_false_positives += 1
+            return None
+        p = <const unsigned char *>PyBytes_AS_STRING(ik) + PyBytes_GET_SIZE(key)
+        kind = p[0]
+        v = <bytes>vals[i]
+        if kind == SST_DELETE:
+            return (ENTRY_DELETE, None, 0)
+        if kind == SST_PUT_EXPIRES:
+            return (ENTRY_PUT, v[8:], get_u64(<const unsigned char *>PyBytes_AS_STRING(v)))
+        return (ENTRY_PUT, v, 0)
+
+    def source(self, bint fill_cache=True):
+        cdef TableSource s = TableSource.__new__(TableSource)
+        s.table = self
+        s.block = -1
+        s.valid = False
+        s.fill_cache = fill_cache
+        return s
+
+    def check_blocks(self):
+        """Read every data block around the cache (checksums, decoding, key order); returns
+        the number of entries. CorruptionError names the file and the block's offset."""
+        cdef Py_ssize_t b, i, n = 0
+        prev = None
+        for b in range(len(self.index_keys)):
+            off = self.index_offs[b]
+            keys, _ = decode_block(self.read_block(off, self.index_sizes[b], False), self.path, off)
+            for k in keys:
+                if prev is not None and ikey_cmp(<const unsigned char *>PyBytes_AS_STRING(prev), len(prev),
+                                                 <const unsigned char *>PyBytes_AS_STRING(k), len(k)) >= 0:
+                    raise CorruptionError(f"{self.path}: keys out of order in the block at offset {off}",
+                                          path=self.path, offset=off)
+                prev = k
+            if keys and keys[-1] != self.index_keys[b]:
+                raise CorruptionError(f"{self.path}: index entry {b} does not match the block at offset {off}",
+                                      path=self.path, offset=off)
+            n += len(keys)
+        if n != self.props.get("entries", n):
+            raise CorruptionError(f"{self.path}: holds {n} entries, its properties say {self.props['entries']}",
+                                  path=self.path)
+        return n
+
+
+cdef class TableSource(Source):
+    """A Source over one table."""
+
+    cdef int load_block(self, Py_ssize_t b) except -1:
+        self.block = b
+        if 0 <= b < len(self.table.index_keys):
+            self.keys, self.vals = self.table.decoded_block(b, self.fill_cache)
+        else:
+            self.keys = self.vals = []
+        return 0
+
+    cdef int load(self) except -1:
+        cdef bytes ik, v
+        cdef Py_ssize_t n
+        cdef const unsigned char *p
+        # move across block boundaries
+        while self.pos >= len(self.keys) and 0 <= self.block < len(self.table.index_keys) - 1:
+            self.load_block(self.block + 1)
+            self.pos = 0
+        while self.pos < 0 and self.block > 0:
+            self.load_block(self.block - 1)
+            self.pos = len(self.keys) - 1
+        if self.pos < 0 or self.pos >= len(self.keys):
+            self.valid = False
+            self.key = None
+            self.value = None
+            return 0
+        ik = <bytes>self.keys[self.pos]
+        n = PyBytes_GET_SIZE(ik) - TRAILER_SIZE
+        p = <const unsigned char *>PyBytes_AS_STRING(ik) + n
+        self.valid = True
+        self.key = ik[:n]
+        self.seq = get_u64(p) >> 8
+        v = <bytes>self.vals[self.pos]
+        if p[0] == SST_DELETE:
+            self.kind = ENTRY_DELETE
+            self.expires = 0
+            self.value = None
+        elif p[0] == SST_PUT_EXPIRES:
+            self.kind = ENTRY_PUT
+            self.expires = get_u64(<const unsigned char *>PyBytes_AS_STRING(v))
+            self.value = v[8:]
+        else:
+            self.kind = ENTRY_PUT
+            self.expires = 0
+            self.value = v
+        return 0
+
+    cdef int seek(self, bytes key, bint reverse) except -1:
+        cdef Py_ssize_t nb = len(self.table.index_keys), b
+        if not reverse:
+            if key is None:
+                self.load_block(0)
+                self.pos = 0
+            else:
+                target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
+                b = self.table.find_block(target)
+                self.load_block(b)
+                self.pos = lower_bound(self.keys, target)
+        else:
+            if key is None:
+                self.load_block(nb - 1)
+                self.pos = len(self.keys) - 1
+            else:
+                target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
+                b = self.table.find_block(target)
+                if b >= nb:
+                    self.load_block(nb - 1)
+                    self.pos = len(self.keys) - 1
+                else:
+                    self.load_block(b)
+                    self.pos = lower_bound(self.keys, target) - 1
+        return self.load()
+
+    cdef int step(self, bint reverse) except -1:
+        if not self.valid:
+            return 0
+        self.pos += -1 if reverse else 1
+        return self.load()
