@@ -15,14 +15,37 @@ from securityutil import RawClient, RespError
 from serverutil import ServerProcess
 
 
+class _Loop:
+    """Records call_later instead of running it; tests fire timers by hand."""
+
+    def __init__(self):
+        self.timers = []
+
+    def call_later(self, delay, fn, *args):
+        self.timers.append((delay, fn, args))
+        return object()
+
+
 class _Server:
-    pass
+    def __init__(self):
+        self.loop = _Loop()
 
 
 def _guard():
     g = AuthGuard(_Server())
     g.pool.shutdown()
     return g
+
+
+class _Attempt:
+    """A start callback that records when it ran; alive=False plays a client that left."""
+
+    def __init__(self, log, name, alive=True):
+        self.log, self.name, self.alive = log, name, alive
+
+    def __call__(self):
+        self.log.append(self.name)
+        return self.alive
 
 
 def test_spacing_grows_and_is_capped():
@@ -32,19 +55,51 @@ def test_spacing_grows_and_is_capped():
     assert all(a <= b for a, b in zip(s, s[1:])) and s[-1] == MAX_DELAY
 
 
-def test_attempts_queue_after_free_failures():
+def test_one_address_runs_few_hashes_at_once():
     g = _guard()
-    now = 1000.0
-    for _ in range(FREE_FAILURES - 1):
-        g.failed("10.0.0.1", now)
-    g.started("10.0.0.1", now)
-    assert not g.must_wait("10.0.0.1", now)
-    g.failed("10.0.0.1", now)                       # the FREE_FAILURES-th failure
-    g.started("10.0.0.1", now)                      # the next attempt starts and reserves a spacing
-    assert g.must_wait("10.0.0.1", now + FIRST_DELAY / 2)
-    assert not g.must_wait("10.0.0.1", now + FIRST_DELAY)
-    assert not g.must_wait("10.0.0.2", now)          # other addresses are not affected
-    assert g.tracked_failures("10.0.0.2") == 0
+    rec = g.record("10.0.0.1", 0.0, create=True)
+    ran = []
+    for i in range(FREE_FAILURES + 2):
+        g.submit(rec, _Attempt(ran, i), now=0.0)
+    assert ran == list(range(FREE_FAILURES)) and rec.inflight == FREE_FAILURES and len(rec.waiting) == 2
+    g.finished(rec, now=0.1)                 # one hash done: the next waiting one may start
+    assert len(g.server.loop.timers) == 1
+    g._drain(rec, now=0.1)
+    assert ran[-1] == FREE_FAILURES and len(rec.waiting) == 1
+    other = g.record("10.0.0.2", 0.0, create=True)
+    g.submit(other, _Attempt(ran, "other"), now=0.1)
+    assert ran[-1] == "other"                # other addresses are not held up
+
+
+def test_after_free_failures_attempts_are_spaced_and_serial():
+    g = _guard()
+    for _ in range(FREE_FAILURES):
+        g.failed("10.0.0.1", 100.0)
+    rec = g.record("10.0.0.1", 100.0)
+    ran = []
+    g.submit(rec, _Attempt(ran, "a"), now=100.0)
+    g.submit(rec, _Attempt(ran, "b"), now=100.0)
+    assert ran == ["a"] and rec.inflight == 1          # one at a time now
+    g.finished(rec, now=100.05)
+    delay, fn, args = g.server.loop.timers[-1]
+    assert abs(delay - (FIRST_DELAY - 0.05)) < 1e-9      # b starts one spacing after a started
+    g._drain(rec, now=100.0 + FIRST_DELAY)
+    assert ran == ["a", "b"]
+
+
+def test_abandoned_attempts_are_skipped_without_waiting():
+    g = _guard()
+    for _ in range(FREE_FAILURES):
+        g.failed("10.0.0.9", 0.0)
+    rec = g.record("10.0.0.9", 0.0)
+    ran = []
+    g.submit(rec, _Attempt(ran, "first"), now=0.0)
+    for i, alive in enumerate((False, False, False, True, True)):
+        g.submit(rec, _Attempt(ran, i, alive), now=0.0)
+    g.finished(rec, now=1.0)
+    g._drain(rec, now=1.0)
+    assert ran == ["first", 0, 1, 2, 3]                  # three gone clients skipped in one turn
+    assert len(rec.waiting) == 1 and rec.inflight == 1
 
 
 def test_records_expire_and_the_table_is_bounded(monkeypatch):
@@ -52,6 +107,9 @@ def test_records_expire_and_the_table_is_bounded(monkeypatch):
     g.failed("10.0.0.1", 0.0)
     assert g.record("10.0.0.1", authguard.FORGET_AFTER - 1) is not None
     assert g.record("10.0.0.1", authguard.FORGET_AFTER + 1) is None
+    rec = g.record("10.0.0.3", 0.0, create=True)
+    rec.inflight = 1
+    assert g.record("10.0.0.3", authguard.FORGET_AFTER + 1) is rec   # not forgotten while in flight
     monkeypatch.setattr(authguard, "MAX_TRACKED", 3)
     for i in range(10):
         g.failed(f"10.0.1.{i}", 5.0)
@@ -91,22 +149,3 @@ def test_repeated_failures_are_slowed_counted_and_logged(tmp_path):
             assert int(stats["acl_access_denied_auth"]) == FREE_FAILURES + 4
         log = srv.log()
         assert "failed AUTH from 127.0.0.1" in log and "further attempts are slowed down" in log
-
-
-def test_abandoned_attempts_are_skipped_without_waiting():
-    g = _guard()
-    timers = []
-
-    class _Loop:
-        def call_later(self, delay, fn, *args):
-            timers.append((delay, fn, args))
-            return object()
-
-    g.server.loop = _Loop()
-    rec = g.hosts["10.0.0.9"] = authguard.HostRecord()
-    started = []
-    for alive in (False, False, False, True, True):
-        rec.waiting.append(lambda alive=alive: started.append(alive) or alive)
-    g._drain("10.0.0.9", rec)
-    assert started == [False, False, False, True]   # three gone clients skipped in one turn
-    assert len(rec.waiting) == 1 and len(timers) == 1  # the next live one gets the next slot

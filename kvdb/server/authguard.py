@@ -4,18 +4,24 @@ Checking a password costs one scrypt hash (~50 ms of CPU, 16 MiB), far too
 much to run on the event loop, where every client waits for it. So AUTH (and
 HELLO ... AUTH) blocks only its own connection, runs the hash on a small thread
 pool, and answers when it is done; other clients keep being served. A password
-that verified once is remembered (as an in-memory HMAC, acl.User.remembered),
+that verified once is remembered (as an in-memory HMAC, acl_user.User.remembered),
 so reconnecting clients skip the hash.
 
-Brute force: failures are counted per client address (the IP, not the port).
-After FREE_FAILURES failures within FORGET_AFTER seconds, each further attempt
-from that address that needs a hash is delayed: the first by FIRST_DELAY, and
-every failure doubles the spacing, up to MAX_DELAY. Attempts from one address
-wait in one queue and start one spacing apart, so opening many connections
-does not help; an attempt whose client left is skipped without waiting. The
-table of addresses is bounded (MAX_TRACKED, oldest forgotten first). Successes
-do not clear a record (an attacker with one valid account could otherwise reset
-it between guesses); it expires FORGET_AFTER seconds after the last failure.
+Per client address (the IP, not the port), hashed attempts go through one
+queue with two rules:
+
+1. At most FREE_FAILURES hashes from one address run at once, and only one once
+   the address has FREE_FAILURES failures; so many connections from one address
+   cannot fill the pool and delay everybody else's AUTH.
+2. After FREE_FAILURES failures, each attempt starts one spacing after the
+   previous one started: FIRST_DELAY, doubling with every further failure, up
+   to MAX_DELAY.
+
+An attempt whose client left before its turn is skipped without waiting. The
+table of addresses is bounded (MAX_TRACKED, least recently used dropped first).
+A success does not clear a record (an attacker holding one valid account could
+otherwise reset it between guesses at another); a record is forgotten
+FORGET_AFTER seconds after its last failure, once nothing of it is in flight.
 """
 import collections
 import concurrent.futures
@@ -30,7 +36,7 @@ from .commands.registry import NO_REPLY, CommandError
 log = logging.getLogger("kvdb.server")
 
 FREE_FAILURES = 3          # failures from one address answered without delay
-FIRST_DELAY = 0.25         # seconds before the first delayed attempt
+FIRST_DELAY = 0.25         # seconds between attempts after FREE_FAILURES failures
 MAX_DELAY = 5.0            # longest spacing between attempts from one address
 FORGET_AFTER = 600.0       # seconds without a failure after which an address starts afresh
 MAX_TRACKED = 10000        # addresses remembered at most
@@ -38,47 +44,47 @@ HASH_THREADS = 2           # threads running scrypt (each holds 16 MiB while has
 
 
 class HostRecord:
-    __slots__ = ("failures", "last_failure", "next_slot", "waiting", "timer")
+    __slots__ = ("failures", "last_failure", "next_slot", "inflight", "waiting", "timer")
 
-    def __init__(self):
+    def __init__(self, now):
         self.failures = 0                     # failures since the record was created
-        self.last_failure = 0.0               # monotonic time of the last failure
-        self.next_slot = 0.0                  # monotonic time before which the next hashed attempt may not start
-        self.waiting = collections.deque()    # (client, start callback) of attempts not started yet
+        self.last_failure = now               # monotonic time of the last failure (creation before any)
+        self.next_slot = 0.0                  # monotonic time before which the next attempt may not start
+        self.inflight = 0                     # hashes of this address queued on or running in the pool
+        self.waiting = collections.deque()    # start callbacks of attempts not started yet, oldest first
         self.timer = None                     # the loop TimerHandle that starts the next waiting attempt
+
+    def concurrency(self):
+        return 1 if self.failures >= FREE_FAILURES else FREE_FAILURES
+
+    def idle(self):
+        return not self.inflight and not self.waiting and self.timer is None
 
 
 class AuthGuard:
     """Used on the event loop thread only (the hash runs on the pool, results come back to the loop)."""
 
     def __init__(self, server):
-        self.server = server                                # acl, clients, limits, stats hooks
-        self.hosts = collections.OrderedDict()              # ip -> HostRecord, least recently failed first
+        self.server = server                                # acl, loop, limits, audit, stats hooks
+        self.hosts = collections.OrderedDict()              # ip -> HostRecord, least recently used first
         self.pool = concurrent.futures.ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="kvdb-auth")
-        self.delayed = 0                                    # attempts answered later because of failures
-        self.hashing = 0                                    # hashes queued or running now
+        self.delayed = 0                                    # attempts that had to wait their turn
+        self.hashing = 0                                    # hashes queued on or running in the pool
 
-    # -- the policy (unit-tested directly) --
+    # -- the per-address queue (unit-tested directly) --
 
-    def record(self, host, now):
+    def record(self, host, now, create=False):
         rec = self.hosts.get(host)
-        if rec is not None and now - rec.last_failure > FORGET_AFTER:
+        if rec is not None and now - rec.last_failure > FORGET_AFTER and rec.idle():
             del self.hosts[host]
             rec = None
-        return rec
-
-    def must_wait(self, host, now):
-        """Whether an attempt from host starting at `now` has to queue."""
-        rec = self.record(host, now)
-        if rec is None or rec.failures < FREE_FAILURES:
-            return False
-        return bool(rec.waiting) or now < rec.next_slot
-
-    def started(self, host, now):
-        """An attempt from host starts hashing now: the next one waits one spacing."""
-        rec = self.record(host, now)
+        if rec is None and create:
+            rec = self.hosts[host] = HostRecord(now)
+            while len(self.hosts) > MAX_TRACKED:
+                self.hosts.popitem(last=False)
         if rec is not None:
-            rec.next_slot = now + self.spacing(rec.failures)
+            self.hosts.move_to_end(host)
+        return rec
 
     @staticmethod
     def spacing(failures):
@@ -86,15 +92,47 @@ class AuthGuard:
             return 0.0
         return min(FIRST_DELAY * 2 ** (failures - FREE_FAILURES), MAX_DELAY)
 
+    def _may_start(self, rec, now):
+        return rec.inflight < rec.concurrency() and now >= rec.next_slot
+
+    def submit(self, rec, start, now=None):
+        """Runs start() now or when its turn in rec (an address's record) comes. start() returns
+        False when its client is gone (nothing started), else True; a started attempt ends
+        with finished(rec)."""
+        now = time.monotonic() if now is None else now
+        if not rec.waiting and self._may_start(rec, now):
+            self._start(rec, start, now)
+            return
+        self.delayed += 1
+        rec.waiting.append(start)
+        self._schedule(rec, now)
+
+    def finished(self, rec, now=None):
+        now = time.monotonic() if now is None else now
+        rec.inflight -= 1
+        self._schedule(rec, now)
+
+    def _start(self, rec, start, now):
+        rec.inflight += 1
+        if start():
+            rec.next_slot = now + self.spacing(rec.failures)
+        else:
+            rec.inflight -= 1
+
+    def _schedule(self, rec, now):
+        if rec.waiting and rec.timer is None and rec.inflight < rec.concurrency():
+            rec.timer = self.server.loop.call_later(max(0.0, rec.next_slot - now), self._drain, rec)
+
+    def _drain(self, rec, now=None):
+        now = time.monotonic() if now is None else now
+        rec.timer = None
+        while rec.waiting and self._may_start(rec, now):
+            self._start(rec, rec.waiting.popleft(), now)
+        self._schedule(rec, now)
+
     def failed(self, host, now=None):
         now = time.monotonic() if now is None else now
-        rec = self.record(host, now)
-        if rec is None:
-            rec = self.hosts[host] = HostRecord()
-            while len(self.hosts) > MAX_TRACKED:
-                self.hosts.popitem(last=False)
-        else:
-            self.hosts.move_to_end(host)
+        rec = self.record(host, now, create=True)
         rec.failures += 1
         rec.last_failure = now
         if rec.failures == FREE_FAILURES:
@@ -109,7 +147,7 @@ class AuthGuard:
 
     def authenticate(self, c, username, password, then):
         """Runs for AUTH / HELLO AUTH. Returns then()'s reply now when the answer needs no hash,
-        else blocks c and returns None; the reply is queued when the hash is done."""
+        else blocks c and returns NO_REPLY; the reply is queued when the hash is done."""
         server = self.server
         acl = server.acl
         user = acl.users.get(username)
@@ -120,14 +158,16 @@ class AuthGuard:
             self._failed(c, username)
             return ErrorReply(NOPERM_AUTH)
         c.blocked = True
-        self.hashing += 1
-        loop = server.loop
+        rec = self.record(c.host, time.monotonic(), create=True)  # held: it may leave the table meanwhile
 
         def verify():
             return acl.authenticate(username, password)
 
         def hashed(fut):
             self.hashing -= 1
+            self.finished(rec)
+            if fut.cancelled():
+                return  # the pool was shut down: the server is stopping
             try:
                 user = fut.result()
             except Exception as e:  # noqa: BLE001 - an unexpected failure is a refusal, not a crash
@@ -148,35 +188,13 @@ class AuthGuard:
 
         def start():
             if c.transport is None:
-                self.hashing -= 1
                 return False
-            self.started(c.host, time.monotonic())
-            fut = loop.run_in_executor(self.pool, verify)
-            fut.add_done_callback(hashed)
+            self.hashing += 1
+            server.loop.run_in_executor(self.pool, verify).add_done_callback(hashed)
             return True
 
-        now = time.monotonic()
-        if self.must_wait(c.host, now):
-            self.delayed += 1
-            rec = self.hosts[c.host]
-            rec.waiting.append(start)
-            if rec.timer is None:
-                self._arm(c.host, rec, now)
-        else:
-            start()
+        self.submit(rec, start)
         return NO_REPLY
-
-    def _arm(self, host, rec, now):
-        rec.timer = self.server.loop.call_later(max(0.0, rec.next_slot - now), self._drain, host, rec)
-
-    def _drain(self, host, rec):
-        """Starts the next waiting attempt from host whose client is still there."""
-        rec.timer = None
-        while rec.waiting:
-            if rec.waiting.popleft()():
-                break
-        if rec.waiting:
-            self._arm(host, rec, time.monotonic())
 
     def _answer(self, c, reply):
         c.blocked = False
@@ -189,12 +207,8 @@ class AuthGuard:
         c.user = user
         c.authenticated = True
         self.server.auth_succeeded(c, username)
-        limits = getattr(self.server, "limits", None)
-        if limits is not None:
-            limits.client_authenticated(c)
-        audit = getattr(self.server, "audit", None)
-        if audit is not None:
-            audit.event("auth_ok", c, user=username)
+        self.server.limits.client_authenticated(c)
+        self.server.audit.event("auth_ok", c, user=username)
         return then()
 
     def _failed(self, c, username):
@@ -207,4 +221,3 @@ class AuthGuard:
 
     def close(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
-
