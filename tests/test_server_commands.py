@@ -19,12 +19,15 @@ def raw(r, *args):
         r.connection_pool.release(conn)
 
 
-@pytest.fixture(scope="module", params=["fastlane", "general"])
+@pytest.fixture(scope="module", params=[("fastlane", "btree"), ("general", "btree"), ("fastlane", "lsm")],
+                ids=["fastlane-btree", "general-btree", "fastlane-lsm"])
 def srv(tmp_path_factory, request):
-    # GET and plain SET run from C (kvdb/server/fastlane.pyx) unless KVDB_SERVER_FASTLANE=0;
-    # every test runs against both, so the two paths must agree.
-    env = {"KVDB_SERVER_FASTLANE": "1" if request.param == "fastlane" else "0"}
-    with ServerProcess(tmp_path_factory.mktemp("server"), "--sync", "normal", env=env) as s:
+    # GET, SET, INCR and DECR run from C (kvdb/server/fastlane.pyx) unless
+    # KVDB_SERVER_FASTLANE=0; every test runs against both paths, which must agree, and
+    # against both storage engines.
+    lane, engine = request.param
+    env = {"KVDB_SERVER_FASTLANE": "1" if lane == "fastlane" else "0"}
+    with ServerProcess(tmp_path_factory.mktemp("server"), "--sync", "normal", "--engine", engine, env=env) as s:
         yield s
 
 
