@@ -449,3 +449,38 @@ def test_remembered_passwords_skip_the_hash_and_are_forgotten_on_change():
     assert u.password_ok_fast(b"pw1") is None          # passwords changed: remembered ones are dropped
     apply_rule(u, "off")
     assert u.password_ok_fast(b"pw1") is False
+
+
+def test_small_acl_commands(server):
+    admin = _admin(server)
+    p = admin.execute_command("ACL", "GENPASS")
+    assert len(p) == 64 and int(p, 16) >= 0
+    assert len(admin.execute_command("ACL", "GENPASS", "32")) == 8
+    with pytest.raises(redis.ResponseError, match="GENPASS"):
+        admin.execute_command("ACL", "GENPASS", "0")
+    with pytest.raises(redis.ResponseError, match="Unknown category"):
+        admin.execute_command("ACL", "CAT", "nosuch")
+    with pytest.raises(redis.ResponseError, match="not found"):
+        admin.execute_command("ACL", "DRYRUN", "nosuch", "GET", "k")
+    assert admin.execute_command("ACL", "DRYRUN", "reader", "GET", "k") == b"OK"
+    assert b"'set' command" in admin.execute_command("ACL", "DRYRUN", "reader", "SET", "k", "v")
+    assert b"SETUSER" in b" ".join(admin.execute_command("ACL", "HELP"))
+    with pytest.raises(redis.ResponseError, match="Syntax error"):
+        admin.execute_command("ACL", "SETUSER", "x", "on", "bogus")
+    assert admin.execute_command("ACL", "GETUSER", "x") is None       # nothing was created
+    with pytest.raises(redis.ResponseError, match="spaces"):
+        admin.execute_command("ACL", "SETUSER", "a b", "on")
+
+
+def test_redis_cli_with_a_user(server):
+    import shutil
+    import subprocess
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        pytest.skip("redis-cli is not installed")
+    out = subprocess.run([cli, "-p", str(server.port), "--user", "reader", "--pass", "readpw", "--no-auth-warning",
+                          "GET", "ro:k"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "NOPERM" not in out.stdout and "AUTH failed" not in out.stdout + out.stderr
+    out = subprocess.run([cli, "-p", str(server.port), "--user", "reader", "--pass", "readpw", "--no-auth-warning",
+                          "SET", "k", "v"], capture_output=True, text=True, timeout=30)
+    assert "NOPERM" in out.stdout + out.stderr

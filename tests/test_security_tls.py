@@ -171,3 +171,19 @@ def test_plaintext_and_tls_side_by_side_and_config_errors(tmp_path, pki):
         with pytest.raises(RuntimeError, match=message):
             bad.start()
         bad.stop()
+
+
+def test_redis_cli_over_tls(tmp_path, pki):
+    import shutil
+    import subprocess
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        pytest.skip("redis-cli is not installed")
+    if "--tls" not in subprocess.run([cli, "--help"], capture_output=True, text=True).stdout + \
+            subprocess.run([cli, "--help"], capture_output=True, text=True).stderr:
+        pytest.skip("this redis-cli has no TLS support")
+    with _tls_server(tmp_path, pki, "yes") as srv:
+        out = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(srv.port), "--tls", "--cacert", pki["ca"], "--cert",
+                              pki["client_cert"], "--key", pki["client_key"], "PING"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "PONG", out
