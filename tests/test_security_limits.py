@@ -97,6 +97,10 @@ def test_maxclients(tmp_path):
                     r = extra.read()
                     assert isinstance(r, RespError) and str(r) == "ERR max number of clients reached"
                     assert extra.closed_by_server()
+            flood = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(100)]
+            for f in flood:                               # a flood beyond maxclients: each refused
+                assert f.recv(100).startswith(b"-ERR max number of clients reached")
+                f.close()
             assert all(h.call("PING") == b"PONG" for h in held)
             held.pop().close()
             time.sleep(0.2)
