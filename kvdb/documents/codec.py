@@ -23,6 +23,7 @@ MAX_DOCUMENT_SIZE = 16 << 20      # bytes of an encoded document (MongoDB's limi
 INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1  # msgpack's integer range
 
 EPOCH = datetime.datetime(1970, 1, 1)
+_new_object = object.__new__
 _I64 = struct.Struct(">q")
 _MS = datetime.timedelta(milliseconds=1)
 _NoneType = type(None)
@@ -49,7 +50,9 @@ def _default(value):
     if t is datetime.datetime:
         return _ext(EXT_DATETIME, _I64.pack(datetime_ms(value)))
     if isinstance(value, dict) and t is not dict:
-        return dict(value)
+        value = dict(value)            # a dict subclass (OrderedDict, ...): stored as a plain map
+        check_document(value)
+        return value
     raise TypeError(f"cannot store a value of type {t.__name__}")
 
 
@@ -60,7 +63,9 @@ def _ext(code, data):
 
 def _ext_hook(code, data):
     if code == EXT_OBJECTID:
-        return ObjectId(data)
+        oid = _new_object(ObjectId)
+        oid._bytes = data
+        return oid
     if code == EXT_DATETIME:
         return EPOCH + datetime.timedelta(milliseconds=_I64.unpack(data)[0])
     return msgpack.ExtType(code, data)
@@ -78,6 +83,33 @@ def pack(doc):
     if len(data) > MAX_DOCUMENT_SIZE:
         raise InvalidDocument(f"document is {len(data)} bytes encoded; the limit is {MAX_DOCUMENT_SIZE}")
     return data
+
+
+_MAP_HEADERS = {0xde: 3, 0xdf: 5}   # msgpack map16 / map32: header bytes
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_ID_FIELD = b"\xa3_id\xc7\x0c\x01"  # fixstr "_id", then ext8 of 12 bytes, type EXT_OBJECTID
+
+
+def pack_with_new_id(doc, oid_bytes):
+    """pack({"_id": ObjectId(oid_bytes), **doc}) for a doc without "_id", without building that
+    dict: the map header is rewritten for one more field and the _id field put first."""
+    data = pack(doc)
+    first = data[0]
+    if 0x80 <= first <= 0x8f:
+        n, body = first & 0x0F, data[1:]
+    else:
+        size = _MAP_HEADERS[first]
+        n = (_U16 if size == 3 else _U32).unpack(data[1:size])[0]
+        body = data[size:]
+    n += 1
+    if n < 16:
+        head = bytes((0x80 | n,))
+    elif n < 65536:
+        head = b"\xde" + _U16.pack(n)
+    else:
+        head = b"\xdf" + _U32.pack(n)
+    return head + _ID_FIELD + oid_bytes + body
 
 
 def pack_value(value):
@@ -98,9 +130,16 @@ def check_document(doc):
 
 
 def _names_ok(doc):
-    for name, value in doc.items():
-        if type(name) is not str or name[:1] == "$" or "." in name:
-            return False
+    try:
+        names = "".join(doc)
+    except TypeError:                 # a field name that is not a string
+        return False
+    if "." in names or "$" in names:
+        # "$" is only wrong at the start of a name; look closer
+        for name in doc:
+            if name[:1] == "$" or "." in name:
+                return False
+    for value in doc.values():
         t = type(value)
         if t is dict:
             if not _names_ok(value):
@@ -108,8 +147,6 @@ def _names_ok(doc):
         elif t is list:
             if not _list_ok(value):
                 return False
-        elif t is not str and isinstance(value, dict) and not _names_ok(value):
-            return False
     return True
 
 

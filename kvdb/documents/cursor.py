@@ -34,7 +34,10 @@ class Stats:
 def execute(reader, info, plan, match, stats):
     """Yield (key, raw, doc) of the matching documents in plan order."""
     if plan.kind == PLAN_COLLSCAN:
+        needles = plan.needles
         for key, raw in reader.scan(prefix=info.doc_prefix):
+            if needles and not all(any(n in raw for n in group) for group in needles):
+                continue
             stats.docs_examined += 1
             doc = unpack(raw)
             if match(doc):

@@ -91,12 +91,23 @@ def string_body(s):
     return s.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + STRING_END
 
 
+_INT_KEYS = {}           # int -> its key (ints repeat: ages, counters, small codes)
+_INT_CACHE = 1 << 16     # entries _INT_KEYS may hold
+
+
 def encode(v):
     """The order-preserving key of one value."""
     t = type(v)
     if t is str:
         return _STR_HEAD + string_body(v)
-    if t is int or t is float:
+    if t is int:
+        k = _INT_KEYS.get(v)
+        if k is None:
+            k = _NUM_HEAD + number_body(v)
+            if len(_INT_KEYS) < _INT_CACHE:
+                _INT_KEYS[v] = k
+        return k
+    if t is float:
         return _NUM_HEAD + number_body(v)
     if t is _NoneType:
         return NULL_KEY

@@ -13,6 +13,7 @@ to each document it fetches, so a plan is only ever a way to look at fewer docum
 """
 from . import keycodec
 from .keycodec import encode, invert, rank
+from .codec import pack_value
 from .query import RE_TYPE, is_operator_doc, normalize_operand
 
 MAX_POINTS = 1000           # cartesian product of $in values a plan scans, at most
@@ -183,6 +184,7 @@ class Plan:
         self.sorted_by_index = sorted_by_index  # documents come out in the requested sort order
         self.bounds = bounds or {}              # {field: description} for explain
         self.ids = ids                          # encoded _ids to read (IDHACK)
+        self.needles = []                       # COLLSCAN: raw_needles() of the filter
 
     def describe(self):
         d = {"stage": self.kind}
@@ -255,6 +257,32 @@ def _sort_direction(ix, n_eq, sort):
     return 1 if flip else -1
 
 
+def raw_needles(flt):
+    """[[bytes, ...], ...]: for each top-level string equality (or $in of strings) of the filter,
+    the msgpack encodings of its strings. A stored document can only match if, for every group,
+    one of them occurs in its bytes (a string value is always encoded the same way), so a
+    collection scan skips decoding the others."""
+    groups = []
+    if not isinstance(flt, dict):
+        return groups
+    for key, cond in flt.items():
+        if type(key) is not str or key[:1] == "$":
+            continue
+        values = None
+        if type(cond) is str:
+            values = [cond]
+        elif type(cond) is dict and len(cond) == 1:
+            (op, operand), = cond.items()
+            if op == "$eq" and type(operand) is str:
+                values = [operand]
+            elif op == "$in" and isinstance(operand, (list, tuple)) and operand \
+                    and all(type(v) is str for v in operand):
+                values = list(operand)
+        if values:
+            groups.append([pack_value(v) for v in values])
+    return groups
+
+
 def plan_query(info, flt, sort=None):
     """The Plan for `flt` (and `sort`, [(path, 1|-1)]) on collection `info` (None: no collection)."""
     if info is None:
@@ -275,7 +303,9 @@ def plan_query(info, flt, sort=None):
             direction = _sort_direction(ix, 0, sort)
             if direction:
                 return _index_plan(ix, [], None, sort)
-    return Plan(PLAN_COLLSCAN)
+    plan = Plan(PLAN_COLLSCAN)
+    plan.needles = raw_needles(flt)
+    return plan
 
 
 def _index_plan(ix, eq_fields, rng, sort):
