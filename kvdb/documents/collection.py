@@ -30,6 +30,7 @@ from .query import RE_TYPE, compile_filter, is_operator_doc, normalize_operand
 from .results import DeleteResult, InsertManyResult, InsertOneResult, ReturnDocument, UpdateResult
 from .sorting import parse_sort
 
+_ID_TYPES = frozenset((str, int, float, ObjectId, bytes, bool))   # _id values find_one looks up directly
 WRITE_RETRIES = 16          # attempts of an auto-commit write that keeps conflicting
 INSERT_BATCH = 20000        # documents insert_many commits per transaction on a Database
 BUILD_BATCH = 5000          # documents an index build reads per transaction
@@ -237,6 +238,13 @@ class Collection:
     def find_one(self, filter=None, projection=None, sort=None, skip=0):
         if filter is not None and not isinstance(filter, dict):
             filter = {"_id": filter}
+        if projection is None and sort is None and not skip and type(filter) is dict and len(filter) == 1:
+            value = filter.get("_id", MISSING)
+            if type(value) in _ID_TYPES:
+                # one key read: no cursor, no planner, no snapshot (a single get is consistent)
+                info = read_catalog(self.owner, self.name)
+                raw = self.owner.get(info.doc_prefix + encode(value)) if info is not None else None
+                return unpack(raw) if raw is not None else None
         for doc in Cursor(self, filter, projection, skip, 1, sort):
             return doc
         return None

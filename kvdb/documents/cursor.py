@@ -65,21 +65,23 @@ def execute(reader, info, plan, match, stats):
                 if match(doc):
                     yield key, raw, doc
         return
-    seen = set()
+    seen = set() if plan.index.multikey else None      # one key per document otherwise
+    exact = plan.exact
     get = reader.get
     for start, end in plan.intervals:
         for _, eid in reader.scan(start=start, end=end, reverse=plan.reverse):
             stats.keys_examined += 1
-            if eid in seen:
-                continue
-            seen.add(eid)
+            if seen is not None:
+                if eid in seen:
+                    continue
+                seen.add(eid)
             key = prefix + eid
             raw = get(key)
             if raw is None:
                 continue
             stats.docs_examined += 1
             doc = unpack(raw)
-            if match(doc):
+            if exact or match(doc):
                 yield key, raw, doc
 
 
@@ -184,11 +186,30 @@ class Cursor:
             return
         with coll._reading() as reader:
             project = self._project
-            for _, _, doc in run_query(reader, coll.name, self._filter, self._match, self._sort, self._skip,
-                                       self._limit):
+            if self._sort:
+                for _, _, doc in run_query(reader, coll.name, self._filter, self._match, self._sort, self._skip,
+                                           self._limit):
+                    yield project(doc) if project is not None else doc
+                return
+            info = read_catalog(reader, coll.name)
+            if info is None:
+                return
+            plan = plan_query(info, self._filter, None)
+            skip, limit, n = self._skip, self._limit, 0
+            for _, _, doc in execute(reader, info, plan, self._match, Stats()):
+                if skip:
+                    skip -= 1
+                    continue
                 yield project(doc) if project is not None else doc
+                n += 1
+                if n == limit:
+                    return
 
     def __iter__(self):
+        if self._it is None:
+            # hand out the generator itself: list(cursor) then runs without a Python __next__
+            self._it = self._generate()
+            return self._it
         return self
 
     def __next__(self):

@@ -185,6 +185,7 @@ class Plan:
         self.bounds = bounds or {}              # {field: description} for explain
         self.ids = ids                          # encoded _ids to read (IDHACK)
         self.needles = []                       # COLLSCAN: raw_needles() of the filter
+        self.exact = False                      # the scanned keys match exactly: no filter needed
 
     def describe(self):
         d = {"stage": self.kind}
@@ -297,7 +298,9 @@ def plan_query(info, flt, sort=None):
             best = (score, ix, eq_fields, rng)
     if best is not None:
         _, ix, eq_fields, rng = best
-        return _index_plan(ix, eq_fields, rng, sort)
+        plan = _index_plan(ix, eq_fields, rng, sort)
+        plan.exact = _exact(flt, ix, eq_fields, rng, plan)
+        return plan
     if sort:
         for ix in candidates:
             direction = _sort_direction(ix, 0, sort)
@@ -306,6 +309,30 @@ def plan_query(info, flt, sort=None):
     plan = Plan(PLAN_COLLSCAN)
     plan.needles = raw_needles(flt)
     return plan
+
+
+_EXACT_TYPES = (str, int, float, bool, bytes)
+
+
+def _exact(flt, ix, eq_fields, rng, plan):
+    """True when every key the plan scans belongs to a matching document and no other condition
+    exists: a one-field filter of equality/$in with plain values, or a range with a lower bound
+    on a non-multikey index (an upper-only numeric range would include NaN)."""
+    if len(flt) != 1 or plan.kind != PLAN_IXSCAN or len(plan.bounds) < 1:
+        return False
+    (path, cond), = flt.items()
+    if ix.fields[0][0] != path or "." in path:
+        return False
+    if eq_fields and rng is None and len(eq_fields) == 1:
+        values = eq_fields[0]
+        return all(type(v) in _EXACT_TYPES and v == v for v in values)
+    if rng is not None and not eq_fields and not ix.multikey and type(cond) is dict \
+            and set(cond) <= {"$gt", "$gte", "$lt", "$lte"}:
+        bounds = [b[0] for b in (rng.lo, rng.hi) if b is not None]
+        if any(v != v for v in bounds):
+            return False                           # NaN bounds: only NaN matches
+        return rng.lo is not None or rng.tag != keycodec.TAG_NUMBER
+    return False
 
 
 def _index_plan(ix, eq_fields, rng, sort):

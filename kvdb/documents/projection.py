@@ -29,9 +29,11 @@ def compile_projection(projection):
         parts = split_path(path, "projection field")
         if path == "_id":
             include_id = bool(flag)
+            if flag and mode is None:
+                mode = "include-id"          # {"_id": 1} alone: only the _id
             continue
         this = "include" if flag else "exclude"
-        if mode is None:
+        if mode is None or mode == "include-id":
             mode = this
         elif mode != this:
             raise InvalidQuery("a projection cannot mix inclusion and exclusion (except for _id)")
@@ -46,7 +48,7 @@ def compile_projection(projection):
                 if child is True:
                     raise InvalidQuery(f"projection path collision at {path!r}")
                 node = child
-    if mode == "include":
+    if mode in ("include", "include-id"):
         def project(doc):
             out = {}
             if include_id and "_id" in doc:
