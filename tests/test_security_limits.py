@@ -305,3 +305,27 @@ def test_without_the_limit_the_same_load_grows_memory(tmp_path):
         growth, kills = _publish_to_stalled_subscriber(srv, None)
     assert kills == 0
     assert growth > MEMORY_BOUND
+
+
+def test_non_reading_normal_client_is_throttled(tmp_path):
+    """300 pipelined GETs of a 1 MiB value (300 MiB of replies) from a client that reads nothing:
+    the server stops running its commands once its output backs up, so RSS stays bounded."""
+    with ServerProcess(tmp_path) as srv:
+        r = srv.client()
+        r.set("big", b"v" * (1 << 20))
+        r.get("big")
+        base = rss_bytes(srv.proc.pid)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(encode_command("GET", "big") * 300)
+        peak = base
+        for _ in range(20):
+            assert r.ping()                           # others are answered meanwhile
+            peak = max(peak, rss_bytes(srv.proc.pid))
+            time.sleep(0.05)
+        growth = peak - base
+        print(f"non-reading normal client: RSS base {base / 2**20:.1f} MiB, growth {growth / 2**20:.1f} MiB")
+        assert growth < MEMORY_BOUND
+        s.close()
