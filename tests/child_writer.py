@@ -99,9 +99,12 @@ def main():
     if mode == "commits":
         max_commits, ckpt = int(sys.argv[3]), int(sys.argv[4])
         sync = sys.argv[5] if len(sys.argv) > 5 else "full"
+        engine = sys.argv[6] if len(sys.argv) > 6 else "btree"
+        # lsm: small memtables and tables, so kills land in flushes and compactions too
+        extra = dict(memtable_size=32 << 10, sstable_size=32 << 10, level1_size=128 << 10) if engine == "lsm" else {}
         try:
-            db = kvdb.open(path, sync=sync, checkpoint_size=ckpt, page_size=1024,
-                           cache_size=256 << 10)
+            db = kvdb.open(path, engine=engine, sync=sync, checkpoint_size=ckpt, page_size=1024,
+                           cache_size=256 << 10, **extra)
             n = read_counter(db) + 1
         except kvdb.Error as e:
             out(f"OPENFAIL {type(e).__name__} {e}")

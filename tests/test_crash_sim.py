@@ -23,6 +23,10 @@ PATH = "/sim/db"
 CONFIGS = {
     "small-pages": dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10),
     "default-pages": dict(page_size=4096, cache_size=64 << 10, checkpoint_size=32 << 10),
+    # LSM with tiny memtables and tables: crashes land in memtable switches, flushes,
+    # compactions and manifest switches
+    "lsm-tiny": dict(engine="lsm", cache_size=64 << 10, memtable_size=4 << 10, sstable_size=4 << 10,
+                     level1_size=16 << 10),
 }
 
 
@@ -105,7 +109,7 @@ def measure_io(steps, options):
 def check_recovered(fs, run, seed, where):
     gc.collect()
     fs.crash(seed)
-    db = kvdb.open(PATH, _fs=fs, sync="full")
+    db = kvdb.open(PATH, _fs=fs, sync="full", **run.options)
     try:
         got = dump(db)
         cands = run.candidates()
@@ -179,6 +183,8 @@ def test_crash_during_checkpoint_and_close(config, phase, long_mode):
     """Every I/O call of an explicit checkpoint (then close), or of close() alone, as a crash point."""
     # only explicit checkpoints: no WAL-size or dirty-page trigger, so the I/O count is exact
     options = dict(CONFIGS[config], checkpoint_size=1 << 30, cache_size=256 << 20)
+    if options.get("engine") == "lsm":
+        options["memtable_size"] = 1 << 30     # likewise no background flush: checkpoint flushes
     txs = [step[1] for step in make_workload(7, n_txns=12) if step[0] == "tx"]
     fs = SimFS()
     db = kvdb.open(PATH, _fs=fs, sync="full", **options)
@@ -205,9 +211,10 @@ def test_crash_during_checkpoint_and_close(config, phase, long_mode):
                                                     f"crash_after={k} crash_seed={k * 10 + seed}")
 
 
-def test_crash_during_recovery(long_mode):
+@pytest.mark.parametrize("config", ["small-pages", "lsm-tiny"])
+def test_crash_during_recovery(config, long_mode):
     """A crash while reopening after a crash: the second recovery must still be right."""
-    options = CONFIGS["small-pages"]
+    options = CONFIGS[config]
     steps = make_workload(11, n_txns=20)
     total = measure_io(steps, options)
     first_points = [total // 3, total // 2, (3 * total) // 4]
@@ -238,9 +245,10 @@ def test_crash_during_recovery(long_mode):
                                             f"recovery crash_after={j} crash_seed={k + j}")
 
 
-def test_repeated_crashes_accumulate_nothing_wrong(long_mode):
+@pytest.mark.parametrize("config", ["small-pages", "lsm-tiny"])
+def test_repeated_crashes_accumulate_nothing_wrong(config, long_mode):
     """Crash, recover, write more, crash again, many times on one fs."""
-    options = CONFIGS["small-pages"]
+    options = CONFIGS[config]
     rng = random.Random(99)
     fs = SimFS()
     model = {}

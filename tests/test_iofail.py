@@ -22,6 +22,12 @@ except ImportError:  # pragma: no cover
 
 PATH = "/sim/db"
 OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10)
+ENGINE_OPTIONS = {
+    "btree": OPTIONS,
+    # tiny memtables and tables: failures land in memtable switches, flushes, compactions
+    "lsm": dict(engine="lsm", cache_size=16 << 10, memtable_size=4 << 10, sstable_size=4 << 10,
+                level1_size=16 << 10),
+}
 
 
 @pytest.fixture
@@ -71,9 +77,9 @@ def close_after_failure(db):
 
 @pytest.mark.usefixtures("_need_simfs")
 @pytest.mark.parametrize("op", ["fsync", "write"])
-def test_failure_in_commit(op):
+def test_failure_in_commit(op, engine):
     fs = SimFS()
-    db = kvdb.open(PATH, _fs=fs, sync="full", checkpoint_size=1 << 30)
+    db = kvdb.open(PATH, _fs=fs, sync="full", checkpoint_size=1 << 30, engine=engine)
     model = {}
     for i in range(5):
         commit(db, tx_ops(i))
@@ -102,10 +108,10 @@ def test_failure_in_commit(op):
         db.close()
 
 
-def run_with_failure(fs, op, n, n_txns=25):
+def run_with_failure(fs, op, n, n_txns=25, options=OPTIONS):
     """Commit n_txns transactions with fail_after(n, op) armed, then keep writing until the
     failure shows. Returns (db, model of acknowledged commits, ops in flight or None)."""
-    db = kvdb.open(PATH, _fs=fs, sync="full", **OPTIONS)
+    db = kvdb.open(PATH, _fs=fs, sync="full", **options)
     fs.fail_after(n, op=op)
     model = {}
     i = 0
@@ -129,13 +135,13 @@ def run_with_failure(fs, op, n, n_txns=25):
 
 @pytest.mark.usefixtures("_need_simfs")
 @pytest.mark.parametrize("op", ["fsync", "write"])
-def test_failure_sweep(op, long_mode):
+def test_failure_sweep(op, long_mode, engine):
     points = range(1, 121) if long_mode else list(range(1, 12)) + list(range(12, 120, 9))
     for n in points:
         context = f"fail_after({n}, {op!r})"
         for crash in (False, True):
             fs = SimFS()
-            db, model, in_flight, i = run_with_failure(fs, op, n)
+            db, model, in_flight, i = run_with_failure(fs, op, n, options=ENGINE_OPTIONS[engine])
             assert_writes_refused(db, context)
             failed = dict(model)
             if in_flight:
@@ -150,7 +156,7 @@ def test_failure_sweep(op, long_mode):
             else:
                 close_after_failure(db)
                 db = None
-            db = kvdb.open(PATH, _fs=fs, sync="full", **OPTIONS)
+            db = kvdb.open(PATH, _fs=fs, sync="full", **ENGINE_OPTIONS[engine])
             try:
                 got = dump(db)
                 assert got in (model, failed), \

@@ -17,8 +17,8 @@ import kvdb
 from helpers import check_commit_state, popen_child
 
 
-def run_round(db_path, rng, context, sync):
-    child = popen_child("commits", db_path, 10 ** 9, 64 << 10, sync)
+def run_round(db_path, rng, context, sync, engine):
+    child = popen_child("commits", db_path, 10 ** 9, 64 << 10, sync, engine)
     acked = -1
     lines = []
     try:
@@ -45,18 +45,18 @@ def run_round(db_path, rng, context, sync):
 
 # sync="normal" and "off" promise to survive a process crash (not power loss): kill -9 too.
 @pytest.mark.parametrize("sync", ["full", "normal", "off"])
-def test_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync):
+def test_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync, engine):
     rounds = 30 if long_mode else 3
     seed = int(os.environ.get("KVDB_TEST_SEED", "0")) or random.randrange(1 << 30)
     rng = random.Random(seed)
     last = -1
     total_acked = 0
     for r in range(rounds):
-        context = f"sync={sync} round {r} (seed {seed}; rerun with KVDB_TEST_SEED={seed})"
-        acked = run_round(db_path, rng, context, sync)
+        context = f"engine={engine} sync={sync} round {r} (seed {seed}; rerun with KVDB_TEST_SEED={seed})"
+        acked = run_round(db_path, rng, context, sync, engine)
         if acked >= 0:
             total_acked += acked - last
-        with kvdb.open(db_path, sync="full") as db:
+        with kvdb.open(db_path, engine=engine, sync="full") as db:
             n = check_commit_state(db, context)
             assert n >= acked, f"{context}: commit {acked} was acknowledged but the db stops at {n}"
             assert n <= max(acked, last) + 1, f"{context}: db at {n}, more than one past acked {acked}"

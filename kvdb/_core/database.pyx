@@ -28,7 +28,7 @@ from kvdb._core.pager cimport Pager, Page
 from kvdb._core.wal cimport Wal
 from kvdb._core.pager import reclaim_pages
 from kvdb._core.wal import encode_ops, decode_ops
-from kvdb._core.lsm import LsmEngine
+from kvdb._core.lsm cimport LsmEngine
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          ReadOnlyError)
@@ -150,7 +150,7 @@ cdef class Database:
     cdef int sync_level          # constant: 2 full, 1 normal, 0 off
     cdef Pager pager             # constant (btree engine; None for lsm)
     cdef BTree tree              # contents guarded by `lock` (btree engine; None for lsm)
-    cdef readonly object lsm     # the LsmEngine (lsm engine; None for btree); constant
+    cdef readonly LsmEngine lsm  # the LSM engine (None for btree); constant
     cdef uint64_t wal_number     # lsm: number of the WAL file taking commits (writer lock)
     cdef dict old_wals           # lsm: number -> Wal of files whose memtable awaits its flush (writer lock)
     cdef Wal wal                 # guarded by `lock` (group commit by its own condition)
@@ -624,8 +624,8 @@ cdef class Database:
         """Before a commit (no lock held): delay it 1 ms while level 0 is crowded, and wait while
         too many memtables or level-0 files wait for the background thread."""
         cdef int pressure = self.lsm.write_pressure()
-        if pressure == 0:
-            return 0
+        if pressure == 0 or threading.current_thread() is self.thread:
+            return 0             # the background thread (its expiry sweep) must never wait for itself
         t0 = time.monotonic()
         if pressure == 1:
             self.lsm.slowdowns += 1

@@ -57,8 +57,8 @@ def table_name(uint64_t number):
 def _remove_file(FS fs, str path):
     try:
         fs.remove(path)
-    except OSError:
-        pass                     # already gone; an orphan left by a crash is removed at the next open
+    except Exception:
+        pass                     # a finalizer must not raise; an orphan is removed at the next open
 
 
 cdef int stripe_of(list snaps, uint64_t seq):
@@ -144,24 +144,7 @@ cdef class LevelSource(Source):
 
 
 cdef class LsmEngine:
-    cdef FS fs                           # constant
-    cdef readonly str path               # constant
-    cdef readonly BlockCache cache       # constant
-    cdef public object current           # (mem, imms, levels): replaced whole under the writer lock
-    cdef object manifest                 # ManifestWriter (maint + writer lock)
-    cdef public uint64_t next_file       # next file number (writer lock)
-    cdef readonly uint64_t log_number    # oldest WAL still needed
-    cdef readonly uint64_t flushed_seq   # every commit up to it is in the tables
-    cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
-    cdef public Py_ssize_t target_file_size  # bytes per compaction output table
-    cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)
-    cdef public object maint             # threading.Lock: one flush or compaction at a time
-    cdef list compact_pointer            # per level: the largest key of the last file compacted from it
-    # counters (GIL)
-    cdef public uint64_t bytes_flushed, bytes_compacted, bytes_compaction_read, flushes, compactions
-    cdef public uint64_t trivial_moves, slowdowns, stalls
-    cdef public double stall_seconds
-    cdef public uint64_t gone_bloom_checks, gone_bloom_negatives, gone_bloom_fp
+    """The LSM engine (fields in lsm.pxd)."""
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
                  Py_ssize_t target_file_size, Py_ssize_t level1_bytes):
@@ -229,7 +212,7 @@ cdef class LsmEngine:
         naming a new WAL number, and remove files no version uses. Returns the new WAL number."""
         mem, imms, levels = self.current
         if mem.count:
-            f = self.write_tables([mem.source()], [], 0, False)
+            f = self.write_memtable(mem, [])
             levels = [list(l) for l in levels]
             levels[0] = f + levels[0]
             for x in f:
@@ -260,7 +243,7 @@ cdef class LsmEngine:
 
     # -- reads -----------------------------------------------------------------
 
-    def get_entry(self, uint64_t seq, bytes key):
+    cpdef object get_entry(self, uint64_t seq, bytes key):
         """(value, expires) of the newest version of key at seq, expired or not, or None."""
         mem, imms, levels = self.current
         r = (<Memtable>mem).get(key, seq)
@@ -289,7 +272,7 @@ cdef class LsmEngine:
             return None
         return (r[1], r[2])
 
-    def get(self, uint64_t seq, bytes key, uint64_t now):
+    cpdef object get(self, uint64_t seq, bytes key, uint64_t now):
         entry = self.get_entry(seq, key)
         if entry is None:
             return None
@@ -305,7 +288,7 @@ cdef class LsmEngine:
                 sources.append(self.level_source(levels[level]))
         return MergeCursor(sources, seq, now, lo, hi, reverse, (pin, self.current))
 
-    cdef LevelSource level_source(self, list files):
+    cdef object level_source(self, list files):
         cdef LevelSource s = LevelSource.__new__(LevelSource)
         s.files = files
         s.largest = [f.largest for f in files]
@@ -420,12 +403,24 @@ cdef class LsmEngine:
         return True
 
     def flush_build(self, list snaps):
-        """Write the oldest immutable memtable as level-0 tables; (memtable, [FileMeta]) or None."""
+        """Write the oldest immutable memtable as a level-0 table; (memtable, [FileMeta]) or None."""
         mem, imms, levels = self.current
         if not imms:
             return None
         imm = imms[-1]
-        return imm, self.write_tables([imm.source()], snaps, 0, False)
+        return imm, self.write_memtable(imm, snaps)
+
+    def write_memtable(self, Memtable mem, list snaps):
+        """One level-0 table holding what some reader can see of the memtable (L2)."""
+        number = self.new_file_number()
+        tpath = os.path.join(self.path, table_name(number))
+        f = self.fs.open(tpath, True)
+        f.truncate(0)
+        builder = TableBuilder(f, tpath)
+        builder.add_memtable(mem, snaps)
+        meta = self.finish_table(builder, f, tpath, number, 0)
+        self.fs.sync_dir(self.path)
+        return [meta]
 
     def flush_install(self, built):
         """Writer lock held: record the flush in the manifest (M1), then publish it. Returns the

@@ -53,6 +53,9 @@ cdef class BlockCache:
     cdef readonly Py_ssize_t used        # bytes held
     cdef public uint64_t hits, misses
 
+    cdef object get_block(self, object key)
+    cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1
+
 
 cdef class Table:
     # Constant after open, except the counters.
@@ -74,6 +77,7 @@ cdef class Table:
     cdef object __weakref__              # the engine removes the file when the last reference goes
 
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache)
+    cdef tuple block_at(self, Py_ssize_t b, bint fill_cache)
     cdef bint may_contain(self, bytes key)
     cdef Py_ssize_t find_block(self, bytes target)
     cpdef object get(self, bytes key, uint64_t snap_seq)

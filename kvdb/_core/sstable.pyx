@@ -107,25 +107,32 @@ cdef class BlockCache:
         self.capacity = capacity
         self.used = 0
 
-    def lookup(self, key):
+    cdef object get_block(self, object key):
         block = self.lru.get(key)
         if block is None:
             self.misses += 1
             return None
         self.hits += 1
         self.lru.move_to_end(key)
-        return block[0]
+        return (<tuple>block)[0]
 
-    def insert(self, key, block, Py_ssize_t nbytes):
+    cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1:
         """Cache a decoded block; `nbytes` (its raw size plus per-entry overhead) counts
         against the capacity."""
         if self.capacity <= 0 or key in self.lru:
-            return
+            return 0
         self.lru[key] = (block, nbytes)
         self.used += nbytes
         while self.used > self.capacity and self.lru:
             _, old = self.lru.popitem(last=False)
             self.used -= old[1]
+        return 0
+
+    def lookup(self, key):
+        return self.get_block(key)
+
+    def insert(self, key, block, Py_ssize_t nbytes):
+        self.put_block(key, block, nbytes)
 
     def drop_table(self, uint64_t number):
         for key in [k for k in self.lru if k[0] == number]:
@@ -228,17 +235,20 @@ cdef class Table:
             raise CorruptionError(f"{self.path}: compressed block at offset {offset} does not decompress: {e}",
                                   path=self.path, offset=offset) from None
 
-    def decoded_block(self, Py_ssize_t b, bint fill_cache=True):
+    cdef tuple block_at(self, Py_ssize_t b, bint fill_cache):
         """([internal key], [value]) of data block b, through the block cache."""
         cdef uint64_t off = self.index_offs[b]
         ck = (self.number, off)
-        block = self.cache.lookup(ck) if fill_cache else None
+        block = self.cache.get_block(ck) if fill_cache else None
         if block is None:
             raw = self.read_block(off, self.index_sizes[b], fill_cache)
             block = decode_block(raw, self.path, off)
             if fill_cache:
-                self.cache.insert(ck, block, len(raw) + 80 * len(block[0]))
-        return block
+                self.cache.put_block(ck, block, len(raw) + 80 * len(block[0]))
+        return <tuple>block
+
+    def decoded_block(self, Py_ssize_t b, bint fill_cache=True):
+        return self.block_at(b, fill_cache)
 
     cdef bint may_contain(self, bytes key):
         cdef uint32_t h = bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
@@ -274,7 +284,7 @@ cdef class Table:
         if b >= len(self.index_keys):
             self.bloom_false_positives += 1
             return None
-        keys, vals = self.decoded_block(b)
+        keys, vals = self.block_at(b, True)
         i = lower_bound(keys, target)
         if i >= len(keys):
             self.bloom_false_positives += 1
@@ -331,7 +341,7 @@ cdef class TableSource(Source):
     cdef int load_block(self, Py_ssize_t b) except -1:
         self.block = b
         if 0 <= b < len(self.table.index_keys):
-            self.keys, self.vals = self.table.decoded_block(b, self.fill_cache)
+            self.keys, self.vals = self.table.block_at(b, self.fill_cache)
         else:
             self.keys = self.vals = []
         return 0

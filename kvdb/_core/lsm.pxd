@@ -1,0 +1,31 @@
+# The LSM engine (see the top of lsm.pyx for its state, locks and invariants
+# L1-L3; formats in docs/format/sstable.md and docs/format/manifest.md).
+
+from libc.stdint cimport uint64_t
+from kvdb._core.file cimport FS
+from kvdb._core.sstable cimport BlockCache
+
+cdef class LsmEngine:
+    cdef FS fs                           # constant
+    cdef readonly str path               # constant
+    cdef readonly BlockCache cache       # constant
+    cdef public object current           # (mem, imms, levels): replaced whole under the writer lock
+    cdef object manifest                 # ManifestWriter (maint + writer lock)
+    cdef public uint64_t next_file       # next file number (writer lock)
+    cdef readonly uint64_t log_number    # oldest WAL still needed
+    cdef readonly uint64_t flushed_seq   # every commit up to it is in the tables
+    cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
+    cdef public Py_ssize_t target_file_size  # bytes per compaction output table
+    cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)
+    cdef public object maint             # threading.Lock: one flush or compaction at a time
+    cdef list compact_pointer            # per level: the largest key of the last file compacted from it
+    # counters (GIL)
+    cdef public uint64_t bytes_flushed, bytes_compacted, bytes_compaction_read, flushes, compactions
+    cdef public uint64_t trivial_moves, slowdowns, stalls
+    cdef public double stall_seconds
+    cdef public uint64_t gone_bloom_checks, gone_bloom_negatives, gone_bloom_fp
+
+    cpdef uint64_t new_file_number(self)
+    cpdef object get_entry(self, uint64_t seq, bytes key)
+    cpdef object get(self, uint64_t seq, bytes key, uint64_t now)
+    cdef object level_source(self, list files)
