@@ -74,6 +74,7 @@ def test_type_brackets(db):
     check(db, docs, {"v": 1}, [], "v")            # True is not the number 1
     check(db, docs, {"v": True}, [4], "v")
     check(db, docs, {"v": {"$lt": b"\x00\x00"}}, [6], "v")
+    check(db, docs, {"v": {"$lt": "b", "$gt": 2}}, [], "v")        # bounds of two brackets: nothing
 
 
 def test_int_and_float_compare_equal(db):

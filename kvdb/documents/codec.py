@@ -10,6 +10,7 @@ returns them by default); an aware datetime is converted to UTC.
 """
 import datetime
 import struct
+import threading
 
 import msgpack
 
@@ -75,8 +76,11 @@ def pack(doc):
     """The msgpack bytes of a document whose field names check_document accepted. Values of a
     type documents cannot hold (tuples and bytearrays included) raise InvalidDocumentType naming
     the field; integers outside [-2**63, 2**64) raise InvalidDocument."""
+    packer = _packers.__dict__.get("packer")
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True)
     try:
-        data = msgpack.packb(doc, default=_default, use_bin_type=True, strict_types=True)
+        data = packer.pack(doc)
     except (TypeError, OverflowError, ValueError):
         check_values(doc, "")
         raise
@@ -85,6 +89,7 @@ def pack(doc):
     return data
 
 
+_packers = threading.local()        # .packer: this thread's msgpack.Packer (a Packer is not thread-safe)
 _MAP_HEADERS = {0xde: 3, 0xdf: 5}   # msgpack map16 / map32: header bytes
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -129,16 +134,25 @@ def check_document(doc):
         _find_bad_name(doc, "")
 
 
+_GOOD_NAMES = set()       # tuples of field names already found valid (documents repeat their shape)
+_GOOD_LIMIT = 4096
+
+
 def _names_ok(doc):
-    try:
-        names = "".join(doc)
-    except TypeError:                 # a field name that is not a string
-        return False
-    if "." in names or "$" in names:
-        # "$" is only wrong at the start of a name; look closer
-        for name in doc:
-            if name[:1] == "$" or "." in name:
-                return False
+    names = tuple(doc)
+    if names not in _GOOD_NAMES:
+        try:
+            joined = "".join(names)
+        except TypeError:                 # a field name that is not a string
+            return False
+        if "." in joined or "$" in joined:
+            # "$" is only wrong at the start of a name; look closer
+            for name in names:
+                if name[:1] == "$" or "." in name:
+                    return False
+        if len(_GOOD_NAMES) >= _GOOD_LIMIT:
+            _GOOD_NAMES.clear()
+        _GOOD_NAMES.add(names)
     for value in doc.values():
         t = type(value)
         if t is dict:

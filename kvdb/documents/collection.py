@@ -11,13 +11,14 @@ import random
 import time
 
 import kvdb
+from kvdb import MAX_KEY_SIZE
 from kvdb.errors import (ConflictError, DuplicateKeyError, InvalidDocument, InvalidQuery, InvalidUpdate,
                          IndexNotFoundError)
 
 from . import update as updates
 from .catalog import (STATE_BUILDING, STATE_READY, CollectionInfo, IndexInfo, check_name, create_catalog,
                       read_catalog, write_catalog)
-from .codec import check_document, check_values, pack, pack_with_new_id, unpack
+from .codec import _names_ok, check_document, check_values, pack, pack_with_new_id, unpack
 from .cursor import Cursor, Stats, run_query
 from .indexes import (Entries, all_keys, check_unique, default_name, delete_entries, index_keys, parse_spec,
                       put_entries)
@@ -205,8 +206,30 @@ class Collection:
                 info = self._info_for_write(w)
                 done = []
                 error = None
+                put = w.put
+                # the common case, inlined: no _id given, only plain single-field indexes
+                fast = None if any(ix.single is None or ix.unique for ix in info.indexes) else \
+                    [(ix.prefix, ix.single) for ix in info.indexes]
                 for i, doc in enumerate(batch):
                     try:
+                        if fast is not None and type(doc) is dict and "_id" not in doc and _names_ok(doc):
+                            oid = new_objectid()
+                            eid = b"\x48" + oid.binary
+                            packed = pack_with_new_id(doc, oid.binary)
+                            keys = []
+                            for prefix, field in fast:
+                                v = doc.get(field)
+                                if type(v) is list:
+                                    break
+                                keys.append(prefix + encode(v) + eid)
+                            else:
+                                if all(len(k) <= MAX_KEY_SIZE for k in keys):
+                                    doc["_id"] = oid
+                                    put(info.doc_prefix + eid, packed)
+                                    for k in keys:
+                                        put(k, eid)
+                                    done.append(oid)
+                                    continue
                         prepared = self._prepare(doc)
                         info = self._insert_prepared(w, info, *prepared)
                     except (DuplicateKeyError, InvalidDocument) as e:

@@ -48,12 +48,13 @@ class PrimaryIndex:
 class Range:
     """Bounds on one field's values: lo/hi are (value, inclusive) or None for the bracket's end."""
 
-    __slots__ = ("tag", "lo", "hi")
+    __slots__ = ("tag", "lo", "hi", "complete")
 
     def __init__(self, tag, lo=None, hi=None):
         self.tag = tag
         self.lo = lo
         self.hi = hi
+        self.complete = True    # every range predicate of the field is inside these bounds
 
     def scan_bounds(self, direction):
         """(start, end) bytes of this range for a field stored in `direction`."""
@@ -149,8 +150,10 @@ def _field_range(ranges, multikey):
     """One Range from a field's range predicates: intersected when the index is not multikey
     (different array elements may satisfy different bounds of a multikey field)."""
     first = ranges[0]
-    if multikey:
-        return first
+    if multikey or len(ranges) == 1:
+        out = Range(first.tag, first.lo, first.hi)
+        out.complete = len(ranges) == 1
+        return out
     lo, hi = first.lo, first.hi
     for r in ranges[1:]:
         if r.tag != first.tag:
@@ -159,7 +162,9 @@ def _field_range(ranges, multikey):
             lo = r.lo
         if r.hi is not None and (hi is None or _tighter_hi(r.hi, hi)):
             hi = r.hi
-    return Range(first.tag, lo, hi)
+    out = Range(first.tag, lo, hi)
+    out.complete = all(r.tag == first.tag for r in ranges)   # a bound of another bracket was left out
+    return out
 
 
 def _tighter_lo(a, b):
@@ -328,6 +333,8 @@ def _exact(flt, ix, eq_fields, rng, plan):
         return all(type(v) in _EXACT_TYPES and v == v for v in values)
     if rng is not None and not eq_fields and not ix.multikey and type(cond) is dict \
             and set(cond) <= {"$gt", "$gte", "$lt", "$lte"}:
+        if not rng.complete:
+            return False
         bounds = [b[0] for b in (rng.lo, rng.hi) if b is not None]
         if any(v != v for v in bounds):
             return False                           # NaN bounds: only NaN matches

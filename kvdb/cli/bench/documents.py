@@ -138,6 +138,10 @@ def run_engine(cls, args, run, workdir):
     return rates
 
 
+def _rate(x):
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def format_table(args, medians, skipped):
     engines = [e for e in args.engines if e in medians]
     lines = [f"kvdb bench documents: {args.num:,} documents, medians of {args.runs} run(s), sync={args.sync}",
@@ -148,12 +152,13 @@ def format_table(args, medians, skipped):
     lines.append(head)
     lines.append("-" * len(head))
     for w in WORKLOADS:
-        row = f"{w:<16}{UNITS.get(w, 'ops/s'):>8}" + "".join(f"{medians[e][w]:>16,.0f}" for e in engines)
+        row = f"{w:<16}{UNITS.get(w, 'ops/s'):>8}" + "".join(f"{_rate(medians[e][w]):>16}" for e in engines)
         if "kvdb" in medians:
             for e in engines:
                 if e != "kvdb":
                     other = medians[e][w]
-                    row += f"{(medians['kvdb'][w] / other if other else float('inf')):>19.2f}x"
+                    ratio = medians["kvdb"][w] / other if other else float("inf")
+                    row += f"{ratio:>19,.2f}x" if ratio < 1000 else f"{ratio:>19,.0f}x"
         lines.append(row)
     for name, why in skipped.items():
         lines.append(f"skipped {name}: {why}")
