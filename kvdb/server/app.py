@@ -114,9 +114,13 @@ class Server:
             await tls.start_listeners(self, lambda: Client(self, tls=True))
         self.limits.startup_warnings()
         self.cron_task = self.loop.create_task(self.cron())
-        log.info("kvdb %s server ready (Redis %s protocol), pid %d, listening on %s port %s, data %s, "
-                 "engine %s, sync %s", kvdb.__version__, VERSION, os.getpid(), self.config["bind"], self.port,
-                 os.path.abspath(self.config["dir"]), self.config["engine"], self.config["sync"])
+        ports = [f"port {self.port}" if self.port is not None else "no plaintext port"]
+        if self.tls_port is not None:
+            ports.append(f"TLS port {self.tls_port}")
+        log.info("kvdb %s server ready (Redis %s protocol), pid %d, listening on %s %s, data %s, "
+                 "engine %s, sync %s", kvdb.__version__, VERSION, os.getpid(), self.config["bind"],
+                 " and ".join(ports), os.path.abspath(self.config["dir"]), self.config["engine"],
+                 self.config["sync"])
 
     async def serve(self):
         """Runs until SHUTDOWN, SIGTERM or SIGINT, then shuts down gracefully."""
