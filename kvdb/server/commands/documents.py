@@ -17,8 +17,6 @@ pairs. Writes go into the command group's transaction, so they commit with the
 group (and inside MULTI/EXEC, atomically with the rest of it). Collections are
 not scoped by SELECT: every logical database sees the same collections.
 """
-import base64
-import datetime
 import json
 
 from .registry import SYNTAX, CommandError, command, int_arg
@@ -31,53 +29,22 @@ def _d(**kw):
 def _documents():
     try:
         import kvdb.documents as documents
+        import kvdb.documents.extjson  # noqa: F401 - documents.extjson below
     except ImportError:
         raise CommandError("ERR the document layer is not available in this build") from None
     return documents
 
 
-def _from_json_value(v, documents):
-    if isinstance(v, dict):
-        if len(v) == 1:
-            (k, inner), = v.items()
-            if k == "$oid" and isinstance(inner, str) and hasattr(documents, "ObjectId"):
-                return documents.ObjectId(inner)
-            if k == "$binary" and isinstance(inner, str):
-                return base64.b64decode(inner)
-            if k == "$date" and isinstance(inner, (int, float)):
-                return datetime.datetime.fromtimestamp(inner / 1000, datetime.timezone.utc).replace(tzinfo=None)
-        return {k: _from_json_value(x, documents) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_from_json_value(x, documents) for x in v]
-    return v
-
-
-def _to_json_value(v):
-    if isinstance(v, dict):
-        return {str(k): _to_json_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_to_json_value(x) for x in v]
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return {"$binary": base64.b64encode(bytes(v)).decode()}
-    if isinstance(v, datetime.datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=datetime.timezone.utc)
-        return {"$date": int(v.timestamp() * 1000)}
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return {"$oid": str(v)}
-
-
 def parse_json(raw, what, documents):
     try:
-        value = json.loads(raw)
+        return documents.extjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise CommandError(f"ERR invalid JSON in {what}: {e}") from None
-    return _from_json_value(value, documents)
 
 
 def dump_json(value):
-    return json.dumps(_to_json_value(value), separators=(",", ":"), ensure_ascii=False).encode()
+    import kvdb.documents.extjson as extjson
+    return extjson.dumps(value, separators=(",", ":")).encode()
 
 
 def _collection(c, name, write):
