@@ -221,6 +221,15 @@ cdef class RequestParser:
         return args
 
 
+cdef inline bint is_space(unsigned char c):
+    return c == c' ' or c == c'\t' or c == c'\r' or c == c'\n' or c == c'\v' or c == c'\f'
+
+
+cdef inline bint closes_word(const unsigned char *p, Py_ssize_t i, Py_ssize_t n):
+    """After a closing quote at i - 1: the word must end here (end of line or a space)."""
+    return i >= n or is_space(p[i])
+
+
 cdef inline int hex_digit(unsigned char c):
     if c'0' <= c <= c'9':
         return c - c'0'
@@ -242,7 +251,7 @@ def split_inline(bytes line):
     cdef bytearray cur
     cdef int h1, h2
     while True:
-        while i < n and p[i] in (c' ', c'\t', c'\r', c'\n', c'\v', c'\f'):
+        while i < n and is_space(p[i]):
             i += 1
         if i >= n:
             return words
@@ -265,7 +274,7 @@ def split_inline(bytes line):
                     i += 2
                 elif c == c'"':
                     i += 1
-                    if i < n and p[i] not in (c' ', c'\t', c'\r', c'\n', c'\v', c'\f'):
+                    if not closes_word(p, i, n):
                         return None
                     break
                 else:
@@ -280,7 +289,7 @@ def split_inline(bytes line):
                     i += 2
                 elif c == c"'":
                     i += 1
-                    if i < n and p[i] not in (c' ', c'\t', c'\r', c'\n', c'\v', c'\f'):
+                    if not closes_word(p, i, n):
                         return None
                     break
                 else:
@@ -290,7 +299,7 @@ def split_inline(bytes line):
                 if i >= n:
                     break
                 c = p[i]
-                if c in (c' ', c'\t', c'\r', c'\n', c'\v', c'\f'):
+                if is_space(c):
                     break
                 if c == c'"' or c == c"'":
                     q = c

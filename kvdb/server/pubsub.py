@@ -26,41 +26,38 @@ class PubSub:
         """Whether a keyspace notification could reach anyone now."""
         return bool((self.channels or self.patterns) and self.server.config["notify-keyspace-events"])
 
-    def subscribe(self, c, channel):
-        if channel in c.channels:
+    @staticmethod
+    def _join(table, mine, c, name):
+        """Adds c under name in table (channels or patterns) and in its own set mine."""
+        if name in mine:
             return False
-        c.channels.add(channel)
-        self.channels.setdefault(channel, set()).add(c)
+        mine.add(name)
+        table.setdefault(name, set()).add(c)
         return True
+
+    @staticmethod
+    def _leave(table, mine, c, name):
+        if name not in mine:
+            return False
+        mine.discard(name)
+        subs = table.get(name)
+        if subs is not None:
+            subs.discard(c)
+            if not subs:
+                del table[name]
+        return True
+
+    def subscribe(self, c, channel):
+        return self._join(self.channels, c.channels, c, channel)
 
     def unsubscribe(self, c, channel):
-        if channel not in c.channels:
-            return False
-        c.channels.discard(channel)
-        subs = self.channels.get(channel)
-        if subs is not None:
-            subs.discard(c)
-            if not subs:
-                del self.channels[channel]
-        return True
+        return self._leave(self.channels, c.channels, c, channel)
 
     def psubscribe(self, c, pattern):
-        if pattern in c.patterns:
-            return False
-        c.patterns.add(pattern)
-        self.patterns.setdefault(pattern, set()).add(c)
-        return True
+        return self._join(self.patterns, c.patterns, c, pattern)
 
     def punsubscribe(self, c, pattern):
-        if pattern not in c.patterns:
-            return False
-        c.patterns.discard(pattern)
-        subs = self.patterns.get(pattern)
-        if subs is not None:
-            subs.discard(c)
-            if not subs:
-                del self.patterns[pattern]
-        return True
+        return self._leave(self.patterns, c.patterns, c, pattern)
 
     def drop_client(self, c):
         for ch in list(c.channels):

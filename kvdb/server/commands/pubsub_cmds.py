@@ -16,44 +16,45 @@ def _confirm(c, kind, name):
     c.replies.append(Push([kind, name, c.subscriptions]))
 
 
+def _subscribe(c, names, join, kind):
+    for name in names:
+        join(c, name)
+        _confirm(c, kind, name)
+    return NO_REPLY
+
+
+def _unsubscribe(c, names, current, leave, kind):
+    """Leaves names, or everything in current when none are given (one confirmation each,
+    or one with a nil name when there was nothing to leave)."""
+    names = names or sorted(current)
+    if not names:
+        _confirm(c, kind, None)
+    for name in names:
+        leave(c, name)
+        _confirm(c, kind, name)
+    return NO_REPLY
+
+
 @command("subscribe", -2, "pubsub noscript loading stale", "", **_p(summary="Listens for messages published to channels."))
 def subscribe(c, args):
-    for ch in args[1:]:
-        c.server.pubsub.subscribe(c, ch)
-        _confirm(c, b"subscribe", ch)
-    return NO_REPLY
+    return _subscribe(c, args[1:], c.server.pubsub.subscribe, b"subscribe")
 
 
 @command("psubscribe", -2, "pubsub noscript loading stale", "",
          **_p(summary="Listens for messages published to channels that match one or more patterns."))
 def psubscribe(c, args):
-    for p in args[1:]:
-        c.server.pubsub.psubscribe(c, p)
-        _confirm(c, b"psubscribe", p)
-    return NO_REPLY
+    return _subscribe(c, args[1:], c.server.pubsub.psubscribe, b"psubscribe")
 
 
 @command("unsubscribe", -1, "pubsub noscript loading stale", "", **_p(summary="Stops listening to messages posted to channels."))
 def unsubscribe(c, args):
-    channels = args[1:] or sorted(c.channels)
-    if not channels:
-        _confirm(c, b"unsubscribe", None)
-    for ch in channels:
-        c.server.pubsub.unsubscribe(c, ch)
-        _confirm(c, b"unsubscribe", ch)
-    return NO_REPLY
+    return _unsubscribe(c, args[1:], c.channels, c.server.pubsub.unsubscribe, b"unsubscribe")
 
 
 @command("punsubscribe", -1, "pubsub noscript loading stale", "",
          **_p(summary="Stops listening to messages published to channels that match one or more patterns."))
 def punsubscribe(c, args):
-    patterns = args[1:] or sorted(c.patterns)
-    if not patterns:
-        _confirm(c, b"punsubscribe", None)
-    for p in patterns:
-        c.server.pubsub.punsubscribe(c, p)
-        _confirm(c, b"punsubscribe", p)
-    return NO_REPLY
+    return _unsubscribe(c, args[1:], c.patterns, c.server.pubsub.punsubscribe, b"punsubscribe")
 
 
 @command("publish", 3, "pubsub loading stale fast", "", **_p(summary="Posts a message to a channel."))
