@@ -707,7 +707,8 @@ cdef class Database:
                 for level in range(1, len(self.lsm.current[2]) - 1):
                     while True:
                         files = self.lsm.current[2][level]
-                        inputs = [f for f in files if (hi is None or f.smallest < hi) and (lo is None or f.largest >= lo)]
+                        inputs = [f for f in files
+                                  if (hi is None or f.smallest < hi) and (lo is None or f.largest >= lo)]
                         if not inputs:
                             break
                         below = self.lsm.overlapping(self.lsm.current[2][level + 1], inputs)

@@ -205,7 +205,8 @@ def read_manifest(FS fs, str dirpath):
             raise CorruptionError(f"{path}: manifest record at offset {off} fails its checksum",
                                   path=path, offset=off)
         try:
-            edits.append(decode_edit(data[off + MANIFEST_RECORD_HEADER_SIZE:off + MANIFEST_RECORD_HEADER_SIZE + length]))
+            start = off + MANIFEST_RECORD_HEADER_SIZE
+            edits.append(decode_edit(data[start:start + length]))
         except ValueError as e:
             raise CorruptionError(f"{path}: manifest record at offset {off} does not decode: {e}",
                                   path=path, offset=off) from None

@@ -173,10 +173,13 @@ cdef class Table:
         self.index_sizes = []
         cdef uint64_t boff, bsize
         cdef const unsigned char *p
+        cdef const unsigned char *vend
         for v in vals:
-            p = get_varint(<const unsigned char *>PyBytes_AS_STRING(v), <const unsigned char *>PyBytes_AS_STRING(v) + len(v), &boff)
+            p = <const unsigned char *>PyBytes_AS_STRING(v)
+            vend = p + len(v)
+            p = get_varint(p, vend, &boff)
             if p != NULL:
-                p = get_varint(p, <const unsigned char *>PyBytes_AS_STRING(v) + len(v), &bsize)
+                p = get_varint(p, vend, &bsize)
             if p == NULL or boff + bsize + BLOCK_TRAILER_SIZE > ioff:
                 raise CorruptionError(f"{path}: index block at offset {ioff} has a bad block handle",
                                       path=path, offset=ioff)
