@@ -35,6 +35,16 @@ def execute(reader, info, plan, match, stats):
     """Yield (key, raw, doc) of the matching documents in plan order."""
     if plan.kind == PLAN_COLLSCAN:
         needles = plan.needles
+        if len(needles) == 1 and len(needles[0]) == 1:
+            needle = needles[0][0]          # the common case: one string equality
+            for key, raw in reader.scan(prefix=info.doc_prefix):
+                if needle not in raw:
+                    continue
+                stats.docs_examined += 1
+                doc = unpack(raw)
+                if match(doc):
+                    yield key, raw, doc
+            return
         for key, raw in reader.scan(prefix=info.doc_prefix):
             if needles and not all(any(n in raw for n in group) for group in needles):
                 continue
