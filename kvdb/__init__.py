@@ -26,11 +26,14 @@ __all__ = [
 ]
 
 
-def open(path, engine="btree", sync="full", cache_size=64 << 20, page_size=4096,
-         checkpoint_size=64 << 20, _fs=None, _clock=None):
+def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
+         checkpoint_size=64 << 20, memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20,
+         _fs=None, _clock=None):
     """Open (creating if missing) the database in directory `path`.
 
-    engine: "btree" (the copy-on-write B+Tree).
+    engine: "btree" (the copy-on-write B+Tree) or "lsm" (memtable + SSTables, leveled compaction),
+            fixed when the database is created; None opens whatever engine the directory holds
+            (a new database gets "btree").
     sync: "full" - a commit returns after its log record is fsynced (survives power loss);
           "normal" - written to the OS at commit, fsynced in the background at least once a
           second (survives a process crash; power loss may lose the last second);
@@ -38,8 +41,12 @@ def open(path, engine="btree", sync="full", cache_size=64 << 20, page_size=4096,
           process crash; power loss may lose everything since the last checkpoint).
     cache_size: bytes of clean pages kept in memory.
     page_size: bytes per page (power of two, 512..32768), fixed when the database is created.
-    checkpoint_size: log bytes after which a background checkpoint runs.
+    checkpoint_size: log bytes after which a background checkpoint runs (btree).
+    memtable_size: lsm: memtable bytes after which it is flushed to a level-0 table.
+    sstable_size: lsm: bytes per table written by compactions.
+    level1_size: lsm: bytes level 1 may hold before it is compacted into level 2 (x10 per level).
     _clock: tests only: a callable returning wall-clock seconds, used for key expiry (ttl).
     """
     return Database(str(path), engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
-                    checkpoint_size=checkpoint_size, _fs=_fs, _clock=_clock)
+                    checkpoint_size=checkpoint_size, _fs=_fs, _clock=_clock, memtable_size=memtable_size,
+                    sstable_size=sstable_size, level1_size=level1_size)

@@ -364,11 +364,16 @@ cdef class LsmEngine:
                 while s.valid and s.key == best:
                     versions.append((s.key, s.seq, s.kind, s.expires, s.value))
                     s.step(False)
-            versions.sort(key=_neg_seq)
-            base = drop_tombstones and self.is_base_level(levels, level, best)
-            keep = collapse(versions, snaps, base)
-            if not keep:
-                continue
+            if len(versions) == 1 and versions[0][2] != ENTRY_DELETE:
+                keep = versions              # the common case: one live version, nothing to decide
+            else:
+                versions.sort(key=_neg_seq)
+                # whether a deeper level may hold the key matters only for tombstones
+                base = drop_tombstones and any([v[2] == ENTRY_DELETE for v in versions]) \
+                    and self.is_base_level(levels, level, best)
+                keep = collapse(versions, snaps, base)
+                if not keep:
+                    continue
             if builder is not None and builder.estimated_size() >= self.target_file_size:
                 out.append(self.finish_table(builder, f, tpath, number, level))
                 builder = None
