@@ -88,7 +88,12 @@ def test_protected_mode_refuses_a_non_loopback_peer(tmp_path):
 
 def test_maxclients(tmp_path):
     with ServerProcess(tmp_path, "--maxclients", "4") as srv:
-        held = [RawClient(srv.port) for _ in range(4)]
+        first = RawClient(srv.port)
+        deadline = time.monotonic() + 10              # the start-up probe's connection may not be
+        while b"connected_clients:1\r\n" not in first.call("INFO", "clients"):   # reaped yet
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        held = [first] + [RawClient(srv.port) for _ in range(3)]
         try:
             for h in held:
                 assert h.call("PING") == b"PONG"
