@@ -345,3 +345,36 @@ def test_fiu_open_failure_is_a_kvdb_error(tmp_path, failpoint, existing):
         if existing:
             check_commit_state(db, failpoint)
         db.verify()
+
+
+@pytest.mark.usefixtures("_need_simfs")
+@pytest.mark.parametrize("with_transaction", [False, True])
+def test_failed_database_dropped_unclosed_in_a_cycle(engine, with_transaction):
+    # A commit that fails inside a function leaves a cycle: the exception's traceback holds the
+    # function's frame, the frame holds the database (and the transaction). The collector then
+    # frees the database with its pager/WAL/engine possibly already cleared; this used to crash
+    # the interpreter. The lock must still be let go, so the database reopens in this process.
+    fs = SimFS()
+
+    def work():
+        db = kvdb.open(PATH, _fs=fs, sync="full", **ENGINE_OPTIONS[engine])
+        commit(db, tx_ops(0))
+        fs.fail_after(1, op="fsync")
+        if with_transaction:
+            commit(db, tx_ops(1))
+        else:
+            db.put(b"single", b"put")
+
+    with pytest.raises(kvdb.IOFailureError) as ei:
+        work()
+    kept = [ei.value]
+    kept.append(kept)                      # the exception (and the database) only in a cycle now
+    del ei, kept
+    gc.collect()
+    db = kvdb.open(PATH, _fs=fs, sync="full", **ENGINE_OPTIONS[engine])
+    try:
+        assert db.get(b"m:000") == b"0"
+        db.put(b"after", b"ok")
+        assert db.get(b"after") == b"ok"
+    finally:
+        db.close()

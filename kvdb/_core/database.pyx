@@ -18,6 +18,7 @@ import threading
 import time
 import weakref
 
+cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
@@ -142,6 +143,10 @@ cdef class Pin:
                 pass
 
 
+# The garbage collector must not clear `fs` and `lock_handle` before __dealloc__ runs: a database
+# caught in a reference cycle (a failed commit's traceback reaching a frame that holds it) is
+# dropped through __dealloc__, which unlocks through them.
+@cython.no_gc_clear
 cdef class Database:
     cdef FS fs                   # constant
     cdef readonly str path       # constant
@@ -1091,11 +1096,13 @@ cdef class Database:
         return False
 
     def __dealloc__(self):
-        # Dropped without close(): the WAL already holds every commit; just let go of the files.
+        # Dropped without close(): the WAL already holds every commit, so only the lock needs
+        # letting go; each File closes its own descriptor when it is freed. The pager, WAL and
+        # engine are not called: when the collector breaks a cycle they may already be cleared.
         if self.state == STATE_OPEN and self.pid == os.getpid():
+            self.state = STATE_CLOSED
             try:
-                self.state = STATE_CLOSED
-                self._release()
+                self.fs.unlock(self.lock_handle)
             except BaseException:
                 pass
 
