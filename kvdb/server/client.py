@@ -19,11 +19,6 @@ from kvdb._core.resp import ErrorReply, RequestParser, encode_replies
 
 from .commands.registry import NO_REPLY
 
-try:
-    from .fastlane import NOT_FAST  # GET and SET from C (fastlane.pyx)
-except ImportError:  # a build without the extension: every command takes the general path
-    NOT_FAST = object()
-
 log = logging.getLogger("kvdb.server")
 
 # Commands one client may run per command group before others get a turn.
@@ -130,10 +125,14 @@ class Client(asyncio.Protocol):
                 return False  # its replies are not being read: resume_writing() reschedules it
             if n >= COMMANDS_PER_TURN or budget <= 0:
                 return True
+            if fast is not None:
+                done, out = fast.run_batch(self, COMMANDS_PER_TURN - n, budget)
+                if done:
+                    n += done
+                    budget -= out
+                    continue
             args = self.pending.popleft()
-            reply = fast.run(self, args) if fast is not None else NOT_FAST
-            if reply is NOT_FAST:
-                reply = execute(self, args)
+            reply = execute(self, args)
             if reply is not NO_REPLY:
                 self.replies.append(reply)
                 if type(reply) is bytes:

@@ -3,9 +3,11 @@
 server's hottest commands, run from C when nothing about the connection or the
 key needs the general path.
 
-FastLane.run(client, args) returns NOT_FAST unless it handled the command, and
-it handles it only when the general path (Server.execute -> Server.call ->
-commands.strings) would do exactly the same thing:
+FastLane.run_batch(client, max_commands, max_bytes) runs the client's pending
+commands from the front for as long as they are fast ones, and stops at the first
+it does not handle, leaving it for the general path. It handles a command only
+when the general path (Server.execute -> Server.call -> commands.strings) would
+do exactly the same thing:
 
 * the connection is in no MULTI, authenticated, subscribed to nothing, and its
   user is unrestricted (so no ACL check or audit applies to GET/SET);
@@ -19,8 +21,9 @@ commands.strings) would do exactly the same thing:
 Its effects are the general path's: the same reply, the same record written
 through the group's transaction, the same key counter, the same statistics
 (commands processed, per-command calls and µs, keyspace hits and misses) and
-the same slow-log entry when the command was slow. tests/test_server_commands.py
-runs every case through both paths.
+the same slow-log entry when the command was slow. Per-command statistics are
+added once per batch (the counts and µs are the sums of the commands run).
+tests/test_server_commands.py runs every case through both paths.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
@@ -30,8 +33,6 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 import time
 
 from kvdb._core.resp import OK, ErrorReply
-
-NOT_FAST = object()
 
 cdef bytes ZERO8 = bytes(8)
 cdef bytes STRING_HEADER = b"s" + bytes(8)      # type "s", no expiry
@@ -91,6 +92,8 @@ cdef class FastLane:
     cdef object ks              # keyspace.Keyspace
     cdef dict kinds             # command name as sent (any case) -> KIND_*
     cdef list db_prefixes       # db number -> b"\x01" + db + b"k"
+    cdef list kind_names        # KIND_* -> command name (str), index 0 unused
+    cdef list kind_bnames       # KIND_* -> command name (bytes), for CLIENT LIST's cmd=
 
     def __init__(self, server):
         self.server = server
@@ -100,80 +103,140 @@ cdef class FastLane:
             for variant in (name, name.upper(), name.capitalize()):
                 self.kinds[variant] = kind
         self.db_prefixes = [b"\x01" + bytes((d,)) + b"k" for d in range(256)]
+        self.kind_names = [None, "get", "set", "incr", "decr"]
+        self.kind_bnames = [None, b"get", b"set", b"incr", b"decr"]
 
-    cpdef object run(self, client, list args):
-        cdef object kind_obj = self.kinds.get(args[0])
-        if kind_obj is None:
-            return NOT_FAST
-        cdef int kind = kind_obj
-        cdef Py_ssize_t argc = len(args)
-        if argc != (3 if kind == KIND_SET else 2):
-            return NOT_FAST
+    cpdef tuple run_batch(self, client, Py_ssize_t max_commands, Py_ssize_t max_bytes):
+        """Runs up to max_commands fast commands from the front of client.pending, appending their
+        replies to client.replies, until a command is not a fast one or the GET replies pass
+        max_bytes. Returns (commands run, bulk reply bytes)."""
+        pending = client.pending
+        if not pending or max_commands <= 0:
+            return (0, 0)
+        # The connection's state cannot change while only GET/SET/INCR/DECR run: check it once.
         if client.multi is not None or not client.authenticated or client.channels or client.patterns \
                 or not client.user.unrestricted:
-            return NOT_FAST
+            return (0, 0)
         server = self.server
-        if kind != KIND_GET and (server.watchers or server.config.values["notify-keyspace-events"]):
-            return NOT_FAST
-        cdef double start = now_us()
+        cdef bint may_write = not (server.watchers or server.config.values["notify-keyspace-events"])
+        cdef double slow_us = server.slowlog_threshold
         ks = self.ks
         store = ks.store
         tx = store.tx
-        cdef int db = client.db
-        cdef bytes key = args[1]
-        cdef bytes meta = self.db_prefixes[db] + key
-        raw = (tx if tx is not None else store.db).get(meta)
-        cdef const unsigned char *p = NULL
-        cdef bint expired = False
+        getter = (tx if tx is not None else store.db).get
+        putter = tx.put if tx is not None else None
+        popleft = pending.popleft
+        replies = client.replies
+        cdef list keys = ks.keys
+        cdef Py_ssize_t done = 0, out_bytes = 0, argc
+        cdef long long calls[5]
+        cdef double micros_sum[5]
+        cdef long long hits = 0, misses = 0
+        cdef int kind, last_kind = 0, db = client.db, i
+        cdef bytes prefix = self.db_prefixes[db], key, meta
+        cdef list args
+        cdef object kind_obj, raw, reply
+        cdef const unsigned char *p
+        cdef bint expired
         cdef long long value
-        if raw is not None:
-            p = <const unsigned char *>PyBytes_AS_STRING(raw)
-            if memcmp(p + 1, PyBytes_AS_STRING(ZERO8), 8) != 0:
-                if kind != KIND_GET:
-                    return NOT_FAST
-                expired = be64(p + 1) <= <uint64_t>(time.time() * 1000)
-        stats = server.stats
-        if kind == KIND_GET:
-            if raw is None or expired:
-                reply = None
-                stats.keyspace_misses += 1
-            elif p[0] != c's':
-                reply = WRONGTYPE
+        cdef double start, micros
+        for i in range(5):
+            calls[i] = 0
+            micros_sum[i] = 0
+        while done < max_commands and out_bytes < max_bytes and pending:
+            args = pending[0]
+            if not args:
+                break
+            kind_obj = self.kinds.get(args[0])
+            if kind_obj is None:
+                break
+            kind = kind_obj
+            argc = len(args)
+            if argc != (3 if kind == KIND_SET else 2):
+                break
+            if kind != KIND_GET and not may_write:
+                break
+            start = now_us()
+            key = args[1]
+            meta = prefix + key
+            try:
+                raw = getter(meta)
+            except Exception:   # the general path turns the failure into an error reply
+                break
+            p = NULL
+            expired = False
+            if raw is not None:
+                p = <const unsigned char *>PyBytes_AS_STRING(raw)
+                if memcmp(p + 1, PyBytes_AS_STRING(ZERO8), 8) != 0:
+                    if kind != KIND_GET:
+                        break
+                    expired = be64(p + 1) <= <uint64_t>(time.time() * 1000)
+            if kind == KIND_GET:
+                if raw is None or expired:
+                    reply = None
+                    misses += 1
+                elif p[0] != c's':
+                    reply = WRONGTYPE
+                else:
+                    reply = raw[9:]
+                    out_bytes += PyBytes_GET_SIZE(raw) - 9
+                    hits += 1
+            elif kind == KIND_SET:
+                if raw is not None and p[0] != c's':
+                    break
+                if putter is None:
+                    tx = store.writer()
+                    getter = tx.get
+                    putter = tx.put
+                try:
+                    putter(meta, STRING_HEADER + <bytes>args[2])
+                except Exception:
+                    break
+                if raw is None:
+                    keys[db] += 1
+                reply = OK
             else:
-                reply = raw[9:]
-                stats.keyspace_hits += 1
-            name = "get"
-        elif kind == KIND_SET:
-            if raw is not None and p[0] != c's':
-                return NOT_FAST
-            store.writer().put(meta, STRING_HEADER + <bytes>args[2])
-            if raw is None:
-                ks.keys[db] += 1
-            reply = OK
-            name = "set"
-        else:
-            if raw is None:
-                value = 0
-            elif p[0] != c's' or not parse_int64(p + 9, PyBytes_GET_SIZE(raw) - 9, &value):
-                return NOT_FAST
-            if kind == KIND_INCR:
-                if value == INT64_MAX:
-                    return NOT_FAST
-                value += 1
-                name = "incr"
-            else:
-                if value == INT64_MIN:
-                    return NOT_FAST
-                value -= 1
-                name = "decr"
-            store.writer().put(meta, STRING_HEADER + str(value).encode())
-            if raw is None:
-                ks.keys[db] += 1
-            reply = value
-        client.last_command = name.encode()
-        micros = int(now_us() - start)
-        stats.commands_processed += 1
-        stats.count(name, micros)
-        if micros >= server.slowlog_threshold >= 0:
-            server.slowlog.add(micros, args, client, server.config.values["slowlog-max-len"])
-        return reply
+                if raw is None:
+                    value = 0
+                elif p[0] != c's' or not parse_int64(p + 9, PyBytes_GET_SIZE(raw) - 9, &value):
+                    break
+                if kind == KIND_INCR:
+                    if value == INT64_MAX:
+                        break
+                    value += 1
+                else:
+                    if value == INT64_MIN:
+                        break
+                    value -= 1
+                if putter is None:
+                    tx = store.writer()
+                    getter = tx.get
+                    putter = tx.put
+                try:
+                    putter(meta, STRING_HEADER + str(value).encode())
+                except Exception:
+                    break
+                if raw is None:
+                    keys[db] += 1
+                reply = value
+            popleft()
+            replies.append(reply)
+            done += 1
+            last_kind = kind
+            micros = <double><long long>(now_us() - start)
+            calls[kind] += 1
+            micros_sum[kind] += micros
+            if micros >= slow_us >= 0:
+                server.slowlog.add(int(micros), args, client, server.config.values["slowlog-max-len"])
+        if done:
+            client.last_command = self.kind_bnames[last_kind]
+            stats = server.stats
+            stats.commands_processed += done
+            if hits:
+                stats.keyspace_hits += hits
+            if misses:
+                stats.keyspace_misses += misses
+            for i in range(1, 5):
+                if calls[i]:
+                    stats.count(self.kind_names[i], int(micros_sum[i]), calls[i])
+        return (done, out_bytes)

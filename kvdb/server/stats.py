@@ -27,11 +27,11 @@ class Stats:
         self.per_command = {}           # fullname -> CommandStats
         self._samples = []              # [(monotonic time, commands_processed)] for ops/s
 
-    def count(self, name, usec):
+    def count(self, name, usec, calls=1):
         s = self.per_command.get(name)
         if s is None:
             s = self.per_command[name] = CommandStats()
-        s.calls += 1
+        s.calls += calls
         s.usec += usec
 
     def hit(self, found):
