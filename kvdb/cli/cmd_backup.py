@@ -1,7 +1,9 @@
 """kvdb backup PATH DEST: a consistent copy of the database at PATH into DEST
-(missing or empty), with db.backup(): it copies the pages of one committed
-version while the database stays open. Then the copy is opened and verified,
-and its key count compared with the source's (--no-verify skips that).
+(missing or empty), with db.backup(), while the database stays open: a B+Tree
+copies the pages of one committed version; an LSM database writes the keys of
+one version (with their expiries) into a new LSM database at DEST, compacted
+into few tables. Then the copy is opened and verified, and its key count
+compared with the source's (--no-verify skips that).
 
 db.backup() is online for the process that has the database open; from the
 command line, PATH must not be open in another process (that is a `locked`
@@ -14,7 +16,7 @@ import shutil
 import sys
 import threading
 
-from .dbpath import DATA_FILE, open_existing, require_free
+from .dbpath import DATA_FILE, dir_size, open_existing, require_free
 from .progress import Progress
 from .verifycopy import verify_db
 
@@ -29,15 +31,15 @@ def add_parser(sub):
 
 
 @contextlib.contextmanager
-def watch_growth(bar, paths, every=0.1):
-    """While the body runs, set the bar to the largest size among paths."""
+def watch_growth(bar, measure, every=0.1):
+    """While the body runs, set the bar to measure() (bytes written so far; None: nothing yet)."""
     stop = threading.Event()
 
     def poll():
         while not stop.wait(every):
-            sizes = [os.path.getsize(p) for p in paths if os.path.exists(p)]
-            if sizes:
-                bar.set(max(sizes))
+            size = measure()
+            if size is not None:
+                bar.set(size)
 
     t = threading.Thread(target=poll, daemon=True) if bar.show else None
     if t:
@@ -56,11 +58,9 @@ def run(args):
     ok = False
     try:
         with open_existing(args.path) as db:
-            stats = db.stats()
             entries = len(db)
-            target = os.path.join(args.dest, DATA_FILE)
-            with Progress("backup", total=stats["pages"] * stats["page_size"], unit="bytes") as bar, \
-                    watch_growth(bar, [target + ".tmp", target]):
+            total, measure = _progress_measure(db, args.path, args.dest)
+            with Progress("backup", total=total, unit="bytes") as bar, watch_growth(bar, measure):
                 db.backup(args.dest)
         if not args.no_verify:
             verify_db(args.dest, entries)
@@ -71,6 +71,20 @@ def run(args):
     checked = "" if args.no_verify else ", verified"
     print(f"backed up {entries:,} keys from {args.path} to {args.dest}{checked}", file=sys.stderr)
     return 0
+
+
+def _progress_measure(db, path, dest):
+    """(expected bytes, a function giving the bytes written so far) for the progress bar."""
+    if db.engine == "lsm":  # a logical copy into fresh tables: about the size of the source's tables
+        return dir_size(path)[1], lambda: dir_size(dest)[1]
+    stats = db.stats()
+    target = os.path.join(dest, DATA_FILE)
+
+    def written():
+        sizes = [os.path.getsize(p) for p in (target + ".tmp", target) if os.path.exists(p)]
+        return max(sizes) if sizes else None
+
+    return stats["pages"] * stats["page_size"], written
 
 
 def _remove_partial(dest, created):

@@ -1,5 +1,7 @@
 """kvdb check PATH: a full consistency check, reporting everything it finds.
+The engine is the one the directory holds (data.kvdb: btree, CURRENT: lsm).
 
+B+Tree:
 1. open the database (runs recovery; a damaged header or meta pages fail here);
 2. read every page of data.kvdb straight from the file: checksum, page number
    and type (finds damage in free pages too);
@@ -8,6 +10,16 @@
    the accounting of every page (tree, free or pending);
 4. scan every key in order: strictly increasing, and as many as the meta says.
 
+LSM:
+1. open the database (reads CURRENT and the manifest, opens every table it
+   lists -- footer, index, filter and properties blocks checked -- and replays
+   the logs; damage there fails here);
+2. db.verify(): every data block of every table re-read from disk with its
+   checksum, the key order inside each table and across each level, and each
+   table's contents against its manifest entry;
+3. scan every key in order: strictly increasing.
+Damage is reported with the file and the byte offset of the damaged block.
+
 Prints what it found; exit status 1 if anything is wrong, 0 if not.
 """
 import argparse
@@ -15,40 +27,26 @@ import argparse
 import kvdb
 
 from . import pagescan
-from .dbpath import data_file, open_existing
+from .dbpath import data_file, require_db
+from .errors import located
 from .progress import Progress
 
 
 def add_parser(sub):
-    p = sub.add_parser("check", help="verify every page, checksum and the key order", description=__doc__,
+    p = sub.add_parser("check", help="verify every checksum, the structure and the key order",
+                       description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path")
     p.set_defaults(func=run)
 
 
 def run(args):
+    engine = require_db(args.path)
     problems = []
-    db = None
-    try:
-        db = open_existing(args.path)
-    except kvdb.CorruptionError as e:
-        problems.append(f"open failed: {e}")
-    try:
-        with Progress("check: pages", unit="pages") as bar:
-            scan = pagescan.scan(data_file(args.path), lambda done, total: bar.set(done, total))
-        _report_pages(args.path, scan)
-        tree_ok = db is not None and _verify(db, problems)
-        for pgno, offset, what in scan.bad:
-            note = (" (a page the tree does not reach: free space, the data is intact; `kvdb compact` "
-                    "rewrites the file without it)") if tree_ok else ""
-            problems.append(f"page {pgno} (byte offset {offset:,}): {what}{note}")
-        if scan.header_problem:
-            problems.append(f"{data_file(args.path)}: {scan.header_problem}")
-        if db is not None:
-            _order(db, problems)
-    finally:
-        if db is not None:
-            db.close()
+    if engine == "lsm":
+        _check_lsm(args.path, problems)
+    else:
+        _check_btree(args.path, problems)
     for p in problems:
         print(f"problem: {p}")
     if problems:
@@ -56,6 +54,60 @@ def run(args):
         return 1
     print(f"{args.path}: ok")
     return 0
+
+
+def _check_btree(path, problems):
+    db = None
+    try:
+        db = kvdb.open(path, engine="btree")
+    except kvdb.CorruptionError as e:
+        problems.append(f"open failed: {e}")
+    try:
+        with Progress("check: pages", unit="pages") as bar:
+            scan = pagescan.scan(data_file(path), lambda done, total: bar.set(done, total))
+        _report_pages(path, scan)
+        tree_ok = db is not None and _verify(db, problems)
+        for pgno, offset, what in scan.bad:
+            note = (" (a page the tree does not reach: free space, the data is intact; `kvdb compact` "
+                    "rewrites the file without it)") if tree_ok else ""
+            problems.append(f"page {pgno} (byte offset {offset:,}): {what}{note}")
+        if scan.header_problem:
+            problems.append(f"{data_file(path)}: {scan.header_problem}")
+        if db is not None:
+            _order(db, problems, len(db))
+    finally:
+        if db is not None:
+            db.close()
+
+
+def _check_lsm(path, problems):
+    try:
+        db = kvdb.open(path, engine="lsm")
+    except kvdb.CorruptionError as e:
+        problems.append(f"open failed: {located(e)}")
+        return
+    try:
+        stats = db.stats()
+        files, sizes = stats["lsm_files_per_level"], stats["lsm_bytes_per_level"]
+        used = [level for level, n in enumerate(files) if n]
+        print(f"{path}: lsm, {sum(files):,} tables in {len(used)} of {_levels(len(files))} "
+              f"({sum(sizes) / 2**20:,.1f} MiB)")
+        for level in used:
+            print(f"  level {level}: {files[level]:,} tables, {sizes[level]:,} bytes")
+        try:
+            db.verify()
+        except kvdb.CorruptionError as e:
+            problems.append(f"verify: {located(e)}")
+        else:
+            print(f"  tables: ok ({sum(files):,} tables in {_levels(len(used))}: every block's checksum, "
+                  "key order in each table and across each level, contents against the manifest)")
+        _order(db, problems, None)
+    finally:
+        db.close()
+
+
+def _levels(n):
+    return f"{n} level" + ("" if n == 1 else "s")
 
 
 def _report_pages(path, scan):
@@ -84,8 +136,9 @@ def _verify(db, problems):
     return True
 
 
-def _order(db, problems):
-    expected = len(db)
+def _order(db, problems, expected):
+    """Scan every key: strictly increasing, and `expected` of them unless that is None (LSM:
+    len() is itself a scan, so there is no separate count to compare with)."""
     count = 0
     prev = None
     try:
@@ -100,10 +153,11 @@ def _order(db, problems):
                     bar.set(count)
     except kvdb.CorruptionError as e:
         if not any(str(e) in p for p in problems):  # not the damage verify already named
-            problems.append(f"scan: {e}")
-        print(f"  keys: the scan stopped after {count:,} of {expected:,} keys")
+            problems.append(f"scan: {located(e)}")
+        of = f" of {expected:,}" if expected is not None else ""
+        print(f"  keys: the scan stopped after {count:,}{of} keys")
         return
-    if count != expected:
+    if expected is not None and count != expected:
         problems.append(f"scan: found {count:,} keys, the database says {expected:,}")
     else:
         print(f"  keys: {count:,}, in strictly increasing order")

@@ -1,5 +1,13 @@
-"""kvdb compact PATH: rewrite the database into the fewest pages.
+"""kvdb compact PATH: rewrite the database compactly.
 
+LSM (a directory with CURRENT): db.compact() over the whole key range, in
+place: every level-0 table is merged down and every level into the next, so
+overwritten and deleted versions no snapshot needs are dropped; then
+db.verify(). It prints the tables and bytes before and after. The engine's
+own crash safety applies (each step is a manifest edit; a crash leaves the
+database as of the last one).
+
+B+Tree (a directory with data.kvdb): into the fewest pages.
 db.backup() keeps every page at its page number (free pages become holes), so
 it does not shrink a file; compact instead copies every key and value, in key
 order, into a fresh database (same page size) in a temporary directory next to
@@ -18,7 +26,6 @@ only the database's own files (data.kvdb, wal-*.log, LOCK): anything else in
 it is refused rather than lost.
 """
 import argparse
-import fnmatch
 import os
 import shutil
 import stat
@@ -26,33 +33,52 @@ import sys
 
 import kvdb
 
-from .dbpath import DATA_FILE, LOCK_FILE, dir_size, fsync_dir, open_existing, sibling
+from .dbpath import dir_size, foreign_files, fsync_dir, require_db, sibling
 from .errors import CLIError
 from .progress import Progress
 from .verifycopy import same_contents
 
-OWN_FILES = (DATA_FILE, LOCK_FILE, "wal-*.log")
 BATCH = 10_000
 BATCH_BYTES = 64 << 20
 
 
 def add_parser(sub):
-    p = sub.add_parser("compact", help="rewrite a database compactly (copy, verify, swap directories)",
+    p = sub.add_parser("compact", help="rewrite a database compactly (B+Tree: copy, verify, swap; "
+                                       "LSM: full compaction)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path")
     p.set_defaults(func=run)
 
 
-def _foreign(path):
-    return [n for n in sorted(os.listdir(path)) if not any(fnmatch.fnmatch(n, pat) for pat in OWN_FILES)]
-
-
 def run(args):
-    path = args.path
-    before = dir_size(path)[0] if os.path.isdir(path) else 0
+    if require_db(args.path) == "lsm":
+        return _compact_lsm(args.path)
+    return _compact_btree(args.path)
+
+
+def _compact_lsm(path):
+    before = dir_size(path)
+    with kvdb.open(path, engine="lsm") as db:
+        tables_before = sum(db.stats()["lsm_files_per_level"])
+        with Progress("compact", unit="") as bar:
+            bar.set(0, status="merging every level down")
+            db.compact()
+            bar.set(0, status="verifying")
+            db.verify()
+        files = db.stats()["lsm_files_per_level"]
+    after = dir_size(path)
+    levels = ", ".join(f"L{level}: {n:,}" for level, n in enumerate(files) if n) or "none"
+    print(f"compacted {path} (lsm): {tables_before:,} -> {sum(files):,} tables ({levels}), "
+          f"{before[1] / 2**20:,.2f} MiB -> {after[1] / 2**20:,.2f} MiB of files "
+          f"({before[0] / 2**20:,.2f} MiB -> {after[0] / 2**20:,.2f} MiB on disk), verified", file=sys.stderr)
+    return 0
+
+
+def _compact_btree(path):
+    before = dir_size(path)[0]
     tmp, old = sibling(path, "compact"), sibling(path, "compact-old")
-    with open_existing(path) as src:
-        foreign = _foreign(path)
+    with kvdb.open(path, engine="btree") as src:
+        foreign = foreign_files(path, "btree")
         if foreign:
             raise CLIError(f"{path} holds files that are not the database's ({', '.join(foreign[:5])}); "
                            "move them away first")

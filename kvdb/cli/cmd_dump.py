@@ -34,7 +34,7 @@ def run(args):
     prefix = byteargs.parse(args.prefix, "prefix") if args.prefix else None
     count = written = 0
     with open_existing(args.path) as db:
-        total = None if prefix else len(db)
+        total = None if prefix or db.engine == "lsm" else len(db)  # an LSM len() is a whole scan
         with output(args.output) as out, Progress("dump", total=total, unit="keys") as bar:
             w = dumpformat.writer(fmt, out)
             for key, value in db.scan(prefix=prefix):

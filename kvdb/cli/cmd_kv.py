@@ -1,5 +1,8 @@
 """kvdb get / put / delete / scan: quick inspection and edits.
 
+They work on either engine (the directory's files say which); put creates a
+B+Tree database where there is none, or an LSM one with --engine lsm.
+
 Keys and values are given as text (UTF-8) or, starting with 0x, as hex.
 They are shown binary-safe: printable ASCII as is, other bytes escaped like
 Python's bytes repr (\\x00, \\n, \\\\) without the b'' quotes; --hex shows hex.
@@ -13,7 +16,7 @@ import sys
 import kvdb
 
 from . import byteargs
-from .dbpath import is_db, open_existing
+from .dbpath import ENGINES, open_existing, open_or_create
 from .errors import CLIError
 
 
@@ -31,6 +34,8 @@ def add_parser(sub):
     p.add_argument("path")
     p.add_argument("key")
     p.add_argument("value")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="engine of a database this creates (default btree); an existing one must match")
     p.set_defaults(func=put)
 
     p = sub.add_parser("delete", help="delete a key", description=__doc__, formatter_class=fmt)
@@ -73,11 +78,11 @@ def get(args):
 def put(args):
     key = _check_key(byteargs.parse(args.key))
     value = byteargs.parse(args.value, "value")
-    created = not is_db(args.path)
-    with kvdb.open(args.path) as db:
+    db, created = open_or_create(args.path, args.engine)
+    with db:
         db.put(key, value)
     if created:
-        print(f"created a new database at {args.path}", file=sys.stderr)
+        print(f"created a new database at {args.path} (engine {db.engine})", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,7 @@
 """kvdb load PATH [-i FILE] [--format jsonl|msgpack] [--batch N]: put every
-record of a dump (see `kvdb dump`) into the database at PATH, creating it if
-it does not exist. Existing keys are overwritten; other keys are kept.
+record of a dump (see `kvdb dump`) into the database at PATH (either engine),
+creating it if it does not exist (a B+Tree, or an LSM database with --engine
+lsm). Existing keys are overwritten; other keys are kept.
 
 Records are committed one transaction per batch of --batch records (default
 10,000) or --batch-bytes bytes (default 64 MiB), whichever comes first, so a
@@ -16,7 +17,7 @@ import sys
 import kvdb
 
 from . import dumpformat
-from .dbpath import is_db
+from .dbpath import ENGINES, open_or_create
 from .errors import CLIError
 from .progress import Progress
 
@@ -29,6 +30,8 @@ def add_parser(sub):
     p.add_argument("--format", choices=dumpformat.FORMATS, default=None)
     p.add_argument("--batch", type=int, default=10_000, help="records per transaction (default 10,000)")
     p.add_argument("--batch-bytes", type=int, default=64 << 20, help="bytes per transaction (default 64 MiB)")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="engine of a database this creates (default btree); an existing one must match")
     p.set_defaults(func=run)
 
 
@@ -48,12 +51,12 @@ def _input(path):
 def run(args):
     if args.batch < 1 or args.batch_bytes < 1:
         raise CLIError("--batch and --batch-bytes must be at least 1", status=2)
-    created = not is_db(args.path)
     loaded = batches = 0
     with _input(args.input) as (stream, size):
         fmt = args.format or dumpformat.format_for_path(args.input) or dumpformat.sniff(stream)
         records = dumpformat.reader(fmt, stream)
-        with kvdb.open(args.path) as db, Progress("load", total=size, unit="bytes") as bar:
+        db, created = open_or_create(args.path, args.engine)
+        with db, Progress("load", total=size, unit="bytes") as bar:
             try:
                 for batch, consumed in _batches(records, args.batch, args.batch_bytes):
                     with db.transaction() as tx:
@@ -66,7 +69,7 @@ def run(args):
             except (CLIError, kvdb.Error, ValueError) as e:
                 raise CLIError(f"{e} ({loaded:,} records in {batches:,} transactions were loaded before this)") \
                     from None
-    note = " (created it)" if created else ""
+    note = f" (created it, engine {args.engine or 'btree'})" if created else ""
     print(f"loaded {loaded:,} records in {batches:,} transaction{'s' if batches != 1 else ''} into {args.path}{note}",
           file=sys.stderr)
     return 0

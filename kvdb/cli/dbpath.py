@@ -1,5 +1,17 @@
-"""Finding databases on disk. kvdb.open() creates a database where there is
-none, so the read-only and maintenance commands check first."""
+"""Finding databases on disk, and which engine each one is. kvdb.open()
+creates a database where there is none, so the read-only and maintenance
+commands check first.
+
+The engine is read from the directory's files, as kvdb.open(engine=None) does:
+
+    data.kvdb            the B+Tree engine ("btree")
+    CURRENT              the LSM engine ("lsm"; it names the MANIFEST-* in use)
+    both                 refused: a mix of two databases (corrupt)
+    *.sst or MANIFEST-*  without CURRENT: a damaged LSM database (corrupt; never
+                         reopened as a new B+Tree next to its tables)
+    none of these        no database (an empty directory, or one of other files)
+"""
+import fnmatch
 import os
 
 import kvdb
@@ -8,33 +20,84 @@ from .bench.diskio import dir_size  # noqa: F401  (one implementation, re-export
 from .errors import CLIError
 
 try:
-    from kvdb._core.database import DATA_FILE, LOCK_FILE
+    from kvdb._core.database import DATA_FILE, LOCK_FILE, LSM_CURRENT
 except ImportError:  # an engine build without the constants
-    DATA_FILE, LOCK_FILE = "data.kvdb", "LOCK"
+    DATA_FILE, LOCK_FILE, LSM_CURRENT = "data.kvdb", "LOCK", "CURRENT"
+
+ENGINES = ("btree", "lsm")
+MARKERS = {"btree": DATA_FILE, "lsm": LSM_CURRENT}  # engine -> the file whose presence marks it
+LSM_REMNANTS = ("*.sst", "MANIFEST-*")  # LSM files that must never be left without their CURRENT
+OWN_FILES = {  # engine -> patterns of the files a database directory of that engine holds
+    "btree": (DATA_FILE, LOCK_FILE, "wal-*.log"),
+    "lsm": (LSM_CURRENT, LOCK_FILE, "wal-*.log", "*.sst", "MANIFEST-*", LSM_CURRENT + ".tmp"),
+}
 
 
 def data_file(path):
     return os.path.join(path, DATA_FILE)
 
 
+def _marked(path):
+    """The engines whose marker file is in the directory at path."""
+    return [e for e, name in MARKERS.items() if os.path.isfile(os.path.join(path, name))]
+
+
 def is_db(path):
-    return os.path.isfile(data_file(path))
+    """True if path is a directory holding a database of either engine."""
+    return os.path.isdir(path) and bool(_marked(path))
+
+
+def _lsm_remnants(path):
+    return sorted(n for n in os.listdir(path) if any(fnmatch.fnmatch(n, pat) for pat in LSM_REMNANTS))
+
+
+def found_engine(path):
+    """The engine of the database at path, or None where there is none (missing path, empty
+    directory, a directory of other files). CLIError for a path that is not a directory and for
+    a directory whose files are a broken database (so nothing creates a second one there)."""
+    if not os.path.exists(path):
+        return None
+    if not os.path.isdir(path):
+        raise CLIError(f"no database at {path} (not a directory)")
+    marked = _marked(path)
+    if len(marked) > 1:
+        raise CLIError(f"corrupt database: {path} holds both {DATA_FILE} (btree) and {LSM_CURRENT} (lsm); "
+                       "refusing to guess which one it is")
+    if marked:
+        return marked[0]
+    remnants = _lsm_remnants(path)
+    if remnants:
+        raise CLIError(f"corrupt database: {path} holds LSM files ({', '.join(remnants[:3])}"
+                       f"{', ...' if len(remnants) > 3 else ''}) but no {LSM_CURRENT} naming its manifest")
+    return None
 
 
 def require_db(path):
-    """Raise CLIError("no database at PATH ...") unless path holds a database."""
+    """The engine ("btree" or "lsm") of the database at path; CLIError("no database at PATH ...")
+    if there is none."""
+    engine = found_engine(path)
+    if engine is not None:
+        return engine
     if not os.path.exists(path):
         raise CLIError(f"no database at {path} (it does not exist)")
-    if not os.path.isdir(path):
-        raise CLIError(f"no database at {path} (not a directory)")
-    if not is_db(path):
-        raise CLIError(f"no database at {path} (no {DATA_FILE} in it)")
+    if not os.listdir(path):
+        raise CLIError(f"no database at {path} (an empty directory)")
+    raise CLIError(f"no database at {path} (neither {DATA_FILE} nor {LSM_CURRENT} in it)")
 
 
 def open_existing(path, **options):
-    """kvdb.open() an existing database; CLIError if there is none."""
-    require_db(path)
-    return kvdb.open(path, **options)
+    """kvdb.open() an existing database with the engine its files show; CLIError if there is none."""
+    return kvdb.open(path, engine=require_db(path), **options)
+
+
+def open_or_create(path, engine=None, **options):
+    """(db, created): open the database at path, or create one of `engine` (default btree) there.
+    An existing database of another engine than the one asked for is an error."""
+    found = found_engine(path)
+    if found is not None and engine is not None and found != engine:
+        raise CLIError(f"{path} holds a database of engine {found}, not {engine} (leave out --engine to use it)",
+                       status=2)
+    return kvdb.open(path, engine=found or engine or "btree", **options), found is None
 
 
 def require_free(path, what="destination"):
@@ -49,6 +112,9 @@ def require_free(path, what="destination"):
         raise CLIError(f"{what} {path} is not empty; refusing to write into it")
 
 
+def foreign_files(path, engine):
+    """Names in the directory at path that are not files of a database of `engine`."""
+    return [n for n in sorted(os.listdir(path)) if not any(fnmatch.fnmatch(n, pat) for pat in OWN_FILES[engine])]
 
 
 def sibling(path, tag):

@@ -2,14 +2,16 @@
 verifies, and holds what it should."""
 import kvdb
 
+from .dbpath import open_existing
 from .errors import CLIError
 from .progress import Progress
 
 
 def verify_db(path, expect_entries=None):
-    """Open path, db.verify(), compare the key count; returns the count."""
+    """Open path (either engine; never creating one), db.verify(), compare the key count;
+    returns the count."""
     try:
-        with kvdb.open(path) as db:
+        with open_existing(path) as db:
             db.verify()
             n = len(db)
     except kvdb.Error as e:
