@@ -96,11 +96,33 @@ def test_check_corrupt_table_names_file_and_offset(lsm, capsys):
     _flip(lsm / victim, 5)  # inside the first data block (blocks start at offset 0)
     status, text, _ = cli(capsys, "check", lsm)
     assert status == 1, text
-    assert f"problem: verify: {lsm / victim}: block checksum mismatch at offset 0" in text
-    assert "problem(s) found" in text
+    assert f"problem: {lsm / victim}: block checksum mismatch at offset 0" in text
+    assert text.count("problem: ") == 1, "verify's report of the same block is not repeated"
+    assert text.rstrip().endswith("1 problem(s) found")
     # the read commands stop with one line naming the same file and offset
     p = run_cli("dump", lsm)
     assert_one_line_error(p, "corrupt database", victim, "offset 0")
+
+
+def test_check_names_every_damaged_table(lsm, capsys):
+    names = tables(lsm)
+    first, last = names[0], names[-1]
+    _flip(lsm / first, 5)
+    _flip(lsm / last, os.path.getsize(lsm / last) - 20)  # the footer's checksummed part
+    status, text, _ = cli(capsys, "check", lsm)
+    assert status == 1
+    problems = [line for line in text.splitlines() if line.startswith("problem: ")]
+    assert f"{lsm}: lsm, does not open: {lsm / last}: sstable footer checksum mismatch" in text
+    assert problems == [f"problem: {lsm / first}: block checksum mismatch at offset 0",
+                        f"problem: {lsm / last}: sstable footer checksum mismatch at offset "
+                        f"{os.path.getsize(lsm / last) - 52}"], text
+
+
+def test_check_ignores_a_stray_table_the_manifest_does_not_list(lsm, capsys):
+    (lsm / "999999.sst").write_bytes(b"half-written by a crashed compaction")
+    status, text, _ = cli(capsys, "check", lsm)
+    assert status == 0, text
+    assert not (lsm / "999999.sst").exists(), "the engine removes unlisted tables at open"
 
 
 def test_check_damaged_footer_fails_at_open(lsm, capsys):
@@ -108,7 +130,7 @@ def test_check_damaged_footer_fails_at_open(lsm, capsys):
     _flip(lsm / victim, os.path.getsize(lsm / victim) - 1)  # the magic at the end of the footer
     status, text, _ = cli(capsys, "check", lsm)
     assert status == 1
-    assert f"problem: open failed: {lsm / victim}: bad sstable magic in the footer at offset" in text
+    assert f"problem: {lsm / victim}: bad sstable magic in the footer at offset" in text
     assert_one_line_error(run_cli("stats", lsm), "corrupt database", victim, "offset")
 
 
@@ -224,6 +246,8 @@ def test_stats_derived_figures():
 # -- compact ---------------------------------------------------------------------------
 
 def test_compact_merges_tables_and_keeps_contents(lsm, capsys):
+    with kvdb.open(str(lsm)) as db:
+        db.put(b"expiring", b"soon", ttl=3600)
     before = contents(lsm)
     with kvdb.open(str(lsm)) as db:
         tables_before = sum(db.stats()["lsm_files_per_level"])
@@ -233,6 +257,7 @@ def test_compact_merges_tables_and_keeps_contents(lsm, capsys):
     assert contents(lsm) == before
     with kvdb.open(str(lsm)) as db:
         files = db.stats()["lsm_files_per_level"]
+        assert 3000 < db.ttl(b"expiring") <= 3600, "compaction keeps expiries"
     assert files[0] == 0 and sum(files) <= tables_before
     assert cli(capsys, "check", lsm)[0] == 0
     assert sorted(os.listdir(lsm.parent)) == ["db"], "no temporary directories"
@@ -251,6 +276,11 @@ def test_backup_restore_round_trip(lsm, tmp_path, capsys):
     status, _, error = cli(capsys, "restore", tmp_path / "bak", tmp_path / "restored")
     assert status == 0, error
     assert contents(tmp_path / "restored") == items
+    with kvdb.open(str(lsm)) as db:
+        db.put(b"expiring", b"soon", ttl=3600)
+    assert cli(capsys, "backup", lsm, tmp_path / "bak2")[0] == 0
+    with kvdb.open(str(tmp_path / "bak2")) as db:
+        assert 3000 < db.ttl(b"expiring") <= 3600, "backup keeps expiries"
     status, _, error = cli(capsys, "restore", tmp_path / "bak", lsm)
     assert status == 1 and "refusing to overwrite" in error
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], "no temporary directories"
