@@ -12,6 +12,12 @@ from kvdb._core.pager cimport (Page, Pager, PAGE_HEADER_SIZE, PAGE_BRANCH, PAGE_
 from kvdb.errors import CorruptionError
 
 
+cdef extern from *:
+    """
+    #define KVDB_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+    """
+    void KVDB_PREFETCH(const void *p) noexcept nogil
+
 # -- slotted page primitives (pure C, the page already validated) ------------
 
 cdef inline int ncells(const unsigned char *d) noexcept nogil:
@@ -260,6 +266,12 @@ cdef class BTree:
         found[0] = False
         while lo < hi:
             mid = (lo + hi) >> 1
+            # The cells are scattered over the page: fetch both cells the next step may probe
+            # while this one is compared, so their cache misses overlap.
+            if lo < mid:
+                KVDB_PREFETCH(d + cell_off(d, (lo + mid) >> 1))
+            if mid + 1 < hi:
+                KVDB_PREFETCH(d + cell_off(d, (mid + 1 + hi) >> 1))
             kp = d + cell_off(d, mid) + kp_shift
             if kp[0] & CELL_KEY_OVERFLOW == 0 and kp[1] < 0x80:
                 # inline key with a one-byte length: compare right here

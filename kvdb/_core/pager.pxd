@@ -42,6 +42,7 @@
 #   P3. A dirty page is never evicted; a clean page may be evicted at any time.
 #   P4. Every page read from the file is checked (checksum, pgno, type) before use.
 
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from kvdb._core.file cimport File
 
@@ -110,7 +111,10 @@ cdef class Pager:
     cdef readonly str path      # constant
     cdef readonly uint32_t page_size        # constant after open
     cdef Py_ssize_t capacity    # pages (clean + dirty) the pool may hold: cache_size / page_size; constant
-    cdef dict pool              # pgno -> Page, every cached page (clean and dirty)
+    cdef dict pool              # pgno -> Page, every cached page (clean and dirty); owns them
+    cdef PyObject **slots       # pgno -> the Page `pool` holds (borrowed), NULL if none: the lookup
+                                # readers use; changed only with `pool` (pool_set/pool_del/pool_clear)
+    cdef Py_ssize_t nslots      # entries allocated in `slots`
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring
     cdef dict dirty             # pgno -> Page to write at the next checkpoint
@@ -128,6 +132,9 @@ cdef class Pager:
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
 
     cdef Page get(self, uint32_t pgno)
+    cdef int pool_set(self, uint32_t pgno, Page page) except -1
+    cdef int pool_del(self, uint32_t pgno) except -1
+    cdef int pool_clear(self) except -1
     cdef Page read_page_uncached(self, uint32_t pgno)
     cdef Page alloc(self, uint8_t page_type, uint64_t seq)
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1

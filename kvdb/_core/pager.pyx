@@ -1,6 +1,7 @@
 # The pager (see pager.pxd for the format, the fields and the invariants).
 
-from libc.stdlib cimport malloc, calloc, free as c_free
+from cpython.ref cimport PyObject
+from libc.stdlib cimport malloc, calloc, realloc, free as c_free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -288,26 +289,54 @@ cdef class Pager:
 
     cdef Page get(self, uint32_t pgno):
         """The page `pgno`, from the pool or read from the file and cached."""
-        cdef object found = self.pool.get(pgno)
         cdef Page page
-        if found is not None:
-            page = <Page>found
+        if pgno < self.nslots and self.slots[pgno] != NULL:
+            page = <Page>self.slots[pgno]
             page.ref = True
             self.hits += 1
             return page
         self.misses += 1
         page = self.read_page_uncached(pgno)
-        existing = self.pool.get(pgno)      # another thread may have loaded it while the GIL was free
-        if existing is not None:
-            return <Page>existing
+        if pgno < self.nslots and self.slots[pgno] != NULL:
+            return <Page>self.slots[pgno]   # another thread loaded it while the GIL was free
         self._admit(page)
         return page
+
+    cdef int pool_set(self, uint32_t pgno, Page page) except -1:
+        cdef Py_ssize_t n
+        cdef PyObject **grown
+        if pgno >= self.nslots:
+            n = max(<Py_ssize_t>pgno + 1, self.nslots * 2, 1024)
+            grown = <PyObject **>realloc(self.slots, n * sizeof(PyObject *))
+            if grown == NULL:
+                raise MemoryError()
+            memset(grown + self.nslots, 0, (n - self.nslots) * sizeof(PyObject *))
+            self.slots = grown
+            self.nslots = n
+        self.pool[pgno] = page
+        self.slots[pgno] = <PyObject *>page
+        return 0
+
+    cdef int pool_del(self, uint32_t pgno) except -1:
+        if pgno < self.nslots:
+            self.slots[pgno] = NULL
+        del self.pool[pgno]
+        return 0
+
+    cdef int pool_clear(self) except -1:
+        if self.slots != NULL:
+            memset(self.slots, 0, self.nslots * sizeof(PyObject *))
+        self.pool = {}
+        return 0
+
+    def __dealloc__(self):
+        c_free(self.slots)
 
     cdef int _admit(self, Page page) except -1:
         """Cache a clean page, evicting by CLOCK while over capacity (P3)."""
         cdef Page victim
         cdef Py_ssize_t n
-        self.pool[page.pgno] = page
+        self.pool_set(page.pgno, page)
         self.ring.append(page)
         page.ref = True
         # clean and dirty pages share the budget: dirty ones are never evicted (P3)
@@ -316,7 +345,7 @@ cdef class Pager:
             if self.hand >= n:
                 self.hand = 0
             victim = <Page>self.ring[self.hand]
-            if victim.dirty or self.pool.get(victim.pgno) is not victim:
+            if victim.dirty or victim.pgno >= self.nslots or self.slots[victim.pgno] != <PyObject *>victim:
                 # Stale entry (became dirty, was freed, or replaced): drop it from the ring.
                 self.ring[self.hand] = self.ring[n - 1]
                 self.ring.pop()
@@ -327,7 +356,7 @@ cdef class Pager:
                 continue
             self.ring[self.hand] = self.ring[n - 1]
             self.ring.pop()
-            del self.pool[victim.pgno]
+            self.pool_del(victim.pgno)
             self.evictions += 1
         return 0
 
@@ -345,7 +374,7 @@ cdef class Pager:
         page.dirty = True
         page.checked = True
         page.birth = seq
-        self.pool[pgno] = page
+        self.pool_set(pgno, page)
         self.dirty[pgno] = page
         return page
 
@@ -372,7 +401,7 @@ cdef class Pager:
             pgno = (<tuple>self.pending_snap[i])[1]
             found = self.pool.get(pgno)
             if found is not None and (<Page>found).dirty:
-                del self.pool[pgno]
+                self.pool_del(pgno)
             self.free_pages.append(pgno)
             i += 1
         if i:
@@ -525,7 +554,7 @@ cdef class Pager:
         cdef Page page = new_page(self.page_size, pgno, 0)
         memcpy(page.data, <const char *>raw, self.page_size)
         page.dirty = True
-        self.pool[pgno] = page
+        self.pool_set(pgno, page)
         self.dirty[pgno] = page
 
     def spill(self):
@@ -534,7 +563,7 @@ cdef class Pager:
         pages = sorted(self.dirty.values(), key=_pgno_of)
         self.write_pages(pages)
         for p in pages:
-            del self.pool[(<Page>p).pgno]
+            self.pool_del((<Page>p).pgno)
         self.dirty = {}
 
     def get_raw(self, uint32_t pgno):
@@ -548,7 +577,7 @@ cdef class Pager:
     def close(self):
         self.closed = True
         self.file.close()
-        self.pool = {}
+        self.pool_clear()
         self.ring = []
         self.dirty = {}
 
