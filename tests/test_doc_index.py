@@ -279,3 +279,23 @@ def test_crash_leaves_documents_and_indexes_in_agreement(long_mode):
             assert verify(db) in ({}, {"c": []}), f"crash after {k} I/O calls"
         finally:
             db.close()
+
+
+def test_database_lists_and_drops_collections(tmp_path, engine):
+    with kvdb.open(tmp_path / "db", engine=engine, sync="off") as d:
+        assert d.list_collections() == []
+        d.collection("logs").insert_one({"msg": "x"})
+        d.collection("placeholder").insert_one({})        # takes the next collection number first
+        d.drop_collection("placeholder")
+        keys_before = [k for k, _ in d.scan()]
+        d.collection("users").insert_many([{"_id": i, "age": i} for i in range(50)])
+        d.collection("users").create_index("age")
+        assert sorted(d.list_collections()) == ["logs", "users"]
+        assert d.drop_collection("users") is True
+        assert d.drop_collection("users") is False           # already gone
+        assert d.list_collections() == ["logs"]
+        assert d.collection("users").count_documents({}) == 0
+        assert [k for k, _ in d.scan()] == keys_before          # documents, index entries, catalog
+        with pytest.raises(kvdb.InvalidName):
+            d.drop_collection("")
+        assert d.collection("logs").find_one({})["msg"] == "x"

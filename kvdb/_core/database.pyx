@@ -786,6 +786,12 @@ cdef class Database:
         from kvdb.documents import list_collections
         return list_collections(self)
 
+    def drop_collection(self, str name):
+        """Delete collection `name` (documents, indexes, catalog record) in one transaction;
+        returns whether it existed."""
+        from kvdb.documents import drop_collection
+        return drop_collection(self, name)
+
     def snapshot(self):
         """A read-only view of the newest version; never blocks writers."""
         self.check_open()
