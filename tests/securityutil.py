@@ -60,8 +60,9 @@ def _hashable(v):
 
 
 class RawClient:
-    def __init__(self, port, host="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.f = self.sock.makefile("rb")
 
     def send(self, data):

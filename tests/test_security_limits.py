@@ -7,15 +7,14 @@ Each test checks that the server stays up and answers another client
 throughout. Memory: see test_memory_stays_bounded_under_a_stalled_subscriber_and_slowloris
 for the bound and how it is measured (RSS from /proc/<pid>/status).
 """
-import fcntl
+import logging
 import socket
-import struct
 import time
 
 import pytest
 
-from kvdb.server.limits import (PREAUTH_MAX_BULK, PREAUTH_MAX_MULTIBULK, exposed_addresses, is_loopback,
-                                protected_refusal)
+from kvdb.server.limits import (PREAUTH_MAX_BULK, PREAUTH_MAX_MULTIBULK, Limits, exposed_addresses,
+                                is_local_peer, is_loopback, protected_refusal)
 from securityutil import RawClient, RespError, encode_command, rss_bytes
 from serverutil import ServerProcess
 
@@ -24,6 +23,9 @@ redis = pytest.importorskip("redis")
 
 # -- protected mode ------------------------------------------------------------------
 
+OTHER_LOCAL = "127.0.0.2"     # a loopback-device source address protected mode refuses
+
+
 def test_is_loopback():
     for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "", "/tmp/kvdb.sock"):
         assert is_loopback(host), host
@@ -31,27 +33,21 @@ def test_is_loopback():
         assert not is_loopback(host), host
 
 
+def test_protected_mode_trusts_only_localhost_peers():
+    for host in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "", "/tmp/kvdb.sock"):
+        assert is_local_peer(host), host
+    for host in ("127.0.0.2", "127.1.2.3", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "garbage"):
+        assert not is_local_peer(host), host
+
+
 def test_protected_refusal_decision():
     assert protected_refusal(True, True, "10.1.2.3")
     assert not protected_refusal(True, True, "127.0.0.1")
+    assert protected_refusal(True, True, "127.0.0.2")
     assert not protected_refusal(True, False, "10.1.2.3")    # a password is set
     assert not protected_refusal(False, True, "10.1.2.3")    # protected mode off
     assert exposed_addresses("127.0.0.1 ::1") == []
     assert exposed_addresses("127.0.0.1 0.0.0.0 192.0.2.7 * -::*") == ["0.0.0.0", "192.0.2.7", "*", "-::*"]
-
-
-def _local_non_loopback_ipv4():
-    """An IPv4 address of one of this machine's own interfaces that is not loopback, or None."""
-    for _, name in socket.if_nameindex():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
-            except OSError:
-                continue
-        addr = socket.inet_ntoa(packed[20:24])
-        if not is_loopback(addr):
-            return addr
-    return None
 
 
 def test_protected_mode_accepts_loopback(tmp_path):
@@ -62,26 +58,52 @@ def test_protected_mode_accepts_loopback(tmp_path):
                                                                {"protected-mode": "yes"})
 
 
-def test_protected_mode_refuses_a_non_loopback_peer(tmp_path):
-    addr = _local_non_loopback_ipv4()
-    if addr is None:
-        pytest.skip("this machine has no non-loopback interface address to connect from")
-    with ServerProcess(tmp_path, "--bind", f"127.0.0.1 {addr}") as srv:
-        with RawClient(srv.port, host=addr) as rc:   # our own interface: the peer address is not loopback
+def test_protected_mode_refuses_a_peer_other_than_localhost(tmp_path):
+    # The server listens on 127.0.0.1 only; the client connects from 127.0.0.2, an address
+    # protected mode does not trust (Redis's rule: only 127.0.0.1, ::1 and Unix sockets), so
+    # the test needs no non-loopback interface and sends nothing off the loopback device.
+    with ServerProcess(tmp_path) as srv:
+        with RawClient(srv.port, source=OTHER_LOCAL) as rc:
             reply = rc.read()
             assert isinstance(reply, RespError) and str(reply).startswith("DENIED kvdb is running in protected mode")
             assert rc.closed_by_server()
         assert srv.client().ping()
         assert srv.client().info("stats")["protected_mode_refusals"] == 1
-        assert "protected mode refuses every client that is not on the loopback interface" in srv.log()
-    with ServerProcess(tmp_path, "--bind", f"127.0.0.1 {addr}", "--requirepass", "pw") as srv:
-        with RawClient(srv.port, host=addr) as rc:
+    with ServerProcess(tmp_path, "--requirepass", "pw") as srv:
+        with RawClient(srv.port, source=OTHER_LOCAL) as rc:
             assert str(rc.call("PING")) == "NOAUTH Authentication required."
             assert rc.call("AUTH", "pw") == b"OK" and rc.call("PING") == b"PONG"
-    with ServerProcess(tmp_path, "--bind", f"127.0.0.1 {addr}", "--protected-mode", "no") as srv:
-        with RawClient(srv.port, host=addr) as rc:
+    with ServerProcess(tmp_path, "--protected-mode", "no") as srv:
+        with RawClient(srv.port, source=OTHER_LOCAL) as rc:
             assert rc.call("PING") == b"PONG"
-        assert "no password and protected mode off" in srv.log()
+
+
+@pytest.mark.parametrize("bind, protected, password, expected", [
+    ("127.0.0.1 ::1", True, False, None),
+    ("127.0.0.1 192.0.2.7", True, False, "protected mode refuses every client that is not 127.0.0.1 or ::1"),
+    ("0.0.0.0", False, False, "no password and protected mode off"),
+    ("0.0.0.0", True, True, None),                       # a password: nothing to warn about
+])
+def test_start_up_warns_about_exposed_addresses_without_a_password(caplog, bind, protected, password,
+                                                                     expected):
+    # Decided from the configuration alone, so no server has to listen beyond the loopback device.
+    class Acl:
+        def no_password(self):
+            return not password
+
+    class Server:
+        config = {"bind": bind, "protected-mode": protected}
+        acl = Acl()
+
+    limits = Limits.__new__(Limits)
+    limits.server = Server()
+    with caplog.at_level(logging.WARNING, logger="kvdb.server"):
+        limits.startup_warnings()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    if expected is None:
+        assert logged == ""
+    else:
+        assert expected in logged and bind.split()[-1] in logged
 
 
 # -- connections and request sizes -----------------------------------------------------

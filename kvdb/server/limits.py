@@ -4,7 +4,8 @@ authentication, client-output-buffer-limit, and the deadline for a new
 connection's first command.
 
 Protected mode: while the default user needs no password, a client whose
-address is not loopback is answered PROTECTED_MODE_ERROR and closed.
+address is not 127.0.0.1 or ::1 (Redis's rule) is answered PROTECTED_MODE_ERROR
+and closed.
 
 Before a client authenticates (only when a password is needed) its parser
 accepts at most PREAUTH_MAX_MULTIBULK arguments of at most PREAUTH_MAX_BULK
@@ -59,9 +60,27 @@ def is_loopback(host):
     return ip.is_loopback
 
 
+def is_local_peer(host):
+    """Whether protected mode lets a peer in: as in Redis, only 127.0.0.1, ::1 (also as
+    ::ffff:127.0.0.1) and Unix sockets; other 127.x.x.x sources are refused like any remote one."""
+    if not host or host.startswith("/"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip in (_IPV4_LOCALHOST, _IPV6_LOCALHOST)
+
+
+_IPV4_LOCALHOST = ipaddress.ip_address("127.0.0.1")
+_IPV6_LOCALHOST = ipaddress.ip_address("::1")
+
+
 def protected_refusal(protected_mode, no_password, host):
     """Whether protected mode refuses a client from host."""
-    return bool(protected_mode and no_password and not is_loopback(host))
+    return bool(protected_mode and no_password and not is_local_peer(host))
 
 
 def exposed_addresses(bind):
@@ -203,7 +222,7 @@ class Limits:
         if exposed and self.server.acl.no_password():
             if cfg["protected-mode"]:
                 log.warning("listening on %s with no password: protected mode refuses every client that is not "
-                            "on the loopback interface; set --requirepass or ACL users to serve them",
+                            "127.0.0.1 or ::1; set --requirepass or ACL users to serve them",
                             " ".join(exposed))
             else:
                 log.warning("WARNING: listening on %s with no password and protected mode off: anyone who can "
