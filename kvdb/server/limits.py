@@ -47,35 +47,36 @@ PROTECTED_MODE_ERROR = (
     "connections from the outside.\r\n")
 
 
-def is_loopback(host):
-    """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1, ::ffff:127.x, a Unix socket)."""
+UNIX_PEER = "unix"      # _peer_ip's answer for a Unix socket peer (no IP address)
+_IPV4_LOCALHOST = ipaddress.ip_address("127.0.0.1")
+_IPV6_LOCALHOST = ipaddress.ip_address("::1")
+
+
+def _peer_ip(host):
+    """The peer's IP address (an IPv4-mapped IPv6 address as IPv4), UNIX_PEER, or None if
+    `host` is not an address."""
     if not host or host.startswith("/"):
-        return True  # Unix socket peers have no IP address
+        return UNIX_PEER
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return ip
+
+
+def is_loopback(host):
+    """Whether an address is this machine's loopback (127.0.0.0/8, ::1, ::ffff:127.x, a Unix socket)."""
+    ip = _peer_ip(host)
+    return ip is UNIX_PEER or (ip is not None and ip.is_loopback)
 
 
 def is_local_peer(host):
     """Whether protected mode lets a peer in: as in Redis, only 127.0.0.1, ::1 (also as
     ::ffff:127.0.0.1) and Unix sockets; other 127.x.x.x sources are refused like any remote one."""
-    if not host or host.startswith("/"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip in (_IPV4_LOCALHOST, _IPV6_LOCALHOST)
-
-
-_IPV4_LOCALHOST = ipaddress.ip_address("127.0.0.1")
-_IPV6_LOCALHOST = ipaddress.ip_address("::1")
+    ip = _peer_ip(host)
+    return ip is UNIX_PEER or ip in (_IPV4_LOCALHOST, _IPV6_LOCALHOST)
 
 
 def protected_refusal(protected_mode, no_password, host):
