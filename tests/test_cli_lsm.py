@@ -351,3 +351,17 @@ def test_locked_lsm_database_is_one_line(lsm, tmp_path):
     with kvdb.open(str(lsm)):
         for cmd in (["check"], ["compact"]):
             assert_one_line_error(run_cli(*_args(cmd, lsm, tmp_path)), "locked", str(os.getpid()))
+
+
+def test_serve_an_existing_lsm_directory(tmp_path, capsys):
+    """`engine` is the server's option for a new database; an existing one keeps its engine."""
+    from serverutil import ServerProcess
+    data = tmp_path / "data"
+    with kvdb.open(str(data), engine="lsm"):
+        pass
+    with ServerProcess(tmp_path, data=data) as srv:
+        r = srv.client()
+        assert r.set(b"k", b"v") and r.get(b"k") == b"v"
+    assert (data / "CURRENT").exists() and not (data / "data.kvdb").exists()
+    status, _, error = cli(capsys, "serve", "--data", data, "--engine", "btree", "--port", "0")
+    assert status == 2 and "holds a database of engine lsm, not btree" in error

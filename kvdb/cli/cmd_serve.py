@@ -3,11 +3,16 @@ the Redis-protocol server on a kvdb database (see docs/server.md).
 
 Every server option can be given as a flag named as in Redis's configuration
 (`--maxclients 100`, `--notify-keyspace-events KEA`); flags win over the file.
+
+`engine` is the engine of a new database: a data directory that already holds
+one is served with the engine its files show (an --engine flag that names the
+other one is an error).
 """
 import asyncio
 import logging
 import sys
 
+from .dbpath import found_engine
 from .errors import CLIError
 
 
@@ -36,6 +41,12 @@ def build_config(args):
         raise CLIError(str(e), status=2) from None
     except OSError as e:
         raise CLIError(f"cannot read configuration {args.config}: {e.strerror}", status=2) from None
+    found = found_engine(config["dir"])
+    if found is not None and found != config["engine"]:
+        if getattr(args, "opt_engine", None) is not None:
+            raise CLIError(f"{config['dir']} holds a database of engine {found}, not {config['engine']} "
+                           "(leave out --engine to serve it)", status=2)
+        config.set("engine", found)
     return config
 
 
