@@ -28,6 +28,7 @@ __all__ = [
 
 def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
          checkpoint_size=64 << 20, memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20,
+         max_open_tables=None,
          _fs=None, _clock=None):
     """Open (creating if missing) the database in directory `path`.
 
@@ -45,8 +46,11 @@ def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
     memtable_size: lsm: memtable bytes after which it is flushed to a level-0 table.
     sstable_size: lsm: bytes per table written by compactions.
     level1_size: lsm: bytes level 1 may hold before it is compacted into level 2 (x10 per level).
+    max_open_tables: lsm: table files kept open at most (None: 1000, or half the process's
+                     open-file limit if that is lower); evicted tables are reopened on demand.
     _clock: tests only: a callable returning wall-clock seconds, used for key expiry (ttl).
     """
     return Database(str(path), engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
                     checkpoint_size=checkpoint_size, _fs=_fs, _clock=_clock, memtable_size=memtable_size,
-                    sstable_size=sstable_size, level1_size=level1_size)
+                    sstable_size=sstable_size, level1_size=level1_size,
+                    max_open_tables=max_open_tables)

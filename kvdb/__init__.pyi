@@ -102,4 +102,5 @@ class Database:
 def open(path: Union[str, PathLike[str]], engine: Optional[Literal["btree", "lsm"]] = ...,
          sync: Literal["full", "normal", "off"] = ..., cache_size: int = ..., page_size: int = ...,
          checkpoint_size: int = ..., memtable_size: int = ..., sstable_size: int = ...,
-         level1_size: int = ..., _fs: object = ..., _clock: object = ...) -> Database: ...
+         level1_size: int = ..., max_open_tables: Optional[int] = ..., _fs: object = ...,
+         _clock: object = ...) -> Database: ...

@@ -12,6 +12,7 @@
 #   - With sync="full", committers release the writer lock before fsync and
 #     share one fsync (group commit, Wal.sync_to).
 
+import functools
 import math
 import os
 import threading
@@ -183,7 +184,7 @@ cdef class Database:
 
     def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
-                 memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20):
+                 memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20, max_open_tables=None):
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = "lsm" if (_fs if _fs is not None else OsFS()).exists(os.path.join(path, LSM_CURRENT)) \
                 else "btree"
@@ -193,6 +194,8 @@ cdef class Database:
                         ("level1_size", level1_size)):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive number of bytes, not {v!r}")
+        if max_open_tables is not None and (not isinstance(max_open_tables, int) or max_open_tables <= 0):
+            raise ValueError(f"max_open_tables must be a positive number of files, not {max_open_tables!r}")
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be 'full', 'normal' or 'off', not {sync!r}")
         if cache_size < 0 or checkpoint_size < 0:
@@ -224,7 +227,7 @@ cdef class Database:
         self.old_wals = {}
         try:
             if engine == "lsm":
-                self._open_lsm(cache_size, memtable_size, sstable_size, level1_size)
+                self._open_lsm(cache_size, memtable_size, sstable_size, level1_size, max_open_tables)
             else:
                 self._open_files(page_size, cache_size)
         except OSError as e:
@@ -274,12 +277,14 @@ cdef class Database:
         if created:
             self.fs.sync_dir(self.path)
 
-    def _open_lsm(self, cache_size, memtable_size, sstable_size, level1_size):
+    def _open_lsm(self, cache_size, memtable_size, sstable_size, level1_size, max_open_tables=None):
         """Open the LSM engine: manifest, then replay every WAL file it still needs, then flush
         what was replayed and start a new WAL (recovery = manifest + WAL replay)."""
         if self.fs.exists(os.path.join(self.path, DATA_FILE)):
             raise ValueError(f"{self.path} holds an engine='btree' database; open it with engine='btree'")
-        self.lsm = LsmEngine(self.fs, self.path, memtable_size, cache_size, sstable_size, level1_size)
+        self.lsm = LsmEngine(self.fs, self.path, memtable_size, cache_size, sstable_size, level1_size,
+                             max_open_tables)
+        self.lsm.flush_hook = functools.partial(_lsm_flush_hook, weakref.ref(self))
         flushed, log_number = self.lsm.load()
         self.seq = flushed
         numbers = sorted([int(n[4:10]) for n in self.fs.listdir(self.path)
@@ -1130,6 +1135,15 @@ def _background(ref, wake):
         except Exception:
             pass
         del db
+
+
+def _lsm_flush_hook(db_ref):
+    """Run by a compaction between its output tables (maint held, re-entrant): flush the
+    memtables that filled meanwhile, so writers do not stall until the compaction ends."""
+    db = db_ref()
+    if db is not None:
+        while db.lsm.needs_flush() and db._lsm_flush_one():
+            pass
 
 
 def lsm_wal_path(str path, uint64_t number):

@@ -3,12 +3,13 @@
 
 from libc.stdint cimport uint64_t
 from kvdb._core.file cimport FS
-from kvdb._core.sstable cimport BlockCache
+from kvdb._core.sstable cimport BlockCache, TableCache
 
 cdef class LsmEngine:
     cdef FS fs                           # constant
     cdef readonly str path               # constant
     cdef readonly BlockCache cache       # constant
+    cdef readonly TableCache tables      # open table files, bounded; constant
     cdef public object current           # (mem, imms, levels): replaced whole under the writer lock
     cdef object manifest                 # ManifestWriter (maint + writer lock)
     cdef public uint64_t next_file       # next file number (writer lock)
@@ -17,12 +18,15 @@ cdef class LsmEngine:
     cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
     cdef public Py_ssize_t target_file_size  # bytes per compaction output table
     cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)
-    cdef public object maint             # threading.Lock: one flush or compaction at a time
+    cdef public object maint             # threading.RLock: one flush or compaction at a time
+    cdef public object flush_hook        # callable flushing waiting memtables (set by the database); constant after open
     cdef list compact_pointer            # per level: the largest key of the last file compacted from it
     # counters (GIL)
     cdef public uint64_t bytes_flushed, bytes_compacted, bytes_compaction_read, flushes, compactions
     cdef public uint64_t trivial_moves, slowdowns, stalls
     cdef public double stall_seconds
+    cdef public double build_seconds     # time flushes and compactions spent merging and building (GIL released)
+    cdef public list last_build_windows  # [(start, end)] monotonic times of the last build's GIL-free stretches
     cdef public uint64_t gone_bloom_checks, gone_bloom_negatives, gone_bloom_fp
 
     cpdef uint64_t new_file_number(self)

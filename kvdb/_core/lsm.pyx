@@ -10,8 +10,11 @@
 #     levels  NUM_LEVELS lists of FileMeta (with .table open): level 0 newest
 #             first (files may overlap), levels 1.. sorted by key, disjoint
 # Locks (always taken in this order): `maint` (one flush or compaction at a
-# time; building a table runs under it alone), then the database's writer
-# lock (held by the caller of every *_install method and of apply/switch).
+# time; building a table runs under it alone; re-entrant, because a compaction
+# runs `flush_hook` between its output tables so that a memtable filled in the
+# meantime is flushed at once instead of stalling writes until the compaction
+# ends), then the database's writer lock (held by the caller of every *_install
+# method and of apply/switch).
 #
 # Invariants:
 #   L1. For one user key, every version in a newer source (mem, then imms
@@ -27,6 +30,7 @@
 
 import bisect
 import os
+import resource
 import threading
 import time
 import weakref
@@ -36,9 +40,9 @@ from libc.stdint cimport uint64_t
 from kvdb._core.file cimport File, FS
 from kvdb._core.memtable cimport Memtable
 from kvdb._core.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.sstable cimport Table, BlockCache, TableSource
+from kvdb._core.sstable cimport Table, BlockCache, TableCache, TableSource
 from kvdb._core.manifest cimport NUM_LEVELS
-from kvdb._core.sstable_builder import TableBuilder
+from kvdb._core.table_merge cimport TableMerger
 from kvdb._core.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
 
 from kvdb.errors import CorruptionError
@@ -48,10 +52,23 @@ L0_SLOWDOWN = 8                  # level-0 files at which each write is delayed 
 L0_STOP = 12                     # level-0 files at which writes wait for compaction
 MAX_IMMUTABLE = 2                # memtables waiting for a flush before writes wait
 LEVEL_RATIO = 10                 # each level may hold this many times the bytes of the one above
+MAX_OPEN_TABLES = 1000           # default bound of the table cache (open table files)
 
 
 def table_name(uint64_t number):
     return "%06d.sst" % number
+
+
+def default_max_open_tables():
+    """MAX_OPEN_TABLES, or half the process's open-file limit if that is lower (the WAL, the
+    manifest, compaction inputs and the application need descriptors too)."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return MAX_OPEN_TABLES
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_OPEN_TABLES
+    return max(16, min(MAX_OPEN_TABLES, soft // 2))
 
 
 def _remove_file(FS fs, str path):
@@ -61,24 +78,13 @@ def _remove_file(FS fs, str path):
         pass                     # a finalizer must not raise; an orphan is removed at the next open
 
 
-cdef int stripe_of(list snaps, uint64_t seq):
-    """Index of the smallest snapshot seq >= seq (len(snaps) = only the newest state sees it)."""
-    return bisect.bisect_left(snaps, seq)
-
-
-def collapse(list versions, list snaps, bint base_level):
-    """Versions of one key (seq descending) that some reader can still see (L2)."""
-    out = []
-    last_stripe = -1
-    for v in versions:
-        st = stripe_of(snaps, v[1])
-        if st == last_stripe:
-            continue             # shadowed by a newer version every reader of this stripe sees
-        last_stripe = st
-        if v[2] == ENTRY_DELETE and st == 0 and base_level:
-            break                # every reader sees the delete and nothing older hides below: drop it and the rest
-        out.append(v)
-    return out
+def _remove_table(TableCache tables, uint64_t number, FS fs, str path):
+    """Finalizer of a retired Table: close its cached file, then remove it (L3)."""
+    try:
+        tables.drop(number)
+    except Exception:
+        pass
+    _remove_file(fs, path)
 
 
 cdef class LevelSource(Source):
@@ -147,19 +153,22 @@ cdef class LsmEngine:
     """The LSM engine (fields in lsm.pxd)."""
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
-                 Py_ssize_t target_file_size, Py_ssize_t level1_bytes):
+                 Py_ssize_t target_file_size, Py_ssize_t level1_bytes, max_open_tables=None):
         self.fs = fs
         self.path = path
         self.cache = BlockCache(cache_size)
+        self.tables = TableCache(fs, default_max_open_tables() if max_open_tables is None else max_open_tables)
         self.memtable_size = max(memtable_size, 1024)
         self.target_file_size = max(target_file_size, 1024)
         self.level1_bytes = max(level1_bytes, 4096)
-        self.maint = threading.Lock()
+        self.maint = threading.RLock()
+        self.flush_hook = None
         self.compact_pointer = [None] * NUM_LEVELS
         self.next_file = 1
         self.log_number = 0
         self.flushed_seq = 0
         self.stall_seconds = 0.0
+        self.last_build_windows = []
         self.current = (Memtable(0), [], [[] for _ in range(NUM_LEVELS)])
 
     # -- open ----------------------------------------------------------------
@@ -193,7 +202,7 @@ cdef class LsmEngine:
             if not self.fs.exists(tpath):
                 raise CorruptionError(f"{tpath}: listed in {manifest_name(number)} (level {f.level}) but missing",
                                       path=tpath)
-            f.table = Table(self.fs.open(tpath, False), tpath, f.number, self.cache)
+            f.table = Table(self.fs.open(tpath, False), tpath, f.number, self.cache, self.tables)
             if f.table.file_size != f.size:
                 raise CorruptionError(f"{tpath}: {f.table.file_size} bytes, the manifest says {f.size}",
                                       path=tpath, offset=f.table.file_size)
@@ -339,73 +348,38 @@ cdef class LsmEngine:
 
     # -- building tables (maint lock, no writer lock) --------------------------------
 
-    def write_tables(self, list sources, list snaps, int level, bint drop_tombstones):
-        """Merge the sources (every version), keep what L2 says (tombstones only go with
-        drop_tombstones, when no deeper level holds the key), and write tables of up to
-        target_file_size for `level`. Returns [FileMeta] (tables open); nothing is installed."""
-        cdef Source s
+    def build_tables(self, list runs, list snaps, int level, bint drop_tombstones):
+        """Merge the runs (Memtables, or lists of Tables in key order) keeping what L2 says and
+        write tables of up to target_file_size for `level` (one table for a flush). The merge,
+        the block building and the compression run in TableMerger without the GIL; this
+        function only names, writes and opens the results. Returns [FileMeta] (tables open);
+        nothing is installed."""
         levels = self.current[2]
-        for s in sources:
-            s.seek(None, False)
+        deeper = [[(f.smallest, f.largest) for f in levels[d]] for d in range(level + 1, NUM_LEVELS)] \
+            if drop_tombstones else []
+        target = self.target_file_size if level > 0 else (1 << 62)
+        merger = TableMerger(runs, snaps, drop_tombstones, deeper, target)
         out = []
-        builder = None
-        f = None
-        tpath = None
-        number = 0
-        while True:
-            best = None
-            for s in sources:
-                if s.valid and (best is None or s.key < best):
-                    best = s.key
-            if best is None:
-                break
-            versions = []
-            for s in sources:
-                while s.valid and s.key == best:
-                    versions.append((s.key, s.seq, s.kind, s.expires, s.value))
-                    s.step(False)
-            if len(versions) == 1 and versions[0][2] != ENTRY_DELETE:
-                keep = versions              # the common case: one live version, nothing to decide
-            else:
-                versions.sort(key=_neg_seq)
-                # whether a deeper level may hold the key matters only for tombstones
-                base = drop_tombstones and any([v[2] == ENTRY_DELETE for v in versions]) \
-                    and self.is_base_level(levels, level, best)
-                keep = collapse(versions, snaps, base)
-                if not keep:
-                    continue
-            if builder is not None and builder.estimated_size() >= self.target_file_size:
-                out.append(self.finish_table(builder, f, tpath, number, level))
-                builder = None
-            if builder is None:
-                number = self.new_file_number()
-                tpath = os.path.join(self.path, table_name(number))
-                f = self.fs.open(tpath, True)
+        while merger.next_table():
+            number = self.new_file_number()
+            tpath = os.path.join(self.path, table_name(number))
+            f = self.fs.open(tpath, True)
+            try:
                 f.truncate(0)
-                builder = TableBuilder(f, tpath)
-            for v in keep:
-                builder.add(v[0], v[1], v[2], v[3], v[4])
-        if builder is not None:
-            out.append(self.finish_table(builder, f, tpath, number, level))
+                size = merger.write_to(f)
+            finally:
+                f.close()
+            meta = FileMeta(level, number, size, merger.smallest, merger.largest, merger.min_seq,
+                            merger.max_seq, merger.entries)
+            meta.table = Table(self.fs.open(tpath, False), tpath, number, self.cache, self.tables)
+            out.append(meta)
+            if level > 0 and self.flush_hook is not None and self.current[1]:
+                self.flush_hook()        # a memtable filled meanwhile: flush it now, not after the compaction
+        self.build_seconds += merger.build_seconds
+        self.last_build_windows = merger.windows[-16:]
         if out:
             self.fs.sync_dir(self.path)
         return out
-
-    def finish_table(self, builder, File f, str tpath, uint64_t number, int level):
-        size = builder.finish()
-        f.close()
-        meta = FileMeta(level, number, size, builder.smallest, builder.largest, builder.min_seq,
-                        builder.max_seq, builder.entries)
-        meta.table = Table(self.fs.open(tpath, False), tpath, number, self.cache)
-        return meta
-
-    def is_base_level(self, levels, int level, bytes key):
-        """No level below `level` has a file whose range holds key."""
-        for deeper in range(level + 1, NUM_LEVELS):
-            for f in levels[deeper]:
-                if f.smallest <= key <= f.largest:
-                    return False
-        return True
 
     def flush_build(self, list snaps):
         """Write the oldest immutable memtable as a level-0 table; (memtable, [FileMeta]) or None."""
@@ -416,16 +390,9 @@ cdef class LsmEngine:
         return imm, self.write_memtable(imm, snaps)
 
     def write_memtable(self, Memtable mem, list snaps):
-        """One level-0 table holding what some reader can see of the memtable (L2)."""
-        number = self.new_file_number()
-        tpath = os.path.join(self.path, table_name(number))
-        f = self.fs.open(tpath, True)
-        f.truncate(0)
-        builder = TableBuilder(f, tpath)
-        builder.add_memtable(mem, snaps)
-        meta = self.finish_table(builder, f, tpath, number, 0)
-        self.fs.sync_dir(self.path)
-        return [meta]
+        """One level-0 table holding what some reader can see of the memtable (L2; tombstones
+        stay: older versions may sit in the tables)."""
+        return self.build_tables([mem], snaps, 0, False)
 
     def flush_install(self, built):
         """Writer lock held: record the flush in the manifest (M1), then publish it. Returns the
@@ -490,10 +457,15 @@ cdef class LsmEngine:
         """Merge inputs (level) with below (level + 1) into new level + 1 tables (no lock)."""
         if level > 0 and not below:
             return None          # trivial move: the file changes level, no bytes are rewritten
-        sources = [f.table.source(False) for f in inputs] + [f.table.source(False) for f in below]
+        if level == 0:
+            runs = [[f.table] for f in inputs]           # level-0 files may overlap: one run each
+        else:
+            runs = [[f.table for f in inputs]]
+        if below:
+            runs.append([f.table for f in below])         # disjoint, in key order
         for f in inputs + below:
             self.bytes_compaction_read += f.size
-        return self.write_tables(sources, snaps, level + 1, True)
+        return self.build_tables(runs, snaps, level + 1, True)
 
     def compaction_install(self, int level, list inputs, list below, outputs):
         """Writer lock held: record the compaction in the manifest, publish the new version,
@@ -538,7 +510,7 @@ cdef class LsmEngine:
         self.gone_bloom_negatives += t.bloom_negatives
         self.gone_bloom_fp += t.bloom_false_positives
         self.cache.drop_table(t.number)
-        weakref.finalize(t, _remove_file, self.fs, t.path)
+        weakref.finalize(t, _remove_table, self.tables, t.number, self.fs, t.path)
 
     # -- verify and stats -------------------------------------------------------------
 
@@ -583,9 +555,15 @@ cdef class LsmEngine:
             "block_cache_misses": self.cache.misses,
             "block_cache_hit_rate": (self.cache.hits / lookups) if lookups else 0.0,
             "block_cache_bytes": self.cache.used,
+            "table_cache_open_files": self.tables.open_files,
+            "table_cache_capacity": self.tables.capacity,
+            "table_cache_hits": self.tables.hits,
+            "table_cache_misses": self.tables.misses,
+            "table_cache_evictions": self.tables.evictions,
             "lsm_slowdowns": self.slowdowns,
             "lsm_stalls": self.stalls,
             "lsm_stall_seconds": self.stall_seconds,
+            "lsm_build_seconds": self.build_seconds,
             "entries_estimate": mem.count + sum([m.count for m in imms]) + sum([f.entries for l in levels for f in l]),
         }
 
@@ -595,10 +573,7 @@ cdef class LsmEngine:
     def close(self):
         if self.manifest is not None:
             self.manifest.close()
-        for l in self.current[2]:
-            for f in l:
-                if f.table is not None:
-                    f.table.close()
+        self.tables.close()      # every open table file, retired tables' too
 
 
 def _largest(f):
@@ -607,7 +582,3 @@ def _largest(f):
 
 def _smallest(f):
     return f.smallest
-
-
-def _neg_seq(v):
-    return -v[1]

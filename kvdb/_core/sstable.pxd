@@ -23,7 +23,7 @@
 #   44  8   magic b"kvdb-sst"
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from kvdb._core.file cimport File
+from kvdb._core.file cimport File, FS
 from kvdb._core.merge cimport Source
 
 cdef enum:
@@ -40,15 +40,27 @@ cdef enum:
     SST_VERSION = 1
     BLOOM_BITS_PER_KEY = 10
     BLOOM_PROBES = 7                     # about ln 2 * bits per key
+    BLOCK_KEY_SHIFT = 40                 # block cache key: table number << BLOCK_KEY_SHIFT | block offset
+    BLOCK_CACHE_OVERHEAD = 96            # bytes a cached block costs beyond its length (dict slot, object)
+
+cdef struct SeekKey:
+    # The key a block search decodes into: the stack buffer, or the heap for long keys.
+    unsigned char *p                     # stack or heap
+    unsigned char *heap                  # malloc'd (NULL while the stack buffer suffices); the caller frees it
+    Py_ssize_t n
+    Py_ssize_t cap
+    unsigned char stack[256]
 
 cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) noexcept nogil
 cdef uint32_t bloom_hash(const unsigned char *k, Py_ssize_t n) noexcept nogil
 cdef bytes make_ikey(bytes key, uint64_t seq, int kind)
+cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t, Py_ssize_t tn,
+                    SeekKey *k, const unsigned char **val, Py_ssize_t *vlen) noexcept nogil
 
 
 cdef class BlockCache:
-    # Decoded (raw) blocks, shared by every table of a database. GIL-protected.
-    cdef object lru                      # OrderedDict (table number, offset) -> bytes, oldest first
+    # Raw data blocks (checked, decompressed), shared by every table of a database. GIL-protected.
+    cdef object lru                      # OrderedDict block key (BLOCK_KEY_SHIFT) -> bytes, oldest first
     cdef readonly Py_ssize_t capacity    # bytes; constant
     cdef readonly Py_ssize_t used        # bytes held
     cdef public uint64_t hits, misses
@@ -57,13 +69,29 @@ cdef class BlockCache:
     cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1
 
 
+cdef class TableCache:
+    # The bounded set of open table files, shared by every table of a database: an LRU of
+    # File objects keyed by table number. An evicted file is closed once no read that took it
+    # still holds it (its File object goes); its Table reopens it on demand. GIL-protected.
+    cdef FS fs                           # constant
+    cdef object lru                      # OrderedDict table number -> File, least recently used first
+    cdef readonly Py_ssize_t capacity    # files kept open at most (>= 1); constant
+    cdef public uint64_t hits, misses, evictions
+
+    cdef File get_file(self, uint64_t number, str path)
+    cdef int put_file(self, uint64_t number, File f) except -1
+
+
 cdef class Table:
     # Constant after open, except the counters.
-    cdef File file
+    cdef File file                       # the open file when there is no table cache (else None)
+    cdef TableCache tcache               # where the open file lives (None: `file` is kept open)
     cdef readonly str path
     cdef readonly uint64_t number        # file number (NNNNNN.sst)
     cdef readonly uint64_t file_size
     cdef BlockCache cache
+    cdef bytes index_raw                 # the raw index block (searched in C by get())
+    cdef uint64_t index_offset           # its offset in the file
     cdef list index_keys                 # last internal key of each data block
     cdef list index_offs                 # its offset
     cdef list index_sizes                # its payload size
@@ -76,7 +104,9 @@ cdef class Table:
     cdef public uint64_t bloom_checks, bloom_negatives, bloom_false_positives
     cdef object __weakref__              # the engine removes the file when the last reference goes
 
+    cdef File open_file(self)
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache)
+    cdef bytes raw_block(self, uint64_t off, uint64_t size, bint fill_cache)
     cdef tuple block_at(self, Py_ssize_t b, bint fill_cache)
     cdef bint may_contain(self, bytes key)
     cdef Py_ssize_t find_block(self, bytes target)

@@ -3,14 +3,14 @@
 
 from collections import OrderedDict
 
-import lz4.block
-
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcmp, memcpy
 
 from kvdb._core.coding cimport crc32c, get_u32, get_u64, put_u64, get_varint
-from kvdb._core.file cimport File
+from kvdb._core.file cimport File, FS
+from kvdb._core.lz4block cimport lz4_decompress
 from kvdb._core.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
 from kvdb.errors import CorruptionError
@@ -99,8 +99,93 @@ cdef Py_ssize_t lower_bound(list keys, bytes target):
     return lo
 
 
+cdef int key_reserve(SeekKey *k, Py_ssize_t n) noexcept nogil:
+    """Room for n bytes in k (the stack buffer, else the heap); -1 when out of memory."""
+    cdef unsigned char *q
+    if n <= k.cap:
+        return 0
+    q = <unsigned char *>realloc(k.heap, n)
+    if q == NULL:
+        return -1
+    if k.heap == NULL and k.n:
+        memcpy(q, k.p, k.n)
+    k.heap = q
+    k.p = q
+    k.cap = n
+    return 0
+
+
+cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t, Py_ssize_t tn,
+                    SeekKey *k, const unsigned char **val, Py_ssize_t *vlen) noexcept nogil:
+    """The first entry of raw block d[0:n] whose internal key is >= t: 1 with its key in k and
+    its value in val/vlen, 0 if there is none, -1 if the block is malformed (-2: out of memory).
+    Binary search over the restart points, then a scan from the last one below t."""
+    cdef uint32_t nrest
+    cdef const unsigned char *rest
+    cdef const unsigned char *p
+    cdef uint64_t shared, unshared, vl
+    cdef Py_ssize_t left, right, mid
+    cdef uint32_t off
+    if n < 4:
+        return -1
+    nrest = get_u32(d + n - 4)
+    if nrest == 0 or <uint64_t>nrest * 4 + 4 > <uint64_t>n:
+        return -1
+    rest = d + n - 4 - 4 * <Py_ssize_t>nrest
+    left = 0
+    right = nrest - 1
+    while left < right:                             # the last restart whose key is < t
+        mid = (left + right + 1) >> 1
+        off = get_u32(rest + 4 * mid)
+        if off >= <uint32_t>(rest - d):
+            return -1
+        p = get_varint(d + off, rest, &shared)
+        if p != NULL:
+            p = get_varint(p, rest, &unshared)
+        if p != NULL:
+            p = get_varint(p, rest, &vl)
+        if p == NULL or shared != 0 or unshared < TRAILER_SIZE or unshared > <uint64_t>(rest - p):
+            return -1
+        if ikey_cmp(p, unshared, t, tn) < 0:
+            left = mid
+        else:
+            right = mid - 1
+    off = get_u32(rest + 4 * left)
+    if off >= <uint32_t>(rest - d) and not (off == 0 and rest == d):
+        return -1
+    p = d + off
+    k.n = 0
+    while p < rest:
+        p = get_varint(p, rest, &shared)
+        if p != NULL:
+            p = get_varint(p, rest, &unshared)
+        if p != NULL:
+            p = get_varint(p, rest, &vl)
+        if p == NULL or shared > <uint64_t>k.n or unshared + vl > <uint64_t>(rest - p) \
+                or shared + unshared < TRAILER_SIZE:
+            return -1
+        if key_reserve(k, shared + unshared) < 0:
+            return -2
+        memcpy(k.p + shared, p, unshared)
+        k.n = shared + unshared
+        p += unshared
+        if ikey_cmp(k.p, k.n, t, tn) >= 0:
+            val[0] = p
+            vlen[0] = vl
+            return 1
+        p += vl
+    return 0
+
+
+cdef inline void seek_key_init(SeekKey *k) noexcept nogil:
+    k.p = k.stack
+    k.heap = NULL
+    k.n = 0
+    k.cap = sizeof(k.stack)
+
+
 cdef class BlockCache:
-    """An LRU of decoded blocks bounded by bytes."""
+    """An LRU of raw (checked, decompressed) data blocks bounded by bytes."""
 
     def __init__(self, Py_ssize_t capacity):
         self.lru = OrderedDict()
@@ -114,18 +199,18 @@ cdef class BlockCache:
             return None
         self.hits += 1
         self.lru.move_to_end(key)
-        return (<tuple>block)[0]
+        return block
 
     cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1:
-        """Cache a decoded block; `nbytes` (its raw size plus per-entry overhead) counts
-        against the capacity."""
+        """Cache a raw block (bytes, keyed by block_key()); `nbytes` is ignored: its length
+        plus BLOCK_CACHE_OVERHEAD counts against the capacity."""
         if self.capacity <= 0 or key in self.lru:
             return 0
-        self.lru[key] = (block, nbytes)
-        self.used += nbytes
+        self.lru[key] = block
+        self.used += PyBytes_GET_SIZE(block) + BLOCK_CACHE_OVERHEAD
         while self.used > self.capacity and self.lru:
             _, old = self.lru.popitem(last=False)
-            self.used -= old[1]
+            self.used -= PyBytes_GET_SIZE(old) + BLOCK_CACHE_OVERHEAD
         return 0
 
     def lookup(self, key):
@@ -135,15 +220,61 @@ cdef class BlockCache:
         self.put_block(key, block, nbytes)
 
     def drop_table(self, uint64_t number):
-        for key in [k for k in self.lru if k[0] == number]:
+        for key in [k for k in self.lru if (k >> BLOCK_KEY_SHIFT) == number]:
             old = self.lru.pop(key)
-            self.used -= old[1]
+            self.used -= PyBytes_GET_SIZE(old) + BLOCK_CACHE_OVERHEAD
+
+
+cdef class TableCache:
+    """At most `capacity` open table files (see sstable.pxd)."""
+
+    def __init__(self, FS fs, Py_ssize_t capacity):
+        self.fs = fs
+        self.lru = OrderedDict()
+        self.capacity = max(capacity, 1)
+
+    cdef File get_file(self, uint64_t number, str path):
+        """The open file of table `number`, reopened from path if it was evicted."""
+        cdef File f = self.lru.get(number)
+        if f is not None:
+            self.hits += 1
+            self.lru.move_to_end(number)
+            return f
+        self.misses += 1
+        f = self.fs.open(path, False)
+        self.put_file(number, f)
+        return self.lru.get(number, f)
+
+    cdef int put_file(self, uint64_t number, File f) except -1:
+        if number in self.lru:              # another thread reopened it meanwhile: keep that one
+            return 0
+        self.lru[number] = f
+        while len(self.lru) > self.capacity:
+            self.lru.popitem(last=False)    # closed when the last read holding it lets go
+            self.evictions += 1
+        return 0
+
+    def drop(self, uint64_t number):
+        """Close the file of a table that is gone (its Table was collected)."""
+        f = self.lru.pop(number, None)
+        if f is not None:
+            f.close()
+
+    @property
+    def open_files(self):
+        return len(self.lru)
+
+    def close(self):
+        for f in list(self.lru.values()):
+            f.close()
+        self.lru.clear()
 
 
 cdef class Table:
-    """An open SSTable (the table cache holds these)."""
+    """An open SSTable: its index, filter and properties stay in memory; its file is kept
+    open by the table cache (if given) and reopened when the cache evicted it."""
 
-    def __init__(self, File file, str path, uint64_t number, BlockCache cache):
+    def __init__(self, File file, str path, uint64_t number, BlockCache cache, TableCache tcache=None):
         self.file = file
         self.path = path
         self.number = number
@@ -167,7 +298,9 @@ cdef class Table:
             if off + size + BLOCK_TRAILER_SIZE > foff:
                 raise CorruptionError(f"{path}: footer at offset {foff} points past the data (block at {off})",
                                       path=path, offset=foff)
-        keys, vals = decode_block(self.read_block(ioff, isize, False), path, ioff)
+        self.index_raw = self.read_block(ioff, isize, False)
+        self.index_offset = ioff
+        keys, vals = decode_block(self.index_raw, path, ioff)
         self.index_keys = keys
         self.index_offs = []
         self.index_sizes = []
@@ -203,9 +336,25 @@ cdef class Table:
         except (KeyError, ValueError):
             raise CorruptionError(f"{path}: properties block at offset {poff} lacks the key range",
                                   path=path, offset=poff) from None
+        if tcache is not None:
+            self.tcache = tcache
+            tcache.put_file(number, file)
+            self.file = None
+
+    cdef File open_file(self):
+        if self.tcache is None:
+            return self.file
+        return self.tcache.get_file(self.number, self.path)
+
+    def get_file(self):
+        """The table's open file (reopened if the table cache closed it); hold it while reading."""
+        return self.open_file()
 
     def close(self):
-        self.file.close()
+        if self.tcache is None:
+            self.file.close()
+        else:
+            self.tcache.drop(self.number)
 
     @property
     def data_end(self):
@@ -213,11 +362,15 @@ cdef class Table:
 
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache):
         """The raw bytes of the block at offset (checksum checked, lz4 undone)."""
-        cdef bytes data = self.file.read_at(offset, size + BLOCK_TRAILER_SIZE)
-        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef File f = self.open_file()
+        cdef Py_ssize_t n = size + BLOCK_TRAILER_SIZE, got
+        cdef bytes data = PyBytes_FromStringAndSize(NULL, n)
+        cdef unsigned char *d = <unsigned char *>PyBytes_AS_STRING(data)
         cdef uint64_t ulen
         cdef const unsigned char *q
-        if <uint64_t>len(data) != size + BLOCK_TRAILER_SIZE:
+        cdef bytes out
+        got = f.pread(d, n, offset) if n else 0
+        if got != n:
             raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
                                   path=self.path, offset=offset)
         if get_u32(d + size + 1) != crc32c(d, size + 1):
@@ -229,26 +382,29 @@ cdef class Table:
             raise CorruptionError(f"{self.path}: block at offset {offset} has unknown type {d[size]}",
                                   path=self.path, offset=offset)
         q = get_varint(d, d + size, &ulen)
-        if q == NULL or ulen > 1 << 31:
+        if q == NULL or ulen > (<uint64_t>1 << 31):
             raise CorruptionError(f"{self.path}: compressed block at offset {offset} has a bad length",
                                   path=self.path, offset=offset)
-        try:
-            return lz4.block.decompress(data[q - d:size], uncompressed_size=ulen)
-        except Exception as e:
-            raise CorruptionError(f"{self.path}: compressed block at offset {offset} does not decompress: {e}",
-                                  path=self.path, offset=offset) from None
+        out = PyBytes_FromStringAndSize(NULL, ulen)
+        if lz4_decompress(q, d + size - q, <unsigned char *>PyBytes_AS_STRING(out), ulen) != <Py_ssize_t>ulen:
+            raise CorruptionError(f"{self.path}: compressed block at offset {offset} does not decompress",
+                                  path=self.path, offset=offset)
+        return out
+
+    cdef bytes raw_block(self, uint64_t off, uint64_t size, bint fill_cache):
+        """The raw data block at off, through the block cache."""
+        ck = (self.number << BLOCK_KEY_SHIFT) | off
+        raw = self.cache.get_block(ck) if fill_cache else None
+        if raw is None:
+            raw = self.read_block(off, size, fill_cache)
+            if fill_cache:
+                self.cache.put_block(ck, raw, 0)
+        return <bytes>raw
 
     cdef tuple block_at(self, Py_ssize_t b, bint fill_cache):
         """([internal key], [value]) of data block b, through the block cache."""
         cdef uint64_t off = self.index_offs[b]
-        ck = (self.number, off)
-        block = self.cache.get_block(ck) if fill_cache else None
-        if block is None:
-            raw = self.read_block(off, self.index_sizes[b], fill_cache)
-            block = decode_block(raw, self.path, off)
-            if fill_cache:
-                self.cache.put_block(ck, block, len(raw) + 80 * len(block[0]))
-        return <tuple>block
+        return decode_block(self.raw_block(off, self.index_sizes[b], fill_cache), self.path, off)
 
     def decoded_block(self, Py_ssize_t b, bint fill_cache=True):
         return self.block_at(b, fill_cache)
@@ -274,37 +430,58 @@ cdef class Table:
 
     cpdef object get(self, bytes key, uint64_t snap_seq):
         """(kind, value, expires) of the newest version of key with seq <= snap_seq, else None."""
-        cdef Py_ssize_t b, i
-        cdef bytes ik, v
-        cdef const unsigned char *p
-        cdef int kind
+        cdef SeekKey k
+        cdef const unsigned char *v
+        cdef const unsigned char *q
+        cdef Py_ssize_t vlen, klen = PyBytes_GET_SIZE(key)
+        cdef uint64_t boff, bsize
+        cdef int r, kind
+        cdef bytes raw
         self.bloom_checks += 1
         if not self.may_contain(key):
             self.bloom_negatives += 1
             return None
         target = make_ikey(key, snap_seq, 0xff)
-        b = self.find_block(target)
-        if b >= len(self.index_keys):
-            self.bloom_false_positives += 1
-            return None
-        keys, vals = self.block_at(b, True)
-        i = lower_bound(keys, target)
-        if i >= len(keys):
-            self.bloom_false_positives += 1
-            return None
-        ik = <bytes>keys[i]
-        if PyBytes_GET_SIZE(ik) - TRAILER_SIZE != PyBytes_GET_SIZE(key) or \
-                memcmp(PyBytes_AS_STRING(ik), PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) != 0:
-            self.bloom_false_positives += 1
-            return None
-        p = <const unsigned char *>PyBytes_AS_STRING(ik) + PyBytes_GET_SIZE(key)
-        kind = p[0]
-        v = <bytes>vals[i]
-        if kind == SST_DELETE:
-            return (ENTRY_DELETE, None, 0)
-        if kind == SST_PUT_EXPIRES:
-            return (ENTRY_PUT, v[8:], get_u64(<const unsigned char *>PyBytes_AS_STRING(v)))
-        return (ENTRY_PUT, v, 0)
+        cdef const unsigned char *t = <const unsigned char *>PyBytes_AS_STRING(target)
+        cdef Py_ssize_t tn = PyBytes_GET_SIZE(target)
+        seek_key_init(&k)
+        try:
+            r = block_seek(<const unsigned char *>PyBytes_AS_STRING(self.index_raw), PyBytes_GET_SIZE(self.index_raw),
+                           t, tn, &k, &v, &vlen)
+            if r == 0:
+                self.bloom_false_positives += 1
+                return None
+            q = NULL
+            if r == 1:
+                q = get_varint(v, v + vlen, &boff)
+                if q != NULL:
+                    q = get_varint(q, v + vlen, &bsize)
+            if q == NULL:
+                if r == -2:
+                    raise MemoryError()
+                raise CorruptionError(f"{self.path}: index block at offset {self.index_offset} is malformed",
+                                      path=self.path, offset=self.index_offset)
+            raw = self.raw_block(boff, bsize, True)
+            r = block_seek(<const unsigned char *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), t, tn, &k, &v, &vlen)
+            if r < 0:
+                if r == -2:
+                    raise MemoryError()
+                raise CorruptionError(f"{self.path}: block at offset {boff} has a malformed entry",
+                                      path=self.path, offset=boff)
+            if r == 0 or k.n - TRAILER_SIZE != klen or memcmp(k.p, PyBytes_AS_STRING(key), klen) != 0:
+                self.bloom_false_positives += 1
+                return None
+            kind = k.p[klen]
+            if kind == SST_DELETE:
+                return (ENTRY_DELETE, None, 0)
+            if kind == SST_PUT_EXPIRES and vlen >= 8:
+                return (ENTRY_PUT, PyBytes_FromStringAndSize(<const char *>v + 8, vlen - 8), get_u64(v))
+            if kind == SST_PUT:
+                return (ENTRY_PUT, PyBytes_FromStringAndSize(<const char *>v, vlen), 0)
+            raise CorruptionError(f"{self.path}: block at offset {boff} has an entry of unknown kind {kind}",
+                                  path=self.path, offset=boff)
+        finally:
+            free(k.heap)
 
     def source(self, bint fill_cache=True):
         cdef TableSource s = TableSource.__new__(TableSource)

@@ -1,0 +1,197 @@
+# LZ4 block encoder and decoder (format in lz4block.pxd). Pure C, nogil.
+
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+from libc.string cimport memcpy, memset
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+
+
+cdef inline uint32_t read32(const unsigned char *p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef inline uint32_t hash4(uint32_t v, int shift) noexcept nogil:
+    return (v * <uint32_t>2654435761U) >> shift
+
+
+cdef inline uint64_t read64(const unsigned char *p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef Py_ssize_t lz4_bound(Py_ssize_t n) noexcept nogil:
+    return n + n // 255 + 16
+
+
+cdef inline unsigned char *put_length(unsigned char *op, Py_ssize_t r) noexcept nogil:
+    """The bytes continuing a length whose nibble was 15 (r = length - 15)."""
+    while r >= 255:
+        op[0] = 255
+        op += 1
+        r -= 255
+    op[0] = <unsigned char>r
+    return op + 1
+
+
+cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
+                             unsigned char *dst, Py_ssize_t cap) noexcept nogil:
+    cdef uint32_t table[1 << LZ4_HASH_LOG]     # position + 1 of the last 4 bytes with this hash (0 = none)
+    cdef Py_ssize_t ip = 0, anchor = 0, ref, mlen, lit, step_count = 0
+    cdef Py_ssize_t find_limit = n - LZ4_MATCH_FIND_LIMIT
+    cdef Py_ssize_t match_limit = n - LZ4_LAST_LITERALS
+    cdef unsigned char *op = dst
+    cdef unsigned char *oend = dst + cap
+    cdef unsigned char *token
+    cdef uint32_t h, seq
+    cdef uint64_t diff
+    cdef int shift = 32 - LZ4_HASH_LOG
+    while shift < 22 and (<Py_ssize_t>1 << (32 - shift)) > n:
+        shift += 1                               # small inputs: a smaller table to clear (at least 1024 slots)
+    memset(table, 0, sizeof(uint32_t) << (32 - shift))
+    if n > LZ4_MATCH_FIND_LIMIT:
+        while ip < find_limit:
+            seq = read32(src + ip)
+            h = hash4(seq, shift)
+            ref = <Py_ssize_t>table[h] - 1
+            table[h] = <uint32_t>(ip + 1)
+            if ref < 0 or ip - ref > LZ4_MAX_OFFSET or read32(src + ref) != seq:
+                step_count += 1
+                ip += 1 + (step_count >> 6)      # skip faster through data that does not compress
+                continue
+            step_count = 0
+            while ip > anchor and ref > 0 and src[ip - 1] == src[ref - 1]:
+                ip -= 1                          # extend the match backwards over equal literals
+                ref -= 1
+            mlen = LZ4_MIN_MATCH
+            while ip + mlen + 8 <= match_limit:      # 8 bytes at a time, then byte by byte
+                diff = read64(src + ref + mlen) ^ read64(src + ip + mlen)
+                if diff:
+                    mlen += __builtin_ctzll(diff) >> 3
+                    break
+                mlen += 8
+            else:
+                while ip + mlen < match_limit and src[ref + mlen] == src[ip + mlen]:
+                    mlen += 1
+            lit = ip - anchor
+            if op + 1 + lit + lit // 255 + 1 + 2 + (mlen // 255) + 1 > oend:
+                return 0
+            token = op
+            op += 1
+            if lit >= 15:
+                token[0] = 15 << 4
+                op = put_length(op, lit - 15)
+            else:
+                token[0] = <unsigned char>(lit << 4)
+            memcpy(op, src + anchor, lit)
+            op += lit
+            op[0] = <unsigned char>((ip - ref) & 0xff)
+            op[1] = <unsigned char>((ip - ref) >> 8)
+            op += 2
+            if mlen - LZ4_MIN_MATCH >= 15:
+                token[0] |= 15
+                op = put_length(op, mlen - LZ4_MIN_MATCH - 15)
+            else:
+                token[0] |= <unsigned char>(mlen - LZ4_MIN_MATCH)
+            ip += mlen
+            anchor = ip
+            if ip - 2 >= 0 and ip - 2 < find_limit:
+                table[hash4(read32(src + ip - 2), shift)] = <uint32_t>(ip - 2 + 1)
+    lit = n - anchor
+    if op + 1 + lit + lit // 255 + 1 > oend:
+        return 0
+    token = op
+    op += 1
+    if lit >= 15:
+        token[0] = 15 << 4
+        op = put_length(op, lit - 15)
+    else:
+        token[0] = <unsigned char>(lit << 4)
+    memcpy(op, src + anchor, lit)
+    op += lit
+    return op - dst
+
+
+cdef Py_ssize_t lz4_decompress(const unsigned char *src, Py_ssize_t n,
+                               unsigned char *dst, Py_ssize_t cap) noexcept nogil:
+    cdef Py_ssize_t ip = 0, op = 0, lit, mlen, off, i
+    cdef unsigned char token, b
+    while True:
+        if ip >= n:
+            return -1
+        token = src[ip]
+        ip += 1
+        lit = token >> 4
+        if lit == 15:
+            while True:
+                if ip >= n:
+                    return -1
+                b = src[ip]
+                ip += 1
+                lit += b
+                if b != 255:
+                    break
+        if lit > n - ip or lit > cap - op:
+            return -1
+        memcpy(dst + op, src + ip, lit)
+        ip += lit
+        op += lit
+        if ip == n:
+            return op                            # the last sequence has no match
+        if n - ip < 2:
+            return -1
+        off = src[ip] | (<Py_ssize_t>src[ip + 1] << 8)
+        ip += 2
+        if off == 0 or off > op:
+            return -1
+        mlen = token & 15
+        if mlen == 15:
+            while True:
+                if ip >= n:
+                    return -1
+                b = src[ip]
+                ip += 1
+                mlen += b
+                if b != 255:
+                    break
+        mlen += LZ4_MIN_MATCH
+        if mlen > cap - op:
+            return -1
+        if off >= mlen:
+            memcpy(dst + op, dst + op - off, mlen)
+        else:
+            for i in range(mlen):                # overlapping copy repeats the last `off` bytes
+                dst[op + i] = dst[op - off + i]
+        op += mlen
+
+
+def compress(bytes data):
+    """The LZ4 block of data (tests and tools)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t cap = lz4_bound(n)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, cap)
+    cdef const unsigned char *src = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef unsigned char *dst = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t got
+    with nogil:
+        got = lz4_compress(src, n, dst, cap)
+    return out[:got]
+
+
+def decompress(bytes data, Py_ssize_t size):
+    """Undo compress(); ValueError if data is not a valid block of `size` bytes."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef const unsigned char *src = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef unsigned char *dst = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t got
+    with nogil:
+        got = lz4_decompress(src, n, dst, size)
+    if got != size:
+        raise ValueError("malformed lz4 block")
+    return out
