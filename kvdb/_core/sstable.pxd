@@ -114,12 +114,22 @@ cdef class Table:
 
 
 cdef class TableSource(Source):
+    # Owned by one cursor (GIL). Forwards it parses the raw block entry by entry; backwards it
+    # decodes the whole block (an entry's predecessor needs the prefix chain from a restart).
     cdef Table table
     cdef Py_ssize_t block                # index of the loaded data block (-1 none)
-    cdef list keys                       # internal keys of the loaded block
-    cdef list vals                       # raw values of the loaded block
-    cdef Py_ssize_t pos                  # entry within the block
+    cdef bint forward                    # the direction of the last seek
+    cdef list keys                       # backwards: internal keys of the loaded block
+    cdef list vals                       # backwards: raw values of the loaded block
+    cdef Py_ssize_t pos                  # backwards: entry within the block
+    cdef bytes raw                       # forwards: the loaded raw block
+    cdef Py_ssize_t off                  # forwards: offset of the next entry in raw
+    cdef Py_ssize_t end                  # forwards: end of raw's entries
+    cdef SeekKey k                       # forwards: the current internal key (prefix-decoded)
     cdef bint fill_cache                 # compactions read around the cache
 
     cdef int load_block(self, Py_ssize_t b) except -1
     cdef int load(self) except -1
+    cdef int load_raw(self, Py_ssize_t b) except -1
+    cdef int set_entry(self, const unsigned char *v, Py_ssize_t vlen) except -1
+    cdef int next_forward(self) except -1

@@ -518,6 +518,87 @@ cdef class Table:
 cdef class TableSource(Source):
     """A Source over one table."""
 
+    def __cinit__(self):
+        seek_key_init(&self.k)
+
+    def __dealloc__(self):
+        free(self.k.heap)
+
+    cdef int load_raw(self, Py_ssize_t b) except -1:
+        """Forwards: load data block b raw, before its first entry."""
+        cdef uint32_t nrest
+        cdef Py_ssize_t n
+        cdef uint64_t off = self.table.index_offs[b]
+        self.block = b
+        self.raw = self.table.raw_block(off, self.table.index_sizes[b], self.fill_cache)
+        n = PyBytes_GET_SIZE(self.raw)
+        nrest = get_u32(<const unsigned char *>PyBytes_AS_STRING(self.raw) + n - 4) if n >= 4 else 0
+        if nrest == 0 or <uint64_t>nrest * 4 + 4 > <uint64_t>n:
+            raise CorruptionError(f"{self.table.path}: block at offset {off} has a bad restart array",
+                                  path=self.table.path, offset=off)
+        self.end = n - 4 - 4 * <Py_ssize_t>nrest
+        self.off = 0
+        self.k.n = 0
+        return 0
+
+    cdef int set_entry(self, const unsigned char *v, Py_ssize_t vlen) except -1:
+        """The current entry from the internal key in k and its raw value v."""
+        cdef Py_ssize_t n = self.k.n - TRAILER_SIZE
+        cdef const unsigned char *p = self.k.p + n
+        self.valid = True
+        self.key = PyBytes_FromStringAndSize(<const char *>self.k.p, n)
+        self.seq = get_u64(p) >> 8
+        if p[0] == SST_DELETE:
+            self.kind = ENTRY_DELETE
+            self.expires = 0
+            self.value = None
+        elif p[0] == SST_PUT_EXPIRES and vlen >= 8:
+            self.kind = ENTRY_PUT
+            self.expires = get_u64(v)
+            self.value = PyBytes_FromStringAndSize(<const char *>v + 8, vlen - 8)
+        elif p[0] == SST_PUT:
+            self.kind = ENTRY_PUT
+            self.expires = 0
+            self.value = PyBytes_FromStringAndSize(<const char *>v, vlen)
+        else:
+            off = self.table.index_offs[self.block]
+            raise CorruptionError(f"{self.table.path}: block at offset {off} has an entry of unknown kind {p[0]}",
+                                  path=self.table.path, offset=off)
+        return 0
+
+    cdef int next_forward(self) except -1:
+        """Forwards: parse the entry at `off`, moving to the next blocks as they run out."""
+        cdef const unsigned char *d
+        cdef const unsigned char *p
+        cdef const unsigned char *end
+        cdef uint64_t shared, unshared, vlen
+        while self.off >= self.end:
+            if self.block + 1 >= len(self.table.index_offs):
+                self.valid = False
+                self.key = None
+                self.value = None
+                return 0
+            self.load_raw(self.block + 1)
+        d = <const unsigned char *>PyBytes_AS_STRING(self.raw)
+        end = d + self.end
+        p = get_varint(d + self.off, end, &shared)
+        if p != NULL:
+            p = get_varint(p, end, &unshared)
+        if p != NULL:
+            p = get_varint(p, end, &vlen)
+        if p == NULL or shared > <uint64_t>self.k.n or unshared + vlen > <uint64_t>(end - p) \
+                or shared + unshared < TRAILER_SIZE:
+            off = self.table.index_offs[self.block]
+            raise CorruptionError(f"{self.table.path}: block at offset {off} has a malformed entry",
+                                  path=self.table.path, offset=off)
+        if key_reserve(&self.k, shared + unshared) < 0:
+            raise MemoryError()
+        memcpy(self.k.p + shared, p, unshared)
+        self.k.n = shared + unshared
+        p += unshared
+        self.off = (p + vlen) - d
+        return self.set_entry(p, vlen)
+
     cdef int load_block(self, Py_ssize_t b) except -1:
         self.block = b
         if 0 <= b < len(self.table.index_keys):
@@ -565,32 +646,58 @@ cdef class TableSource(Source):
 
     cdef int seek(self, bytes key, bint reverse) except -1:
         cdef Py_ssize_t nb = len(self.table.index_keys), b
+        cdef const unsigned char *v
+        cdef Py_ssize_t vlen
+        cdef int r
+        self.forward = not reverse
         if not reverse:
             if key is None:
-                self.load_block(0)
-                self.pos = 0
-            else:
-                target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
-                b = self.table.find_block(target)
-                self.load_block(b)
-                self.pos = lower_bound(self.keys, target)
+                if nb == 0:
+                    self.valid = False
+                    return 0
+                self.load_raw(0)
+                return self.next_forward()
+            target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
+            b = self.table.find_block(target)
+            if b >= nb:
+                self.valid = False
+                self.key = None
+                self.value = None
+                return 0
+            self.load_raw(b)
+            r = block_seek(<const unsigned char *>PyBytes_AS_STRING(self.raw), PyBytes_GET_SIZE(self.raw),
+                           <const unsigned char *>PyBytes_AS_STRING(target), PyBytes_GET_SIZE(target),
+                           &self.k, &v, &vlen)
+            if r == 1:
+                self.off = (v + vlen) - <const unsigned char *>PyBytes_AS_STRING(self.raw)
+                return self.set_entry(v, vlen)
+            if r < 0:
+                if r == -2:
+                    raise MemoryError()
+                off = self.table.index_offs[b]
+                raise CorruptionError(f"{self.table.path}: block at offset {off} has a malformed entry",
+                                      path=self.table.path, offset=off)
+            self.off = self.end
+            self.k.n = 0
+            return self.next_forward()
+        if key is None:
+            self.load_block(nb - 1)
+            self.pos = len(self.keys) - 1
         else:
-            if key is None:
+            target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
+            b = self.table.find_block(target)
+            if b >= nb:
                 self.load_block(nb - 1)
                 self.pos = len(self.keys) - 1
             else:
-                target = make_ikey(key, 0xFFFFFFFFFFFFFF, 0xff)
-                b = self.table.find_block(target)
-                if b >= nb:
-                    self.load_block(nb - 1)
-                    self.pos = len(self.keys) - 1
-                else:
-                    self.load_block(b)
-                    self.pos = lower_bound(self.keys, target) - 1
+                self.load_block(b)
+                self.pos = lower_bound(self.keys, target) - 1
         return self.load()
 
     cdef int step(self, bint reverse) except -1:
         if not self.valid:
             return 0
-        self.pos += -1 if reverse else 1
+        if self.forward:
+            return self.next_forward()
+        self.pos -= 1
         return self.load()
