@@ -27,7 +27,7 @@ __all__ = [
 
 
 def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
-         checkpoint_size=64 << 20, memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20,
+         checkpoint_size=64 << 20, memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20,
          max_open_tables=None,
          _fs=None, _clock=None):
     """Open (creating if missing) the database in directory `path`.
@@ -43,7 +43,8 @@ def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
     cache_size: bytes of clean pages kept in memory.
     page_size: bytes per page (power of two, 512..32768), fixed when the database is created.
     checkpoint_size: log bytes after which a background checkpoint runs (btree).
-    memtable_size: lsm: memtable bytes after which it is flushed to a level-0 table.
+    memtable_size: lsm: memtable bytes after which it is flushed to a level-0 table (up to three
+                   memtables are in memory at once: one taking writes, two awaiting their flush).
     sstable_size: lsm: bytes per table written by compactions.
     level1_size: lsm: bytes level 1 may hold before it is compacted into level 2 (x10 per level).
     max_open_tables: lsm: table files kept open at most (None: 1000, or half the process's

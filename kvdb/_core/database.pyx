@@ -184,7 +184,7 @@ cdef class Database:
 
     def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
-                 memtable_size=4 << 20, sstable_size=2 << 20, level1_size=10 << 20, max_open_tables=None):
+                 memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None):
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = "lsm" if (_fs if _fs is not None else OsFS()).exists(os.path.join(path, LSM_CURRENT)) \
                 else "btree"
