@@ -150,3 +150,30 @@ def test_table_cache_bounds_open_files_and_reopens_evicted_tables(db_path):
         assert dump(db) == model and db.stats()["table_cache_open_files"] <= 1
     with pytest.raises(ValueError, match="max_open_tables"):
         kvdb.open(db_path, max_open_tables=0)
+
+
+def test_compaction_picks_the_most_urgent_level_not_always_level_0(tmp_path):
+    """Level 0 at its trigger (score 1) must not starve a level 1 four times over its limit:
+    random writes overlap all of level 1, so always emptying level 0 first made level 1 grow
+    without bound and every L0->L1 compaction rewrite all of it."""
+    from kvdb._core.file import OsFS
+    from kvdb._core.lsm import LsmEngine, L0_COMPACTION_TRIGGER
+    from kvdb._core.manifest import FileMeta
+    from kvdb._core.memtable import Memtable
+
+    eng = LsmEngine(OsFS(), str(tmp_path), 1 << 20, 0, 1 << 20, 1 << 20)
+
+    def meta(level, n, lo, hi, size):
+        return FileMeta(level, n, size, lo, hi, 1, 1, 1)
+
+    l0 = [meta(0, i, b"a", b"z", 1 << 20) for i in range(L0_COMPACTION_TRIGGER)]
+    l1 = [meta(1, 10 + i, b"%c" % (97 + 2 * i), b"%c" % (98 + 2 * i), 1 << 20) for i in range(4)]
+    l2 = [meta(2, 20, b"a", b"b", 1 << 20)]
+    eng.current = (Memtable(0), [], [l0, l1, l2] + [[] for _ in range(4)])
+    level, inputs, below = eng.pick_compaction()
+    assert level == 1 and len(inputs) == 1 and below == l2        # level 1 scores 4, level 0 only 1
+    eng.current = (Memtable(0), [], [l0 * 5, l1, l2] + [[] for _ in range(4)])
+    assert eng.pick_compaction()[0] == 0                           # level 0 at 5x its trigger wins
+    eng.current = (Memtable(0), [], [l0[:1], [], []] + [[] for _ in range(4)])
+    assert eng.pick_compaction() is None
+    assert eng.pick_compaction(force=True)[0] == 0                 # db.compact() takes any level-0 table

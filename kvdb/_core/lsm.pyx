@@ -425,10 +425,16 @@ cdef class LsmEngine:
     def pick_compaction(self, bint force=False):
         """(level, inputs, overlapping files in level + 1) for the most urgent compaction, or None."""
         levels = self.current[2]
-        if len(levels[0]) >= (1 if force else L0_COMPACTION_TRIGGER):
+        if force and levels[0]:
             inputs = list(levels[0])
             return 0, inputs, self.overlapping(levels[1], inputs)
+        # The most urgent by score, as LevelDB: level 0 by files over the trigger, deeper levels
+        # by bytes over their limit. Preferring level 0 whenever it reached the trigger let level 1
+        # grow without bound under random writes (every level-0 file overlaps all of it), so each
+        # L0->L1 compaction rewrote more of it: quadratic work, and writers stalled behind it.
         best = None
+        if len(levels[0]) >= L0_COMPACTION_TRIGGER:
+            best = (len(levels[0]) / L0_COMPACTION_TRIGGER, 0)
         for level in range(1, NUM_LEVELS - 1):
             if not levels[level]:
                 continue
@@ -438,6 +444,9 @@ cdef class LsmEngine:
         if best is None:
             return None
         level = best[1]
+        if level == 0:
+            inputs = list(levels[0])
+            return 0, inputs, self.overlapping(levels[1], inputs)
         files = levels[level]
         ptr = self.compact_pointer[level]
         pick = files[0]
