@@ -9,9 +9,10 @@ and two figures derived from the counters (also in the JSON):
                                  table bytes written per byte that reached level 0
   lsm_bloom_false_positive_rate  bloom false positives / bloom checks
 
-On LSM, entries is the engine's estimate (entries_estimate): every version
-and tombstone in the memtables and tables, so overwritten and deleted keys
-count until a compaction drops them; len(db) or `kvdb check` counts live keys.
+On LSM, entries is None: the engine keeps no exact count of live keys.
+entries_estimate counts every version and tombstone in the memtables and
+tables, so overwritten and deleted keys count until a compaction drops them;
+len(db) or `kvdb check` counts live keys.
 
 Counters (commits, cache hits, bloom checks, flushes, compactions, stall time)
 count since the database was opened, that is, in this command's own process,
