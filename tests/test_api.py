@@ -92,6 +92,21 @@ def test_put_get_delete(db):
     assert db.delete(b"never") is False
 
 
+def test_discard_deletes_without_saying_whether_it_existed(db):
+    db.put(b"k", b"v")
+    assert db.discard(b"k") is None
+    assert db.get(b"k") is None and b"k" not in db
+    assert db.discard(b"never") is None           # absent: nothing to do, no error
+    db.put(b"k", b"again")                          # a put after the tombstone wins
+    assert db.get(b"k") == b"again"
+    assert len(db) == 1 and db.keys() == [b"k"]
+    with db.snapshot() as snap, pytest.raises(kvdb.ReadOnlyError):
+        snap.discard(b"k")
+    with pytest.raises(TypeError):
+        db.discard(12)
+    assert db.get(b"k") == b"again"
+
+
 def test_get_default(db):
     assert db.get(b"x", b"default") == b"default"
     db.put(b"x", b"")

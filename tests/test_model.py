@@ -67,6 +67,7 @@ tx_op = st.one_of(
     st.tuples(st.just("put"), keys, values),
     st.tuples(st.just("putttl"), keys, values, ttls),
     st.tuples(st.just("delete"), keys),
+    st.tuples(st.just("discard"), keys),
     st.tuples(st.just("get"), keys),
     st.tuples(st.just("scan"), bound, bound, st.booleans()),
     st.tuples(st.just("prefix"), short_keys, st.booleans()),
@@ -84,6 +85,9 @@ def apply_tx_op(tx, view, op):
         view[op[1]] = op[2]
     elif kind == "delete":
         assert tx.delete(op[1]) is (op[1] in view)
+        view.pop(op[1], None)
+    elif kind == "discard":
+        assert tx.discard(op[1]) is None
         view.pop(op[1], None)
     elif kind == "get":
         assert tx.get(op[1]) == view.get(op[1])
@@ -118,7 +122,7 @@ class KvdbMachine(RuleBasedStateMachine):
         for op in ops:
             if op[0] == "putttl":
                 self.exp[op[1]] = self.clock.ms() + int(op[3] * 1000)
-            elif op[0] in ("put", "delete"):
+            elif op[0] in ("put", "delete", "discard"):
                 self.exp.pop(op[1], None)
 
     def teardown(self):
@@ -179,6 +183,13 @@ class KvdbMachine(RuleBasedStateMachine):
     @rule(k=keys)
     def delete(self, k):
         assert self.db.delete(k) is (k in self.model)
+        self.model.pop(k, None)
+        self.exp.pop(k, None)
+
+    @rule(k=keys)
+    def discard(self, k):
+        """The blind delete (an LSM tombstone written without a read), present or not."""
+        assert self.db.discard(k) is None
         self.model.pop(k, None)
         self.exp.pop(k, None)
 
@@ -382,7 +393,10 @@ class CrashMachine(RuleBasedStateMachine):
 
     @rule(k=keys)
     def delete(self, k):
-        assert self.db.delete(k) is (k in self.model)
+        if len(self.model) % 2:
+            self.db.discard(k)
+        else:
+            assert self.db.delete(k) is (k in self.model)
         self.model.pop(k, None)
 
     @rule(spec=bulk)

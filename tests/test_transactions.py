@@ -186,6 +186,23 @@ def test_lost_update_conflicts(db):
     assert db.get(b"x") == b"1"
 
 
+def test_discard_is_a_blind_write_and_does_not_conflict(db):
+    db.put(b"x", b"0")
+    t1, t2 = begin(db), begin(db)
+    t1.discard(b"x")                 # reads nothing: no read set entry for x
+    t2.put(b"x", b"1")
+    t2.commit()
+    t1.commit()                      # a later blind delete wins, as a later put would
+    assert db.get(b"x") is None
+    t3, t4 = begin(db), begin(db)
+    assert t3.delete(b"y") is False  # delete() reads y, so a concurrent write to y conflicts
+    t4.put(b"y", b"1")
+    t4.commit()
+    with pytest.raises(kvdb.ConflictError):
+        t3.commit()
+    assert db.get(b"y") == b"1"
+
+
 def test_conflict_in_with_block_rolls_back(db):
     db.put(b"x", b"0")
     with pytest.raises(kvdb.ConflictError):

@@ -108,6 +108,9 @@ cdef class Snapshot:
     def delete(self, key):
         raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
 
+    def discard(self, key):
+        raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+
     def close(self):
         if self.p is not None:
             self.p.release()
@@ -218,6 +221,14 @@ cdef class Transaction:
         self.writes[k] = None
         self.write_expires.pop(k, None)
         return existed
+
+    def discard(self, key):
+        """Delete key if it is present, without reading it: a blind write, so unlike delete()
+        it adds nothing to this transaction's read set and cannot make it conflict."""
+        self.check()
+        k = as_key(key)
+        self.writes[k] = None
+        self.write_expires.pop(k, None)
 
     def __delitem__(self, key):
         if not self.delete(key):

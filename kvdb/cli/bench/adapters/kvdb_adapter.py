@@ -1,8 +1,10 @@
 """kvdb: kvdb.open(path, engine=..., sync="off"|"full", cache_size=...); fsyncs from db.stats().
 
 The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm".
-db.put/get/delete are called directly (each put is its own commit); batches
-use `with db.transaction() as tx`; scans use db.scan(start=...).
+db.put/get/discard are called directly (each put is its own commit); batches
+use `with db.transaction() as tx`; scans use db.scan(start=...). The delete is
+db.discard, which like LevelDB's and RocksDB's Delete does not report whether the
+key existed (db.delete does, at the price of a read on the LSM engine).
 """
 import itertools
 import os
@@ -20,7 +22,7 @@ class KvdbAdapter(Adapter):
 
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
         self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", cache_size=cache_bytes)
-        self.put, self.get, self.delete = db.put, db.get, db.delete
+        self.put, self.get, self.delete = db.put, db.get, db.discard
 
     def write_batch(self, pairs):
         with self.db.transaction() as tx:
