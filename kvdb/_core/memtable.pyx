@@ -3,17 +3,40 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy, memset
 
 from kvdb._core.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
 
+cdef extern from *:
+    """
+    /* 8 key bytes as a big-endian integer: comparing two of them orders like memcmp. */
+    static inline uint64_t kvdb_load_be64(const unsigned char *p) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return __builtin_bswap64(v);   /* the formats already assume a little-endian host */
+    }
+    """
+    uint64_t kvdb_load_be64(const unsigned char *p) noexcept nogil
+
+
 cdef inline int key_cmp(const unsigned char *a, Py_ssize_t alen,
                         const unsigned char *b, Py_ssize_t blen) noexcept nogil:
+    """Sign of a - b in byte order, shorter first on a common prefix. Inline 8-byte steps
+    instead of a memcmp call: the skiplist descent compares about 20 short keys per insert."""
     cdef Py_ssize_t n = alen if alen < blen else blen
-    cdef int r = memcmp(a, b, n)
-    if r:
-        return r
+    cdef Py_ssize_t i = 0
+    cdef uint64_t x, y
+    while i + 8 <= n:
+        x = kvdb_load_be64(a + i)
+        y = kvdb_load_be64(b + i)
+        if x != y:
+            return -1 if x < y else 1
+        i += 8
+    while i < n:
+        if a[i] != b[i]:
+            return -1 if a[i] < b[i] else 1
+        i += 1
     return (alen > blen) - (alen < blen)
 
 
@@ -89,12 +112,14 @@ cdef class Memtable:
         """First node >= (k, seq); fills prev[level] with the last node < it per level."""
         cdef MemNode *x = self.head
         cdef MemNode *nxt
+        cdef MemNode *bigger = NULL      # a node already found >= (k, seq): not compared again
         cdef int level = self.height - 1
         while True:
             nxt = x.next[level]
-            if nxt != NULL and node_cmp(nxt, k, klen, seq) < 0:
+            if nxt != NULL and nxt != bigger and node_cmp(nxt, k, klen, seq) < 0:
                 x = nxt
                 continue
+            bigger = nxt
             if prev != NULL:
                 prev[level] = x
             if level == 0:
