@@ -32,4 +32,6 @@ cdef class LsmEngine:
     cpdef uint64_t new_file_number(self)
     cpdef object get_entry(self, uint64_t seq, bytes key)
     cpdef object get(self, uint64_t seq, bytes key, uint64_t now)
+    cpdef int apply(self, list ops, uint64_t seq) except -1
+    cpdef int write_pressure(self)
     cdef object level_source(self, list files)

@@ -312,14 +312,15 @@ cdef class LsmEngine:
 
     # -- writes (writer lock held by the caller) ---------------------------------
 
-    def apply(self, list ops, uint64_t seq):
-        """Add [(key, value-or-None, expires)] as commit seq; True when the memtable is full."""
+    cpdef int apply(self, list ops, uint64_t seq) except -1:
+        """Add [(key, value-or-None, expires)] as commit seq; 1 when the memtable is full."""
         cdef Memtable mem = self.current[0]
-        for key, value, expires in ops:
-            if value is None:
-                mem.add(seq, ENTRY_DELETE, key, None, 0)
+        cdef tuple op
+        for op in ops:
+            if op[1] is None:
+                mem.add(seq, ENTRY_DELETE, op[0], None, 0)
             else:
-                mem.add(seq, ENTRY_PUT, key, value, expires)
+                mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
         return mem.memory >= self.memtable_size
 
     def switch(self, uint64_t seq, uint64_t new_log):
@@ -336,10 +337,11 @@ cdef class LsmEngine:
     def needs_flush(self):
         return bool(self.current[1])
 
-    def write_pressure(self):
+    cpdef int write_pressure(self):
         """0 = write freely, 1 = slow down, 2 = wait (too many memtables or level-0 files)."""
-        mem, imms, levels = self.current
-        n0 = len(levels[0])
+        cdef tuple cur = self.current
+        cdef list imms = cur[1]
+        cdef Py_ssize_t n0 = len(cur[2][0])
         if len(imms) >= MAX_IMMUTABLE or n0 >= L0_STOP:
             return 2
         if n0 >= L0_SLOWDOWN:
