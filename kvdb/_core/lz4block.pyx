@@ -39,6 +39,22 @@ cdef inline unsigned char *put_length(unsigned char *op, Py_ssize_t r) noexcept 
     return op + 1
 
 
+cdef inline unsigned char *put_literals(unsigned char *op, const unsigned char *lits,
+                                        Py_ssize_t lit) noexcept nogil:
+    """A sequence's token (literal-length nibble set, match nibble 0, at op), the literal
+    length's continuation bytes and the literals; returns the end. The caller has checked
+    the room."""
+    cdef unsigned char *token = op
+    op += 1
+    if lit >= 15:
+        token[0] = 15 << 4
+        op = put_length(op, lit - 15)
+    else:
+        token[0] = <unsigned char>(lit << 4)
+    memcpy(op, lits, lit)
+    return op + lit
+
+
 cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
                              unsigned char *dst, Py_ssize_t cap) noexcept nogil:
     cdef uint32_t table[1 << LZ4_HASH_LOG]     # position + 1 of the last 4 bytes with this hash (0 = none)
@@ -82,14 +98,7 @@ cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
             if op + 1 + lit + lit // 255 + 1 + 2 + (mlen // 255) + 1 > oend:
                 return 0
             token = op
-            op += 1
-            if lit >= 15:
-                token[0] = 15 << 4
-                op = put_length(op, lit - 15)
-            else:
-                token[0] = <unsigned char>(lit << 4)
-            memcpy(op, src + anchor, lit)
-            op += lit
+            op = put_literals(op, src + anchor, lit)
             op[0] = <unsigned char>((ip - ref) & 0xff)
             op[1] = <unsigned char>((ip - ref) >> 8)
             op += 2
@@ -105,15 +114,7 @@ cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
     lit = n - anchor
     if op + 1 + lit + lit // 255 + 1 > oend:
         return 0
-    token = op
-    op += 1
-    if lit >= 15:
-        token[0] = 15 << 4
-        op = put_length(op, lit - 15)
-    else:
-        token[0] = <unsigned char>(lit << 4)
-    memcpy(op, src + anchor, lit)
-    op += lit
+    op = put_literals(op, src + anchor, lit)
     return op - dst
 
 
