@@ -36,6 +36,8 @@ cdef struct Arena:
 cdef class Memtable:
     cdef Arena arena                 # owned; freed in __dealloc__
     cdef MemNode *head               # sentinel of full height
+    cdef MemNode *tail[MEM_MAX_HEIGHT]   # last node of each level (head while the level is empty);
+                                     # used and kept by add() only, so an append skips the descent
     cdef int height                  # levels in use
     cdef uint64_t rnd                # xorshift state for node heights
     cdef readonly uint64_t count     # entries (all versions, tombstones included)

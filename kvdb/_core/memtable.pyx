@@ -59,6 +59,9 @@ cdef class Memtable:
             raise MemoryError()
         memset(self.head, 0, sizeof(MemNode))
         self.head.height = MEM_MAX_HEIGHT
+        cdef int i
+        for i in range(MEM_MAX_HEIGHT):
+            self.tail[i] = self.head
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -182,7 +185,12 @@ cdef class Memtable:
             if self.rnd % MEM_BRANCHING:
                 break
             h += 1
-        self.find_ge(k, klen, seq, prev)
+        if self.tail[0] != self.head and node_cmp(self.tail[0], k, klen, seq) < 0:
+            # an append (keys written in order): the last node of each level precedes it
+            for i in range(self.height):
+                prev[i] = self.tail[i]
+        else:
+            self.find_ge(k, klen, seq, prev)
         if h > self.height:
             for i in range(self.height, h):
                 prev[i] = self.head
@@ -201,6 +209,8 @@ cdef class Memtable:
         for i in range(h):
             node.next[i] = prev[i].next[i]
             prev[i].next[i] = node
+            if node.next[i] == NULL:
+                self.tail[i] = node
         self.count += 1
         if expires:
             self.expiring += 1
