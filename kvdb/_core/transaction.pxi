@@ -205,7 +205,8 @@ cdef class Transaction:
                 raise ValueError("_expires_ms must be a positive int of milliseconds, without ttl")
             self.write_expires[k] = _expires_ms
         elif ttl is None:
-            self.write_expires.pop(k, None)
+            if self.write_expires:
+                self.write_expires.pop(k, None)
         else:
             self.write_expires[k] = expiry_from_ttl(ttl, self.db.now_ms())
         self.writes[k] = v
@@ -275,9 +276,13 @@ cdef class Transaction:
         self.check()
         try:
             if self.writes:
+                writes = self.writes
                 exp = self.write_expires
-                self.db.commit_ops([(k, v, exp.get(k, 0) if v is not None else 0)
-                                    for k, v in sorted(self.writes.items())], self)
+                if exp:
+                    ops = [(k, writes[k], exp.get(k, 0) if writes[k] is not None else 0) for k in sorted(writes)]
+                else:
+                    ops = [(k, writes[k], 0) for k in sorted(writes)]   # no (key, value) pairs to sort
+                self.db.commit_ops(ops, self)
         finally:
             self._finish()
 
