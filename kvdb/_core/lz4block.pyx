@@ -118,26 +118,34 @@ cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
     return op - dst
 
 
+cdef inline Py_ssize_t get_length(const unsigned char *src, Py_ssize_t n, Py_ssize_t *ip,
+                                  Py_ssize_t nibble) noexcept nogil:
+    """A length whose nibble is `nibble`, with its continuation bytes at src[*ip] when the
+    nibble is 15 (advancing *ip); -1 if the block ends inside them."""
+    cdef unsigned char b
+    if nibble == 15:
+        while True:
+            if ip[0] >= n:
+                return -1
+            b = src[ip[0]]
+            ip[0] += 1
+            nibble += b
+            if b != 255:
+                break
+    return nibble
+
+
 cdef Py_ssize_t lz4_decompress(const unsigned char *src, Py_ssize_t n,
                                unsigned char *dst, Py_ssize_t cap) noexcept nogil:
     cdef Py_ssize_t ip = 0, op = 0, lit, mlen, off, i
-    cdef unsigned char token, b
+    cdef unsigned char token
     while True:
         if ip >= n:
             return -1
         token = src[ip]
         ip += 1
-        lit = token >> 4
-        if lit == 15:
-            while True:
-                if ip >= n:
-                    return -1
-                b = src[ip]
-                ip += 1
-                lit += b
-                if b != 255:
-                    break
-        if lit > n - ip or lit > cap - op:
+        lit = get_length(src, n, &ip, token >> 4)
+        if lit < 0 or lit > n - ip or lit > cap - op:
             return -1
         memcpy(dst + op, src + ip, lit)
         ip += lit
@@ -150,16 +158,9 @@ cdef Py_ssize_t lz4_decompress(const unsigned char *src, Py_ssize_t n,
         ip += 2
         if off == 0 or off > op:
             return -1
-        mlen = token & 15
-        if mlen == 15:
-            while True:
-                if ip >= n:
-                    return -1
-                b = src[ip]
-                ip += 1
-                mlen += b
-                if b != 255:
-                    break
+        mlen = get_length(src, n, &ip, token & 15)
+        if mlen < 0:
+            return -1
         mlen += LZ4_MIN_MATCH
         if mlen > cap - op:
             return -1
