@@ -776,13 +776,11 @@ cdef class Database:
         tombstone without reading the key first (LevelDB's and RocksDB's Delete): one write,
         where delete() costs a read and a write. With the B+Tree it is delete() (the read is
         the same descent the delete makes)."""
-        self.check_writable()
-        k = as_key(key)
         if self.lsm is None:
-            if self.read(k) is not None:
-                self.commit_ops([(k, None, 0)], None)
-        else:
-            self.commit_ops([(k, None, 0)], None)
+            self.delete(key)
+            return
+        self.check_writable()
+        self.commit_ops([(as_key(key), None, 0)], None)
 
     def __delitem__(self, key):
         if not self.delete(key):
