@@ -23,6 +23,7 @@
 #   44  8   magic b"kvdb-sst"
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from kvdb._core.coding cimport get_varint
 from kvdb._core.file cimport File, FS
 from kvdb._core.merge cimport Source
 
@@ -42,6 +43,25 @@ cdef enum:
     BLOOM_PROBES = 7                     # about ln 2 * bits per key
     BLOCK_KEY_SHIFT = 40                 # block cache key: table number << BLOCK_KEY_SHIFT | block offset
     BLOCK_CACHE_OVERHEAD = 96            # bytes a cached block costs beyond its length (dict slot, object)
+
+
+cdef inline const unsigned char *entry_header(const unsigned char *p, const unsigned char *end,
+                                             uint64_t prev_len, uint64_t *shared, uint64_t *unshared,
+                                             uint64_t *vlen) noexcept nogil:
+    """Decode a block entry's shared, unshared and value lengths at p. Returns where its key
+    bytes start, or NULL when the header is truncated or impossible: more shared bytes than
+    the previous key has (prev_len), key and value running past end, or an internal key
+    shorter than its trailer."""
+    p = get_varint(p, end, shared)
+    if p != NULL:
+        p = get_varint(p, end, unshared)
+    if p != NULL:
+        p = get_varint(p, end, vlen)
+    if p == NULL or shared[0] > prev_len or unshared[0] > <uint64_t>(end - p) \
+            or vlen[0] > <uint64_t>(end - p) - unshared[0] or shared[0] + unshared[0] < TRAILER_SIZE:
+        return NULL
+    return p
+
 
 cdef struct SeekKey:
     # The key a block search decodes into: the stack buffer, or the heap for long keys.

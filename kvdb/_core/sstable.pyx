@@ -65,13 +65,8 @@ def decode_block(bytes raw, str path, uint64_t offset):
     p = d
     prev = b""
     while p < end:
-        p = get_varint(p, end, &shared)
-        if p != NULL:
-            p = get_varint(p, end, &unshared)
-        if p != NULL:
-            p = get_varint(p, end, &vlen)
-        if p == NULL or shared > <uint64_t>len(prev) or unshared + vlen > <uint64_t>(end - p) \
-                or shared + unshared < TRAILER_SIZE:
+        p = entry_header(p, end, len(prev), &shared, &unshared, &vlen)
+        if p == NULL:
             raise CorruptionError(f"{path}: block at offset {offset} has a malformed entry",
                                   path=path, offset=offset)
         key = prev[:shared] + PyBytes_FromStringAndSize(<const char *>p, unshared)
@@ -139,12 +134,8 @@ cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t
         off = get_u32(rest + 4 * mid)
         if off >= <uint32_t>(rest - d):
             return -1
-        p = get_varint(d + off, rest, &shared)
-        if p != NULL:
-            p = get_varint(p, rest, &unshared)
-        if p != NULL:
-            p = get_varint(p, rest, &vl)
-        if p == NULL or shared != 0 or unshared < TRAILER_SIZE or unshared > <uint64_t>(rest - p):
+        p = entry_header(d + off, rest, 0, &shared, &unshared, &vl)   # a restart shares nothing
+        if p == NULL:
             return -1
         if ikey_cmp(p, unshared, t, tn) < 0:
             left = mid
@@ -156,13 +147,8 @@ cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t
     p = d + off
     k.n = 0
     while p < rest:
-        p = get_varint(p, rest, &shared)
-        if p != NULL:
-            p = get_varint(p, rest, &unshared)
-        if p != NULL:
-            p = get_varint(p, rest, &vl)
-        if p == NULL or shared > <uint64_t>k.n or unshared + vl > <uint64_t>(rest - p) \
-                or shared + unshared < TRAILER_SIZE:
+        p = entry_header(p, rest, k.n, &shared, &unshared, &vl)
+        if p == NULL:
             return -1
         if key_reserve(k, shared + unshared) < 0:
             return -2
@@ -581,13 +567,8 @@ cdef class TableSource(Source):
             self.load_raw(self.block + 1)
         d = <const unsigned char *>PyBytes_AS_STRING(self.raw)
         end = d + self.end
-        p = get_varint(d + self.off, end, &shared)
-        if p != NULL:
-            p = get_varint(p, end, &unshared)
-        if p != NULL:
-            p = get_varint(p, end, &vlen)
-        if p == NULL or shared > <uint64_t>self.k.n or unshared + vlen > <uint64_t>(end - p) \
-                or shared + unshared < TRAILER_SIZE:
+        p = entry_header(d + self.off, end, self.k.n, &shared, &unshared, &vlen)
+        if p == NULL:
             off = self.table.index_offs[self.block]
             raise CorruptionError(f"{self.table.path}: block at offset {off} has a malformed entry",
                                   path=self.table.path, offset=off)

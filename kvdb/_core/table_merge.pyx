@@ -18,7 +18,7 @@ from kvdb._core.file cimport File, OsFile
 from kvdb._core.lz4block cimport lz4_decompress
 from kvdb._core.memtable cimport Memtable, MemNode
 from kvdb._core.merge cimport ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.sstable cimport (Table, SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
+from kvdb._core.sstable cimport (Table, entry_header, SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
                                  BLOCK_TRAILER_SIZE)
 from kvdb._core.sstable_builder cimport (Buf, buf_reserve, buf_append, buf_free, builder_reset, builder_free,
                                          builder_size, builder_add, builder_finish)
@@ -271,13 +271,8 @@ cdef class TableMerger:
                 return 0
             if self.load_block(c) < 0:
                 return -1
-        p = get_varint(c.p, c.end, &shared)
-        if p != NULL:
-            p = get_varint(p, c.end, &unshared)
-        if p != NULL:
-            p = get_varint(p, c.end, &vlen)
-        if p == NULL or shared > <uint64_t>c.ikey.n or unshared + vlen > <uint64_t>(c.end - p) \
-                or shared + unshared < TRAILER_SIZE:
+        p = entry_header(c.p, c.end, c.ikey.n, &shared, &unshared, &vlen)
+        if p == NULL:
             return self.fail(c, MERGE_ERR_BLOCK)
         c.ikey.n = shared
         if buf_append(&c.ikey, p, unshared) < 0:
