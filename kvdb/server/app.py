@@ -25,10 +25,11 @@ from kvdb._core.resp import ErrorReply, Status
 
 from . import acl, audit, authguard, limits, tls
 from . import commands as _commands  # noqa: F401 - importing registers every command
+from .blocking import Blocking
 from .client import Client
 from .commands import registry
 from .commands.registry import CommandError
-from .keyspace import Keyspace, WrongType, now_ms
+from .keyspace import MAX_NAME, Keyspace, NameTooLong, WrongType, check_name, now_ms
 
 try:
     from .fastlane import FastLane
@@ -65,6 +66,7 @@ class Server:
         self.executor = None                   # one worker thread for sync=full commits
         self.watchers = {}                     # (db, key) -> set of Clients watching it
         self.pubsub = PubSub(self)             # channels, patterns, notifications
+        self.blocking = Blocking(self)         # clients blocked on keys (BLPOP, XREAD BLOCK, ...)
         self.slowlog = SlowLog()               # SLOWLOG entries
         self.stats = Stats()                   # INFO stats counters
         self.acl = acl.Acl(self)               # users and their permissions
@@ -196,6 +198,7 @@ class Server:
             return
         self.limits.client_gone(c)
         self.unwatch(c)
+        self.blocking.client_gone(c)
         self.pubsub.drop_client(c)
         self.to_flush.discard(c)
 
@@ -241,15 +244,26 @@ class Server:
             self.run_scheduled = True
             self.loop.call_soon(self.run_group)
 
+    def schedule_group(self):
+        """Runs a command group soon even if no client has commands (blocked clients to
+        serve, timed-out waiters' replies to flush)."""
+        if not self.run_scheduled and not self.committing and self.loop is not None:
+            self.run_scheduled = True
+            self.loop.call_soon(self.run_group)
+
     def run_group(self):
         self.run_scheduled = False
         if self.committing or self.db is None:
             return
-        ready, self.ready = self.ready, []
         store = self.ks.store  # between groups its transaction is None
         if self.sweep_due:
             self.sweep_due = False
             self.sweep_expired()
+        if self.blocking.ready:
+            # Keys changed by groups that have committed: blocked clients go first, in
+            # the order they blocked (blocking.py); served ones join this group's flush.
+            self.blocking.serve_ready()
+        ready, self.ready = self.ready, []
         again = []
         for c in ready:
             c.queued = False
@@ -328,11 +342,17 @@ class Server:
         c.last_command = cmd.fullname.encode()
         start = time.perf_counter()
         try:
+            if cmd.first_key:
+                for i in cmd.key_indexes(len(args)):
+                    if len(args[i]) > MAX_NAME:
+                        check_name(args[i])
             reply = cmd.handler(c, args)
         except CommandError as e:
             reply = ErrorReply(str(e))
         except WrongType:
             reply = ErrorReply(registry.WRONGTYPE)
+        except NameTooLong as e:
+            reply = ErrorReply(str(e))
         except kvdb.Error as e:
             log.error("%s failed: %s", cmd.fullname, e)
             reply = ErrorReply(f"ERR {e}")
@@ -368,6 +388,8 @@ class Server:
 
     def key_changed(self, db, key, event):
         """Called by the keyspace for every change: invalidates WATCHes, sends notifications."""
+        if self.blocking.waiters:
+            self.blocking.key_changed(db, key)
         if self.watchers:
             watching = self.watchers.get((db, key))
             if watching:
@@ -390,7 +412,7 @@ class Server:
             while True:
                 await asyncio.sleep(1.0 / self.config["hz"])
                 self.stats.sample()
-                if any(self.ks.expires):
+                if any(self.ks.expires) or self.ks.garbage:
                     self.sweep_due = True
                     if not self.run_scheduled and not self.committing:
                         self.run_scheduled = True
@@ -410,7 +432,10 @@ class Server:
                 c.close("idle timeout")
 
     def sweep_expired(self, budget=200):
-        """Deletes up to `budget` keys whose expiry has passed (runs inside a group)."""
+        """Deletes up to `budget` keys whose expiry has passed, and clears deleted
+        collections' sub-records in bounded steps (runs inside a group)."""
+        if self.ks.garbage:
+            self.ks.collect_garbage(budget * 5)
         now = now_ms()
         for d in range(self.ks.databases):
             if not self.ks.expires[d]:

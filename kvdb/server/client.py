@@ -41,7 +41,9 @@ class Client(asyncio.Protocol):
         self.pending = collections.deque()     # parsed commands not yet run
         self.replies = []                      # replies and pushes not yet written
         self.queued = False                    # in the server's ready list
-        self.blocked = False                   # waiting (DEBUG SLEEP); not run until unblocked
+        self.blocked = False                   # waiting (DEBUG SLEEP, BLPOP, ...); not run until unblocked
+        self.in_exec = False                   # running EXEC's queue: blocking commands do not block
+        self.in_script = False                 # running a script's redis.call: the same
         self.closing = False                   # close after the pending replies are written
         self.protocol_error = None             # -ERR text to send before closing
         self.reading_paused = False            # transport reading paused for backpressure

@@ -6,10 +6,24 @@ docs/format/server-keys.md; in short (d is the database number as one byte):
         string body: the value bytes;  hash body: field count (u64 BE)
     \\x01 d h <len(key) u32 BE> <key> <field>   -> field value
     \\x01 d x <expire_at_ms u64 BE> <key>      -> b""   (expiry index, swept in time order)
-    \\x01 \\xff version                 -> b"kvdb-server-keys 1"
+    \\x01 d <kind> <version u64 BE> <rest>   -> a collection's sub-record (lists, sets,
+                                           sorted sets, streams; kind per type below)
+    \\x01 d g <version u64 BE>           -> type(1)  (a deleted collection's sub-records
+                                           still to be removed by the collector)
+    \\x01 \\xff version                 -> b"kvdb-server-keys 2"
+    \\x01 \\xff vclock                  -> u64 BE, versions up to this one are reserved
 
 Every key of the server starts with 0x01; keys starting with 0x00 belong to the
 document layer.
+
+Collections (list, set, sorted set, stream) keep a *version* in their meta record
+and address their sub-records by (kind, version), not by key name: RENAME moves
+the meta record alone, DEL deletes the meta record and leaves a garbage record
+that the background collector clears in bounded steps (Kvrocks' lazy deletion),
+so no command touches a whole collection unless its reply needs it. Versions are
+unique in the file: they grow monotonically, and `vclock` reserves them in
+blocks in the same transaction that first uses one, so a restart (or a clock
+that went back) never reissues one.
 
 All reads and writes go through a Store: the database itself until the first
 write of a command group, then one kvdb transaction for the rest of the group,
@@ -21,14 +35,35 @@ import time
 
 import kvdb
 
-__all__ = ["Store", "Keyspace", "WrongType", "TYPE_STRING", "TYPE_HASH", "FORMAT_VERSION"]
+__all__ = ["Store", "Keyspace", "WrongType", "Coll", "TYPE_STRING", "TYPE_HASH", "TYPE_LIST", "TYPE_SET", "TYPE_ZSET",
+           "TYPE_STREAM", "FORMAT_VERSION", "MAX_NAME", "check_name"]
 
 NS = b"\x01"
 TYPE_STRING = b"s"
 TYPE_HASH = b"h"
-TYPE_NAMES = {TYPE_STRING: "string", TYPE_HASH: "hash"}
+TYPE_LIST = b"L"
+TYPE_SET = b"S"
+TYPE_ZSET = b"Z"
+TYPE_STREAM = b"X"
+TYPE_NAMES = {TYPE_STRING: "string", TYPE_HASH: "hash", TYPE_LIST: "list", TYPE_SET: "set", TYPE_ZSET: "zset",
+              TYPE_STREAM: "stream"}
+# The sub-record kinds each collection type owns (docs/format/server-keys.md): what DEL,
+# the garbage collector and FLUSHDB clear for a version.
+COLLECTION_KINDS = {
+    TYPE_LIST: (b"l",),                      # l: element by position
+    TYPE_SET: (b"s",),                       # s: member
+    TYPE_ZSET: (b"z", b"r", b"n"),           # z: member -> score; r: (score, member); n: rank-index node
+    TYPE_STREAM: (b"t", b"c", b"p", b"o"),   # t: entry; c: group; p: pending entry; o: consumer
+}
+COLLECTION_TYPES = frozenset(COLLECTION_KINDS)
 VERSION_KEY = NS + b"\xffversion"
-FORMAT_VERSION = b"kvdb-server-keys 1"
+VCLOCK_KEY = NS + b"\xffvclock"
+FORMAT_VERSION = b"kvdb-server-keys 2"
+OLD_FORMAT_VERSIONS = (b"kvdb-server-keys 1",)  # read as they are: version 2 only added record kinds
+VCLOCK_BLOCK = 1 << 20   # versions reserved per vclock write
+# The longest key name, hash field or collection member the server stores: the engine's
+# key limit (kvdb.MAX_KEY_SIZE) less the longest record prefix around it.
+MAX_NAME = kvdb.MAX_KEY_SIZE - 64
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -36,10 +71,30 @@ HEADER = 9  # type byte + expire_at
 NO_EXPIRY = bytes(8)
 _TYPE_STRING_BYTE = TYPE_STRING[0]
 _DB = [bytes((d,)) for d in range(256)]
+EAGER_DELETE = 64        # a collection of up to this many elements is cleared by DEL itself
+
+
+def _take(it, n):
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
 
 
 class WrongType(Exception):
     """A command met a key holding another type."""
+
+
+class NameTooLong(Exception):
+    """A key, field or member longer than MAX_NAME (the reply names the limit)."""
+
+
+def check_name(name, what="key"):
+    """Raises NameTooLong for a key name, field or member the engine cannot hold."""
+    if len(name) > MAX_NAME:
+        raise NameTooLong(f"ERR {what} is {len(name)} bytes, kvdb's server stores {what}s up to {MAX_NAME} bytes")
 
 
 def now_ms():
@@ -66,18 +121,50 @@ def expiry_prefix(db):
     return NS + bytes((db,)) + b"x"
 
 
+def sub_prefix(db, kind, version):
+    """The prefix of a collection's sub-records of one kind: 0x01 db kind version."""
+    return NS + _DB[db] + kind + _U64.pack(version)
+
+
+def garbage_key(db, version):
+    return NS + _DB[db] + b"g" + _U64.pack(version)
+
+
+class Coll:
+    """The body of a collection's meta record: version(8) count(8) extra."""
+    __slots__ = ("version", "count", "extra")
+
+    def __init__(self, version, count=0, extra=b""):
+        self.version = version       # names its sub-records (sub_prefix); unique in the file
+        self.count = count           # elements (list items, members, stream entries)
+        self.extra = extra           # type-specific bytes (list: head and tail positions, ...)
+
+    def encode(self):
+        return _U64.pack(self.version) + _U64.pack(self.count) + self.extra
+
+    @classmethod
+    def decode(cls, raw, offset):
+        return cls(_U64.unpack_from(raw, offset)[0], _U64.unpack_from(raw, offset + 8)[0], bytes(raw[offset + 16:]))
+
+    def prefix(self, db, kind):
+        return sub_prefix(db, kind, self.version)
+
+
 class Entry:
     """A key's meta record, decoded."""
-    __slots__ = ("type", "expire_at", "body")
+    __slots__ = ("type", "expire_at", "body", "is_new")
 
     def __init__(self, type_, expire_at, body):
-        self.type = type_            # TYPE_STRING or TYPE_HASH
+        self.is_new = False          # a collection made by collection_for_write, not yet saved
+        self.type = type_            # one of TYPE_NAMES
         self.expire_at = expire_at   # absolute ms, 0 when the key does not expire
-        self.body = body             # string: value; hash: field count (int)
+        self.body = body             # string: value; hash: field count (int); collection: Coll
 
     def encode(self):
         if self.type == TYPE_HASH:
             return TYPE_HASH + _U64.pack(self.expire_at) + _U64.pack(self.body)
+        if self.type in COLLECTION_TYPES:
+            return self.type + _U64.pack(self.expire_at) + self.body.encode()
         return self.type + _U64.pack(self.expire_at) + self.body
 
 
@@ -88,6 +175,8 @@ def decode_entry(raw):
     expire_at = _U64.unpack_from(raw, 1)[0]
     if type_ == TYPE_HASH:
         return Entry(type_, expire_at, _U64.unpack_from(raw, HEADER)[0])
+    if type_ in COLLECTION_TYPES:
+        return Entry(type_, expire_at, Coll.decode(raw, HEADER))
     return Entry(type_, expire_at, raw[HEADER:])
 
 
@@ -144,16 +233,27 @@ class Keyspace:
         self.keys = [0] * databases          # live + not-yet-swept keys per database
         self.expires = [0] * databases       # of those, keys with an expiry
         self.expired_total = 0               # keys removed because they expired
+        self.last_version = 0                # the last collection version issued
+        self.vclock = 0                      # versions up to this are reserved in VCLOCK_KEY
+        self.garbage = 0                     # garbage records not yet collected (INFO, the cron)
 
     # -- opening -----------------------------------------------------------
 
     def load(self):
         """Checks the layout version and counts keys (O(keys), once at start)."""
         version = self.db.get(VERSION_KEY)
-        if version is None:
+        if version is None or version in OLD_FORMAT_VERSIONS:
             self.db.put(VERSION_KEY, FORMAT_VERSION)
         elif version != FORMAT_VERSION:
             raise kvdb.CorruptionError(f"server key layout is {version!r}, this server reads {FORMAT_VERSION!r}")
+        raw = self.db.get(VCLOCK_KEY)
+        if raw is not None:
+            if len(raw) != 8:
+                raise kvdb.CorruptionError(f"server key layout: vclock record is {len(raw)} bytes, expected 8")
+            self.vclock = self.last_version = _U64.unpack(raw)[0]
+        for d in range(256):
+            with self.db.scan(prefix=NS + _DB[d] + b"g") as it:
+                self.garbage += sum(1 for _ in it)
         for d in range(self.databases):
             with self.db.scan(prefix=meta_prefix(d)) as it:
                 self.keys[d] = sum(1 for _ in it)
@@ -203,13 +303,107 @@ class Keyspace:
             raise WrongType()
         return old
 
+    # -- collections ---------------------------------------------------------
+
+    def new_version(self):
+        """A version no collection in the file has had: above every one issued before,
+        reserved durably (in the current transaction) before it is used."""
+        v = max(self.last_version + 1, time.time_ns() // 1000)
+        if v > self.vclock:
+            self.vclock = v + VCLOCK_BLOCK
+            self.store.put(VCLOCK_KEY, _U64.pack(self.vclock))
+        self.last_version = v
+        return v
+
+    def collection(self, db, key, type_):
+        """(live entry of key's collection or None, its Coll or None); WrongType for
+        another type. For readers."""
+        e = self.typed(db, key, type_)
+        return (None, None) if e is None else (e, e.body)
+
+    def collection_for_write(self, db, key, type_, create=True, extra=b""):
+        """For writers: the live entry of key (a collection of type_), or a new empty one
+        (count 0, not yet written) when absent and `create`; None when absent and not
+        `create`. An expired key is removed first. Write the entry back with save()."""
+        old = self.prepare_write(db, key, type_)
+        if old is not None:
+            return old
+        if not create:
+            return None
+        e = Entry(type_, 0, Coll(self.new_version(), 0, extra))
+        e.is_new = True
+        return e
+
+    def save(self, db, key, e, keep_empty=False):
+        """Writes a collection's meta record after a change of count or extra. A
+        collection left empty is deleted (as Redis deletes empty lists, sets and sorted
+        sets) unless keep_empty (streams); a new, still empty one is not written."""
+        new = e.is_new
+        if e.body.count == 0 and not keep_empty:
+            if not new:
+                self.remove(db, key, e, event=None)
+            return
+        if new:
+            e.is_new = False
+            self.keys[db] += 1
+        self.store.put(meta_key(db, key), e.encode())
+
+    def clear_subrecords(self, db, type_, version, budget):
+        """Deletes up to `budget` sub-records of a collection version; returns how many
+        it deleted (fewer than budget: none are left)."""
+        done = 0
+        for kind in COLLECTION_KINDS[type_]:
+            prefix = sub_prefix(db, kind, version)
+            with self.store.scan(prefix=prefix) as it:
+                keys = []
+                for k, _ in it:
+                    keys.append(k)
+                    if done + len(keys) >= budget:
+                        break
+            for k in keys:
+                self.store.delete(k)
+            done += len(keys)
+            if done >= budget:
+                return done
+        return done
+
+    def collect_garbage(self, budget=1000):
+        """Clears deleted collections' sub-records, up to `budget` records (runs in a
+        command group, from the cron). Returns how many records it deleted."""
+        done = 0
+        for d in range(self.databases):
+            with self.store.scan(prefix=NS + _DB[d] + b"g") as it:
+                batch = [(k, v) for k, v in _take(it, 16)]
+            for gk, type_ in batch:
+                version = _U64.unpack_from(gk, 3)[0]
+                if type_ not in COLLECTION_KINDS:
+                    raise kvdb.CorruptionError(f"server key layout: garbage record {gk!r} names type {type_!r}")
+                allowed = budget - done
+                n = self.clear_subrecords(d, type_, version, allowed)
+                done += n
+                if n < allowed:  # nothing of that version is left
+                    self.store.delete(gk)
+                    self.garbage -= 1
+                if done >= budget:
+                    return done
+        return done
+
     def remove(self, db, key, e=None, event="del"):
-        """Deletes key and everything it owns; returns whether it existed (live or not)."""
+        """Deletes key and everything it owns; returns whether it existed (live or not).
+        A collection's sub-records go to the garbage collector unless it has few."""
         if e is None:
             e = self.raw(db, key)
             if e is None:
                 return False
-        if e.type == TYPE_HASH:
+        if e.type in COLLECTION_TYPES:
+            coll = e.body
+            if coll.count <= EAGER_DELETE and self.clear_subrecords(db, e.type, coll.version, EAGER_DELETE * 4) \
+                    < EAGER_DELETE * 4:
+                pass  # all cleared now
+            else:
+                self.store.put(garbage_key(db, coll.version), e.type)
+                self.garbage += 1
+        elif e.type == TYPE_HASH:
             with self.store.scan(prefix=field_prefix(db, key)) as it:
                 fields = [k for k, _ in it]
             for k in fields:
@@ -265,7 +459,7 @@ class Keyspace:
                 self.on_change(db, key, event)
             return
         old = self.prepare_write(db, key)
-        if old is not None and old.type == TYPE_HASH:
+        if old is not None and old.type != TYPE_STRING:
             self.remove(db, key, old, event=None)
             old = None
         if keep_ttl and old is not None:
@@ -284,6 +478,8 @@ class Keyspace:
 
     def hash_set(self, db, key, pairs, only_new=False):
         """Sets fields; returns how many were new. only_new: HSETNX (skip existing)."""
+        for field, _ in pairs:
+            check_name(field, "hash field")
         old = self.prepare_write(db, key, TYPE_HASH)
         prefix = field_prefix(db, key)
         added = 0
@@ -365,10 +561,15 @@ class Keyspace:
 
     def flush(self, db):
         """Deletes every key of db (FLUSHDB); range deletes in one transaction."""
-        for kind in (b"k", b"h", b"x"):
+        kinds = [b"k", b"h", b"x", b"g"] + [k for ks in COLLECTION_KINDS.values() for k in ks]
+        for kind in kinds:
             with self.store.scan(prefix=NS + bytes((db,)) + kind) as it:
                 keys = [k for k, _ in it]
             for k in keys:
                 self.store.delete(k)
         self.keys[db] = 0
         self.expires[db] = 0
+        self.garbage = 0
+        for d in range(256):
+            with self.store.scan(prefix=NS + _DB[d] + b"g") as it:
+                self.garbage += sum(1 for _ in it)

@@ -52,10 +52,14 @@ def exec_(c, args):
         return NULL_ARRAY
     server = c.server
     replies = []
-    for cmd, cargs in queued:
-        denied = server.acl.check(c, cmd, cargs)
-        reply = ErrorReply(denied) if denied else server.call(c, cmd, cargs)
-        replies.append(None if reply is NO_REPLY else reply)
+    c.in_exec = True  # blocking commands reply at once inside EXEC (blocking.py)
+    try:
+        for cmd, cargs in queued:
+            denied = server.acl.check(c, cmd, cargs)
+            reply = ErrorReply(denied) if denied else server.call(c, cmd, cargs)
+            replies.append(None if reply is NO_REPLY else reply)
+    finally:
+        c.in_exec = False
     return replies
 
 
