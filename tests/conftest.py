@@ -64,3 +64,13 @@ def engine(request):
 @pytest.fixture
 def db_path(tmp_path):
     return str(tmp_path / "db")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many commands were compared against a reference redis-server (redisref.py)."""
+    import sys
+    ref = sys.modules.get("redisref")
+    if ref is not None and ref.COMPARED:
+        names = sorted(ref.COMPARED)
+        terminalreporter.write_line(f"compared with redis-server: {len(names)} commands, "
+                                    f"{sum(ref.COMPARED.values())} replies ({' '.join(names)})")
