@@ -42,7 +42,10 @@ def format_memory(n):
 
 def _int(lo=None, hi=None):
     def parse(text):
-        value = int(str(text).strip())
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise ValueError("argument couldn't be parsed into an integer") from None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ValueError(f"argument must be between {lo} and {hi}")
         return value
@@ -120,6 +123,96 @@ def _tls_protocols(text):
     return " ".join(names)
 
 
+# -- Redis's own parsers, for the options kvdb accepts for compatibility ----------------
+# (config.c's numericParseString / memtoull / yesnotoi / enum lookup, with its error texts)
+
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+LONG_MAX = (1 << 63) - 1
+_MEM_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2, "g": 1000 ** 3,
+              "gb": 1024 ** 3}
+
+
+def _strict_int(text):
+    """Redis's string2ll: optional '-', digits, no leading zeros, no '+', no spaces; None if not."""
+    if not text or len(text) > 20:
+        return None
+    digits = text[1:] if text[0] == "-" else text
+    if not digits or not digits.isascii() or not digits.isdigit() or (digits[0] == "0" and (len(digits) > 1 or
+                                                                                            text[0] == "-")):
+        return None
+    n = int(text)
+    return n if -(1 << 63) <= n <= LONG_MAX else None
+
+
+def _strict_memory(text):
+    """Redis's memtoull: digits and an optional unit (b k kb m mb g gb, any case); None if not."""
+    i = 0
+    while i < len(text) and text[i].isascii() and text[i].isdigit():
+        i += 1
+    unit = text[i:].lower()
+    if unit not in _MEM_UNITS or (text[:1] == "-"):
+        return None
+    n = int(text[:i]) if i else 0
+    return n * _MEM_UNITS[unit] if n < (1 << 64) else None
+
+
+def _redis_int(lo, hi, memory=False, percent=False):
+    """A numeric option parsed and range-checked as Redis does (the value error names
+    the accepted range in Redis's words). percent: 'N%' is kept as -N (Redis's encoding)."""
+    def parse(text):
+        text = str(text)
+        value = _strict_memory(text) if memory else None
+        if value is None and percent and len(text) > 1 and text.endswith("%"):
+            pct = _strict_int(text[:-1])
+            if pct is not None and pct >= 0:
+                if pct > 100:
+                    raise ValueError("percentage argument must be less or equal to 100")
+                return -pct
+        if value is None and not memory and not percent:
+            value = _strict_int(text)
+        if value is None:
+            raise ValueError("argument must be a memory or percent value" if memory and percent else
+                             "argument must be a memory value" if memory else
+                             "argument couldn't be parsed into an integer")
+        if not lo <= value <= hi:
+            raise ValueError(f"argument must be between {lo} and {hi} inclusive")
+        return value
+    return parse
+
+
+def _show_percent(v):
+    return f"{-v}%" if v < 0 else str(v)
+
+
+def _redis_yesno(text):
+    value = str(text).lower()
+    if value not in ("yes", "no"):
+        raise ValueError("argument must be 'yes' or 'no'")
+    return value == "yes"
+
+
+def _redis_enum(*names):
+    def parse(text):
+        value = str(text).lower()
+        if value not in names:
+            raise ValueError(f"argument(s) must be one of the following: {', '.join(names)}")
+        return value
+    return parse
+
+
+def _percentiles(text):
+    """latency-tracking-info-percentiles: space-separated numbers within [0, 100]."""
+    words = str(text).split()
+    for w in words:
+        try:
+            x = float(w)
+        except ValueError:
+            raise ValueError("latency-tracking-info-percentiles parameters should be a decimal number") from None
+        if not 0.0 <= x <= 100.0:
+            raise ValueError("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+    return " ".join(words)
+
+
 class Option:
     __slots__ = ("name", "parse", "default", "mutable", "help", "show")
 
@@ -169,7 +262,7 @@ OPTIONS = {o.name: o for o in [
     Option("requirepass", _string, "", True, "password of the default user ('' for none)", _show_secret),
     Option("appendonly", _yesno, True, False, "always yes: every write goes to the log", _show_bool),
     Option("save", _string, "", True, "accepted for compatibility; checkpoints are automatic"),
-    Option("maxmemory", parse_memory, 0, True, "accepted for compatibility; data lives on disk", format_memory),
+    Option("maxmemory", parse_memory, 0, True, "accepted for compatibility; data lives on disk"),
     # Security (docs/security.md).
     Option("protected-mode", _yesno, True, True, "with no password set, refuse clients from non-loopback addresses",
            _show_bool),
@@ -195,11 +288,127 @@ OPTIONS = {o.name: o for o in [
 ]}
 
 
+def _compat(name, parse, default, help, show=None, mutable=True):
+    """An option of Redis's that kvdb accepts, validates and reports as Redis does, so that
+    tools and configuration files that set it work."""
+    return Option(name, parse, default, mutable, help, show)
+
+
+_ENCODING = "accepted for compatibility; sets the encoding OBJECT ENCODING reports (storage is kvdb's own)"
+_COMPAT = "accepted for compatibility; no effect on kvdb"
+_NUMBER = _redis_int(0, LONG_MAX)
+_MEMORY = _redis_int(0, LONG_MAX, memory=True)
+EVICTION_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+                     "allkeys-lfu", "allkeys-random", "noeviction")
+
+# Redis's encoding, tuning, eviction, lazy-free, defragmentation, persistence and
+# replication options, with Redis's types, ranges and defaults (Redis 7.2).
+OPTIONS.update((o.name, o) for o in [
+    # Encodings of small collections (OBJECT ENCODING reports them).
+    _compat("list-max-listpack-size", _redis_int(INT_MIN, INT_MAX), -2, _ENCODING),
+    _compat("list-compress-depth", _redis_int(0, INT_MAX), 0, _COMPAT),
+    _compat("set-max-intset-entries", _NUMBER, 512, _ENCODING),
+    _compat("set-max-listpack-entries", _NUMBER, 128, _ENCODING),
+    _compat("set-max-listpack-value", _NUMBER, 64, _ENCODING),
+    _compat("zset-max-listpack-entries", _NUMBER, 128, _ENCODING),
+    _compat("zset-max-listpack-value", _MEMORY, 64, _ENCODING),
+    _compat("hash-max-listpack-entries", _NUMBER, 512, _ENCODING),
+    _compat("hash-max-listpack-value", _MEMORY, 64, _ENCODING),
+    _compat("stream-node-max-bytes", _MEMORY, 4096, _COMPAT),
+    _compat("stream-node-max-entries", _NUMBER, 100, _COMPAT),
+    _compat("hll-sparse-max-bytes", _MEMORY, 3000, _COMPAT),
+    # Eviction (data lives on disk: nothing is evicted) and LFU.
+    _compat("maxmemory-policy", _redis_enum(*EVICTION_POLICIES), "noeviction", _COMPAT),
+    _compat("maxmemory-samples", _redis_int(1, INT_MAX), 5, _COMPAT),
+    _compat("maxmemory-eviction-tenacity", _redis_int(0, 100), 10, _COMPAT),
+    _compat("maxmemory-clients", _redis_int(-100, LONG_MAX, memory=True, percent=True), 0, _COMPAT,
+            _show_percent),
+    _compat("lfu-log-factor", _redis_int(0, INT_MAX), 10, _COMPAT),
+    _compat("lfu-decay-time", _redis_int(0, INT_MAX), 1, _COMPAT),
+    _compat("active-expire-effort", _redis_int(1, 10), 1, _COMPAT),
+    # Lazy freeing (kvdb always frees large collections in the background).
+    _compat("lazyfree-lazy-eviction", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("lazyfree-lazy-expire", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("lazyfree-lazy-server-del", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("lazyfree-lazy-user-del", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("lazyfree-lazy-user-flush", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("replica-lazy-flush", _redis_yesno, False, _COMPAT, _show_bool),
+    # Active defragmentation and rehashing (memory allocator matters of Redis).
+    _compat("activedefrag", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("active-defrag-ignore-bytes", _redis_int(1, LONG_MAX, memory=True), 100 << 20, _COMPAT),
+    _compat("active-defrag-threshold-lower", _redis_int(0, 1000), 10, _COMPAT),
+    _compat("active-defrag-threshold-upper", _redis_int(0, 1000), 100, _COMPAT),
+    _compat("active-defrag-cycle-min", _redis_int(1, 99), 1, _COMPAT),
+    _compat("active-defrag-cycle-max", _redis_int(1, 99), 25, _COMPAT),
+    _compat("active-defrag-max-scan-fields", _redis_int(1, LONG_MAX), 1000, _COMPAT),
+    _compat("activerehashing", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("jemalloc-bg-thread", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("dynamic-hz", _redis_yesno, True, _COMPAT, _show_bool),
+    # Scripts: a script running longer than this may be stopped with SCRIPT KILL.
+    _compat("busy-reply-threshold", _NUMBER, 5000, "ms a script runs before other clients get BUSY replies "
+                                                   "and SCRIPT KILL may stop it (lua-time-limit is an alias)"),
+    # Latency monitoring and client tracking.
+    _compat("latency-monitor-threshold", _NUMBER, 0, _COMPAT),
+    _compat("latency-tracking", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("latency-tracking-info-percentiles", _percentiles, "50 99 99.9", _COMPAT),
+    _compat("tracking-table-max-keys", _NUMBER, 1000000, _COMPAT),
+    _compat("tcp-keepalive", _redis_int(0, INT_MAX), 300, _COMPAT),
+    _compat("shutdown-timeout", _redis_int(0, INT_MAX), 10, _COMPAT),
+    _compat("oom-score-adj", _redis_enum("no", "yes", "relative", "absolute"), "no", _COMPAT),
+    # Persistence of Redis's RDB and AOF files (kvdb's log and checkpoints replace them).
+    _compat("stop-writes-on-bgsave-error", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("rdbcompression", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("rdbchecksum", _redis_yesno, True, _COMPAT, _show_bool, mutable=False),
+    _compat("rdb-save-incremental-fsync", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("aof-use-rdb-preamble", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("aof-rewrite-incremental-fsync", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("aof-load-truncated", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("aof-timestamp-enabled", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("no-appendfsync-on-rewrite", _redis_yesno, False, _COMPAT, _show_bool),
+    _compat("auto-aof-rewrite-percentage", _redis_int(0, INT_MAX), 100, _COMPAT),
+    _compat("auto-aof-rewrite-min-size", _redis_int(0, LONG_MAX, memory=True), 64 << 20, _COMPAT),
+    # Replication (kvdb has none: WAIT answers 0 replicas).
+    _compat("replica-read-only", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("replica-serve-stale-data", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("replica-ignore-maxmemory", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("replica-priority", _redis_int(0, INT_MAX), 100, _COMPAT),
+    _compat("min-replicas-to-write", _redis_int(0, INT_MAX), 0, _COMPAT),
+    _compat("min-replicas-max-lag", _redis_int(0, INT_MAX), 10, _COMPAT),
+    _compat("repl-diskless-sync", _redis_yesno, True, _COMPAT, _show_bool),
+    _compat("repl-backlog-size", _redis_int(1, LONG_MAX, memory=True), 1 << 20, _COMPAT),
+    _compat("repl-timeout", _redis_int(1, INT_MAX), 60, _COMPAT),
+    # Process settings fixed at start in Redis.
+    _compat("io-threads", _redis_int(1, 128), 1, _COMPAT, mutable=False),
+    _compat("io-threads-do-reads", _redis_yesno, False, _COMPAT, _show_bool, mutable=False),
+    _compat("daemonize", _redis_yesno, False, "always no: run kvdb serve under a supervisor", _show_bool,
+            mutable=False),
+    _compat("cluster-enabled", _redis_yesno, False, "always no: kvdb serves one node", _show_bool, mutable=False),
+])
+
+# Redis's alternative names (older ones) of options: CONFIG GET shows an alias under its
+# own name, CONFIG SET and configuration files set the option it stands for.
+REDIS_ALIASES = {
+    "list-max-ziplist-size": "list-max-listpack-size",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "lua-time-limit": "busy-reply-threshold",
+    "slave-lazy-flush": "replica-lazy-flush",
+    "slave-read-only": "replica-read-only",
+    "slave-serve-stale-data": "replica-serve-stale-data",
+    "slave-ignore-maxmemory": "replica-ignore-maxmemory",
+    "slave-priority": "replica-priority",
+    "min-slaves-to-write": "min-replicas-to-write",
+    "min-slaves-max-lag": "min-replicas-max-lag",
+}
+
+
 # Options whose values never appear in logs or the audit log.
 SECRET_OPTIONS = frozenset(["requirepass", "tls-key-file-pass"])
 
 
-ALIASES = {"data": "dir", "appendfsync": "sync"}
+ALIASES = {"data": "dir", "appendfsync": "sync", **REDIS_ALIASES}
 
 
 class Config:

@@ -41,8 +41,16 @@ def section_server(s):
 
 def section_clients(s):
     clients = list(s.clients.values())
-    return [("connected_clients", len(clients)), ("maxclients", s.config["maxclients"]),
-            ("blocked_clients", sum(1 for c in clients if c.blocked)),
+    blocking = s.blocking
+    # Clients waiting on keys, WAIT or CLIENT-level waits (blocking.by_client), and those in
+    # DEBUG SLEEP (blocked, but not through blocking.py).
+    waiting = blocking.by_client
+    sleeping = sum(1 for c in clients if c.blocked and c not in waiting)
+    keys_waited = len(blocking.waiters)
+    return [("connected_clients", len(clients)), ("cluster_connections", 0), ("maxclients", s.config["maxclients"]),
+            ("blocked_clients", blocking.blocked_clients + sleeping), ("tracking_clients", 0),
+            ("clients_in_timeout_table", sum(1 for w in waiting.values() if w.timer is not None)),
+            ("total_blocking_keys", keys_waited), ("total_blocking_keys_on_nokey", 0),
             ("pubsub_clients", sum(1 for c in clients if c.subscriptions)),
             ("watching_clients", sum(1 for c in clients if c.watched)),
             ("total_watched_keys", len(s.watchers))]
@@ -52,7 +60,7 @@ def section_memory(s):
     rss = _rss()
     return [("used_memory", rss), ("used_memory_human", _human(rss)), ("used_memory_rss", rss),
             ("used_memory_rss_human", _human(rss)), ("maxmemory", s.config["maxmemory"]),
-            ("maxmemory_human", _human(s.config["maxmemory"])), ("maxmemory_policy", "noeviction"),
+            ("maxmemory_human", _human(s.config["maxmemory"])), ("maxmemory_policy", s.config["maxmemory-policy"]),
             ("engine_cache_size", s.config["cache-size"])]
 
 

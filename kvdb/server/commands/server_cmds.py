@@ -5,7 +5,7 @@ import time
 
 from kvdb._core.resp import OK, Status
 
-from ..config import OPTIONS, ConfigError
+from ..config import OPTIONS, REDIS_ALIASES
 from ..glob import glob_match
 from ..info import render_info
 from .registry import NO_REPLY, SYNTAX, CommandError, command, container, float_arg, int_arg, subcommand
@@ -116,6 +116,9 @@ def config_get(c, args):
         for name in OPTIONS:
             if glob_match(pattern, name.encode()):
                 out[name.encode()] = cfg.show(name).encode()
+        for alias, name in REDIS_ALIASES.items():  # Redis lists the old names too
+            if glob_match(pattern, alias.encode()):
+                out[alias.encode()] = cfg.show(name).encode()
     return out
 
 
@@ -125,23 +128,27 @@ def config_set(c, args):
     if len(args) % 2:
         raise CommandError("ERR wrong number of arguments for 'config|set' command")
     cfg = c.server.config
-    changes = []
+    changes = []   # (name as given, lower case; the option's own name; value text)
     for i in range(2, len(args), 2):
-        name = args[i].lower().decode("utf-8", "replace")
+        given = args[i].lower().decode("utf-8", "replace")
+        name = REDIS_ALIASES.get(given, given)
         option = OPTIONS.get(name)
         if option is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{given}'")
         if not option.mutable:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
-        changes.append((name, args[i + 1].decode("utf-8", "replace")))
-    saved = dict(cfg.values)
-    try:
-        for name, value in changes:
-            cfg.set(name, value)
-    except ConfigError as e:
-        cfg.values = saved
-        raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}") from None
-    c.server.config_changed([n for n, _ in changes], c)
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{given}') - can't set immutable config")
+        if any(n == name for _, n, _ in changes):
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{given}') - duplicate parameter")
+        changes.append((given, name, args[i + 1].decode("utf-8", "replace")))
+    parsed = []
+    for given, name, text in changes:  # every value is checked before any is applied
+        try:
+            parsed.append((name, OPTIONS[name].parse(text)))
+        except ValueError as e:
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{given}') - {e}") from None
+    for name, value in parsed:
+        cfg.values[name] = value
+    c.server.config_changed([n for n, _ in parsed], c)
     return OK
 
 
