@@ -431,10 +431,10 @@ def test_storage_invariants_random(tmp_path):
         rng = random.Random(5)
         model = []
         for step in range(1500):
-            op = rng.randrange(9)
+            op = rng.choice([0, 0, 0, 0, 1, 2, 2, 3, 4, 5, 6])  # pushes outweigh removals: lists grow
             ref = liststore.open_write(ks, 0, b"L")
             if op == 0:
-                vals = [rng.choice(b"abc").to_bytes(1, "big") for _ in range(rng.randint(1, 6))]
+                vals = [rng.choice(b"abc").to_bytes(1, "big") for _ in range(rng.randint(1, 10))]
                 left = rng.random() < 0.5
                 ref.push(vals, left)
                 model = (vals[::-1] + model) if left else (model + vals)
@@ -450,8 +450,8 @@ def test_storage_invariants_random(tmp_path):
                 ref.insert(i, b"I")
                 model.insert(i, b"I")
             elif op == 3 and model:
-                count = rng.choice([0, 1, 2, -1, -2, 5])
-                elem = rng.choice([b"a", b"b", b"I"])
+                count = rng.choice([1, 2, -1, -2, 5, -5] * 3 + [0])
+                elem = rng.choice([b"a", b"b", b"c", b"I"])
                 got = ref.remove(elem, count)
                 idx = [i for i, v in enumerate(model) if v == elem]
                 if count > 0:
@@ -465,7 +465,8 @@ def test_storage_invariants_random(tmp_path):
                     assert ks.entry(0, b"L") is None
                     continue
             elif op == 4 and model:
-                a, b = rng.randint(-12, 12), rng.randint(-12, 12)
+                a = rng.choice([0, 1, 2, -len(model) - 5, rng.randint(-12, 12)])
+                b = rng.choice([-1, -2, -3, len(model) + 3, rng.randint(-12, 12)])
                 ref.trim(a, b)
                 n = len(model)
                 s, t = (a + n if a < 0 else a), (b + n if b < 0 else b)
