@@ -7,6 +7,7 @@ from .glob import glob_match
 # Keyspace event -> its notify-keyspace-events class letter.
 EVENT_CLASS = {
     "del": "g", "expire": "g", "rename_from": "g", "rename_to": "g", "persist": "g", "copy_to": "g",
+    "move_from": "g", "move_to": "g",
     "set": "$", "setrange": "$", "incrby": "$", "incrbyfloat": "$", "append": "$",
     "hset": "h", "hdel": "h", "hincrby": "h", "hincrbyfloat": "h",
     "expired": "x", "new": "n",
