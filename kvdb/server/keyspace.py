@@ -72,6 +72,10 @@ NO_EXPIRY = bytes(8)
 _TYPE_STRING_BYTE = TYPE_STRING[0]
 _DB = [bytes((d,)) for d in range(256)]
 EAGER_DELETE = 64        # a collection of up to this many elements is cleared by DEL itself
+COPY_BATCH = 1024        # records read per scan when COPY, MOVE or RENAME streams through a key's records
+# A hash field's record key is field_prefix (7 bytes + the key name) + the field: the key name
+# and the field together may take this many bytes.
+FIELD_ROOM = kvdb.MAX_KEY_SIZE - 7
 
 
 def _take(it, n):
@@ -81,6 +85,15 @@ def _take(it, n):
         if len(out) >= n:
             break
     return out
+
+
+def successor(k):
+    """The least engine key greater than k (a scan's start to continue after k): k + 0x00, or,
+    for a key of the engine's greatest length, k with its last byte below 0xff raised by one."""
+    if len(k) < kvdb.MAX_KEY_SIZE:
+        return k + b"\x00"
+    k = k[:kvdb.MAX_KEY_SIZE].rstrip(b"\xff")   # keys past the limit (a forged cursor) sort after k[:limit]
+    return k[:-1] + bytes((k[-1] + 1,)) if k else None
 
 
 class WrongType(Exception):
@@ -431,6 +444,98 @@ class Keyspace:
         self.put_entry(db, key, new, old=e)
         return new
 
+    # -- moves and copies of whole keys (RENAME, COPY, MOVE) ---------------------------------
+
+    def copy_subrecords(self, src_db, type_, src_version, dst_db, dst_version):
+        """Copies every sub-record of a collection version, byte for byte, under another
+        database and version (C5: nothing in them names the key, db or version), reading
+        at most COPY_BATCH records at a time. Returns how many it copied."""
+        done = 0
+        for kind in COLLECTION_KINDS[type_]:
+            src = sub_prefix(src_db, kind, src_version)
+            dst = sub_prefix(dst_db, kind, dst_version)
+            cut = len(src)
+            start = None
+            while True:
+                with self.store.scan(start=start, prefix=src) as it:
+                    batch = _take(it, COPY_BATCH)
+                for k, v in batch:
+                    self.store.put(dst + k[cut:], v)
+                done += len(batch)
+                if len(batch) < COPY_BATCH:
+                    break
+                start = successor(batch[-1][0])
+                if start is None:
+                    break
+        return done
+
+    def copy_key(self, src_db, src, e, dst_db, dst, expire_at=None):
+        """Writes a copy of key src (its live entry e) as dst, which must not exist (the caller
+        removes it first). The copy keeps e's expiry unless expire_at is given. Strings copy
+        their meta record, hashes their fields, collections take a new version and copy their
+        sub-records (in bounded batches). Returns the new entry."""
+        at = e.expire_at if expire_at is None else expire_at
+        if e.type in COLLECTION_TYPES:
+            coll = e.body
+            new = Entry(e.type, at, Coll(self.new_version(), coll.count, coll.extra))
+            self.copy_subrecords(src_db, e.type, coll.version, dst_db, new.body.version)
+        elif e.type == TYPE_HASH:
+            new = Entry(TYPE_HASH, at, e.body)
+            self._copy_fields(src_db, src, dst_db, dst, move=False)
+        else:
+            new = Entry(e.type, at, e.body)
+        self.put_entry(dst_db, dst, new)
+        return new
+
+    def check_room(self, db, src, e, dst):
+        """For RENAME/COPY/MOVE of key src (live entry e) to the name dst: raises NameTooLong,
+        before anything is written, when a hash has a field too long to go with the longer
+        name (field records hold the key name and the field, FIELD_ROOM bytes together)."""
+        if e.type != TYPE_HASH or len(dst) <= len(src) or len(dst) + MAX_NAME <= FIELD_ROOM:
+            return
+        longest = self._longest_field(field_prefix(db, src))
+        if longest is not None and len(dst) + longest > FIELD_ROOM:
+            raise NameTooLong(f"ERR hash field is {longest} bytes with a key name of {len(dst)} bytes, "
+                              f"kvdb's server stores a hash's key name and field together up to {FIELD_ROOM} bytes")
+
+    def _copy_fields(self, src_db, src, dst_db, dst, move):
+        """Copies (move: moves) a hash's field records to another key, COPY_BATCH at a time."""
+        sp, dp = field_prefix(src_db, src), field_prefix(dst_db, dst)
+        cut = len(sp)
+        start = None
+        while True:
+            with self.store.scan(start=start, prefix=sp) as it:
+                batch = _take(it, COPY_BATCH)
+            for k, v in batch:
+                self.store.put(dp + k[cut:], v)
+                if move:
+                    self.store.delete(k)
+            start = successor(batch[-1][0])
+            if len(batch) < COPY_BATCH or start is None:
+                return
+
+    def _longest_field(self, prefix):
+        """The length of a hash's longest field, or None when it has none (a scan: only for a
+        long key name that grows, RENAME/COPY to a longer name)."""
+        longest = None
+        with self.store.scan(prefix=prefix) as it:
+            for k, _ in it:
+                n = len(k) - len(prefix)
+                longest = n if longest is None or n > longest else longest
+        return longest
+
+    def rename_key(self, db, src, e, dst):
+        """RENAME of key src (its live entry e) to dst, which must not exist (the caller removes
+        it first), keeping the expiry. Strings and collections move their meta record alone
+        (O(1): a collection's sub-records do not name the key); a hash moves its fields."""
+        if e.type == TYPE_HASH:
+            self._copy_fields(db, src, db, dst, move=True)
+        if e.expire_at:
+            self.store.delete(expiry_key(db, e.expire_at, src))
+            self.store.put(expiry_key(db, e.expire_at, dst), b"")
+        self.store.delete(meta_key(db, src))
+        self.store.put(meta_key(db, dst), e.encode())
+
     # -- strings -----------------------------------------------------------
 
     def get_string(self, db, key):
@@ -472,7 +577,7 @@ class Keyspace:
 
     def hash_get(self, db, key, field):
         e = self.typed(db, key, TYPE_HASH)
-        if e is None:
+        if e is None or len(key) + len(field) > FIELD_ROOM:  # too long to have been stored
             return None
         return self.store.get(field_prefix(db, key) + field)
 
@@ -480,6 +585,10 @@ class Keyspace:
         """Sets fields; returns how many were new. only_new: HSETNX (skip existing)."""
         for field, _ in pairs:
             check_name(field, "hash field")
+            if len(key) + len(field) > FIELD_ROOM:
+                raise NameTooLong(f"ERR hash field is {len(field)} bytes with a key name of {len(key)} bytes, "
+                                  f"kvdb's server stores a hash's key name and field together up to "
+                                  f"{FIELD_ROOM} bytes")
         old = self.prepare_write(db, key, TYPE_HASH)
         prefix = field_prefix(db, key)
         added = 0
@@ -506,6 +615,8 @@ class Keyspace:
         prefix = field_prefix(db, key)
         removed = 0
         for field in set(fields):
+            if len(key) + len(field) > FIELD_ROOM:  # too long to have been stored
+                continue
             k = prefix + field
             if self.store.get(k) is not None:
                 self.store.delete(k)
@@ -520,8 +631,10 @@ class Keyspace:
     def hash_items(self, db, key, after=None, count=None):
         """(field, value) in field order, starting after `after`; up to count."""
         prefix = field_prefix(db, key)
-        start = prefix + after + b"\x00" if after is not None else None
+        start = successor(prefix + after) if after is not None else None
         out = []
+        if after is not None and start is None:
+            return out
         with self.store.scan(start=start, prefix=prefix) as it:
             for k, v in it:
                 out.append((k[len(prefix):], v))
@@ -535,8 +648,10 @@ class Keyspace:
         """[(key, entry)] of keys in key order after `after` (entries may be expired); up
         to limit."""
         base = meta_prefix(db)
-        start = base + after + b"\x00" if after is not None else None
+        start = successor(base + after) if after is not None else None
         out = []
+        if (after is not None and start is None) or len(base) + len(prefix) > kvdb.MAX_KEY_SIZE:
+            return out   # nothing after the greatest key; no key is that long
         with self.store.scan(start=start, prefix=base + prefix) as it:
             for k, raw in it:
                 out.append((k[len(base):], decode_entry(raw)))

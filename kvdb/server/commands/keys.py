@@ -1,5 +1,10 @@
 """Generic key commands: DEL UNLINK EXISTS TYPE KEYS SCAN RANDOMKEY RENAME RENAMENX
-COPY, the EXPIRE family, TTL/PTTL/EXPIRETIME, PERSIST, TOUCH, OBJECT.
+COPY MOVE, the EXPIRE family, TTL/PTTL/EXPIRETIME, PERSIST, TOUCH, OBJECT.
+
+Every type goes through the keyspace's generic operations: RENAME moves a string's
+or a collection's meta record alone (a collection's sub-records do not name the
+key), COPY and MOVE copy a collection's sub-records under a new version in
+bounded batches (keyspace.copy_key).
 
 SCAN cursors: keys are ordered, so a cursor names the last key returned and the
 next call continues after it. Every key present for the whole iteration is
@@ -12,8 +17,9 @@ import os
 
 from kvdb._core.resp import OK, Status
 
+from ..encodings import encoding
 from ..glob import glob_match, literal_prefix
-from ..keyspace import TYPE_HASH, TYPE_NAMES, TYPE_STRING, now_ms
+from ..keyspace import TYPE_HASH, TYPE_LIST, TYPE_NAMES, TYPE_SET, TYPE_STREAM, TYPE_STRING, TYPE_ZSET, now_ms
 from .registry import SYNTAX, CommandError, command, container, int_arg, subcommand
 
 LONG_CURSOR_KEYS = 1024
@@ -110,7 +116,8 @@ def keys(c, args):
     return _live_keys(c, args[1])[0]
 
 
-_TYPES = {b"string": TYPE_STRING, b"hash": TYPE_HASH}
+_TYPES = {b"string": TYPE_STRING, b"hash": TYPE_HASH, b"list": TYPE_LIST, b"set": TYPE_SET, b"zset": TYPE_ZSET,
+          b"stream": TYPE_STREAM}
 
 
 def parse_scan_options(args, i, allow_type):
@@ -155,17 +162,14 @@ def randomkey(c, args):
     return None
 
 
-def _copy_value(c, src_db, src, e, dst_db, dst):
-    """Writes a copy of key src (live entry e) as dst (which must not exist)."""
-    ks = c.server.ks
-    if e.type == TYPE_STRING:
-        ks.set_string(dst_db, dst, e.body, e.expire_at, event=None)
-    else:
-        pairs = ks.hash_items(src_db, src)
-        ks.hash_set(dst_db, dst, pairs)
-        if e.expire_at:
-            new = ks.entry(dst_db, dst)
-            ks.set_expire(dst_db, dst, new, e.expire_at)
+def _db_arg(c, value):
+    """A database number argument (Redis reads a C int, then checks the range)."""
+    n = int_arg(value)
+    if not -(1 << 31) <= n < (1 << 31):
+        raise CommandError("ERR value is out of range, value must between -2147483648 and 2147483647")
+    if not 0 <= n < c.server.config["databases"]:
+        raise CommandError("ERR DB index is out of range")
+    return n
 
 
 def _rename(c, args, nx):
@@ -176,12 +180,14 @@ def _rename(c, args, nx):
         raise CommandError("ERR no such key")
     if src == dst:
         return 0 if nx else OK
-    if ks.entry(c.db, dst) is not None:
-        if nx:
-            return 0
-        ks.delete(c.db, dst)
-    _copy_value(c, c.db, src, e, c.db, dst)
-    ks.remove(c.db, src, ks.raw(c.db, src), event="rename_from")
+    old = ks.prepare_write(c.db, dst)      # an expired destination is removed here
+    if old is not None and nx:
+        return 0
+    ks.check_room(c.db, src, e, dst)       # before anything is written
+    if old is not None:
+        ks.remove(c.db, dst, old, event=None)  # overwritten: Redis sends no "del" for it
+    ks.rename_key(c.db, src, e, dst)
+    c.server.key_changed(c.db, src, "rename_from")
     c.server.key_changed(c.db, dst, "rename_to")
     return 1 if nx else OK
 
@@ -203,14 +209,12 @@ def copy(c, args):
     i = 3
     while i < len(args):
         opt = args[i].lower()
-        if opt == b"db" and i + 1 < len(args):
-            dst_db = int_arg(args[i + 1])
-            if not 0 <= dst_db < c.server.config["databases"]:
-                raise CommandError("ERR DB index is out of range")
-            i += 2
-        elif opt == b"replace":
+        if opt == b"replace":
             replace = True
             i += 1
+        elif opt == b"db" and i + 1 < len(args):
+            dst_db = _db_arg(c, args[i + 1])
+            i += 2
         else:
             raise CommandError(SYNTAX)
     src, dst = args[1], args[2]
@@ -219,12 +223,35 @@ def copy(c, args):
     e = ks.entry(c.db, src)
     if e is None:
         return 0
-    if ks.entry(dst_db, dst) is not None:
-        if not replace:
-            return 0
-        ks.delete(dst_db, dst)
-    _copy_value(c, c.db, src, e, dst_db, dst)
+    old = ks.prepare_write(dst_db, dst)
+    if old is not None and not replace:
+        return 0
+    ks.check_room(c.db, src, e, dst)
+    if old is not None:
+        ks.remove(dst_db, dst, old, event=None)
+    ks.copy_key(c.db, src, e, dst_db, dst)
     c.server.key_changed(dst_db, dst, "copy_to")
+    return 1
+
+
+@command("move", 3, "write fast", "@keyspace", (1, 1, 1), **_g(summary="Moves a key to another database."))
+def move(c, args):
+    ks = c.server.ks
+    key = args[1]
+    dst_db = _db_arg(c, args[2])
+    if dst_db == c.db:
+        raise CommandError("ERR source and destination objects are the same")
+    e = ks.entry(c.db, key)
+    if e is None:
+        return 0
+    if ks.prepare_write(dst_db, key) is not None:
+        return 0
+    # Collections' sub-records carry the database in their prefix: they are copied under a
+    # new version (in bounded batches) and the old version goes to the collector.
+    ks.copy_key(c.db, key, e, dst_db, key)
+    ks.remove(c.db, key, e, event=None)
+    c.server.key_changed(c.db, key, "move_from")
+    c.server.key_changed(dst_db, key, "move_to")
     return 1
 
 
@@ -335,37 +362,67 @@ def persist(c, args):
 container("object", -2, "", "@keyspace", summary="A container for object introspection commands.", group="generic")
 
 
-def _encoding(e):
-    if e.type == TYPE_HASH:
-        return "listpack" if e.body <= 128 else "hashtable"
-    v = e.body
-    if len(v) <= 20:
-        try:
-            n = int(v)
-            if -(1 << 63) <= n < (1 << 63) and str(n).encode() == v:
-                return "int"
-        except ValueError:
-            pass
-    return "embstr" if len(v) <= 44 else "raw"
-
-
-@subcommand("object", "encoding", 3, "readonly", "@keyspace", (2, 2, 1), summary="Returns the internal encoding of a Redis object.")
+@subcommand("object", "encoding", 3, "readonly", "@keyspace", (2, 2, 1), summary="Returns the internal encoding of a Redis object.",
+            since="2.2.3")
 def object_encoding(c, args):
     e = c.server.ks.entry(c.db, args[2])
-    return None if e is None else _encoding(e).encode()
+    return None if e is None else encoding(c.server, c.db, args[2], e).encode()
+
+
+LFU_INIT = 5   # Redis's access-frequency counter of a new key (kvdb does not count accesses)
+_SWITCHING = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+
+
+@subcommand("object", "freq", 3, "readonly", "@keyspace", (2, 2, 1), summary="Returns the logarithmic access frequency counter of a Redis object.",
+            since="4.0.0")
+def object_freq(c, args):
+    if c.server.ks.entry(c.db, args[2]) is None:
+        return None
+    if not c.server.config["maxmemory-policy"].endswith("-lfu"):
+        raise CommandError("ERR An LFU maxmemory policy is not selected, access frequency not tracked. " + _SWITCHING)
+    return LFU_INIT
 
 
 @subcommand("object", "refcount", 3, "readonly", "@keyspace", (2, 2, 1), summary="Returns the reference count of a value of a key.")
 def object_refcount(c, args):
-    return None if c.server.ks.entry(c.db, args[2]) is None else 1
+    e = c.server.ks.entry(c.db, args[2])
+    if e is None:
+        return None
+    if e.type == TYPE_STRING and _shared_integer(e.body):
+        return SHARED_REFCOUNT
+    return 1
+
+
+SHARED_REFCOUNT = (1 << 31) - 1   # what Redis reports for its shared objects (the integers 0..9999)
+
+
+def _shared_integer(v):
+    return 0 < len(v) <= 4 and v.isdigit() and (v == b"0" or v[:1] != b"0")
 
 
 @subcommand("object", "idletime", 3, "readonly", "@keyspace", (2, 2, 1), summary="Returns the time since the last access to a Redis object.")
 def object_idletime(c, args):
-    return None if c.server.ks.entry(c.db, args[2]) is None else 0
+    if c.server.ks.entry(c.db, args[2]) is None:
+        return None
+    if c.server.config["maxmemory-policy"].endswith("-lfu"):
+        raise CommandError("ERR An LFU maxmemory policy is selected, idle time not tracked. " + _SWITCHING)
+    return 0
 
 
 @subcommand("object", "help", 2, "loading stale", "@keyspace", summary="Returns helpful text about the different subcommands.")
 def object_help(c, args):
-    return [b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", b"ENCODING <key>",
-            b"IDLETIME <key>", b"REFCOUNT <key>"]
+    return [b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"ENCODING <key>",
+            b"    Return the kind of internal representation used in order to store the value",
+            b"    associated with a <key>.",
+            b"FREQ <key>",
+            b"    Return the access frequency index of the <key>. The returned integer is",
+            b"    proportional to the logarithm of the recent access frequency of the key.",
+            b"IDLETIME <key>",
+            b"    Return the idle time of the <key>, that is the approximated number of",
+            b"    seconds elapsed since the last access to the key.",
+            b"REFCOUNT <key>",
+            b"    Return the number of references of the value associated with the specified",
+            b"    <key>.",
+            b"HELP",
+            b"    Prints this help."]
