@@ -1,0 +1,765 @@
+"""Streams on the server's key layout: entries, consumer groups, consumers and
+pending-entry lists as sub-records of a stream's version. The layout is
+documented in docs/format/server-keys-stream.md; in short (each line a kind
+under sub_prefix(db, kind, version)):
+
+    t  ms(8) seq(8)                                 -> entry: (u32 len, bytes) per field and value
+    c  group                                        -> group: last-delivered id, entries-read,
+                                                       consumer count, pending count
+    o  len(group)(4) group consumer                 -> consumer: seen-time, active-time, pending
+    p  len(group)(4) group 0x00 ms(8) seq(8)        -> pending entry (group PEL): delivery time,
+                                                       delivery count, consumer name
+    p  len(group)(4) group 0x01 len(consumer)(4) consumer ms(8) seq(8) -> b""  (consumer's PEL)
+
+The stream's meta record (Coll) counts live entries; Coll.extra holds the last
+generated id, the recorded first id, the largest deleted id, the entries ever
+added and the number of groups (StreamMeta). A command touches only the records
+it needs: XADD is two puts, XRANGE one bounded range scan, XACK a get and two
+deletes per id, a consumer's PEL is a range of its own.
+
+A Stream is one command's handle on a key: the groups and consumers it reads are
+cached, changed in place, and written back once by save() with the meta record.
+"""
+import struct
+
+from .commands.registry import CommandError
+from .keyspace import MAX_NAME, TYPE_STREAM, check_name
+
+__all__ = ["Stream", "StreamMeta", "Group", "Consumer", "Nack", "MAX_ID", "ZERO_ID", "INVALID_ENTRIES_READ",
+           "INVALID_ID", "format_id", "parse_id", "parse_interval", "incr_id", "decr_id", "encode_fields",
+           "decode_fields"]
+
+_U32 = struct.Struct(">I")
+_ID = struct.Struct(">QQ")
+_META = struct.Struct(">QQQQQQQQ")   # last, first, max-deleted (ms, seq each), entries-added, groups
+_GROUP = struct.Struct(">QQqQQ")     # last-delivered ms, seq, entries-read (-1: unknown), consumers, pending
+_CONSUMER = struct.Struct(">QqQ")    # seen-time, active-time (-1: never), pending
+_NACK = struct.Struct(">QQ")         # delivery time, delivery count (then the consumer name)
+
+MAX = (1 << 64) - 1
+ZERO_ID = (0, 0)
+MAX_ID = (MAX, MAX)
+INVALID_ENTRIES_READ = -1
+INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
+SCAN_BATCH = 512   # keys collected per scan when deleting a range
+
+
+# -- ids -------------------------------------------------------------------------------
+
+def format_id(id_):
+    return b"%d-%d" % id_
+
+
+def incr_id(id_):
+    """The next id, or None after the last possible one."""
+    ms, seq = id_
+    if seq == MAX:
+        return None if ms == MAX else (ms + 1, 0)
+    return (ms, seq + 1)
+
+
+def decr_id(id_):
+    """The previous id, or None before 0-0."""
+    ms, seq = id_
+    if seq == 0:
+        return None if ms == 0 else (ms - 1, MAX)
+    return (ms, seq - 1)
+
+
+_SPACE = b" \t\n\v\f\r"
+
+
+def _string2ll(s):
+    """Redis's strict signed parse (no spaces, no '+', no leading zeros), or None."""
+    if not s or len(s) >= 21:
+        return None
+    if s == b"0":
+        return 0
+    body = s[1:] if s[:1] == b"-" else s
+    if not body or not (0x31 <= body[0] <= 0x39) or not body.isdigit():
+        return None
+    n = int(s)
+    return n if -(1 << 63) <= n < (1 << 63) else None
+
+
+def _string2ull(s):
+    """An unsigned 64-bit number as Redis's string2ull reads it: the strict signed form
+    when it fits (negative is invalid), else what C's strtoull accepts whole (leading
+    spaces, a sign, leading zeros; a '-' negates modulo 2^64). None when invalid."""
+    n = _string2ll(s)
+    if n is not None:
+        return n if n >= 0 else None
+    i = 0
+    while i < len(s) and s[i] in _SPACE:
+        i += 1
+    negative = False
+    if i < len(s) and s[i] in b"+-":
+        negative = s[i] == 0x2D
+        i += 1
+    digits = s[i:]
+    if not digits or not digits.isdigit() or not digits.isascii():
+        return None
+    n = int(digits)
+    if n > MAX:
+        return None
+    return (-n) % (1 << 64) if negative else n
+
+
+def parse_id(arg, missing_seq=0, strict=True, seq_star=False):
+    """(id, seq_given) of a stream id argument: "ms-seq", "ms" (seq = missing_seq),
+    "-"/"+" (the smallest/largest id, not when strict), "ms-*" (only with seq_star:
+    seq_given False). Raises the Redis error for anything else."""
+    if len(arg) > 127:
+        raise CommandError(INVALID_ID)
+    nul = arg.find(b"\x00")
+    buf = arg if nul < 0 else arg[:nul]     # Redis reads the id as a C string
+    if buf == b"-" or buf == b"+":
+        if strict:
+            raise CommandError(INVALID_ID)
+        return (ZERO_ID if buf == b"-" else MAX_ID), True
+    dash = buf.find(b"-")
+    head = buf if dash < 0 else buf[:dash]
+    ms = _string2ull(head)
+    if ms is None:
+        raise CommandError(INVALID_ID)
+    if dash < 0:
+        return (ms, missing_seq), True
+    tail = buf[dash + 1:]
+    if seq_star and tail == b"*":
+        return (ms, 0), False
+    seq = _string2ull(tail)
+    if seq is None:
+        raise CommandError(INVALID_ID)
+    return (ms, seq), True
+
+
+def parse_interval(arg, missing_seq):
+    """(id, exclusive) of a range bound: "(id" is exclusive (strict id), else as parse_id
+    with "-" and "+" allowed."""
+    if len(arg) > 1 and arg[:1] == b"(":
+        return parse_id(arg[1:], missing_seq, strict=True)[0], True
+    return parse_id(arg, missing_seq, strict=False)[0], False
+
+
+# -- values --------------------------------------------------------------------------------
+
+def encode_fields(items):
+    """An entry's value: each field and value as a u32 big-endian length and its bytes."""
+    return b"".join(_U32.pack(len(x)) + x for x in items)
+
+
+def decode_fields(raw):
+    out = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        n = _U32.unpack_from(raw, pos)[0]
+        pos += 4
+        out.append(bytes(raw[pos:pos + n]))
+        pos += n
+    return out
+
+
+class StreamMeta:
+    """Coll.extra of a stream (64 bytes, see the module docstring)."""
+    __slots__ = ("last", "first", "max_deleted", "entries_added", "groups")
+
+    def __init__(self, last=ZERO_ID, first=ZERO_ID, max_deleted=ZERO_ID, entries_added=0, groups=0):
+        self.last = last                   # the last id generated (XADD, XSETID): new ids must exceed it
+        self.first = first                 # Redis's recorded first id: the first live entry, 0-0 when empty
+        self.max_deleted = max_deleted     # the largest id XDEL removed (or XSETID MAXDELETEDID set)
+        self.entries_added = entries_added  # entries ever added (XADD count, or XSETID ENTRIESADDED)
+        self.groups = groups               # number of consumer groups (c records)
+
+    def encode(self):
+        return _META.pack(*self.last, *self.first, *self.max_deleted, self.entries_added, self.groups)
+
+    @classmethod
+    def decode(cls, raw):
+        if not raw:
+            return cls()
+        v = _META.unpack_from(raw)
+        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), v[6], v[7])
+
+
+class Group:
+    """A consumer group (c record)."""
+    __slots__ = ("name", "last_id", "entries_read", "consumers", "pending")
+
+    def __init__(self, name, last_id, entries_read, consumers=0, pending=0):
+        self.name = name                   # the group's name
+        self.last_id = last_id             # last-delivered id: '>' reads entries after it
+        self.entries_read = entries_read   # logical read counter, -1 when unknown (lag)
+        self.consumers = consumers         # number of consumers (o records of the group)
+        self.pending = pending             # entries in the group's PEL
+
+    def encode(self):
+        return _GROUP.pack(*self.last_id, self.entries_read, self.consumers, self.pending)
+
+
+class Consumer:
+    """A consumer of a group (o record)."""
+    __slots__ = ("group", "name", "seen_time", "active_time", "pending")
+
+    def __init__(self, group, name, seen_time, active_time=-1, pending=0):
+        self.group = group                 # its group's name
+        self.name = name                   # the consumer's name
+        self.seen_time = seen_time         # ms: its last attempted interaction (read, claim)
+        self.active_time = active_time     # ms: its last successful interaction, -1 never
+        self.pending = pending             # entries in its PEL
+
+    def encode(self):
+        return _CONSUMER.pack(self.seen_time, self.active_time, self.pending)
+
+
+class Nack:
+    """A pending entry of a group's PEL (p record): delivered, not yet acknowledged."""
+    __slots__ = ("id", "consumer", "delivery_time", "delivery_count")
+
+    def __init__(self, id_, consumer, delivery_time, delivery_count):
+        self.id = id_                          # the entry's id
+        self.consumer = consumer               # the owning consumer's name
+        self.delivery_time = delivery_time     # ms of the last delivery (idle time = now - it)
+        self.delivery_count = delivery_count   # times delivered
+
+    def encode(self):
+        return _NACK.pack(self.delivery_time, self.delivery_count) + self.consumer
+
+
+def check_group_names(group, consumer=None):
+    """Group and consumer names are parts of sub-record keys: refuse names too long to store."""
+    check_name(group, "consumer group name")
+    if consumer is not None and len(group) + len(consumer) > MAX_NAME:
+        raise CommandError(f"ERR consumer group name and consumer name are {len(group) + len(consumer)} bytes, "
+                           f"kvdb's server stores them up to {MAX_NAME} bytes together")
+
+
+class Stream:
+    """One command's handle on a stream key (see the module docstring)."""
+
+    def __init__(self, ks, db, key, e):
+        self.ks = ks                       # the Keyspace
+        self.store = ks.store              # its Store (the group's transaction)
+        self.db = db                       # logical database
+        self.key = key                     # the Redis key
+        self.e = e                         # the meta Entry (body: Coll)
+        self.meta = StreamMeta.decode(e.body.extra)
+        coll = e.body
+        self._t = coll.prefix(db, b"t")    # entry records
+        self._c = coll.prefix(db, b"c")    # group records
+        self._o = coll.prefix(db, b"o")    # consumer records
+        self._p = coll.prefix(db, b"p")    # PEL records and consumer PEL index
+        self._groups = {}                  # name -> Group, or None when known absent
+        self._consumers = {}               # (group, name) -> Consumer, or None when known absent
+        self._dirty_groups = set()         # group names to write back
+        self._dirty_consumers = set()      # (group, name) to write back
+        self.changed = False               # something to save
+
+    @classmethod
+    def open(cls, ks, db, key, write=False, create=False):
+        """The stream at key or None; WrongType for another type. write: for a writer
+        (expired keys are removed first); create: an empty stream when absent."""
+        if write:
+            e = ks.collection_for_write(db, key, TYPE_STREAM, create=create, extra=StreamMeta().encode())
+        else:
+            e = ks.collection(db, key, TYPE_STREAM)[0]
+        return None if e is None else cls(ks, db, key, e)
+
+    @property
+    def length(self):
+        return self.e.body.count
+
+    @property
+    def is_new(self):
+        return self.e.is_new
+
+    def flush(self):
+        """Writes changed group and consumer records (before scans that must see them)."""
+        for name in self._dirty_groups:
+            g = self._groups.get(name)
+            if g is not None:
+                self.store.put(self._c + name, g.encode())
+        self._dirty_groups.clear()
+        for gc in self._dirty_consumers:
+            c = self._consumers.get(gc)
+            if c is not None:
+                self.store.put(self._okey(gc[0], gc[1]), c.encode())
+        self._dirty_consumers.clear()
+
+    def save(self, force=False):
+        """Writes back everything changed, with the meta record (an empty stream stays)."""
+        if not (self.changed or force):
+            return
+        self.flush()
+        self.e.body.extra = self.meta.encode()
+        self.ks.save(self.db, self.key, self.e, keep_empty=True)
+        self.changed = False
+
+    # -- entries ---------------------------------------------------------------------------
+
+    def _ekey(self, id_):
+        return self._t + _ID.pack(*id_)
+
+    def get_entry(self, id_):
+        """The fields and values of entry id_, or None."""
+        raw = self.store.get(self._ekey(id_))
+        return None if raw is None else decode_fields(raw)
+
+    def has_entry(self, id_):
+        return self.store.get(self._ekey(id_)) is not None
+
+    def append(self, id_, items):
+        self.store.put(self._ekey(id_), encode_fields(items))
+        self.e.body.count += 1
+        m = self.meta
+        m.entries_added += 1
+        m.last = id_
+        if self.e.body.count == 1:
+            m.first = id_
+        self.changed = True
+
+    def entries(self, start, end, count=0, rev=False):
+        """[(id, fields)] with start <= id <= end, ascending (descending if rev), at most
+        count (0: all)."""
+        if self.e.body.count == 0 or start > end:
+            return []
+        if not rev and start < self.meta.first:
+            start = self.meta.first        # skip the deleted head without walking it
+        if start > end:
+            return []
+        out = []
+        t = len(self._t)
+        with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00", reverse=rev) as it:
+            for k, v in it:
+                out.append((_ID.unpack_from(k, t), decode_fields(v)))
+                if count and len(out) >= count:
+                    break
+        return out
+
+    def entry_ids(self, start, end, count=0):
+        """[id] with start <= id <= end ascending, at most count (0: all), without values."""
+        if self.e.body.count == 0 or start > end:
+            return []
+        start = max(start, self.meta.first)
+        out = []
+        t = len(self._t)
+        with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00") as it:
+            for k, _ in it:
+                out.append(_ID.unpack_from(k, t))
+                if count and len(out) >= count:
+                    break
+        return out
+
+    def last_valid_id(self):
+        """The id of the last live entry, or None."""
+        found = self.entries(ZERO_ID, MAX_ID, 1, rev=True)
+        return found[0][0] if found else None
+
+    def _refresh_first(self):
+        if self.e.body.count == 0:
+            self.meta.first = ZERO_ID
+        else:
+            ids = self.entry_ids(ZERO_ID, MAX_ID, 1)
+            self.meta.first = ids[0] if ids else ZERO_ID
+
+    def delete_entries(self, ids):
+        """XDEL: deletes the given ids that exist; returns how many."""
+        deleted = 0
+        first_hit = False
+        m = self.meta
+        for id_ in ids:
+            k = self._ekey(id_)
+            if self.store.get(k) is None:
+                continue
+            self.store.delete(k)
+            self.e.body.count -= 1
+            deleted += 1
+            if id_ == m.first:
+                first_hit = True
+            if id_ > m.max_deleted:
+                m.max_deleted = id_
+        if deleted:
+            self.changed = True
+            if self.e.body.count == 0:
+                m.first = ZERO_ID
+            elif first_hit:
+                self._refresh_first()
+        return deleted
+
+    def _delete_head(self, limit, below=None):
+        """Deletes up to `limit` entries from the head (None: no limit), stopping at the first
+        id >= below. Returns how many."""
+        deleted = 0
+        start = self._ekey(self.meta.first)
+        t = len(self._t)
+        while limit is None or deleted < limit:
+            want = SCAN_BATCH if limit is None else min(SCAN_BATCH, limit - deleted)
+            keys = []
+            stop = False
+            with self.store.scan(start=start, prefix=self._t) as it:
+                for k, _ in it:
+                    if below is not None and _ID.unpack_from(k, t) >= below:
+                        stop = True
+                        break
+                    keys.append(k)
+                    if len(keys) >= want:
+                        break
+            for k in keys:
+                self.store.delete(k)
+            deleted += len(keys)
+            if stop or len(keys) < want:
+                break
+            start = keys[-1] + b"\x00"
+        if deleted:
+            self.e.body.count -= deleted
+            self.changed = True
+            self._refresh_first()
+        return deleted
+
+    def _count_head_below(self, below, cap):
+        n = 0
+        t = len(self._t)
+        with self.store.scan(start=self._ekey(self.meta.first), prefix=self._t) as it:
+            for k, _ in it:
+                if _ID.unpack_from(k, t) >= below or (cap is not None and n >= cap):
+                    break
+                n += 1
+        return n
+
+    def trim(self, strategy, threshold, approx, limit, node_entries):
+        """XTRIM/XADD trimming: strategy "maxlen" (threshold: length) or "minid" (threshold:
+        id). Exact trimming removes every entry over the threshold. Approximate trimming (~)
+        removes whole blocks of node_entries entries from the head, as Redis removes whole
+        radix-tree nodes, and at most `limit` entries (0: no limit). Returns entries removed."""
+        if self.e.body.count == 0:
+            return 0
+        node = node_entries if node_entries > 0 else 100
+        if strategy == "maxlen":
+            excess = self.e.body.count - threshold
+            if excess <= 0:
+                return 0
+            if approx:
+                blocks = excess // node
+                if limit:
+                    blocks = min(blocks, limit // node)
+                excess = blocks * node
+                if excess == 0:
+                    return 0
+            return self._delete_head(excess)
+        if not approx:
+            return self._delete_head(None, below=threshold)
+        cap = (limit // node) * node if limit else None
+        below = self._count_head_below(threshold, cap)
+        n = (below // node) * node
+        return self._delete_head(n) if n else 0
+
+    # -- lag (Redis's logical read counters) ------------------------------------------------
+
+    def range_has_tombstones(self, start, end=MAX_ID):
+        m = self.meta
+        if self.e.body.count == 0 or m.max_deleted == ZERO_ID:
+            return False
+        if m.first > m.max_deleted:
+            return False
+        return start <= m.max_deleted <= end
+
+    def estimate_entries_read(self, id_):
+        """The logical counter of id_ (entries added up to it), or -1 when unknown."""
+        m = self.meta
+        if not m.entries_added:
+            return 0
+        if self.e.body.count == 0 and id_ <= m.last:
+            return m.entries_added
+        if id_ == m.last:
+            return m.entries_added
+        if id_ > m.last:
+            return INVALID_ENTRIES_READ
+        if m.max_deleted == ZERO_ID or m.max_deleted < m.first:
+            if id_ < m.first:
+                return m.entries_added - self.e.body.count
+            if id_ == m.first:
+                return m.entries_added - self.e.body.count + 1
+        return INVALID_ENTRIES_READ
+
+    def group_lag(self, g):
+        """XINFO's lag of group g, or None when it cannot be known."""
+        m = self.meta
+        if not m.entries_added:
+            return 0
+        if g.entries_read != INVALID_ENTRIES_READ and not self.range_has_tombstones(g.last_id):
+            return m.entries_added - g.entries_read
+        read = self.estimate_entries_read(g.last_id)
+        return None if read == INVALID_ENTRIES_READ else m.entries_added - read
+
+    def advance_group(self, g, id_):
+        """A '>' read delivered id_ past g's last-delivered id: move the cursor and its counter."""
+        if id_ <= g.last_id:
+            return
+        if g.entries_read != INVALID_ENTRIES_READ and not self.range_has_tombstones(id_):
+            g.entries_read += 1
+        elif self.meta.entries_added:
+            g.entries_read = self.estimate_entries_read(id_)
+        g.last_id = id_
+        self.touch_group(g)
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def group(self, name):
+        """The group called name, or None."""
+        if name in self._groups:
+            return self._groups[name]
+        raw = self.store.get(self._c + name)
+        g = None
+        if raw is not None:
+            v = _GROUP.unpack(raw)
+            g = Group(name, (v[0], v[1]), v[2], v[3], v[4])
+        self._groups[name] = g
+        return g
+
+    def touch_group(self, g):
+        self._dirty_groups.add(g.name)
+        self.changed = True
+
+    def groups(self):
+        """Every group, in name order."""
+        self.flush()
+        out = []
+        c = len(self._c)
+        with self.store.scan(prefix=self._c) as it:
+            for k, v in it:
+                name = k[c:]
+                g = self._groups.get(name)
+                if g is None:
+                    x = _GROUP.unpack(v)
+                    g = Group(name, (x[0], x[1]), x[2], x[3], x[4])
+                    self._groups[name] = g
+                out.append(g)
+        return out
+
+    def create_group(self, name, last_id, entries_read):
+        """A new group, or None when one of that name exists."""
+        check_group_names(name)
+        if self.group(name) is not None:
+            return None
+        g = Group(name, last_id, entries_read)
+        self._groups[name] = g
+        self.touch_group(g)
+        self.meta.groups += 1
+        return g
+
+    def destroy_group(self, g):
+        """Deletes group g with its consumers and pending entries."""
+        self.flush()
+        gp = _U32.pack(len(g.name)) + g.name
+        for prefix in (self._o + gp, self._p + gp + b"\x00", self._p + gp + b"\x01"):
+            self._delete_prefix(prefix)
+        self.store.delete(self._c + g.name)
+        self._groups[g.name] = None
+        self._dirty_groups.discard(g.name)
+        for gc in [gc for gc in self._consumers if gc[0] == g.name]:
+            del self._consumers[gc]
+            self._dirty_consumers.discard(gc)
+        self.meta.groups -= 1
+        self.changed = True
+
+    def _delete_prefix(self, prefix):
+        while True:
+            with self.store.scan(prefix=prefix) as it:
+                keys = []
+                for k, _ in it:
+                    keys.append(k)
+                    if len(keys) >= SCAN_BATCH:
+                        break
+            for k in keys:
+                self.store.delete(k)
+            if len(keys) < SCAN_BATCH:
+                return
+
+    # -- consumers ---------------------------------------------------------------------------
+
+    def _okey(self, group, name):
+        return self._o + _U32.pack(len(group)) + group + name
+
+    def consumer(self, g, name):
+        """Consumer name of group g, or None."""
+        gc = (g.name, name)
+        if gc in self._consumers:
+            return self._consumers[gc]
+        raw = self.store.get(self._okey(g.name, name))
+        c = None
+        if raw is not None:
+            v = _CONSUMER.unpack(raw)
+            c = Consumer(g.name, name, v[0], v[1], v[2])
+        self._consumers[gc] = c
+        return c
+
+    def touch_consumer(self, c):
+        self._dirty_consumers.add((c.group, c.name))
+        self.changed = True
+
+    def create_consumer(self, g, name, now):
+        """(consumer, created): consumer name of g, made (seen now, never active) if absent."""
+        c = self.consumer(g, name)
+        if c is not None:
+            return c, False
+        check_group_names(g.name, name)
+        c = Consumer(g.name, name, now, -1, 0)
+        self._consumers[(g.name, name)] = c
+        self.touch_consumer(c)
+        g.consumers += 1
+        self.touch_group(g)
+        return c, True
+
+    def consumers(self, g):
+        """Every consumer of g, in name order."""
+        self.flush()
+        prefix = self._o + _U32.pack(len(g.name)) + g.name
+        n = len(prefix)
+        out = []
+        with self.store.scan(prefix=prefix) as it:
+            for k, v in it:
+                name = k[n:]
+                c = self._consumers.get((g.name, name))
+                if c is None:
+                    x = _CONSUMER.unpack(v)
+                    c = Consumer(g.name, name, x[0], x[1], x[2])
+                    self._consumers[(g.name, name)] = c
+                out.append(c)
+        return out
+
+    def delete_consumer(self, g, c):
+        """Deletes consumer c of g and its pending entries; returns how many it had."""
+        pending = 0
+        while True:
+            ids = self.consumer_pel(g, c.name, ZERO_ID, MAX_ID, SCAN_BATCH)
+            for id_ in ids:
+                self.store.delete(self._pkey(g.name, id_))
+                self.store.delete(self._ckey(g.name, c.name, id_))
+            pending += len(ids)
+            if len(ids) < SCAN_BATCH:
+                break
+        g.pending -= pending
+        g.consumers -= 1
+        self.touch_group(g)
+        self.store.delete(self._okey(g.name, c.name))
+        self._consumers[(g.name, c.name)] = None
+        self._dirty_consumers.discard((g.name, c.name))
+        self.changed = True
+        return pending
+
+    # -- pending entries -----------------------------------------------------------------------
+
+    def _pel_prefix(self, group):
+        return self._p + _U32.pack(len(group)) + group + b"\x00"
+
+    def _pkey(self, group, id_):
+        return self._p + _U32.pack(len(group)) + group + b"\x00" + _ID.pack(*id_)
+
+    def _cpel_prefix(self, group, consumer):
+        return self._p + _U32.pack(len(group)) + group + b"\x01" + _U32.pack(len(consumer)) + consumer
+
+    def _ckey(self, group, consumer, id_):
+        return self._cpel_prefix(group, consumer) + _ID.pack(*id_)
+
+    @staticmethod
+    def _decode_nack(id_, raw):
+        t, n = _NACK.unpack_from(raw)
+        return Nack(id_, bytes(raw[16:]), t, n)
+
+    def nack(self, g, id_):
+        """The pending entry id_ of g, or None."""
+        raw = self.store.get(self._pkey(g.name, id_))
+        return None if raw is None else self._decode_nack(id_, raw)
+
+    def pel(self, g, start=ZERO_ID, end=MAX_ID, count=0):
+        """[Nack] of g's PEL with start <= id <= end, at most count (0: all)."""
+        if start > end or g.pending == 0:
+            return []
+        prefix = self._pel_prefix(g.name)
+        n = len(prefix)
+        out = []
+        with self.store.scan(start=prefix + _ID.pack(*start), end=prefix + _ID.pack(*end) + b"\x00") as it:
+            for k, v in it:
+                out.append(self._decode_nack(_ID.unpack_from(k, n), v))
+                if count and len(out) >= count:
+                    break
+        return out
+
+    def pel_edges(self, g):
+        """(first, last) ids of g's PEL (it must not be empty)."""
+        prefix = self._pel_prefix(g.name)
+        n = len(prefix)
+        with self.store.scan(prefix=prefix) as it:
+            first = _ID.unpack_from(next(iter(it))[0], n)
+        with self.store.scan(prefix=prefix, reverse=True) as it:
+            last = _ID.unpack_from(next(iter(it))[0], n)
+        return first, last
+
+    def consumer_pel(self, g, name, start=ZERO_ID, end=MAX_ID, count=0):
+        """[id] of consumer name's PEL with start <= id <= end, at most count (0: all)."""
+        if start > end:
+            return []
+        prefix = self._cpel_prefix(g.name, name)
+        n = len(prefix)
+        out = []
+        with self.store.scan(start=prefix + _ID.pack(*start), end=prefix + _ID.pack(*end) + b"\x00") as it:
+            for k, _ in it:
+                out.append(_ID.unpack_from(k, n))
+                if count and len(out) >= count:
+                    break
+        return out
+
+    def put_nack(self, g, nack):
+        """Writes nack's delivery time and count (its owner unchanged)."""
+        self.store.put(self._pkey(g.name, nack.id), nack.encode())
+        self.changed = True
+
+    def add_nack(self, g, c, id_, now):
+        """Delivers id_ to consumer c: a new pending entry, or the existing one moved to c
+        with its count reset to 1 (a '>' read after XGROUP SETID went back)."""
+        old = self.nack(g, id_)
+        if old is not None:
+            self._unlink(g, old)
+        else:
+            g.pending += 1
+            self.touch_group(g)
+        nack = Nack(id_, c.name, now, 1)
+        self._link(g, c, nack)
+        return nack
+
+    def assign_nack(self, g, nack, c):
+        """Moves nack to consumer c (if another owns it) and writes it."""
+        if nack.consumer != c.name:
+            self._unlink(g, nack)
+            nack.consumer = c.name
+            self._link(g, c, nack)
+        else:
+            self.put_nack(g, nack)
+
+    def force_nack(self, g, c, id_, now):
+        """XCLAIM FORCE: a pending entry for id_ owned by c (count 1, delivered now)."""
+        g.pending += 1
+        self.touch_group(g)
+        nack = Nack(id_, c.name, now, 1)
+        self._link(g, c, nack)
+        return nack
+
+    def remove_nack(self, g, nack):
+        """Acknowledges nack: gone from the group's and its consumer's PEL."""
+        self._unlink(g, nack)
+        self.store.delete(self._pkey(g.name, nack.id))
+        g.pending -= 1
+        self.touch_group(g)
+
+    def _unlink(self, g, nack):
+        self.store.delete(self._ckey(g.name, nack.consumer, nack.id))
+        owner = self.consumer(g, nack.consumer)
+        if owner is not None:
+            owner.pending -= 1
+            self.touch_consumer(owner)
+        self.changed = True
+
+    def _link(self, g, c, nack):
+        self.store.put(self._pkey(g.name, nack.id), nack.encode())
+        self.store.put(self._ckey(g.name, c.name, nack.id), b"")
+        c.pending += 1
+        self.touch_consumer(c)
