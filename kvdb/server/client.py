@@ -27,6 +27,20 @@ COMMANDS_PER_TURN = 512
 # mark this bounds what a client that does not read its replies costs in memory.
 OUTPUT_PER_TURN = 1 << 20
 
+# CLIENT REPLY modes (Client.reply_mode; None is ON, the usual case).
+REPLY_OFF = "off"              # no replies (pushes still go out) until CLIENT REPLY ON
+REPLY_SKIP_NEXT = "skip-next"  # set by CLIENT REPLY SKIP: the command after it gets no reply
+REPLY_SKIP = "skip"            # the command running now gets no reply, then replies resume
+
+
+class _Dropped:
+    """Stands in client.replies for the later reply of a command that blocked while its
+    replies were off (CLIENT REPLY OFF/SKIP); flush() leaves it out."""
+    __slots__ = ()
+
+
+DROPPED = _Dropped()
+
 
 class Client(asyncio.Protocol):
     def __init__(self, server, tls=False):
@@ -65,6 +79,9 @@ class Client(asyncio.Protocol):
         self.last_active = time.monotonic()    # last command (idle timeout)
         self.last_command = b"NULL"            # for CLIENT LIST
         self.first_command_seen = False        # completed its first command (slow-connect deadline)
+        self.reply_mode = None                 # CLIENT REPLY: None (on), REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP
+        self.drops = False                     # DROPPED may be in replies (flush filters it out)
+        self.deferred_dropped = False          # the blocked command's later reply is to be dropped
 
     # -- asyncio protocol ----------------------------------------------------
 
@@ -127,7 +144,7 @@ class Client(asyncio.Protocol):
                 return False  # its replies are not being read: resume_writing() reschedules it
             if n >= COMMANDS_PER_TURN or budget <= 0:
                 return True
-            if fast is not None:
+            if fast is not None and self.reply_mode is None:  # the fast lane always replies
                 done, out = fast.run_batch(self, COMMANDS_PER_TURN - n, budget)
                 if done:
                     n += done
@@ -135,6 +152,8 @@ class Client(asyncio.Protocol):
                     continue
             args = self.pending.popleft()
             reply = execute(self, args)
+            if self.reply_mode is not None:
+                reply = self.suppress_reply(reply)
             if reply is not NO_REPLY:
                 self.replies.append(reply)
                 if type(reply) is bytes:
@@ -146,6 +165,26 @@ class Client(asyncio.Protocol):
         self.last_active = time.monotonic()
         return False
 
+    def suppress_reply(self, reply):
+        """CLIENT REPLY OFF or SKIP is in force for the command just run: its reply is dropped,
+        and, when it blocked, so is the reply it will get later (the waiter's, or DEBUG SLEEP's).
+        Returns NO_REPLY; moves SKIP on (SKIP_NEXT -> SKIP -> on) as Redis does."""
+        mode = self.reply_mode
+        if mode == REPLY_SKIP_NEXT:        # CLIENT REPLY SKIP itself: the next command is skipped
+            self.reply_mode = REPLY_SKIP
+            return NO_REPLY
+        if mode == REPLY_SKIP:
+            self.reply_mode = None
+        if reply is NO_REPLY and self.blocked:
+            self.drops = True
+            self.deferred_dropped = True
+            w = self.server.blocking.by_client.get(self)
+            if w is not None:
+                retry = w.retry
+                w.retry = lambda: None if retry() is None else DROPPED
+                w.timeout_reply = DROPPED
+        return NO_REPLY
+
     def push(self, message):
         """Queues an out-of-band message (pub/sub); written at the end of the group."""
         self.replies.append(message)
@@ -155,6 +194,9 @@ class Client(asyncio.Protocol):
         if self.transport is None:
             self.replies.clear()
             return
+        if self.drops:
+            self.replies = [r for r in self.replies if r is not DROPPED]
+            self.drops = self.deferred_dropped = self.blocked
         if self.replies:
             try:
                 data = encode_replies(self.replies, self.proto)

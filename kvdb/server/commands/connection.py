@@ -1,8 +1,9 @@
 """Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET, CLIENT, COMMAND."""
 import kvdb
-from kvdb._core.resp import OK, PONG, Push, Status
+from kvdb._core.resp import OK, PONG, ErrorReply, Push, Status
 
-from .registry import COMMANDS, CommandError, command, container, int_arg, subcommand
+from ..client import DROPPED, REPLY_OFF, REPLY_SKIP_NEXT
+from .registry import COMMANDS, NO_REPLY, SYNTAX, CommandError, command, container, int_arg, subcommand
 
 NOAUTH_OK = "noauth"
 
@@ -259,6 +260,51 @@ def client_no_touch(c, args):
     if args[2].lower() not in (b"on", b"off"):
         raise CommandError("ERR syntax error")
     return OK
+
+
+@subcommand("client", "reply", 3, "noscript loading stale", "@connection", since="3.2.0",
+            summary="Instructs the server whether to reply to commands.")
+def client_reply(c, args):
+    """ON: replies again (this one is OK); OFF: no replies from this one on; SKIP: no reply to
+    this one nor the next command (ignored while OFF). Client.suppress_reply applies them."""
+    mode = args[2].lower()
+    if mode == b"on":
+        c.reply_mode = None
+        return OK
+    if mode == b"off":
+        c.reply_mode = REPLY_OFF
+        return NO_REPLY
+    if mode == b"skip":
+        if c.reply_mode != REPLY_OFF:
+            c.reply_mode = REPLY_SKIP_NEXT
+        return NO_REPLY
+    raise CommandError(SYNTAX)
+
+
+UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+
+
+@subcommand("client", "unblock", -3, "admin noscript loading stale", "@connection @dangerous", since="5.0.0",
+            summary="Unblocks a client blocked by a blocking command from a different connection.")
+def client_unblock(c, args):
+    """Ends the wait of a client blocked on keys or in WAIT as its timeout would (TIMEOUT, the
+    default) or with an UNBLOCKED error (ERROR). 1 if it was blocked so, else 0."""
+    if len(args) > 4:
+        raise CommandError("ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.")
+    error = False
+    if len(args) == 4:
+        reason = args[3].lower()
+        if reason not in (b"timeout", b"error"):
+            raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        error = reason == b"error"
+    ident = int_arg(args[2])
+    target = c.server.clients.get(ident)
+    if target is None:
+        return 0
+    reply = None  # the waiter's timeout reply
+    if error:
+        reply = DROPPED if target.deferred_dropped else ErrorReply(UNBLOCKED)
+    return 1 if c.server.blocking.unblock(target, reply) else 0
 
 
 @subcommand("client", "help", 2, "loading stale", "@connection", summary="Returns helpful text about CLIENT.")

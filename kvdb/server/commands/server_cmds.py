@@ -5,6 +5,8 @@ import time
 
 from kvdb._core.resp import OK, Status
 
+from ..blocking import blocking_allowed, timeout_arg
+from ..client import DROPPED
 from ..config import OPTIONS, REDIS_ALIASES
 from ..glob import glob_match
 from ..info import render_info
@@ -99,6 +101,65 @@ def shutdown(c, args):
     c.server.request_shutdown(f"SHUTDOWN from {c.addr}")
     c.closing = True
     return NO_REPLY
+
+
+# -- WAIT, WAITAOF ---------------------------------------------------------------
+
+@command("wait", 3, "noscript", "@connection", group="generic", since="3.0.0",
+         summary="Blocks until the asynchronous replication of all preceding write commands sent by the "
+                 "connection is completed.")
+def wait(c, args):
+    """kvdb has no replicas: 0 at once when none are asked for (or the client may not block,
+    inside MULTI), else the client waits out the timeout (0: until CLIENT UNBLOCK) and gets 0,
+    as Redis does when too few replicas acknowledge. Other clients go on meanwhile."""
+    wanted = int_arg(args[1])
+    timeout = timeout_arg(args[2], 0.001)
+    if wanted <= 0 or not blocking_allowed(c):
+        return 0
+    return c.server.blocking.block(c, c.db, [], timeout, lambda: None, 0)
+
+
+@command("waitaof", 4, "noscript", "@connection", group="generic", since="7.2.0",
+         summary="Blocks until all of the preceding write commands sent by the connection are written to the "
+                 "append-only file of the master and/or replicas.")
+def waitaof(c, args):
+    """[local, 0]: local is 1 once the client's writes are durable on this server. With sync
+    full they are when acknowledged; otherwise a checkpoint makes them so, after this group
+    commits. Asking for replicas waits out the timeout, as in WAIT."""
+    numlocal = int_arg(args[1])
+    if not 0 <= numlocal <= 1:
+        raise CommandError("ERR value is out of range, value must between 0 and 1")
+    replicas = int_arg(args[2])
+    if replicas < 0:
+        raise CommandError("ERR value is out of range, must be positive")
+    timeout = timeout_arg(args[3], 0.001)
+    server = c.server
+    local = 1 if server.db.sync == "full" else 0
+    if (local >= numlocal and replicas == 0) or not blocking_allowed(c):
+        return [local, 0]
+    reply = server.blocking.block(c, c.db, [], timeout, lambda: None, [local, 0])
+    if local < numlocal:
+        server.loop.call_soon(_sync_then_wake, c, replicas)  # runs after this group's commit
+    return reply
+
+
+def _sync_then_wake(c, replicas):
+    server = c.server
+
+    def synced(fut):
+        w = server.blocking.by_client.get(c)
+        if w is None:
+            return  # timed out, unblocked or gone meanwhile
+        if fut.exception() is not None:
+            log.error("WAITAOF: checkpoint failed: %s", fut.exception())
+            return  # local stays 0 until the timeout
+        if w.timeout_reply is not DROPPED:
+            w.timeout_reply = [1, 0]
+        if replicas == 0:
+            server.blocking.unblock(c)
+
+    server.loop.run_in_executor(None, _checkpoint, server).add_done_callback(
+        lambda fut: server.loop.call_soon_threadsafe(synced, fut))
 
 
 # -- CONFIG --------------------------------------------------------------------
@@ -217,7 +278,7 @@ def debug_sleep(c, args):
 
     def wake():
         c.blocked = False
-        c.replies.append(OK)
+        c.replies.append(DROPPED if c.deferred_dropped else OK)  # DROPPED: under CLIENT REPLY OFF/SKIP
         c.server.to_flush.add(c)
         if c.transport is not None:
             c.server.schedule(c)  # runs what the client sent meanwhile, then flushes
