@@ -81,12 +81,13 @@ def score_of(lon, lat):
 
 
 def _score_bits(score):
-    """A score as the uint64 C's (uint64_t) cast makes of it."""
+    """A score as the uint64 C's (uint64_t) cast makes of it on x86-64 (out-of-range
+    values as gcc's conversion sequence leaves them)."""
     if score != score:
         return 0
     if -9223372036854775808.0 <= score < 18446744073709551616.0:
         return int(score) & _U64
-    return 1 << 63
+    return 0 if score > 0 else 1 << 63
 
 
 def cell(bits, step, lat_min=LAT_MIN, lat_max=LAT_MAX):
