@@ -1,0 +1,450 @@
+"""Sorted-set storage on the engine. Layout: docs/format/server-keys-zset.md; in short,
+for a sorted set of collection version v in database d:
+
+    0x01 d "z" v member                  -> score (8 bytes, IEEE double big-endian)
+    0x01 d "r" v sortable(score) member  -> b""   (the score index, in ZRANGE order)
+    0x01 d "n" v node-id "k" | "c"       -> rank-index node (zrank.py)
+
+`sortable(score)` is 8 bytes whose byte order is the numeric order of scores (the
+sign bit flipped for positive numbers, every bit for negative ones; -0.0 is stored
+as 0.0), so the score index lists elements by (score, member bytes) exactly as Redis
+orders them. The meta record's Coll.count is ZCARD and Coll.extra the rank index's
+shape (zrank.Shape).
+
+The API, for the commands and for GEO (which stores geohashes as scores):
+
+    zs = ZSet(ks.store, db, entry)           # entry: a TYPE_ZSET keyspace Entry
+    zs.score(member) -> float | None         # one get
+    zs.add(member, score) -> old score | None   # insert or update, O(log n)
+    zs.remove(member) -> bool                # O(log n)
+    zs.rank(member, reverse=False) -> int | None
+    zs.count                                 # ZCARD
+    zs.count_range(start, end)               # elements with start <= key < end, O(log n)
+    zs.at(rank) -> (member, score)           # O(log n)
+    zs.by_rank(start, stop, reverse)         # iterator of (member, score), rank range
+    zs.by_keys(start, end, reverse, offset, limit)  # iterator over a key range
+    zs.score_range(min, minex, max, maxex) -> (start, end)   # key bounds of a score range
+    zs.lex_range(min, max) -> (start, end)   # key bounds of a lex range (parsed items)
+    zs.members(after=None)                   # (member, score) in member order (ZSCAN, algebra)
+    zs.finish()                              # before ks.save(): writes the index shape
+
+Element *keys* are the score-index key suffixes sortable(score) + member; a key
+range [start, end) with end None meaning "to the end" selects elements in ZRANGE
+order. Iterators hold a scan open: finish reading before changing the set.
+
+`bulk()` switches the rank index off while a command changes many elements; finish()
+then rebuilds it with one scan (O(n)), cheaper than maintaining it element by element.
+"""
+import math
+import os
+import struct
+
+from .keyspace import MAX_NAME
+from .zrank import BMAX, FMAX, RankIndex, Shape
+
+__all__ = ["ZSet", "sortable", "score_of_key", "encode_score", "decode_score", "format_score", "parse_score",
+           "parse_range_score", "KIND_MEMBER", "KIND_SCORE", "KIND_NODE", "INF", "NINF"]
+
+KIND_MEMBER = b"z"
+KIND_SCORE = b"r"
+KIND_NODE = b"n"
+INF = float("inf")
+NINF = float("-inf")
+
+_D = struct.Struct(">d")
+_Q = struct.Struct(">Q")
+_UNKNOWN = object()     # add(): the caller did not read the current score
+_SIGN = 1 << 63
+_ALL = (1 << 64) - 1
+
+
+def _fanout():
+    """Bucket and node sizes; KVDB_ZSET_FANOUT="bmax,fmax" overrides them (tests use
+    tiny ones so that small sets exercise splits and merges)."""
+    raw = os.environ.get("KVDB_ZSET_FANOUT")
+    if raw:
+        b, f = (int(x) for x in raw.split(","))
+        return b, f
+    return BMAX, FMAX
+
+
+_BMAX, _FMAX = _fanout()
+
+
+# -- scores -------------------------------------------------------------------------------
+
+def encode_score(score):
+    return _D.pack(score)
+
+
+def decode_score(raw):
+    return _D.unpack(raw)[0]
+
+
+def sortable(score):
+    """8 bytes ordered as the scores are (-0.0 as 0.0)."""
+    if score == 0:
+        score = 0.0
+    bits = _Q.unpack(_D.pack(score))[0]
+    return _Q.pack(bits ^ _ALL if bits & _SIGN else bits | _SIGN)
+
+
+def score_of_key(key, offset=0):
+    """The score of an element key (or of a score-index record key at offset)."""
+    bits = _Q.unpack_from(key, offset)[0]
+    bits = bits ^ _SIGN if bits & _SIGN else bits ^ _ALL
+    return _D.unpack(_Q.pack(bits))[0]
+
+
+def after_score(score):
+    """The smallest element key above every element of this score."""
+    return _Q.pack(_Q.unpack(sortable(score))[0] + 1)
+
+
+_LLONG_HALF = float((2 ** 63 - 1) // 2)
+
+
+def format_score(x):
+    """A score as Redis 7.2 prints it (d2string): integers below 2^62 as integers,
+    others in the shortest round-trip digits, in plain notation when the exponent
+    is small and as d.ddde+N otherwise."""
+    if x != x:
+        return b"nan"
+    if x == INF:
+        return b"inf"
+    if x == NINF:
+        return b"-inf"
+    if x == 0:
+        return b"-0" if math.copysign(1.0, x) < 0 else b"0"
+    if -_LLONG_HALF <= x <= _LLONG_HALF and x == int(x):
+        return str(int(x)).encode()
+    neg = x < 0
+    text = repr(abs(x))                   # shortest round-trip digits
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    k = (int(exp) if exp else 0) - len(frac)        # value = digits * 10^k
+    stripped = digits.rstrip("0")
+    k += len(digits) - len(stripped)
+    digits = stripped
+    nd = len(digits)
+    e10 = abs(k + nd - 1)
+    if k >= 0 and e10 < nd + 7:
+        out = digits + "0" * k
+    elif k < 0 and (k > -7 or e10 < 4):
+        offset = nd + k
+        if offset <= 0:
+            out = "0." + "0" * -offset + digits
+        else:
+            out = digits[:offset] + "." + digits[offset:]
+    else:
+        out = digits[0] + ("." + digits[1:] if nd > 1 else "") + "e" + ("-" if k + nd - 1 < 0 else "+") + str(e10)
+    return (("-" if neg else "") + out).encode()
+
+
+def _strtod(text):
+    """C strtod over a whole ASCII string (no whitespace): the value, or None when the
+    text is not a number, or it overflows, or a non-zero value underflows to 0."""
+    low = text.lower()
+    body = low.lstrip("+-")
+    if len(low) - len(body) > 1:
+        return None
+    neg = low.startswith("-")
+    if body in ("inf", "infinity"):
+        return NINF if neg else INF
+    if body.startswith("0x"):
+        try:
+            value = float.fromhex(low)
+        except (ValueError, OverflowError):
+            return None
+    else:
+        if not body or any(ch not in "0123456789.e+-" for ch in body):
+            return None
+        try:
+            value = float(low)
+        except ValueError:
+            return None
+        mant = body.partition("e")[0]
+        if value == 0 and any(ch in "123456789" for ch in mant):
+            return None                       # underflow (ERANGE)
+    if value in (INF, NINF) or value != value:
+        return None                           # overflow (ERANGE)
+    return value
+
+
+def parse_score(raw):
+    """A score argument as Redis reads it (string2d): None when invalid (empty,
+    spaces, NaN, out of range). -0 becomes 0."""
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not text or text[0].isspace() or text[-1].isspace() or "_" in text:
+        return None
+    value = _strtod(text)
+    if value is None:
+        return None
+    return value + 0.0
+
+
+def parse_range_score(raw):
+    """A ZRANGEBYSCORE bound (after any '('), as Redis reads it with strtod: leading
+    spaces are skipped and an empty string is 0. None when invalid."""
+    try:
+        text = raw.decode("ascii").lstrip(" \t\n\v\f\r")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return 0.0
+    if text[-1].isspace() or "_" in text:
+        return None
+    value = _strtod(text)
+    return None if value is None else value + 0.0
+
+
+# -- a sorted set ---------------------------------------------------------------------------
+
+class ZSet:
+    """One sorted set's records (see the module docstring)."""
+
+    def __init__(self, store, db, entry, bmax=None, fmax=None):
+        coll = entry.body
+        self.store = store                                   # the keyspace Store
+        self.entry = entry                                   # its keyspace Entry (count, extra)
+        self.coll = coll                                     # entry.body: version, count, extra
+        self.zp = coll.prefix(db, KIND_MEMBER)               # member records
+        self.rp = coll.prefix(db, KIND_SCORE)                # score index records
+        self.shape = Shape.decode(coll.extra)                # the rank index's shape
+        self.index = RankIndex(store, self.rp, coll.prefix(db, KIND_NODE), self.shape,
+                               bmax or _BMAX, fmax or _FMAX)  # the rank index
+        self.stale = False                                   # bulk(): the index is rebuilt by finish()
+
+    @property
+    def count(self):
+        return self.coll.count
+
+    def bulk(self):
+        """Stops maintaining the rank index until finish() rebuilds it."""
+        self.stale = True
+
+    def finish(self):
+        """Rebuilds a bulk-changed index; stores the index shape in the entry."""
+        if self.stale:
+            self.stale = False
+            if self.coll.count:
+                self.index.rebuild(self.coll.count)
+            else:
+                self.index.clear()
+        self.coll.extra = self.shape.encode()
+
+    # -- single elements --------------------------------------------------------------
+
+    def score(self, member):
+        if len(member) > MAX_NAME:
+            return None
+        raw = self.store.get(self.zp + member)
+        return None if raw is None else _D.unpack(raw)[0]
+
+    def add(self, member, score, old=_UNKNOWN):
+        """Sets member's score (adding it when absent); returns the old score or None.
+        `old`: the current score (None: absent) when the caller already read it. The
+        caller checks the member's length (keyspace.check_name)."""
+        store = self.store
+        zk = self.zp + member
+        if old is _UNKNOWN:
+            raw = store.get(zk)
+            old = None if raw is None else _D.unpack(raw)[0]
+        new_key = sortable(score) + member
+        if old is None:
+            store.put(zk, _D.pack(score))
+            store.put(self.rp + new_key, b"")
+            self.coll.count += 1
+            if not self.stale:
+                self.index.inserted(new_key, self.coll.count)
+            return None
+        if old != score:
+            old_key = sortable(old) + member
+            store.put(zk, _D.pack(score))
+            if old_key != new_key:
+                store.delete(self.rp + old_key)
+                store.put(self.rp + new_key, b"")
+                if not self.stale:
+                    self.index.moved(old_key, new_key, self.coll.count)
+        return old
+
+    def remove(self, member):
+        """Removes member; returns whether it was there."""
+        score = self.score(member)
+        if score is None:
+            return False
+        self.remove_known(member, score)
+        return True
+
+    def remove_known(self, member, score):
+        """Removes a member known to be present with this score."""
+        key = sortable(score) + member
+        self.store.delete(self.zp + member)
+        self.store.delete(self.rp + key)
+        self.coll.count -= 1
+        if not self.stale:
+            self.index.deleted(key, self.coll.count)
+
+    def remove_many(self, pairs):
+        """Removes the (member, score) pairs, all present; the index is rebuilt instead of
+        updated when they are at least half the set."""
+        pairs = list(pairs)
+        if len(pairs) * 2 >= self.coll.count and len(pairs) > 8:
+            self.bulk()
+        for member, score in pairs:
+            self.remove_known(member, score)
+        return len(pairs)
+
+    # -- ranks -------------------------------------------------------------------------
+
+    def rank(self, member, reverse=False):
+        """(rank, score) of member, or None."""
+        score = self.score(member)
+        if score is None:
+            return None
+        r = self.index.rank_of(sortable(score) + member)
+        return (self.coll.count - 1 - r if reverse else r), score
+
+    def rank_of_key(self, key):
+        """The number of elements whose key is below `key`."""
+        if key is None:
+            return self.coll.count
+        return self.index.rank_of(key)
+
+    def count_range(self, start, end):
+        """Elements with start <= key < end (end None: to the end)."""
+        if start is None:
+            return 0
+        if end is not None and end <= start:
+            return 0
+        return max(0, self.rank_of_key(end) - self.rank_of_key(start))
+
+    def key_at(self, rank):
+        return self.index.select(rank, self.coll.count)
+
+    def at(self, rank):
+        key = self.key_at(rank)
+        return key[8:], score_of_key(key)
+
+    # -- ranges ---------------------------------------------------------------------------
+
+    def _scan(self, start, end, reverse):
+        """(member, score) over [start, end) of element keys."""
+        rp = self.rp
+        n = len(rp)
+        with self.store.scan(start=rp + start, end=None if end is None else rp + end, prefix=rp,
+                             reverse=reverse) as it:
+            for k, _ in it:
+                yield k[n + 8:], score_of_key(k, n)
+
+    def by_rank(self, start, stop, reverse=False):
+        """Elements of ranks start..stop inclusive (0 <= start <= stop < count); reverse:
+        ranks counted from the highest score, listed from there."""
+        n = stop - start + 1
+        if not reverse:
+            it = self._scan(self.key_at(start), None, False)
+        else:
+            it = self._scan(b"", self.key_at(self.coll.count - 1 - start) + b"\x00", True)
+        for item in it:
+            yield item
+            n -= 1
+            if n == 0:
+                return
+
+    def by_keys(self, start, end, reverse=False, offset=0, limit=-1):
+        """Elements with start <= key < end (end None: no bound; start None: none), in
+        order or reversed, skipping `offset` (ranks, O(log n)) and at most `limit` (<0:
+        all)."""
+        if start is None or limit == 0 or offset < 0 or (end is not None and end <= start):
+            return
+        if offset:
+            if not reverse:
+                r = self.rank_of_key(start) + offset
+                if r >= self.rank_of_key(end):
+                    return
+                start = self.key_at(r)
+            else:
+                r = self.rank_of_key(end) - 1 - offset
+                if r < self.rank_of_key(start):
+                    return
+                end = self.key_at(r) + b"\x00"
+        for item in self._scan(start, end, reverse):
+            yield item
+            limit -= 1
+            if limit == 0:
+                return
+
+    @staticmethod
+    def score_range(lo, lo_ex, hi, hi_ex):
+        """Key bounds [start, end) of the scores between lo and hi (ex: exclusive);
+        start None when the range is empty."""
+        if lo > hi or (lo == hi and (lo_ex or hi_ex)):
+            return None, None
+        start = after_score(lo) if lo_ex else sortable(lo)
+        end = sortable(hi) if hi_ex else after_score(hi)
+        return start, end
+
+    def first_key(self, reverse=False):
+        with self.store.scan(prefix=self.rp, reverse=reverse) as it:
+            for k, _ in it:
+                return k[len(self.rp):]
+        return None
+
+    def lex_range(self, lo, hi):
+        """Key bounds of a lex range; lo/hi are parsed items: (b"-"|b"+", None) or
+        (member, exclusive). Lex ranges assume one score for the whole set (as Redis
+        does); the lowest element's score is used."""
+        first = self.first_key()
+        if first is None:
+            return None, None
+        s = first[:8]
+        lo_v, lo_ex = lo
+        hi_v, hi_ex = hi
+        if lo_ex is None:
+            if lo_v == b"+":
+                return None, None
+            start = b""
+        else:
+            start = s + lo_v + (b"\x00" if lo_ex else b"")
+        if hi_ex is None:
+            if hi_v == b"-":
+                return None, None
+            end = None
+        else:
+            end = s + hi_v + (b"" if hi_ex else b"\x00")
+        if lo_ex is not None and hi_ex is not None and (lo_v > hi_v or (lo_v == hi_v and (lo_ex or hi_ex))):
+            return None, None
+        return start, end
+
+    def pop(self, count, reverse=False):
+        """Removes and returns the `count` lowest (reverse: highest) elements."""
+        items = []
+        for item in self._scan(b"", None, reverse):
+            items.append(item)
+            if len(items) >= count:
+                break
+        self.remove_many(items)
+        return items
+
+    def members(self, after=None):
+        """(member, score) in member byte order, after `after` (exclusive)."""
+        zp = self.zp
+        n = len(zp)
+        start = zp + after + b"\x00" if after is not None else None
+        with self.store.scan(start=start, prefix=zp) as it:
+            for k, v in it:
+                yield k[n:], _D.unpack(v)[0]
+
+    def check(self):
+        """Verifies the records against each other (tests; O(n))."""
+        by_member = dict(self.members())
+        assert len(by_member) == self.coll.count, (len(by_member), self.coll.count)
+        keys = [sortable(s) + m for m, s in by_member.items()]
+        with self.store.scan(prefix=self.rp) as it:
+            found = [k[len(self.rp):] for k, _ in it]
+        assert found == sorted(keys), "score index differs from the member records"
+        self.index.check(self.coll.count)
