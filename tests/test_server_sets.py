@@ -1,0 +1,516 @@
+"""Sets: the same replies as a reference redis-server (RESP2 and RESP3), properties of
+the random commands, keyspace notifications, and a large set served without loading it."""
+import random
+import time
+
+import pytest
+
+from redisref import reference_pair
+from serverutil import ServerProcess
+
+redis = pytest.importorskip("redis")
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
+def pair(request, tmp_path_factory):
+    with reference_pair(tmp_path_factory, protocol=request.param) as p:
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def clean(request):
+    if "pair" in request.fixturenames:
+        request.getfixturevalue("pair").flush()
+
+
+SET_REPLIES = ("SMEMBERS", "SINTER", "SUNION", "SDIFF")
+
+
+def same_set(pair, *args):
+    """A reply whose order Redis leaves open: compared unordered, and under RESP3 also by
+    type (both must send a RESP3 set, which redis-py parses as a Python set)."""
+    got, want = pair.both(*args)
+    assert got[0] == want[0] == "ok", (args, got, want)
+    assert type(got[1]) is type(want[1]), (args, got, want)
+    assert sorted(got[1]) == sorted(want[1]), (args, got, want)
+    return got[1]
+
+
+def fill(pair, key, *members):
+    pair.same("SADD", key, *members)
+
+
+# -- members ------------------------------------------------------------------------------
+
+def test_add_remove_and_membership(pair):
+    pair.same("SADD", "s", "a", "b", "c", "a")
+    pair.same("SADD", "s", "c", "d")
+    pair.same("SADD", "s", "")
+    pair.same("SCARD", "s")
+    pair.same("SCARD", "nokey")
+    pair.same("SISMEMBER", "s", "a")
+    pair.same("SISMEMBER", "s", "zz")
+    pair.same("SISMEMBER", "nokey", "a")
+    pair.same("SMISMEMBER", "s", "a", "zz", "", "a")
+    pair.same("SMISMEMBER", "nokey", "a", "b")
+    same_set(pair, "SMEMBERS", "s")
+    same_set(pair, "SMEMBERS", "nokey")
+    pair.same("TYPE", "s")
+    pair.same("SREM", "s", "a", "a", "zz")
+    pair.same("SREM", "nokey", "a")
+    pair.same("SREM", "s", "b", "c", "d", "")
+    pair.same("EXISTS", "s")
+    pair.same("SADD", "n", 1, 2, 3, -5, "1.5", 10**20)
+    same_set(pair, "SMEMBERS", "n")
+    pair.same("SISMEMBER", "n", "01")
+    pair.same("SISMEMBER", "n", "-5")
+
+
+def test_binary_members(pair):
+    members = [b"\x00", b"\x00\x00", b"\xff", b"\xff\xff\x00", b"a\r\nb", b"\x01\x02"]
+    pair.same("SADD", "b", *members)
+    same_set(pair, "SMEMBERS", "b")
+    for m in members:
+        pair.same("SISMEMBER", "b", m)
+    pair.same("SREM", "b", b"\x00")
+    pair.same("SISMEMBER", "b", b"\x00")
+    pair.same("SISMEMBER", "b", b"\x00\x00")
+    same_set(pair, "SMEMBERS", "b")
+
+
+def test_arity_and_wrong_type(pair):
+    for args in (("SADD", "s"), ("SREM", "s"), ("SMEMBERS",), ("SMEMBERS", "a", "b"), ("SISMEMBER", "s"),
+                 ("SISMEMBER", "s", "a", "b"), ("SMISMEMBER", "s"), ("SCARD",), ("SCARD", "a", "b"), ("SPOP",),
+                 ("SRANDMEMBER",), ("SMOVE", "a", "b"), ("SMOVE", "a", "b", "c", "d"), ("SINTER",), ("SUNION",),
+                 ("SDIFF",), ("SINTERSTORE", "d"), ("SUNIONSTORE", "d"), ("SDIFFSTORE", "d"), ("SINTERCARD", 1),
+                 ("SSCAN", "s"), ("SPOP", "s", 1, 2), ("SRANDMEMBER", "s", 1, 2)):
+        pair.same_error(*args)
+    pair.same("SET", "str", "v")
+    pair.same("HSET", "h", "f", "v")
+    fill(pair, "s", "a")
+    for key in ("str", "h"):
+        for args in (("SADD", key, "a"), ("SREM", key, "a"), ("SMEMBERS", key), ("SISMEMBER", key, "a"),
+                     ("SMISMEMBER", key, "a"), ("SCARD", key), ("SPOP", key), ("SPOP", key, 2), ("SPOP", key, 0),
+                     ("SRANDMEMBER", key), ("SRANDMEMBER", key, 2), ("SRANDMEMBER", key, 0), ("SMOVE", key, "s", "a"),
+                     ("SMOVE", "s", key, "a"), ("SINTER", "s", key), ("SINTER", "nokey", key), ("SUNION", key, "s"),
+                     ("SDIFF", "s", key), ("SDIFF", "nokey", key), ("SINTERSTORE", "d", "s", key),
+                     ("SUNIONSTORE", "d", key), ("SDIFFSTORE", "d", "s", key), ("SINTERCARD", 2, "s", key),
+                     ("SSCAN", key, 0)):
+            pair.same_error(*args)
+    pair.same("GET", "str")
+    pair.same("SMEMBERS", "s")
+    pair.same_error("GET", "s")
+    pair.same_error("HGET", "s", "f")
+    pair.same_error("LPUSH", "s", "x", prefix_only=True)
+
+
+def test_set_after_expiry_and_overwrite(pair):
+    fill(pair, "s", "a", "b")
+    pair.same("PEXPIRE", "s", 30)
+    time.sleep(0.06)
+    pair.same("SCARD", "s")
+    pair.same("SADD", "s", "c")
+    same_set(pair, "SMEMBERS", "s")
+    pair.same("TTL", "s")
+    pair.same("SET", "s", "now a string")
+    pair.same("GET", "s")
+    pair.same("DEL", "s")
+    pair.same("SADD", "s", "fresh")
+    same_set(pair, "SMEMBERS", "s")
+
+
+def test_rename_copy_del(pair):
+    fill(pair, "s", *[f"m{i}" for i in range(100)])
+    pair.same("RENAME", "s", "r")
+    pair.same("SCARD", "r")
+    pair.same("EXISTS", "s")
+    pair.same("COPY", "r", "c")
+    pair.same("SREM", "r", "m1", "m2")
+    pair.same("SCARD", "c")
+    pair.same("SCARD", "r")
+    pair.same("SISMEMBER", "c", "m1")
+    same_set(pair, "SMEMBERS", "c")
+    pair.same("DEL", "r", "c")
+    pair.same("SCARD", "c")
+    pair.same("SADD", "c", "x")
+    same_set(pair, "SMEMBERS", "c")
+
+
+# -- SMOVE ----------------------------------------------------------------------------------
+
+def test_smove(pair):
+    fill(pair, "a", "x", "y")
+    fill(pair, "b", "y", "z")
+    pair.same("SMOVE", "a", "b", "x")
+    pair.same("SMOVE", "a", "b", "y")      # already in b: removed from a only
+    pair.same("EXISTS", "a")               # a emptied: deleted
+    same_set(pair, "SMEMBERS", "b")
+    pair.same("SMOVE", "b", "b", "z")      # same key: membership only
+    pair.same("SMOVE", "b", "b", "nope")
+    pair.same("SMOVE", "nokey", "b", "z")
+    pair.same("SMOVE", "b", "b2", "nope")
+    pair.same("EXISTS", "b2")
+    pair.same("SMOVE", "b", "new", "z")
+    same_set(pair, "SMEMBERS", "new")
+    same_set(pair, "SMEMBERS", "b")
+    pair.same("SET", "str", "v")
+    pair.same("SMOVE", "nokey", "str", "z")  # a missing source wins over a wrong-type destination
+    pair.same_error("SMOVE", "b", "str", "x")
+    pair.same_error("SMOVE", "b", "str", "nope")
+    pair.same_error("SMOVE", "str", "b", "x")
+    same_set(pair, "SMEMBERS", "b")
+
+
+# -- algebra --------------------------------------------------------------------------------
+
+def test_algebra(pair):
+    fill(pair, "a", *"abcdefg")
+    fill(pair, "b", *"cdexyz")
+    fill(pair, "c", *"aceg")
+    fill(pair, "one", "e")
+    for keys in (("a",), ("a", "b"), ("b", "a"), ("a", "b", "c"), ("a", "a"), ("a", "nokey"), ("nokey", "a"),
+                 ("a", "one"), ("c", "b", "a", "one"), ("nokey",), ("nokey", "nokey2")):
+        same_set(pair, "SINTER", *keys)
+        same_set(pair, "SUNION", *keys)
+        same_set(pair, "SDIFF", *keys)
+        pair.same("SINTERCARD", len(keys), *keys)
+        pair.same("SINTERCARD", len(keys), *keys, "LIMIT", 1)
+        pair.same("SINTERCARD", len(keys), *keys, "LIMIT", 0)
+        pair.same("SINTERCARD", len(keys), *keys, "limit", 2, "LIMIT", 100)
+        for op in ("SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"):
+            pair.same(op, "dst", *keys)
+            pair.same("EXISTS", "dst")
+            pair.same("TYPE", "dst")
+            same_set(pair, "SMEMBERS", "dst")
+
+
+def test_store_destination(pair):
+    fill(pair, "a", *"abc")
+    fill(pair, "b", *"bcd")
+    pair.same("SET", "dst", "string")
+    pair.same("EXPIRE", "dst", 100)
+    pair.same("SINTERSTORE", "dst", "a", "b")
+    pair.same("TTL", "dst")
+    same_set(pair, "SMEMBERS", "dst")
+    pair.same("SADD", "big", *range(200))
+    pair.same("SUNIONSTORE", "big", "big", "a")      # destination among the sources
+    pair.same("SCARD", "big")
+    pair.same("SDIFFSTORE", "a", "a", "b")
+    same_set(pair, "SMEMBERS", "a")
+    pair.same("SINTERSTORE", "a", "a", "nokey")      # empty result deletes the destination
+    pair.same("EXISTS", "a")
+    pair.same("SDIFFSTORE", "b", "b", "b")
+    pair.same("EXISTS", "b")
+    pair.same("SUNIONSTORE", "x", "nokey")
+    pair.same("EXISTS", "x")
+    pair.same("HSET", "h", "f", "v")
+    pair.same("SUNIONSTORE", "h", "big")             # any type is replaced
+    pair.same("TYPE", "h")
+    pair.same("SCARD", "h")
+    pair.same("SET", "str", "v")
+    pair.same_error("SUNIONSTORE", "dst", "big", "str")
+    same_set(pair, "SMEMBERS", "dst")                # unchanged by the failed command
+    pair.same("SINTERSTORE", "big", "big")
+    pair.same("SCARD", "big")
+
+
+def test_sintercard_errors(pair):
+    fill(pair, "a", *"abc")
+    fill(pair, "b", *"bcd")
+    for args in (("x", "a"), (0, "a"), (-1, "a"), (3, "a", "b"), (1, "a", "LIMIT", -1), (1, "a", "LIMIT", "x"),
+                 (1, "a", "LIMIT"), (1, "a", "FOO"), (1, "a", "b"), (2, "a", "b", "LIMIT", 1, "x"),
+                 ("9223372036854775808", "a"), (1, "a", "LIMIT", "9223372036854775808")):
+        pair.same_error("SINTERCARD", *args)
+    pair.same("SINTERCARD", 2, "a", "b", "LIMIT", "9223372036854775807")
+    pair.same("SINTERCARD", 1, "LIMIT")                  # a key named LIMIT
+    pair.same("SINTERCARD", 1, "a", "LIMIT", 2)
+
+
+# -- random members -------------------------------------------------------------------------
+
+def test_spop_srandmember_edges(pair):
+    fill(pair, "s", *"abcde")
+    for args in (("SPOP", "nokey"), ("SPOP", "nokey", 0), ("SPOP", "nokey", 3), ("SPOP", "s", 0),
+                 ("SRANDMEMBER", "nokey"), ("SRANDMEMBER", "nokey", 3), ("SRANDMEMBER", "nokey", -3),
+                 ("SRANDMEMBER", "s", 0), ("SRANDMEMBER", "nokey", 0)):
+        pair.same(*args)
+    for args in (("SPOP", "s", -1), ("SPOP", "s", "x"), ("SPOP", "s", "1.5"), ("SPOP", "nokey", -1),
+                 ("SPOP", "s", "9223372036854775808"), ("SRANDMEMBER", "s", "x"), ("SRANDMEMBER", "s", "-0"),
+                 ("SRANDMEMBER", "s", "-9223372036854775808"), ("SRANDMEMBER", "nokey", "x"),
+                 ("SRANDMEMBER", "s", "9223372036854775808"), ("SPOP", "s", 1, 2), ("SRANDMEMBER", "s", 1, "x")):
+        pair.same_error(*args)
+    pair.same("SCARD", "s")
+    same_set(pair, "SRANDMEMBER", "s", 5)             # count >= size: the whole set, an array
+    same_set(pair, "SRANDMEMBER", "s", 100)
+    pair.same("SRANDMEMBER", "s", 9223372036854775807, unordered=True)
+    same_set(pair, "SPOP", "s", 100)                  # the whole set, a RESP3 set; the key goes
+    pair.same("EXISTS", "s")
+    pair.same("SADD", "one", "x")
+    pair.same("SPOP", "one")
+    pair.same("EXISTS", "one")
+    pair.same("SADD", "one", "x")
+    pair.same("SRANDMEMBER", "one")
+    pair.same("SRANDMEMBER", "one", -3)
+    pair.same("SPOP", "one", 1)
+    pair.same("EXISTS", "one")
+
+
+@pytest.mark.parametrize("size", [5, 40, 300])
+def test_random_properties(pair, size):
+    members = [f"m{i}".encode() for i in range(size)]
+    fill(pair, "s", *members)
+    universe = set(members)
+    for count in (1, 2, size // 3, size // 2, size - 1):
+        if count < 1:
+            continue
+        got, want = pair.both("SRANDMEMBER", "s", count)
+        assert type(got[1]) is type(want[1]) is list
+        assert len(got[1]) == len(want[1]) == count
+        assert len(set(got[1])) == count and set(got[1]) <= universe
+        got, want = pair.both("SRANDMEMBER", "s", -count * 3)
+        assert type(got[1]) is type(want[1]) is list
+        assert len(got[1]) == len(want[1]) == count * 3 and set(got[1]) <= universe
+    got, want = pair.both("SRANDMEMBER", "s")
+    assert got[1] in universe and want[1] in universe
+    # SPOP: distinct members, removed; both servers end with the same cardinality.
+    left = set(universe)
+    for count in (None, 1, 2, size // 4):
+        if count == 0:
+            continue
+        args = ("SPOP", "s") if count is None else ("SPOP", "s", count)
+        got, want = pair.both(*args)
+        if count is None:
+            assert got[1] in left
+            popped = {got[1]}
+        else:
+            assert type(got[1]) is type(want[1])
+            assert len(got[1]) == len(want[1]) == min(count, len(left))
+            popped = set(got[1])
+            assert len(popped) == len(got[1]) and popped <= left
+        left -= popped
+        assert pair.kv.execute_command("SISMEMBER", "s", next(iter(popped))) == 0
+        pair.same("SCARD", "s")
+    assert set(pair.kv.execute_command("SMEMBERS", "s")) == left
+
+
+def test_random_covers_every_member(pair):
+    """Every member of a (sampled, not exactly read) set can come out."""
+    members = [f"{i}" for i in range(200)] + ["", "\x00", "zzzzzzzzzzzzzzzzzzzzzzzzzz1", "zzzzzzzzzzzzzzzzzzzzzzzzzz2"]
+    pair.kv.execute_command("SADD", "s", *members)
+    seen = set()
+    for _ in range(60):
+        seen.update(pair.kv.execute_command("SRANDMEMBER", "s", -100))
+    assert seen == {m.encode() for m in members}
+
+
+# -- SSCAN ------------------------------------------------------------------------------------
+
+def _sscan_all(client, key, *opts):
+    cursor, out, calls = b"0", [], 0
+    while True:
+        cursor, batch = client.execute_command("SSCAN", key, cursor, *opts)
+        out.extend(batch)
+        calls += 1
+        if cursor in (b"0", 0, "0"):
+            return out, calls
+
+
+def test_sscan(pair):
+    members = [f"k{i}" for i in range(57)] + ["other", "", "k\x00"]
+    fill(pair, "s", *members)
+    for opts in ((), ("COUNT", 5), ("COUNT", 1), ("MATCH", "k1*"), ("MATCH", "k1*", "COUNT", 3), ("COUNT", 1000),
+                 ("MATCH", "nothing*")):
+        got, calls = _sscan_all(pair.kv, "s", *opts)
+        want, _ = _sscan_all(pair.ref, "s", *opts)
+        assert len(got) == len(set(got))
+        assert sorted(got) == sorted(want), opts
+    pair.same("SSCAN", "nokey", 0)
+    pair.same("SSCAN", "nokey", 0, "COUNT", 0)       # no key: options are not read
+    for args in (("s", "x"), ("s", "0", "COUNT", 0), ("s", "0", "COUNT", "x"), ("s", "0", "MATCH"),
+                 ("s", "0", "NOVALUES"), ("s", "0", "FOO", "bar"), ("s", "1.5")):
+        pair.same_error("SSCAN", *args)
+    fill(pair, "small", "a", "b", "c")
+    got, want = pair.both("SSCAN", "small", 0)
+    assert got[1][0] == want[1][0] == b"0" and sorted(got[1][1]) == sorted(want[1][1])
+
+
+def test_sscan_continues_after_changes(tmp_path):
+    with ServerProcess(tmp_path) as srv:
+        r = srv.client()
+        r.sadd("s", *[f"m{i:03d}" for i in range(100)])
+        cursor, batch = r.sscan("s", 0, count=30)
+        seen = set(batch)
+        r.srem("s", *batch[:5])
+        r.sadd("s", "zzz")
+        while cursor:
+            cursor, batch = r.sscan("s", cursor, count=30)
+            seen.update(batch)
+        assert {f"m{i:03d}".encode() for i in range(100)} <= seen
+        assert b"zzz" in seen
+
+
+# -- transactions and notifications ------------------------------------------------------------
+
+def test_multi_exec(pair):
+    for client in (pair.kv, pair.ref):
+        p = client.pipeline(transaction=True)
+        p.execute_command("SADD", "s", "a", "b", "c")
+        p.execute_command("SREM", "s", "a")
+        p.execute_command("SMOVE", "s", "t", "b")
+        p.execute_command("SINTERSTORE", "u", "s", "t")
+        p.execute_command("SUNIONSTORE", "v", "s", "t")
+        p.execute_command("SCARD", "v")
+        p.execute_command("SPOP", "s", 10)
+        p.execute_command("SCARD", "s")
+        result = p.execute()
+        assert result[:6] == [3, 1, 1, 0, 2, 2] and list(result[6]) == [b"c"] and result[7] == 0
+    same_set(pair, "SMEMBERS", "v")
+
+
+def _events(client):
+    out = []
+    while True:
+        msg = client.get_message(timeout=0.3)
+        if msg is None:
+            return out
+        if msg["type"] == "pmessage":
+            out.append((msg["channel"], msg["data"]))
+
+
+def test_keyspace_notifications(pair):
+    subs = []
+    for client in (pair.kv, pair.ref):
+        client.config_set("notify-keyspace-events", "KEA")
+        port = client.connection_pool.connection_kwargs["port"]
+        sub = redis.Redis(host="127.0.0.1", port=port).pubsub()
+        sub.psubscribe("__key*@0__:*")
+        sub.get_message(timeout=1)
+        subs.append(sub)
+    try:
+        script = [("SADD", "s", "a", "b", "c"), ("SADD", "s", "a"), ("SREM", "s", "zz"), ("SREM", "s", "a"),
+                  ("SMOVE", "s", "t", "b"), ("SMOVE", "s", "t", "c"), ("SADD", "s", "x", "y"),
+                  ("SINTERSTORE", "i", "s", "t"), ("SUNIONSTORE", "u", "s", "t"), ("SDIFFSTORE", "d", "s", "t"),
+                  ("SDIFFSTORE", "u", "nokey"), ("SPOP", "s"), ("SPOP", "s", 0), ("SPOP", "s", 5), ("SPOP", "t", 1),
+                  ("SADD", "s", "1", "2", "3"), ("SPOP", "s", 2), ("SREM", "s", "1", "2", "3"),
+                  ("SINTERSTORE", "nodst", "nokey")]
+        for args in script:
+            pair.both(*args)
+        got, want = _events(subs[0]), _events(subs[1])
+        assert got == want
+    finally:
+        for sub in subs:
+            sub.close()
+        for client in (pair.kv, pair.ref):
+            client.config_set("notify-keyspace-events", "")
+
+
+# -- randomized differential ----------------------------------------------------------------------
+
+def test_random_commands(pair):
+    rnd = random.Random(12)
+    keys = ["a", "b", "c", "d"]
+    alphabet = [str(i) for i in range(12)] + ["", "x\x00"]
+
+    def ms(lo=1, hi=5):
+        return [rnd.choice(alphabet) for _ in range(rnd.randint(lo, hi))]
+
+    pair.same("SET", "d", "string")
+    for step in range(600):
+        k = rnd.choice(keys)
+        r = rnd.random()
+        if r < 0.25:
+            args = ("SADD", k, *ms())
+        elif r < 0.40:
+            args = ("SREM", k, *ms())
+        elif r < 0.48:
+            args = ("SMOVE", k, rnd.choice(keys), rnd.choice(alphabet))
+        elif r < 0.60:
+            args = (rnd.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), rnd.choice(keys[:3]),
+                    *rnd.sample(keys, rnd.randint(1, 3)))
+        elif r < 0.72:
+            args = (rnd.choice(["SINTER", "SUNION", "SDIFF"]), *rnd.sample(keys, rnd.randint(1, 3)))
+        elif r < 0.78:
+            n = rnd.randint(1, 3)
+            args = ("SINTERCARD", n, *rnd.sample(keys, n), *(("LIMIT", rnd.randint(0, 4)) if rnd.random() < .5 else ()))
+        elif r < 0.84:
+            args = ("SMISMEMBER", k, *ms())
+        elif r < 0.88:
+            args = ("SPOP", k, rnd.choice([0, 20]))         # 0 or the whole set: deterministic
+        elif r < 0.92:
+            args = ("SRANDMEMBER", k, rnd.choice([0, 20]))
+        elif r < 0.96:
+            args = ("SCARD", k)
+        else:
+            args = ("SMEMBERS", k)
+        got, want = pair.both(*args)
+        if got[0] == "ok" and isinstance(want[1], (list, set)):
+            assert type(got[1]) is type(want[1]), (step, args, got, want)
+            got, want = ("ok", sorted(got[1])), ("ok", sorted(want[1]))
+        assert got == want, (step, args, got, want)
+        if step % 50 == 0:
+            for key in keys:
+                pair.same("TYPE", key)
+    for key in keys[:3]:
+        pair.same("SMEMBERS", key, unordered=True)
+    pair.same("DBSIZE")
+
+
+# -- kvdb only: limits and a large set --------------------------------------------------------
+
+def test_member_size_limit(tmp_path):
+    import kvdb
+    from kvdb.server.keyspace import MAX_NAME
+    with ServerProcess(tmp_path) as srv:
+        r = srv.client()
+        r.sadd("s", "a")
+        big = b"x" * (MAX_NAME + 1)
+        with pytest.raises(redis.ResponseError, match=f"member is {MAX_NAME + 1} bytes"):
+            r.sadd("s", "b", big)
+        assert r.smembers("s") == {b"a"}
+        assert r.sismember("s", big) == 0
+        assert r.smismember("s", [big, "a"]) == [0, 1]
+        assert r.srem("s", big) == 0
+        assert r.smove("s", "t", big) == 0
+        assert r.sadd("s", b"y" * MAX_NAME) == 1
+        assert r.sismember("s", b"y" * MAX_NAME) == 1
+        assert kvdb.MAX_KEY_SIZE > MAX_NAME
+
+
+def test_large_set(tmp_path):
+    n = 200_000
+    with ServerProcess(tmp_path) as srv:
+        r = srv.client()
+        start = time.monotonic()
+        p = r.pipeline(transaction=False)
+        for i in range(0, n, 2000):
+            p.sadd("big", *[str(j) for j in range(i, i + 2000)])
+        assert sum(p.execute()) == n
+        load = time.monotonic() - start
+        assert r.scard("big") == n
+        r.sadd("small", "5", "77", "123456", "x")
+        start = time.monotonic()
+        assert r.sismember("big", "199999") and not r.sismember("big", "200000")
+        assert r.smismember("big", ["0", "x", "150000"]) == [1, 0, 1]
+        assert r.sinter("small", "big") == {b"5", b"77", b"123456"}
+        assert r.sintercard(2, ["big", "small"]) == 3
+        assert r.execute_command("SINTERCARD", 1, "big", "LIMIT", 10) == 10
+        assert r.sdiff("small", "big") == {b"x"}
+        cursor, batch = r.sscan("big", 0, count=100)
+        assert len(batch) == 100 and cursor
+        picks = [r.srandmember("big") for _ in range(300)]
+        assert all(0 <= int(m) < n for m in picks)
+        assert len(set(picks)) > 200                      # spread over the set, not a few members
+        many = r.srandmember("big", 1000)
+        assert len(set(many)) == 1000
+        rep = r.srandmember("big", -1000)
+        assert len(rep) == 1000
+        popped = r.spop("big", 500)
+        assert len(set(popped)) == 500
+        one = r.spop("big")
+        assert r.scard("big") == n - 501
+        assert not r.sismember("big", one) and not any(r.smismember("big", popped[:50]))
+        queries = time.monotonic() - start
+        assert r.sinterstore("dst", "big", "small") == len({b"5", b"77", b"123456"} - set(popped) - {one})
+        assert r.delete("big") == 1 and r.scard("big") == 0
+        assert load + queries < 20, (load, queries)
+        assert queries < 5, queries
