@@ -142,9 +142,10 @@ def format_score(x):
     return (("-" if neg else "") + out).encode()
 
 
-def _strtod(text):
+def _strtod(text, strict=True):
     """C strtod over a whole ASCII string (no whitespace): the value, or None when the
-    text is not a number, or it overflows, or a non-zero value underflows to 0."""
+    text is not a number, or (strict) it overflows or a non-zero value underflows to 0
+    (errno ERANGE, which string2d refuses and the range parser ignores)."""
     low = text.lower()
     body = low.lstrip("+-")
     if len(low) - len(body) > 1:
@@ -165,9 +166,9 @@ def _strtod(text):
         except ValueError:
             return None
         mant = body.partition("e")[0]
-        if value == 0 and any(ch in "123456789" for ch in mant):
+        if strict and value == 0 and any(ch in "123456789" for ch in mant):
             return None                       # underflow (ERANGE)
-    if value in (INF, NINF) or value != value:
+    if value != value or (strict and value in (INF, NINF)):
         return None                           # overflow (ERANGE)
     return value
 
@@ -198,7 +199,7 @@ def parse_range_score(raw):
         return 0.0
     if text[-1].isspace() or "_" in text:
         return None
-    value = _strtod(text)
+    value = _strtod(text, strict=False)
     return None if value is None else value + 0.0
 
 
@@ -249,6 +250,7 @@ class ZSet:
         """Sets member's score (adding it when absent); returns the old score or None.
         `old`: the current score (None: absent) when the caller already read it. The
         caller checks the member's length (keyspace.check_name)."""
+        score += 0.0                        # -0.0 is stored as 0.0 (Z3)
         store = self.store
         zk = self.zp + member
         if old is _UNKNOWN:
