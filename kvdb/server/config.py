@@ -191,12 +191,13 @@ def _redis_yesno(text):
     return value == "yes"
 
 
-def _redis_enum(*names):
+def _redis_enum(*names, same=None):
+    """One of names (any case); `same` maps a name to the one Redis shows for its value."""
     def parse(text):
         value = str(text).lower()
         if value not in names:
             raise ValueError(f"argument(s) must be one of the following: {', '.join(names)}")
-        return value
+        return (same or {}).get(value, value)
     return parse
 
 
@@ -354,7 +355,7 @@ OPTIONS.update((o.name, o) for o in [
     _compat("tracking-table-max-keys", _NUMBER, 1000000, _COMPAT),
     _compat("tcp-keepalive", _redis_int(0, INT_MAX), 300, _COMPAT),
     _compat("shutdown-timeout", _redis_int(0, INT_MAX), 10, _COMPAT),
-    _compat("oom-score-adj", _redis_enum("no", "yes", "relative", "absolute"), "no", _COMPAT),
+    _compat("oom-score-adj", _redis_enum("no", "yes", "relative", "absolute", same={"relative": "yes"}), "no", _COMPAT),
     # Persistence of Redis's RDB and AOF files (kvdb's log and checkpoints replace them).
     _compat("stop-writes-on-bgsave-error", _redis_yesno, True, _COMPAT, _show_bool),
     _compat("rdbcompression", _redis_yesno, True, _COMPAT, _show_bool),

@@ -290,7 +290,8 @@ def client_unblock(c, args):
     """Ends the wait of a client blocked on keys or in WAIT as its timeout would (TIMEOUT, the
     default) or with an UNBLOCKED error (ERROR). 1 if it was blocked so, else 0."""
     if len(args) > 4:
-        raise CommandError("ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.")
+        raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
+                           f"'{args[1].decode('utf-8', 'replace')}'. Try CLIENT HELP.")
     error = False
     if len(args) == 4:
         reason = args[3].lower()

@@ -190,16 +190,19 @@ def config_set(c, args):
         raise CommandError("ERR wrong number of arguments for 'config|set' command")
     cfg = c.server.config
     changes = []   # (name as given, lower case; the option's own name; value text)
+    seen = set()
     for i in range(2, len(args), 2):
-        given = args[i].lower().decode("utf-8", "replace")
+        raw = args[i].decode("utf-8", "replace")
+        given = raw.lower()
         name = REDIS_ALIASES.get(given, given)
         option = OPTIONS.get(name)
         if option is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{given}'")
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{raw}'")
         if not option.mutable:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{given}') - can't set immutable config")
-        if any(n == name for _, n, _ in changes):
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{given}') - duplicate parameter")
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{raw}') - can't set immutable config")
+        if given in seen:  # an option and its alias may both be given: the later one wins
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{raw}') - duplicate parameter")
+        seen.add(given)
         changes.append((given, name, args[i + 1].decode("utf-8", "replace")))
     parsed = []
     for given, name, text in changes:  # every value is checked before any is applied
