@@ -27,11 +27,12 @@ from .keyspace import MAX_NAME, TYPE_STREAM, check_name
 
 __all__ = ["Stream", "StreamMeta", "Group", "Consumer", "Nack", "MAX_ID", "ZERO_ID", "INVALID_ENTRIES_READ",
            "INVALID_ID", "format_id", "parse_id", "parse_interval", "incr_id", "decr_id", "encode_fields",
-           "decode_fields"]
+           "decode_fields", "entry_node"]
 
 _U32 = struct.Struct(">I")
 _ID = struct.Struct(">QQ")
-_META = struct.Struct(">QQQQQQQQ")   # last, first, max-deleted (ms, seq each), entries-added, groups
+_META = struct.Struct(">13Q")  # last, first, max-deleted (ms, seq each), entries-added, groups, head/tail nodes
+_NODE = struct.Struct(">Q")
 _GROUP = struct.Struct(">QQqQQ")     # last-delivered ms, seq, entries-read (-1: unknown), consumers, pending
 _CONSUMER = struct.Struct(">QqQ")    # seen-time, active-time (-1: never), pending
 _NACK = struct.Struct(">QQ")         # delivery time, delivery count (then the consumer name)
@@ -143,14 +144,20 @@ def parse_interval(arg, missing_seq):
 
 # -- values --------------------------------------------------------------------------------
 
-def encode_fields(items):
-    """An entry's value: each field and value as a u32 big-endian length and its bytes."""
-    return b"".join(_U32.pack(len(x)) + x for x in items)
+def encode_fields(node, items):
+    """An entry's value: its node (u64 big-endian), then each field and value as a u32
+    big-endian length and its bytes."""
+    return _NODE.pack(node) + b"".join(_U32.pack(len(x)) + x for x in items)
+
+
+def entry_node(raw):
+    return _NODE.unpack_from(raw)[0]
 
 
 def decode_fields(raw):
+    """The fields and values of an entry's value (after its node number)."""
     out = []
-    pos, end = 0, len(raw)
+    pos, end = 8, len(raw)
     while pos < end:
         n = _U32.unpack_from(raw, pos)[0]
         pos += 4
@@ -160,25 +167,35 @@ def decode_fields(raw):
 
 
 class StreamMeta:
-    """Coll.extra of a stream (64 bytes, see the module docstring)."""
-    __slots__ = ("last", "first", "max_deleted", "entries_added", "groups")
+    """Coll.extra of a stream (104 bytes, docs/format/server-keys-stream.md)."""
+    __slots__ = ("last", "first", "max_deleted", "entries_added", "groups", "head_node", "head_live", "tail_node",
+                 "tail_fill", "tail_live")
 
-    def __init__(self, last=ZERO_ID, first=ZERO_ID, max_deleted=ZERO_ID, entries_added=0, groups=0):
+    def __init__(self, last=ZERO_ID, first=ZERO_ID, max_deleted=ZERO_ID, entries_added=0, groups=0, head_node=0,
+                 head_live=0, tail_node=0, tail_fill=0, tail_live=0):
         self.last = last                   # the last id generated (XADD, XSETID): new ids must exceed it
         self.first = first                 # Redis's recorded first id: the first live entry, 0-0 when empty
         self.max_deleted = max_deleted     # the largest id XDEL removed (or XSETID MAXDELETEDID set)
         self.entries_added = entries_added  # entries ever added (XADD count, or XSETID ENTRIESADDED)
         self.groups = groups               # number of consumer groups (c records)
+        # Redis packs entries in radix-tree nodes of stream-node-max-entries, and '~' trimming
+        # removes whole nodes only: each entry records the node it would be in.
+        self.head_node = head_node         # node of the first live entry (valid when head_live > 0)
+        self.head_live = head_live         # live entries in the head node; 0: not known, count it again
+        self.tail_node = tail_node         # node the last appended entry went to
+        self.tail_fill = tail_fill         # entries ever appended to the tail node (deleted ones too)
+        self.tail_live = tail_live         # live entries in the tail node (0: it is gone)
 
     def encode(self):
-        return _META.pack(*self.last, *self.first, *self.max_deleted, self.entries_added, self.groups)
+        return _META.pack(*self.last, *self.first, *self.max_deleted, self.entries_added, self.groups,
+                          self.head_node, self.head_live, self.tail_node, self.tail_fill, self.tail_live)
 
     @classmethod
     def decode(cls, raw):
         if not raw:
             return cls()
         v = _META.unpack_from(raw)
-        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), v[6], v[7])
+        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), *v[6:])
 
 
 class Group:
@@ -307,14 +324,36 @@ class Stream:
     def has_entry(self, id_):
         return self.store.get(self._ekey(id_)) is not None
 
-    def append(self, id_, items):
-        self.store.put(self._ekey(id_), encode_fields(items))
-        self.e.body.count += 1
+    def append(self, id_, items, node_entries):
+        """Adds entry id_ (above every id in the stream) in the tail node, or a new node
+        when the tail is full (node_entries appended) or gone."""
         m = self.meta
+        was_empty = self.e.body.count == 0
+        if m.tail_live == 0 or m.tail_fill >= max(node_entries, 1):
+            m.tail_node += 1
+            m.tail_fill = m.tail_live = 0
+        self.store.put(self._ekey(id_), encode_fields(m.tail_node, items))
+        m.tail_fill += 1
+        m.tail_live += 1
+        if was_empty:
+            m.head_node, m.head_live = m.tail_node, 1
+        elif m.head_live and m.head_node == m.tail_node:
+            m.head_live += 1
+        self.e.body.count += 1
         m.entries_added += 1
         m.last = id_
-        if self.e.body.count == 1:
+        if was_empty:
             m.first = id_
+        self.changed = True
+
+    def _dropped(self, node):
+        """Bookkeeping for a deleted entry of `node`."""
+        m = self.meta
+        self.e.body.count -= 1
+        if node == m.tail_node and m.tail_live:
+            m.tail_live -= 1
+        if node == m.head_node and m.head_live:
+            m.head_live -= 1               # 0: the head node is gone, found again on demand
         self.changed = True
 
     def entries(self, start, end, count=0, rev=False):
@@ -368,17 +407,17 @@ class Stream:
         m = self.meta
         for id_ in ids:
             k = self._ekey(id_)
-            if self.store.get(k) is None:
+            raw = self.store.get(k)
+            if raw is None:
                 continue
             self.store.delete(k)
-            self.e.body.count -= 1
+            self._dropped(entry_node(raw))
             deleted += 1
             if id_ == m.first:
                 first_hit = True
             if id_ > m.max_deleted:
                 m.max_deleted = id_
         if deleted:
-            self.changed = True
             if self.e.body.count == 0:
                 m.first = ZERO_ID
             elif first_hit:
@@ -393,64 +432,83 @@ class Stream:
         t = len(self._t)
         while limit is None or deleted < limit:
             want = SCAN_BATCH if limit is None else min(SCAN_BATCH, limit - deleted)
-            keys = []
+            batch = []
             stop = False
             with self.store.scan(start=start, prefix=self._t) as it:
-                for k, _ in it:
+                for k, v in it:
                     if below is not None and _ID.unpack_from(k, t) >= below:
                         stop = True
                         break
-                    keys.append(k)
-                    if len(keys) >= want:
+                    batch.append((k, entry_node(v)))
+                    if len(batch) >= want:
                         break
-            for k in keys:
+            for k, node in batch:
                 self.store.delete(k)
-            deleted += len(keys)
-            if stop or len(keys) < want:
+                self._dropped(node)
+            deleted += len(batch)
+            if stop or len(batch) < want:
                 break
-            start = keys[-1] + b"\x00"
+            start = batch[-1][0] + b"\x00"
         if deleted:
-            self.e.body.count -= deleted
-            self.changed = True
             self._refresh_first()
         return deleted
 
-    def _count_head_below(self, below, cap):
-        n = 0
+    def _scan_head_node(self):
+        """(node, ids) of the first live entry's node."""
         t = len(self._t)
+        node, ids = None, []
         with self.store.scan(start=self._ekey(self.meta.first), prefix=self._t) as it:
-            for k, _ in it:
-                if _ID.unpack_from(k, t) >= below or (cap is not None and n >= cap):
+            for k, v in it:
+                n = entry_node(v)
+                if node is None:
+                    node = n
+                elif n != node:
                     break
-                n += 1
-        return n
+                ids.append(_ID.unpack_from(k, t))
+        return node, ids
 
-    def trim(self, strategy, threshold, approx, limit, node_entries):
-        """XTRIM/XADD trimming: strategy "maxlen" (threshold: length) or "minid" (threshold:
-        id). Exact trimming removes every entry over the threshold. Approximate trimming (~)
-        removes whole blocks of node_entries entries from the head, as Redis removes whole
-        radix-tree nodes, and at most `limit` entries (0: no limit). Returns entries removed."""
+    def head_node(self):
+        """(node, live entries) of the first node (the stream must not be empty)."""
+        m = self.meta
+        if not m.head_live:
+            node, ids = self._scan_head_node()
+            m.head_node, m.head_live = node, len(ids)
+            self.changed = True
+        return m.head_node, m.head_live
+
+    def node_estimate(self):
+        """How many radix-tree nodes Redis would hold the live entries in."""
         if self.e.body.count == 0:
             return 0
-        node = node_entries if node_entries > 0 else 100
-        if strategy == "maxlen":
-            excess = self.e.body.count - threshold
-            if excess <= 0:
-                return 0
-            if approx:
-                blocks = excess // node
-                if limit:
-                    blocks = min(blocks, limit // node)
-                excess = blocks * node
-                if excess == 0:
-                    return 0
-            return self._delete_head(excess)
+        return self.meta.tail_node - self.head_node()[0] + 1
+
+    def trim(self, strategy, threshold, approx, limit):
+        """XTRIM/XADD trimming: strategy "maxlen" (threshold: length) or "minid" (threshold:
+        id). Exact trimming removes every entry over the threshold. Approximate trimming (~)
+        removes whole nodes from the head, as Redis does, and stops before removing more than
+        `limit` entries (0: no limit). Returns entries removed."""
+        if self.e.body.count == 0:
+            return 0
         if not approx:
+            if strategy == "maxlen":
+                excess = self.e.body.count - threshold
+                return self._delete_head(excess) if excess > 0 else 0
             return self._delete_head(None, below=threshold)
-        cap = (limit // node) * node if limit else None
-        below = self._count_head_below(threshold, cap)
-        n = (below // node) * node
-        return self._delete_head(n) if n else 0
+        deleted = 0
+        while self.e.body.count:
+            if strategy == "maxlen":
+                _, live = self.head_node()
+                removable = self.e.body.count - live >= threshold
+            else:
+                if self.meta.first >= threshold:
+                    break
+                _, ids = self._scan_head_node()
+                live = len(ids)
+                removable = ids[-1] < threshold
+            if not removable or (limit and deleted + live > limit):
+                break
+            deleted += self._delete_head(live)
+        return deleted
 
     # -- lag (Redis's logical read counters) ------------------------------------------------
 

@@ -176,7 +176,7 @@ def xgroup_delconsumer(c, args):
 
 # -- XREADGROUP --------------------------------------------------------------------------------
 
-@command("xreadgroup", -7, "write blocking", "@stream", (0, 0, 0),
+@command("xreadgroup", -7, "write blocking movablekeys", "@stream", (0, 0, 0),
          group="stream", summary="Returns new or historical messages from a stream for a consumer in a group. "
                                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(c, args):

@@ -17,11 +17,13 @@ def _x(**kw):
 
 
 def node_entries(c):
-    """stream-node-max-entries: the block size of approximate (~) trimming."""
+    """stream-node-max-entries: entries per node, the unit of approximate (~) trimming
+    (0, nodes limited by bytes alone in Redis, counts as the default 100 here)."""
     try:
-        return int(c.server.config["stream-node-max-entries"])
+        n = int(c.server.config["stream-node-max-entries"])
     except (KeyError, TypeError, ValueError):
-        return 100
+        n = 100
+    return n if n > 0 else 100
 
 
 def entry_reply(id_, fields):
@@ -112,8 +114,8 @@ def parse_add_trim(c, args, xadd):
     return a
 
 
-def _trim(c, st, a):
-    return st.trim(a.strategy, a.threshold, a.approx, a.limit, node_entries(c))
+def _trim(st, a):
+    return st.trim(a.strategy, a.threshold, a.approx, a.limit)
 
 
 def _next_id(st, a):
@@ -147,8 +149,8 @@ def xadd(c, args):
     id_ = _next_id(st, a)
     if id_ <= st.meta.last:
         raise CommandError(EQUAL_OR_SMALLER)
-    st.append(id_, args[a.idpos + 1:])
-    trimmed = _trim(c, st, a) if a.strategy else 0
+    st.append(id_, args[a.idpos + 1:], node_entries(c))
+    trimmed = _trim(st, a) if a.strategy else 0
     st.save()
     c.server.key_changed(c.db, args[1], "xadd")
     if trimmed:
@@ -163,7 +165,7 @@ def xtrim(c, args):
     st = Stream.open(c.server.ks, c.db, args[1], write=True)
     if st is None:
         return 0
-    deleted = _trim(c, st, a)
+    deleted = _trim(st, a)
     if deleted:
         st.save()
         c.server.key_changed(c.db, args[1], "xtrim")
@@ -277,7 +279,7 @@ def read_reply(c, served):
     return [[k, v] for k, v in served]
 
 
-@command("xread", -4, "readonly blocking", "@stream", (0, 0, 0),
+@command("xread", -4, "readonly blocking movablekeys", "@stream", (0, 0, 0),
          **_x(summary="Returns messages from multiple streams with IDs greater than the ones requested. "
                       "Blocks until a message is available otherwise.", since="5.0.0"))
 def xread(c, args):
@@ -326,10 +328,10 @@ def xread(c, args):
 @command("xdel", -3, "write fast", "@stream", (1, 1, 1),
          **_x(summary="Returns the number of messages after removing them from a stream.", since="5.0.0"))
 def xdel(c, args):
-    ids = [parse_id(a)[0] for a in args[2:]]
     st = Stream.open(c.server.ks, c.db, args[1], write=True)
     if st is None:
         return 0
+    ids = [parse_id(a)[0] for a in args[2:]]
     deleted = st.delete_entries(ids)
     if deleted:
         st.save()
@@ -363,8 +365,6 @@ def xsetid(c, args):
     if st is None:
         raise CommandError("ERR no such key")
     m = st.meta
-    if id_ < m.max_deleted:
-        raise CommandError("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id")
     if st.length:
         top = st.last_valid_id()
         if top is not None and id_ < top:
@@ -449,10 +449,10 @@ def xinfo_groups(c, args):
     return out
 
 
-def tree_estimate(st, node):
-    """(radix-tree-keys, radix-tree-nodes) as Redis would report them for entries packed in
-    nodes of `node` entries: kvdb keeps no radix tree, so these are estimates."""
-    keys = -(-st.length // node) if st.length else 0
+def tree_estimate(st):
+    """(radix-tree-keys, radix-tree-nodes): kvdb keeps no radix tree; the keys are the nodes
+    Redis would pack the entries in (see StreamMeta), the tree nodes an estimate."""
+    keys = st.node_estimate()
     return keys, keys + 1
 
 
@@ -477,7 +477,7 @@ def xinfo_stream(c, args):
         elif len(args) != 4:
             raise bad
     m = st.meta
-    keys, nodes = tree_estimate(st, node_entries(c) or 100)
+    keys, nodes = tree_estimate(st)
     info = {b"length": st.length, b"radix-tree-keys": keys, b"radix-tree-nodes": nodes,
             b"last-generated-id": format_id(m.last), b"max-deleted-entry-id": format_id(m.max_deleted),
             b"entries-added": m.entries_added, b"recorded-first-entry-id": format_id(m.first)}
