@@ -15,6 +15,7 @@ redis = pytest.importorskip("redis")
 from redis.exceptions import LockError, LockNotOwnedError, WatchError  # noqa: E402
 
 JOIN = 15   # seconds a test waits for a thread it started
+pytestmark = pytest.mark.timeout(60)   # pytest-timeout (the test extra): no test here hangs the run
 
 
 def run_thread(fn, *args):
