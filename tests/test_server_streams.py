@@ -926,6 +926,46 @@ def test_xread_block_timeout_and_dollar(srv, r):
     assert t.value() == [[b"s", [[b"1-5", [b"c", b"3"]]]]]
 
 
+def test_xread_block_ignores_other_types(srv, r):
+    """A blocked XREAD keeps waiting when its key becomes another type (a blocked
+    XREADGROUP gets the error, see below)."""
+    t = Call(srv, "XREAD", "BLOCK", 0, "STREAMS", "s", "0")
+    t.start()
+    _blocked(r, 1)
+    r.set("s", "x")
+    r.delete("s")
+    r.lpush("s", "x")
+    time.sleep(0.05)
+    assert r.info("clients")["blocked_clients"] == 1
+    r.delete("s")
+    r.xadd("s", {"b": "2"}, id="2-0")
+    assert t.value() == [[b"s", [[b"2-0", [b"b", b"2"]]]]]
+
+
+def test_names_longer_than_the_engine_holds(srv, r):
+    """Group and consumer names are parts of record keys: a name too long to store is an
+    absent group (NOGROUP, 0) when read, and an error naming the limit when created."""
+    big = b"g" * 20000
+    r.xadd("s", {"a": "1"}, id="1-0")
+    for cmd in (["XREADGROUP", "GROUP", big, "c", "STREAMS", "s", ">"], ["XPENDING", "s", big],
+                ["XINFO", "CONSUMERS", "s", big], ["XCLAIM", "s", big, "c", 0, "1-0"],
+                ["XAUTOCLAIM", "s", big, "c", 0, "0"], ["XGROUP", "SETID", "s", big, "0"]):
+        with pytest.raises(redis.ResponseError, match="^NOGROUP"):
+            r.execute_command(*cmd)
+    assert r.execute_command("XACK", "s", big, "1-0") == 0
+    assert r.execute_command("XGROUP", "DESTROY", "s", big) == 0
+    with pytest.raises(redis.ResponseError, match="stores consumer group names up to"):
+        r.execute_command("XGROUP", "CREATE", "s", big, "$")
+    r.xgroup_create("s", "g", "0")
+    assert r.execute_command("XGROUP", "DELCONSUMER", "s", "g", big) == 0
+    assert r.execute_command("XCLAIM", "s", "g", big, 0, "1-0") == []
+    assert r.xpending_range("s", "g", "-", "+", 10, consumername=big) == []
+    for cmd in (["XREADGROUP", "GROUP", "g", big, "STREAMS", "s", ">"], ["XGROUP", "CREATECONSUMER", "s", "g", big]):
+        with pytest.raises(redis.ResponseError, match="up to .* bytes together"):
+            r.execute_command(*cmd)
+    assert r.xpending("s", "g")["pending"] == 0
+
+
 def test_block_inside_multi_and_count(srv, r):
     conn = r.connection_pool.get_connection()
     try:

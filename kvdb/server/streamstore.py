@@ -565,6 +565,8 @@ class Stream:
         """The group called name, or None."""
         if name in self._groups:
             return self._groups[name]
+        if len(name) > MAX_NAME:
+            return None                    # too long to have been stored (check_group_names)
         raw = self.store.get(self._c + name)
         g = None
         if raw is not None:
@@ -642,6 +644,8 @@ class Stream:
         gc = (g.name, name)
         if gc in self._consumers:
             return self._consumers[gc]
+        if len(g.name) + len(name) > MAX_NAME:
+            return None
         raw = self.store.get(self._okey(g.name, name))
         c = None
         if raw is not None:
@@ -754,7 +758,7 @@ class Stream:
 
     def consumer_pel(self, g, name, start=ZERO_ID, end=MAX_ID, count=0):
         """[id] of consumer name's PEL with start <= id <= end, at most count (0: all)."""
-        if start > end:
+        if start > end or len(g.name) + len(name) > MAX_NAME:
             return []
         prefix = self._cpel_prefix(g.name, name)
         n = len(prefix)

@@ -429,7 +429,6 @@ def xclaim(c, args):
         st.touch_group(g)
     if delivery_time == -1 or delivery_time < 0 or delivery_time > now:
         delivery_time = now
-    check_group_names(args[2], args[3])
     con = None
     out = []
     for id_ in ids:
@@ -492,7 +491,6 @@ def xautoclaim(c, args):
     g = st.group(args[2]) if st is not None else None
     if g is None:
         raise nogroup(args[1], args[2])
-    check_group_names(args[2], args[3])
     now = now_ms()
     attempts = count * 10
     con = None

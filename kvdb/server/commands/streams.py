@@ -4,7 +4,7 @@ stream_groups.py). Semantics, errors and reply shapes follow Redis 7.2."""
 from kvdb._core.resp import NULL_ARRAY, OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
-from ..keyspace import now_ms
+from ..keyspace import WrongType, now_ms
 from ..streamstore import (INVALID_ENTRIES_READ, MAX_ID, ZERO_ID, Stream, decr_id, format_id, incr_id, parse_id,
                            parse_interval)
 from .registry import SYNTAX, CommandError, command, container, int_arg, subcommand
@@ -299,7 +299,10 @@ def xread(c, args):
     def attempt():
         served = []
         for key, gt in zip(keys, after):
-            st = Stream.open(ks, c.db, key)
+            try:
+                st = Stream.open(ks, c.db, key)
+            except WrongType:
+                continue                   # (a blocked XREAD) the key became another type: keep waiting
             if st is None or st.length == 0:
                 continue
             start = incr_id(gt)
