@@ -31,6 +31,7 @@ records hold ids, separators and counts only -- no database number or collection
 version -- so COPY can copy them verbatim under a new version.
 """
 import bisect
+import collections
 import itertools
 import struct
 import sys
@@ -46,6 +47,12 @@ _HEAD = struct.Struct(">BH")
 _BIG = sys.byteorder == "big"
 _COUNTS_TAG = b"c"
 _KEYS_TAG = b"k"
+_ITEMSIZE = {"B": 1, "H": 2, "I": 4, "Q": 8}
+_TYPECODES = {1: "B", 2: "H", 4: "I", 8: "Q"}        # counts width byte -> array typecode
+_WIDTH_BYTE = {t: bytes((n,)) for t, n in _ITEMSIZE.items()}
+_WIDER = {"B": "H", "H": "I", "I": "Q"}
+CACHE_NODES = 2048   # decoded nodes kept across commands (validated by their record bytes)
+_CACHE = collections.OrderedDict()   # node record prefix (np + id) -> Node
 
 
 def shortest_separator(left, right):
@@ -97,7 +104,8 @@ class Shape:
 class Node:
     """An internal node, decoded. Separators are kept as a blob plus end offsets until
     a split or merge needs them as a list."""
-    __slots__ = ("id", "level", "kids", "counts", "_blob", "_offs", "_seps", "keys_dirty", "counts_dirty")
+    __slots__ = ("id", "level", "kids", "counts", "_blob", "_offs", "_seps", "keys_dirty", "counts_dirty",
+                 "raw_keys", "raw_counts")
 
     def __init__(self, id_, level, seps, kids, counts):
         self.id = id_                # node id (u64), names its two records
@@ -106,9 +114,11 @@ class Node:
         self._blob = None            # the separators concatenated (decoded form)
         self._offs = None            # array of end offsets of each separator in _blob
         self.kids = kids             # array('Q') of child node ids (level >= 2), None at level 1
-        self.counts = counts         # list of element counts below each child
+        self.counts = counts         # array('I' or 'Q') of element counts below each child
         self.keys_dirty = False      # separators or kids changed: rewrite the keys record
         self.counts_dirty = False    # counts changed: rewrite the counts record
+        self.raw_keys = None         # the keys record this node was decoded from (or last wrote)
+        self.raw_counts = None       # the same for the counts record
 
     def __len__(self):
         return len(self.counts)
@@ -158,8 +168,25 @@ class Node:
         return b"".join(out)
 
     def encode_counts(self):
-        wide = max(self.counts, default=0) >= 1 << 32
-        return (b"\x08" if wide else b"\x04") + _le(array("Q" if wide else "I", self.counts))
+        return _WIDTH_BYTE[self.counts.typecode] + _le(self.counts)
+
+    def add(self, i, delta):
+        """counts[i] += delta, widening the counts when they outgrow their width."""
+        while True:
+            try:
+                self.counts[i] += delta
+                return
+            except OverflowError:
+                self.counts = array(_WIDER[self.counts.typecode], self.counts)
+
+    def splice(self, i, j, values):
+        """counts[i:j] = values (widening the same way)."""
+        while True:
+            try:
+                self.counts[i:j] = array(self.counts.typecode, values)
+                return
+            except OverflowError:
+                self.counts = array(_WIDER[self.counts.typecode], self.counts)
 
     @classmethod
     def decode(cls, id_, keys, counts):
@@ -171,14 +198,23 @@ class Node:
             pos += 8 * n
         offs = _from_le("I", keys[pos:pos + 4 * n])
         pos += 4 * n
-        width = counts[0]
-        cnt = _from_le("Q" if width == 8 else "I", counts[1:]).tolist()
-        if len(cnt) != n:
-            raise ValueError(f"zset rank node {id_}: {len(cnt)} counts for {n} children")
-        node = cls(id_, level, None, kids, cnt)
+        node = cls(id_, level, None, kids, None)
         node._blob = keys[pos:]
         node._offs = offs
+        node.raw_keys = keys
+        node.set_counts(counts, n)
         return node
+
+    def set_counts(self, raw, n):
+        """Decodes a counts record of a node with n children into self.counts."""
+        typecode = _TYPECODES.get(raw[0])
+        if typecode is None:
+            raise ValueError(f"zset rank node {self.id}: counts of width {raw[0]}")
+        cnt = _from_le(typecode, raw[1:])
+        if len(cnt) != n:
+            raise ValueError(f"zset rank node {self.id}: {len(cnt)} counts for {n} children")
+        self.counts = cnt
+        self.raw_counts = raw
 
 
 class RankIndex:
@@ -205,48 +241,91 @@ class RankIndex:
         self._deleted = set()            # ids of nodes removed by the current operation
 
     # -- records --------------------------------------------------------------------
+    #
+    # Decoded nodes are kept in _CACHE across commands, keyed by their record prefix and
+    # validated by the record bytes read on every use: a node whose records still hold
+    # the bytes it was decoded from is reused as it is (no decoding, separators already a
+    # list for bisect), so the cost of a level is two gets and a bytes comparison.
 
-    def _key(self, id_, tag):
-        return self.np + id_.to_bytes(8, "big") + tag
+    def _base(self, id_):
+        return self.np + id_.to_bytes(8, "big")
 
     def _load(self, id_):
         node = self._nodes.get(id_)
-        if node is None:
-            keys = self.store.get(self._key(id_, _KEYS_TAG))
-            counts = self.store.get(self._key(id_, _COUNTS_TAG))
-            if keys is None or counts is None:
-                raise ValueError(f"zset rank index: node {id_} is missing")
+        if node is not None:
+            return node
+        base = self._base(id_)
+        keys = self.store.get(base + _KEYS_TAG)
+        counts = self.store.get(base + _COUNTS_TAG)
+        if keys is None or counts is None:
+            raise ValueError(f"zset rank index: node {id_} is missing")
+        node = _CACHE.get(base)
+        if node is not None and node.raw_keys == keys:
+            if node.raw_counts != counts:
+                node.set_counts(counts, len(node.counts))
+            if node._seps is None:
+                node.seps                   # noqa: B018 - materialize: bisect from now on
+            _CACHE.move_to_end(base)
+        else:
             node = Node.decode(id_, keys, counts)
-            self._nodes[id_] = node
+            _CACHE[base] = node
+            if len(_CACHE) > CACHE_NODES:
+                _CACHE.popitem(last=False)
+        self._nodes[id_] = node
         return node
 
     def _new_node(self, level, seps, kids, counts):
         id_ = self.shape.next_id
         self.shape.next_id += 1
-        node = Node(id_, level, seps, kids, counts)
+        node = Node(id_, level, seps, kids, None)
+        node.counts = array(self._typecode(level))
+        node.splice(0, 0, counts)
         node.keys_dirty = node.counts_dirty = True
         self._nodes[id_] = node
         return node
+
+    def _typecode(self, level):
+        """The narrowest count width that holds any count of a node at this level."""
+        most = self.bmax * self.fmax ** (level - 1)
+        for typecode in ("B", "H", "I"):
+            if most < 1 << (8 * _ITEMSIZE[typecode]):
+                return typecode
+        return "Q"
 
     def _drop(self, node):
         self._nodes.pop(node.id, None)
         self._deleted.add(node.id)
 
     def _flush(self):
+        """Writes the changed nodes and deletes the dropped ones."""
         put, delete = self.store.put, self.store.delete
         for id_ in self._deleted:
-            delete(self._key(id_, _KEYS_TAG))
-            delete(self._key(id_, _COUNTS_TAG))
+            base = self._base(id_)
+            delete(base + _KEYS_TAG)
+            delete(base + _COUNTS_TAG)
+            _CACHE.pop(base, None)
         for node in self._nodes.values():
-            if node.keys_dirty:
-                put(self._key(node.id, _KEYS_TAG), node.encode_keys())
-            if node.counts_dirty:
-                put(self._key(node.id, _COUNTS_TAG), node.encode_counts())
-            node.keys_dirty = node.counts_dirty = False
+            if node.keys_dirty or node.counts_dirty:
+                base = self._base(node.id)
+                if node.keys_dirty:
+                    node.raw_keys = node.encode_keys()
+                    put(base + _KEYS_TAG, node.raw_keys)
+                if node.counts_dirty:
+                    node.raw_counts = node.encode_counts()
+                    put(base + _COUNTS_TAG, node.raw_counts)
+                node.keys_dirty = node.counts_dirty = False
+                _CACHE[base] = node
+        while len(_CACHE) > CACHE_NODES:
+            _CACHE.popitem(last=False)
         self._nodes.clear()
         self._deleted.clear()
 
-    def _forget(self):
+    def _forget(self, changed=False):
+        """Ends an operation without writing; `changed`: it failed after changing nodes
+        in memory, which must then leave the cache."""
+        if changed:
+            for id_ in list(self._nodes) + list(self._deleted):
+                _CACHE.pop(self._base(id_), None)
         self._nodes.clear()
         self._deleted.clear()
 
@@ -286,7 +365,7 @@ class RankIndex:
 
     # -- descent --------------------------------------------------------------------
 
-    def _descend(self, x):
+    def _descend(self, x, ranks=True):
         """[(node, child index)] from the root to the level-1 node whose bucket holds
         x, the elements before that bucket, and the upper bound of that level-1 node's
         range (None: the end)."""
@@ -297,7 +376,7 @@ class RankIndex:
         while True:
             i = node.route(x)
             path.append((node, i))
-            if i:
+            if i and ranks:
                 before += sum(node.counts[:i])
             if node.level == 1:
                 return path, before, hi
@@ -350,9 +429,9 @@ class RankIndex:
                 self.rebuild(count)
             return
         try:
-            path, _, node_hi = self._descend(x)
+            path, _, node_hi = self._descend(x, False)
             for node, i in path:
-                node.counts[i] += 1
+                node.add(i, 1)
                 node.counts_dirty = True
             leaf, i = path[-1]
             if leaf.counts[i] > self.bmax:
@@ -360,7 +439,7 @@ class RankIndex:
                 self._fix_overflow(path)
             self._flush()
         except BaseException:
-            self._forget()
+            self._forget(changed=True)
             raise
 
     def deleted(self, x, count):
@@ -368,9 +447,9 @@ class RankIndex:
         if self.shape.height == 0:
             return
         try:
-            path, _, node_hi = self._descend(x)
+            path, _, node_hi = self._descend(x, False)
             for node, i in path:
-                node.counts[i] -= 1
+                node.add(i, -1)
                 node.counts_dirty = True
             leaf, i = path[-1]
             if leaf.counts[i] < self.bmin and len(leaf) >= 2:
@@ -378,7 +457,7 @@ class RankIndex:
             self._fix_underflow(path)
             self._flush()
         except BaseException:
-            self._forget()
+            self._forget(changed=True)
             raise
 
     def moved(self, old, new, count):
@@ -387,7 +466,7 @@ class RankIndex:
         if self.shape.height == 0:
             return
         try:
-            path, _, node_hi = self._descend(old)
+            path, _, node_hi = self._descend(old, False)
             leaf, i = path[-1]
             hi = self._bucket_hi(leaf, i, node_hi)
             same = leaf.sep(i) <= new and (hi is None or new < hi)
@@ -408,7 +487,7 @@ class RankIndex:
         mid = len(keys) // 2
         sep = shortest_separator(keys[mid - 1], keys[mid])
         leaf.seps.insert(i + 1, sep)
-        leaf.counts[i:i + 1] = [mid, len(keys) - mid]
+        leaf.splice(i, i + 1, [mid, len(keys) - mid])
         leaf.keys_dirty = leaf.counts_dirty = True
 
     @staticmethod
@@ -421,7 +500,7 @@ class RankIndex:
         result in the middle again when that holds too many)."""
         a = i - 1 if i > 0 else i
         seps = leaf.seps
-        leaf.counts[a:a + 2] = [leaf.counts[a] + leaf.counts[a + 1]]
+        leaf.splice(a, a + 2, [leaf.counts[a] + leaf.counts[a + 1]])
         del seps[a + 1]
         leaf.keys_dirty = leaf.counts_dirty = True
         if leaf.counts[a] > self.bmax:
@@ -456,8 +535,8 @@ class RankIndex:
             moved = sum(right.counts)
             parent.seps.insert(pi + 1, right.seps[0])
             parent.kids.insert(pi + 1, right.id)
-            parent.counts[pi] -= moved
-            parent.counts.insert(pi + 1, moved)
+            parent.add(pi, -moved)
+            parent.splice(pi + 1, pi + 1, [moved])
             parent.keys_dirty = parent.counts_dirty = True
 
     def _fix_underflow(self, path):
@@ -474,10 +553,10 @@ class RankIndex:
             left.seps.extend(right.seps)
             if left.kids is not None:
                 left.kids.extend(right.kids)
-            left.counts.extend(right.counts)
+            left.splice(len(left), len(left), right.counts)
             left.keys_dirty = left.counts_dirty = True
             self._drop(right)
-            parent.counts[a:a + 2] = [parent.counts[a] + parent.counts[a + 1]]
+            parent.splice(a, a + 2, [parent.counts[a] + parent.counts[a + 1]])
             del parent.seps[a + 1]
             del parent.kids[a + 1]
             parent.keys_dirty = parent.counts_dirty = True
@@ -486,8 +565,8 @@ class RankIndex:
                 n_moved = sum(moved.counts)
                 parent.seps.insert(a + 1, moved.seps[0])
                 parent.kids.insert(a + 1, moved.id)
-                parent.counts[a] -= n_moved
-                parent.counts.insert(a + 1, n_moved)
+                parent.add(a, -n_moved)
+                parent.splice(a + 1, a + 1, [n_moved])
         root = self._load(self.shape.root)
         while len(root) == 1 and root.level >= 2:
             child = self._load(root.kids[0])
@@ -549,7 +628,7 @@ class RankIndex:
                         self._flush()
                 prev = key
         if b != nb or seps:
-            self._forget()
+            self._forget(changed=True)
             raise ValueError(f"zset rank index: rebuild counted {count} elements, found a different number")
         level = 1
         while len(level_entries) > 1:
