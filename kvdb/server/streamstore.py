@@ -158,11 +158,11 @@ def decode_fields(raw):
     """The fields and values of an entry's value (after its node number)."""
     out = []
     pos, end = 8, len(raw)
+    unpack = _U32.unpack_from
     while pos < end:
-        n = _U32.unpack_from(raw, pos)[0]
-        pos += 4
-        out.append(bytes(raw[pos:pos + n]))
-        pos += n
+        n = unpack(raw, pos)[0] + pos + 4
+        out.append(raw[pos + 4:n])
+        pos = n
     return out
 
 
@@ -366,11 +366,34 @@ class Stream:
         if start > end:
             return []
         out = []
+        add = out.append
         t = len(self._t)
+        unpack = _ID.unpack_from
+        limit = count or -1
         with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00", reverse=rev) as it:
             for k, v in it:
-                out.append((_ID.unpack_from(k, t), decode_fields(v)))
-                if count and len(out) >= count:
+                add((unpack(k, t), decode_fields(v)))
+                if len(out) == limit:
+                    break
+        return out
+
+    def entry_replies(self, start, end, count=0, rev=False):
+        """As entries(), formatted for a reply: [[b"ms-seq", [field, value, ...]], ...]."""
+        if self.e.body.count == 0 or start > end:
+            return []
+        if not rev and start < self.meta.first:
+            start = self.meta.first
+        if start > end:
+            return []
+        out = []
+        add = out.append
+        t = len(self._t)
+        unpack = _ID.unpack_from
+        limit = count or -1
+        with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00", reverse=rev) as it:
+            for k, v in it:
+                add([b"%d-%d" % unpack(k, t), decode_fields(v)])
+                if len(out) == limit:
                     break
         return out
 

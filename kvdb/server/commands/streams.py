@@ -211,7 +211,7 @@ def _xrange(c, args, rev):
         return []
     if count == 0:
         return NULL_ARRAY
-    return entries_reply(st.entries(start, end, max(count, 0), rev=rev))
+    return st.entry_replies(start, end, max(count, 0), rev=rev)
 
 
 @command("xrange", -4, "readonly", "@stream", (1, 1, 1),
@@ -308,9 +308,9 @@ def xread(c, args):
             start = incr_id(gt)
             if start is None:
                 continue
-            found = st.entries(start, MAX_ID, count)
+            found = st.entry_replies(start, MAX_ID, count)
             if found:
-                served.append((key, entries_reply(found)))
+                served.append((key, found))
         return served
 
     served = attempt()
