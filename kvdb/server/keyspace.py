@@ -13,6 +13,15 @@ docs/format/server-keys.md; in short (d is the database number as one byte):
     \\x01 \\xff version                 -> b"kvdb-server-keys 2"
     \\x01 \\xff vclock                  -> u64 BE, versions up to this one are reserved
 
+Key names too long for these records (a name's meta key, expiry entry or hash
+field prefix would pass the engine's key limit) are addressed by their SHA-256
+digest instead, with the full name kept in the record's value, so any name up to
+Redis's 512 MB works (docs/format/server-keys-long-names.md):
+
+    \\x01 d K sha256(key)              -> len(key) u32 BE, key, then the meta value
+    \\x01 d y <expire_at> sha256(key)  -> key
+    \\x01 d h ffffffff sha256(key) <field> -> field value
+
 Every key of the server starts with 0x01; keys starting with 0x00 belong to the
 document layer.
 
@@ -30,6 +39,7 @@ write of a command group, then one kvdb transaction for the rest of the group,
 so a group (one or many clients' pipelined commands, or a MULTI/EXEC) commits
 as one atomic log record.
 """
+import hashlib
 import struct
 import time
 
@@ -61,9 +71,15 @@ VCLOCK_KEY = NS + b"\xffvclock"
 FORMAT_VERSION = b"kvdb-server-keys 2"
 OLD_FORMAT_VERSIONS = (b"kvdb-server-keys 1",)  # read as they are: version 2 only added record kinds
 VCLOCK_BLOCK = 1 << 20   # versions reserved per vclock write
-# The longest key name, hash field or collection member the server stores: the engine's
-# key limit (kvdb.MAX_KEY_SIZE) less the longest record prefix around it.
+# The longest hash field, collection member or other name kept in a record's key: the
+# engine's key limit (kvdb.MAX_KEY_SIZE) less the longest record prefix around it.
 MAX_NAME = kvdb.MAX_KEY_SIZE - 64
+# Key names may be as long as Redis allows (512 MB, its proto-max-bulk-len): names past
+# the limits below are kept through their digest (LONG records, see the docstring).
+LONG_META = kvdb.MAX_KEY_SIZE - 3     # longest name whose meta key is 0x01 db "k" name
+LONG_EXPIRY = kvdb.MAX_KEY_SIZE - 11  # longest whose expiry entry is 0x01 db "x" at name
+LONG_FIELDS = MAX_NAME                # longest whose hash fields are under 0x01 db "h" len name
+LONG_HASH_LEN = b"\xff\xff\xff\xff"   # the key-length of a long-named hash's field prefix
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -73,9 +89,6 @@ _TYPE_STRING_BYTE = TYPE_STRING[0]
 _DB = [bytes((d,)) for d in range(256)]
 EAGER_DELETE = 64        # a collection of up to this many elements is cleared by DEL itself
 COPY_BATCH = 1024        # records read per scan when COPY, MOVE or RENAME streams through a key's records
-# A hash field's record key is field_prefix (7 bytes + the key name) + the field: the key name
-# and the field together may take this many bytes.
-FIELD_ROOM = kvdb.MAX_KEY_SIZE - 7
 
 
 def _take(it, n):
@@ -105,9 +118,15 @@ class NameTooLong(Exception):
 
 
 def check_name(name, what="key"):
-    """Raises NameTooLong for a key name, field or member the engine cannot hold."""
+    """Raises NameTooLong for a name kept in a record key (a hash field, a member, ...) that
+    the engine cannot hold. Key names themselves may be longer (see LONG_META)."""
     if len(name) > MAX_NAME:
         raise NameTooLong(f"ERR {what} is {len(name)} bytes, kvdb's server stores {what}s up to {MAX_NAME} bytes")
+
+
+def digest(key):
+    """What addresses the records of a key name too long to be in them (LONG_*)."""
+    return hashlib.sha256(key).digest()
 
 
 def now_ms():
@@ -115,7 +134,13 @@ def now_ms():
 
 
 def meta_key(db, key):
-    return NS + bytes((db,)) + b"k" + key
+    if len(key) > LONG_META:
+        return NS + _DB[db] + b"K" + digest(key)
+    return NS + _DB[db] + b"k" + key
+
+
+def long_meta_prefix(db):
+    return NS + _DB[db] + b"K"
 
 
 def meta_prefix(db):
@@ -123,11 +148,25 @@ def meta_prefix(db):
 
 
 def field_prefix(db, key):
-    return NS + bytes((db,)) + b"h" + _U32.pack(len(key)) + key
+    if len(key) > LONG_FIELDS:
+        return NS + _DB[db] + b"h" + LONG_HASH_LEN + digest(key)
+    return NS + _DB[db] + b"h" + _U32.pack(len(key)) + key
+
+
+def field_room(key):
+    """The longest field a hash named key can have (its field records hold the key name, or
+    its digest, and the field: together within the engine's key limit)."""
+    return kvdb.MAX_KEY_SIZE - len(field_prefix(0, key))
 
 
 def expiry_key(db, at, key):
-    return NS + bytes((db,)) + b"x" + _U64.pack(at) + key
+    if len(key) > LONG_EXPIRY:
+        return NS + _DB[db] + b"y" + _U64.pack(at) + digest(key)
+    return NS + _DB[db] + b"x" + _U64.pack(at) + key
+
+
+def long_expiry_prefix(db):
+    return NS + _DB[db] + b"y"
 
 
 def expiry_prefix(db):
@@ -179,6 +218,19 @@ class Entry:
         if self.type in COLLECTION_TYPES:
             return self.type + _U64.pack(self.expire_at) + self.body.encode()
         return self.type + _U64.pack(self.expire_at) + self.body
+
+
+def _long_value(raw, key):
+    """The meta value in a long name's record, None when absent or the record is another name's."""
+    if raw is None:
+        return None
+    n = _U32.unpack_from(raw)[0]
+    return raw[4 + n:] if raw[4:4 + n] == key else None
+
+
+def _field_error(length, key):
+    return (f"ERR hash field is {length} bytes, kvdb's server stores hash fields up to "
+            f"{min(field_room(key), MAX_NAME)} bytes in a hash whose name is {len(key)} bytes")
 
 
 def decode_entry(raw):
@@ -268,16 +320,47 @@ class Keyspace:
             with self.db.scan(prefix=NS + _DB[d] + b"g") as it:
                 self.garbage += sum(1 for _ in it)
         for d in range(self.databases):
-            with self.db.scan(prefix=meta_prefix(d)) as it:
-                self.keys[d] = sum(1 for _ in it)
-            with self.db.scan(prefix=expiry_prefix(d)) as it:
-                self.expires[d] = sum(1 for _ in it)
+            for prefix in (meta_prefix(d), long_meta_prefix(d)):
+                with self.db.scan(prefix=prefix) as it:
+                    self.keys[d] += sum(1 for _ in it)
+            for prefix in (expiry_prefix(d), long_expiry_prefix(d)):
+                with self.db.scan(prefix=prefix) as it:
+                    self.expires[d] += sum(1 for _ in it)
+
+    # -- meta records and expiry entries, of short and long names -------------------------
+
+    def get_meta(self, db, key):
+        """key's meta value (type, expire_at, body), even if expired; None when absent."""
+        if len(key) <= LONG_META:
+            return self.store.get(NS + _DB[db] + b"k" + key)
+        return _long_value(self.store.get(meta_key(db, key)), key)
+
+    def put_meta(self, db, key, value):
+        """Writes key's meta value (a long name's record keeps the name before it)."""
+        if len(key) <= LONG_META:
+            self.store.put(NS + _DB[db] + b"k" + key, value)
+            return
+        mk = meta_key(db, key)
+        held = self.store.get(mk)
+        if held is not None and _long_value(held, key) is None:
+            raise kvdb.CorruptionError(f"server key layout: two key names share the digest {mk[3:].hex()}")
+        self.store.put(mk, _U32.pack(len(key)) + key + value)
+
+    def delete_meta(self, db, key):
+        self.store.delete(meta_key(db, key))
+
+    def put_expiry(self, db, at, key):
+        """Adds key's expiry-index entry (a long name's entry holds the name)."""
+        self.store.put(expiry_key(db, at, key), b"" if len(key) <= LONG_EXPIRY else key)
+
+    def delete_expiry(self, db, at, key):
+        self.store.delete(expiry_key(db, at, key))
 
     # -- entries -----------------------------------------------------------
 
     def entry(self, db, key, now=None):
         """The live entry of key, or None (absent or expired)."""
-        e = decode_entry(self.store.get(meta_key(db, key)))
+        e = decode_entry(self.get_meta(db, key))
         if e is not None and e.expire_at and e.expire_at <= (now or now_ms()):
             return None
         return e
@@ -290,19 +373,19 @@ class Keyspace:
 
     def put_entry(self, db, key, e, old=None):
         """Writes e as key's meta record; `old` is the record it replaces (raw lookup)."""
+        self.put_meta(db, key, e.encode())
         if old is not None and old.expire_at != e.expire_at and old.expire_at:
-            self.store.delete(expiry_key(db, old.expire_at, key))
+            self.delete_expiry(db, old.expire_at, key)
             self.expires[db] -= 1
         if e.expire_at and (old is None or old.expire_at != e.expire_at):
-            self.store.put(expiry_key(db, e.expire_at, key), b"")
+            self.put_expiry(db, e.expire_at, key)
             self.expires[db] += 1
         if old is None:
             self.keys[db] += 1
-        self.store.put(meta_key(db, key), e.encode())
 
     def raw(self, db, key):
         """The meta record even if expired (writers replace expired keys through it)."""
-        return decode_entry(self.store.get(meta_key(db, key)))
+        return decode_entry(self.get_meta(db, key))
 
     def prepare_write(self, db, key, type_=None):
         """For a writer: (live entry or None, raw record to replace or None). An expired
@@ -359,7 +442,7 @@ class Keyspace:
         if new:
             e.is_new = False
             self.keys[db] += 1
-        self.store.put(meta_key(db, key), e.encode())
+        self.put_meta(db, key, e.encode())
 
     def clear_subrecords(self, db, type_, version, budget):
         """Deletes up to `budget` sub-records of a collection version; returns how many
@@ -422,9 +505,9 @@ class Keyspace:
             for k in fields:
                 self.store.delete(k)
         if e.expire_at:
-            self.store.delete(expiry_key(db, e.expire_at, key))
+            self.delete_expiry(db, e.expire_at, key)
             self.expires[db] -= 1
-        self.store.delete(meta_key(db, key))
+        self.delete_meta(db, key)
         self.keys[db] -= 1
         self.on_change(db, key, event)
         return True
@@ -489,14 +572,14 @@ class Keyspace:
 
     def check_room(self, db, src, e, dst):
         """For RENAME/COPY/MOVE of key src (live entry e) to the name dst: raises NameTooLong,
-        before anything is written, when a hash has a field too long to go with the longer
-        name (field records hold the key name and the field, FIELD_ROOM bytes together)."""
-        if e.type != TYPE_HASH or len(dst) <= len(src) or len(dst) + MAX_NAME <= FIELD_ROOM:
+        before anything is written, when a hash has a field too long to go with the new name
+        (field records hold the key name, or its digest, and the field: see field_room)."""
+        room = field_room(dst)
+        if e.type != TYPE_HASH or room >= field_room(src) or room >= MAX_NAME:
             return
         longest = self._longest_field(field_prefix(db, src))
-        if longest is not None and len(dst) + longest > FIELD_ROOM:
-            raise NameTooLong(f"ERR hash field is {longest} bytes with a key name of {len(dst)} bytes, "
-                              f"kvdb's server stores a hash's key name and field together up to {FIELD_ROOM} bytes")
+        if longest is not None and longest > room:
+            raise NameTooLong(_field_error(longest, dst))
 
     def _copy_fields(self, src_db, src, dst_db, dst, move):
         """Copies (move: moves) a hash's field records to another key, COPY_BATCH at a time."""
@@ -531,15 +614,18 @@ class Keyspace:
         if e.type == TYPE_HASH:
             self._copy_fields(db, src, db, dst, move=True)
         if e.expire_at:
-            self.store.delete(expiry_key(db, e.expire_at, src))
-            self.store.put(expiry_key(db, e.expire_at, dst), b"")
-        self.store.delete(meta_key(db, src))
-        self.store.put(meta_key(db, dst), e.encode())
+            self.delete_expiry(db, e.expire_at, src)
+            self.put_expiry(db, e.expire_at, dst)
+        self.delete_meta(db, src)
+        self.put_meta(db, dst, e.encode())
 
     # -- strings -----------------------------------------------------------
 
     def get_string(self, db, key):
-        raw = self.store.get(NS + _DB[db] + b"k" + key)  # meta_key, inlined: GET is the hottest path
+        if len(key) <= LONG_META:
+            raw = self.store.get(NS + _DB[db] + b"k" + key)  # get_meta, inlined: GET is the hottest path
+        else:
+            raw = self.get_meta(db, key)
         if raw is None:
             return None
         if raw[1:HEADER] != NO_EXPIRY and _U64.unpack_from(raw, 1)[0] <= now_ms():
@@ -550,12 +636,12 @@ class Keyspace:
 
     def set_string(self, db, key, value, expire_at=0, keep_ttl=False, event="set"):
         mk = NS + _DB[db] + b"k" + key
-        raw = self.store.get(mk)
-        if raw is None or (raw[0] == _TYPE_STRING_BYTE and raw[1:HEADER] == NO_EXPIRY):
+        raw = self.store.get(mk) if len(key) <= LONG_EXPIRY else False  # long names: the general path
+        if raw is None or (raw and raw[0] == _TYPE_STRING_BYTE and raw[1:HEADER] == NO_EXPIRY):
             # The common case, a new key or a string without expiry: no index entry to
             # move, no fields to delete (the general path below handles the rest).
             if expire_at:
-                self.store.put(expiry_key(db, expire_at, key), b"")
+                self.put_expiry(db, expire_at, key)
                 self.expires[db] += 1
             self.store.put(mk, TYPE_STRING + _U64.pack(expire_at) + value)
             if raw is None:
@@ -577,7 +663,7 @@ class Keyspace:
 
     def hash_get(self, db, key, field):
         e = self.typed(db, key, TYPE_HASH)
-        if e is None or len(key) + len(field) > FIELD_ROOM:  # too long to have been stored
+        if e is None or len(field) > field_room(key):  # too long to have been stored
             return None
         return self.store.get(field_prefix(db, key) + field)
 
@@ -585,10 +671,8 @@ class Keyspace:
         """Sets fields; returns how many were new. only_new: HSETNX (skip existing)."""
         for field, _ in pairs:
             check_name(field, "hash field")
-            if len(key) + len(field) > FIELD_ROOM:
-                raise NameTooLong(f"ERR hash field is {len(field)} bytes with a key name of {len(key)} bytes, "
-                                  f"kvdb's server stores a hash's key name and field together up to "
-                                  f"{FIELD_ROOM} bytes")
+            if len(field) > field_room(key):
+                raise NameTooLong(_field_error(len(field), key))
         old = self.prepare_write(db, key, TYPE_HASH)
         prefix = field_prefix(db, key)
         added = 0
@@ -605,7 +689,7 @@ class Keyspace:
                 return 0
             self.put_entry(db, key, Entry(TYPE_HASH, 0, added))
         elif added:
-            self.store.put(meta_key(db, key), Entry(TYPE_HASH, old.expire_at, old.body + added).encode())
+            self.put_meta(db, key, Entry(TYPE_HASH, old.expire_at, old.body + added).encode())
         return added
 
     def hash_delete(self, db, key, fields):
@@ -615,7 +699,7 @@ class Keyspace:
         prefix = field_prefix(db, key)
         removed = 0
         for field in set(fields):
-            if len(key) + len(field) > FIELD_ROOM:  # too long to have been stored
+            if len(field) > field_room(key):  # too long to have been stored
                 continue
             k = prefix + field
             if self.store.get(k) is not None:
@@ -625,7 +709,7 @@ class Keyspace:
             if removed >= e.body:
                 self.remove(db, key, e, event=None)
             else:
-                self.store.put(meta_key(db, key), Entry(TYPE_HASH, e.expire_at, e.body - removed).encode())
+                self.put_meta(db, key, Entry(TYPE_HASH, e.expire_at, e.body - removed).encode())
         return removed
 
     def hash_items(self, db, key, after=None, count=None):
@@ -659,24 +743,41 @@ class Keyspace:
                     break
         return out
 
-    def due_expiries(self, db, now, limit):
-        """[(expire_at, key)] of db whose expiry is at or before now, oldest first, up to limit."""
-        prefix = expiry_prefix(db)
+    def scan_long_keys(self, db, after=None, limit=None):
+        """[(digest, key, entry)] of the keys whose names are past LONG_META, in digest order
+        after the digest `after` (entries may be expired); up to limit."""
+        base = long_meta_prefix(db)
+        start = base + after + b"\x00" if after is not None else None
         out = []
-        with self.store.scan(start=prefix, end=prefix + _U64.pack(now + 1)) as it:
-            for k, _ in it:
-                out.append((_U64.unpack_from(k, len(prefix))[0], k[len(prefix) + 8:]))
-                if len(out) >= limit:
+        with self.store.scan(start=start, prefix=base) as it:
+            for k, raw in it:
+                n = _U32.unpack_from(raw)[0]
+                out.append((k[len(base):], bytes(raw[4:4 + n]), decode_entry(raw[4 + n:])))
+                if limit is not None and len(out) >= limit:
                     break
         return out
 
+    def due_expiries(self, db, now, limit):
+        """[(expire_at, key)] of db whose expiry is at or before now, oldest first, up to limit."""
+        out = []
+        for prefix, long_names in ((expiry_prefix(db), False), (long_expiry_prefix(db), True)):
+            n = len(out)
+            with self.store.scan(start=prefix, end=prefix + _U64.pack(now + 1)) as it:
+                for k, v in it:
+                    out.append((_U64.unpack_from(k, len(prefix))[0], bytes(v) if long_names else k[len(prefix) + 8:]))
+                    if len(out) - n >= limit:
+                        break
+        out.sort(key=lambda item: item[0])
+        del out[limit:]
+        return out
+
     def drop_expiry_entry(self, db, at, key):
-        self.store.delete(expiry_key(db, at, key))
+        self.delete_expiry(db, at, key)
         self.expires[db] -= 1
 
     def flush(self, db):
         """Deletes every key of db (FLUSHDB); range deletes in one transaction."""
-        kinds = [b"k", b"h", b"x", b"g"] + [k for ks in COLLECTION_KINDS.values() for k in ks]
+        kinds = [b"k", b"K", b"h", b"x", b"y", b"g"] + [k for ks in COLLECTION_KINDS.values() for k in ks]
         for kind in kinds:
             with self.store.scan(prefix=NS + bytes((db,)) + kind) as it:
                 keys = [k for k, _ in it]

@@ -11,7 +11,9 @@ next call continues after it. Every key present for the whole iteration is
 returned exactly once; a key added or removed meanwhile may or may not be. A
 cursor is the decimal integer of b"\\x01" + key for keys up to 1 KiB, and of
 b"\\x02" + an id into a bounded server-side table for longer keys (Python's int()
-refuses decimal strings past 4300 digits).
+refuses decimal strings past 4300 digits). SCAN walks the keys whose names are too
+long for the key range (keyspace.LONG_META, kept by their digest) after all others,
+in digest order; its cursor there is b"\\x03" + the last digest returned.
 """
 import os
 
@@ -39,17 +41,22 @@ def encode_cursor(key):
     return str(int.from_bytes(b"\x02" + ident.to_bytes(8, "big"), "big")).encode()
 
 
-def decode_cursor(text):
-    """The key after which to continue, None for the start."""
+def _cursor_bytes(text):
+    """The bytes a cursor's decimal number stands for (b"" for 0)."""
     try:
         if not text.isdigit():
             raise ValueError
         n = int(text)
     except ValueError:
         raise CommandError("ERR invalid cursor") from None
-    if n == 0:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+def decode_cursor(text):
+    """The key after which to continue, None for the start."""
+    raw = _cursor_bytes(text)
+    if not raw:
         return None
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
     if raw[0] == 1:
         return raw[1:]
     if raw[0] == 2 and len(raw) == 9:
@@ -93,22 +100,42 @@ def type_(c, args):
     return Status("none" if e is None else TYPE_NAMES[e.type])
 
 
-def _live_keys(c, pattern, after=None, limit=None, type_filter=None):
-    """(keys, last key examined) of live keys matching pattern, examining up to limit."""
+def _wanted(key, e, now, pattern, type_filter):
+    if e.expire_at and e.expire_at <= now:
+        return False
+    if type_filter is not None and e.type != type_filter:
+        return False
+    return pattern == b"*" or glob_match(pattern, key)
+
+
+def _live_keys(c, pattern, after=None, limit=None, type_filter=None, long_after=None):
+    """(keys, where to continue) of live keys matching pattern, examining up to limit: the
+    keys after `after` (key order), then those with long names after the digest `long_after`
+    (digest order). Where to continue: None when done, ("k", key) or ("K", digest)."""
     ks = c.server.ks
     now = now_ms()
-    prefix = literal_prefix(pattern)
-    batch = ks.scan_keys(c.db, after=after, prefix=prefix, limit=limit)
     out = []
-    for key, e in batch:
-        if e.expire_at and e.expire_at <= now:
-            continue
-        if type_filter is not None and e.type != type_filter:
-            continue
-        if pattern == b"*" or glob_match(pattern, key):
-            out.append(key)
-    last = batch[-1][0] if limit is not None and len(batch) >= limit else None
-    return out, last
+    left = limit
+    if long_after is None:
+        batch = ks.scan_keys(c.db, after=after, prefix=literal_prefix(pattern), limit=limit)
+        out = [key for key, e in batch if _wanted(key, e, now, pattern, type_filter)]
+        if limit is not None:
+            if len(batch) >= limit:
+                return out, ("k", batch[-1][0])
+            left = limit - len(batch)
+    long_batch = ks.scan_long_keys(c.db, after=long_after, limit=left)
+    out += [key for _, key, e in long_batch if _wanted(key, e, now, pattern, type_filter)]
+    if left is not None and len(long_batch) >= left:
+        return out, ("K", long_batch[-1][0])
+    return out, None
+
+
+def _scan_cursor(where):
+    if where is None:
+        return b"0"
+    if where[0] == "k":
+        return encode_cursor(where[1])
+    return str(int.from_bytes(b"\x03" + where[1], "big")).encode()
 
 
 @command("keys", 2, "readonly", "@keyspace @dangerous", **_g(summary="Returns all key names that match a pattern."))
@@ -143,10 +170,14 @@ def parse_scan_options(args, i, allow_type):
 
 @command("scan", -2, "readonly", "@keyspace", **_g(summary="Iterates over the key names in the database.", since="2.8.0"))
 def scan(c, args):
-    after = decode_cursor(args[1])
+    raw = _cursor_bytes(args[1])
+    if raw[:1] == b"\x03" and len(raw) == 33:
+        after, long_after = None, raw[1:]
+    else:
+        after, long_after = decode_cursor(args[1]), None
     pattern, count, type_filter, _ = parse_scan_options(args, 2, True)
-    found, last = _live_keys(c, pattern, after=after, limit=count, type_filter=type_filter)
-    return [encode_cursor(last), found]
+    found, where = _live_keys(c, pattern, after=after, limit=count, type_filter=type_filter, long_after=long_after)
+    return [_scan_cursor(where), found]
 
 
 @command("randomkey", 1, "readonly", "@keyspace", **_g(summary="Returns a random key name from the database."))
@@ -157,6 +188,10 @@ def randomkey(c, args):
         start = os.urandom(4)
         for after in (start, None):
             for key, e in ks.scan_keys(c.db, after=after, limit=16):
+                if not (e.expire_at and e.expire_at <= now):
+                    return key
+        for after in (os.urandom(32), None):   # keys with long names (by digest)
+            for _, key, e in ks.scan_long_keys(c.db, after=after, limit=16):
                 if not (e.expire_at and e.expire_at <= now):
                     return key
     return None
