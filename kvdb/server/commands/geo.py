@@ -83,6 +83,8 @@ def geoadd(c, args):
     zs = write_zset(c, args[1], create=not xx)
     if zs is None:
         return 0
+    if len(items) > 64 and len(items) >= zs.count:
+        zs.bulk()  # many members into a small set: rebuild the rank index once (as ZADD does)
     added = changed = 0
     for score, member in items:
         current = zs.score(member)
