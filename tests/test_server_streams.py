@@ -12,7 +12,7 @@ import types
 import pytest
 
 import kvdb
-from kvdb.server.commands import stream_groups, streams
+from kvdb.server.commands import stream_claims, stream_groups, streams
 from kvdb.server.keyspace import TYPE_STREAM, Keyspace
 from kvdb.server.streamstore import Stream, StreamMeta, entry_node, parse_id
 from redisref import reference_pair
@@ -788,8 +788,8 @@ def test_storage_invariants(tmp_path):
             args = [a if isinstance(a, bytes) else str(a).encode() for a in _random_command(rng, state)]
             cmd = args[0].decode().lower()
             handler = {"xadd": streams.xadd, "xdel": streams.xdel, "xtrim": streams.xtrim,
-                       "xack": stream_groups.xack, "xclaim": stream_groups.xclaim,
-                       "xautoclaim": stream_groups.xautoclaim, "xreadgroup": stream_groups.xreadgroup}.get(cmd)
+                       "xack": stream_groups.xack, "xclaim": stream_claims.xclaim,
+                       "xautoclaim": stream_claims.xautoclaim, "xreadgroup": stream_groups.xreadgroup}.get(cmd)
             if cmd == "xgroup":
                 handler = getattr(stream_groups, "xgroup_" + args[1].decode().lower())
             if handler is None:
