@@ -11,14 +11,15 @@ EVENT_CLASS = {
     "set": "$", "setrange": "$", "incrby": "$", "incrbyfloat": "$", "append": "$",
     "hset": "h", "hdel": "h", "hincrby": "h", "hincrbyfloat": "h",
     "expired": "x", "new": "n",
-    "setbit": "$",
+    "setbit": "$", "pfadd": "$",
     # lists
     **{e: "l" for e in ("lpush", "rpush", "lpop", "rpop", "linsert", "lset", "lrem", "ltrim", "lmove")},
     # sets
     **{e: "s" for e in ("sadd", "srem", "spop", "smove", "sinterstore", "sunionstore", "sdiffstore")},
     # sorted sets
     **{e: "z" for e in ("zadd", "zincr", "zrem", "zremrangebyrank", "zremrangebyscore", "zremrangebylex",
-                        "zpopmin", "zpopmax", "zunionstore", "zinterstore", "zdiffstore", "zrangestore")},
+                        "zpopmin", "zpopmax", "zunionstore", "zinterstore", "zdiffstore", "zrangestore",
+                        "geosearchstore", "georadiusstore")},
     # streams
     **{e: "t" for e in ("xadd", "xdel", "xtrim", "xsetid", "xgroup-create", "xgroup-setid", "xgroup-destroy",
                         "xgroup-createconsumer", "xgroup-delconsumer", "xclaim", "xautoclaim")},
