@@ -1128,3 +1128,48 @@ def test_kill9_keeps_entries_and_pels(tmp_path):
         c2.close()
     finally:
         srv.stop()
+
+
+def test_keyspace_notifications(pair):
+    """The events stream commands publish (class t), in order, as redis-server publishes them."""
+    pair.flush()
+    events = {}
+    subs = []
+    for name, client in (("kv", pair.kv), ("ref", pair.ref)):
+        client.config_set("notify-keyspace-events", "KEA")
+        ps = client.pubsub()
+        ps.psubscribe("__keyevent@0__:*")
+        ps.get_message(timeout=2)
+        subs.append((name, ps))
+    try:
+        script = [("XADD", "s", "1-0", "a", "b"), ("XADD", "s", "MAXLEN", "1", "2-0", "a", "b"),
+                  ("XADD", "s", "NOMKSTREAM", "MAXLEN", "5", "3-0", "a", "b"), ("XDEL", "s", "9-9"), ("XDEL", "s", "2-0"),
+                  ("XTRIM", "s", "MAXLEN", "5"), ("XTRIM", "s", "MAXLEN", "0"), ("XSETID", "s", "5-0"),
+                  ("XGROUP", "CREATE", "s", "g", "$"), ("XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"),
+                  ("XGROUP", "SETID", "s", "g", "0"), ("XGROUP", "CREATECONSUMER", "s", "g", "c"),
+                  ("XGROUP", "CREATECONSUMER", "s", "g", "c"), ("XADD", "s", "6-0", "a", "b"),
+                  ("XREADGROUP", "GROUP", "g", "d", "STREAMS", "s", ">"), ("XACK", "s", "g", "6-0"),
+                  ("XADD", "s", "7-0", "a", "b"), ("XREADGROUP", "GROUP", "g", "d", "STREAMS", "s", ">"),
+                  ("XCLAIM", "s", "g", "e", 0, "7-0"), ("XAUTOCLAIM", "s", "g", "f", 0, "0"),
+                  ("XGROUP", "DELCONSUMER", "s", "g", "c"), ("XGROUP", "DELCONSUMER", "s", "g", "zz"),
+                  ("XGROUP", "DESTROY", "s", "g"), ("XGROUP", "DESTROY", "s", "g"), ("DEL", "s")]
+        for args in script:
+            pair.same(*args)
+        for name, ps in subs:
+            got = []
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                m = ps.get_message(timeout=0.2)
+                if m is None:
+                    if got and got[-1] == (b"__keyevent@0__:del", b"s"):
+                        break
+                    continue
+                if m["type"] == "pmessage":
+                    got.append((m["channel"], m["data"]))
+            events[name] = got
+    finally:
+        for name, ps in subs:
+            ps.close()
+        pair.kv.config_set("notify-keyspace-events", "")
+        pair.ref.config_set("notify-keyspace-events", "")
+    assert events["kv"] == events["ref"]
