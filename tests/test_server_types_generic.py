@@ -723,6 +723,27 @@ def test_waitaof_redis72(p):
     assert kv.execute_command("GET", "w") == b"1"
 
 
+@pytest.mark.parametrize("how", ["RENAME", "COPY", "MOVE"])
+def test_rename_copy_move_wake_blocked_clients(p, how):
+    """A client blocked on the destination is served when a list arrives there."""
+    results = []
+    for port in (_port(p.kv), _port(p.ref)):
+        waiter, writer = Raw(port, p.protocol), Raw(port, p.protocol)
+        if how == "MOVE":
+            waiter.send(("SELECT", 1), ("BLPOP", "src", 5))
+        else:
+            waiter.send(("BLPOP", "dst", 5))
+        time.sleep(0.05)
+        cmd = {"RENAME": ("RENAME", "src", "dst"), "COPY": ("COPY", "src", "dst"), "MOVE": ("MOVE", "src", 1)}[how]
+        writer.send(("RPUSH", "src", "a", "b"), cmd)
+        results.append((writer.read(), waiter.read(quiet=0.2)))
+        writer.send(("FLUSHALL",))
+        writer.read()
+        waiter.close()
+        writer.close()
+    assert results[0] == results[1]
+
+
 def test_info_clients_counts_blocked(p):
     port = _port(p.kv)
     a, b = Raw(port), Raw(port)
