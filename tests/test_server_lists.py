@@ -421,11 +421,11 @@ def _check_invariants(ks, db, key):
 
 def test_storage_invariants_random(tmp_path):
     """The list operations straight on the Keyspace, against a Python list model, with
-    the record invariants checked after every operation (small batches force the
-    streaming paths to cross batch borders)."""
+    the record invariants checked after every operation (small thresholds so that
+    pops take both paths and LTRIM rewrites often)."""
     db = kvdb.open(str(tmp_path / "db"))
-    old_batch, old_rewrite = liststore.BATCH, liststore.REWRITE_MIN
-    liststore.BATCH, liststore.REWRITE_MIN = 3, 4
+    old_direct, old_rewrite = liststore.DIRECT_POPS, liststore.REWRITE_MIN
+    liststore.DIRECT_POPS, liststore.REWRITE_MIN = 2, 4
     try:
         ks = Keyspace(db, 16, lambda *a: None)
         rng = random.Random(5)
@@ -488,7 +488,7 @@ def test_storage_invariants_random(tmp_path):
             assert _check_invariants(ks, 0, b"L") == model, step
         ks.store.commit()
     finally:
-        liststore.BATCH, liststore.REWRITE_MIN = old_batch, old_rewrite
+        liststore.DIRECT_POPS, liststore.REWRITE_MIN = old_direct, old_rewrite
         db.close()
 
 

@@ -10,12 +10,16 @@ is at position head + i, and count == tail - head. A new list starts with
 head == tail == 2**63; LPUSH writes at head - 1 and RPUSH at tail, so pushes and
 pops at either end are one engine operation per element, LINDEX/LSET one get or
 put, and LRANGE one range scan. LINSERT and LREM shift the elements of the
-shorter side (or close the gaps they leave) streaming in bounded batches; LTRIM
+shorter side (or close the gaps they leave) while streaming one range scan; LTRIM
 deletes the trimmed ends, or, when it keeps fewer elements than it drops, copies
 the kept ones under a fresh version and leaves the old version to the garbage
-collector. Nothing holds more than one batch of elements in memory beyond what
-the reply itself returns.
+collector. No command holds the list in memory: only what its reply returns (and
+the transaction's own buffered writes).
+
+A scan on a transaction costs O(writes buffered in it) to start (it merges them),
+so each command opens as few scans as it can: one per pass, never one per batch.
 """
+import contextlib
 import struct
 
 from .commands.registry import CommandError
@@ -26,7 +30,7 @@ __all__ = ["ListRef", "open_read", "open_write", "MIDDLE", "KIND"]
 KIND = b"l"                  # the list's sub-record kind (keyspace.COLLECTION_KINDS)
 MIDDLE = 1 << 63             # head and tail of a new list: room for 2**63 pushes at each end
 MAX_TAIL = (1 << 64) - 1     # tail is exclusive and stored in 8 bytes: last usable position is 2**64 - 2
-BATCH = 512                  # elements read per scan when a command streams through a list
+DIRECT_POPS = 16             # pops of up to this many elements read them with gets, not a scan
 REWRITE_MIN = 1024           # LTRIM dropping at least this many (and more than it keeps) rewrites instead
 
 _POS = struct.Struct(">Q")
@@ -109,25 +113,21 @@ class ListRef:
                     break
         return out
 
-    def batches(self, lo, hi, reverse=False):
-        """Yields lists of up to BATCH (position, value) over [lo, hi), each read by its own
-        scan, so the caller may write between batches (behind the scan's front)."""
-        while lo < hi:
-            batch = self.scan(lo, hi, reverse, BATCH)
-            if not batch:
-                return
-            yield batch
-            if reverse:
-                hi = batch[-1][0]
-            else:
-                lo = batch[-1][0] + 1
-            if len(batch) < BATCH:
-                return
-
-    def iterate(self, reverse=False):
-        """(position, value) of every element, from the head (or the tail), in batches."""
-        for batch in self.batches(self.head, self.tail, reverse):
-            yield from batch
+    def iterate(self, lo=None, hi=None, reverse=False):
+        """(position, value) over positions [lo, hi) (default: the whole list), ascending
+        or descending, streamed by one range scan. The scan reads the state from when it
+        began (the transaction's own writes included), so callers may write while they
+        iterate; they write only positions the scan has passed anyway. Close it (or
+        exhaust it) before the command returns."""
+        lo = self.head if lo is None else lo
+        hi = self.tail if hi is None else hi
+        if lo >= hi:
+            return
+        n = len(self.prefix)
+        unpack = _POS.unpack_from
+        with self.ks.store.scan(start=self._k(lo), end=self._k(hi), reverse=reverse) as it:
+            for k, v in it:
+                yield unpack(k, n)[0], v
 
     def range(self, start, stop):
         """LRANGE's elements (Redis's clamping of start and stop)."""
@@ -167,10 +167,11 @@ class ListRef:
         n = min(count, self.tail - self.head)
         if n <= 0:
             return []
-        if n == 1:
-            pos = self.head if left else self.tail - 1
-            k = self._k(pos)
-            items = [(pos, store.get(k))]
+        if n <= DIRECT_POPS:
+            # Known positions: gets, which (unlike a scan) cost nothing extra inside a
+            # transaction that already buffers many writes.
+            positions = range(self.head, self.head + n) if left else range(self.tail - 1, self.tail - 1 - n, -1)
+            items = [(pos, store.get(self._k(pos))) for pos in positions]
         elif left:
             items = self.scan(self.head, self.head + n)
         else:
@@ -188,22 +189,23 @@ class ListRef:
     def _shift_left(self, lo, hi):
         """Moves the elements at [lo, hi) to [lo - 1, hi - 1); position hi - 1 is left stale."""
         put = self.ks.store.put
-        for batch in self.batches(lo, hi):
-            for pos, v in batch:
+        with contextlib.closing(self.iterate(lo, hi)) as items:
+            for pos, v in items:
                 put(self._k(pos - 1), v)
 
     def _shift_right(self, lo, hi):
         """Moves the elements at [lo, hi) to [lo + 1, hi + 1); position lo is left stale."""
         put = self.ks.store.put
-        for batch in self.batches(lo, hi, reverse=True):
-            for pos, v in batch:
+        with contextlib.closing(self.iterate(lo, hi, reverse=True)) as items:
+            for pos, v in items:
                 put(self._k(pos + 1), v)
 
     def find(self, pivot):
         """The index of the first element equal to pivot, or -1."""
-        for pos, v in self.iterate():
-            if v == pivot:
-                return pos - self.head
+        with contextlib.closing(self.iterate()) as items:
+            for pos, v in items:
+                if v == pivot:
+                    return pos - self.head
         return -1
 
     def insert(self, index, value):
@@ -233,19 +235,20 @@ class ListRef:
         limit = abs(count) if count else None
         first = last = None
         found = 0
-        for pos, v in self.iterate(reverse=count < 0):
-            if v == element:
-                found += 1
-                if count < 0:
-                    first = pos
-                    if last is None:
-                        last = pos
-                else:
-                    last = pos
-                    if first is None:
+        with contextlib.closing(self.iterate(reverse=count < 0)) as items:
+            for pos, v in items:
+                if v == element:
+                    found += 1
+                    if count < 0:
                         first = pos
-                if limit is not None and found >= limit:
-                    break
+                        if last is None:
+                            last = pos
+                    else:
+                        last = pos
+                        if first is None:
+                            first = pos
+                    if limit is not None and found >= limit:
+                        break
         if not found:
             return 0
         if found == self.tail - self.head:
@@ -258,8 +261,8 @@ class ListRef:
         if move_tail_side:
             # Kept elements after `first` slide towards the head; the last k positions go.
             w = first
-            for batch in self.batches(first, self.tail):
-                for pos, v in batch:
+            with contextlib.closing(self.iterate(first, self.tail)) as items:
+                for pos, v in items:
                     if removed < k and v == element:
                         removed += 1
                         continue
@@ -272,8 +275,8 @@ class ListRef:
         else:
             # Kept elements before `last` slide towards the tail; the first k positions go.
             w = last
-            for batch in self.batches(self.head, last + 1, reverse=True):
-                for pos, v in batch:
+            with contextlib.closing(self.iterate(self.head, last + 1, reverse=True)) as items:
+                for pos, v in items:
                     if removed < k and v == element:
                         removed += 1
                         continue
@@ -322,8 +325,8 @@ class ListRef:
         new_prefix = sub_prefix(db, KIND, new)
         put = ks.store.put
         w = MIDDLE
-        for batch in self.batches(lo, hi):
-            for _, v in batch:
+        with contextlib.closing(self.iterate(lo, hi)) as items:
+            for _, v in items:
                 put(new_prefix + _POS.pack(w), v)
                 w += 1
         ks.store.put(garbage_key(db, old), TYPE_LIST)
@@ -339,17 +342,18 @@ class ListRef:
         skip = abs(rank) - 1
         seen = 0
         head = self.head
-        for pos, v in self.iterate(reverse=rank < 0):
-            if maxlen and seen >= maxlen:
-                break
-            seen += 1
-            if v == element:
-                if skip:
-                    skip -= 1
-                    continue
-                out.append(pos - head)
-                if count and len(out) >= count:
+        with contextlib.closing(self.iterate(reverse=rank < 0)) as items:
+            for pos, v in items:
+                if maxlen and seen >= maxlen:
                     break
+                seen += 1
+                if v == element:
+                    if skip:
+                        skip -= 1
+                        continue
+                    out.append(pos - head)
+                    if count and len(out) >= count:
+                        break
         return out
 
 
