@@ -608,6 +608,9 @@ CLIENT_REPLY_CASES = [
     [("CLIENT", "REPLY", "SKIP"), ("SET", "c", "1"), ("GET", "c"), ("CLIENT", "REPLY", "SKIP"), ("INCR", "c"),
      ("GET", "c")],
     [("RPUSH", "q", "x"), ("CLIENT", "REPLY", "OFF"), ("LPOP", "q"), ("CLIENT", "REPLY", "ON"), ("LLEN", "q")],
+    [("CLIENT", "REPLY", "OFF"), ("SET", "b", "1"), ("DEBUG", "SLEEP", "0.1"), ("CLIENT", "REPLY", "ON"), ("GET", "b")],
+    [("CLIENT", "REPLY", "SKIP"), ("WAIT", 1, 50), ("WAIT", 1, 50), ("CLIENT", "REPLY", "OFF"), ("WAIT", 1, 50),
+     ("BLPOP", "nolist", 0.05), ("CLIENT", "REPLY", "ON"), ("PING",)],
 ]
 
 
@@ -635,6 +638,13 @@ def test_client_reply_off_blocked_then_pushed(p):
         assert b.read() == b":1\r\n"
         a.send(("CLIENT", "REPLY", "ON"), ("LLEN", "wq"))
         assert a.read(quiet=0.2) == b"+OK\r\n:0\r\n"
+        ident = _client_id(a)
+        a.send(("CLIENT", "REPLY", "OFF"), ("BLPOP", "wq", 0))   # ended by CLIENT UNBLOCK ERROR: no reply either
+        time.sleep(0.1)
+        b.send(("CLIENT", "UNBLOCK", ident, "ERROR"))
+        assert b.read() == b":1\r\n"
+        a.send(("CLIENT", "REPLY", "ON"))
+        assert a.read(quiet=0.2) == b"+OK\r\n"
         a.close()
         b.close()
 

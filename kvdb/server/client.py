@@ -15,7 +15,7 @@ import collections
 import logging
 import time
 
-from kvdb._core.resp import ErrorReply, RequestParser, encode_replies
+from kvdb._core.resp import ErrorReply, Push, RequestParser, encode_replies
 
 from .commands.registry import NO_REPLY
 
@@ -31,15 +31,6 @@ OUTPUT_PER_TURN = 1 << 20
 REPLY_OFF = "off"              # no replies (pushes still go out) until CLIENT REPLY ON
 REPLY_SKIP_NEXT = "skip-next"  # set by CLIENT REPLY SKIP: the command after it gets no reply
 REPLY_SKIP = "skip"            # the command running now gets no reply, then replies resume
-
-
-class _Dropped:
-    """Stands in client.replies for the later reply of a command that blocked while its
-    replies were off (CLIENT REPLY OFF/SKIP); flush() leaves it out."""
-    __slots__ = ()
-
-
-DROPPED = _Dropped()
 
 
 class Client(asyncio.Protocol):
@@ -80,8 +71,8 @@ class Client(asyncio.Protocol):
         self.last_command = b"NULL"            # for CLIENT LIST
         self.first_command_seen = False        # completed its first command (slow-connect deadline)
         self.reply_mode = None                 # CLIENT REPLY: None (on), REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP
-        self.drops = False                     # DROPPED may be in replies (flush filters it out)
-        self.deferred_dropped = False          # the blocked command's later reply is to be dropped
+        self.drop_at = None                    # a command blocked with its reply off: the reply it gets
+                                               # when unblocked is the first non-push from this index
 
     # -- asyncio protocol ----------------------------------------------------
 
@@ -135,6 +126,8 @@ class Client(asyncio.Protocol):
 
     def run(self):
         """Runs up to COMMANDS_PER_TURN pending commands; returns whether more remain."""
+        if self.drop_at is not None and not self.blocked:
+            self._drop_deferred()
         n = 0
         budget = OUTPUT_PER_TURN
         execute = self.server.execute
@@ -167,8 +160,9 @@ class Client(asyncio.Protocol):
 
     def suppress_reply(self, reply):
         """CLIENT REPLY OFF or SKIP is in force for the command just run: its reply is dropped,
-        and, when it blocked, so is the reply it will get later (the waiter's, or DEBUG SLEEP's).
-        Returns NO_REPLY; moves SKIP on (SKIP_NEXT -> SKIP -> on) as Redis does."""
+        and, when it blocked, so is the reply it gets when unblocked (BLPOP's, WAIT's, DEBUG
+        SLEEP's, a deferred AUTH's, CLIENT UNBLOCK's error). Returns NO_REPLY; moves SKIP on
+        (SKIP_NEXT -> SKIP -> on) as Redis does."""
         mode = self.reply_mode
         if mode == REPLY_SKIP_NEXT:        # CLIENT REPLY SKIP itself: the next command is skipped
             self.reply_mode = REPLY_SKIP
@@ -176,14 +170,18 @@ class Client(asyncio.Protocol):
         if mode == REPLY_SKIP:
             self.reply_mode = None
         if reply is NO_REPLY and self.blocked:
-            self.drops = True
-            self.deferred_dropped = True
-            w = self.server.blocking.by_client.get(self)
-            if w is not None:
-                retry = w.retry
-                w.retry = lambda: None if retry() is None else DROPPED
-                w.timeout_reply = DROPPED
+            self.drop_at = len(self.replies)
         return NO_REPLY
+
+    def _drop_deferred(self):
+        """The client was unblocked: drops the reply that ended its wait (nothing but pushes
+        can have been queued between the block and it)."""
+        replies = self.replies
+        for i in range(self.drop_at, len(replies)):
+            if type(replies[i]) is not Push:
+                del replies[i]
+                break
+        self.drop_at = None
 
     def push(self, message):
         """Queues an out-of-band message (pub/sub); written at the end of the group."""
@@ -194,9 +192,8 @@ class Client(asyncio.Protocol):
         if self.transport is None:
             self.replies.clear()
             return
-        if self.drops:
-            self.replies = [r for r in self.replies if r is not DROPPED]
-            self.drops = self.deferred_dropped = self.blocked
+        if self.drop_at is not None and not self.blocked:
+            self._drop_deferred()
         if self.replies:
             try:
                 data = encode_replies(self.replies, self.proto)
@@ -204,6 +201,8 @@ class Client(asyncio.Protocol):
                 log.error("cannot encode a reply for %s: %s", self.addr, e)
                 data = encode_replies([ErrorReply(f"ERR internal error: {e}")] * len(self.replies), self.proto)
             self.replies.clear()
+            if self.drop_at is not None:
+                self.drop_at = 0             # still blocked: what it was waiting for comes first
             self.server.stats.net_output_bytes += len(data)
             self.transport.write(data)
             self.server.check_output_limit(self)

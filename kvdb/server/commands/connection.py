@@ -2,7 +2,7 @@
 import kvdb
 from kvdb._core.resp import OK, PONG, ErrorReply, Push, Status
 
-from ..client import DROPPED, REPLY_OFF, REPLY_SKIP_NEXT
+from ..client import REPLY_OFF, REPLY_SKIP_NEXT
 from .registry import COMMANDS, NO_REPLY, SYNTAX, CommandError, command, container, int_arg, subcommand
 
 NOAUTH_OK = "noauth"
@@ -302,9 +302,7 @@ def client_unblock(c, args):
     target = c.server.clients.get(ident)
     if target is None:
         return 0
-    reply = None  # the waiter's timeout reply
-    if error:
-        reply = DROPPED if target.deferred_dropped else ErrorReply(UNBLOCKED)
+    reply = ErrorReply(UNBLOCKED) if error else None  # None: the waiter's timeout reply
     return 1 if c.server.blocking.unblock(target, reply) else 0
 
 

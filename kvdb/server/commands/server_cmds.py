@@ -6,7 +6,6 @@ import time
 from kvdb._core.resp import OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
-from ..client import DROPPED
 from ..config import OPTIONS, REDIS_ALIASES
 from ..glob import glob_match
 from ..info import render_info
@@ -153,8 +152,7 @@ def _sync_then_wake(c, replicas):
         if fut.exception() is not None:
             log.error("WAITAOF: checkpoint failed: %s", fut.exception())
             return  # local stays 0 until the timeout
-        if w.timeout_reply is not DROPPED:
-            w.timeout_reply = [1, 0]
+        w.timeout_reply = [1, 0]
         if replicas == 0:
             server.blocking.unblock(c)
 
@@ -281,7 +279,7 @@ def debug_sleep(c, args):
 
     def wake():
         c.blocked = False
-        c.replies.append(DROPPED if c.deferred_dropped else OK)  # DROPPED: under CLIENT REPLY OFF/SKIP
+        c.replies.append(OK)
         c.server.to_flush.add(c)
         if c.transport is not None:
             c.server.schedule(c)  # runs what the client sent meanwhile, then flushes
