@@ -266,6 +266,11 @@ def test_nonblocking_forms_of_blocking_commands(p):
     p.same("BLMOVE", "nx", "d", "LEFT", "LEFT", "0.01")
     p.same("BRPOPLPUSH", "nx", "d", "0.01")
     p.same("BLMPOP", "0.01", 1, "nx", "LEFT")
+    p.same("BLPOP", "nx", "nx", "0.01")
+    p.same("BLMPOP", "0.01", 2, "nx", "nx", "LEFT")
+    p.same("RPUSH", "dup", "1", "2")
+    p.same("BLPOP", "dup", "dup", 0)
+    p.same("BLMPOP", 0, 2, "dup", "dup", "LEFT", "COUNT", 5)
     p.same("SET", "s", "v")
     p.same_error("BLPOP", "nx", "s", 0)
     p.same_error("BLMOVE", "s", "d", "LEFT", "LEFT", 0)
@@ -320,6 +325,47 @@ def test_expired_list_is_absent(p):
     p.same("RPUSH", "l", "c")
     p.same("LRANGE", "l", 0, -1)
     p.same("TTL", "l")
+
+
+def test_keyspace_events(p):
+    """The events list commands publish (class l, and del when a list empties), in order."""
+    subs = []
+    for client in (p.kv, p.ref):
+        client.config_set("notify-keyspace-events", "KEA")
+        ps = client.pubsub()
+        ps.psubscribe("__keyevent@0__:*")
+        ps.get_message(timeout=2)
+        subs.append(ps)
+    script = [("RPUSH", "l", "a", "b", "c", "d", "e"), ("LPUSH", "l", "z"), ("LPUSHX", "nx", "a"),
+              ("RPUSHX", "l", "f"), ("LPOP", "l"), ("RPOP", "l", 2), ("LPOP", "l", 0), ("LPOP", "nx"),
+              ("LINSERT", "l", "BEFORE", "b", "x"), ("LINSERT", "l", "BEFORE", "zz", "x"), ("LSET", "l", 0, "A"),
+              ("LREM", "l", 0, "nothing"), ("LREM", "l", 1, "x"), ("LTRIM", "l", 0, -1), ("LTRIM", "l", 0, 1),
+              ("LMOVE", "l", "m", "LEFT", "RIGHT"), ("RPOPLPUSH", "m", "m"), ("LMOVE", "m", "l", "RIGHT", "LEFT"),
+              ("LMPOP", 2, "m", "l", "LEFT", "COUNT", 1), ("BLPOP", "l", 0), ("RPUSH", "q", "1", "2"),
+              ("BLMOVE", "q", "q2", "LEFT", "LEFT", 0), ("BRPOPLPUSH", "q", "q2", 0), ("BLMPOP", 0, 1, "q2", "RIGHT"),
+              ("RPUSH", "t", "1", "2"), ("LTRIM", "t", 5, 6), ("RPUSH", "t", "1", "1"), ("LREM", "t", 0, "1"),
+              ("RPUSH", "u", "1"), ("RPOP", "u", 5), ("SET", "end", "x")]
+    events = []
+    try:
+        for args in script:
+            p.same(*args)
+        for ps in subs:
+            got = []
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                m = ps.get_message(timeout=0.2)
+                if m is not None and m["type"] == "pmessage":
+                    got.append((m["channel"], m["data"]))
+                    if got[-1] == (b"__keyevent@0__:set", b"end"):
+                        break
+            events.append(got)
+    finally:
+        for ps in subs:
+            ps.close()
+        p.kv.config_set("notify-keyspace-events", "")
+        p.ref.config_set("notify-keyspace-events", "")
+    assert events[0] == events[1]
+    assert len(events[0]) > 30
 
 
 # -- randomized differential ---------------------------------------------------------------
