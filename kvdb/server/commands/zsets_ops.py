@@ -439,10 +439,23 @@ def zrandmember(c, args):
     return pairs_reply(c, items, withscores)
 
 
+def _strtoul_ok(raw):
+    """Whether Redis would accept raw as a SCAN cursor (C strtoul over all of it)."""
+    text = raw.decode("latin-1")
+    body = text[1:] if text[:1] in ("+", "-") else text
+    return body.isdigit() and body.isascii() and int(body) < 1 << 64
+
+
 @command("zscan", -3, "readonly", "@sortedset", (1, 1, 1),
          **_z(summary="Iterates over members and scores of a sorted set.", since="2.8.0"))
 def zscan(c, args):
-    after = decode_cursor(args[2])
+    small_ok = _strtoul_ok(args[2])
+    try:
+        after = decode_cursor(args[2])
+    except CommandError:
+        if not small_ok:
+            raise
+        after = False           # a cursor only a small set answers (it ignores cursors)
     zs = read_zset(c, args[1])
     if zs is None:
         return [b"0", []]
@@ -451,12 +464,15 @@ def zscan(c, args):
         raise CommandError(SYNTAX)
     batch = None
     last = None
-    if after is None and zs.count <= SMALL_SCAN:
-        # like a listpack-encoded set in Redis: everything at once, in score order
+    if zs.count <= SMALL_SCAN and small_ok:
+        # like a listpack-encoded set in Redis: everything at once, in score order,
+        # whatever the cursor
         batch = list(zs.by_keys(b"", None))
         if any(len(m) > SMALL_SCAN_MEMBER for m, _ in batch):
             batch = None
     if batch is None:
+        if after is False:
+            raise CommandError("ERR invalid cursor")
         batch = list(itertools.islice(zs.members(after), count))
         if len(batch) >= count:
             last = batch[-1][0]
