@@ -341,12 +341,12 @@ def _bpop(c, args, left):
     return _block(c, keys, timeout, lambda: attempt(True))
 
 
-@command("blpop", -3, "write blocking", "@list", (1, -2, 1), **_l(summary="Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="2.0.0"))
+@command("blpop", -3, "write noscript blocking", "@list @blocking", (1, -2, 1), **_l(summary="Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="2.0.0"))
 def blpop(c, args):
     return _bpop(c, args, True)
 
 
-@command("brpop", -3, "write blocking", "@list", (1, -2, 1), **_l(summary="Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="2.0.0"))
+@command("brpop", -3, "write noscript blocking", "@list @blocking", (1, -2, 1), **_l(summary="Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="2.0.0"))
 def brpop(c, args):
     return _bpop(c, args, False)
 
@@ -369,20 +369,20 @@ def _bmove(c, src, dst, from_left, to_left, timeout):
     return _block(c, [src], timeout, retry)
 
 
-@command("blmove", 6, "write denyoom blocking", "@list", (1, 2, 1), **_l(summary="Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", since="6.2.0"))
+@command("blmove", 6, "write denyoom noscript blocking", "@list @blocking", (1, 2, 1), **_l(summary="Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", since="6.2.0"))
 def blmove(c, args):
     from_left, to_left = _side(args[3]), _side(args[4])
     timeout = timeout_arg(args[5])
     return _bmove(c, args[1], args[2], from_left, to_left, timeout)
 
 
-@command("brpoplpush", 4, "write denyoom blocking", "@list", (1, 2, 1), **_l(summary="Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", since="2.2.0"))
+@command("brpoplpush", 4, "write denyoom noscript blocking", "@list @blocking", (1, 2, 1), **_l(summary="Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", since="2.2.0"))
 def brpoplpush(c, args):
     timeout = timeout_arg(args[3])
     return _bmove(c, args[1], args[2], False, True, timeout)
 
 
-@command("blmpop", -5, "write blocking movablekeys", "@list", (0, 0, 0), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
+@command("blmpop", -5, "write noscript blocking movablekeys", "@list @blocking", (0, 0, 0), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
 def blmpop(c, args):
     keys, left, count = _mpop_args(args, 2)
     timeout = timeout_arg(args[1])
