@@ -39,7 +39,7 @@ __all__ = ["Stream", "StreamMeta", "Group", "Consumer", "Nack", "MAX_ID", "ZERO_
 
 _U32 = struct.Struct(">I")
 _ID = struct.Struct(">QQ")
-_META = struct.Struct(">13Q")  # last, first, max-deleted (ms, seq each), entries-added, groups, head/tail nodes
+_META = struct.Struct(">14Q")  # last, first, max-deleted (ms, seq each), entries-added, groups, head/tail nodes
 _NODE = struct.Struct(">Q")
 
 
@@ -68,12 +68,12 @@ def decode_fields(raw):
 
 
 class StreamMeta:
-    """Coll.extra of a stream (104 bytes, docs/format/server-keys-stream.md)."""
+    """Coll.extra of a stream (112 bytes, docs/format/server-keys-stream.md)."""
     __slots__ = ("last", "first", "max_deleted", "entries_added", "groups", "head_node", "head_live", "tail_node",
-                 "tail_fill", "tail_live")
+                 "tail_fill", "tail_live", "nodes")
 
     def __init__(self, last=ZERO_ID, first=ZERO_ID, max_deleted=ZERO_ID, entries_added=0, groups=0, head_node=0,
-                 head_live=0, tail_node=0, tail_fill=0, tail_live=0):
+                 head_live=0, tail_node=0, tail_fill=0, tail_live=0, nodes=0):
         self.last = last                   # the last id generated (XADD, XSETID): new ids must exceed it
         self.first = first                 # Redis's recorded first id: the first live entry, 0-0 when empty
         self.max_deleted = max_deleted     # the largest id XDEL removed (or XSETID MAXDELETEDID set)
@@ -86,10 +86,12 @@ class StreamMeta:
         self.tail_node = tail_node         # node the last appended entry went to
         self.tail_fill = tail_fill         # entries ever appended to the tail node (deleted ones too)
         self.tail_live = tail_live         # live entries in the tail node (0: it is gone)
+        self.nodes = nodes                 # nodes with live entries (XINFO radix-tree-keys)
 
     def encode(self):
         return _META.pack(*self.last, *self.first, *self.max_deleted, self.entries_added, self.groups,
-                          self.head_node, self.head_live, self.tail_node, self.tail_fill, self.tail_live)
+                          self.head_node, self.head_live, self.tail_node, self.tail_fill, self.tail_live,
+                          self.nodes)
 
     @classmethod
     def decode(cls, raw):
@@ -181,6 +183,7 @@ class Stream(GroupRecords):
         if m.tail_live == 0 or m.tail_fill >= max(node_entries, 1):
             m.tail_node += 1
             m.tail_fill = m.tail_live = 0
+            m.nodes += 1
         self.store.put(self._ekey(id_), encode_fields(m.tail_node, items))
         m.tail_fill += 1
         m.tail_live += 1
@@ -266,11 +269,32 @@ class Stream(GroupRecords):
         return found[0][0] if found else None
 
     def _refresh_first(self):
+        """Sets first-id from the first entry record; returns that entry's node (None if empty)."""
+        self.meta.first = ZERO_ID
         if self.e.body.count == 0:
-            self.meta.first = ZERO_ID
-        else:
-            ids = self.entry_ids(ZERO_ID, MAX_ID, 1)
-            self.meta.first = ids[0] if ids else ZERO_ID
+            return None
+        with self.store.scan(prefix=self._t) as it:
+            for k, v in it:
+                self.meta.first = _ID.unpack_from(k, len(self._t))
+                return entry_node(v)
+        return None
+
+    def _node_alive(self, id_, node):
+        """Whether node still has a live entry after entry id_ (of that node) was deleted:
+        its entries are contiguous, so the neighbours tell."""
+        m = self.meta
+        if (node == m.head_node and m.head_live) or (node == m.tail_node and m.tail_live):
+            return True
+        k = self._ekey(id_)
+        with self.store.scan(start=k, prefix=self._t) as it:
+            for _, v in it:
+                if entry_node(v) == node:
+                    return True
+                break
+        with self.store.scan(start=self._t, end=k, reverse=True) as it:
+            for _, v in it:
+                return entry_node(v) == node
+        return False
 
     def delete_entries(self, ids):
         """XDEL: deletes the given ids that exist; returns how many."""
@@ -283,7 +307,10 @@ class Stream(GroupRecords):
             if raw is None:
                 continue
             self.store.delete(k)
-            self._dropped(entry_node(raw))
+            node = entry_node(raw)
+            self._dropped(node)
+            if not self._node_alive(id_, node):
+                m.nodes -= 1
             deleted += 1
             if id_ == m.first:
                 first_hit = True
@@ -302,6 +329,7 @@ class Stream(GroupRecords):
         deleted = 0
         start = self._ekey(self.meta.first)
         t = len(self._t)
+        removed_nodes, last_node = 0, None
         while limit is None or deleted < limit:
             want = SCAN_BATCH if limit is None else min(SCAN_BATCH, limit - deleted)
             batch = []
@@ -317,12 +345,17 @@ class Stream(GroupRecords):
             for k, node in batch:
                 self.store.delete(k)
                 self._dropped(node)
+                if node != last_node:
+                    removed_nodes += 1
+                    last_node = node
             deleted += len(batch)
             if stop or len(batch) < want:
                 break
             start = batch[-1][0] + b"\x00"
         if deleted:
-            self._refresh_first()
+            if self._refresh_first() == last_node:
+                removed_nodes -= 1         # the last node touched keeps live entries
+            self.meta.nodes -= removed_nodes
         return deleted
 
     def _scan_head_node(self):
@@ -350,9 +383,7 @@ class Stream(GroupRecords):
 
     def node_estimate(self):
         """How many radix-tree nodes Redis would hold the live entries in."""
-        if self.e.body.count == 0:
-            return 0
-        return self.meta.tail_node - self.head_node()[0] + 1
+        return self.meta.nodes
 
     def trim(self, strategy, threshold, approx, limit):
         """XTRIM/XADD trimming: strategy "maxlen" (threshold: length) or "minid" (threshold:
