@@ -756,6 +756,24 @@ def test_waiter_ignores_key_of_another_type(srv, r):
     assert t.value() == [b"q", b"v"]
 
 
+def test_lmpop_keys_obey_acl(srv, r):
+    r.execute_command("ACL", "SETUSER", "worker", "on", ">pw", "~jobs:*", "+@all")
+    try:
+        w = srv.client(username="worker", password="pw")
+        r.rpush("jobs:a", "1")
+        r.rpush("secret", "s")
+        with pytest.raises(redis.exceptions.NoPermissionError, match="'secret' key"):
+            w.execute_command("LMPOP", 2, "secret", "jobs:a", "LEFT")
+        with pytest.raises(redis.exceptions.NoPermissionError, match="'secret' key"):
+            w.execute_command("BLMPOP", "0.01", 2, "jobs:a", "secret", "LEFT")
+        assert w.execute_command("LMPOP", 1, "jobs:a", "LEFT") == [b"jobs:a", [b"1"]]
+        assert r.lrange("secret", 0, -1) == [b"s"]
+        assert any(e["object"] == "secret" for e in r.acl_log())
+        w.close()
+    finally:
+        r.execute_command("ACL", "DELUSER", "worker")
+
+
 # -- a large list ------------------------------------------------------------------------------
 
 def test_large_list(srv, r):

@@ -7,10 +7,11 @@ parsing a number, others after), so that the same bad call gets the same error.
 """
 from kvdb._core.resp import NULL_ARRAY, OK
 
+from ..acl_user import _printable, _text
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType
 from ..liststore import open_read, open_write
-from .registry import SYNTAX, CommandError, command, int_arg
+from .registry import COMMANDS, SYNTAX, CommandError, command, int_arg
 
 POSITIVE = "ERR value is out of range, must be positive"
 
@@ -37,15 +38,17 @@ def _emptied(c, key, event, exists):
 
 
 def _check_keys(c, cmd_name, keys):
-    """ACL key patterns for the commands whose keys follow a numkeys argument (the
-    registry's fixed key positions cannot describe them)."""
+    """ACL key patterns for LMPOP/BLMPOP, whose keys follow a numkeys argument: the
+    registry's fixed key positions cannot describe them (they are registered 0 0 0,
+    movablekeys, as Redis does), so the handler checks them, with the same denial
+    text and ACL LOG entry as the dispatcher's check."""
     user = c.user
     if user.all_keys:
         return
     for key in keys:
         if not user.key_allowed(key, "RW"):
-            shown = key.decode("utf-8", "replace")
-            raise CommandError(f"NOPERM User {user.name} has no permissions to access the '{shown}' key")
+            c.server.acl.deny(c, "key", _text(key), COMMANDS[cmd_name])
+            raise CommandError(f"NOPERM User {user.name} has no permissions to access the '{_printable(key)}' key")
 
 
 # -- pushes --------------------------------------------------------------------------------
