@@ -460,21 +460,18 @@ class RankIndex:
             self._forget(changed=True)
             raise
 
-    def moved(self, old, new, count):
-        """An element's key changed from old to new (both records already updated).
-        When both lie in the same bucket no count changes and nothing is written."""
+    def same_bucket(self, old, new):
+        """Whether element keys old and new fall in the same bucket (then moving an
+        element from one to the other changes no count)."""
         if self.shape.height == 0:
-            return
+            return True
         try:
             path, _, node_hi = self._descend(old, False)
             leaf, i = path[-1]
             hi = self._bucket_hi(leaf, i, node_hi)
-            same = leaf.sep(i) <= new and (hi is None or new < hi)
+            return leaf.sep(i) <= new and (hi is None or new < hi)
         finally:
             self._forget()
-        if not same:
-            self.deleted(old, count)
-            self.inserted(new, count)
 
     # -- splits and merges ---------------------------------------------------------------
 

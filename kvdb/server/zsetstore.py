@@ -269,9 +269,12 @@ class ZSet:
             store.put(zk, _D.pack(score))
             if old_key != new_key:
                 store.delete(self.rp + old_key)
-                store.put(self.rp + new_key, b"")
-                if not self.stale:
-                    self.index.moved(old_key, new_key, self.coll.count)
+                if self.stale or self.index.same_bucket(old_key, new_key):
+                    store.put(self.rp + new_key, b"")
+                else:       # the index sees the removal before the new key exists
+                    self.index.deleted(old_key, self.coll.count - 1)
+                    store.put(self.rp + new_key, b"")
+                    self.index.inserted(new_key, self.coll.count)
         return old
 
     def remove(self, member):
