@@ -88,7 +88,6 @@ NO_EXPIRY = bytes(8)
 _TYPE_STRING_BYTE = TYPE_STRING[0]
 _DB = [bytes((d,)) for d in range(256)]
 EAGER_DELETE = 64        # a collection of up to this many elements is cleared by DEL itself
-COPY_BATCH = 1024        # records read per scan when COPY, MOVE or RENAME streams through a key's records
 
 
 def _take(it, n):
@@ -531,32 +530,27 @@ class Keyspace:
 
     def copy_subrecords(self, src_db, type_, src_version, dst_db, dst_version):
         """Copies every sub-record of a collection version, byte for byte, under another
-        database and version (C5: nothing in them names the key, db or version), reading
-        at most COPY_BATCH records at a time. Returns how many it copied."""
+        database and version (C5: nothing in them names the key, db or version), streaming
+        one scan per kind (a scan reads the state of when it was opened, so the writes behind
+        it do not disturb it; and opening a scan on a transaction costs its buffered writes,
+        so it is opened once, not per batch). Returns how many it copied."""
         done = 0
         for kind in COLLECTION_KINDS[type_]:
             src = sub_prefix(src_db, kind, src_version)
             dst = sub_prefix(dst_db, kind, dst_version)
             cut = len(src)
-            start = None
-            while True:
-                with self.store.scan(start=start, prefix=src) as it:
-                    batch = _take(it, COPY_BATCH)
-                for k, v in batch:
-                    self.store.put(dst + k[cut:], v)
-                done += len(batch)
-                if len(batch) < COPY_BATCH:
-                    break
-                start = successor(batch[-1][0])
-                if start is None:
-                    break
+            put = self.store.put
+            with self.store.scan(prefix=src) as it:
+                for k, v in it:
+                    put(dst + k[cut:], v)
+                    done += 1
         return done
 
     def copy_key(self, src_db, src, e, dst_db, dst, expire_at=None):
         """Writes a copy of key src (its live entry e) as dst, which must not exist (the caller
         removes it first). The copy keeps e's expiry unless expire_at is given. Strings copy
         their meta record, hashes their fields, collections take a new version and copy their
-        sub-records (in bounded batches). Returns the new entry."""
+        sub-records (streamed). Returns the new entry."""
         at = e.expire_at if expire_at is None else expire_at
         if e.type in COLLECTION_TYPES:
             coll = e.body
@@ -582,20 +576,14 @@ class Keyspace:
             raise NameTooLong(_field_error(longest, dst))
 
     def _copy_fields(self, src_db, src, dst_db, dst, move):
-        """Copies (move: moves) a hash's field records to another key, COPY_BATCH at a time."""
+        """Copies (move: moves) a hash's field records to another key, streaming one scan."""
         sp, dp = field_prefix(src_db, src), field_prefix(dst_db, dst)
         cut = len(sp)
-        start = None
-        while True:
-            with self.store.scan(start=start, prefix=sp) as it:
-                batch = _take(it, COPY_BATCH)
-            for k, v in batch:
+        with self.store.scan(prefix=sp) as it:
+            for k, v in it:
                 self.store.put(dp + k[cut:], v)
                 if move:
                     self.store.delete(k)
-            start = successor(batch[-1][0])
-            if len(batch) < COPY_BATCH or start is None:
-                return
 
     def _longest_field(self, prefix):
         """The length of a hash's longest field, or None when it has none (a scan: only for a

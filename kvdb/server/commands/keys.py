@@ -3,8 +3,8 @@ COPY MOVE, the EXPIRE family, TTL/PTTL/EXPIRETIME, PERSIST, TOUCH, OBJECT.
 
 Every type goes through the keyspace's generic operations: RENAME moves a string's
 or a collection's meta record alone (a collection's sub-records do not name the
-key), COPY and MOVE copy a collection's sub-records under a new version in
-bounded batches (keyspace.copy_key).
+key), COPY and MOVE copy a collection's sub-records under a new version, streamed
+from one scan per record kind (keyspace.copy_key).
 
 SCAN cursors: keys are ordered, so a cursor names the last key returned and the
 next call continues after it. Every key present for the whole iteration is
@@ -282,7 +282,7 @@ def move(c, args):
     if ks.prepare_write(dst_db, key) is not None:
         return 0
     # Collections' sub-records carry the database in their prefix: they are copied under a
-    # new version (in bounded batches) and the old version goes to the collector.
+    # new version (streamed) and the old version goes to the collector.
     ks.copy_key(c.db, key, e, dst_db, key)
     ks.remove(c.db, key, e, event=None)
     c.server.key_changed(c.db, key, "move_from")
