@@ -80,6 +80,7 @@ LONG_META = kvdb.MAX_KEY_SIZE - 3     # longest name whose meta key is 0x01 db "
 LONG_EXPIRY = kvdb.MAX_KEY_SIZE - 11  # longest whose expiry entry is 0x01 db "x" at name
 LONG_FIELDS = MAX_NAME                # longest whose hash fields are under 0x01 db "h" len name
 LONG_HASH_LEN = b"\xff\xff\xff\xff"   # the key-length of a long-named hash's field prefix
+_LONG_FIELD_PREFIX = 3 + 4 + 32       # 0x01 db "h" ffffffff sha256(key)
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -155,7 +156,7 @@ def field_prefix(db, key):
 def field_room(key):
     """The longest field a hash named key can have (its field records hold the key name, or
     its digest, and the field: together within the engine's key limit)."""
-    return kvdb.MAX_KEY_SIZE - len(field_prefix(0, key))
+    return kvdb.MAX_KEY_SIZE - (_LONG_FIELD_PREFIX if len(key) > LONG_FIELDS else 7 + len(key))
 
 
 def expiry_key(db, at, key):
