@@ -705,7 +705,7 @@ def test_push_in_multi_wakes_after_exec(srv, r):
     t = Call(srv, "BLPOP", "q", 10)
     t.start()
     _blocked(r, 1)
-    other = srv.client()
+    other = srv.client(single_connection_client=True)  # MULTI state lives on one connection
     other.execute_command("MULTI")
     other.execute_command("RPUSH", "q", "a")
     other.execute_command("LPOP", "q")
