@@ -22,6 +22,8 @@ so each command opens as few scans as it can: one per pass, never one per batch.
 import contextlib
 import struct
 
+import kvdb
+
 from .commands.registry import CommandError
 from .keyspace import TYPE_LIST, garbage_key, sub_prefix
 
@@ -50,7 +52,13 @@ class ListRef:
         self.prefix = entry.body.prefix(db, KIND)    # 0x01 db "l" version
         extra = entry.body.extra
         if extra:
+            if len(extra) != _ENDS.size:
+                raise kvdb.CorruptionError(f"server key layout: list {key!r} has {len(extra)} bytes of "
+                                           f"head/tail, expected {_ENDS.size}")
             self.head, self.tail = _ENDS.unpack(extra)   # positions [head, tail) hold the elements
+            if self.tail - self.head != entry.body.count:
+                raise kvdb.CorruptionError(f"server key layout: list {key!r} counts {entry.body.count} "
+                                           f"elements between positions {self.head} and {self.tail}")
         else:
             self.head = self.tail = MIDDLE
 
