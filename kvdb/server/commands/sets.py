@@ -7,7 +7,8 @@ Replies follow Redis 7: SMEMBERS, SINTER, SUNION, SDIFF and SPOP with a count ar
 RESP3 sets (a Python set; RESP2 sends it as an array, here in member order);
 SRANDMEMBER with a count is an array."""
 from ..keyspace import TYPE_SET, Coll, Entry, check_name
-from ..setstore import KIND, Sampler, contains, diff, inter, members, union
+from ..setsample import Sampler, forget
+from ..setstore import KIND, contains, diff, inter, members, union
 from .keys import decode_cursor, encode_cursor, parse_scan_options
 from ..glob import glob_match
 from .registry import SYNTAX, CommandError, command, int_arg
@@ -67,6 +68,7 @@ def sadd(c, args):
     if added:
         e.body.count += added
         ks.save(c.db, args[1], e)
+        forget(prefix)
         c.server.key_changed(c.db, args[1], "sadd")
     return added
 
@@ -142,6 +144,7 @@ def smove(c, args):
     dprefix = de.body.prefix(c.db, KIND)
     if de.is_new or store.get(dprefix + m) is None:
         store.put(dprefix + m, b"")
+        forget(dprefix)
         de.body.count += 1
         ks.save(c.db, dst, de)
         c.server.key_changed(c.db, dst, "sadd")
