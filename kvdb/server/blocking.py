@@ -4,15 +4,18 @@ XREAD BLOCK and XREADGROUP BLOCK.
 The shape follows Redis's blocked.c. A command that finds nothing to serve calls
 `block(client, db, keys, timeout, retry, timeout_reply)`, which parks the client
 (no more of its commands run) and returns NO_REPLY. Every change to a key
-(Server.key_changed) marks a key with waiters as *ready*. At the start of the
-next command group -- so after the group that made the change has committed --
-`serve_ready()` offers each ready key to its waiters in the order they blocked
-(first blocked, first served): each waiter's `retry()` runs the command again,
-inside this group's transaction, and returns the reply, or None when there is
-still nothing for it (another waiter took the element, or the key changed type
-or vanished), and then it stays blocked. A push inside MULTI/EXEC or a script is
-therefore seen by waiters only after that transaction committed, and a waiter's
-pop commits with the group it ran in before its reply is written.
+(Server.key_changed) marks a key with waiters as *ready*. Right after the
+top-level command that made the change (after a whole EXEC or script, never in
+the middle of one), `serve_ready()` offers each ready key to its waiters in the
+order they blocked (first blocked, first served), as Redis does after each
+command: each waiter's `retry()` runs the command again, inside the same
+command group's transaction, and returns the reply, or None when there is still
+nothing for it (another waiter took the element, or the key changed type or
+vanished), and then it stays blocked. Replies are written only after the group
+commits, so a waiter learns of a push (and its own pop) only once both are
+committed under the sync mode; if the commit fails, its reply is that error
+like every other reply of the group. Keys made ready outside a client's turn
+(the expiry sweep, a timer) are served at the start of the next group.
 
 Timeouts are timers on the event loop (millisecond precision); a timed-out
 waiter gets `timeout_reply` (a null array or null bulk, per command). A client

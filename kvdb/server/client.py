@@ -131,6 +131,7 @@ class Client(asyncio.Protocol):
         n = 0
         budget = OUTPUT_PER_TURN
         execute = self.server.execute
+        blocking = self.server.blocking
         fast = self.server.fastlane
         while self.pending and not self.blocked and not self.closing:
             if self.reading_paused:
@@ -152,6 +153,12 @@ class Client(asyncio.Protocol):
                 if type(reply) is bytes:
                     budget -= len(reply)
             n += 1
+            if blocking.ready:
+                # As Redis does after each command: clients blocked on a key this
+                # command changed are served now, before any later command can take
+                # the element. Their replies, like this one, are written only after
+                # the group commits.
+                blocking.serve_ready()
         if not self.pending and self.protocol_error is not None and not self.closing:
             self.replies.append(ErrorReply(self.protocol_error))
             self.closing = True
