@@ -64,6 +64,7 @@ LOW_QUANTILE = 0.05   # the threshold goes to this quantile of G over the member
 LEARN_EVERY = 16      # accepted draws between adaptations (over the last 4 times as many)
 REACH = 1.25          # a draw's scan starts this much farther back than the members it needs
 BINARY_ALPHABET = 64  # an alphabet this large is taken as binary: every byte in its range
+STREAM_RATIO = 64     # counts above 1/STREAM_RATIO of the set are sampled in one pass by rank
 MAX_TRIES = 16        # draws before a pick takes the last one drawn
 CACHE_SETS = 64       # shapes kept (per set version)
 CACHE_USES = 2000     # picks a shape serves before it is learned again
@@ -356,25 +357,15 @@ class Sampler:
         return fallback
 
     def distinct(self, k):
-        """k distinct random members (k < count), in random order. Large k (over a third
-        of the set) streams the set once with selection sampling (exactly uniform);
-        small k picks one at a time, skipping members already chosen."""
+        """k distinct random members (k < count), in random order. When k is more than
+        1/STREAM_RATIO of the set, one pass over the set takes k random ranks (exactly
+        uniform, cheaper than k picks); otherwise k picks, each skipping the members
+        already chosen."""
         self._prepare()
         if self.small is not None:
             return random.sample(self.small, k)
-        if k * 3 > self.count:
-            chosen = []
-            left = self.count
-            for m in members(self.store, self.prefix):
-                if left <= 0:
-                    break
-                if random.randrange(left) < k - len(chosen):
-                    chosen.append(m)
-                    if len(chosen) == k:
-                        break
-                left -= 1
-            random.shuffle(chosen)
-            return chosen
+        if k * STREAM_RATIO > self.count:
+            return self._by_rank(sorted(random.sample(range(self.count), k)))
         chosen = {}
         while len(chosen) < k:
             m = self.pick(chosen)
@@ -384,8 +375,25 @@ class Sampler:
         return list(chosen)
 
     def repeated(self, k):
-        """k random members, each picked independently (duplicates possible)."""
+        """k random members, each picked independently (duplicates possible), in random
+        order: by ranks in one pass over the set when k is more than 1/STREAM_RATIO of
+        it, else k picks."""
         self._prepare()
         if self.small is not None:
             return random.choices(self.small, k=k) if self.small else []
+        if k * STREAM_RATIO > self.count:
+            return self._by_rank(sorted(random.randrange(self.count) for _ in range(k)))
         return [self.pick() for _ in range(k)]
+
+    def _by_rank(self, ranks):
+        """The members at these ascending ranks (repeats allowed), shuffled: one scan."""
+        out = []
+        i = 0
+        for rank, m in enumerate(members(self.store, self.prefix)):
+            while i < len(ranks) and ranks[i] == rank:
+                out.append(m)
+                i += 1
+            if i == len(ranks):
+                break
+        random.shuffle(out)
+        return out

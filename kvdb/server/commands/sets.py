@@ -6,6 +6,9 @@ algebra streams its sources instead of loading them.
 Replies follow Redis 7: SMEMBERS, SINTER, SUNION, SDIFF and SPOP with a count are
 RESP3 sets (a Python set; RESP2 sends it as an array, here in member order);
 SRANDMEMBER with a count is an array."""
+import itertools
+
+from ..encodings import encoding
 from ..keyspace import TYPE_SET, Coll, Entry, check_name
 from ..setsample import Sampler, forget
 from ..setstore import KIND, contains, diff, inter, members, union
@@ -328,19 +331,39 @@ def sintercard(c, args):
 
 # -- iteration ---------------------------------------------------------------------------
 
+def _redis_cursor(raw):
+    """Whether Redis would accept raw as a SCAN cursor (C strtoul over all of it, no
+    leading space, no overflow)."""
+    text = raw.decode("latin-1")
+    body = text[1:] if text[:1] in ("+", "-") else text
+    return body.isascii() and body.isdigit() and int(body) < 1 << 64
+
+
 @command("sscan", -3, "readonly", "@set", (1, 1, 1), **_s(summary="Iterates over members of a set.", since="2.8.0"))
 def sscan(c, args):
-    after = decode_cursor(args[2])
-    prefix, _ = _read(c, args[1])
-    if prefix is None:          # Redis replies before looking at the options
+    redis_cursor = _redis_cursor(args[2])
+    try:
+        after = decode_cursor(args[2])
+    except CommandError:
+        if not redis_cursor:
+            raise
+        after = None            # a cursor none of ours: only a small set's answer fits it
+        redis_cursor = "foreign"
+    e, coll = c.server.ks.collection(c.db, args[1], TYPE_SET)
+    if e is None:               # Redis replies before looking at the options
         return [b"0", []]
     pattern, count, _, novalues = parse_scan_options(args, 3, False)
     if novalues:
         raise CommandError(SYNTAX)
-    batch = []
-    for m in members(c.server.ks.store, prefix, after=after):
-        batch.append(m)
-        if len(batch) >= count:
-            break
+    store = c.server.ks.store
+    prefix = coll.prefix(c.db, KIND)
+    if encoding(c.server, c.db, args[1], e) != "hashtable":
+        # Like Redis's intset and listpack sets: every member at once, whatever the cursor.
+        batch, last = list(members(store, prefix)), None
+    elif redis_cursor == "foreign":
+        batch, last = [], None
+    else:
+        batch = list(itertools.islice(members(store, prefix, after=after), count))
+        last = batch[-1] if len(batch) >= count else None
     out = batch if pattern == b"*" else [m for m in batch if glob_match(pattern, m)]
-    return [encode_cursor(batch[-1] if len(batch) >= count else None), out]
+    return [encode_cursor(last), out]
