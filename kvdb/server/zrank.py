@@ -311,8 +311,10 @@ class RankIndex:
                     node.raw_keys = node.encode_keys()
                     put(base + _KEYS_TAG, node.raw_keys)
                 if node.counts_dirty:
-                    node.raw_counts = node.encode_counts()
-                    put(base + _COUNTS_TAG, node.raw_counts)
+                    raw = node.encode_counts()
+                    if raw != node.raw_counts:      # a move out and back in leaves it as it was
+                        node.raw_counts = raw
+                        put(base + _COUNTS_TAG, raw)
                 node.keys_dirty = node.counts_dirty = False
                 _CACHE[base] = node
         while len(_CACHE) > CACHE_NODES:
@@ -422,6 +424,28 @@ class RankIndex:
 
     # -- changes ----------------------------------------------------------------------
 
+    def _add_to(self, x):
+        """In memory: counts x (already in the score index) in, splitting as needed."""
+        path, _, node_hi = self._descend(x, False)
+        for node, i in path:
+            node.add(i, 1)
+            node.counts_dirty = True
+        leaf, i = path[-1]
+        if leaf.counts[i] > self.bmax:
+            self._split_bucket(leaf, i, self._bucket_hi(leaf, i, node_hi))
+            self._fix_overflow(path)
+
+    def _remove_from(self, path, node_hi):
+        """In memory: counts out the element whose descent is `path` (its record already
+        gone from the score index), merging as needed."""
+        for node, i in path:
+            node.add(i, -1)
+            node.counts_dirty = True
+        leaf, i = path[-1]
+        if leaf.counts[i] < self.bmin and len(leaf) >= 2:
+            self._merge_bucket(leaf, i, node_hi)
+        self._fix_underflow(path)
+
     def inserted(self, x, count):
         """Element key x was just written to the score index; count: elements now."""
         if self.shape.height == 0:
@@ -429,14 +453,7 @@ class RankIndex:
                 self.rebuild(count)
             return
         try:
-            path, _, node_hi = self._descend(x, False)
-            for node, i in path:
-                node.add(i, 1)
-                node.counts_dirty = True
-            leaf, i = path[-1]
-            if leaf.counts[i] > self.bmax:
-                self._split_bucket(leaf, i, self._bucket_hi(leaf, i, node_hi))
-                self._fix_overflow(path)
+            self._add_to(x)
             self._flush()
         except BaseException:
             self._forget(changed=True)
@@ -448,30 +465,38 @@ class RankIndex:
             return
         try:
             path, _, node_hi = self._descend(x, False)
-            for node, i in path:
-                node.add(i, -1)
-                node.counts_dirty = True
-            leaf, i = path[-1]
-            if leaf.counts[i] < self.bmin and len(leaf) >= 2:
-                self._merge_bucket(leaf, i, node_hi)
-            self._fix_underflow(path)
+            self._remove_from(path, node_hi)
             self._flush()
         except BaseException:
             self._forget(changed=True)
             raise
 
-    def same_bucket(self, old, new):
-        """Whether element keys old and new fall in the same bucket (then moving an
-        element from one to the other changes no count)."""
+    def moved(self, old, new, count, write_new):
+        """An element's key changes from old (its record already deleted) to new, which
+        write_new() writes: the index counts old out before the new record exists and
+        new in after, in one pass over the nodes. When both keys lie in the same bucket
+        no count changes and nothing is written."""
         if self.shape.height == 0:
-            return True
+            write_new()
+            return
         try:
             path, _, node_hi = self._descend(old, False)
             leaf, i = path[-1]
             hi = self._bucket_hi(leaf, i, node_hi)
-            return leaf.sep(i) <= new and (hi is None or new < hi)
-        finally:
-            self._forget()
+            if leaf.sep(i) <= new and (hi is None or new < hi):
+                self._forget()
+                write_new()
+                return
+            self._remove_from(path, node_hi)
+            write_new()
+            if self.shape.height:
+                self._add_to(new)
+            self._flush()
+        except BaseException:
+            self._forget(changed=True)
+            raise
+        if self.shape.height == 0 and count > self.bmax:
+            self.rebuild(count)
 
     # -- splits and merges ---------------------------------------------------------------
 

@@ -21,8 +21,8 @@ The API, for the commands and for GEO (which stores geohashes as scores):
     zs.count                                 # ZCARD
     zs.count_range(start, end)               # elements with start <= key < end, O(log n)
     zs.at(rank) -> (member, score)           # O(log n)
-    zs.by_rank(start, stop, reverse)         # iterator of (member, score), rank range
-    zs.by_keys(start, end, reverse, offset, limit)  # iterator over a key range
+    zs.by_rank(start, stop, reverse)         # [(member, score)] of a rank range
+    zs.by_keys(start, end, reverse, offset, limit)  # [(member, score)] of a key range
     zs.score_range(min, minex, max, maxex) -> (start, end)   # key bounds of a score range
     zs.lex_range(min, max) -> (start, end)   # key bounds of a lex range (parsed items)
     zs.members(after=None)                   # (member, score) in member order (ZSCAN, algebra)
@@ -30,11 +30,13 @@ The API, for the commands and for GEO (which stores geohashes as scores):
 
 Element *keys* are the score-index key suffixes sortable(score) + member; a key
 range [start, end) with end None meaning "to the end" selects elements in ZRANGE
-order. Iterators hold a scan open: finish reading before changing the set.
+order. Range methods return lists (their callers reply with them); members() is a
+generator holding a scan open: finish reading before changing the set.
 
 `bulk()` switches the rank index off while a command changes many elements; finish()
 then rebuilds it with one scan (O(n)), cheaper than maintaining it element by element.
 """
+import itertools
 import math
 import os
 import struct
@@ -89,11 +91,16 @@ def sortable(score):
     return _Q.pack(bits ^ _ALL if bits & _SIGN else bits | _SIGN)
 
 
+_INVERT = bytes(255 - b for b in range(256))
+_HIGH = [bytes((b ^ 0x80,)) for b in range(256)]
+
+
 def score_of_key(key, offset=0):
     """The score of an element key (or of a score-index record key at offset)."""
-    bits = _Q.unpack_from(key, offset)[0]
-    bits = bits ^ _SIGN if bits & _SIGN else bits ^ _ALL
-    return _D.unpack(_Q.pack(bits))[0]
+    first = key[offset]
+    if first & 0x80:
+        return _D.unpack(_HIGH[first] + key[offset + 1:offset + 8])[0]
+    return _D.unpack(key[offset:offset + 8].translate(_INVERT))[0]
 
 
 def after_score(score):
@@ -108,16 +115,17 @@ def format_score(x):
     """A score as Redis 7.2 prints it (d2string): integers below 2^62 as integers,
     others in the shortest round-trip digits, in plain notation when the exponent
     is small and as d.ddde+N otherwise."""
-    if x != x:
+    if x.is_integer():
+        if x == 0:
+            return b"-0" if math.copysign(1.0, x) < 0 else b"0"
+        if -_LLONG_HALF <= x <= _LLONG_HALF:
+            return b"%d" % x
+    elif x != x:
         return b"nan"
-    if x == INF:
+    elif x == INF:
         return b"inf"
-    if x == NINF:
+    elif x == NINF:
         return b"-inf"
-    if x == 0:
-        return b"-0" if math.copysign(1.0, x) < 0 else b"0"
-    if -_LLONG_HALF <= x <= _LLONG_HALF and x == int(x):
-        return str(int(x)).encode()
     neg = x < 0
     text = repr(abs(x))                   # shortest round-trip digits
     mantissa, _, exp = text.partition("e")
@@ -269,12 +277,11 @@ class ZSet:
             store.put(zk, _D.pack(score))
             if old_key != new_key:
                 store.delete(self.rp + old_key)
-                if self.stale or self.index.same_bucket(old_key, new_key):
-                    store.put(self.rp + new_key, b"")
-                else:       # the index sees the removal before the new key exists
-                    self.index.deleted(old_key, self.coll.count - 1)
-                    store.put(self.rp + new_key, b"")
-                    self.index.inserted(new_key, self.coll.count)
+                new_record = self.rp + new_key
+                if self.stale:
+                    store.put(new_record, b"")
+                else:
+                    self.index.moved(old_key, new_key, self.coll.count, lambda: store.put(new_record, b""))
         return old
 
     def remove(self, member):
@@ -337,51 +344,46 @@ class ZSet:
 
     # -- ranges ---------------------------------------------------------------------------
 
-    def _scan(self, start, end, reverse):
-        """(member, score) over [start, end) of element keys."""
+    def _collect(self, start, end, reverse, limit, scores):
+        """[(member, score or None)] over [start, end) of element keys, at most limit
+        (< 0: all)."""
         rp = self.rp
         n = len(rp)
+        n8 = n + 8
         with self.store.scan(start=rp + start, end=None if end is None else rp + end, prefix=rp,
                              reverse=reverse) as it:
-            for k, _ in it:
-                yield k[n + 8:], score_of_key(k, n)
+            keys = [k for k, _ in (itertools.islice(it, limit) if limit >= 0 else it)]
+        if scores:
+            return [(k[n8:], score_of_key(k, n)) for k in keys]
+        return [(k[n8:], None) for k in keys]
 
-    def by_rank(self, start, stop, reverse=False):
-        """Elements of ranks start..stop inclusive (0 <= start <= stop < count); reverse:
-        ranks counted from the highest score, listed from there."""
+    def by_rank(self, start, stop, reverse=False, scores=True):
+        """[(member, score)] of ranks start..stop inclusive (0 <= start <= stop < count);
+        reverse: ranks counted from the highest score, listed from there. scores=False:
+        (member, None) pairs, without decoding the scores."""
         n = stop - start + 1
         if not reverse:
-            it = self._scan(self.key_at(start), None, False)
-        else:
-            it = self._scan(b"", self.key_at(self.coll.count - 1 - start) + b"\x00", True)
-        for item in it:
-            yield item
-            n -= 1
-            if n == 0:
-                return
+            return self._collect(self.key_at(start), None, False, n, scores)
+        return self._collect(b"", self.key_at(self.coll.count - 1 - start) + b"\x00", True, n, scores)
 
-    def by_keys(self, start, end, reverse=False, offset=0, limit=-1):
-        """Elements with start <= key < end (end None: no bound; start None: none), in
-        order or reversed, skipping `offset` (ranks, O(log n)) and at most `limit` (<0:
-        all)."""
+    def by_keys(self, start, end, reverse=False, offset=0, limit=-1, scores=True):
+        """[(member, score)] with start <= key < end (end None: no bound; start None:
+        none), in order or reversed, skipping `offset` (by ranks, O(log n)) and at most
+        `limit` (< 0: all)."""
         if start is None or limit == 0 or offset < 0 or (end is not None and end <= start):
-            return
+            return []
         if offset:
             if not reverse:
                 r = self.rank_of_key(start) + offset
                 if r >= self.rank_of_key(end):
-                    return
+                    return []
                 start = self.key_at(r)
             else:
                 r = self.rank_of_key(end) - 1 - offset
                 if r < self.rank_of_key(start):
-                    return
+                    return []
                 end = self.key_at(r) + b"\x00"
-        for item in self._scan(start, end, reverse):
-            yield item
-            limit -= 1
-            if limit == 0:
-                return
+        return self._collect(start, end, reverse, limit, scores)
 
     @staticmethod
     def score_range(lo, lo_ex, hi, hi_ex):
@@ -427,11 +429,7 @@ class ZSet:
 
     def pop(self, count, reverse=False):
         """Removes and returns the `count` lowest (reverse: highest) elements."""
-        items = []
-        for item in self._scan(b"", None, reverse):
-            items.append(item)
-            if len(items) >= count:
-                break
+        items = self._collect(b"", None, reverse, count, True)
         self.remove_many(items)
         return items
 

@@ -372,13 +372,13 @@ def _zrange(c, args, first, store, rangetype, reverse):
         items = []
     elif rangetype == RANK:
         r = rank_range(start, stop, zs.count)
-        items = [] if r is None else list(zs.by_rank(r[0], r[1], reverse))
+        items = [] if r is None else zs.by_rank(r[0], r[1], reverse, scores=withscores or bool(store))
     else:
         if rangetype == SCORE:
             s, e = zs.score_range(lo[0], lo[1], hi[0], hi[1])
         else:
             s, e = zs.lex_range(lo, hi)
-        items = list(zs.by_keys(s, e, reverse, offset, limit))
+        items = zs.by_keys(s, e, reverse, offset, limit, scores=withscores or bool(store))
     if store:
         return store_result(c, store, items, "zrangestore")
     return pairs_reply(c, items, withscores)
@@ -443,7 +443,7 @@ def _remove_keys(c, key, zs, start, n, event):
         zs.bulk()
     left = n
     while left:
-        chunk = list(zs.by_keys(start, None, False, 0, min(left, CHUNK)))
+        chunk = zs.by_keys(start, None, False, 0, min(left, CHUNK))
         if not chunk:
             raise CommandError("ERR sorted set index is inconsistent")
         for m, s in chunk:

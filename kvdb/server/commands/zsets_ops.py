@@ -39,7 +39,7 @@ def _pop(c, key, zs, count, reverse):
     """Pops up to count elements of the non-empty zs at key; [(member, score)]."""
     event = "zpopmax" if reverse else "zpopmin"
     if count >= zs.count:
-        items = list(zs.by_keys(b"", None, reverse))
+        items = zs.by_keys(b"", None, reverse)
         c.server.ks.remove(c.db, key, zs.entry, event=None)
         c.server.key_changed(c.db, key, event)
         c.server.key_changed(c.db, key, "del")
@@ -395,7 +395,7 @@ def _sample(zs, k):
     """k distinct random elements (k < size), in random order."""
     size = zs.count
     if k * 3 > size:
-        items = random.sample(list(zs.by_keys(b"", None)), k)
+        items = random.sample(zs.by_keys(b"", None), k)
     else:
         items = [zs.at(r) for r in random.sample(range(size), k)]
     random.shuffle(items)
@@ -406,7 +406,7 @@ def _repeats(zs, k):
     """k random elements, repetitions allowed."""
     size = zs.count
     if size <= 1024 or size <= k:
-        everything = list(zs.by_keys(b"", None))
+        everything = zs.by_keys(b"", None)
         return [random.choice(everything) for _ in range(k)]
     return [zs.at(random.randrange(size)) for _ in range(k)]
 
@@ -433,7 +433,7 @@ def zrandmember(c, args):
     if count < 0:
         items = _repeats(zs, -count)
     elif count >= zs.count:
-        items = list(zs.by_keys(b"", None, reverse=True))     # the whole set, highest first, as Redis
+        items = zs.by_keys(b"", None, reverse=True)     # the whole set, highest first, as Redis
     else:
         items = _sample(zs, count)
     return pairs_reply(c, items, withscores)
@@ -467,7 +467,7 @@ def zscan(c, args):
     if zs.count <= SMALL_SCAN and small_ok:
         # like a listpack-encoded set in Redis: everything at once, in score order,
         # whatever the cursor
-        batch = list(zs.by_keys(b"", None))
+        batch = zs.by_keys(b"", None)
         if any(len(m) > SMALL_SCAN_MEMBER for m, _ in batch):
             batch = None
     if batch is None:
