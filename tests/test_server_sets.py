@@ -482,6 +482,12 @@ def test_member_size_limit(tmp_path):
         assert r.sadd("s", b"y" * MAX_NAME) == 1
         assert r.sismember("s", b"y" * MAX_NAME) == 1
         assert kvdb.MAX_KEY_SIZE > MAX_NAME
+        long_key = b"k" * (kvdb.MAX_KEY_SIZE + 10)            # names of any length work
+        assert r.sadd(long_key, "a", "b") == 2
+        assert r.smembers(long_key) == {b"a", b"b"}
+        assert r.sunionstore(long_key + b"2", [long_key, "s"]) == 3
+        assert r.smove(long_key + b"2", long_key, b"y" * MAX_NAME) == 1
+        assert r.scard(long_key) == 3 and r.type(long_key) == b"set"
 
 
 def test_large_set(tmp_path):

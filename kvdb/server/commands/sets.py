@@ -303,7 +303,7 @@ def sdiffstore(c, args):
 # SINTERCARD's keys follow a count (Redis marks it movablekeys with key range 0 0 0); the
 # registry has no movable keys, so (2, -1, 1) makes ACL key checks and key-size checks
 # cover every key, at the price of also checking the LIMIT words.
-@command("sintercard", -3, "readonly", "@set", (2, -1, 1),
+@command("sintercard", -3, "readonly movablekeys", "@set", (2, -1, 1),
          **_s(summary="Returns the number of members of the intersect of multiple sets.", since="7.0.0"))
 def sintercard(c, args):
     numkeys = int_arg(args[1], "ERR numkeys should be greater than 0")
