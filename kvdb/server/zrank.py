@@ -33,6 +33,7 @@ version -- so COPY can copy them verbatim under a new version.
 import bisect
 import collections
 import itertools
+import os
 import struct
 import sys
 from array import array
@@ -51,7 +52,7 @@ _ITEMSIZE = {"B": 1, "H": 2, "I": 4, "Q": 8}
 _TYPECODES = {1: "B", 2: "H", 4: "I", 8: "Q"}        # counts width byte -> array typecode
 _WIDTH_BYTE = {t: bytes((n,)) for t, n in _ITEMSIZE.items()}
 _WIDER = {"B": "H", "H": "I", "I": "Q"}
-CACHE_NODES = 2048   # decoded nodes kept across commands (validated by their record bytes)
+CACHE_NODES = 4096   # decoded nodes kept across commands (validated by their record bytes)
 _CACHE = collections.OrderedDict()   # node record prefix (np + id) -> Node
 
 
@@ -105,7 +106,7 @@ class Node:
     """An internal node, decoded. Separators are kept as a blob plus end offsets until
     a split or merge needs them as a list."""
     __slots__ = ("id", "level", "kids", "counts", "_blob", "_offs", "_seps", "keys_dirty", "counts_dirty",
-                 "raw_keys", "raw_counts")
+                 "stamp", "raw_counts")
 
     def __init__(self, id_, level, seps, kids, counts):
         self.id = id_                # node id (u64), names its two records
@@ -117,8 +118,8 @@ class Node:
         self.counts = counts         # array('I' or 'Q') of element counts below each child
         self.keys_dirty = False      # separators or kids changed: rewrite the keys record
         self.counts_dirty = False    # counts changed: rewrite the counts record
-        self.raw_keys = None         # the keys record this node was decoded from (or last wrote)
-        self.raw_counts = None       # the same for the counts record
+        self.stamp = None            # 8 random bytes naming this version of the keys record
+        self.raw_counts = None       # the counts record this node was decoded from (or last wrote)
 
     def __len__(self):
         return len(self.counts)
@@ -160,7 +161,7 @@ class Node:
     def encode_keys(self):
         seps = self.seps
         offs = array("I", itertools.accumulate(len(s) for s in seps))
-        out = [_HEAD.pack(self.level, len(seps))]
+        out = [_HEAD.pack(self.level, len(seps)), self.stamp]
         if self.level >= 2:
             out.append(_le(self.kids))
         out.append(_le(offs))
@@ -168,7 +169,7 @@ class Node:
         return b"".join(out)
 
     def encode_counts(self):
-        return _WIDTH_BYTE[self.counts.typecode] + _le(self.counts)
+        return _WIDTH_BYTE[self.counts.typecode] + self.stamp + _le(self.counts)
 
     def add(self, i, delta):
         """counts[i] += delta, widening the counts when they outgrow their width."""
@@ -191,7 +192,9 @@ class Node:
     @classmethod
     def decode(cls, id_, keys, counts):
         level, n = _HEAD.unpack_from(keys, 0)
-        pos = _HEAD.size
+        pos = _HEAD.size + 8
+        if keys[_HEAD.size:pos] != counts[1:9]:
+            raise ValueError(f"zset rank node {id_}: its keys and counts records are of different versions")
         kids = None
         if level >= 2:
             kids = _from_le("Q", keys[pos:pos + 8 * n])
@@ -201,7 +204,7 @@ class Node:
         node = cls(id_, level, None, kids, None)
         node._blob = keys[pos:]
         node._offs = offs
-        node.raw_keys = keys
+        node.stamp = keys[_HEAD.size:pos]
         node.set_counts(counts, n)
         return node
 
@@ -210,7 +213,7 @@ class Node:
         typecode = _TYPECODES.get(raw[0])
         if typecode is None:
             raise ValueError(f"zset rank node {self.id}: counts of width {raw[0]}")
-        cnt = _from_le(typecode, raw[1:])
+        cnt = _from_le(typecode, raw[9:])
         if len(cnt) != n:
             raise ValueError(f"zset rank node {self.id}: {len(cnt)} counts for {n} children")
         self.counts = cnt
@@ -243,9 +246,10 @@ class RankIndex:
     # -- records --------------------------------------------------------------------
     #
     # Decoded nodes are kept in _CACHE across commands, keyed by their record prefix and
-    # validated by the record bytes read on every use: a node whose records still hold
-    # the bytes it was decoded from is reused as it is (no decoding, separators already a
-    # list for bisect), so the cost of a level is two gets and a bytes comparison.
+    # validated on every use by the counts record: it repeats the random stamp of the
+    # keys record it goes with (a new stamp for every rewrite of the keys), so a cached
+    # node whose stamp matches has the stored separators and children, and only the
+    # counts are decoded again when they changed. A level then costs one get.
 
     def _base(self, id_):
         return self.np + id_.to_bytes(8, "big")
@@ -255,18 +259,20 @@ class RankIndex:
         if node is not None:
             return node
         base = self._base(id_)
-        keys = self.store.get(base + _KEYS_TAG)
         counts = self.store.get(base + _COUNTS_TAG)
-        if keys is None or counts is None:
+        if counts is None:
             raise ValueError(f"zset rank index: node {id_} is missing")
         node = _CACHE.get(base)
-        if node is not None and node.raw_keys == keys:
+        if node is not None and node.stamp == counts[1:9]:
             if node.raw_counts != counts:
                 node.set_counts(counts, len(node.counts))
             if node._seps is None:
                 node.seps                   # noqa: B018 - materialize: bisect from now on
             _CACHE.move_to_end(base)
         else:
+            keys = self.store.get(base + _KEYS_TAG)
+            if keys is None:
+                raise ValueError(f"zset rank index: node {id_} has no keys record")
             node = Node.decode(id_, keys, counts)
             _CACHE[base] = node
             if len(_CACHE) > CACHE_NODES:
@@ -308,8 +314,9 @@ class RankIndex:
             if node.keys_dirty or node.counts_dirty:
                 base = self._base(node.id)
                 if node.keys_dirty:
-                    node.raw_keys = node.encode_keys()
-                    put(base + _KEYS_TAG, node.raw_keys)
+                    node.stamp = os.urandom(8)
+                    put(base + _KEYS_TAG, node.encode_keys())
+                    node.counts_dirty = True        # the counts record carries the new stamp
                 if node.counts_dirty:
                     raw = node.encode_counts()
                     if raw != node.raw_counts:      # a move out and back in leaves it as it was
