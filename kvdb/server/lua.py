@@ -143,7 +143,9 @@ hook = function()
   local stop = py.tick()
   if stop then
     sethook(hook, "l")
-    error({err = stop}, 0)
+    -- Raise in script code only: the error handler and this file's wrappers must finish.
+    local info = getinfo(2, "S")
+    if info and info.source ~= INTERNAL then error({err = stop}, 0) end
   end
 end
 local function arm() sethook(hook, "", HOOK_COUNT) end
@@ -387,9 +389,19 @@ vars.load = load_in(eval_env)
 -- FUNCTION libraries: one environment for all, showing only `redis` (register_function,
 -- log) while a library loads, the whole API while a function runs.
 local lib_env
-local loading_api = {redis = readonly({register_function = register_function, log = redis.log,
-                                        LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
-                                        REDIS_VERSION = REDIS_VERSION, REDIS_VERSION_NUM = REDIS_VERSION_NUM})}
+local loading_redis = {register_function = register_function, log = redis.log,
+                       LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+                       REDIS_VERSION = REDIS_VERSION, REDIS_VERSION_NUM = REDIS_VERSION_NUM}
+local loading_view = setmetatable({}, {
+  __index = function(_, k)
+    local v = loading_redis[k]
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = ro_newindex, __metatable = false})
+protected[loading_view] = true
+real_of[loading_view] = loading_redis
+local loading_api = {redis = loading_view}
 local running_api = {}
 local lib_api = running_api
 lib_env = setmetatable({}, {
