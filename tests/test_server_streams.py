@@ -14,7 +14,7 @@ import pytest
 import kvdb
 from kvdb.server.commands import stream_claims, stream_groups, streams
 from kvdb.server.keyspace import TYPE_STREAM, Keyspace
-from kvdb.server.streamstore import Stream, StreamMeta, entry_node, parse_id
+from kvdb.server.streamstore import NODE_RECORDS, Stream, StreamMeta, entry_node, parse_id
 from redisref import reference_pair
 from serverutil import ServerProcess
 
@@ -574,6 +574,35 @@ def test_keyspace_interplay(p):
     assert sorted(got[1][1]) == sorted(want[1][1]) == [b"s2", b"s3"]
 
 
+def test_approximate_trimming_follows_redis_nodes(p):
+    """Redis cuts a stream into listpack nodes by entry count and by bytes (its listpack
+    encoding of ids, fields and values), and '~' trims whole nodes: payloads of many sizes,
+    integer-looking values, changing fields, XDELs and trims in between."""
+    rng = random.Random(7 + p.protocol)
+    for case in range(6):
+        p.flush()
+        vlen = [3, 60, 150, 900, 5000, 40][case]
+        ms = rng.choice([1, 1700000000000])
+        for _ in range(rng.randint(120, 260)):
+            ms += rng.choice([0, 0, 1, 3, 200, 70000])
+            items = []
+            for j in range(rng.choice([1, 2, 3])):
+                name = f"f{j}" if rng.random() < 0.8 else f"g{rng.randint(0, 3)}"
+                value = str(rng.randint(0, 10 ** rng.randint(1, 18))) if case == 5 else "x" * rng.randint(1, vlen)
+                items += [name, value]
+            p.same("XADD", "s", f"{ms}-*", *items)
+            r = rng.random()
+            if r < 0.05:
+                p.same("XDEL", "s", f"{ms}-0")
+            elif r < 0.07:
+                p.same("XTRIM", "s", "MAXLEN", rng.choice(["~", "="]), rng.randint(0, 300))
+            elif r < 0.09:
+                p.same("XTRIM", "s", "MINID", rng.choice(["~", "="]), max(0, ms - rng.randint(0, 500000)))
+        same_masked(p, mask_stream_info, "XINFO", "STREAM", "s")
+        p.same("XTRIM", "s", "MAXLEN", "~", rng.choice([10, 50]))
+        same_masked(p, mask_stream_info, "XINFO", "STREAM", "s")
+
+
 # -- randomized differential run ---------------------------------------------------------------
 
 def _random_command(rng, state):
@@ -736,8 +765,9 @@ class CountingStore:
         return getattr(self.inner, name)
 
 
-def _fake_client(ks):
-    server = types.SimpleNamespace(ks=ks, key_changed=lambda *a: None, config={"stream-node-max-entries": 100})
+def _fake_client(ks, node_entries=100):
+    server = types.SimpleNamespace(ks=ks, key_changed=lambda *a: None,
+                                   config={"stream-node-max-entries": node_entries, "stream-node-max-bytes": 4096})
     return types.SimpleNamespace(server=server, db=0, proto=2)
 
 
@@ -789,12 +819,12 @@ def test_costs_do_not_grow_with_the_stream(tmp_path):
 def test_storage_invariants(tmp_path):
     """The records after a mixed run: count equals the entry records, the meta record's
     first id is the first entry, node bookkeeping matches the entries, group pending counts
-    equal their PEL records and each consumer's pending count its index records (T1-T6 of
+    equal their PEL records and each consumer's pending count its index records (T1-T7 of
     docs/format/server-keys-stream.md)."""
     db = kvdb.open(str(tmp_path / "db"))
     try:
         ks = Keyspace(db, 16, lambda *a: None)
-        c = _fake_client(ks)
+        c = _fake_client(ks, node_entries=3)       # many node boundaries
         rng = random.Random(9)
         state = {"top": 1}
         for _ in range(600):
@@ -832,7 +862,11 @@ def _check_stream_records(ks, key):
     assert meta.first == (ids[0] if ids else (0, 0))                    # T2
     assert all((0, 0) < i <= meta.last for i in ids)                    # T3
     assert nodes == sorted(nodes)                                       # T6
-    assert meta.tail_live == nodes.count(meta.tail_node) and meta.tail_fill >= meta.tail_live
+    assert meta.tail.live == nodes.count(meta.tail.node) and meta.tail.fill >= meta.tail.live
+    node_prefix = coll.prefix(0, b"o") + NODE_RECORDS
+    with ks.store.scan(prefix=node_prefix) as it:
+        recorded = {struct.unpack(">Q", k[len(node_prefix):])[0] for k, _ in it}
+    assert recorded == set(nodes) - {meta.tail.node}                    # T7
     assert meta.nodes == len(set(nodes))
     if meta.head_live:
         assert nodes[0] == meta.head_node and nodes.count(meta.head_node) == meta.head_live

@@ -8,6 +8,7 @@ under sub_prefix(db, kind, version)):
     c  group                                        -> group: last-delivered id, entries-read,
                                                        consumer count, pending count
     o  len(group)(4) group consumer                 -> consumer: seen-time, active-time, pending
+    o  FF FF FF FF node(8)                          -> a closed node's figures (NodeInfo, streamnodes)
     p  len(group)(4) group 0x00 ms(8) seq(8)        -> pending entry (group PEL): delivery time,
                                                        delivery count, consumer name
     p  len(group)(4) group 0x01 len(consumer)(4) consumer ms(8) seq(8) -> b""  (consumer's PEL)
@@ -26,6 +27,7 @@ save() with the meta record.
 """
 import struct
 
+from . import streamnodes
 from .keyspace import TYPE_STREAM
 # Re-exported: the commands import ids, groups and records from here.
 from .streamgroups import (INVALID_ENTRIES_READ, SCAN_BATCH, Consumer, Group, GroupRecords, Nack,  # noqa: F401
@@ -33,13 +35,15 @@ from .streamgroups import (INVALID_ENTRIES_READ, SCAN_BATCH, Consumer, Group, Gr
 from .streamids import (INVALID_ID, MAX_ID, ZERO_ID, decr_id, format_id, incr_id, parse_id,  # noqa: F401
                         parse_interval)
 
-__all__ = ["Stream", "StreamMeta", "Group", "Consumer", "Nack", "MAX_ID", "ZERO_ID", "INVALID_ENTRIES_READ",
+__all__ = ["Stream", "StreamMeta", "NodeInfo", "NODE_RECORDS", "Group", "Consumer", "Nack", "MAX_ID", "ZERO_ID", "INVALID_ENTRIES_READ",
            "INVALID_ID", "format_id", "parse_id", "parse_interval", "incr_id", "decr_id", "encode_fields",
            "decode_fields", "entry_node", "check_group_names"]
 
 _U32 = struct.Struct(">I")
 _ID = struct.Struct(">QQ")
-_META = struct.Struct(">14Q")  # last, first, max-deleted (ms, seq each), entries-added, groups, head/tail nodes
+_META = struct.Struct(">11Q")     # last, first, max-deleted (ms, seq each), entries-added, groups, head, nodes
+_NODEINFO = struct.Struct(">9Q")  # node, fill, live, size, master (ms, seq), digest, last (ms, seq)
+NODE_RECORDS = b"\xff\xff\xff\xff"  # o-kind prefix of node records: no group name is 2^32 - 1 bytes long  # last, first, max-deleted (ms, seq each), entries-added, groups, head/tail nodes
 _NODE = struct.Struct(">Q")
 
 
@@ -67,38 +71,58 @@ def decode_fields(raw):
     return out
 
 
+class NodeInfo:
+    """What Redis would know of one of its radix-tree nodes (a listpack), see streamnodes."""
+    __slots__ = ("node", "fill", "live", "size", "master", "digest", "last")
+
+    def __init__(self, node=0, fill=0, live=0, size=0, master=ZERO_ID, digest=0, last=ZERO_ID):
+        self.node = node                   # its number (entries record it); 0: none yet
+        self.fill = fill                   # entries ever appended to it (deleted ones too)
+        self.live = live                   # its live entries (kept for the tail node only)
+        self.size = size                   # its listpack bytes, less the count elements
+        self.master = master               # id of its first entry (Redis's node key)
+        self.digest = digest               # streamnodes.fields_digest of its master entry's fields
+        self.last = last                   # id of the last entry appended to it (deleted or not)
+
+    def encode(self):
+        return _NODEINFO.pack(self.node, self.fill, self.live, self.size, *self.master, self.digest, *self.last)
+
+    @classmethod
+    def decode(cls, raw, offset=0):
+        v = _NODEINFO.unpack_from(raw, offset)
+        return cls(v[0], v[1], v[2], v[3], (v[4], v[5]), v[6], (v[7], v[8]))
+
+
 class StreamMeta:
-    """Coll.extra of a stream (112 bytes, docs/format/server-keys-stream.md)."""
-    __slots__ = ("last", "first", "max_deleted", "entries_added", "groups", "head_node", "head_live", "tail_node",
-                 "tail_fill", "tail_live", "nodes")
+    """Coll.extra of a stream (160 bytes, docs/format/server-keys-stream.md)."""
+    __slots__ = ("last", "first", "max_deleted", "entries_added", "groups", "head_node", "head_live", "nodes",
+                 "tail")
 
     def __init__(self, last=ZERO_ID, first=ZERO_ID, max_deleted=ZERO_ID, entries_added=0, groups=0, head_node=0,
-                 head_live=0, tail_node=0, tail_fill=0, tail_live=0, nodes=0):
+                 head_live=0, nodes=0, tail=None):
         self.last = last                   # the last id generated (XADD, XSETID): new ids must exceed it
         self.first = first                 # Redis's recorded first id: the first live entry, 0-0 when empty
         self.max_deleted = max_deleted     # the largest id XDEL removed (or XSETID MAXDELETEDID set)
         self.entries_added = entries_added  # entries ever added (XADD count, or XSETID ENTRIESADDED)
         self.groups = groups               # number of consumer groups (c records)
-        # Redis packs entries in radix-tree nodes of stream-node-max-entries, and '~' trimming
-        # removes whole nodes only: each entry records the node it would be in.
+        # Redis packs entries in radix-tree nodes and '~' trimming removes whole nodes only:
+        # each entry records the node Redis would have put it in (streamnodes).
         self.head_node = head_node         # node of the first live entry (valid when head_live > 0)
         self.head_live = head_live         # live entries in the head node; 0: not known, count it again
-        self.tail_node = tail_node         # node the last appended entry went to
-        self.tail_fill = tail_fill         # entries ever appended to the tail node (deleted ones too)
-        self.tail_live = tail_live         # live entries in the tail node (0: it is gone)
         self.nodes = nodes                 # nodes with live entries (XINFO radix-tree-keys)
+        self.tail = tail or NodeInfo()     # the node the last entry went to (closed nodes: node records)
 
     def encode(self):
         return _META.pack(*self.last, *self.first, *self.max_deleted, self.entries_added, self.groups,
-                          self.head_node, self.head_live, self.tail_node, self.tail_fill, self.tail_live,
-                          self.nodes)
+                          self.head_node, self.head_live, self.nodes) + self.tail.encode()
 
     @classmethod
     def decode(cls, raw):
         if not raw:
             return cls()
         v = _META.unpack_from(raw)
-        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), *v[6:])
+        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), v[6], v[7], v[8], v[9], v[10],
+                   NodeInfo.decode(raw, _META.size))
 
 
 class Stream(GroupRecords):
@@ -175,21 +199,66 @@ class Stream(GroupRecords):
     def has_entry(self, id_):
         return self.store.get(self._ekey(id_)) is not None
 
-    def append(self, id_, items, node_entries):
-        """Adds entry id_ (above every id in the stream) in the tail node, or a new node
-        when the tail is full (node_entries appended) or gone."""
+    def _nkey(self, node):
+        return self._o + NODE_RECORDS + _NODE.pack(node)
+
+    def node_info(self, node):
+        """The figures of `node`: the tail's from the meta record, a closed node's from its record."""
+        if node == self.meta.tail.node:
+            return self.meta.tail
+        raw = self.store.get(self._nkey(node))
+        return None if raw is None else NodeInfo.decode(raw)
+
+    def _reopen_last_node(self):
+        """XDEL emptied the tail node: Redis appends to its last remaining node again. Makes
+        that node (the last live entry's) the tail, with its live entries counted."""
+        found = self.entries(ZERO_ID, MAX_ID, 1, rev=True)
+        if not found:
+            return
+        with self.store.scan(start=self._ekey(found[0][0]), prefix=self._t) as it:
+            node = entry_node(next(iter(it))[1])
+        info = self.node_info(node)
+        if info is None:
+            return
+        t = len(self._t)
+        live = 0
+        with self.store.scan(start=self._t, end=self._ekey(found[0][0]) + b"\x00", reverse=True) as it:
+            for k, v in it:
+                if entry_node(v) != node:
+                    break
+                live += 1
+        info.live = live
+        self.store.delete(self._nkey(node))
+        self.meta.tail = info
+
+    def append(self, id_, items, node_entries, node_bytes):
+        """Adds entry id_ (above every id in the stream) to the tail node, or to a new node
+        when the tail is full as Redis counts it: node_entries entries appended (0: no
+        limit) or node_bytes listpack bytes (see streamnodes)."""
         m = self.meta
         was_empty = self.e.body.count == 0
-        if m.tail_live == 0 or m.tail_fill >= max(node_entries, 1):
-            m.tail_node += 1
-            m.tail_fill = m.tail_live = 0
+        fields, values = items[0::2], items[1::2]
+        if m.tail.live == 0 and not was_empty:
+            self._reopen_last_node()
+        tail = m.tail
+        new = tail.live == 0
+        if not new:
+            size = tail.size + streamnodes.counts_size(tail.live, tail.fill - tail.live)
+            new = size + sum(map(len, items)) >= node_bytes or (node_entries > 0 and tail.fill >= node_entries)
+        digest = streamnodes.fields_digest(fields)
+        if new:
+            if tail.live:                  # close it: its figures go to its node record
+                self.store.put(self._nkey(tail.node), tail.encode())
+            m.tail = tail = NodeInfo(tail.node + 1, 0, 0, streamnodes.master_size(fields), id_, digest)
             m.nodes += 1
-        self.store.put(self._ekey(id_), encode_fields(m.tail_node, items))
-        m.tail_fill += 1
-        m.tail_live += 1
+        tail.size += streamnodes.entry_size(id_, tail.master, fields, values, digest == tail.digest)
+        tail.last = id_
+        self.store.put(self._ekey(id_), encode_fields(tail.node, items))
+        tail.fill += 1
+        tail.live += 1
         if was_empty:
-            m.head_node, m.head_live = m.tail_node, 1
-        elif m.head_live and m.head_node == m.tail_node:
+            m.head_node, m.head_live = tail.node, 1
+        elif m.head_live and m.head_node == tail.node:
             m.head_live += 1
         self.e.body.count += 1
         m.entries_added += 1
@@ -202,8 +271,8 @@ class Stream(GroupRecords):
         """Bookkeeping for a deleted entry of `node`."""
         m = self.meta
         self.e.body.count -= 1
-        if node == m.tail_node and m.tail_live:
-            m.tail_live -= 1
+        if node == m.tail.node and m.tail.live:
+            m.tail.live -= 1
         if node == m.head_node and m.head_live:
             m.head_live -= 1               # 0: the head node is gone, found again on demand
         self.changed = True
@@ -279,11 +348,17 @@ class Stream(GroupRecords):
                 return entry_node(v)
         return None
 
+    def _node_gone(self, node):
+        """Node has no live entry left (Redis frees it)."""
+        self.meta.nodes -= 1
+        if node != self.meta.tail.node:
+            self.store.delete(self._nkey(node))
+
     def _node_alive(self, id_, node):
         """Whether node still has a live entry after entry id_ (of that node) was deleted:
         its entries are contiguous, so the neighbours tell."""
         m = self.meta
-        if (node == m.head_node and m.head_live) or (node == m.tail_node and m.tail_live):
+        if (node == m.head_node and m.head_live) or (node == m.tail.node and m.tail.live):
             return True
         k = self._ekey(id_)
         with self.store.scan(start=k, prefix=self._t) as it:
@@ -310,7 +385,7 @@ class Stream(GroupRecords):
             node = entry_node(raw)
             self._dropped(node)
             if not self._node_alive(id_, node):
-                m.nodes -= 1
+                self._node_gone(node)
             deleted += 1
             if id_ == m.first:
                 first_hit = True
@@ -329,7 +404,7 @@ class Stream(GroupRecords):
         deleted = 0
         start = self._ekey(self.meta.first)
         t = len(self._t)
-        removed_nodes, last_node = 0, None
+        removed, last_node = [], None
         while limit is None or deleted < limit:
             want = SCAN_BATCH if limit is None else min(SCAN_BATCH, limit - deleted)
             batch = []
@@ -346,7 +421,7 @@ class Stream(GroupRecords):
                 self.store.delete(k)
                 self._dropped(node)
                 if node != last_node:
-                    removed_nodes += 1
+                    removed.append(node)
                     last_node = node
             deleted += len(batch)
             if stop or len(batch) < want:
@@ -354,8 +429,9 @@ class Stream(GroupRecords):
             start = batch[-1][0] + b"\x00"
         if deleted:
             if self._refresh_first() == last_node:
-                removed_nodes -= 1         # the last node touched keeps live entries
-            self.meta.nodes -= removed_nodes
+                removed.pop()              # the last node touched keeps live entries
+            for node in removed:
+                self._node_gone(node)
         return deleted
 
     def _scan_head_node(self):
@@ -405,9 +481,10 @@ class Stream(GroupRecords):
             else:
                 if self.meta.first >= threshold:
                     break
-                _, ids = self._scan_head_node()
-                live = len(ids)
-                removable = ids[-1] < threshold
+                node, live = self.head_node()
+                info = self.node_info(node)
+                # Redis compares the node's last entry, deleted or not
+                removable = info is not None and info.last < threshold
             if not removable or (limit and deleted + live > limit):
                 break
             deleted += self._delete_head(live)

@@ -6,6 +6,7 @@ from kvdb._core.resp import NULL_ARRAY, OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType, now_ms
+from ..streamnodes import LISTPACK_MAX
 from ..streamstore import (MAX_ID, ZERO_ID, Stream, decr_id, format_id, incr_id, parse_id,
                            parse_interval)
 from .registry import SYNTAX, CommandError, command, int_arg
@@ -18,13 +19,21 @@ def _x(**kw):
 
 
 def node_entries(c):
-    """stream-node-max-entries: entries per node, the unit of approximate (~) trimming
-    (0, nodes limited by bytes alone in Redis, counts as the default 100 here)."""
+    """stream-node-max-entries: entries per Redis node (0: no limit), the unit of
+    approximate (~) trimming with node_bytes."""
     try:
-        n = int(c.server.config["stream-node-max-entries"])
+        return max(int(c.server.config["stream-node-max-entries"]), 0)
     except (KeyError, TypeError, ValueError):
-        n = 100
-    return n if n > 0 else 100
+        return 100
+
+
+def node_bytes(c):
+    """stream-node-max-bytes: listpack bytes per Redis node (0: Redis's 1 GiB cap)."""
+    try:
+        n = int(c.server.config["stream-node-max-bytes"])
+    except (KeyError, TypeError, ValueError):
+        n = 4096
+    return n if 0 < n <= LISTPACK_MAX else LISTPACK_MAX
 
 
 def entry_reply(id_, fields):
@@ -150,7 +159,7 @@ def xadd(c, args):
     id_ = _next_id(st, a)
     if id_ <= st.meta.last:
         raise CommandError(EQUAL_OR_SMALLER)
-    st.append(id_, args[a.idpos + 1:], node_entries(c))
+    st.append(id_, args[a.idpos + 1:], node_entries(c), node_bytes(c))
     trimmed = _trim(st, a) if a.strategy else 0
     st.save()
     c.server.key_changed(c.db, args[1], "xadd")
