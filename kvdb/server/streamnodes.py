@@ -73,13 +73,24 @@ def str_element(s):
     return n + _backlen(n)
 
 
+_DIGESTS = {}                # recent field lists -> digest (XADDs mostly repeat their fields)
+
+
 def fields_digest(fields):
     """64 bits naming a list of field names (whether an entry repeats the master's)."""
-    h = hashlib.blake2b(digest_size=8)
-    for f in fields:
-        h.update(struct.pack(">I", len(f)))
-        h.update(f)
-    return struct.unpack(">Q", h.digest())[0]
+    key = tuple(fields)
+    d = _DIGESTS.get(key)
+    if d is None:
+        h = hashlib.blake2b(digest_size=8)
+        for f in fields:
+            h.update(struct.pack(">I", len(f)))
+            h.update(f)
+        d = struct.unpack(">Q", h.digest())[0]
+        if sum(map(len, fields)) <= 1024:      # small lists only: the cache stays small
+            if len(_DIGESTS) >= 256:
+                _DIGESTS.clear()
+            _DIGESTS[key] = d
+    return d
 
 
 def master_size(fields):
@@ -101,12 +112,18 @@ def _int64(v):
 
 def entry_size(id_, master_id, fields, values, same):
     """Bytes an entry adds to its node."""
-    ms_diff = _int64(id_[0] - master_id[0])
-    seq_diff = _int64(id_[1] - master_id[1])
-    n = int_element(FLAG_SAMEFIELDS if same else 0) + int_element(ms_diff) + int_element(seq_diff)
+    ms_diff = id_[0] - master_id[0]
+    seq_diff = id_[1] - master_id[1]
+    if not 0 <= ms_diff <= 127:
+        ms_diff = _int64(ms_diff)
+    if not 0 <= seq_diff <= 127:
+        seq_diff = _int64(seq_diff)
+    # flags (0 or SAMEFIELDS: one byte and its back-length)
+    n = 2 + (2 if 0 <= ms_diff <= 127 else int_element(ms_diff)) + (2 if 0 <= seq_diff <= 127 else
+                                                                      int_element(seq_diff))
     count = len(values) + 3
     if not same:
-        n += int_element(len(fields)) + sum(str_element(f) for f in fields)
+        n += int_element(len(fields)) + sum(map(str_element, fields))
         count += len(fields) + 1
-    n += sum(str_element(v) for v in values)
+    n += sum(map(str_element, values))
     return n + int_element(count)
