@@ -204,7 +204,7 @@ class Node:
         node = cls(id_, level, None, kids, None)
         node._blob = keys[pos:]
         node._offs = offs
-        node.stamp = keys[_HEAD.size:pos]
+        node.stamp = keys[_HEAD.size:_HEAD.size + 8]
         node.set_counts(counts, n)
         return node
 
@@ -679,7 +679,7 @@ class RankIndex:
     # -- checking ------------------------------------------------------------------------
 
     def check(self, count):
-        """Verifies invariants Z5-Z9 against the score index (tests; O(n))."""
+        """Verifies invariants Z4-Z10 against the score index (tests; O(n))."""
         if self.shape.height == 0:
             with self.store.scan(prefix=self.rp) as it:
                 found = sum(1 for _ in it)
@@ -691,7 +691,17 @@ class RankIndex:
         buckets = []
 
         def walk(id_, level, lo, hi, is_root):
-            node = self._load(id_)
+            # decoded from the records, not taken from the cache; a cached copy whose
+            # stamp matches must equal it (Z10)
+            base = self._base(id_)
+            keys, counts = self.store.get(base + _KEYS_TAG), self.store.get(base + _COUNTS_TAG)
+            node = Node.decode(id_, keys, counts)
+            assert len(node.stamp) == 8 and len(counts) == 9 + len(node) * node.counts.itemsize
+            cached = _CACHE.get(base)
+            if cached is not None and cached.stamp == node.stamp:
+                assert (cached.level, cached.seps, cached.kids) == (node.level, node.seps, node.kids), id_
+                if cached.raw_counts == counts:
+                    assert list(cached.counts) == list(node.counts), id_
             seen.add(id_)
             assert node.level == level, (node.level, level)
             assert len(node) >= (2 if is_root else self.fmin), (len(node), is_root)

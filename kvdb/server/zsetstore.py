@@ -411,6 +411,9 @@ class ZSet:
         s = first[:8]
         lo_v, lo_ex = lo
         hi_v, hi_ex = hi
+        # A bound longer than any member compares with every member as its first
+        # MAX_NAME + 1 bytes do (and equals none), and that fits in an engine key.
+        lo_v, hi_v = lo_v[:MAX_NAME + 1], hi_v[:MAX_NAME + 1]
         if lo_ex is None:
             if lo_v == b"+":
                 return None, None

@@ -324,12 +324,15 @@ def zlexcount(c, args):
 # -- ranges ------------------------------------------------------------------------------------
 
 RANK, SCORE, LEX = "rank", "score", "lex"
+REV = "rev"           # REV was given (while parsing ZRANGE's options)
 
 
 def _zrange(c, args, first, store, rangetype, reverse):
     """Redis's zrangeGenericCommand: args[first] is the source key, then min and max
-    and the options. rangetype/reverse None: chosen by BYSCORE/BYLEX/REV. Returns the
-    (member, score) list and whether WITHSCORES was given, or the stored count."""
+    and the options; store: the destination key (ZRANGESTORE) or None. rangetype or
+    reverse None: chosen by the BYSCORE/BYLEX and REV options (ZRANGE, ZRANGESTORE);
+    the legacy commands fix both and refuse those options. Returns the reply, or the
+    stored count."""
     key = args[first]
     withscores = False
     offset, limit = 0, -1
@@ -344,7 +347,7 @@ def _zrange(c, args, first, store, rangetype, reverse):
             limit = int_arg(args[j + 2])
             j += 2
         elif reverse is None and opt == b"rev":
-            reverse = "rev"
+            reverse = REV
         elif rangetype is None and opt == b"bylex":
             rangetype = LEX
         elif rangetype is None and opt == b"byscore":
@@ -352,7 +355,7 @@ def _zrange(c, args, first, store, rangetype, reverse):
         else:
             raise CommandError(SYNTAX)
         j += 1
-    reverse = reverse not in (None, False)
+    reverse = reverse is REV or reverse is True
     rangetype = rangetype or RANK
     if limit != -1 and rangetype == RANK:
         raise CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
