@@ -12,6 +12,7 @@
 #   - With sync="full", committers release the writer lock before fsync and
 #     share one fsync (group commit, Wal.sync_to).
 
+import bisect
 import functools
 import math
 import os
