@@ -211,25 +211,22 @@ class Stream(GroupRecords):
 
     def _reopen_last_node(self):
         """XDEL emptied the tail node: Redis appends to its last remaining node again. Makes
-        that node (the last live entry's) the tail, with its live entries counted."""
-        found = self.entries(ZERO_ID, MAX_ID, 1, rev=True)
-        if not found:
-            return
-        with self.store.scan(start=self._ekey(found[0][0]), prefix=self._t) as it:
-            node = entry_node(next(iter(it))[1])
-        info = self.node_info(node)
-        if info is None:
-            return
-        t = len(self._t)
-        live = 0
-        with self.store.scan(start=self._t, end=self._ekey(found[0][0]) + b"\x00", reverse=True) as it:
-            for k, v in it:
-                if entry_node(v) != node:
+        that node (the last live entry's) the tail, with its live entries counted (a
+        reverse scan of at most one node)."""
+        node, live = None, 0
+        with self.store.scan(prefix=self._t, reverse=True) as it:
+            for _, v in it:
+                n = entry_node(v)
+                if node is None:
+                    node = n
+                elif n != node:
                     break
                 live += 1
-        info.live = live
-        self.store.delete(self._nkey(node))
-        self.meta.tail = info
+        info = None if node is None else self.node_info(node)
+        if info is not None:
+            info.live = live
+            self.store.delete(self._nkey(node))
+            self.meta.tail = info
 
     def append(self, id_, items, node_entries, node_bytes):
         """Adds entry id_ (above every id in the stream) to the tail node, or to a new node
