@@ -10,17 +10,19 @@ positions, so a uniformly random rank cannot be looked up. Instead:
 
   1. Code space. Every core member starts with the common prefix of the two edge
      members around the core. The bytes after it that the edge members use form an
-     alphabet; a member maps to a number of `digits` digits (enough for 2**24 codes per member) in base len(alphabet)+1 (digit 0
-     is "the member ends here"; a byte outside the alphabet rounds down to the
-     alphabet's largest byte below it). The map keeps byte order (not strictly), so
-     codes tile the core's range (lo, hi].
+     alphabet; a member maps to a number of `digits` digits in base len(alphabet)+1
+     (digit 0 is "the member ends here"; a byte outside the alphabet rounds down to
+     the alphabet's largest byte below it; `digits` gives about 2**12 codes per
+     member). The map keeps byte order (not strictly), so codes tile the core's
+     range (lo, hi].
   2. A pick draws a code s uniformly in (lo, hi], seeks to the first member at or after
      the smallest key of that code (the landing member), and walks j members on, j
      uniform below WINDOW, wrapping from the core's end to its start. The chance to
      reach a member m this way is G(m) = (code(m) - code(the WINDOW-th member before
      m)) / WINDOW: the landing chances of the WINDOW members up to m, averaged.
   3. Correction. The pick is accepted with probability min(1, c / G); otherwise a new
-     code is drawn (at most MAX_TRIES draws). Every member whose G is at least c is then
+     code is drawn (at most MAX_TRIES draws, then the draw of the smallest G is taken).
+     Every member whose G is at least c is then
      equally likely; members of denser regions (G < c), or differing from their
      neighbours only beyond `digits` bytes or in bytes outside the alphabet, come out
      less often, G / c times as often. The threshold c starts at ACCEPT times the mean
@@ -65,7 +67,7 @@ LEARN_EVERY = 16      # accepted draws between adaptations (over the last 4 time
 REACH = 1.25          # a draw's scan starts this much farther back than the members it needs
 BINARY_ALPHABET = 64  # an alphabet this large is taken as binary: every byte in its range
 STREAM_RATIO = 64     # counts above 1/STREAM_RATIO of the set are sampled in one pass by rank
-MAX_TRIES = 16        # draws before a pick takes the last one drawn
+MAX_TRIES = 16        # draws before a pick takes the rejected one of the smallest G
 CACHE_SETS = 64       # shapes kept (per set version)
 CACHE_USES = 2000     # picks a shape serves before it is learned again
 

@@ -9,11 +9,11 @@ SRANDMEMBER with a count is an array."""
 import itertools
 
 from ..encodings import encoding
+from ..glob import glob_match
 from ..keyspace import TYPE_SET, Coll, Entry, check_name
 from ..setsample import Sampler, forget
 from ..setstore import KIND, contains, diff, inter, members, union
 from .keys import decode_cursor, encode_cursor, parse_scan_options
-from ..glob import glob_match
 from .registry import SYNTAX, CommandError, command, int_arg
 
 MAX_LONG = (1 << 63) - 1
