@@ -22,10 +22,9 @@ positions, so a uniformly random rank cannot be looked up. Instead:
      m)) / WINDOW: the landing chances of the WINDOW members up to m, averaged.
   3. Correction. The pick is accepted with probability min(1, c / G); otherwise a new
      code is drawn (at most MAX_TRIES draws, then the draw of the smallest G is taken).
-     Every member whose G is at least c is then
-     equally likely; members of denser regions (G < c), or differing from their
-     neighbours only beyond `digits` bytes or in bytes outside the alphabet, come out
-     less often, G / c times as often. The threshold c starts at ACCEPT times the mean
+     Every member whose G is at least c is then equally likely; members of denser
+     regions (G < c), or differing from their neighbours only beyond `digits` bytes or
+     in bytes outside the alphabet, come out less often, G / c times as often. The threshold c starts at ACCEPT times the mean
      code distance between core members and adapts to the set: accepted draws are
      about uniform over the members, so their G values (weighted by c / G where G < c)
      sample how G is spread over the members, and c moves to the LOW_QUANTILE of that
