@@ -160,10 +160,6 @@ class Stream(GroupRecords):
     def length(self):
         return self.e.body.count
 
-    @property
-    def is_new(self):
-        return self.e.is_new
-
     def flush(self):
         """Writes changed group and consumer records (before scans that must see them)."""
         for name in self._dirty_groups:
@@ -195,9 +191,6 @@ class Stream(GroupRecords):
         """The fields and values of entry id_, or None."""
         raw = self.store.get(self._ekey(id_))
         return None if raw is None else decode_fields(raw)
-
-    def has_entry(self, id_):
-        return self.store.get(self._ekey(id_)) is not None
 
     def _nkey(self, node):
         return self._o + NODE_RECORDS + _NODE.pack(node)
@@ -312,20 +305,6 @@ class Stream(GroupRecords):
             for k, v in it:
                 add([b"%d-%d" % unpack(k, t), decode_fields(v)])
                 if len(out) == limit:
-                    break
-        return out
-
-    def entry_ids(self, start, end, count=0):
-        """[id] with start <= id <= end ascending, at most count (0: all), without values."""
-        if self.e.body.count == 0 or start > end:
-            return []
-        start = max(start, self.meta.first)
-        out = []
-        t = len(self._t)
-        with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00") as it:
-            for k, _ in it:
-                out.append(_ID.unpack_from(k, t))
-                if count and len(out) >= count:
                     break
         return out
 
