@@ -603,6 +603,21 @@ def test_approximate_trimming_follows_redis_nodes(p):
         same_masked(p, mask_stream_info, "XINFO", "STREAM", "s")
 
 
+def _command_shape(entry):
+    """COMMAND INFO's name, arity, flags, key positions, categories and subcommands (not the
+    tips and key specs)."""
+    name, arity, flags, first, last, step, cats = entry[:7]
+    subs = entry[9] if len(entry) > 9 else []
+    return (name, arity, sorted(flags), first, last, step, sorted(cats), sorted(map(_command_shape, subs)))
+
+
+def test_command_info(p):
+    names = ["XADD", "XLEN", "XRANGE", "XREVRANGE", "XREAD", "XDEL", "XTRIM", "XSETID", "XGROUP", "XREADGROUP",
+             "XACK", "XPENDING", "XCLAIM", "XAUTOCLAIM", "XINFO"]
+    got, want = p.both("COMMAND", "INFO", *names)
+    assert [_command_shape(e) for e in got[1]] == [_command_shape(e) for e in want[1]]
+
+
 # -- randomized differential run ---------------------------------------------------------------
 
 def _random_command(rng, state):

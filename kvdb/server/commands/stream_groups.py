@@ -25,7 +25,7 @@ def nogroup(key, group, suffix=""):
 
 # -- XGROUP ----------------------------------------------------------------------------------
 
-container("xgroup", -2, "", "@stream", summary="A container for consumer groups commands.", group="stream",
+container("xgroup", -2, "", "", summary="A container for consumer groups commands.", group="stream",
           since="5.0.0")
 
 XGROUP_HELP = [
@@ -176,7 +176,7 @@ def xgroup_delconsumer(c, args):
 
 # -- XREADGROUP --------------------------------------------------------------------------------
 
-@command("xreadgroup", -7, "write blocking movablekeys", "@stream", (0, 0, 0),
+@command("xreadgroup", -7, "write blocking movablekeys", "@stream @blocking", (0, 0, 0),
          group="stream", summary="Returns new or historical messages from a stream for a consumer in a group. "
                                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(c, args):

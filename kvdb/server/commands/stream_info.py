@@ -6,7 +6,7 @@ from .registry import CommandError, container, int_arg, subcommand
 from .streams import entries_reply, entry_reply, nogroup_for_key, status_lines
 
 
-container("xinfo", -2, "", "@stream", summary="A container for stream introspection commands.", group="stream",
+container("xinfo", -2, "", "", summary="A container for stream introspection commands.", group="stream",
           since="5.0.0")
 
 XINFO_HELP = [

@@ -289,7 +289,7 @@ def read_reply(c, served):
     return [[k, v] for k, v in served]
 
 
-@command("xread", -4, "readonly blocking movablekeys", "@stream", (0, 0, 0),
+@command("xread", -4, "readonly blocking movablekeys", "@stream @blocking", (0, 0, 0),
          **_x(summary="Returns messages from multiple streams with IDs greater than the ones requested. "
                       "Blocks until a message is available otherwise.", since="5.0.0"))
 def xread(c, args):
