@@ -1126,6 +1126,29 @@ def test_consumer_dies_and_another_claims(srv, r):
     healthy.close()
 
 
+def test_consumer_seen_and_active_time(srv, r):
+    """Redis 7.2: XREADGROUP creates its consumer even when it reads nothing; `idle` counts
+    from the last attempt, `inactive` from the last successful read (-1: never)."""
+    r.xgroup_create("s", "g", id="$", mkstream=True)
+    assert r.xreadgroup("g", "alice", {"s": ">"}, count=1) == []
+    time.sleep(0.1)
+    (alice,) = r.xinfo_consumers("s", "g")
+    assert alice["name"] == b"alice" and alice["pending"] == 0
+    assert alice["idle"] >= 100 and alice["inactive"] == -1
+    r.xadd("s", {"f": "v"}, id="1-0")
+    r.xreadgroup("g", "alice", {"s": ">"}, count=1)
+    (alice,) = r.xinfo_consumers("s", "g")
+    assert alice["idle"] < 80 and 0 <= alice["inactive"] < 80
+    time.sleep(0.1)
+    r.xreadgroup("g", "alice", {"s": ">"}, count=1)
+    (alice,) = r.xinfo_consumers("s", "g")
+    assert alice["idle"] < 80 and alice["inactive"] >= 100
+    full = r.execute_command("XINFO", "STREAM", "s", "FULL")
+    consumer = pairs(pairs(full)[b"groups"][0])[b"consumers"][0]
+    consumer = pairs(consumer)
+    assert consumer[b"active-time"] <= consumer[b"seen-time"] <= time.time() * 1000 + 1000
+
+
 def test_kill9_keeps_entries_and_pels(tmp_path):
     """Under --sync full, kill -9 while a client adds, reads in a group and acknowledges:
     after restart every acknowledged XADD is there and the PEL is exactly what the replies
