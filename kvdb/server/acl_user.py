@@ -429,7 +429,7 @@ def denial(user, cmd, args):
     if not user.can_run(cmd):
         return "command", cmd.fullname, f"NOPERM User {user.name} has no permissions to run the '{cmd.fullname}' command"
     if not user.all_keys:
-        for i, pos in enumerate(cmd.key_indexes(len(args))):
+        for i, pos in enumerate(cmd.keys_of(args)):
             if not user.key_allowed(args[pos], key_needs(cmd, i, args)):
                 return "key", _text(args[pos]), (f"NOPERM User {user.name} has no permissions to access the "
                                                  f"'{_printable(args[pos])}' key")

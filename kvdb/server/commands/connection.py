@@ -364,7 +364,7 @@ def command_(c, args):
             raise CommandError("ERR Invalid command specified")
         if not cmd.arity_ok(len(args) - 2):
             raise CommandError("ERR Invalid number of arguments specified for command")
-        keys = [args[2 + i] for i in cmd.key_indexes(len(args) - 2)]
+        keys = [args[2 + i] for i in cmd.keys_of(args[2:])]
         if not keys:
             raise CommandError("ERR The command has no key arguments")
         return keys

@@ -7,11 +7,10 @@ parsing a number, others after), so that the same bad call gets the same error.
 """
 from kvdb._core.resp import NULL_ARRAY, OK
 
-from ..acl_user import _printable, _text
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType
 from ..liststore import open_read, open_write
-from .registry import COMMANDS, SYNTAX, CommandError, command, int_arg
+from .registry import SYNTAX, CommandError, command, int_arg, numkeys_keys
 
 POSITIVE = "ERR value is out of range, must be positive"
 
@@ -35,20 +34,6 @@ def _emptied(c, key, event, exists):
     c.server.key_changed(c.db, key, event)
     if not exists:
         c.server.key_changed(c.db, key, "del")
-
-
-def _check_keys(c, cmd_name, keys):
-    """ACL key patterns for LMPOP/BLMPOP, whose keys follow a numkeys argument: the
-    registry's fixed key positions cannot describe them (they are registered 0 0 0,
-    movablekeys, as Redis does), so the handler checks them, with the same denial
-    text and ACL LOG entry as the dispatcher's check."""
-    user = c.user
-    if user.all_keys:
-        return
-    for key in keys:
-        if not user.key_allowed(key, "RW"):
-            c.server.acl.deny(c, "key", _text(key), COMMANDS[cmd_name])
-            raise CommandError(f"NOPERM User {user.name} has no permissions to access the '{_printable(key)}' key")
 
 
 # -- pushes --------------------------------------------------------------------------------
@@ -314,10 +299,9 @@ def _mpop_try(c, keys, left, count, skip_wrongtype=False):
     return None
 
 
-@command("lmpop", -4, "write movablekeys", "@list", (0, 0, 0), **_l(summary="Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", since="7.0.0"))
+@command("lmpop", -4, "write movablekeys", "@list", (0, 0, 0), key_finder=numkeys_keys(1), **_l(summary="Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", since="7.0.0"))
 def lmpop(c, args):
     keys, left, count = _mpop_args(args, 1)
-    _check_keys(c, "lmpop", keys)
     reply = _mpop_try(c, keys, left, count)
     return NULL_ARRAY if reply is None else reply
 
@@ -385,11 +369,10 @@ def brpoplpush(c, args):
     return _bmove(c, args[1], args[2], False, True, timeout)
 
 
-@command("blmpop", -5, "write noscript blocking movablekeys", "@list @blocking", (0, 0, 0), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
+@command("blmpop", -5, "write noscript blocking movablekeys", "@list @blocking", (0, 0, 0), key_finder=numkeys_keys(2), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
 def blmpop(c, args):
     keys, left, count = _mpop_args(args, 2)
     timeout = timeout_arg(args[1])
-    _check_keys(c, "blmpop", keys)
     reply = _mpop_try(c, keys, left, count)
     if reply is not None:
         return reply

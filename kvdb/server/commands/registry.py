@@ -7,6 +7,7 @@ raise CommandError for error replies. Arity follows Redis: n > 0 means exactly n
 words (name included), -n means at least n.
 """
 __all__ = ["NO_REPLY", "Command", "CommandError", "COMMANDS", "command", "subcommand", "lookup", "SYNTAX", "NOT_INTEGER",
+           "numkeys_keys", "after_token_keys",
            "NOT_FLOAT", "WRONGTYPE", "int_arg", "float_arg"]
 
 
@@ -31,9 +32,10 @@ WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 class Command:
     __slots__ = ("audited", "name", "handler", "arity", "flags", "categories", "first_key", "last_key", "step",
-                 "subcommands", "parent", "summary", "group", "since", "fullname")
+                 "subcommands", "parent", "summary", "group", "since", "fullname", "key_finder")
 
-    def __init__(self, name, handler, arity, flags, categories, keys, summary, group, since, parent=None):
+    def __init__(self, name, handler, arity, flags, categories, keys, summary, group, since, parent=None,
+                 key_finder=None):
         self.name = name                      # lower-case name ("get", or "setname" under client)
         self.fullname = f"{parent.name}|{name}" if parent else name  # "client|setname" for ACL and COMMAND
         self.handler = handler                # callable(ctx, args) or None for a container
@@ -47,6 +49,7 @@ class Command:
         self.group = group                    # COMMAND DOCS group (string, hash, generic, ...)
         self.since = since                    # Redis version that introduced it
         self.audited = bool(self.categories & {"admin", "dangerous"})  # the audit log records each call
+        self.key_finder = key_finder          # callable(args) -> key positions, for movable keys (or None)
 
     @property
     def is_write(self):
@@ -58,6 +61,15 @@ class Command:
             return range(0)
         last = self.last_key if self.last_key >= 0 else argc + self.last_key
         return range(self.first_key, min(last, argc - 1) + 1, self.step or 1)
+
+    def keys_of(self, args):
+        """Positions of the key arguments in args: the fixed (first, last, step) range, or
+        for commands whose keys move (LMPOP's numkeys, XREAD's STREAMS, EVAL's numkeys)
+        what their key finder reads from the arguments. Malformed arguments give the
+        positions that can be read; the handler then replies the error."""
+        if self.key_finder is not None:
+            return [i for i in self.key_finder(args) if 0 < i < len(args)]
+        return self.key_indexes(len(args))
 
     def arity_ok(self, argc):
         return argc == self.arity if self.arity > 0 else argc >= -self.arity
@@ -84,13 +96,44 @@ def _categories(flags, categories):
     return " ".join(sorted(cats))
 
 
-def command(name, arity, flags="", categories="", keys=(0, 0, 0), summary="", group="generic", since="1.0.0"):
-    """Registers a handler as a top-level command."""
+def command(name, arity, flags="", categories="", keys=(0, 0, 0), summary="", group="generic", since="1.0.0",
+            key_finder=None):
+    """Registers a handler as a top-level command. key_finder: for movable keys (see
+    numkeys_keys and after_token_keys)."""
     def register(handler):
         COMMANDS[name] = Command(name, handler, arity, flags, _categories(flags, categories), keys, summary,
-                                 group, since)
+                                 group, since, key_finder=key_finder)
         return handler
     return register
+
+
+def _count(word):
+    try:
+        n = int(word)
+    except (TypeError, ValueError):
+        return 0
+    return n if n > 0 else 0
+
+
+def numkeys_keys(numkeys_at, fixed=()):
+    """A key finder for commands whose keys follow a count: `numkeys_at` is the count's
+    position and the keys come right after it (LMPOP, ZUNION, SINTERCARD, EVAL, FCALL);
+    `fixed` are positions of other keys (ZUNIONSTORE's destination)."""
+    def find(args):
+        n = _count(args[numkeys_at]) if numkeys_at < len(args) else 0
+        return list(fixed) + list(range(numkeys_at + 1, min(numkeys_at + 1 + n, len(args))))
+    return find
+
+
+def after_token_keys(token):
+    """A key finder for XREAD/XREADGROUP: after `token` (STREAMS) come n keys, then n ids."""
+    def find(args):
+        for i in range(1, len(args)):
+            if args[i].lower() == token:
+                n = (len(args) - i - 1) // 2
+                return list(range(i + 1, i + 1 + n))
+        return []
+    return find
 
 
 def container(name, arity, flags="", categories="", summary="", group="server", since="1.0.0"):

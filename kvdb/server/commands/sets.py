@@ -14,7 +14,7 @@ from ..keyspace import TYPE_SET, Coll, Entry, check_name
 from ..setsample import Sampler, forget
 from ..setstore import KIND, contains, diff, inter, members, union
 from .keys import decode_cursor, encode_cursor, parse_scan_options
-from .registry import SYNTAX, CommandError, command, int_arg
+from .registry import SYNTAX, CommandError, command, int_arg, numkeys_keys
 
 MAX_LONG = (1 << 63) - 1
 RANDMEMBER_RANGE = f"ERR value is out of range, value must between {-MAX_LONG} and {MAX_LONG}"
@@ -300,10 +300,7 @@ def sdiffstore(c, args):
     return _store(c, args[1], _diff_stream(c, args[2:]), "sdiffstore")
 
 
-# SINTERCARD's keys follow a count (Redis marks it movablekeys with key range 0 0 0); the
-# registry has no movable keys, so (2, -1, 1) makes ACL key checks and key-size checks
-# cover every key, at the price of also checking the LIMIT words.
-@command("sintercard", -3, "readonly movablekeys", "@set", (2, -1, 1),
+@command("sintercard", -3, "readonly movablekeys", "@set", (0, 0, 0), key_finder=numkeys_keys(1),
          **_s(summary="Returns the number of members of the intersect of multiple sets.", since="7.0.0"))
 def sintercard(c, args):
     numkeys = int_arg(args[1], "ERR numkeys should be greater than 0")
