@@ -429,6 +429,17 @@ def test_xreadgroup(p):
         p.same_error("XREADGROUP", *args)
 
 
+def test_block_from_scripts_is_refused(p):
+    p.same("XADD", "s", "1-0", "a", "1")
+    p.same("XGROUP", "CREATE", "s", "g", "$")
+    for script in ("return redis.call('XREAD','BLOCK',0,'STREAMS','s','$')",
+                   "return redis.call('xreadgroup','GROUP','g','c','BLOCK',0,'STREAMS','s','>')"):
+        got, want = p.both("EVAL", script, 0)
+        assert got[0] == want[0] == "error"
+        assert got[1].split(" script:")[0] == want[1].split(" script:")[0]
+    p.same("EVAL", "return redis.call('XREAD','COUNT',1,'STREAMS','s','0')", 0)
+
+
 def test_xack_and_xpending(p):
     _group_fixture(p)
     p.same("XPENDING", "s", "g")

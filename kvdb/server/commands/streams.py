@@ -248,6 +248,9 @@ def parse_read(c, args, group):
         more = n - i - 1
         o = args[i].lower()
         if o == b"block" and more:
+            if getattr(c, "in_script", False):
+                raise CommandError(f"ERR {args[0].decode('utf-8', 'replace')} command is not allowed with BLOCK "
+                                   "option from scripts")
             i += 1
             timeout = timeout_arg(args[i], 0.001)
         elif o == b"count" and more:
