@@ -238,7 +238,8 @@ class Stream(GroupRecords):
         digest = streamnodes.fields_digest(fields)
         if new:
             if tail.live:                  # close it: its figures go to its node record
-                self.store.put(self._nkey(tail.node), tail.encode())
+                closed = NodeInfo(tail.node, tail.fill, 0, tail.size, tail.master, tail.digest, tail.last)
+                self.store.put(self._nkey(tail.node), closed.encode())
             m.tail = tail = NodeInfo(tail.node + 1, 0, 0, streamnodes.master_size(fields), id_, digest)
             m.nodes += 1
         tail.size += streamnodes.entry_size(id_, tail.master, fields, values, digest == tail.digest)
