@@ -21,11 +21,11 @@ The sandbox (docs/server.md, "Lua scripting"):
 * loadstring/load compile text only (a chunk starting with ESC, Lua bytecode,
   gives nil) and give the compiled chunk the caller's sandbox environment.
 * Python reaches scripts only as the API's functions: lupa's attribute filter
-  refuses every attribute of a Python object (but `err` of a CallError), the
-  `python` bridge is removed, and callbacks return (ok, value) pairs instead of
-  raising, except redis.call. redis.call is the Python callable itself, not a
-  Lua closure, so that `return redis.call(...)` is no Lua tail call and an
-  error still knows the script's line; it raises CallError.
+  refuses every attribute of a Python object (but `err` of a CallError) and the
+  `python` bridge is removed. Functions that may raise (redis.call, sha1hex,
+  log, cjson.decode, ...) are the Python callables themselves, not Lua
+  closures, so that `return redis.call(...)` is no Lua tail call and an error
+  still knows the script's line; they raise CallError, whose `err` is the text.
 * Memory is capped (MAX_MEMORY): past it an allocation fails with a Lua error.
 
 The hook. A count hook runs every HOOK_COUNT VM instructions (in every
@@ -102,6 +102,10 @@ end
 local s_rawset = function(t, k, v)
   if protected[t] then error(READONLY, 0) end
   return rawset(t, k, v)
+end
+local s_setmetatable = function(t, mt)
+  if protected[t] then error(READONLY, 0) end
+  return setmetatable(t, mt)
 end
 local s_rawget = function(t, k) return rawget(real_of[t] or t, k) end
 local s_next = function(t, k) return next(real_of[t] or t, k) end
@@ -199,24 +203,10 @@ table_lib.insert = function(t, ...) guard(t) return tinsert(t, ...) end
 table_lib.remove = function(t, ...) guard(t) return tremove(t, ...) end
 table_lib.sort = function(t, ...) guard(t) return tsort(t, ...) end
 
--- cjson, bit, cmsgpack: Python functions (lualibs.py) returning ok, value[, count], behind
--- Lua closures that raise their errors at the caller's line.
-local function lib_fn(f)
-  return function(...)
-    local ok, v, n = f(...)
-    if not ok then error(v, 2) end
-    if n then return unpack(v, 1, n) end
-    return v
-  end
-end
-local function lib(t)
-  local out = {}
-  for k, f in pairs(t) do out[k] = lib_fn(f) end
-  return out
-end
+-- cjson, bit, cmsgpack: Python functions (lualibs.py), called directly (see redis.call).
+local function copy(t) local out = {} for k, v in pairs(t) do out[k] = v end return out end
 local cjson_null = newproxy(false)
-local cjson_lib = lib(py.cjson)
-cjson_lib.null = cjson_null
+local cjson_lib = {encode = py.cjson.encode, decode = py.cjson.decode, null = cjson_null}
 local string_view = readonly(string)
 getmetatable("").__metatable = readonly({__index = string_view})
 
@@ -235,7 +225,7 @@ local function errbuff(s)
 end
 local function raise(text) error({err = text}, 0) end
 
-local rpcall, acl_check = py.pcall, py.acl_check
+local rpcall = py.pcall
 local redis = {
   call = py.call,
   pcall = function(...) return rpcall(...) end,
@@ -250,46 +240,11 @@ local redis = {
     if select("#", ...) ~= 1 or type(s) ~= "string" then return {err = "ERR wrong number or type of arguments"} end
     return {ok = s}
   end,
-  sha1hex = function(...)
-    if select("#", ...) ~= 1 then raise("ERR wrong number of arguments") end
-    local s = ...
-    if type(s) == "number" then s = tostring(s) elseif type(s) ~= "string" then s = "" end
-    return py.sha1hex(s)
-  end,
-  log = function(...)
-    local n = select("#", ...)
-    if n < 2 then raise("ERR redis.log() requires two arguments or more.") end
-    local level = ...
-    if type(level) ~= "number" then raise("ERR First argument must be a number (log level).") end
-    if level < 0 or level > 3 then raise("ERR Invalid debug level.") end
-    local parts = {}
-    for i = 2, n do
-      local v = select(i, ...)
-      if type(v) == "string" or type(v) == "number" then parts[#parts + 1] = tostring(v) end
-    end
-    py.log(level, table.concat(parts, " "))
-  end,
-  setresp = function(...)
-    if select("#", ...) ~= 1 then raise("ERR redis.setresp() requires one argument.") end
-    local v = ...
-    if v ~= 2 and v ~= 3 then raise("ERR RESP version must be 2 or 3.") end
-    py.setresp(v)
-  end,
-  set_repl = function(...)
-    if select("#", ...) ~= 1 then raise("ERR redis.set_repl() requires one argument.") end
-    local v = ...
-    if type(v) ~= "number" or v < 0 or v > 3 then
-      raise("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
-    end
-  end,
+  sha1hex = py.sha1hex, log = py.log, setresp = py.setresp, set_repl = py.set_repl,
   replicate_commands = function() return true end,
   breakpoint = function() return false end,
   debug = function() end,
-  acl_check_cmd = function(...)
-    local ok, v = acl_check(...)
-    if ok then return v end
-    raise(v)
-  end,
+  acl_check_cmd = py.acl_check,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
   REDIS_VERSION = REDIS_VERSION, REDIS_VERSION_NUM = REDIS_VERSION_NUM,
@@ -301,7 +256,7 @@ local FLAGS = {["no-writes"] = true, ["allow-oom"] = true, ["allow-stale"] = tru
                ["allow-cross-slot-keys"] = true}
 local function register(name, fn, flags, desc)
   if type(name) ~= "string" or name == "" or sfind(name, "[^%w_]") then
-    raise("ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+    raise("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
   end
   for _, f in ipairs(registered) do
     if f.name == name then raise("ERR Function already exists in the library") end
@@ -363,12 +318,12 @@ end
 local api = {
   assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
   getmetatable = getmetatable, ipairs = s_ipairs, next = s_next, pairs = s_pairs, pcall = s_pcall,
-  rawequal = rawequal, rawget = s_rawget, rawset = s_rawset, select = select, setmetatable = setmetatable,
+  rawequal = rawequal, rawget = s_rawget, rawset = s_rawset, select = select, setmetatable = s_setmetatable,
   tonumber = tonumber, tostring = tostring, type = type, unpack = unpack, xpcall = xpcall,
   _VERSION = _VERSION,
   string = string_view, math = readonly(math), table = readonly(table_lib),
   coroutine = readonly(coroutine_lib), redis = readonly(redis), cjson = readonly(cjson_lib),
-  bit = readonly(lib(py.bit)), cmsgpack = readonly(lib(py.cmsgpack)),
+  bit = readonly(copy(py.bit)), cmsgpack = readonly(copy(py.cmsgpack)),
 }
 
 -- EVAL scripts: KEYS and ARGV of the running script come first.
@@ -492,6 +447,18 @@ function M.verbatim(t)
   return rawget(t, "format"), rawget(t, "string")
 end
 function M.is_null(v) return v == cjson_null end
+-- "user_script:3:" for the innermost script frame (as luaL_where gives a C library's errors)
+function M.where()
+  local level = 2
+  while true do
+    local info = getinfo(level, "Sl")
+    if not info then return "" end
+    if info.what ~= "C" and info.what ~= "tail" and info.source ~= INTERNAL then
+      return info.short_src .. ":" .. info.currentline .. ":"
+    end
+    level = level + 1
+  end
+end
 M.null = cjson_null
 M.gc = function() collectgarbage("step", 200) end
 sethook()
@@ -500,11 +467,10 @@ return M
 
 
 class LuaRuntime:
-    """One Lua 5.1 state with the sandbox. `callbacks` provides the Python side, none
-    of which may raise but call: call(*args) -> value (raises CallError), pcall(*args)
-    -> value, acl_check(*args) ->
-    (ok, value), tick() -> None or an error text, log(level, text), setresp(n),
-    sha1hex(s). `libs` is a lualibs.Libraries (cjson, bit, cmsgpack)."""
+    """One Lua 5.1 state with the sandbox. `callbacks` provides the Python side of
+    redis.*: call, pcall, acl_check, log, setresp, set_repl, sha1hex (which raise
+    CallError for a Lua error and nothing else), and tick() -> None or an error text
+    (never raises). `libs` is a lualibs.Libraries (cjson, bit, cmsgpack)."""
 
     def __init__(self, callbacks, libs):
         self.lua = lua51.LuaRuntime(encoding=None, register_eval=False, register_builtins=False,
@@ -514,6 +480,7 @@ class LuaRuntime:
         py = self.lua.table_from({
             b"call": callbacks.call, b"pcall": callbacks.pcall, b"acl_check": callbacks.acl_check, b"tick": callbacks.tick,
             b"log": callbacks.log, b"setresp": callbacks.setresp, b"sha1hex": callbacks.sha1hex,
+            b"set_repl": callbacks.set_repl,
             b"cjson": tables["cjson"], b"bit": tables["bit"], b"cmsgpack": tables["cmsgpack"],
         })
         loader = self.lua.execute("return loadstring(...)", _BOOTSTRAP.encode(), INTERNAL_CHUNK.encode())
@@ -529,6 +496,7 @@ class LuaRuntime:
         self.array = m[b"array"]                  # (table) -> plain copy of t[1..n], n
         self.verbatim = m[b"verbatim"]            # (table) -> format, string
         self.is_null = m[b"is_null"]              # (value) -> whether it is cjson.null
+        self.where = m[b"where"]                  # () -> b"user_script:3:" of the running script
         self.null = m[b"null"]                    # cjson.null
         self.gc = m[b"gc"]                        # a step of garbage collection
         self.table = self.lua.table_from          # Python list/dict -> Lua table

@@ -2,10 +2,9 @@
 cmsgpack, written in Python over lupa tables (the `lua51` module of lupa ships
 none of them).
 
-Each function follows one calling convention, which lua.py wraps in a Lua
-closure: it returns (True, value), (True, lua_table, count) for several
-results, or (False, message) for an error the closure raises at the script's
-line. They never raise into Lua.
+Scripts call these Python functions directly (see lua.py): several results are
+a Python tuple, and an error raises lua.CallError with "ERR <script>:<line>:
+<message>", the text Redis gives for an error of these C libraries.
 
 Behaviour follows lua-cjson 2.1 and lua-cmsgpack 0.4 as Redis builds them:
 cjson numbers use %.14g, an empty table encodes as {}, arrays may have holes
@@ -13,11 +12,13 @@ up to the sparse-array rule (more than 10 slots and over half empty is an
 error), '/' is escaped; cmsgpack packs integral numbers as integers, other
 numbers as float 32 when that loses nothing, tables with keys 1..n as arrays.
 """
-import json
 import math
+import re
 import struct
 
 import msgpack
+
+from .lua import CallError
 
 __all__ = ["Libraries"]
 
@@ -66,9 +67,22 @@ class Libraries:
     def bind(self, rt):
         self.rt = rt
 
+    def _guarded(self, f):
+        """f, its errors raised into Lua as CallError at the script's line."""
+        def call(*args):
+            try:
+                return f(*args)
+            except _Error as e:
+                text = str(e)
+            except (RecursionError, MemoryError) as e:
+                text = type(e).__name__
+            where = self.rt.where()
+            raise CallError(b"ERR " + (where + b" " if where else b"") + text.encode())
+        return call
+
     def tables(self):
         """{library name: {function name: callable}} as lua.py expects."""
-        g = _guarded
+        g = self._guarded
         return {
             "cjson": {b"encode": g(self.cjson_encode), b"decode": g(self.cjson_decode)},
             "bit": {b"tobit": g(_bit1(lambda a: a)), b"bnot": g(_bit1(lambda a: ~a)),
@@ -143,33 +157,7 @@ class Libraries:
             text = _fmt14(text)
         if not isinstance(text, bytes):
             raise _Error(f"bad argument #1 to 'decode' (string expected, got {_lua_type(text)})")
-        try:
-            value = json.loads(text.decode("utf-8", "surrogateescape"))
-        except json.JSONDecodeError as e:
-            raise _Error(f"Expected value but found invalid token at character {e.pos + 1}") from None
-        except RecursionError:
-            raise _Error(f"Found too many nested data structures ({MAX_DEPTH + 1})") from None
-        return self._to_lua(value, 0)
-
-    def _to_lua(self, v, depth):
-        if depth > MAX_DEPTH:
-            raise _Error(f"Found too many nested data structures ({depth})")
-        if v is None:
-            return self.rt.null
-        if isinstance(v, str):
-            try:
-                return v.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:
-                return v.encode("utf-8", "surrogatepass")
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, int):
-            return v if -(1 << 63) <= v < (1 << 63) else float(v)
-        if isinstance(v, float):
-            return v
-        if isinstance(v, list):
-            return self.rt.table([self._to_lua(x, depth + 1) for x in v])
-        return self.rt.table({self._to_lua(k, depth + 1): self._to_lua(x, depth + 1) for k, x in v.items()})
+        return _JsonParser(text, self.rt).parse()
 
     # -- cmsgpack ---------------------------------------------------------------
 
@@ -199,7 +187,7 @@ class Libraries:
 
     def msgpack_unpack(self, data=None, *rest):
         values, _ = self._unpack(data, 0, 0)
-        return self.rt.table(values), len(values)
+        return tuple(values)
 
     def msgpack_unpack_one(self, data=None, offset=0, *rest):
         return self.msgpack_unpack_limit(data, 1, offset)
@@ -209,7 +197,7 @@ class Libraries:
             raise _Error("Bad data format in input.")
         values, end = self._unpack(data, int(limit), int(offset))
         nxt = -1 if end >= len(data) else end
-        return self.rt.table([nxt] + values), 1 + len(values)
+        return (nxt, *values)
 
     def _mp_to_lua(self, v, depth):
         if isinstance(v, (list, tuple)):
@@ -221,21 +209,6 @@ class Libraries:
         if isinstance(v, (bytes, bool, int, float)) or v is None:
             return v
         return None   # ext types and timestamps: nil
-
-
-def _guarded(f):
-    """f's results in the (ok, value[, count]) convention; errors become (False, text)."""
-    def call(*args):
-        try:
-            r = f(*args)
-        except _Error as e:
-            return False, str(e).encode()
-        except (RecursionError, MemoryError) as e:
-            return False, f"{type(e).__name__}".encode()
-        if isinstance(r, tuple):
-            return (True,) + r
-        return True, r
-    return call
 
 
 def _array_length(items):
@@ -411,3 +384,166 @@ def _mp_number(v, out):
         out += b"\xca" + struct.pack(">f", v)
     else:
         out += b"\xcb" + struct.pack(">d", v)
+
+
+# -- cjson.decode: lua-cjson's grammar and error messages --------------------------------------
+
+_JSON_NUMBER = re.compile(rb"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_JSON_ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f",
+                 ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
+_TOKEN_NAMES = {"{": "T_OBJ_BEGIN", "}": "T_OBJ_END", "[": "T_ARR_BEGIN", "]": "T_ARR_END", ":": "T_COLON",
+                ",": "T_COMMA", "str": "T_STRING", "num": "T_NUMBER", "bool": "T_BOOLEAN", "null": "T_NULL",
+                "end": "T_END"}
+
+
+class _JsonParser:
+    def __init__(self, text, rt):
+        self.s = text          # the JSON text (bytes)
+        self.i = 0             # read position
+        self.rt = rt           # for tables and cjson.null
+        self.depth = 0         # current nesting
+
+    def token(self):
+        """(kind, value, start index); kind "err" carries lua-cjson's message."""
+        s, n = self.s, len(self.s)
+        i = self.i
+        while i < n and s[i] in b" \t\n\r":
+            i += 1
+        start = i
+        if i >= n:
+            self.i = i
+            return "end", None, start
+        ch = s[i:i + 1]
+        if ch in b"{}[]:,":
+            self.i = i + 1
+            return ch.decode(), None, start
+        if ch == b'"':
+            return self.string(i + 1, start)
+        if ch in b"-0123456789.":
+            m = _JSON_NUMBER.match(s, i)
+            if m is None:
+                self.i = i
+                return "err", "invalid number", start
+            self.i = m.end()
+            x = float(m.group())
+            return "num", int(x) if x.is_integer() and abs(x) < 2 ** 63 else x, start
+        for word, kind, value in ((b"true", "bool", True), (b"false", "bool", False), (b"null", "null", None)):
+            if s.startswith(word, i):
+                self.i = i + len(word)
+                return kind, value, start
+        self.i = i
+        return "err", "invalid token", start
+
+    def string(self, i, start):
+        s, n = self.s, len(self.s)
+        out = bytearray()
+        while True:
+            if i >= n:
+                return "err", "unexpected end of string", start
+            c = s[i]
+            if c == 0x22:
+                self.i = i + 1
+                return "str", bytes(out), start
+            if c != 0x5C:
+                out.append(c)
+                i += 1
+                continue
+            if i + 1 >= n:
+                return "err", "unexpected end of string", start
+            e = s[i + 1]
+            if e == ord("u"):
+                cp, i = self.unicode(i)
+                if cp is None:
+                    return "err", "invalid unicode escape code", start
+                out += chr(cp).encode("utf-8", "surrogatepass")
+                continue
+            rep = _JSON_ESCAPES.get(e)
+            if rep is None:
+                return "err", "invalid escape code", start
+            out += rep
+            i += 2
+
+    def unicode(self, i):
+        s = self.s
+        try:
+            cp = int(s[i + 2:i + 6], 16)
+        except ValueError:
+            return None, i
+        if len(s[i + 2:i + 6]) != 4:
+            return None, i
+        i += 6
+        if 0xD800 <= cp < 0xDC00:
+            if s[i:i + 2] != b"\\u":
+                return None, i
+            try:
+                low = int(s[i + 2:i + 6], 16)
+            except ValueError:
+                return None, i
+            if not 0xDC00 <= low < 0xE000:
+                return None, i
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00)
+            i += 6
+        elif 0xDC00 <= cp < 0xE000:
+            return None, i
+        return cp, i
+
+    def fail(self, expected, tok):
+        kind, value, start = tok
+        found = value if kind == "err" else _TOKEN_NAMES[kind]
+        raise _Error(f"Expected {expected} but found {found} at character {start + 1}")
+
+    def parse(self):
+        value = self.value(self.token())
+        tok = self.token()
+        if tok[0] != "end":
+            self.fail("the end", tok)
+        return value
+
+    def value(self, tok):
+        kind, value, start = tok
+        if kind in ("str", "num", "bool"):
+            return value
+        if kind == "null":
+            return self.rt.null
+        if kind in ("{", "["):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _Error(f"Found too many nested data structures ({self.depth}) at character {start + 1}")
+            result = self.obj() if kind == "{" else self.arr()
+            self.depth -= 1
+            return result
+        self.fail("value", tok)
+
+    def obj(self):
+        d = {}
+        tok = self.token()
+        if tok[0] == "}":
+            return self.rt.table(d)
+        while True:
+            if tok[0] != "str":
+                self.fail("object key string", tok)
+            key = tok[1]
+            tok = self.token()
+            if tok[0] != ":":
+                self.fail("colon", tok)
+            d[key] = self.value(self.token())
+            tok = self.token()
+            if tok[0] == "}":
+                return self.rt.table(d)
+            if tok[0] != ",":
+                self.fail("comma or object end", tok)
+            tok = self.token()
+
+    def arr(self):
+        items = []
+        tok = self.token()
+        if tok[0] == "]":
+            return self.rt.table(items)
+        while True:
+            items.append(self.value(tok))
+            tok = self.token()
+            if tok[0] == "]":
+                return self.rt.table(items)
+            if tok[0] != ",":
+                self.fail("comma or array end", tok)
+            tok = self.token()

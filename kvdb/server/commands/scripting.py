@@ -163,7 +163,7 @@ class Scripting:
         run.killed = KILLED
         return OK
 
-    # -- the callbacks of lua.py (must never raise) -------------------------------------
+    # -- the callbacks of lua.py ---------------------------------------------------------
 
     def tick(self):
         run = self.run
@@ -262,34 +262,49 @@ class Scripting:
         return True, to_lua(self.rt, reply, run.resp)
 
     def acl_check(self, *args):
-        """redis.acl_check_cmd: (True, allowed) or (False, error text)."""
-        try:
-            run = self.run
-            argv, err = self._argv(args)
-            if err:
-                return False, err.encode()
-            cmd, _ = lookup(argv)
-            if cmd is None:
-                return False, b"ERR Invalid command passed to redis.acl_check_cmd()"
-            user = run.client.user if run is not None and run.client is not None else self.server.acl.default
-            return True, denial(user, cmd, argv) is None
-        except Exception:  # noqa: BLE001
-            log.error("internal error in redis.acl_check_cmd", exc_info=True)
-            return False, b"ERR internal error"
+        """redis.acl_check_cmd: whether the running script's user may run the command."""
+        argv, err = self._argv(args)
+        if err:
+            raise CallError(err.encode())
+        cmd, _ = lookup(argv)
+        if cmd is None:
+            raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        run = self.run
+        user = run.client.user if run is not None and run.client is not None else self.server.acl.default
+        return denial(user, cmd, argv) is None
 
-    def log(self, level, text):
-        try:
-            log.log({0: logging.DEBUG, 1: logging.INFO, 2: logging.INFO}.get(int(level), logging.WARNING),
-                    "%s", text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
-        except Exception:  # noqa: BLE001
-            pass
+    def log(self, *args):
+        """redis.log(level, message...)."""
+        if len(args) < 2:
+            raise CallError(b"ERR redis.log() requires two arguments or more.")
+        level = args[0]
+        if type(level) not in (int, float):
+            raise CallError(b"ERR First argument must be a number (log level).")
+        if not 0 <= level <= 3:
+            raise CallError(b"ERR Invalid debug level.")
+        text = b" ".join(lua_tostring(a) for a in args[1:] if type(a) in (bytes, int, float))
+        log.log((logging.DEBUG, logging.INFO, logging.INFO, logging.WARNING)[int(level)], "%s",
+                text.decode("utf-8", "replace"))
 
-    def setresp(self, n):
+    def setresp(self, *args):
+        if len(args) != 1:
+            raise CallError(b"ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3) or type(args[0]) is bool:
+            raise CallError(b"ERR RESP version must be 2 or 3.")
         if self.run is not None:
-            self.run.resp = int(n)
+            self.run.resp = int(args[0])
 
-    def sha1hex(self, data):
-        return sha1hex(data if isinstance(data, bytes) else b"")
+    def set_repl(self, *args):
+        if len(args) != 1:
+            raise CallError(b"ERR redis.set_repl() requires one argument.")
+        if type(args[0]) not in (int, float) or not 0 <= args[0] <= 3:
+            raise CallError(b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+
+    def sha1hex(self, *args):
+        if len(args) != 1:
+            raise CallError(b"ERR wrong number of arguments")
+        a = args[0]
+        return sha1hex(lua_tostring(a) if type(a) in (bytes, int, float) else b"")
 
     # -- the script cache ------------------------------------------------------------------
 
@@ -322,6 +337,11 @@ def error_message(err, name):
         src = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)
         return f"{text} script: {name.decode() if isinstance(name, bytes) else name}, on {src}:{line}."
     return text
+
+
+def lua_tostring(v):
+    """Lua's tostring of a string or number (%.14g)."""
+    return v if type(v) is bytes else b"%.14g" % v
 
 
 def _one_line(e):
