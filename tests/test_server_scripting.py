@@ -495,8 +495,17 @@ def _busy_run(s):
             other.execute_command(*args)
         assert str(e.value) == busy.split(" ", 1)[1] or str(e.value) == busy, (args, str(e.value))
     assert _raw(s.port, ["PING"]) == b"-" + busy.encode() + b"\r\n"      # a new connection is served too
+    late = socket.create_connection(("127.0.0.1", s.port), timeout=5)   # and stays usable after the script
+    late.sendall(b"PING\r\n")
+    assert late.recv(1000) == b"-" + busy.encode() + b"\r\n"
     assert _raw(s.port, ["HELLO", "3"], ["SCRIPT", "KILL"]).endswith(b"+OK\r\n")
     t.join(10)
+    late.sendall(b"SET late 1\r\nGET late\r\n")
+    data = b""
+    while data.count(b"\r\n") < 3:
+        data += late.recv(1000)
+    assert data == b"+OK\r\n$1\r\n1\r\n"
+    late.close()
     assert isinstance(box["reply"], redis.ResponseError)
     assert str(box["reply"]).startswith("Script killed by user with SCRIPT KILL... script: ")
     assert r.ping() and other.get("before") == b"1"        # normal again, on every connection

@@ -225,10 +225,9 @@ local function errbuff(s)
 end
 local function raise(text) error({err = text}, 0) end
 
-local rpcall = py.pcall
 local redis = {
   call = py.call,
-  pcall = function(...) return rpcall(...) end,
+  pcall = py.pcall,
   error_reply = function(...)
     local s = ...
     if select("#", ...) ~= 1 or type(s) ~= "string" then return {err = "ERR wrong number or type of arguments"} end
@@ -478,7 +477,8 @@ class LuaRuntime:
                                     attribute_filter=_attribute_filter)
         tables = {name: self.lua.table_from(funcs) for name, funcs in libs.tables().items()}
         py = self.lua.table_from({
-            b"call": callbacks.call, b"pcall": callbacks.pcall, b"acl_check": callbacks.acl_check, b"tick": callbacks.tick,
+            b"call": callbacks.call, b"pcall": callbacks.pcall, b"acl_check": callbacks.acl_check,
+            b"tick": callbacks.tick,
             b"log": callbacks.log, b"setresp": callbacks.setresp, b"sha1hex": callbacks.sha1hex,
             b"set_repl": callbacks.set_repl,
             b"cjson": tables["cjson"], b"bit": tables["bit"], b"cmsgpack": tables["cmsgpack"],
