@@ -397,10 +397,15 @@ class Server:
             self.pubsub.notify_key(db, key, event)
 
     def touch_all(self, db=None):
+        """FLUSHDB / FLUSHALL: every watched key of db (all when None) changed, and every
+        key a client blocks on (a blocked XREADGROUP then gets NOGROUP, as in Redis)."""
         for (d, _), clients in self.watchers.items():
             if db is None or d == db:
                 for c in clients:
                     c.watch_dirty = True
+        for d, key in list(self.blocking.waiters):
+            if db is None or d == db:
+                self.blocking.key_changed(d, key)
 
     # -- background ------------------------------------------------------------------------
 

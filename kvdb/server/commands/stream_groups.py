@@ -8,7 +8,7 @@ from ..blocking import blocking_allowed
 from ..keyspace import now_ms
 from ..streamstore import (INVALID_ENTRIES_READ, MAX_ID, ZERO_ID, Stream, check_group_names, format_id, incr_id,
                            parse_id)
-from .registry import CommandError, command, container, int_arg, subcommand
+from .registry import CommandError, after_token_keys, command, container, int_arg, subcommand
 from .streams import entries_reply, entry_reply, nogroup_for_key, parse_range, parse_read, read_reply, status_lines
 
 
@@ -177,6 +177,7 @@ def xgroup_delconsumer(c, args):
 # -- XREADGROUP --------------------------------------------------------------------------------
 
 @command("xreadgroup", -7, "write blocking movablekeys", "@stream @blocking", (0, 0, 0),
+         key_finder=after_token_keys(b"streams"),
          group="stream", summary="Returns new or historical messages from a stream for a consumer in a group. "
                                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(c, args):

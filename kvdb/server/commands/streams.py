@@ -9,7 +9,7 @@ from ..keyspace import WrongType, now_ms
 from ..streamnodes import LISTPACK_MAX
 from ..streamstore import (MAX_ID, ZERO_ID, Stream, decr_id, format_id, incr_id, parse_id,
                            parse_interval)
-from .registry import SYNTAX, CommandError, command, int_arg
+from .registry import SYNTAX, CommandError, after_token_keys, command, int_arg
 
 EQUAL_OR_SMALLER = "ERR The ID specified in XADD is equal or smaller than the target stream top item"
 
@@ -293,6 +293,7 @@ def read_reply(c, served):
 
 
 @command("xread", -4, "readonly blocking movablekeys", "@stream @blocking", (0, 0, 0),
+         key_finder=after_token_keys(b"streams"),
          **_x(summary="Returns messages from multiple streams with IDs greater than the ones requested. "
                       "Blocks until a message is available otherwise.", since="5.0.0"))
 def xread(c, args):
