@@ -18,7 +18,7 @@ import time
 import pytest
 
 import kvdb
-from kvdb.server import zrank
+from kvdb.server import zranknode
 from kvdb.server.keyspace import TYPE_ZSET, Coll, Entry, Store
 from kvdb.server.zsetstore import ZSet, format_score, parse_range_score, parse_score, score_of_key, sortable
 from redisref import Pair, redis_reference
@@ -955,7 +955,7 @@ def _model_run(seed, steps, bmax, fmax):
             if step % 100 == 0:
                 zs.check()
             if step % 7 == 0:
-                zrank._CACHE.clear()        # the next steps decode nodes from their records
+                zranknode.CACHE.clear()     # the next steps decode nodes from their records
         ZSet(store, 0, e, bmax, fmax).check()
     finally:
         store.rollback()

@@ -31,193 +31,13 @@ records hold ids, separators and counts only -- no database number or collection
 version -- so COPY can copy them verbatim under a new version.
 """
 import bisect
-import collections
 import itertools
 import os
-import struct
-import sys
 from array import array
 
+from .zranknode import BMAX, CACHE, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, shortest_separator
+
 __all__ = ["RankIndex", "Shape", "BMAX", "FMAX", "shortest_separator"]
-
-BMAX = 64            # elements per bucket at most (the in-bucket scan of rank/select)
-FMAX = 128           # children per node at most (a counts record is <= 4 * FMAX bytes)
-
-_SHAPE = struct.Struct(">BQQ")
-_HEAD = struct.Struct(">BH")
-_BIG = sys.byteorder == "big"
-_COUNTS_TAG = b"c"
-_KEYS_TAG = b"k"
-_ITEMSIZE = {"B": 1, "H": 2, "I": 4, "Q": 8}
-_TYPECODES = {1: "B", 2: "H", 4: "I", 8: "Q"}        # counts width byte -> array typecode
-_WIDTH_BYTE = {t: bytes((n,)) for t, n in _ITEMSIZE.items()}
-_WIDER = {"B": "H", "H": "I", "I": "Q"}
-CACHE_NODES = 4096   # decoded nodes kept across commands (validated by their record bytes)
-_CACHE = collections.OrderedDict()   # node record prefix (np + id) -> Node
-
-
-def shortest_separator(left, right):
-    """The shortest prefix of `right` that is greater than `left` (left < right)."""
-    n = min(len(left), len(right))
-    j = 0
-    while j < n and left[j] == right[j]:
-        j += 1
-    return right[:j + 1]
-
-
-def _le(arr):
-    """An array's bytes, little-endian."""
-    if _BIG:
-        arr = array(arr.typecode, arr)
-        arr.byteswap()
-    return arr.tobytes()
-
-
-def _from_le(typecode, raw):
-    arr = array(typecode)
-    arr.frombytes(raw)
-    if _BIG:
-        arr.byteswap()
-    return arr
-
-
-class Shape:
-    """The tree's shape, kept in the sorted set's meta record (Coll.extra)."""
-    __slots__ = ("height", "root", "next_id")
-
-    def __init__(self, height=0, root=0, next_id=1):
-        self.height = height         # levels of nodes above the buckets; 0: no index (one bucket)
-        self.root = root             # id of the root node (when height >= 1)
-        self.next_id = next_id       # the next node id to hand out (ids are never reused)
-
-    @classmethod
-    def decode(cls, extra):
-        if not extra:
-            return cls()
-        return cls(*_SHAPE.unpack_from(extra, 0))
-
-    def encode(self):
-        if self.height == 0 and self.next_id == 1:
-            return b""
-        return _SHAPE.pack(self.height, self.root, self.next_id)
-
-
-class Node:
-    """An internal node, decoded. Separators are kept as a blob plus end offsets until
-    a split or merge needs them as a list."""
-    __slots__ = ("id", "level", "kids", "counts", "_blob", "_offs", "_seps", "keys_dirty", "counts_dirty",
-                 "stamp", "raw_counts")
-
-    def __init__(self, id_, level, seps, kids, counts):
-        self.id = id_                # node id (u64), names its two records
-        self.level = level           # 1: children are buckets; >= 2: children are nodes
-        self._seps = seps            # list of separators (bytes), or None while _blob/_offs hold them
-        self._blob = None            # the separators concatenated (decoded form)
-        self._offs = None            # array of end offsets of each separator in _blob
-        self.kids = kids             # array('Q') of child node ids (level >= 2), None at level 1
-        self.counts = counts         # array('I' or 'Q') of element counts below each child
-        self.keys_dirty = False      # separators or kids changed: rewrite the keys record
-        self.counts_dirty = False    # counts changed: rewrite the counts record
-        self.stamp = None            # 8 random bytes naming this version of the keys record
-        self.raw_counts = None       # the counts record this node was decoded from (or last wrote)
-
-    def __len__(self):
-        return len(self.counts)
-
-    @property
-    def seps(self):
-        """The separators as a list (materialized for changes)."""
-        if self._seps is None:
-            blob, offs = self._blob, self._offs
-            start = 0
-            seps = []
-            for end in offs:
-                seps.append(blob[start:end])
-                start = end
-            self._seps = seps
-            self._blob = self._offs = None
-        return self._seps
-
-    def sep(self, i):
-        if self._seps is not None:
-            return self._seps[i]
-        return self._blob[self._offs[i - 1] if i else 0:self._offs[i]]
-
-    def route(self, x):
-        """The index of the child whose range holds element key x (the last separator
-        <= x; 0 when x is below them all)."""
-        if self._seps is not None:
-            return max(bisect.bisect_right(self._seps, x) - 1, 0)
-        blob, offs = self._blob, self._offs
-        lo, hi = 0, len(offs)
-        while lo < hi:                       # first separator > x
-            mid = (lo + hi) >> 1
-            if blob[offs[mid - 1] if mid else 0:offs[mid]] <= x:
-                lo = mid + 1
-            else:
-                hi = mid
-        return max(lo - 1, 0)
-
-    def encode_keys(self):
-        seps = self.seps
-        offs = array("I", itertools.accumulate(len(s) for s in seps))
-        out = [_HEAD.pack(self.level, len(seps)), self.stamp]
-        if self.level >= 2:
-            out.append(_le(self.kids))
-        out.append(_le(offs))
-        out.extend(seps)
-        return b"".join(out)
-
-    def encode_counts(self):
-        return _WIDTH_BYTE[self.counts.typecode] + self.stamp + _le(self.counts)
-
-    def add(self, i, delta):
-        """counts[i] += delta, widening the counts when they outgrow their width."""
-        while True:
-            try:
-                self.counts[i] += delta
-                return
-            except OverflowError:
-                self.counts = array(_WIDER[self.counts.typecode], self.counts)
-
-    def splice(self, i, j, values):
-        """counts[i:j] = values (widening the same way)."""
-        while True:
-            try:
-                self.counts[i:j] = array(self.counts.typecode, values)
-                return
-            except OverflowError:
-                self.counts = array(_WIDER[self.counts.typecode], self.counts)
-
-    @classmethod
-    def decode(cls, id_, keys, counts):
-        level, n = _HEAD.unpack_from(keys, 0)
-        pos = _HEAD.size + 8
-        if keys[_HEAD.size:pos] != counts[1:9]:
-            raise ValueError(f"zset rank node {id_}: its keys and counts records are of different versions")
-        kids = None
-        if level >= 2:
-            kids = _from_le("Q", keys[pos:pos + 8 * n])
-            pos += 8 * n
-        offs = _from_le("I", keys[pos:pos + 4 * n])
-        pos += 4 * n
-        node = cls(id_, level, None, kids, None)
-        node._blob = keys[pos:]
-        node._offs = offs
-        node.stamp = keys[_HEAD.size:_HEAD.size + 8]
-        node.set_counts(counts, n)
-        return node
-
-    def set_counts(self, raw, n):
-        """Decodes a counts record of a node with n children into self.counts."""
-        typecode = _TYPECODES.get(raw[0])
-        if typecode is None:
-            raise ValueError(f"zset rank node {self.id}: counts of width {raw[0]}")
-        cnt = _from_le(typecode, raw[9:])
-        if len(cnt) != n:
-            raise ValueError(f"zset rank node {self.id}: {len(cnt)} counts for {n} children")
-        self.counts = cnt
-        self.raw_counts = raw
 
 
 class RankIndex:
@@ -245,7 +65,7 @@ class RankIndex:
 
     # -- records --------------------------------------------------------------------
     #
-    # Decoded nodes are kept in _CACHE across commands, keyed by their record prefix and
+    # Decoded nodes are kept in CACHE across commands, keyed by their record prefix and
     # validated on every use by the counts record: it repeats the random stamp of the
     # keys record it goes with (a new stamp for every rewrite of the keys), so a cached
     # node whose stamp matches has the stored separators and children, and only the
@@ -259,24 +79,24 @@ class RankIndex:
         if node is not None:
             return node
         base = self._base(id_)
-        counts = self.store.get(base + _COUNTS_TAG)
+        counts = self.store.get(base + COUNTS_TAG)
         if counts is None:
             raise ValueError(f"zset rank index: node {id_} is missing")
-        node = _CACHE.get(base)
+        node = CACHE.get(base)
         if node is not None and node.stamp == counts[1:9]:
             if node.raw_counts != counts:
                 node.set_counts(counts, len(node.counts))
             if node._seps is None:
                 node.seps                   # noqa: B018 - materialize: bisect from now on
-            _CACHE.move_to_end(base)
+            CACHE.move_to_end(base)
         else:
-            keys = self.store.get(base + _KEYS_TAG)
+            keys = self.store.get(base + KEYS_TAG)
             if keys is None:
                 raise ValueError(f"zset rank index: node {id_} has no keys record")
             node = Node.decode(id_, keys, counts)
-            _CACHE[base] = node
-            if len(_CACHE) > CACHE_NODES:
-                _CACHE.popitem(last=False)
+            CACHE[base] = node
+            if len(CACHE) > CACHE_NODES:
+                CACHE.popitem(last=False)
         self._nodes[id_] = node
         return node
 
@@ -294,7 +114,7 @@ class RankIndex:
         """The narrowest count width that holds any count of a node at this level."""
         most = self.bmax * self.fmax ** (level - 1)
         for typecode in ("B", "H", "I"):
-            if most < 1 << (8 * _ITEMSIZE[typecode]):
+            if most < 1 << (8 * array(typecode).itemsize):
                 return typecode
         return "Q"
 
@@ -307,25 +127,25 @@ class RankIndex:
         put, delete = self.store.put, self.store.delete
         for id_ in self._deleted:
             base = self._base(id_)
-            delete(base + _KEYS_TAG)
-            delete(base + _COUNTS_TAG)
-            _CACHE.pop(base, None)
+            delete(base + KEYS_TAG)
+            delete(base + COUNTS_TAG)
+            CACHE.pop(base, None)
         for node in self._nodes.values():
             if node.keys_dirty or node.counts_dirty:
                 base = self._base(node.id)
                 if node.keys_dirty:
                     node.stamp = os.urandom(8)
-                    put(base + _KEYS_TAG, node.encode_keys())
+                    put(base + KEYS_TAG, node.encode_keys())
                     node.counts_dirty = True        # the counts record carries the new stamp
                 if node.counts_dirty:
                     raw = node.encode_counts()
                     if raw != node.raw_counts:      # a move out and back in leaves it as it was
                         node.raw_counts = raw
-                        put(base + _COUNTS_TAG, raw)
+                        put(base + COUNTS_TAG, raw)
                 node.keys_dirty = node.counts_dirty = False
-                _CACHE[base] = node
-        while len(_CACHE) > CACHE_NODES:
-            _CACHE.popitem(last=False)
+                CACHE[base] = node
+        while len(CACHE) > CACHE_NODES:
+            CACHE.popitem(last=False)
         self._nodes.clear()
         self._deleted.clear()
 
@@ -334,7 +154,7 @@ class RankIndex:
         in memory, which must then leave the cache."""
         if changed:
             for id_ in list(self._nodes) + list(self._deleted):
-                _CACHE.pop(self._base(id_), None)
+                CACHE.pop(self._base(id_), None)
         self._nodes.clear()
         self._deleted.clear()
 
@@ -680,59 +500,8 @@ class RankIndex:
 
     def check(self, count):
         """Verifies invariants Z4-Z10 against the score index (tests; O(n))."""
-        if self.shape.height == 0:
-            with self.store.scan(prefix=self.rp) as it:
-                found = sum(1 for _ in it)
-            assert found == count <= self.bmax, (found, count)
-            with self.store.scan(prefix=self.np) as it:
-                assert next(iter(it), None) is None, "node records at height 0"
-            return
-        seen = set()
-        buckets = []
-
-        def walk(id_, level, lo, hi, is_root):
-            # decoded from the records, not taken from the cache; a cached copy whose
-            # stamp matches must equal it (Z10)
-            base = self._base(id_)
-            keys, counts = self.store.get(base + _KEYS_TAG), self.store.get(base + _COUNTS_TAG)
-            node = Node.decode(id_, keys, counts)
-            assert len(node.stamp) == 8 and len(counts) == 9 + len(node) * node.counts.itemsize
-            cached = _CACHE.get(base)
-            if cached is not None and cached.stamp == node.stamp:
-                assert (cached.level, cached.seps, cached.kids) == (node.level, node.seps, node.kids), id_
-                if cached.raw_counts == counts:
-                    assert list(cached.counts) == list(node.counts), id_
-            seen.add(id_)
-            assert node.level == level, (node.level, level)
-            assert len(node) >= (2 if is_root else self.fmin), (len(node), is_root)
-            assert len(node) <= self.fmax
-            seps = node.seps
-            assert seps[0] == lo, (seps[0], lo)
-            assert all(seps[j] < seps[j + 1] for j in range(len(seps) - 1))
-            assert hi is None or seps[-1] < hi
-            total = 0
-            for j in range(len(node)):
-                child_hi = seps[j + 1] if j + 1 < len(node) else hi
-                if level == 1:
-                    buckets.append((seps[j], child_hi, node.counts[j]))
-                    sub = node.counts[j]
-                else:
-                    sub = walk(node.kids[j], level - 1, seps[j], child_hi, False)
-                    assert sub == node.counts[j], (sub, node.counts[j])
-                total += sub
-            return total
-
-        total = walk(self.shape.root, self.shape.height, b"", None, True)
-        assert total == count, (total, count)
-        for lo, hi, c in buckets:
-            found = len(self._bucket_keys(lo, hi))
-            assert found == c, (lo, hi, found, c)
-            assert c <= self.bmax and (len(buckets) == 1 or c >= self.bmin), (c, len(buckets))
-        with self.store.scan(prefix=self.np) as it:
-            ids = {int.from_bytes(k[len(self.np):len(self.np) + 8], "big") for k, _ in it}
-        assert ids == seen, (ids - seen, seen - ids)
-        assert all(i < self.shape.next_id for i in ids)
-        self._forget()
+        from .zrankcheck import check_index
+        check_index(self, count)
 
 
 def _even(total, parts):
