@@ -406,22 +406,27 @@ function M.compile(text, chunkname, kind)
   setfenv(f, kind == "lib" and lib_env or eval_env)
   return f
 end
+local function disarmed(...)
+  sethook()   -- no hook outside scripts (after a kill it would run on every line)
+  return ...
+end
 function M.run_eval(f, keys, argv)
   vars.KEYS = keys
   vars.ARGV = argv
   arm()
-  return xpcall(f, handler)
+  return disarmed(xpcall(f, handler))
 end
 function M.run_function(f, keys, args)
   lib_api = running_api
   arm()
-  return xpcall(function() return f(keys, args) end, handler)
+  return disarmed(xpcall(function() return f(keys, args) end, handler))
 end
 function M.load_library(chunk)
   registered = {}
   lib_api = loading_api
   arm()
   local ok, e = xpcall(chunk, handler)
+  sethook()
   lib_api = running_api
   local got = registered
   registered = nil

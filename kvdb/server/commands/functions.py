@@ -26,7 +26,7 @@ from kvdb._core.resp import OK, Status
 
 from ..glob import glob_match
 from ..scriptbusy import BUSY_EVAL
-from .registry import COMMANDS, CommandError, command, container, subcommand
+from .registry import COMMANDS, CommandError, command, container, numkeys_keys, subcommand
 from .scripting import Run, check_keys, engine, error_message, numkeys_arg
 
 log = logging.getLogger("kvdb.server")
@@ -190,7 +190,8 @@ def _fcall(c, args, ro):
         raise CommandError("ERR Function not found")
     n = numkeys_arg(args, "ERR Bad number of keys provided")
     keys, argv = args[3:3 + n], args[3 + n:]
-    check_keys(c, COMMANDS["fcall_ro" if ro else "fcall"], keys, "R" if ro else "RW")
+    if not ro:
+        check_keys(c, COMMANDS["fcall"], keys, "RW")
     no_writes = "no-writes" in f.flags
     if ro and not no_writes:
         raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
@@ -205,12 +206,12 @@ def _f(**kw):
 FCALL_FLAGS = "noscript stale skip_monitor no_mandatory_keys movablekeys"
 
 
-@command("fcall", -3, FCALL_FLAGS, "@scripting", **_f(summary="Invokes a function.", since="7.0.0"))
+@command("fcall", -3, FCALL_FLAGS, "@scripting", key_finder=numkeys_keys(2), **_f(summary="Invokes a function.", since="7.0.0"))
 def fcall(c, args):
     return _fcall(c, args, False)
 
 
-@command("fcall_ro", -3, "readonly " + FCALL_FLAGS, "@scripting",
+@command("fcall_ro", -3, "readonly " + FCALL_FLAGS, "@scripting", key_finder=numkeys_keys(2),
          **_f(summary="Invokes a read-only function.", since="7.0.0"))
 def fcall_ro(c, args):
     return _fcall(c, args, True)

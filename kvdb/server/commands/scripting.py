@@ -32,7 +32,7 @@ from ..lua import CallError, LuaRuntime
 from ..luaconv import ConversionTooDeep, error_text, from_lua, lua_arg, to_lua
 from ..lualibs import Libraries
 from ..scriptbusy import BUSY_EVAL, BUSY_FUNCTION, POLL_INTERVAL, BusyIO
-from .registry import COMMANDS, NO_REPLY, CommandError, command, container, int_arg, lookup, subcommand
+from .registry import COMMANDS, NO_REPLY, CommandError, command, container, int_arg, lookup, numkeys_keys, subcommand
 
 log = logging.getLogger("kvdb.server")
 
@@ -385,8 +385,8 @@ def numkeys_arg(args, bad="ERR value is not an integer or out of range"):
 
 
 def check_keys(c, cmd, keys, need):
-    """The ACL's key patterns for the keys a script declares (EVAL's keys are movable,
-    so the generic check does not see them)."""
+    """Redis declares EVAL's and FCALL's keys read-write: the ACL check before every
+    command (through the key finder) asks for read access, this asks for the rest."""
     user = c.user
     if user.all_keys:
         return
@@ -401,7 +401,8 @@ def check_keys(c, cmd, keys, need):
 def _eval(c, args, by_sha, ro):
     n = numkeys_arg(args)
     keys, argv = args[3:3 + n], args[3 + n:]
-    check_keys(c, _cmd_of(args), keys, "R" if ro else "RW")
+    if not ro:
+        check_keys(c, _cmd_of(args), keys, "RW")
     eng = engine(c.server)
     if by_sha:
         sha = args[1].lower()
@@ -426,26 +427,27 @@ def _s(**kw):
 
 
 EVAL_FLAGS = "noscript stale skip_monitor no_mandatory_keys movablekeys"
+EVAL_KEYS = numkeys_keys(2)   # KEYS follow numkeys: the ACL checks them before the script runs
 
 
-@command("eval", -3, EVAL_FLAGS, "@scripting", **_s(summary="Executes a server-side Lua script.", since="2.6.0"))
+@command("eval", -3, EVAL_FLAGS, "@scripting", key_finder=EVAL_KEYS, **_s(summary="Executes a server-side Lua script.", since="2.6.0"))
 def eval_(c, args):
     return _eval(c, args, False, False)
 
 
-@command("evalsha", -3, EVAL_FLAGS, "@scripting",
+@command("evalsha", -3, EVAL_FLAGS, "@scripting", key_finder=EVAL_KEYS,
          **_s(summary="Executes a server-side Lua script by SHA1 digest.", since="2.6.0"))
 def evalsha(c, args):
     return _eval(c, args, True, False)
 
 
-@command("eval_ro", -3, "readonly " + EVAL_FLAGS, "@scripting",
+@command("eval_ro", -3, "readonly " + EVAL_FLAGS, "@scripting", key_finder=EVAL_KEYS,
          **_s(summary="Executes a read-only server-side Lua script.", since="7.0.0"))
 def eval_ro(c, args):
     return _eval(c, args, False, True)
 
 
-@command("evalsha_ro", -3, "readonly " + EVAL_FLAGS, "@scripting",
+@command("evalsha_ro", -3, "readonly " + EVAL_FLAGS, "@scripting", key_finder=EVAL_KEYS,
          **_s(summary="Executes a read-only server-side Lua script by SHA1 digest.", since="7.0.0"))
 def evalsha_ro(c, args):
     return _eval(c, args, True, True)
