@@ -123,17 +123,17 @@ def test_celery_task_round_trip(target):
     celery = pytest.importorskip("celery")
     from celery.contrib.testing.worker import start_worker
 
-    app = celery.Celery("kvdb_test", broker=target.url, backend=target.url)
+    app = celery.Celery(f"kvdb_test_{target.name}", broker=target.url, backend=target.url)
     app.conf.update(broker_connection_retry_on_startup=False, broker_connection_retry=False,
                     broker_connection_max_retries=1, broker_transport_options={"polling_interval": 1},
                     result_backend_transport_options={"socket_timeout": TIMEOUT}, redis_socket_timeout=TIMEOUT,
                     result_expires=600, task_acks_late=True, worker_hijack_root_logger=False)
 
-    @app.task(name="kvdb_test.mul")
+    @app.task(name=f"kvdb_test.{target.name}.mul")
     def mul(a, b):
         return a * b
 
-    @app.task(name="kvdb_test.boom")
+    @app.task(name=f"kvdb_test.{target.name}.boom")
     def boom():
         raise ValueError("task failed on purpose")
 
