@@ -100,7 +100,10 @@ class Libraries:
         if len(args) != 1:
             raise _Error("bad argument #1 to 'encode' (expected 1 argument)")
         out = []
-        self._encode(args[0], out, 0)
+        try:
+            self._encode(args[0], out, 0)
+        except RecursionError:
+            raise _Error("Cannot serialise, excessive nesting") from None
         return b"".join(out)
 
     def _encode(self, v, out, depth):
@@ -157,7 +160,11 @@ class Libraries:
             text = _fmt14(text)
         if not isinstance(text, bytes):
             raise _Error(f"bad argument #1 to 'decode' (string expected, got {_lua_type(text)})")
-        return _JsonParser(text, self.rt).parse()
+        parser = _JsonParser(text, self.rt)
+        try:
+            return parser.parse()
+        except RecursionError:
+            raise _Error(f"Found too many nested data structures ({parser.depth}) at character {parser.i + 1}") from None
 
     # -- cmsgpack ---------------------------------------------------------------
 

@@ -209,6 +209,8 @@ class Scripting:
             return self._call(args)
         except (ConversionTooDeep, RecursionError):
             return False, b"ERR reached lua stack limit"
+        except LuaMemoryError:
+            return False, b"ERR Lua out of memory: the reply does not fit in the Lua memory limit"
         except Exception as e:  # noqa: BLE001 - a server bug must reach the script as an error, not a crash
             log.error("internal error in redis.call", exc_info=True)
             return False, f"ERR internal error in redis.call: {type(e).__name__}".encode()
