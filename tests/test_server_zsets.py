@@ -557,6 +557,37 @@ def test_keys_around_zsets(pair):
     """)
 
 
+def test_bulk_paths(pair):
+    """Commands that change many elements at once rebuild the rank index in one scan
+    (ZADD of at least the set's size, removals of half of it or more, STORE results)."""
+    rnd = random.Random(11)
+    args = []
+    for i in range(300):
+        args += [rnd.randrange(-50, 50), f"m{i:03d}"]
+    pair.same("ZADD", "a", *args[:100])
+    pair.same("ZADD", "a", *args)                # 300 pairs into 50 members
+    args2 = []
+    for i in range(0, 400, 2):
+        args2 += [rnd.randrange(-50, 50) / 2, f"m{i:03d}"]
+    pair.same("ZADD", "b", *args2)
+    for cmd in (("ZUNIONSTORE", "u", 2, "a", "b", "WEIGHTS", 2, 3, "AGGREGATE", "MAX"),
+                ("ZINTERSTORE", "i", 2, "a", "b"), ("ZDIFFSTORE", "d", 2, "a", "b"),
+                ("ZRANGESTORE", "r", "a", 20, 250), ("ZRANGESTORE", "s", "u", "(-10", "30", "BYSCORE", "LIMIT", 5, 200)):
+        pair.same(*cmd)
+    for key in ("a", "b", "u", "i", "d", "r", "s"):
+        pair.same("ZRANGE", key, 0, -1, "WITHSCORES")
+        for m in rnd.sample(range(400), 15):
+            pair.same("ZRANK", key, f"m{m:03d}")
+        pair.same("ZCOUNT", key, -20, "(15")
+    pair.same("ZREMRANGEBYRANK", "a", 10, 200)       # most of it: rebuilt
+    pair.same("ZREMRANGEBYSCORE", "u", "-inf", 0)
+    pair.same("ZPOPMIN", "b", 150)
+    for key in ("a", "u", "b"):
+        pair.same("ZRANGE", key, 0, -1, "WITHSCORES")
+        for r in range(0, 100, 7):
+            pair.same("ZRANGE", key, r, r)
+
+
 # -- randomized differential ------------------------------------------------------------------------
 
 SCORES = ["-3", "-2.5", "-1", "0", "0.5", "1", "1", "2", "2.25", "3", "10", "inf", "-inf", "7", "4"]
