@@ -37,9 +37,19 @@ next line, as in Redis.
 """
 import logging
 
-from lupa import lua51
+try:
+    from lupa import LuaError, LuaMemoryError, lua51
+except ImportError:  # the server runs without Lua: scripting commands say what to install
+    lua51 = None
 
-__all__ = ["LuaRuntime", "CallError", "HOOK_COUNT", "MAX_MEMORY", "INTERNAL_CHUNK"]
+    class LuaError(Exception):
+        """Stands in for lupa's when lupa is not installed."""
+
+    class LuaMemoryError(LuaError):
+        """Stands in for lupa's when lupa is not installed."""
+
+__all__ = ["LuaRuntime", "CallError", "LuaError", "LuaMemoryError", "available", "HOOK_COUNT", "MAX_MEMORY",
+           "INTERNAL_CHUNK"]
 
 log = logging.getLogger("kvdb.server")
 
@@ -468,6 +478,11 @@ M.gc = function() collectgarbage("step", 200) end
 sethook()
 return M
 """
+
+
+def available():
+    """Whether lupa is installed (the `server` extra)."""
+    return lua51 is not None
 
 
 class LuaRuntime:

@@ -25,10 +25,8 @@ import logging
 import time
 
 from kvdb._core.resp import OK, ErrorReply, Status
-from lupa import LuaError, LuaMemoryError
-
 from ..acl_user import _printable, _text, denial
-from ..lua import CallError, LuaRuntime
+from ..lua import CallError, LuaError, LuaMemoryError, LuaRuntime, available
 from ..luaconv import ConversionTooDeep, error_text, from_lua, lua_arg, to_lua
 from ..lualibs import Libraries
 from ..scriptbusy import BUSY_EVAL, BUSY_FUNCTION, POLL_INTERVAL, BusyIO
@@ -95,6 +93,8 @@ def engine(server):
     """The server's scripting engine, created at first use."""
     e = getattr(server, "scripting", None)
     if e is None:
+        if not available():
+            raise CommandError("ERR Lua scripting needs the lupa package: pip install lupa (or kvdb[server])")
         e = server.scripting = Scripting(server)
     return e
 
