@@ -183,10 +183,6 @@ class Scripting:
             if now >= run.next_poll:
                 run.next_poll = now + POLL_INTERVAL
                 self.busy.poll(run)
-                event = self.server.shutdown_event
-                if event is not None and event.is_set() and not run.killed and not run.dirty:
-                    log.warning("shutdown requested: stopping script %s", run.name)
-                    run.killed = KILLED
             return run.killed
         except Exception:  # noqa: BLE001 - the hook must not fail the script for a server-side bug
             log.error("error while serving clients during a busy script", exc_info=True)
