@@ -44,6 +44,19 @@ KEY_ACCESS = {
     # Document commands that pick documents by a filter read them too: a write-only
     # user must not probe a collection's contents through match counts.
     "doc.update": "RW", "doc.delete": "RW",
+    # Commands that read what they change (pops, moves, increments, trims, claims),
+    # and scripts, which may do anything with their keys.
+    **{name: "RW" for name in (
+        "lpop", "rpop", "lmpop", "blpop", "brpop", "blmpop", "linsert", "lrem", "ltrim", "lset",
+        "spop", "srem", "zincrby", "zrem", "zpopmin", "zpopmax", "bzpopmin", "bzpopmax", "zmpop", "bzmpop",
+        "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "xreadgroup", "xack", "xclaim", "xautoclaim",
+        "xdel", "xtrim", "setbit", "bitfield", "pfadd", "eval", "evalsha", "fcall")},
+    "lmove": ("RW", "RW"), "blmove": ("RW", "RW"), "rpoplpush": ("RW", "RW"), "brpoplpush": ("RW", "RW"),
+    "smove": ("RW", "RW"), "pfmerge": ("RW", "R"), "bitop": ("W", "R"),
+    # STORE forms: the destination is written, the sources read.
+    **{name: ("W", "R") for name in ("sinterstore", "sunionstore", "sdiffstore", "zunionstore", "zinterstore",
+                                    "zdiffstore", "zrangestore", "geosearchstore")},
+    "eval_ro": "R", "evalsha_ro": "R", "fcall_ro": "R",
 }
 
 AUDITED_CATEGORIES = frozenset(["admin", "dangerous"])  # commands the audit log records

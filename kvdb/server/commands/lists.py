@@ -369,7 +369,7 @@ def brpoplpush(c, args):
     return _bmove(c, args[1], args[2], False, True, timeout)
 
 
-@command("blmpop", -5, "write noscript blocking movablekeys", "@list @blocking", (0, 0, 0), key_finder=numkeys_keys(2), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
+@command("blmpop", -5, "write blocking movablekeys", "@list @blocking", (0, 0, 0), key_finder=numkeys_keys(2), **_l(summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", since="7.0.0"))
 def blmpop(c, args):
     keys, left, count = _mpop_args(args, 2)
     timeout = timeout_arg(args[1])
