@@ -23,7 +23,7 @@ import time
 import kvdb
 from kvdb._core.resp import ErrorReply, Status
 
-from . import acl, audit, authguard, limits, tls
+from . import acl, audit, authguard, limits, setsample, tls
 from . import commands as _commands  # noqa: F401 - importing registers every command
 from .blocking import Blocking
 from .client import Client
@@ -40,6 +40,8 @@ from .slowlog import SlowLog
 from .stats import Stats
 
 log = logging.getLogger("kvdb.server")
+_perf_counter = time.perf_counter
+_BNAMES = {}     # Command -> its full name as bytes (CLIENT LIST's cmd=), made once per command
 
 VERSION = "7.2.0"  # the Redis version whose commands and replies this server follows
 
@@ -292,6 +294,7 @@ class Server:
         self.committing = False
         if error is not None:
             log.error("commit failed: %s", error)
+            setsample.forget_all()   # its SPOPs were not applied: the pools no longer match their sets
             text = ErrorReply(f"ERR commit failed, nothing of this write was applied: {error}")
             for c in self.to_flush:
                 c.replies = [text] * len(c.replies)
@@ -339,8 +342,11 @@ class Server:
         return self.call(c, cmd, args)
 
     def call(self, c, cmd, args):
-        c.last_command = cmd.fullname.encode()
-        start = time.perf_counter()
+        name = _BNAMES.get(cmd)
+        if name is None:
+            name = _BNAMES[cmd] = cmd.fullname.encode()
+        c.last_command = name
+        start = _perf_counter()
         try:
             # Key names of any length work (long ones through their digest: keyspace.LONG_*);
             # fields and members past their limits raise NameTooLong where they are written.
@@ -357,7 +363,7 @@ class Server:
         except Exception as e:  # noqa: BLE001 - a bug in one command must not abort the whole group
             log.error("internal error in command %s", cmd.fullname, exc_info=True)
             reply = ErrorReply(f"ERR internal error in '{cmd.fullname}': {type(e).__name__}")
-        micros = int((time.perf_counter() - start) * 1e6)
+        micros = int((_perf_counter() - start) * 1e6)
         stats = self.stats
         stats.commands_processed += 1
         stats.count(cmd.fullname, micros)

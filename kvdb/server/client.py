@@ -15,9 +15,14 @@ import collections
 import logging
 import time
 
-from kvdb._core.resp import ErrorReply, Push, RequestParser, encode_replies
+from kvdb._core.resp import ErrorReply, Push, RequestParser
 
 from .commands.registry import NO_REPLY
+
+try:
+    from .fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
+except ImportError:  # built without the extension
+    from kvdb._core.resp import encode_replies
 
 log = logging.getLogger("kvdb.server")
 

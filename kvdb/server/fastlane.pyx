@@ -1,48 +1,101 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""GET, plain SET (`SET key value`), INCR and DECR without Python frames: the
-server's hottest commands, run from C when nothing about the connection or the
-key needs the general path.
+"""The server's hottest commands without Python frames, run from C when nothing
+about the connection or the key needs the general path:
+
+* strings: GET, plain SET (`SET key value`), INCR, DECR;
+* lists (fastlane_lists.pxi): LPUSH, RPUSH, LPOP and RPOP without a count, LLEN,
+  LINDEX, LRANGE;
+* sets (fastlane_sets.pxi): SADD, SREM, SISMEMBER, SCARD, SPOP without a count (its
+  random member comes from setsample.pop_member, as in the general path).
 
 FastLane.run_batch(client, max_commands, max_bytes) runs the client's pending
 commands from the front for as long as they are fast ones, and stops at the first
 it does not handle, leaving it for the general path. It handles a command only
-when the general path (Server.execute -> Server.call -> commands.strings) would
-do exactly the same thing:
+when the general path (Server.execute -> Server.call -> the command's handler)
+would do exactly the same thing:
 
 * the connection is in no MULTI, authenticated, subscribed to nothing, and its
-  user is unrestricted (so no ACL check or audit applies to GET/SET);
-* GET: any key; the record is decoded as keyspace.get_string does;
-* SET, INCR, DECR: the old record is absent, or a string without expiry (no
-  expiry index entry to move, no hash fields to delete), nobody WATCHes anything
-  and keyspace notifications are off (no side effect to run); INCR and DECR also
-  need the old value to be a canonical integer and the result not to overflow,
-  else the general path produces the error.
+  user is unrestricted (so no ACL check or audit applies);
+* reads (GET, LLEN, LINDEX, LRANGE, SISMEMBER, SCARD): GET takes any key; the
+  others a key that is absent or has no expiry;
+* writes: the key is absent, or of the command's type without expiry (no expiry
+  to check or index entry to move), nobody WATCHes anything, keyspace
+  notifications are off, and no client is blocked on the key (so the general
+  path's key_changed would do nothing); a pop or SREM that would empty its key,
+  INCR/DECR of a non-integer or past the 64-bit range, a member past the name
+  limit, an element past the engine's value limit and a list end out of room are
+  left to the general path, which deletes the key or replies the error;
+* a key of another type is left to the general path (its WRONGTYPE reply), and so
+  is a meta record that does not decode as the general path expects.
 
-Its effects are the general path's: the same reply, the same record written
-through the group's transaction, the same key counter, the same statistics
-(commands processed, per-command calls and µs, keyspace hits and misses) and
-the same slow-log entry when the command was slow. Per-command statistics are
-added once per batch (the counts and µs are the sums of the commands run).
-tests/test_server_commands.py runs every case through both paths.
+Every check that can send a command to the general path runs before its first
+write, so a command is run by one path alone. Its effects are the general path's:
+the same reply, the same records written through the group's transaction (new
+collections take their version from Keyspace.new_version, as the general path
+does), the same key counter, the same statistics (commands processed,
+per-command calls and µs, keyspace hits and misses) and the same slow-log entry
+when the command was slow. Per-command statistics are added once per batch (the
+counts and µs are the sums of the commands run). tests/test_server_commands.py,
+tests/test_server_lists.py and tests/test_server_sets.py run their cases through
+both paths; tests/test_server_fastlane_types.py compares the records two servers,
+one per path, hold after the same random pipelines.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+import logging
 import time
 
+import kvdb
 from kvdb._core.resp import OK, ErrorReply
+
+from . import setsample
+from .keyspace import LONG_META, MAX_NAME
+
+log = logging.getLogger("kvdb.server")
 
 cdef bytes ZERO8 = bytes(8)
 cdef bytes STRING_HEADER = b"s" + bytes(8)      # type "s", no expiry
 cdef object WRONGTYPE = ErrorReply("WRONGTYPE Operation against a key holding the wrong kind of value")
-cdef int KIND_GET = 1
-cdef int KIND_SET = 2
-cdef int KIND_INCR = 3
-cdef int KIND_DECR = 4
+cdef object PASS = object()      # a command function's answer: leave this command to the general path
 cdef long long INT64_MAX = 9223372036854775807
-cdef long long INT64_MIN = -9223372036854775807 - 1
+cdef long long INT64_MIN = -INT64_MAX - 1
+cdef Py_ssize_t C_LONG_META = LONG_META
+cdef Py_ssize_t C_MAX_NAME = MAX_NAME
+cdef Py_ssize_t C_MAX_VALUE = kvdb.MAX_VALUE_SIZE
+
+# Command kinds (index into the per-batch statistics).
+cdef enum:
+    KIND_GET = 1
+    KIND_SET = 2
+    KIND_INCR = 3
+    KIND_DECR = 4
+    KIND_LPUSH = 5
+    KIND_RPUSH = 6
+    KIND_LPOP = 7
+    KIND_RPOP = 8
+    KIND_LLEN = 9
+    KIND_LINDEX = 10
+    KIND_LRANGE = 11
+    KIND_SADD = 12
+    KIND_SREM = 13
+    KIND_SISMEMBER = 14
+    KIND_SCARD = 15
+    KIND_SPOP = 16
+    NKINDS = 17
+
+# name, kind, arity (Redis's: n exact, -n at least), writes
+KIND_TABLE = (
+    ("get", KIND_GET, 2, False), ("set", KIND_SET, 3, True), ("incr", KIND_INCR, 2, True),
+    ("decr", KIND_DECR, 2, True),
+    ("lpush", KIND_LPUSH, -3, True), ("rpush", KIND_RPUSH, -3, True), ("lpop", KIND_LPOP, 2, True),
+    ("rpop", KIND_RPOP, 2, True), ("llen", KIND_LLEN, 2, False), ("lindex", KIND_LINDEX, 3, False),
+    ("lrange", KIND_LRANGE, 4, False),
+    ("sadd", KIND_SADD, -3, True), ("srem", KIND_SREM, -3, True), ("sismember", KIND_SISMEMBER, 3, False),
+    ("scard", KIND_SCARD, 2, False), ("spop", KIND_SPOP, 2, True),
+)
 
 
 cdef inline bint parse_int64(const unsigned char *p, Py_ssize_t n, long long *out):
@@ -73,6 +126,12 @@ cdef inline bint parse_int64(const unsigned char *p, Py_ssize_t n, long long *ou
     return True
 
 
+cdef inline bint parse_arg(object arg, long long *out):
+    """An integer argument as commands.registry.int_arg reads it (False: not one)."""
+    cdef bytes b = <bytes>arg
+    return parse_int64(<const unsigned char *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), out)
+
+
 cdef inline double now_us():
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -87,156 +146,315 @@ cdef inline uint64_t be64(const unsigned char *p):
     return v
 
 
+cdef inline void put_be64(unsigned char *p, uint64_t v):
+    cdef int i
+    for i in range(7, -1, -1):
+        p[i] = v & 0xff
+        v >>= 8
+
+
+cdef inline bytes new_bytes(Py_ssize_t n):
+    """A new bytes object of n bytes to fill in (its buffer is writable until shared)."""
+    return PyBytes_FromStringAndSize(NULL, n)
+
+
+cdef inline unsigned char *wbuf(bytes b):
+    return <unsigned char *>PyBytes_AS_STRING(b)
+
+
+cdef inline const unsigned char *rbuf(bytes b):
+    return <const unsigned char *>PyBytes_AS_STRING(b)
+
+
+cdef inline bytes sub_prefix(int db, unsigned char kind, const unsigned char *version):
+    """0x01 db kind version(8): a collection's sub-record prefix (keyspace.sub_prefix)."""
+    cdef bytes out = new_bytes(11)
+    cdef unsigned char *p = wbuf(out)
+    p[0] = 1
+    p[1] = <unsigned char>db
+    p[2] = kind
+    memcpy(p + 3, version, 8)
+    return out
+
+
+# Lists (liststore.py): positions and the meta record.
+cdef uint64_t LIST_MIDDLE = <uint64_t>1 << 63            # head and tail of a new list
+cdef uint64_t LIST_MAX_TAIL = 0xFFFFFFFFFFFFFFFF         # tail is exclusive, stored in 8 bytes
+cdef Py_ssize_t LIST_META_SIZE = 9 + 16 + 16             # type expire_at | version count | head tail
+cdef Py_ssize_t SET_META_SIZE = 9 + 16                   # type expire_at | version count | extra
+
+
+cdef inline bytes position_key(bytes elem_prefix, uint64_t pos):
+    """A list element's record key: its 11-byte prefix and the position (8 bytes BE)."""
+    cdef bytes out = new_bytes(19)
+    cdef unsigned char *p = wbuf(out)
+    memcpy(p, rbuf(elem_prefix), 11)
+    put_be64(p + 11, pos)
+    return out
+
+
+cdef inline bytes list_meta(const unsigned char *version, uint64_t head, uint64_t tail):
+    """A list's meta record without expiry (keyspace.Entry.encode of liststore's Coll)."""
+    cdef bytes out = new_bytes(LIST_META_SIZE)
+    cdef unsigned char *p = wbuf(out)
+    p[0] = c'L'
+    memcpy(p + 1, rbuf(ZERO8), 8)
+    memcpy(p + 9, version, 8)
+    put_be64(p + 17, tail - head)
+    put_be64(p + 25, head)
+    put_be64(p + 33, tail)
+    return out
+
+
+cdef inline bytes set_meta(const unsigned char *version, uint64_t count, bytes extra):
+    """A set's meta record without expiry (keyspace.Entry.encode of its Coll)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(extra)
+    cdef bytes out = new_bytes(SET_META_SIZE + n)
+    cdef unsigned char *p = wbuf(out)
+    p[0] = c'S'
+    memcpy(p + 1, rbuf(ZERO8), 8)
+    memcpy(p + 9, version, 8)
+    put_be64(p + 17, count)
+    if n:
+        memcpy(p + SET_META_SIZE, rbuf(extra), n)
+    return out
+
+
 cdef class FastLane:
     cdef object server          # app.Server
     cdef object ks              # keyspace.Keyspace
+    cdef object store           # ks.store
     cdef dict kinds             # command name as sent (any case) -> KIND_*
     cdef list db_prefixes       # db number -> b"\x01" + db + b"k"
     cdef list kind_names        # KIND_* -> command name (str), index 0 unused
     cdef list kind_bnames       # KIND_* -> command name (bytes), for CLIENT LIST's cmd=
+    cdef int arity[NKINDS]      # KIND_* -> Redis arity
+    cdef bint writes[NKINDS]    # KIND_* -> the command may write
+    cdef object shapes          # setsample's cache of set shapes (SADD forgets a set's)
+    cdef object pools           # setsample's SPOP pools (the same)
+    cdef object forget          # setsample.forget
+    cdef object pop_member      # setsample.pop_member
+    # During a batch:
+    cdef object tx              # the group's transaction, or None before its first write
+    cdef object get             # tx.get, or the database's get before the first write
+    cdef object put             # tx.put, or None before the first write
+    cdef object discard         # tx.discard, or None before the first write
+    cdef long long hits         # keyspace hits of the batch so far
+    cdef long long misses       # keyspace misses of the batch so far
+    cdef Py_ssize_t out_bytes   # bulk reply bytes of the batch so far
 
     def __init__(self, server):
         self.server = server
         self.ks = server.ks
+        self.store = self.ks.store
         self.kinds = {}
-        for name, kind in ((b"get", KIND_GET), (b"set", KIND_SET), (b"incr", KIND_INCR), (b"decr", KIND_DECR)):
-            for variant in (name, name.upper(), name.capitalize()):
+        self.kind_names = [None] * NKINDS
+        self.kind_bnames = [None] * NKINDS
+        for name, kind, arity, writes in KIND_TABLE:
+            b = name.encode()
+            for variant in (b, b.upper(), b.capitalize()):
                 self.kinds[variant] = kind
+            self.kind_names[kind] = name
+            self.kind_bnames[kind] = b
+            self.arity[kind] = arity
+            self.writes[kind] = writes
         self.db_prefixes = [b"\x01" + bytes((d,)) + b"k" for d in range(256)]
-        self.kind_names = [None, "get", "set", "incr", "decr"]
-        self.kind_bnames = [None, b"get", b"set", b"incr", b"decr"]
+        self.shapes = setsample._shapes
+        self.pools = setsample._pools
+        self.forget = setsample.forget
+        self.pop_member = setsample.pop_member
+
+    # -- the transaction -------------------------------------------------------------------
+
+    cdef inline void bind(self, tx):
+        self.tx = tx
+        self.get = tx.get
+        self.put = tx.put
+        self.discard = tx.discard
+
+    cdef inline int writing(self) except -1:
+        """Before a command's first write: the group's transaction, begun if needed."""
+        if self.put is None:
+            self.bind(self.store.writer())
+        return 0
+
+    cdef inline int resync(self) except -1:
+        """After Python code that may have begun the transaction (Keyspace.new_version)."""
+        tx = self.store.tx
+        if tx is not None and tx is not self.tx:
+            self.bind(tx)
+        return 0
+
+    cdef bytes new_version(self):
+        """Keyspace.new_version() (which may write the version clock), as 8 bytes."""
+        cdef bytes out = new_bytes(8)
+        put_be64(wbuf(out), <uint64_t>self.ks.new_version())
+        self.resync()
+        return out
+
+    # -- the batch -----------------------------------------------------------------------
 
     cpdef tuple run_batch(self, client, Py_ssize_t max_commands, Py_ssize_t max_bytes):
         """Runs up to max_commands fast commands from the front of client.pending, appending their
-        replies to client.replies, until a command is not a fast one or the GET replies pass
+        replies to client.replies, until a command is not a fast one or the bulk replies pass
         max_bytes. Returns (commands run, bulk reply bytes)."""
         pending = client.pending
         if not pending or max_commands <= 0:
             return (0, 0)
-        # The connection's state cannot change while only GET/SET/INCR/DECR run: check it once.
+        # The connection's state cannot change while only fast commands run: check it once.
         if client.multi is not None or not client.authenticated or client.channels or client.patterns \
                 or not client.user.unrestricted:
             return (0, 0)
         server = self.server
         cdef bint may_write = not (server.watchers or server.config.values["notify-keyspace-events"])
+        cdef dict waiters = server.blocking.waiters
         cdef double slow_us = server.slowlog_threshold
-        ks = self.ks
-        store = ks.store
-        tx = store.tx
-        getter = (tx if tx is not None else store.db).get
-        putter = tx.put if tx is not None else None
+        tx = self.store.tx
+        if tx is not None:
+            self.bind(tx)
+        else:
+            self.tx = self.put = self.discard = None
+            self.get = self.store.db.get
+        self.hits = self.misses = 0
+        self.out_bytes = 0
         popleft = pending.popleft
         replies = client.replies
-        cdef list keys = ks.keys
-        cdef Py_ssize_t done = 0, out_bytes = 0, argc
-        cdef long long calls[5]
-        cdef double micros_sum[5]
-        cdef long long hits = 0, misses = 0
-        cdef int kind, last_kind = 0, db = client.db, i
+        cdef Py_ssize_t done = 0, argc
+        cdef long long calls[NKINDS]
+        cdef double micros_sum[NKINDS]
+        cdef int kind, last_kind = 0, db = client.db, i, arity
         cdef bytes prefix = self.db_prefixes[db], key, meta
         cdef list args
-        cdef object kind_obj, raw, reply
-        cdef const unsigned char *p
-        cdef bint expired
-        cdef long long value
+        cdef object kind_obj, reply
         cdef double start, micros
-        for i in range(5):
+        for i in range(NKINDS):
             calls[i] = 0
             micros_sum[i] = 0
-        while done < max_commands and out_bytes < max_bytes and pending:
-            args = pending[0]
-            if not args:
-                break
-            kind_obj = self.kinds.get(args[0])
-            if kind_obj is None:
-                break
-            kind = kind_obj
-            argc = len(args)
-            if argc != (3 if kind == KIND_SET else 2):
-                break
-            if kind != KIND_GET and not may_write:
-                break
-            start = now_us()
-            key = args[1]
-            meta = prefix + key
-            try:
-                raw = getter(meta)
-            except Exception:   # the general path turns the failure into an error reply
-                break
-            p = NULL
-            expired = False
-            if raw is not None:
-                p = <const unsigned char *>PyBytes_AS_STRING(raw)
-                if memcmp(p + 1, PyBytes_AS_STRING(ZERO8), 8) != 0:
-                    if kind != KIND_GET:
-                        break
-                    expired = be64(p + 1) <= <uint64_t>(time.time() * 1000)
-            if kind == KIND_GET:
-                if raw is None or expired:
-                    reply = None
-                    misses += 1
-                elif p[0] != c's':
-                    reply = WRONGTYPE
-                else:
-                    reply = raw[9:]
-                    out_bytes += PyBytes_GET_SIZE(raw) - 9
-                    hits += 1
-            elif kind == KIND_SET:
-                if raw is not None and p[0] != c's':
+        try:
+            while done < max_commands and self.out_bytes < max_bytes and pending:
+                args = pending[0]
+                if not args:
                     break
-                if putter is None:
-                    tx = store.writer()
-                    getter = tx.get
-                    putter = tx.put
+                kind_obj = self.kinds.get(args[0])
+                if kind_obj is None:
+                    break
+                kind = kind_obj
+                argc = len(args)
+                arity = self.arity[kind]
+                if (argc != arity) if arity > 0 else (argc < -arity):
+                    break
+                key = <bytes>args[1]
+                if self.writes[kind]:
+                    if not may_write or (waiters and (db, key) in waiters):
+                        break
+                if PyBytes_GET_SIZE(key) > C_LONG_META:
+                    break     # a long name's records are addressed by its digest: the general path
+                start = now_us()
+                meta = prefix + key
                 try:
-                    putter(meta, STRING_HEADER + <bytes>args[2])
-                except Exception:
+                    if kind <= KIND_DECR:
+                        reply = self.string_command(kind, args, db, key, meta)
+                    elif kind <= KIND_LRANGE:
+                        reply = list_command(self, kind, args, db, key, meta)
+                    else:
+                        reply = set_command(self, kind, args, db, key, meta)
+                except Exception:   # a failed read, before any write: the general path replies the error
                     break
-                if raw is None:
-                    keys[db] += 1
-                reply = OK
-            else:
-                if raw is None:
-                    value = 0
-                elif p[0] != c's' or not parse_int64(p + 9, PyBytes_GET_SIZE(raw) - 9, &value):
+                if reply is PASS:
                     break
-                if kind == KIND_INCR:
-                    if value == INT64_MAX:
-                        break
-                    value += 1
-                else:
-                    if value == INT64_MIN:
-                        break
-                    value -= 1
-                if putter is None:
-                    tx = store.writer()
-                    getter = tx.get
-                    putter = tx.put
-                try:
-                    putter(meta, STRING_HEADER + str(value).encode())
-                except Exception:
-                    break
-                if raw is None:
-                    keys[db] += 1
-                reply = value
-            popleft()
-            replies.append(reply)
-            done += 1
-            last_kind = kind
-            micros = <double><long long>(now_us() - start)
-            calls[kind] += 1
-            micros_sum[kind] += micros
-            if micros >= slow_us >= 0:
-                server.slowlog.add(int(micros), args, client, server.config.values["slowlog-max-len"])
+                popleft()
+                replies.append(reply)
+                done += 1
+                last_kind = kind
+                micros = <double><long long>(now_us() - start)
+                calls[kind] += 1
+                micros_sum[kind] += micros
+                if micros >= slow_us >= 0:
+                    server.slowlog.add(int(micros), args, client, server.config.values["slowlog-max-len"])
+        finally:
+            self.tx = self.get = self.put = self.discard = None
         if done:
             client.last_command = self.kind_bnames[last_kind]
             stats = server.stats
             stats.commands_processed += done
-            if hits:
-                stats.keyspace_hits += hits
-            if misses:
-                stats.keyspace_misses += misses
-            for i in range(1, 5):
+            if self.hits:
+                stats.keyspace_hits += self.hits
+            if self.misses:
+                stats.keyspace_misses += self.misses
+            for i in range(1, NKINDS):
                 if calls[i]:
                     stats.count(self.kind_names[i], int(micros_sum[i]), calls[i])
-        return (done, out_bytes)
+        return (done, self.out_bytes)
+
+    cdef object write_failed(self, int kind, exc):
+        """A write that failed after the command began writing (the engine refused it): the
+        error reply the general path gives (app.Server.call)."""
+        name = self.kind_names[kind]
+        if isinstance(exc, kvdb.Error):
+            log.error("%s failed: %s", name, exc)
+            return ErrorReply(f"ERR {exc}")
+        log.error("internal error in command %s", name, exc_info=exc)
+        return ErrorReply(f"ERR internal error in '{name}': {type(exc).__name__}")
+
+    # -- strings -------------------------------------------------------------------------
+
+    cdef object string_command(self, int kind, list args, int db, bytes key, bytes meta):
+        cdef object raw = self.get(meta)
+        cdef const unsigned char *p = NULL
+        cdef bint expired = False
+        cdef long long value
+        if raw is not None:
+            p = rbuf(<bytes>raw)
+            if memcmp(p + 1, rbuf(ZERO8), 8) != 0:
+                if kind != KIND_GET:
+                    return PASS
+                expired = be64(p + 1) <= <uint64_t>(time.time() * 1000)
+        if kind == KIND_GET:
+            if raw is None or expired:
+                self.misses += 1
+                return None
+            if p[0] != c's':
+                return WRONGTYPE
+            self.out_bytes += PyBytes_GET_SIZE(raw) - 9
+            self.hits += 1
+            return raw[9:]
+        if kind == KIND_SET:
+            if raw is not None and p[0] != c's':
+                return PASS
+            value_bytes = STRING_HEADER + <bytes>args[2]
+            if PyBytes_GET_SIZE(value_bytes) > C_MAX_VALUE:
+                return PASS
+            self.writing()
+            try:
+                self.put(meta, value_bytes)
+            except Exception as e:
+                return self.write_failed(kind, e)
+            if raw is None:
+                self.ks.keys[db] += 1
+            return OK
+        # INCR, DECR
+        if raw is None:
+            value = 0
+        elif p[0] != c's' or not parse_int64(p + 9, PyBytes_GET_SIZE(raw) - 9, &value):
+            return PASS
+        if kind == KIND_INCR:
+            if value == INT64_MAX:
+                return PASS
+            value += 1
+        else:
+            if value == INT64_MIN:
+                return PASS
+            value -= 1
+        self.writing()
+        try:
+            self.put(meta, STRING_HEADER + str(value).encode())
+        except Exception as e:
+            return self.write_failed(kind, e)
+        if raw is None:
+            self.ks.keys[db] += 1
+        return value
+
+
+
+include "fastlane_lists.pxi"
+include "fastlane_sets.pxi"

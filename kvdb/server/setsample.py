@@ -52,7 +52,7 @@ import random
 
 from .setstore import members, members_reverse
 
-__all__ = ["Sampler", "forget", "EXACT_LIMIT"]
+__all__ = ["Sampler", "forget", "forget_all", "pop_member", "EXACT_LIMIT"]
 
 EXACT_LIMIT = 128     # sets of at most this many members are read whole and sampled exactly
 EDGE = 32             # larger sets: members at each end kept in a list and sampled exactly
@@ -69,6 +69,10 @@ STREAM_RATIO = 64     # counts above 1/STREAM_RATIO of the set are sampled in on
 MAX_TRIES = 16        # draws before a pick takes the rejected one of the smallest G
 CACHE_SETS = 64       # shapes kept (per set version)
 CACHE_USES = 2000     # picks a shape serves before it is learned again
+POOL_SET_MAX = 1 << 18   # SPOP from a set of up to this many members takes a pooled member
+POOL_RATIO = 4        # a pool holds 1/POOL_RATIO of its set (one scan per POOL_RATIO pops)
+POOL_BYTES = 4 << 20  # ... and at most this many member bytes (else the set uses a Sampler)
+POOL_SETS = 8         # pools kept (per set version)
 
 
 _DIGIT_CHARS = b"0123456789abcdefghijklmnopqrstuvwxyz"   # int(text, k) reads codes in bases up to 36
@@ -152,11 +156,76 @@ class Shape:
 
 
 _shapes = collections.OrderedDict()     # member-record prefix -> Shape (most recent last)
+_pools = collections.OrderedDict()      # member-record prefix -> pop pool (a list), or None: no pool
 
 
 def forget(prefix):
     """Drops what was learned of a set (call after adding members to it)."""
     _shapes.pop(prefix, None)
+    _pools.pop(prefix, None)
+
+
+def forget_all():
+    """Drops every set's shape and pool (after a command group failed to commit, its pops
+    were not applied, so a pool no longer holds a random part of its set)."""
+    _shapes.clear()
+    _pools.clear()
+
+
+# -- SPOP's pool -----------------------------------------------------------------------
+
+def pop_member(store, prefix, count):
+    """A uniformly random member of a set of `count` members, for SPOP to remove.
+
+    A set of up to POOL_SET_MAX members keeps a *pool*: a uniformly random subset of
+    max(count / POOL_RATIO, min(count, EXACT_LIMIT)) of its members, chosen in one scan by
+    selection sampling and shuffled. Each pop takes the next member of the pool, so a
+    run of pops is a uniformly random sequence of distinct members, as independent
+    uniform pops are, at one scan per POOL_RATIO pops instead of a Sampler per pop.
+    Removals by anything else (SREM, SMOVE, SPOP with a count) keep the pool a uniform
+    random subset of what is left (they do not depend on what the pool holds), so a
+    pooled member is only checked to still exist; additions forget the pool (forget()).
+    Larger sets, and sets whose pool would pass POOL_BYTES, use Sampler.pick()."""
+    if count <= POOL_SET_MAX:
+        pool = _pools.get(prefix, False)
+        if pool is not None:
+            while pool:
+                m = pool.pop()
+                if store.get(prefix + m) is not None:
+                    return m
+            pool = _fill_pool(store, prefix, count)
+            _pools.pop(prefix, None)
+            _pools[prefix] = pool       # the most recent last
+            if len(_pools) > POOL_SETS:
+                _pools.popitem(last=False)
+            if pool:
+                return pool.pop()
+    return Sampler(store, prefix, count).pick()
+
+
+def _fill_pool(store, prefix, count):
+    """A shuffled, uniformly random subset of the set's members (see pop_member), or None
+    when its members are too long to keep that many."""
+    need = count if count <= EXACT_LIMIT else max(EXACT_LIMIT, count // POOL_RATIO)
+    left = count
+    size = 0
+    out = []
+    n = len(prefix)
+    rand = random.random
+    with store.scan(prefix=prefix) as it:
+        for k, _ in it:
+            # Knuth's selection sampling: take this member with probability need / left.
+            if rand() * left < need:
+                out.append(k[n:])
+                size += len(k) - n
+                if size > POOL_BYTES:
+                    return None
+                need -= 1
+                if need == 0:
+                    break
+            left -= 1
+    random.shuffle(out)
+    return out
 
 
 class Sampler:

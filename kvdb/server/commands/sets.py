@@ -11,7 +11,7 @@ import itertools
 from ..encodings import encoding
 from ..glob import glob_match
 from ..keyspace import TYPE_SET, Coll, Entry, check_name
-from ..setsample import Sampler, forget
+from ..setsample import Sampler, forget, pop_member
 from ..setstore import KIND, contains, diff, inter, members, union
 from .keys import decode_cursor, encode_cursor, parse_scan_options
 from .registry import SYNTAX, CommandError, command, int_arg, numkeys_keys
@@ -185,8 +185,10 @@ def spop(c, args):
         c.server.key_changed(c.db, key, "spop")
         c.server.key_changed(c.db, key, "del")
         return out
-    sampler = Sampler(store, prefix, coll.count)
-    chosen = [sampler.pick()] if count is None else sampler.distinct(count)
+    if count is None:
+        chosen = [pop_member(store, prefix, coll.count)]
+    else:
+        chosen = Sampler(store, prefix, coll.count).distinct(count)
     for m in chosen:       # sampled before any delete: the scans saw no pending writes
         store.delete(prefix + m)
     coll.count -= len(chosen)
