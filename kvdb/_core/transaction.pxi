@@ -256,10 +256,11 @@ cdef class Transaction:
         return Iterator(self.db, _merge(base, own, reverse, self))
 
     cdef list own_writes(self, object lo, object hi, bint reverse):
-        """This transaction's writes in [lo, hi) in key order (descending if reverse), in
-        O(log W + k) for W buffered writes: the keys are sorted once and kept sorted, so a
-        command group that interleaves many writes and short scans (the RESP server's
-        pipelines) does not pay for every write on every scan."""
+        """The keys this transaction wrote in [lo, hi), in key order (descending if
+        reverse), in O(log W) plus a copy of k references for W buffered writes: the keys
+        are sorted once and kept sorted, so a command group that interleaves many writes
+        and short scans (the RESP server's pipelines) does not pay for every write on
+        every scan. Values are looked up as the merge reaches each key."""
         cdef list keys = self.sorted_keys
         cdef list fresh = self.unsorted_keys
         cdef Py_ssize_t i, j
@@ -272,8 +273,7 @@ cdef class Transaction:
             self.unsorted_keys = []
         i = 0 if lo is None else bisect.bisect_left(keys, lo)
         j = len(keys) if hi is None else bisect.bisect_left(keys, hi)
-        writes = self.writes
-        own = [(k, writes[k]) for k in keys[i:j]]
+        own = keys[i:j]
         if reverse:
             own.reverse()
         return own
@@ -363,27 +363,32 @@ cdef class Transaction:
 
 
 def _merge(base, list own, bint reverse, Transaction txn):
-    """Merge a cursor with sorted (key, value-or-None) writes; writes win, deletes hide.
+    """Merge a cursor with the sorted keys this transaction wrote (their values, or None
+    for deletes, read from txn.writes as they are reached); writes win, deletes hide.
     Expiries of the entries read from the cursor are noted in the transaction."""
-    i = 0
-    n = len(own)
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t n = len(own)
+    cdef dict writes = txn.writes
     try:
         for k, v in base:
             if txn.writes is not None:
                 txn.note_expires(base.last_expires)
-            while i < n and ((own[i][0] < k) if not reverse else (own[i][0] > k)):
-                if own[i][1] is not None:
-                    yield own[i]
+            while i < n and ((own[i] < k) if not reverse else (own[i] > k)):
+                w = writes.get(own[i])
+                if w is not None:
+                    yield (own[i], w)
                 i += 1
-            if i < n and own[i][0] == k:
-                if own[i][1] is not None:
-                    yield own[i]
+            if i < n and own[i] == k:
+                w = writes.get(own[i])
+                if w is not None:
+                    yield (own[i], w)
                 i += 1
                 continue
             yield (k, v)
         while i < n:
-            if own[i][1] is not None:
-                yield own[i]
+            w = writes.get(own[i])
+            if w is not None:
+                yield (own[i], w)
             i += 1
     finally:
         base.finish()
