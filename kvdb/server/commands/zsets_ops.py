@@ -17,7 +17,7 @@ from ..setstore import contains as set_contains
 from ..setstore import members as set_members
 from ..zsetstore import format_score
 from .keys import decode_cursor, encode_cursor, parse_scan_options
-from .registry import SYNTAX, CommandError, command, int_arg
+from .registry import SYNTAX, CommandError, command, int_arg, numkeys_keys
 from .zsets import check_keys, pairs_reply, read_zset, score_arg, store_result
 
 MAX_LONG = (1 << 63) - 1
@@ -189,43 +189,46 @@ def _algebra(c, args, op, store):
     return pairs_reply(c, items, withscores)
 
 
-@command("zunion", -3, "readonly movablekeys", "@sortedset", (0, 0, 0),
+@command("zunion", -3, "readonly movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(1),
          **_z(summary="Returns the union of multiple sorted sets.", since="6.2.0"))
 def zunion(c, args):
     return _algebra(c, args, UNION, False)
 
 
-@command("zinter", -3, "readonly movablekeys", "@sortedset", (0, 0, 0),
+@command("zinter", -3, "readonly movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(1),
          **_z(summary="Returns the intersect of multiple sorted sets.", since="6.2.0"))
 def zinter(c, args):
     return _algebra(c, args, INTER, False)
 
 
-@command("zdiff", -3, "readonly movablekeys", "@sortedset", (0, 0, 0),
+@command("zdiff", -3, "readonly movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(1),
          **_z(summary="Returns the difference between multiple sorted sets.", since="6.2.0"))
 def zdiff(c, args):
     return _algebra(c, args, DIFF, False)
 
 
 @command("zunionstore", -4, "write denyoom movablekeys", "@sortedset", (1, 1, 1),
+         key_finder=numkeys_keys(2, fixed=(1,)),
          **_z(summary="Stores the union of multiple sorted sets in a key.", since="2.0.0"))
 def zunionstore(c, args):
     return _algebra(c, args, UNION, True)
 
 
 @command("zinterstore", -4, "write denyoom movablekeys", "@sortedset", (1, 1, 1),
+         key_finder=numkeys_keys(2, fixed=(1,)),
          **_z(summary="Stores the intersect of multiple sorted sets in a key.", since="2.0.0"))
 def zinterstore(c, args):
     return _algebra(c, args, INTER, True)
 
 
 @command("zdiffstore", -4, "write denyoom movablekeys", "@sortedset", (1, 1, 1),
+         key_finder=numkeys_keys(2, fixed=(1,)),
          **_z(summary="Stores the difference of multiple sorted sets in a key.", since="6.2.0"))
 def zdiffstore(c, args):
     return _algebra(c, args, DIFF, True)
 
 
-@command("zintercard", -3, "readonly movablekeys", "@sortedset", (0, 0, 0),
+@command("zintercard", -3, "readonly movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(1),
          **_z(summary="Returns the number of members of the intersect of multiple sorted sets.", since="7.0.0"))
 def zintercard(c, args):
     sources, _, _, _, limit = _algebra_args(c, args, 1, INTER, False, True)

@@ -5,7 +5,7 @@ from kvdb._core.resp import NULL_ARRAY
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType
-from .registry import SYNTAX, CommandError, command, int_arg
+from .registry import SYNTAX, CommandError, command, int_arg, numkeys_keys
 from .zsets import check_keys, pairs_reply, save_zset, score_reply, write_zset
 
 
@@ -106,7 +106,7 @@ def _mpop_reply(c, found):
     return [key, [[m, score_reply(c, s)] for m, s in items]]
 
 
-@command("zmpop", -4, "write movablekeys", "@sortedset", (0, 0, 0),
+@command("zmpop", -4, "write movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(1),
          **_z(summary="Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", since="7.0.0"))
 def zmpop(c, args):
     keys, reverse, count = _mpop_args(args, 1)
@@ -147,7 +147,7 @@ def bzpopmax(c, args):
     return _bzpop(c, args, True)
 
 
-@command("bzmpop", -5, "write blocking movablekeys", "@sortedset", (0, 0, 0),
+@command("bzmpop", -5, "write blocking movablekeys", "@sortedset", (0, 0, 0), key_finder=numkeys_keys(2),
          **_z(summary="Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", since="7.0.0"))
 def bzmpop(c, args):
     timeout = timeout_arg(args[1])
