@@ -12,15 +12,17 @@ import pytest
 import kvdb
 from kvdb.server import liststore
 from kvdb.server.keyspace import TYPE_LIST, Keyspace, WrongType
-from redisref import reference_pair
+from lanepair import LANE_IDS, LANE_PARAMS, lane_env, lane_pair
 from serverutil import ServerProcess
 
 redis = pytest.importorskip("redis")
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
+@pytest.fixture(scope="module", params=LANE_PARAMS, ids=LANE_IDS)
 def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
+    # RESP2 and RESP3, each with the C fast lane on and off (tests/lanepair.py).
+    protocol, lane = request.param
+    with lane_pair(tmp_path_factory, protocol, lane) as p:
         yield p
 
 
@@ -552,9 +554,9 @@ def test_wrongtype_from_store(tmp_path):
 
 # -- blocking, against kvdb alone -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("lists"), "--sync", "normal") as s:
+@pytest.fixture(scope="module", params=["fastlane", "general"])
+def srv(tmp_path_factory, request):
+    with ServerProcess(tmp_path_factory.mktemp("lists"), "--sync", "normal", env=lane_env(request.param)) as s:
         yield s
 
 

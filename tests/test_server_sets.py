@@ -5,15 +5,17 @@ import time
 
 import pytest
 
-from redisref import reference_pair
+from lanepair import LANE_IDS, LANE_PARAMS, lane_pair
 from serverutil import ServerProcess
 
 redis = pytest.importorskip("redis")
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
+@pytest.fixture(scope="module", params=LANE_PARAMS, ids=LANE_IDS)
 def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
+    # RESP2 and RESP3, each with the C fast lane on and off (tests/lanepair.py).
+    protocol, lane = request.param
+    with lane_pair(tmp_path_factory, protocol, lane) as p:
         yield p
 
 
@@ -593,3 +595,70 @@ def test_sampler_after_changes(tmp_path):
         popped = r.spop("s", 10)
         assert len(set(popped)) == 10 and not gone & set(popped)
         assert r.scard("s") == 923 - 10
+
+
+def test_spop_pool_is_uniform(tmp_path):
+    """SPOP's pool (setsample.pop_member): every member equally likely over many refills
+    (a chi-square bound; seeded), and a run of pops never repeats a member of one pool."""
+    from kvdb.server import setsample
+    n = 400
+    members = [b"m:%05d" % i for i in range(n)]
+    db, store, prefix = _sampler_db(tmp_path, members)
+    try:
+        random.seed(5)
+        setsample.forget_all()
+        rounds = 40
+        counts = dict.fromkeys(members, 0)
+        per_pool = max(setsample.EXACT_LIMIT, n // setsample.POOL_RATIO)
+        for i in range(rounds * n):
+            if i % per_pool == 0:
+                assert not setsample._pools.get(prefix)          # used up: the next pop refills it
+                batch = set()
+            m = setsample.pop_member(store, prefix, n)          # nothing is deleted: the set stays whole
+            assert m not in batch
+            batch.add(m)
+            counts[m] += 1
+        chi2 = sum((c - rounds) ** 2 / rounds for c in counts.values())
+        assert chi2 < (n - 1) + 6 * (2 * (n - 1)) ** 0.5, chi2
+        low = sum(counts[m] for m in members[:n // 2])
+        assert abs(low - rounds * n / 2) < 0.02 * rounds * n, low     # no lean to either end
+    finally:
+        setsample.forget_all()
+        db.close()
+
+
+def test_spop_pool_skips_removed_members(tmp_path):
+    """Members removed by anything but the pool's own pops (SREM, SMOVE) are not popped;
+    a set with members too long for a pool falls back to the Sampler."""
+    from kvdb.server import setsample
+    members = [b"m:%05d" % i for i in range(300)]
+    db, store, prefix = _sampler_db(tmp_path, members)
+    try:
+        setsample.forget_all()
+        first = setsample.pop_member(store, prefix, 300)
+        gone = set(members[::3]) - {first}
+        tx = db.transaction()
+        for m in gone | {first}:
+            tx.discard(prefix + m)
+        tx.commit()
+        left = 300 - len(gone) - 1
+        seen = {first}
+        for _ in range(left):
+            m = setsample.pop_member(store, prefix, left + 1)
+            assert m not in gone and m not in seen
+            seen.add(m)
+            tx = db.transaction()
+            tx.discard(prefix + m)
+            tx.commit()
+        assert seen == set(members) - gone
+    finally:
+        setsample.forget_all()
+        db.close()
+    long_members = [b"%06d" % i + b"x" * 16000 for i in range(1200)]
+    db, store, prefix = _sampler_db(tmp_path / "long", long_members)
+    try:
+        assert setsample.pop_member(store, prefix, 1200) in long_members
+        assert setsample._pools[prefix] is None                 # 300 x 16 KB is past POOL_BYTES
+    finally:
+        setsample.forget_all()
+        db.close()
