@@ -67,6 +67,7 @@ def build_parser():
     ap.add_argument("--syncs", default="normal,full", help="kvdb serve --sync modes to run (part 1)")
     ap.add_argument("--sync", default="normal", help="kvdb serve --sync for part 2")
     ap.add_argument("--engine", default="btree", help="kvdb serve --engine")
+    ap.add_argument("--cache-size", default=None, help="kvdb serve --cache-size (default: the server's, 64mb)")
     ap.add_argument("--big", type=int, default=10_000_000, help="part 2: elements of the big collections")
     ap.add_argument("--small", type=int, default=1_000, help="part 2: elements of the small collections")
     ap.add_argument("--scale-requests", type=int, default=100_000, help="part 2: requests per command and size")
@@ -119,12 +120,14 @@ def medians(results):
 # -- servers -----------------------------------------------------------------------------
 
 
-def kvdb_server(base, name, sync, engine):
+def kvdb_server(base, name, sync, engine, cache_size=None):
     port = free_port()
     wd = os.path.join(base, name)
     os.makedirs(wd)
     argv = [sys.executable, "-m", "kvdb", "serve", "--data", os.path.join(wd, "data"), "--port", str(port),
             "--bind", "127.0.0.1", "--sync", sync, "--engine", engine, "--loglevel", "warning"]
+    if cache_size:
+        argv += ["--cache-size", cache_size]
     return Server(name, argv, port, wd)
 
 
@@ -143,7 +146,7 @@ def redis_server(base):
 def part_types(args, base, runs, requests):
     pipelines = [int(p) for p in args.pipelines.split(",")]
     syncs = [s for s in args.syncs.split(",") if s]
-    servers = [kvdb_server(base, f"kvdb-{s}", s, args.engine) for s in syncs] + [redis_server(base)]
+    servers = [kvdb_server(base, f"kvdb-{s}", s, args.engine, args.cache_size) for s in syncs] + [redis_server(base)]
     results = {}   # (server name, pipeline) -> [run results]
     started = []
     try:
@@ -160,10 +163,14 @@ def part_types(args, base, runs, requests):
     return render_types(args, runs, requests, pipelines, syncs, results)
 
 
+def cache_note(args):
+    return f", --cache-size {args.cache_size}" if args.cache_size else ""
+
+
 def render_types(args, runs, requests, pipelines, syncs, results):
     kv = [f"kvdb-{s}" for s in syncs]
-    lines = [f"Part 1: kvdb serve (--engine {args.engine}; --sync {', '.join(syncs)}; kvdb serve's default is "
-             f"normal) vs redis-server --appendonly yes --appendfsync everysec",
+    lines = [f"Part 1: kvdb serve (--engine {args.engine}{cache_note(args)}; --sync {', '.join(syncs)}; "
+             f"kvdb serve's default is normal) vs redis-server --appendonly yes --appendfsync everysec",
              f"redis-benchmark -t {args.tests} -n {requests} -c {args.clients} -r {args.keyspace} -d {args.size}; "
              f"median of {runs} run(s); {os.cpu_count()} CPUs shared by the servers and the client",
              "requests/s (p99 ms); ratio = kvdb / redis-server requests/s; target >= "
@@ -312,7 +319,7 @@ def delete_added_entries(port, key, n):
 
 def part_scale(args, base, runs, big, small, requests):
     sizes = [small, big]
-    srv = kvdb_server(base, "kvdb-scale", args.sync, args.engine)
+    srv = kvdb_server(base, "kvdb-scale", args.sync, args.engine, args.cache_size)
     table = {}     # (op, size) -> [ops/s per run]
     builds = {}    # (kind, size) -> elements/s
     with srv:
@@ -347,8 +354,8 @@ def dir_size(path):
 
 
 def render_scale(args, runs, small, big, requests, table, builds, du):
-    lines = [f"Part 2: kvdb serve (--sync {args.sync}, --engine {args.engine}): a sorted set and a stream of "
-             f"{big:,} elements against {small:,}",
+    lines = [f"Part 2: kvdb serve (--sync {args.sync}, --engine {args.engine}{cache_note(args)}): "
+             f"a sorted set and a stream of {big:,} elements against {small:,}",
              f"redis-benchmark -c {args.clients} -P {args.scale_pipeline}, {requests:,} requests per command and "
              f"size; median of {runs} run(s); stream values {args.size} bytes; data directory {du / 2**20:,.0f} MiB",
              f"ratio = ops/s on {big:,} / ops/s on {small:,}; target >= {SCALE_TARGET} (within 2x)", ""]

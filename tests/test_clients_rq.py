@@ -61,7 +61,7 @@ def test_enqueue_and_run_in_a_burst_worker(target):
     j1 = q.enqueue(add, 2, 3)
     j2 = q.enqueue(describe, "kvdb", excited=True, job_id="named-job", result_ttl=600)
     assert j1.get_status() == JobStatus.QUEUED and q.count == 2
-    assert q.job_ids == [j1.id, "named-job"]
+    assert q.job_ids == [j1.id, j2.id] and j2.id == "named-job"
     assert Queue.all(connection=r)[0].name == "default"
 
     burst(r, q)
