@@ -34,6 +34,14 @@ def run_thread(fn, *args):
     return t, box
 
 
+def wait_blocked(r, n):
+    """Waits until n clients are blocked (INFO clients), so the order they blocked in is known."""
+    deadline = time.monotonic() + JOIN
+    while r.info("clients")["blocked_clients"] < n:
+        assert time.monotonic() < deadline, f"{n} blocked clients expected"
+        time.sleep(0.01)
+
+
 def joined(t, box):
     t.join(JOIN)
     assert not t.is_alive(), "the thread did not finish in time"
@@ -366,17 +374,17 @@ def test_stream_consumer_dies_and_another_claims(target, protocol):
     assert summary["consumers"] == [{"name": b"c1", "pending": 4}]
 
     # consumer c2 takes the new entries, then claims c1's that are idle long enough
-    time.sleep(0.5)
+    time.sleep(1.0)
     c2 = target.client(protocol=protocol)
     fresh = stream_entries(c2.xreadgroup(group, "c2", {stream: ">"}, count=10))
     assert [e[0] for e in fresh] == ids[6:]
     assert plain(c2.xautoclaim(stream, group, "c2", min_idle_time=60_000, start_id="0-0")) == [b"0-0", [], []]
-    next_id, claimed, deleted = c2.xautoclaim(stream, group, "c2", min_idle_time=400, start_id="0-0", count=3)
+    next_id, claimed, deleted = c2.xautoclaim(stream, group, "c2", min_idle_time=800, start_id="0-0", count=3)
     assert [e[0] for e in claimed] == ids[2:5] and deleted == []
     assert [e[1] for e in claimed] == [{b"n": str(i).encode()} for i in (2, 3, 4)]
     assert next_id == ids[5]
-    next_id, claimed, _ = c2.xautoclaim(stream, group, "c2", min_idle_time=400, start_id=next_id, count=3)
-    # ids[6:] belong to c2 and were just delivered (idle < 400 ms): only ids[5] is claimed
+    next_id, claimed, _ = c2.xautoclaim(stream, group, "c2", min_idle_time=800, start_id=next_id, count=3)
+    # ids[6:] belong to c2 and were just delivered (idle < 800 ms): only ids[5] is claimed
     assert [e[0] for e in claimed] == [ids[5]] and next_id == b"0-0"
 
     detail = c2.xpending_range(stream, group, min="-", max="+", count=20)
@@ -400,7 +408,7 @@ def test_stream_blocking_xreadgroup_woken_by_xadd(target):
     admin.xgroup_create("s2", "g", id="$", mkstream=True)
     reader = target.client()
     t, box = run_thread(lambda: reader.xreadgroup("g", "c", {"s2": ">"}, count=1, block=5000))
-    time.sleep(0.2)
+    wait_blocked(admin, 1)
     assert t.is_alive(), "XREADGROUP BLOCK returned before anything was added"
     new_id = admin.xadd("s2", {"k": "v"})
     assert stream_entries(joined(t, box)) == [(new_id, {b"k": b"v"})]
@@ -414,7 +422,7 @@ def test_blpop_woken_by_another_client(target):
     waiter, pusher = target.client(), target.client()
     t0 = time.monotonic()
     t, box = run_thread(lambda: waiter.blpop(["empty", "work"], timeout=5))
-    time.sleep(0.2)
+    wait_blocked(pusher, 1)
     assert t.is_alive(), "BLPOP returned on empty lists"
     pusher.rpush("work", "job-1", "job-2")
     assert joined(t, box) == (b"work", b"job-1")
@@ -431,9 +439,9 @@ def test_blpop_timeout_and_fifo_waiters(target):
     # two waiters on one key: served in the order they blocked
     w1, w2, pusher = target.client(), target.client(), target.client()
     t1, b1 = run_thread(lambda: w1.brpop(["fifo"], timeout=5))
-    time.sleep(0.15)
+    wait_blocked(pusher, 1)
     t2, b2 = run_thread(lambda: w2.brpop(["fifo"], timeout=5))
-    time.sleep(0.15)
+    wait_blocked(pusher, 2)
     pusher.lpush("fifo", "first")
     assert joined(t1, b1) == (b"fifo", b"first")
     assert t2.is_alive()
@@ -444,12 +452,12 @@ def test_blpop_timeout_and_fifo_waiters(target):
 def test_bzpopmin_and_blmove_woken(target):
     waiter, pusher = target.client(), target.client()
     t, box = run_thread(lambda: waiter.bzpopmin(["zq"], timeout=5))
-    time.sleep(0.2)
+    wait_blocked(pusher, 1)
     pusher.zadd("zq", {"b": 2, "a": 1})
     assert joined(t, box) == (b"zq", b"a", 1.0)
 
     t, box = run_thread(lambda: waiter.blmove("src", "dst", 5, "LEFT", "RIGHT"))
-    time.sleep(0.2)
+    wait_blocked(pusher, 1)
     pusher.rpush("src", "x")
     assert joined(t, box) == b"x"
     assert pusher.lrange("dst", 0, -1) == [b"x"] and pusher.exists("src") == 0
