@@ -662,3 +662,23 @@ def test_spop_pool_skips_removed_members(tmp_path):
     finally:
         setsample.forget_all()
         db.close()
+
+
+def test_spop_pool_selection_same_in_c(tmp_path):
+    """fastsample.select (C) picks exactly what setsample's Python loop picks, seeded alike."""
+    from kvdb.server import setsample
+    fastsample = pytest.importorskip("kvdb.server.fastsample")
+    members = sorted({b"e:%09d" % random.Random(1).randrange(10**9) for _ in range(1)} |
+                     {b"e:%09d" % i for i in random.Random(2).sample(range(10**9), 3000)})
+    db, store, prefix = _sampler_db(tmp_path, members)
+    try:
+        for need, cap in ((750, 4 << 20), (3000, 4 << 20), (1, 4 << 20), (0, 4 << 20), (2000, 10_000)):
+            picks = []
+            for select in (setsample._select_py, fastsample.select):
+                random.seed(need)
+                with store.scan(prefix=prefix) as it:
+                    picks.append(select(it, len(prefix), len(members), need, cap, setsample.POOL_OVERHEAD))
+            assert picks[0] == picks[1]
+            assert picks[0] is None if cap == 10_000 else len(picks[0]) == need
+    finally:
+        db.close()

@@ -266,12 +266,15 @@ class Server:
             # the order they blocked (blocking.py); served ones join this group's flush.
             self.blocking.serve_ready()
         ready, self.ready = self.ready, []
-        again = []
-        for c in ready:
-            c.queued = False
-            if c.run():
-                again.append(c)
-            self.to_flush.add(c)
+        if self.fastlane is not None:
+            again = self.fastlane.run_clients(ready, self.to_flush)   # the loop below, from C
+        else:
+            again = []
+            for c in ready:
+                c.queued = False
+                if c.run():
+                    again.append(c)
+                self.to_flush.add(c)
         for c in again:
             self.schedule(c)
         if store.tx is None:
@@ -305,8 +308,11 @@ class Server:
 
     def flush_all(self):
         clients, self.to_flush = self.to_flush, set()
-        for c in clients:
-            c.flush()
+        if self.fastlane is not None:
+            self.fastlane.flush_clients(clients)     # Client.flush of each, from C
+        else:
+            for c in clients:
+                c.flush()
 
     # -- executing one command -------------------------------------------------------
 

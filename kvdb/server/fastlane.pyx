@@ -52,6 +52,8 @@ import kvdb
 from kvdb._core.resp import OK, ErrorReply
 
 from . import setsample
+from .client import COMMANDS_PER_TURN as _PER_TURN, OUTPUT_PER_TURN as _OUT_PER_TURN
+from .fastreply import encode_replies
 from .keyspace import LONG_META, MAX_NAME
 
 log = logging.getLogger("kvdb.server")
@@ -65,6 +67,9 @@ cdef long long INT64_MIN = -INT64_MAX - 1
 cdef Py_ssize_t C_LONG_META = LONG_META
 cdef Py_ssize_t C_MAX_NAME = MAX_NAME
 cdef Py_ssize_t C_MAX_VALUE = kvdb.MAX_VALUE_SIZE
+cdef uint64_t POOL_SET_MAX = setsample.POOL_SET_MAX
+cdef Py_ssize_t COMMANDS_PER_TURN = _PER_TURN
+cdef Py_ssize_t OUTPUT_PER_TURN = _OUT_PER_TURN
 
 # Command kinds (index into the per-batch statistics).
 cdef enum:
@@ -136,6 +141,13 @@ cdef inline double now_us():
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3
+
+
+cdef inline double monotonic():
+    """time.monotonic() (CLOCK_MONOTONIC in seconds)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec / 1e9
 
 
 cdef inline uint64_t be64(const unsigned char *p):
@@ -224,6 +236,11 @@ cdef class FastLane:
     cdef object server          # app.Server
     cdef object ks              # keyspace.Keyspace
     cdef object store           # ks.store
+    cdef object db_get          # the database's get: reads before the group's first write
+    cdef dict config            # server.config.values (changed in place by CONFIG SET)
+    cdef dict watchers          # server.watchers: (db, key) -> WATCHing clients
+    cdef dict waiters           # server.blocking.waiters: (db, key) -> blocked clients
+    cdef object stats           # server.stats
     cdef dict kinds             # command name as sent (any case) -> KIND_*
     cdef list db_prefixes       # db number -> b"\x01" + db + b"k"
     cdef list kind_names        # KIND_* -> command name (str), index 0 unused
@@ -247,6 +264,11 @@ cdef class FastLane:
         self.server = server
         self.ks = server.ks
         self.store = self.ks.store
+        self.db_get = self.store.db.get
+        self.config = server.config.values
+        self.watchers = server.watchers
+        self.waiters = server.blocking.waiters
+        self.stats = server.stats
         self.kinds = {}
         self.kind_names = [None] * NKINDS
         self.kind_bnames = [None] * NKINDS
@@ -294,29 +316,37 @@ cdef class FastLane:
 
     # -- the batch -----------------------------------------------------------------------
 
-    cpdef tuple run_batch(self, client, Py_ssize_t max_commands, Py_ssize_t max_bytes):
+    def run_batch(self, client, Py_ssize_t max_commands, Py_ssize_t max_bytes):
         """Runs up to max_commands fast commands from the front of client.pending, appending their
         replies to client.replies, until a command is not a fast one or the bulk replies pass
         max_bytes. Returns (commands run, bulk reply bytes)."""
+        cdef Py_ssize_t done = self.batch(client, max_commands, max_bytes)
+        return (done, self.out_bytes)
+
+    cdef Py_ssize_t batch(self, client, Py_ssize_t max_commands, Py_ssize_t max_bytes) except -1:
+        """run_batch: returns the commands run; their bulk reply bytes are left in self.out_bytes."""
+        self.out_bytes = 0
         pending = client.pending
         if not pending or max_commands <= 0:
-            return (0, 0)
+            return 0
+        first = pending[0]
+        if not first or first[0] not in self.kinds:
+            return 0                # not a fast command: spare the setup below
         # The connection's state cannot change while only fast commands run: check it once.
         if client.multi is not None or not client.authenticated or client.channels or client.patterns \
-                or not client.user.unrestricted:
-            return (0, 0)
+                or not client.user.unrestricted or client.blocked or client.closing:
+            return 0
         server = self.server
-        cdef bint may_write = not (server.watchers or server.config.values["notify-keyspace-events"])
-        cdef dict waiters = server.blocking.waiters
+        cdef bint may_write = not (self.watchers or self.config["notify-keyspace-events"])
+        cdef dict waiters = self.waiters
         cdef double slow_us = server.slowlog_threshold
         tx = self.store.tx
         if tx is not None:
             self.bind(tx)
         else:
             self.tx = self.put = self.discard = None
-            self.get = self.store.db.get
+            self.get = self.db_get
         self.hits = self.misses = 0
-        self.out_bytes = 0
         popleft = pending.popleft
         replies = client.replies
         cdef Py_ssize_t done = 0, argc
@@ -370,21 +400,74 @@ cdef class FastLane:
                 calls[kind] += 1
                 micros_sum[kind] += micros
                 if micros >= slow_us >= 0:
-                    server.slowlog.add(int(micros), args, client, server.config.values["slowlog-max-len"])
+                    server.slowlog.add(int(micros), args, client, self.config["slowlog-max-len"])
         finally:
             self.tx = self.get = self.put = self.discard = None
         if done:
             client.last_command = self.kind_bnames[last_kind]
-            stats = server.stats
+            stats = self.stats
             stats.commands_processed += done
             if self.hits:
                 stats.keyspace_hits += self.hits
             if self.misses:
                 stats.keyspace_misses += self.misses
+            per_command = stats.per_command
             for i in range(1, NKINDS):
                 if calls[i]:
-                    stats.count(self.kind_names[i], int(micros_sum[i]), calls[i])
-        return (done, self.out_bytes)
+                    s = per_command.get(self.kind_names[i])
+                    if s is None:
+                        stats.count(self.kind_names[i], int(micros_sum[i]), calls[i])
+                    else:   # Stats.count, inlined
+                        s.calls += calls[i]
+                        s.usec += int(micros_sum[i])
+        return done
+
+    # -- the group's clients, for Server.run_group and Server.flush_all ---------------------
+
+    def run_clients(self, list ready, set to_flush):
+        """Server.run_group's turn of each ready client (Client.run) from C: a client in the
+        plain state (replies on, nothing deferred, its output being read) has its pending
+        commands run by the fast lane, and Client._run goes on from the first it does not
+        handle; any other client runs Client.run. Returns the clients with commands left."""
+        cdef list again = []
+        cdef Py_ssize_t done
+        for c in ready:
+            c.queued = False
+            if c.reply_mode is None and c.drop_at is None and not c.reading_paused:
+                done = self.batch(c, COMMANDS_PER_TURN, OUTPUT_PER_TURN)
+                if not c.pending and c.protocol_error is None:
+                    c.last_active = monotonic()
+                elif c._run(done, OUTPUT_PER_TURN - self.out_bytes):
+                    again.append(c)
+            elif c.run():
+                again.append(c)
+            to_flush.add(c)
+        return again
+
+    def flush_clients(self, clients):
+        """Client.flush of each client from C: replies encoded (fastreply) and written, the
+        output limits checked; a client closing, without a transport or with a reply to
+        drop runs Client.flush itself."""
+        stats = self.stats
+        limits = self.server.limits
+        for c in clients:
+            t = c.transport
+            if t is None or c.drop_at is not None or c.closing:
+                c.flush()
+                continue
+            replies = c.replies
+            if not replies:
+                continue
+            try:
+                data = encode_replies(replies, c.proto)
+            except TypeError:
+                c.flush()           # it logs the bug and sends an error for each reply
+                continue
+            replies.clear()
+            stats.net_output_bytes += PyBytes_GET_SIZE(data)
+            t.write(data)
+            if t.get_write_buffer_size() or c.id in limits.soft_since:
+                limits.check_output(c)
 
     cdef object write_failed(self, int kind, exc):
         """A write that failed after the command began writing (the engine refused it): the

@@ -44,6 +44,11 @@ entry of its chain). What a Sampler learns (edges, alphabet, code range) is kept
 version in a small cache for the next commands: SADD forgets it (new members may fall
 among the edges), and edge members are checked with a get before being returned, since
 SREM and SPOP may have removed them.
+
+SPOP without a count does not sample each pop: pop_member() keeps, per set of up to
+POOL_SET_MAX members, a shuffled uniformly random subset of a quarter of it, chosen in
+one scan by selection sampling, and pops from it (see pop_member for why a run of pops
+stays uniform). fastsample.pyx is that scan's loop in C.
 """
 import collections
 import itertools
@@ -51,6 +56,11 @@ import math
 import random
 
 from .setstore import members, members_reverse
+
+try:
+    from .fastsample import select as _select
+except ImportError:  # built without the extension: the Python loop
+    _select = None
 
 __all__ = ["Sampler", "forget", "forget_all", "pop_member", "EXACT_LIMIT"]
 
@@ -71,7 +81,8 @@ CACHE_SETS = 64       # shapes kept (per set version)
 CACHE_USES = 2000     # picks a shape serves before it is learned again
 POOL_SET_MAX = 1 << 18   # SPOP from a set of up to this many members takes a pooled member
 POOL_RATIO = 4        # a pool holds 1/POOL_RATIO of its set (one scan per POOL_RATIO pops)
-POOL_BYTES = 4 << 20  # ... and at most this many member bytes (else the set uses a Sampler)
+POOL_BYTES = 4 << 20  # ... and at most this many bytes of members (else the set uses a Sampler),
+POOL_OVERHEAD = 48    # counting this many for each member's Python object and list slot
 POOL_SETS = 8         # pools kept (per set version)
 
 
@@ -207,24 +218,35 @@ def _fill_pool(store, prefix, count):
     """A shuffled, uniformly random subset of the set's members (see pop_member), or None
     when its members are too long to keep that many."""
     need = count if count <= EXACT_LIMIT else max(EXACT_LIMIT, count // POOL_RATIO)
+    with store.scan(prefix=prefix) as it:
+        if _select is not None:
+            out = _select(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)   # the loop below, in C
+        else:
+            out = _select_py(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)
+    if out is not None:
+        random.shuffle(out)
+    return out
+
+
+def _select_py(it, skip, count, need, max_bytes, overhead):
+    """Knuth's selection sampling over the member records of `it`: each member is taken
+    with probability need / left, giving a uniformly random subset of `need` members
+    (None when they, counted with `overhead` bytes each, pass max_bytes). fastsample.select
+    is the same loop in C."""
     left = count
     size = 0
     out = []
-    n = len(prefix)
     rand = random.random
-    with store.scan(prefix=prefix) as it:
-        for k, _ in it:
-            # Knuth's selection sampling: take this member with probability need / left.
-            if rand() * left < need:
-                out.append(k[n:])
-                size += len(k) - n
-                if size > POOL_BYTES:
-                    return None
-                need -= 1
-                if need == 0:
-                    break
-            left -= 1
-    random.shuffle(out)
+    for k, _ in it:
+        if rand() * left < need:
+            out.append(k[skip:])
+            size += len(k) - skip + overhead
+            if size > max_bytes:
+                return None
+            need -= 1
+            if need == 0:
+                break
+        left -= 1
     return out
 
 
