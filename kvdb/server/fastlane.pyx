@@ -256,6 +256,9 @@ cdef class FastLane:
     cdef object get             # tx.get, or the database's get before the first write
     cdef object put             # tx.put, or None before the first write
     cdef object discard         # tx.discard, or None before the first write
+    cdef bytes mkey             # the meta record key last read in this batch, or None
+    cdef object mraw            # ... its value as the batch sees it (None: absent)
+    cdef bint mdirty            # ... changed by the batch and not yet written (meta_flush)
     cdef long long hits         # keyspace hits of the batch so far
     cdef long long misses       # keyspace misses of the batch so far
     cdef Py_ssize_t out_bytes   # bulk reply bytes of the batch so far
@@ -307,6 +310,34 @@ cdef class FastLane:
             self.bind(tx)
         return 0
 
+    # -- meta records: consecutive commands on one key read and write it once ------------
+
+    cdef object meta_get(self, bytes meta):
+        """The meta record `meta` as this batch sees it. The last one read is kept, with the
+        batch's changes to it (meta_put), until a command reads another or the batch ends:
+        a pipeline of pushes to one list reads and writes its meta record once."""
+        if self.mkey is not None and meta == self.mkey:
+            return self.mraw
+        self.meta_flush()
+        raw = self.get(meta)
+        self.mkey = meta
+        self.mraw = raw
+        return raw
+
+    cdef inline int meta_put(self, bytes meta, bytes value) except -1:
+        """Changes the meta record the command read with meta_get (written by meta_flush)."""
+        self.mraw = value
+        self.mdirty = True
+        return 0
+
+    cdef int meta_flush(self) except -1:
+        """Writes the kept meta record if the batch changed it."""
+        if self.mdirty:
+            self.mdirty = False
+            self.writing()
+            self.put(self.mkey, self.mraw)
+        return 0
+
     cdef bytes new_version(self):
         """Keyspace.new_version() (which may write the version clock), as 8 bytes."""
         cdef bytes out = new_bytes(8)
@@ -347,6 +378,8 @@ cdef class FastLane:
             self.tx = self.put = self.discard = None
             self.get = self.db_get
         self.hits = self.misses = 0
+        self.mkey = self.mraw = None
+        self.mdirty = False
         popleft = pending.popleft
         replies = client.replies
         cdef Py_ssize_t done = 0, argc
@@ -402,7 +435,11 @@ cdef class FastLane:
                 if micros >= slow_us >= 0:
                     server.slowlog.add(int(micros), args, client, self.config["slowlog-max-len"])
         finally:
-            self.tx = self.get = self.put = self.discard = None
+            try:
+                self.meta_flush()
+            finally:
+                self.mkey = self.mraw = None
+                self.tx = self.get = self.put = self.discard = None
         if done:
             client.last_command = self.kind_bnames[last_kind]
             stats = self.stats
@@ -482,7 +519,7 @@ cdef class FastLane:
     # -- strings -------------------------------------------------------------------------
 
     cdef object string_command(self, int kind, list args, int db, bytes key, bytes meta):
-        cdef object raw = self.get(meta)
+        cdef object raw = self.meta_get(meta)
         cdef const unsigned char *p = NULL
         cdef bint expired = False
         cdef long long value
@@ -507,11 +544,7 @@ cdef class FastLane:
             value_bytes = STRING_HEADER + <bytes>args[2]
             if PyBytes_GET_SIZE(value_bytes) > C_MAX_VALUE:
                 return PASS
-            self.writing()
-            try:
-                self.put(meta, value_bytes)
-            except Exception as e:
-                return self.write_failed(kind, e)
+            self.meta_put(meta, value_bytes)
             if raw is None:
                 self.ks.keys[db] += 1
             return OK
@@ -528,11 +561,7 @@ cdef class FastLane:
             if value == INT64_MIN:
                 return PASS
             value -= 1
-        self.writing()
-        try:
-            self.put(meta, STRING_HEADER + str(value).encode())
-        except Exception as e:
-            return self.write_failed(kind, e)
+        self.meta_put(meta, STRING_HEADER + str(value).encode())
         if raw is None:
             self.ks.keys[db] += 1
         return value

@@ -7,7 +7,7 @@
 # a pop that empties the list, an end out of room) goes to the general path.
 
 cdef object list_command(FastLane self, int kind, list args, int db, bytes key, bytes meta):
-    cdef object raw = self.get(meta)
+    cdef object raw = self.meta_get(meta)
     cdef const unsigned char *p = NULL
     cdef uint64_t count = 0, head = LIST_MIDDLE, tail = LIST_MIDDLE
     if raw is not None:
@@ -61,7 +61,7 @@ cdef object list_push(FastLane self, int kind, list args, int db, bytes meta, ob
             else:
                 self.put(position_key(elem_prefix, tail), v)
                 tail += 1
-        self.put(meta, list_meta(rbuf(version), head, tail))
+        self.meta_put(meta, list_meta(rbuf(version), head, tail))
     except Exception as e:
         return self.write_failed(kind, e)
     if raw is None:
@@ -82,7 +82,7 @@ cdef object list_pop(FastLane self, int kind, int db, bytes meta, bytes raw, uin
     self.writing()
     try:
         self.discard(ek)
-        self.put(meta, list_meta(version, head, tail))
+        self.meta_put(meta, list_meta(version, head, tail))
     except Exception as e:
         return self.write_failed(kind, e)
     self.out_bytes += PyBytes_GET_SIZE(value)

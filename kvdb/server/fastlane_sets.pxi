@@ -7,7 +7,7 @@
 # the general path.
 
 cdef object set_command(FastLane self, int kind, list args, int db, bytes key, bytes meta):
-    cdef object raw = self.get(meta)
+    cdef object raw = self.meta_get(meta)
     cdef const unsigned char *p = NULL
     cdef uint64_t count = 0
     if raw is not None:
@@ -61,9 +61,9 @@ cdef object set_add(FastLane self, list args, int db, bytes meta, object raw, ui
         for m in new:
             self.put(member_prefix + <bytes>m, b"")
         if raw is None:
-            self.put(meta, set_meta(rbuf(version), count, b""))
+            self.meta_put(meta, set_meta(rbuf(version), count, b""))
         else:
-            self.put(meta, set_meta(rbuf(<bytes>raw) + 9, count, (<bytes>raw)[SET_META_SIZE:]))
+            self.meta_put(meta, set_meta(rbuf(<bytes>raw) + 9, count, (<bytes>raw)[SET_META_SIZE:]))
     except Exception as e:
         return self.write_failed(KIND_SADD, e)
     if raw is None:
@@ -87,7 +87,7 @@ cdef object set_remove(FastLane self, list args, int db, bytes meta, bytes raw, 
     try:
         for k in gone:
             self.discard(k)
-        self.put(meta, set_meta(rbuf(raw) + 9, count - len(gone), raw[SET_META_SIZE:]))
+        self.meta_put(meta, set_meta(rbuf(raw) + 9, count - len(gone), raw[SET_META_SIZE:]))
     except Exception as e:
         return self.write_failed(KIND_SREM, e)
     return len(gone)
@@ -97,13 +97,22 @@ cdef object set_pop(FastLane self, int db, bytes meta, bytes raw, uint64_t count
     if count == 1:
         return PASS         # it empties the set: the general path deletes the key
     cdef bytes member_prefix = sub_prefix(db, c's', rbuf(raw) + 9)
-    member = self.pop_member(self.store, member_prefix, count)   # setsample's pool or Sampler
+    cdef object member = None
+    # setsample.pop_member, its common case inlined: the next pooled member that still exists.
+    pool = self.pools.get(member_prefix) if count <= POOL_SET_MAX else None
+    while pool:
+        m = pool.pop()
+        if self.get(member_prefix + <bytes>m) is not None:
+            member = m
+            break
     if member is None:
-        return PASS
+        member = self.pop_member(self.store, member_prefix, count)   # refills the pool, or a Sampler
+        if member is None:
+            return PASS
     self.writing()
     try:
         self.discard(member_prefix + <bytes>member)
-        self.put(meta, set_meta(rbuf(raw) + 9, count - 1, raw[SET_META_SIZE:]))
+        self.meta_put(meta, set_meta(rbuf(raw) + 9, count - 1, raw[SET_META_SIZE:]))
     except Exception as e:
         return self.write_failed(KIND_SPOP, e)
     self.out_bytes += PyBytes_GET_SIZE(member)
