@@ -665,7 +665,8 @@ def test_spop_pool_skips_removed_members(tmp_path):
 
 
 def test_spop_pool_selection_same_in_c(tmp_path):
-    """fastsample.select (C) picks exactly what setsample's Python loop picks, seeded alike."""
+    """fastsample.select and shuffle (C) pick and order exactly as setsample's Python loop
+    and random.shuffle do, seeded alike."""
     from kvdb.server import setsample
     fastsample = pytest.importorskip("kvdb.server.fastsample")
     members = sorted({b"e:%09d" % random.Random(1).randrange(10**9) for _ in range(1)} |
@@ -682,3 +683,10 @@ def test_spop_pool_selection_same_in_c(tmp_path):
             assert picks[0] is None if cap == 10_000 else len(picks[0]) == need
     finally:
         db.close()
+    for n in (0, 1, 2, 3, 17, 1000, 4097):
+        a, b = list(range(n)), list(range(n))
+        random.seed(n)
+        random.shuffle(a)
+        random.seed(n)
+        fastsample.shuffle(b)
+        assert a == b

@@ -1,13 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""select(it, skip, count, need, max_bytes, overhead): the selection-sampling loop of
-setsample._fill_pool (SPOP's pool) in C. It reads the same records and calls
-random.random() the same number of times as the Python loop, so a seeded run picks
-the same members either way; setsample uses it when the extension is built."""
+"""The loops of setsample._fill_pool (SPOP's pool) in C: select(), the selection
+sampling over the set's records, and shuffle(), random.shuffle. They make the same
+random calls as the Python code, so a seeded run picks and orders the same members
+either way; setsample uses them when the extension is built."""
 from cpython.bytes cimport PyBytes_GET_SIZE
 
 import random
 
 _random = random.random
+_getrandbits = random.getrandbits
 
 
 def select(it, Py_ssize_t skip, Py_ssize_t count, Py_ssize_t need, Py_ssize_t max_bytes, Py_ssize_t overhead):
@@ -35,3 +36,21 @@ def select(it, Py_ssize_t skip, Py_ssize_t count, Py_ssize_t need, Py_ssize_t ma
                 break
         left -= 1
     return out
+
+
+def shuffle(list x):
+    """random.shuffle(x) in C: the same getrandbits() calls, so the same order for the
+    same seed (Python 3.11's Random.shuffle with _randbelow_with_getrandbits)."""
+    cdef Py_ssize_t i, j, n = len(x)
+    cdef int k
+    cdef unsigned long long bound
+    getrandbits = _getrandbits
+    for i in range(n - 1, 0, -1):
+        bound = <unsigned long long>(i + 1)
+        k = 0
+        while (bound >> k) != 0:
+            k += 1                     # (i + 1).bit_length()
+        j = getrandbits(k)
+        while j >= i + 1:
+            j = getrandbits(k)
+        x[i], x[j] = x[j], x[i]

@@ -46,7 +46,7 @@ among the edges), and edge members are checked with a get before being returned,
 SREM and SPOP may have removed them.
 
 SPOP without a count does not sample each pop: pop_member() keeps, per set of up to
-POOL_SET_MAX members, a shuffled uniformly random subset of a quarter of it, chosen in
+POOL_SET_MAX members, a shuffled uniformly random subset of half of it, chosen in
 one scan by selection sampling, and pops from it (see pop_member for why a run of pops
 stays uniform). fastsample.pyx is that scan's loop in C.
 """
@@ -58,9 +58,9 @@ import random
 from .setstore import members, members_reverse
 
 try:
-    from .fastsample import select as _select
-except ImportError:  # built without the extension: the Python loop
-    _select = None
+    from .fastsample import select as _select, shuffle as _shuffle
+except ImportError:  # built without the extension: the Python loops
+    _select = _shuffle = None
 
 __all__ = ["Sampler", "forget", "forget_all", "pop_member", "EXACT_LIMIT"]
 
@@ -80,10 +80,10 @@ MAX_TRIES = 16        # draws before a pick takes the rejected one of the smalle
 CACHE_SETS = 64       # shapes kept (per set version)
 CACHE_USES = 2000     # picks a shape serves before it is learned again
 POOL_SET_MAX = 1 << 18   # SPOP from a set of up to this many members takes a pooled member
-POOL_RATIO = 4        # a pool holds 1/POOL_RATIO of its set (one scan per POOL_RATIO pops)
-POOL_BYTES = 4 << 20  # ... and at most this many bytes of members (else the set uses a Sampler),
+POOL_RATIO = 2        # a pool holds 1/POOL_RATIO of its set (a pop reads POOL_RATIO records, amortized)
+POOL_BYTES = 8 << 20  # ... and at most this many bytes of members (else the set uses a Sampler),
 POOL_OVERHEAD = 48    # counting this many for each member's Python object and list slot
-POOL_SETS = 8         # pools kept (per set version)
+POOL_SETS = 4         # pools kept (per set version)
 
 
 _DIGIT_CHARS = b"0123456789abcdefghijklmnopqrstuvwxyz"   # int(text, k) reads codes in bases up to 36
@@ -192,7 +192,8 @@ def pop_member(store, prefix, count):
     max(count / POOL_RATIO, min(count, EXACT_LIMIT)) of its members, chosen in one scan by
     selection sampling and shuffled. Each pop takes the next member of the pool, so a
     run of pops is a uniformly random sequence of distinct members, as independent
-    uniform pops are, at one scan per POOL_RATIO pops instead of a Sampler per pop.
+    uniform pops are, at one scan of the set per count / POOL_RATIO pops (about POOL_RATIO
+    records read per pop) instead of a Sampler's draws per pop.
     Removals by anything else (SREM, SMOVE, SPOP with a count) keep the pool a uniform
     random subset of what is left (they do not depend on what the pool holds), so a
     pooled member is only checked to still exist; additions forget the pool (forget()).
@@ -224,7 +225,7 @@ def _fill_pool(store, prefix, count):
         else:
             out = _select_py(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)
     if out is not None:
-        random.shuffle(out)
+        (_shuffle or random.shuffle)(out)
     return out
 
 
