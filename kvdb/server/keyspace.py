@@ -251,6 +251,9 @@ class Store:
     def __init__(self, db):
         self.db = db                 # the kvdb.Database
         self.tx = None               # the group's transaction, from its first write
+        self.caches = {}             # layers' copies of records they wrote or read (zset rank nodes),
+                                     # trusted while the server is the only writer: emptied when a
+                                     # group's writes are lost (rollback, failed commit)
 
     def get(self, key):
         return (self.tx or self.db).get(key)
@@ -279,10 +282,15 @@ class Store:
     def commit(self):
         tx, self.tx = self.tx, None
         if tx is not None:
-            tx.commit()
+            try:
+                tx.commit()
+            except BaseException:
+                self.caches.clear()
+                raise
 
     def rollback(self):
         tx, self.tx = self.tx, None
+        self.caches.clear()
         if tx is not None:
             tx.rollback()
 

@@ -17,9 +17,10 @@ into *buckets* of consecutive elements and keeps a counted B+tree over them:
   the small counts records on their path; the keys records change on splits/merges.
 
 rank(x) descends from the root, adding the counts of the children left of x's child
-at each level (one keys and one counts record per level, a binary search in the
-separators), then counts the elements of x's bucket below x (a scan of at most
-`bmax` records). select(k) descends by the counts the same way. A bucket or node
+at each level (a binary search in the separators of a node, decoded once and then
+kept in the Store's trusted node cache, so a cached level costs no engine operation),
+then counts the elements of x's bucket on x's nearer side (a scan of at most `bmax`
+records). select(k) and locate(k) descend by the counts the same way. A bucket or node
 that grows past its maximum is split in the middle; one that shrinks below a quarter
 of it is merged with a neighbour (and split again when the merge is too big), so
 every non-root node and bucket stays between min and max (invariants Z5-Z8).
@@ -35,9 +36,12 @@ import itertools
 import os
 from array import array
 
-from .zranknode import BMAX, CACHE, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, shortest_separator
+from .zranknode import BMAX, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, node_cache, shortest_separator
 
 __all__ = ["RankIndex", "Shape", "BMAX", "FMAX", "shortest_separator"]
+
+_bisect_right = bisect.bisect_right
+_accumulate = itertools.accumulate
 
 
 class RankIndex:
@@ -60,44 +64,49 @@ class RankIndex:
         self.bmin = max(1, bmax // 4)    # elements per bucket (not alone in the tree) at least
         self.fmax = fmax                 # children per node at most
         self.fmin = max(2, fmax // 4)    # children per non-root node at least
-        self._nodes = {}                 # id -> Node read or changed by the current operation
-        self._deleted = set()            # ids of nodes removed by the current operation
+        self.cache = node_cache(store)   # decoded nodes of the database, trusted (zranknode.node_cache)
+        self._nodes = {}                 # id -> Node read or changed by the current change
+        self._deleted = set()            # ids of nodes removed by the current change
 
     # -- records --------------------------------------------------------------------
     #
-    # Decoded nodes are kept in CACHE across commands, keyed by their record prefix and
-    # validated on every use by the counts record: it repeats the random stamp of the
-    # keys record it goes with (a new stamp for every rewrite of the keys), so a cached
-    # node whose stamp matches has the stored separators and children, and only the
-    # counts are decoded again when they changed. A level then costs one get.
+    # Decoded nodes are kept across commands in the Store's node cache and used without
+    # reading their records (zranknode.node_cache says why that is safe): every change
+    # writes the nodes it changed and puts them in the cache (_flush), or, when it fails
+    # half-way, evicts every node it touched (_forget), so the cache never holds a node
+    # that differs from its records. A descent through cached nodes costs no engine
+    # operation; a node not cached costs two gets, once.
 
     def _base(self, id_):
         return self.np + id_.to_bytes(8, "big")
 
-    def _load(self, id_):
-        node = self._nodes.get(id_)
+    def _get(self, id_):
+        """The node `id_`, cached or decoded from its records (then cached); queries use
+        it without registering it in the current change."""
+        base = self.np + id_.to_bytes(8, "big")
+        cache = self.cache
+        node = cache.get(base)
         if node is not None:
+            cache.move_to_end(base)
             return node
-        base = self._base(id_)
         counts = self.store.get(base + COUNTS_TAG)
         if counts is None:
             raise ValueError(f"zset rank index: node {id_} is missing")
-        node = CACHE.get(base)
-        if node is not None and node.stamp == counts[1:9]:
-            if node.raw_counts != counts:
-                node.set_counts(counts, len(node.counts))
-            if node._seps is None:
-                node.seps                   # noqa: B018 - materialize: bisect from now on
-            CACHE.move_to_end(base)
-        else:
-            keys = self.store.get(base + KEYS_TAG)
-            if keys is None:
-                raise ValueError(f"zset rank index: node {id_} has no keys record")
-            node = Node.decode(id_, keys, counts)
-            CACHE[base] = node
-            if len(CACHE) > CACHE_NODES:
-                CACHE.popitem(last=False)
-        self._nodes[id_] = node
+        keys = self.store.get(base + KEYS_TAG)
+        if keys is None:
+            raise ValueError(f"zset rank index: node {id_} has no keys record")
+        node = Node.decode(id_, keys, counts)
+        cache[base] = node
+        if len(cache) > CACHE_NODES:
+            cache.popitem(last=False)
+        return node
+
+    def _load(self, id_):
+        """The node `id_`, registered in the current change (written by _flush if it
+        becomes dirty, evicted by _forget if the change fails)."""
+        node = self._nodes.get(id_)
+        if node is None:
+            node = self._nodes[id_] = self._get(id_)
         return node
 
     def _new_node(self, level, seps, kids, counts):
@@ -123,38 +132,43 @@ class RankIndex:
         self._deleted.add(node.id)
 
     def _flush(self):
-        """Writes the changed nodes and deletes the dropped ones."""
-        put, delete = self.store.put, self.store.delete
-        for id_ in self._deleted:
-            base = self._base(id_)
-            delete(base + KEYS_TAG)
-            delete(base + COUNTS_TAG)
-            CACHE.pop(base, None)
+        """Writes the changed nodes, deletes the dropped ones, and leaves the cache
+        holding exactly what the records now say."""
+        put = self.store.put
+        cache = self.cache
+        np = self.np
+        if self._deleted:
+            delete = self.store.delete
+            for id_ in self._deleted:
+                base = np + id_.to_bytes(8, "big")
+                delete(base + KEYS_TAG)
+                delete(base + COUNTS_TAG)
+                cache.pop(base, None)
+            self._deleted.clear()
         for node in self._nodes.values():
-            if node.keys_dirty or node.counts_dirty:
-                base = self._base(node.id)
+            if node.counts_dirty or node.keys_dirty:
+                base = np + node.id.to_bytes(8, "big")
                 if node.keys_dirty:
                     node.stamp = os.urandom(8)
                     put(base + KEYS_TAG, node.encode_keys())
-                    node.counts_dirty = True        # the counts record carries the new stamp
-                if node.counts_dirty:
-                    raw = node.encode_counts()
-                    if raw != node.raw_counts:      # a move out and back in leaves it as it was
-                        node.raw_counts = raw
-                        put(base + COUNTS_TAG, raw)
-                node.keys_dirty = node.counts_dirty = False
-                CACHE[base] = node
-        while len(CACHE) > CACHE_NODES:
-            CACHE.popitem(last=False)
+                    node.keys_dirty = False
+                raw = node.encode_counts()
+                if raw != node.raw_counts:      # a move out and back in leaves it as it was
+                    node.raw_counts = raw
+                    put(base + COUNTS_TAG, raw)
+                node.counts_dirty = False
+                cache[base] = node
+        while len(cache) > CACHE_NODES:
+            cache.popitem(last=False)
         self._nodes.clear()
-        self._deleted.clear()
 
     def _forget(self, changed=False):
-        """Ends an operation without writing; `changed`: it failed after changing nodes
-        in memory, which must then leave the cache."""
+        """Ends a change without writing; `changed`: it failed after changing nodes in
+        memory (or writing some of them), which must then leave the cache."""
         if changed:
+            np = self.np
             for id_ in list(self._nodes) + list(self._deleted):
-                CACHE.pop(self._base(id_), None)
+                self.cache.pop(np + id_.to_bytes(8, "big"), None)
         self._nodes.clear()
         self._deleted.clear()
 
@@ -194,68 +208,94 @@ class RankIndex:
 
     # -- descent --------------------------------------------------------------------
 
-    def _descend(self, x, ranks=True):
-        """[(node, child index)] from the root to the level-1 node whose bucket holds
-        x, the elements before that bucket, and the upper bound of that level-1 node's
-        range (None: the end)."""
+    def _descend(self, x):
+        """For a change: [(node, child index)] from the root to the level-1 node whose
+        bucket holds x (nodes registered in the change), and the upper bound of that
+        level-1 node's range (None: the end)."""
         path = []
-        before = 0
         hi = None                            # upper bound of the current node's range
         node = self._load(self.shape.root)
         while True:
-            i = node.route(x)
+            seps = node.seps
+            i = _bisect_right(seps, x) - 1
+            if i < 0:
+                i = 0
             path.append((node, i))
-            if i and ranks:
-                before += sum(node.counts[:i])
             if node.level == 1:
-                return path, before, hi
-            if i + 1 < len(node):
-                hi = node.sep(i + 1)
+                return path, hi
+            if i + 1 < len(seps):
+                hi = seps[i + 1]
             node = self._load(node.kids[i])
 
     # -- queries ----------------------------------------------------------------------
 
     def rank_of(self, x):
-        """The number of elements whose key is below x (x need not be an element)."""
-        try:
-            if self.shape.height == 0:
-                with self.store.scan(start=self.rp, end=self.rp + x) as it:
-                    return sum(1 for _ in it)
-            path, before, _ = self._descend(x)
-            node, i = path[-1]
-            return before + self._count_range(node.sep(i), x)
-        finally:
-            self._forget()
+        """The number of elements whose key is below x (x need not be an element): the
+        counts left of x's path, and a count of x's bucket from its nearer end (guessed
+        by where x falls between the bucket's bounds)."""
+        rp = self.rp
+        if self.shape.height == 0:
+            with self.store.scan(start=rp, end=rp + x) as it:
+                return sum(1 for _ in it)
+        before = 0
+        hi = None                            # upper bound of the current node's range
+        get = self._get
+        node = get(self.shape.root)
+        while True:
+            seps = node.seps
+            i = _bisect_right(seps, x) - 1
+            if i > 0:
+                before += sum(node.counts[:i])
+            elif i < 0:
+                i = 0
+            if i + 1 < len(seps):
+                hi = seps[i + 1]
+            if node.level == 1:
+                break
+            node = get(node.kids[i])
+        lo = seps[i]
+        if hi is not None and _upper_half(lo, hi, x):
+            with self.store.scan(start=rp + x, end=rp + hi) as it:
+                return before + node.counts[i] - sum(1 for _ in it)
+        with self.store.scan(start=rp + lo, end=rp + x) as it:
+            return before + sum(1 for _ in it)
+
+    def locate(self, k, count):
+        """The bucket of rank k (0 <= k < count): (lo, hi, offset of k in it, its size);
+        hi None: the bucket runs to the end."""
+        if self.shape.height == 0:
+            return b"", None, k, count
+        get = self._get
+        node = get(self.shape.root)
+        hi = None
+        while True:
+            acc = list(_accumulate(node.counts))
+            i = _bisect_right(acc, k)
+            if i >= len(acc):
+                raise ValueError("zset rank index: rank beyond the counts")
+            if i:
+                k -= acc[i - 1]
+            if i + 1 < len(acc):
+                hi = node.seps[i + 1]
+            if node.level == 1:
+                return node.seps[i], hi, k, node.counts[i]
+            node = get(node.kids[i])
 
     def select(self, k, count):
         """The element key of rank k (0 <= k < count, count = the set's size)."""
-        try:
-            if self.shape.height == 0:
-                return self._nth(b"", None, k, count)
-            node = self._load(self.shape.root)
-            hi = None
-            while True:
-                acc = list(itertools.accumulate(node.counts))
-                i = bisect.bisect_right(acc, k)
-                if i >= len(acc):
-                    raise ValueError("zset rank index: rank beyond the counts")
-                if i:
-                    k -= acc[i - 1]
-                if i + 1 < len(node):
-                    hi = node.sep(i + 1)
-                if node.level == 1:
-                    return self._nth(node.sep(i), hi, k, node.counts[i])
-                node = self._load(node.kids[i])
-        finally:
-            self._forget()
+        lo, hi, k, size = self.locate(k, count)
+        return self._nth(lo, hi, k, size)
 
     # -- changes ----------------------------------------------------------------------
 
     def _add_to(self, x):
         """In memory: counts x (already in the score index) in, splitting as needed."""
-        path, _, node_hi = self._descend(x, False)
+        path, node_hi = self._descend(x)
         for node, i in path:
-            node.add(i, 1)
+            try:
+                node.counts[i] += 1
+            except OverflowError:
+                node.add(i, 1)
             node.counts_dirty = True
         leaf, i = path[-1]
         if leaf.counts[i] > self.bmax:
@@ -266,7 +306,7 @@ class RankIndex:
         """In memory: counts out the element whose descent is `path` (its record already
         gone from the score index), merging as needed."""
         for node, i in path:
-            node.add(i, -1)
+            node.counts[i] -= 1
             node.counts_dirty = True
         leaf, i = path[-1]
         if leaf.counts[i] < self.bmin and len(leaf) >= 2:
@@ -291,7 +331,7 @@ class RankIndex:
         if self.shape.height == 0:
             return
         try:
-            path, _, node_hi = self._descend(x, False)
+            path, node_hi = self._descend(x)
             self._remove_from(path, node_hi)
             self._flush()
         except BaseException:
@@ -307,10 +347,10 @@ class RankIndex:
             write_new()
             return
         try:
-            path, _, node_hi = self._descend(old, False)
+            path, node_hi = self._descend(old)
             leaf, i = path[-1]
             hi = self._bucket_hi(leaf, i, node_hi)
-            if leaf.sep(i) <= new and (hi is None or new < hi):
+            if leaf.seps[i] <= new and (hi is None or new < hi):
                 self._forget()
                 write_new()
                 return
@@ -329,7 +369,7 @@ class RankIndex:
 
     def _split_bucket(self, leaf, i, hi):
         """Bucket i of leaf holds too many elements: cut it in the middle."""
-        lo = leaf.sep(i)
+        lo = leaf.seps[i]
         keys = self._bucket_keys(lo, hi)
         if len(keys) != leaf.counts[i]:
             raise ValueError(f"zset rank index: bucket holds {len(keys)} elements, counted {leaf.counts[i]}")
@@ -342,7 +382,7 @@ class RankIndex:
     @staticmethod
     def _bucket_hi(leaf, i, node_hi):
         """The upper bound of bucket i of leaf, whose own range ends at node_hi."""
-        return leaf.sep(i + 1) if i + 1 < len(leaf) else node_hi
+        return leaf.seps[i + 1] if i + 1 < len(leaf) else node_hi
 
     def _merge_bucket(self, leaf, i, node_hi):
         """Bucket i of leaf is under its minimum: join it with a neighbour (and cut the
@@ -434,8 +474,10 @@ class RankIndex:
         """Deletes every node record (height 0 after)."""
         with self.store.scan(prefix=self.np) as it:
             keys = [k for k, _ in it]
+        cache = self.cache
         for k in keys:
             self.store.delete(k)
+            cache.pop(k[:-1], None)
         self.shape.height = 0
         self.shape.root = 0
         self._forget()
@@ -502,6 +544,19 @@ class RankIndex:
         """Verifies invariants Z4-Z10 against the score index (tests; O(n))."""
         from .zrankcheck import check_index
         check_index(self, count)
+
+
+def _upper_half(lo, hi, x):
+    """Whether x (lo <= x < hi) is likely nearer hi: compares 8 bytes of each from the
+    first byte where lo and hi differ, as numbers."""
+    n = min(len(lo), len(hi))
+    j = 0
+    while j < n and lo[j] == hi[j]:
+        j += 1
+    a = int.from_bytes(lo[j:j + 8].ljust(8, b"\0"), "big")
+    b = int.from_bytes(hi[j:j + 8].ljust(8, b"\0"), "big")
+    v = int.from_bytes(x[j:j + 8].ljust(8, b"\0"), "big")
+    return 2 * v > a + b
 
 
 def _even(total, parts):

@@ -1,6 +1,6 @@
 """Verification of a sorted set's rank index against its score index (invariants
 Z4-Z10 of docs/format/server-keys-zset.md), for tests: O(n)."""
-from .zranknode import CACHE, COUNTS_TAG, KEYS_TAG, Node
+from .zranknode import COUNTS_TAG, KEYS_TAG, Node, node_cache
 
 __all__ = ["check_index"]
 
@@ -20,17 +20,19 @@ def check_index(index, count):
     buckets = []
 
     def walk(id_, level, lo, hi, is_root):
-        # decoded from the records, not taken from the cache; a cached copy whose
-        # stamp matches must equal it (Z10)
+        # decoded from the records, not taken from the cache; a cached copy is trusted
+        # by the index, so it must be exactly what the records say (Z10)
         base = index._base(id_)
         keys, counts = index.store.get(base + KEYS_TAG), index.store.get(base + COUNTS_TAG)
         node = Node.decode(id_, keys, counts)
         assert len(node.stamp) == 8 and len(counts) == 9 + len(node) * node.counts.itemsize
-        cached = CACHE.get(base)
-        if cached is not None and cached.stamp == node.stamp:
-            assert (cached.level, cached.seps, cached.kids) == (node.level, node.seps, node.kids), id_
-            if cached.raw_counts == counts:
-                assert list(cached.counts) == list(node.counts), id_
+        cached = node_cache(index.store).get(base)
+        if cached is not None:
+            assert (cached.level, cached.seps, cached.kids, cached.stamp) == \
+                (node.level, node.seps, node.kids, node.stamp), f"cached node {id_} differs from its keys record"
+            assert cached.raw_counts == counts and list(cached.counts) == list(node.counts), \
+                f"cached node {id_} differs from its counts record"
+            assert not cached.keys_dirty and not cached.counts_dirty, id_
         seen.add(id_)
         assert node.level == level, (node.level, level)
         assert len(node) >= (2 if is_root else index.fmin), (len(node), is_root)

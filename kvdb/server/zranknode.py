@@ -1,14 +1,14 @@
 """The records of the rank index (zrank.py): its shape in the meta record, its nodes'
 keys and counts records, and the cache of decoded nodes. Layout:
 docs/format/server-keys-zset.md."""
-import bisect
 import collections
 import itertools
 import struct
 import sys
 from array import array
+from bisect import bisect_right
 
-__all__ = ["BMAX", "FMAX", "Shape", "Node", "shortest_separator", "CACHE", "CACHE_NODES", "KEYS_TAG", "COUNTS_TAG"]
+__all__ = ["BMAX", "FMAX", "Shape", "Node", "shortest_separator", "node_cache", "CACHE_NODES", "KEYS_TAG", "COUNTS_TAG"]
 
 BMAX = 64            # elements per bucket at most (the in-bucket scan of rank/select)
 FMAX = 128           # children per node at most (a counts record is <= 4 * FMAX bytes)
@@ -22,8 +22,24 @@ _ITEMSIZE = {"B": 1, "H": 2, "I": 4, "Q": 8}
 _TYPECODES = {1: "B", 2: "H", 4: "I", 8: "Q"}        # counts width byte -> array typecode
 _WIDTH_BYTE = {t: bytes((n,)) for t, n in _ITEMSIZE.items()}
 _WIDER = {"B": "H", "H": "I", "I": "Q"}
-CACHE_NODES = 4096   # decoded nodes kept across commands (validated by their record bytes)
-CACHE = collections.OrderedDict()   # node record prefix (np + id) -> Node
+CACHE_NODES = 4096   # decoded nodes kept across commands, per Store (node_cache)
+_CACHE_NAME = "zset-rank-nodes"    # their entry in Store.caches
+
+
+def node_cache(store):
+    """The decoded rank-index nodes of the database behind `store`: an LRU map of node
+    record prefix (n-prefix + id, which names the database, the sorted set's version and
+    the node) -> Node, at most CACHE_NODES long. Its nodes are trusted without reading
+    their records: the server is the database's only writer and runs one command at a
+    time, every write of a node record goes through the rank index, which updates or
+    evicts the cached copy as it writes (zrank.py), and Store empties its caches when a
+    command group's writes are lost (rollback, failed commit). Versions are never
+    reissued, so a deleted sorted set's nodes are never looked up again."""
+    caches = store.caches
+    cache = caches.get(_CACHE_NAME)
+    if cache is None:
+        cache = caches[_CACHE_NAME] = collections.OrderedDict()
+    return cache
 
 
 def shortest_separator(left, right):
@@ -73,60 +89,31 @@ class Shape:
 
 
 class Node:
-    """An internal node, decoded. Separators are kept as a blob plus end offsets until
-    a split or merge needs them as a list."""
-    __slots__ = ("id", "level", "kids", "counts", "_blob", "_offs", "_seps", "keys_dirty", "counts_dirty",
-                 "stamp", "raw_counts")
+    """An internal node, decoded."""
+    __slots__ = ("id", "level", "kids", "counts", "seps", "keys_dirty", "counts_dirty", "stamp", "raw_counts")
 
     def __init__(self, id_, level, seps, kids, counts):
         self.id = id_                # node id (u64), names its two records
         self.level = level           # 1: children are buckets; >= 2: children are nodes
-        self._seps = seps            # list of separators (bytes), or None while _blob/_offs hold them
-        self._blob = None            # the separators concatenated (decoded form)
-        self._offs = None            # array of end offsets of each separator in _blob
+        self.seps = seps             # list of separators (bytes), one per child, increasing
         self.kids = kids             # array('Q') of child node ids (level >= 2), None at level 1
-        self.counts = counts         # array('I' or 'Q') of element counts below each child
+        self.counts = counts         # array('B', 'H', 'I' or 'Q') of element counts below each child
         self.keys_dirty = False      # separators or kids changed: rewrite the keys record
         self.counts_dirty = False    # counts changed: rewrite the counts record
         self.stamp = None            # 8 random bytes naming this version of the keys record
-        self.raw_counts = None       # the counts record this node was decoded from (or last wrote)
+        self.raw_counts = None       # the counts record as stored (decoded from or last written)
 
     def __len__(self):
         return len(self.counts)
 
-    @property
-    def seps(self):
-        """The separators as a list (materialized for changes)."""
-        if self._seps is None:
-            blob, offs = self._blob, self._offs
-            start = 0
-            seps = []
-            for end in offs:
-                seps.append(blob[start:end])
-                start = end
-            self._seps = seps
-            self._blob = self._offs = None
-        return self._seps
-
     def sep(self, i):
-        if self._seps is not None:
-            return self._seps[i]
-        return self._blob[self._offs[i - 1] if i else 0:self._offs[i]]
+        return self.seps[i]
 
     def route(self, x):
         """The index of the child whose range holds element key x (the last separator
         <= x; 0 when x is below them all)."""
-        if self._seps is not None:
-            return max(bisect.bisect_right(self._seps, x) - 1, 0)
-        blob, offs = self._blob, self._offs
-        lo, hi = 0, len(offs)
-        while lo < hi:                       # first separator > x
-            mid = (lo + hi) >> 1
-            if blob[offs[mid - 1] if mid else 0:offs[mid]] <= x:
-                lo = mid + 1
-            else:
-                hi = mid
-        return max(lo - 1, 0)
+        i = bisect_right(self.seps, x) - 1
+        return i if i > 0 else 0
 
     def encode_keys(self):
         seps = self.seps
@@ -171,9 +158,12 @@ class Node:
             pos += 8 * n
         offs = _from_le("I", keys[pos:pos + 4 * n])
         pos += 4 * n
-        node = cls(id_, level, None, kids, None)
-        node._blob = keys[pos:]
-        node._offs = offs
+        seps = []
+        start = pos
+        for end in offs:
+            seps.append(keys[start:pos + end])
+            start = pos + end
+        node = cls(id_, level, seps, kids, None)
         node.stamp = keys[_HEAD.size:_HEAD.size + 8]
         node.set_counts(counts, n)
         return node

@@ -2,6 +2,7 @@
 text as Redis 7.2 prints it, and their parsing as Redis reads ZADD scores (string2d)
 and range bounds (strtod). Used by zsetstore.py, the sorted-set commands and GEO."""
 import math
+import re
 import struct
 
 __all__ = ["INF", "NINF", "encode_score", "decode_score", "sortable", "score_of_key", "after_score", "format_score",
@@ -122,9 +123,18 @@ def _strtod(text, strict=True):
     return value
 
 
+# Plain decimals (an optional sign, up to 17 digits, an optional fraction of up to 17)
+# read the same with Python's float as with C's strtod (both round correctly) and can
+# neither overflow nor underflow: the common scores skip the general parser.
+_PLAIN = re.compile(rb"[-+]?[0-9]{1,17}(?:\.[0-9]{0,17})?")
+_plain = _PLAIN.fullmatch
+
+
 def parse_score(raw):
     """A score argument as Redis reads it (string2d): None when invalid (empty,
     spaces, NaN, out of range). -0 becomes 0."""
+    if _plain(raw) is not None:
+        return float(raw) + 0.0
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

@@ -56,6 +56,14 @@ _D = struct.Struct(">d")
 _UNKNOWN = object()     # add(): the caller did not read the current score
 
 
+def _below_hint(hints, rp, record):
+    """add() writes `record` into the set of score-index prefix rp: a pop hint that it
+    falls outside of (below the lowest popped, at or above the highest) is forgotten."""
+    lo, hi = hints[rp]
+    if (lo is not None and record < lo) or (hi is not None and record >= hi):
+        del hints[rp]
+
+
 def _fanout():
     """Bucket and node sizes; KVDB_ZSET_FANOUT="bmax,fmax" overrides them (tests use
     tiny ones so that small sets exercise splits and merges)."""
@@ -71,20 +79,41 @@ _BMAX, _FMAX = _fanout()
 
 # -- a sorted set ---------------------------------------------------------------------------
 
+_NS_DB = [b"\x01" + bytes((d,)) for d in range(256)]     # 0x01 db: the start of every sub-record key
+_Q = struct.Struct(">Q")
+_POP_HINTS = "zset-pop-hints"      # their entry in Store.caches (ZSet.pop)
+
+
 class ZSet:
     """One sorted set's records (see the module docstring)."""
 
     def __init__(self, store, db, entry, bmax=None, fmax=None):
         coll = entry.body
+        base = _NS_DB[db]
+        version = _Q.pack(coll.version)
         self.store = store                                   # the keyspace Store
         self.entry = entry                                   # its keyspace Entry (count, extra)
         self.coll = coll                                     # entry.body: version, count, extra
-        self.zp = coll.prefix(db, KIND_MEMBER)               # member records
-        self.rp = coll.prefix(db, KIND_SCORE)                # score index records
-        self.shape = Shape.decode(coll.extra)                # the rank index's shape
-        self.index = RankIndex(store, self.rp, coll.prefix(db, KIND_NODE), self.shape,
-                               bmax or _BMAX, fmax or _FMAX)  # the rank index
+        self.zp = base + KIND_MEMBER + version               # member records (keyspace.sub_prefix)
+        self.rp = base + KIND_SCORE + version                # score index records
+        self.np = base + KIND_NODE + version                 # rank-index node records
+        self.bmax = bmax or _BMAX                            # rank-index bucket size
+        self.fmax = fmax or _FMAX                            # rank-index node size
         self.stale = False                                   # bulk(): the index is rebuilt by finish()
+        # self.shape, self.index: the rank index's Shape and RankIndex, made on first use
+        # (__getattr__): lookups and changes of a set without nodes never need them
+
+    def __getattr__(self, name):
+        if name in ("index", "shape"):
+            self.shape = Shape.decode(self.coll.extra)
+            self.index = RankIndex(self.store, self.rp, self.np, self.shape, self.bmax, self.fmax)
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _indexed(self):
+        """Whether a change must go through the rank index: it has nodes, or the set
+        just outgrew one bucket (an empty extra is height 0 with no node ever issued)."""
+        return not self.stale and (self.coll.extra or self.coll.count > self.bmax or "index" in self.__dict__)
 
     @property
     def count(self):
@@ -102,7 +131,8 @@ class ZSet:
                 self.index.rebuild(self.coll.count)
             else:
                 self.index.clear()
-        self.coll.extra = self.shape.encode()
+        if "index" in self.__dict__:
+            self.coll.extra = self.shape.encode()
 
     # -- single elements --------------------------------------------------------------
 
@@ -123,11 +153,15 @@ class ZSet:
             raw = store.get(zk)
             old = None if raw is None else _D.unpack(raw)[0]
         new_key = sortable(score) + member
+        new_record = self.rp + new_key
+        hints = store.caches.get(_POP_HINTS)
+        if hints is not None and self.rp in hints:
+            _below_hint(hints, self.rp, new_record)
         if old is None:
             store.put(zk, _D.pack(score))
-            store.put(self.rp + new_key, b"")
+            store.put(new_record, b"")
             self.coll.count += 1
-            if not self.stale:
+            if self._indexed():
                 self.index.inserted(new_key, self.coll.count)
             return None
         if old != score:
@@ -135,11 +169,10 @@ class ZSet:
             store.put(zk, _D.pack(score))
             if old_key != new_key:
                 store.delete(self.rp + old_key)
-                new_record = self.rp + new_key
-                if self.stale:
-                    store.put(new_record, b"")
-                else:
+                if self._indexed():
                     self.index.moved(old_key, new_key, self.coll.count, lambda: store.put(new_record, b""))
+                else:
+                    store.put(new_record, b"")
         return old
 
     def remove(self, member):
@@ -152,11 +185,15 @@ class ZSet:
 
     def remove_known(self, member, score):
         """Removes a member known to be present with this score."""
-        key = sortable(score) + member
-        self.store.delete(self.zp + member)
-        self.store.delete(self.rp + key)
+        self._remove_key(sortable(score) + member)
+
+    def _remove_key(self, key):
+        """Removes the element of element key `key`, known to be present."""
+        store = self.store
+        store.delete(self.zp + key[8:])
+        store.delete(self.rp + key)
         self.coll.count -= 1
-        if not self.stale:
+        if self._indexed():
             self.index.deleted(key, self.coll.count)
 
     def remove_many(self, pairs):
@@ -202,27 +239,54 @@ class ZSet:
 
     # -- ranges ---------------------------------------------------------------------------
 
+    def _pairs(self, keys, scores):
+        """Score-index record keys as [(member, score)] (scores False: (member, None);
+        None: members alone)."""
+        n = len(self.rp)
+        n8 = n + 8
+        if scores:
+            return [(k[n8:], score_of_key(k, n)) for k in keys]
+        if scores is None:
+            return [k[n8:] for k in keys]
+        return [(k[n8:], None) for k in keys]
+
     def _collect(self, start, end, reverse, limit, scores):
         """[(member, score or None)] over [start, end) of element keys, at most limit
         (< 0: all)."""
         rp = self.rp
-        n = len(rp)
-        n8 = n + 8
         with self.store.scan(start=rp + start, end=None if end is None else rp + end, prefix=rp,
                              reverse=reverse) as it:
             keys = [k for k, _ in (itertools.islice(it, limit) if limit >= 0 else it)]
-        if scores:
-            return [(k[n8:], score_of_key(k, n)) for k in keys]
-        return [(k[n8:], None) for k in keys]
+        return self._pairs(keys, scores)
 
     def by_rank(self, start, stop, reverse=False, scores=True):
         """[(member, score)] of ranks start..stop inclusive (0 <= start <= stop < count);
         reverse: ranks counted from the highest score, listed from there. scores=False:
-        (member, None) pairs, without decoding the scores."""
+        (member, None) pairs, without decoding the scores; None: the members alone.
+
+        One scan: it starts at the bound of the bucket holding the first rank (the
+        rank index's descent) and steps over the elements before it in the bucket, when
+        they are at most half of it (else the first element is found from the bucket's
+        other end, and the range scanned from there)."""
         n = stop - start + 1
+        count = self.coll.count
+        rp = self.rp
+        if self.stale or (not self.coll.extra and "index" not in self.__dict__):
+            lo, hi, k, size = b"", None, (count - 1 - start if reverse else start), count    # one bucket
+        else:
+            lo, hi, k, size = self.index.locate(count - 1 - start if reverse else start, count)
         if not reverse:
-            return self._collect(self.key_at(start), None, False, n, scores)
-        return self._collect(b"", self.key_at(self.coll.count - 1 - start) + b"\x00", True, n, scores)
+            if k * 2 > size:
+                return self._collect(self.index._nth(lo, hi, k, size), None, False, n, scores)
+            with self.store.scan(start=rp + lo, prefix=rp) as it:
+                keys = [key for key, _ in itertools.islice(it, k, k + n)]
+        else:
+            k = size - 1 - k              # elements of the bucket above the first one listed
+            if k * 2 > size:
+                return self._collect(b"", self.index._nth(lo, hi, size - 1 - k, size) + b"\x00", True, n, scores)
+            with self.store.scan(end=None if hi is None else rp + hi, prefix=rp, reverse=True) as it:
+                keys = [key for key, _ in itertools.islice(it, k, k + n)]
+        return self._pairs(keys, scores)
 
     def by_keys(self, start, end, reverse=False, offset=0, limit=-1, scores=True):
         """[(member, score)] with start <= key < end (end None: no bound; start None:
@@ -289,9 +353,50 @@ class ZSet:
         return start, end
 
     def pop(self, count, reverse=False):
-        """Removes and returns the `count` lowest (reverse: highest) elements."""
-        items = self._collect(b"", None, reverse, count, True)
-        self.remove_many(items)
+        """Removes and returns the `count` lowest (reverse: highest) elements.
+
+        Pops of one command group remember, per set, where they stopped (the last
+        popped record: no element is below it, or for ZPOPMAX at or above it), so the
+        next pop in the group starts its scan there instead of stepping over the
+        records popped before it (deleted in the group's transaction, which a scan from
+        the set's first record still passes). A write of an element beyond that point
+        (add) forgets it; the group's transaction object names the group."""
+        store = self.store
+        rp = self.rp
+        n = len(rp)
+        hints = store.caches.get(_POP_HINTS)
+        hint = None
+        if hints is not None:
+            if hints.get(None) is store.tx:
+                hint = hints.get(rp)
+            else:
+                hints.clear()
+        start = end = None
+        if hint is not None:
+            if reverse:
+                end = hint[1]
+            else:
+                start = hint[0]
+        with store.scan(start=start, end=end, prefix=rp, reverse=reverse) as it:
+            keys = [k for k, _ in itertools.islice(it, count)]
+        items = [(k[n + 8:], score_of_key(k, n)) for k in keys]
+        if len(keys) * 2 >= self.coll.count and len(keys) > 8:
+            self.bulk()
+        remove = self._remove_key
+        for k in keys:
+            remove(k[n:])
+        if keys and store.tx is not None:
+            if hints is None:
+                hints = store.caches[_POP_HINTS] = {}
+            if hints.get(None) is not store.tx:
+                hints.clear()
+                hints[None] = store.tx
+            lo, hi = hint if hint is not None else (None, None)
+            if reverse:
+                hi = keys[-1]
+            else:
+                lo = keys[-1]
+            hints[rp] = (lo, hi)
         return items
 
     def members(self, after=None):

@@ -194,9 +194,26 @@ def _zadd(c, key, flags, pairs):
     return added + updated if b"ch" in flags else added
 
 
+def _zadd_one(c, key, score, member):
+    """ZADD key score member, without options: the common form, on a short path."""
+    check_name(member, "member")
+    zs = write_zset(c, key)
+    cur = zs.score(member) if zs.coll.count else None
+    if cur is None:
+        zs.add(member, score, old=None)
+    elif cur != score:
+        zs.add(member, score, old=cur)
+    else:
+        return 0
+    save_zset(c, key, zs, "zadd")
+    return 1 if cur is None else 0
+
+
 @command("zadd", -4, "write denyoom fast", "@sortedset", (1, 1, 1),
          **_z(summary="Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", since="1.2.0"))
 def zadd(c, args):
+    if len(args) == 4 and args[2].lower() not in _ZADD_FLAGS:
+        return _zadd_one(c, args[1], score_arg(args[2]), args[3])
     i = 2
     flags = set()
     while i < len(args):

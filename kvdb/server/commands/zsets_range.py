@@ -65,6 +65,8 @@ def _zrange(c, args, first, store, rangetype, reverse):
         items = []
     elif rangetype == RANK:
         r = rank_range(start, stop, zs.count)
+        if r is not None and not withscores and not store:
+            return zs.by_rank(r[0], r[1], reverse, scores=None)     # the members: the reply as it is
         items = [] if r is None else zs.by_rank(r[0], r[1], reverse, scores=withscores or bool(store))
     else:
         if rangetype == SCORE:
