@@ -14,6 +14,7 @@ import asyncio
 import collections
 import logging
 import time
+import types
 
 from kvdb._core.resp import ErrorReply, Push, RequestParser
 
@@ -23,6 +24,7 @@ try:
     from .fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
 except ImportError:  # built without the extension
     from kvdb._core.resp import encode_replies
+
 
 log = logging.getLogger("kvdb.server")
 _monotonic = time.monotonic
@@ -79,6 +81,10 @@ class Client(asyncio.Protocol):
         self.reply_mode = None                 # CLIENT REPLY: None (on), REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP
         self.drop_at = None                    # a command blocked with its reply off: the reply it gets
                                                # when unblocked is the first non-push from this index
+        if server.fastlane is not None:
+            # data_received's steps from C (imported here: fastlane imports this module)
+            from .fastlane import data_received
+            self.data_received = types.MethodType(data_received, self)
 
     # -- asyncio protocol ----------------------------------------------------
 

@@ -45,6 +45,8 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+from kvdb._core.resp cimport RequestParser
+
 import logging
 import time
 
@@ -566,6 +568,37 @@ cdef class FastLane:
             self.ks.keys[db] += 1
         return value
 
+
+
+def data_received(c, bytes data):
+    """Client.data_received from C, the same steps (Client.__init__ binds it in place of the
+    Python method when the fast lane is on): parse what arrived, queue the commands, note
+    a protocol error or a query buffer past its limit, and schedule the client's turn
+    (Server.schedule, inlined)."""
+    if c.closing:
+        return
+    server = c.server
+    server.stats.net_input_bytes += PyBytes_GET_SIZE(data)
+    parser = <RequestParser>c.parser
+    cdef list commands = parser.feed(data)
+    if commands:
+        c.pending.extend(commands)
+        c.first_command_seen = True
+    if parser.error is not None:
+        c.protocol_error = parser.error
+        if c.transport is not None:
+            c.transport.pause_reading()
+    elif parser.in_frame and parser.pending > server.query_buffer_limit(c):
+        log.warning("closing client %s: query buffer of %d bytes passes client-query-buffer-limit",
+                    c.addr, parser.pending)
+        c.protocol_error = "ERR Protocol error: query buffer limit exceeded"
+    if c.pending or c.protocol_error:
+        if not c.queued and not c.blocked:
+            c.queued = True
+            server.ready.append(c)
+        if not server.run_scheduled and not server.committing:
+            server.run_scheduled = True
+            server.loop.call_soon(server.run_group)
 
 
 include "fastlane_lists.pxi"
