@@ -42,6 +42,14 @@ REPLY_SKIP = "skip"            # the command running now gets no reply, then rep
 
 
 class Client(asyncio.Protocol):
+    # Slots for the attributes the per-command path reads (from C too: fastlane.pyx), which
+    # makes each access a fixed-offset read; __dict__ keeps room for any other attribute.
+    __slots__ = ("server", "tls", "id", "transport", "addr", "laddr", "host", "parser", "pending", "replies",
+                 "queued", "blocked", "in_exec", "in_script", "closing", "protocol_error", "reading_paused",
+                 "db", "proto", "name", "lib_name", "lib_ver", "user", "authenticated", "multi", "multi_error",
+                 "watched", "watch_dirty", "channels", "patterns", "created", "last_active", "last_command",
+                 "first_command_seen", "reply_mode", "drop_at", "__dict__", "__weakref__")
+
     def __init__(self, server, tls=False):
         self.server = server                   # the app.Server
         self.tls = tls                         # connected through the TLS listener
