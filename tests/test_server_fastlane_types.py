@@ -472,3 +472,29 @@ def test_sadd_forgets_the_spop_pool(tmp_path):
         finally:
             setsample.forget_all()
             h.close()
+
+
+def test_fast_reply_encoder_matches_resp():
+    """fastreply.encode_replies sends the bytes resp.encode_replies sends, for every kind of
+    reply, in RESP2 and RESP3, and raises the same TypeError for what cannot be encoded."""
+    from kvdb._core.resp import NULL_ARRAY, OK, QUEUED, ErrorReply, Push, Status
+    from kvdb._core.resp import encode_replies as general
+    fastreply = pytest.importorskip("kvdb.server.fastreply")
+    values = [b"", b"abc", b"\r\n\x00", b"x" * 70000, None, 0, 1, -1, 9, 10, -10, 2**63 - 1, -2**63, 2**63,
+              -2**63 - 1, 10**30, True, False, 1.5, float("inf"), OK, QUEUED, Status("x"),
+              ErrorReply("ERR bad\r\nthing"), NULL_ARRAY, Push([b"a", 1]), [], [b"a", None, 3, [b"x", [OK]]],
+              (b"t", 1), {b"k": b"v"}, {b"s"}, "str", "é", bytearray(b"ba"), memoryview(b"mv")]
+    rng = random.Random(3)
+    for proto in (2, 3):
+        for v in values:
+            assert fastreply.encode_replies([v], proto) == general([v], proto), (v, proto)
+        for _ in range(500):
+            batch = rng.sample(values, rng.randrange(len(values)))
+            assert fastreply.encode_replies(batch, proto) == general(batch, proto)
+        big = [[b"y" * rng.randrange(300) for _ in range(1000)]]
+        assert fastreply.encode_replies(big, proto) == general(big, proto)
+    with pytest.raises(TypeError) as fast_error:
+        fastreply.encode_replies([b"ok", object()])
+    with pytest.raises(TypeError) as general_error:
+        general([b"ok", object()])
+    assert str(fast_error.value) == str(general_error.value)

@@ -48,10 +48,16 @@ cdef inline int put(Buf *b, const char *s, Py_ssize_t n) except -1:
 
 cdef int put_line(Buf *b, char kind, long long v) except -1:
     """kind, v in decimal (as str(v)), CRLF: a header or an integer reply."""
+    reserve(b, 24)
+    put_line_reserved(b, kind, v)
+    return 0
+
+
+cdef inline void put_line_reserved(Buf *b, char kind, long long v):
+    """put_line when 24 bytes are reserved."""
     cdef char tmp[24]
     cdef int i = 24
     cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
-    reserve(b, 24)
     if u == 0:
         i -= 1
         tmp[i] = c'0'
@@ -68,7 +74,6 @@ cdef int put_line(Buf *b, char kind, long long v) except -1:
     b.data[b.len] = c'\r'
     b.data[b.len + 1] = c'\n'
     b.len += 2
-    return 0
 
 
 cdef int encode(Buf *b, object v, int proto) except -1:
@@ -77,8 +82,8 @@ cdef int encode(Buf *b, object v, int proto) except -1:
     cdef int overflow
     if t is bytes:
         n = PyBytes_GET_SIZE(v)
-        put_line(b, c'$', n)
-        reserve(b, n + 2)
+        reserve(b, n + 26)
+        put_line_reserved(b, c'$', n)
         memcpy(b.data + b.len, PyBytes_AS_STRING(v), n)
         b.len += n
         b.data[b.len] = c'\r'
