@@ -34,13 +34,16 @@ version -- so COPY can copy them verbatim under a new version.
 import bisect
 import itertools
 import os
+import sys
 from array import array
 
-from .zranknode import BMAX, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, node_cache, shortest_separator
+from .zranknode import (_WIDTH_BYTE as _WIDTH, BMAX, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, _le,
+                        node_cache, shortest_separator)
 
 __all__ = ["RankIndex", "Shape", "BMAX", "FMAX", "shortest_separator"]
 
 _bisect_right = bisect.bisect_right
+_LITTLE = sys.byteorder == "little"
 _accumulate = itertools.accumulate
 
 
@@ -106,7 +109,13 @@ class RankIndex:
         becomes dirty, evicted by _forget if the change fails)."""
         node = self._nodes.get(id_)
         if node is None:
-            node = self._nodes[id_] = self._get(id_)
+            base = self.np + id_.to_bytes(8, "big")
+            node = self.cache.get(base)
+            if node is None:
+                node = self._get(id_)
+            else:
+                self.cache.move_to_end(base)
+            self._nodes[id_] = node
         return node
 
     def _new_node(self, level, seps, kids, counts):
@@ -152,14 +161,17 @@ class RankIndex:
                     node.stamp = os.urandom(8)
                     put(base + KEYS_TAG, node.encode_keys())
                     node.keys_dirty = False
-                raw = node.encode_counts()
+                counts = node.counts
+                raw = _WIDTH[counts.typecode] + node.stamp + (counts.tobytes() if _LITTLE else _le(counts))
                 if raw != node.raw_counts:      # a move out and back in leaves it as it was
                     node.raw_counts = raw
                     put(base + COUNTS_TAG, raw)
                 node.counts_dirty = False
+                node.acc = None
                 cache[base] = node
-        while len(cache) > CACHE_NODES:
-            cache.popitem(last=False)
+        if len(cache) > CACHE_NODES:
+            while len(cache) > CACHE_NODES:
+                cache.popitem(last=False)
         self._nodes.clear()
 
     def _forget(self, changed=False):
@@ -245,7 +257,10 @@ class RankIndex:
             seps = node.seps
             i = _bisect_right(seps, x) - 1
             if i > 0:
-                before += sum(node.counts[:i])
+                acc = node.acc
+                if acc is None:
+                    acc = node.acc = list(_accumulate(node.counts))
+                before += acc[i - 1]
             elif i < 0:
                 i = 0
             if i + 1 < len(seps):
@@ -269,7 +284,9 @@ class RankIndex:
         node = get(self.shape.root)
         hi = None
         while True:
-            acc = list(_accumulate(node.counts))
+            acc = node.acc
+            if acc is None:
+                acc = node.acc = list(_accumulate(node.counts))
             i = _bisect_right(acc, k)
             if i >= len(acc):
                 raise ValueError("zset rank index: rank beyond the counts")
@@ -311,7 +328,7 @@ class RankIndex:
         leaf, i = path[-1]
         if leaf.counts[i] < self.bmin and len(leaf) >= 2:
             self._merge_bucket(leaf, i, node_hi)
-        self._fix_underflow(path)
+            self._fix_underflow(path)       # only a merge changes a node's number of children
 
     def inserted(self, x, count):
         """Element key x was just written to the score index; count: elements now."""
@@ -320,7 +337,16 @@ class RankIndex:
                 self.rebuild(count)
             return
         try:
-            self._add_to(x)
+            path, node_hi = self._descend(x)
+            for node, i in path:
+                try:
+                    node.counts[i] += 1
+                except OverflowError:
+                    node.add(i, 1)
+                node.counts_dirty = True
+            if node.counts[i] > self.bmax:
+                self._split_bucket(node, i, self._bucket_hi(node, i, node_hi))
+                self._fix_overflow(path)
             self._flush()
         except BaseException:
             self._forget(changed=True)

@@ -1,5 +1,7 @@
 """Verification of a sorted set's rank index against its score index (invariants
 Z4-Z10 of docs/format/server-keys-zset.md), for tests: O(n)."""
+import itertools
+
 from .zranknode import COUNTS_TAG, KEYS_TAG, Node, node_cache
 
 __all__ = ["check_index"]
@@ -33,6 +35,8 @@ def check_index(index, count):
             assert cached.raw_counts == counts and list(cached.counts) == list(node.counts), \
                 f"cached node {id_} differs from its counts record"
             assert not cached.keys_dirty and not cached.counts_dirty, id_
+            assert cached.acc is None or cached.acc == list(itertools.accumulate(node.counts)), \
+                f"cached node {id_}: stale prefix sums"
         seen.add(id_)
         assert node.level == level, (node.level, level)
         assert len(node) >= (2 if is_root else index.fmin), (len(node), is_root)

@@ -90,7 +90,7 @@ class Shape:
 
 class Node:
     """An internal node, decoded."""
-    __slots__ = ("id", "level", "kids", "counts", "seps", "keys_dirty", "counts_dirty", "stamp", "raw_counts")
+    __slots__ = ("id", "level", "kids", "counts", "seps", "keys_dirty", "counts_dirty", "stamp", "raw_counts", "acc")
 
     def __init__(self, id_, level, seps, kids, counts):
         self.id = id_                # node id (u64), names its two records
@@ -102,6 +102,8 @@ class Node:
         self.counts_dirty = False    # counts changed: rewrite the counts record
         self.stamp = None            # 8 random bytes naming this version of the keys record
         self.raw_counts = None       # the counts record as stored (decoded from or last written)
+        self.acc = None              # prefix sums of counts for queries (made on demand; dropped by
+                                     # the rank index's _flush when the counts change)
 
     def __len__(self):
         return len(self.counts)

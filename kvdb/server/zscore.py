@@ -13,8 +13,6 @@ NINF = float("-inf")
 
 _D = struct.Struct(">d")
 _Q = struct.Struct(">Q")
-_SIGN = 1 << 63
-_ALL = (1 << 64) - 1
 
 
 def encode_score(score):
@@ -25,16 +23,18 @@ def decode_score(raw):
     return _D.unpack(raw)[0]
 
 
-def sortable(score):
-    """8 bytes ordered as the scores are (-0.0 as 0.0)."""
-    if score == 0:
-        score = 0.0
-    bits = _Q.unpack(_D.pack(score))[0]
-    return _Q.pack(bits ^ _ALL if bits & _SIGN else bits | _SIGN)
-
-
 _INVERT = bytes(255 - b for b in range(256))
 _HIGH = [bytes((b ^ 0x80,)) for b in range(256)]
+
+
+def sortable(score):
+    """8 bytes ordered as the scores are (-0.0 as 0.0): the double's bytes with the
+    sign bit set for a positive one, every bit inverted for a negative one."""
+    raw = _D.pack(score + 0.0)          # -0.0 + 0.0 is 0.0
+    first = raw[0]
+    if first & 0x80:
+        return raw.translate(_INVERT)
+    return _HIGH[first] + raw[1:]
 
 
 def score_of_key(key, offset=0):

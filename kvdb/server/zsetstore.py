@@ -42,7 +42,7 @@ import struct
 
 from .keyspace import MAX_NAME
 from .zrank import RankIndex
-from .zranknode import BMAX, FMAX, Shape
+from .zranknode import BMAX, FMAX, Shape, node_cache
 from .zscore import (INF, NINF, after_score, decode_score, encode_score, format_score, parse_range_score,  # noqa: F401
                      parse_score, score_of_key, sortable)
 
@@ -84,29 +84,64 @@ _Q = struct.Struct(">Q")
 _POP_HINTS = "zset-pop-hints"      # their entry in Store.caches (ZSet.pop)
 
 
+_HANDLES = "zset-handles"          # their entry in Store.caches (ZSet.__init__)
+HANDLES_MAX = 1024                 # sorted sets whose _Handle is kept
+
+
+class _Handle:
+    """What a sorted set's ZSet objects share from one command to the next: its record
+    prefixes and its RankIndex (reused while its shape is the one in the meta record)."""
+    __slots__ = ("zp", "rp", "np", "index")
+
+    def __init__(self, db, version):
+        base = _NS_DB[db]
+        v = _Q.pack(version)
+        self.zp = base + KIND_MEMBER + v      # member records (keyspace.sub_prefix)
+        self.rp = base + KIND_SCORE + v       # score index records
+        self.np = base + KIND_NODE + v        # rank-index node records
+        self.index = None                     # the last RankIndex made for this set, or None
+
+
 class ZSet:
     """One sorted set's records (see the module docstring)."""
 
     def __init__(self, store, db, entry, bmax=None, fmax=None):
         coll = entry.body
-        base = _NS_DB[db]
-        version = _Q.pack(coll.version)
+        handles = store.caches.get(_HANDLES)
+        if handles is None:
+            handles = store.caches[_HANDLES] = {}
+        hkey = coll.version << 8 | db
+        h = handles.get(hkey)
+        if h is None:
+            h = handles[hkey] = _Handle(db, coll.version)
+            if len(handles) > HANDLES_MAX:
+                del handles[next(iter(handles))]
         self.store = store                                   # the keyspace Store
         self.entry = entry                                   # its keyspace Entry (count, extra)
         self.coll = coll                                     # entry.body: version, count, extra
-        self.zp = base + KIND_MEMBER + version               # member records (keyspace.sub_prefix)
-        self.rp = base + KIND_SCORE + version                # score index records
-        self.np = base + KIND_NODE + version                 # rank-index node records
+        self._h = h                                          # its _Handle
+        self.zp = h.zp                                       # member records (keyspace.sub_prefix)
+        self.rp = h.rp                                       # score index records
+        self.np = h.np                                       # rank-index node records
         self.bmax = bmax or _BMAX                            # rank-index bucket size
         self.fmax = fmax or _FMAX                            # rank-index node size
         self.stale = False                                   # bulk(): the index is rebuilt by finish()
-        # self.shape, self.index: the rank index's Shape and RankIndex, made on first use
+        # self.shape, self.index: the rank index's Shape and RankIndex, set on first use
         # (__getattr__): lookups and changes of a set without nodes never need them
 
     def __getattr__(self, name):
         if name in ("index", "shape"):
-            self.shape = Shape.decode(self.coll.extra)
-            self.index = RankIndex(self.store, self.rp, self.np, self.shape, self.bmax, self.fmax)
+            # The handle's index is reused when its shape is the meta record's (a change
+            # that failed before the meta record was written leaves another one) and it
+            # works with the Store's current node cache.
+            coll = self.coll
+            index = self._h.index
+            if index is None or index.shape.encode() != coll.extra or index.bmax != self.bmax \
+                    or index.fmax != self.fmax or index.cache is not node_cache(self.store):
+                index = self._h.index = RankIndex(self.store, self.rp, self.np, Shape.decode(coll.extra),
+                                                  self.bmax, self.fmax)
+            self.index = index
+            self.shape = index.shape
             return self.__dict__[name]
         raise AttributeError(name)
 
@@ -361,42 +396,47 @@ class ZSet:
         records popped before it (deleted in the group's transaction, which a scan from
         the set's first record still passes). A write of an element beyond that point
         (add) forgets it; the group's transaction object names the group."""
+        if count <= 0:
+            return []
         store = self.store
         rp = self.rp
         n = len(rp)
         hints = store.caches.get(_POP_HINTS)
+        tx = store.tx
         hint = None
         if hints is not None:
-            if hints.get(None) is store.tx:
+            if hints.get(None) is tx:
                 hint = hints.get(rp)
-            else:
+            elif hints:
                 hints.clear()
-        start = end = None
-        if hint is not None:
-            if reverse:
-                end = hint[1]
-            else:
-                start = hint[0]
-        with store.scan(start=start, end=end, prefix=rp, reverse=reverse) as it:
+        if hint is None:
+            it = store.scan(prefix=rp, reverse=reverse)
+        elif reverse:
+            it = store.scan(end=hint[1], prefix=rp, reverse=True)
+        else:
+            it = store.scan(start=hint[0], prefix=rp)
+        with it:
             keys = [k for k, _ in itertools.islice(it, count)]
+        if not keys:
+            return []
         items = [(k[n + 8:], score_of_key(k, n)) for k in keys]
-        if len(keys) * 2 >= self.coll.count and len(keys) > 8:
+        if count > 8 and len(keys) * 2 >= self.coll.count:
             self.bulk()
         remove = self._remove_key
         for k in keys:
             remove(k[n:])
-        if keys and store.tx is not None:
-            if hints is None:
-                hints = store.caches[_POP_HINTS] = {}
-            if hints.get(None) is not store.tx:
-                hints.clear()
-                hints[None] = store.tx
-            lo, hi = hint if hint is not None else (None, None)
-            if reverse:
-                hi = keys[-1]
-            else:
-                lo = keys[-1]
-            hints[rp] = (lo, hi)
+        tx = store.tx
+        if hints is None:
+            hints = store.caches[_POP_HINTS] = {}
+        if hints.get(None) is not tx:
+            hints.clear()
+            hints[None] = tx
+        lo, hi = hint if hint is not None else (None, None)
+        if reverse:
+            hi = keys[-1]
+        else:
+            lo = keys[-1]
+        hints[rp] = (lo, hi)
         return items
 
     def members(self, after=None):
