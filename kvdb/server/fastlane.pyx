@@ -16,6 +16,8 @@ would do exactly the same thing:
 
 * the connection is in no MULTI, authenticated, subscribed to nothing, and its
   user is unrestricted (so no ACL check or audit applies);
+* the key's name fits a meta record key (longer names, kept through their digest,
+  take the general path);
 * reads (GET, LLEN, LINDEX, LRANGE, SISMEMBER, SCARD): GET takes any key; the
   others a key that is absent or has no expiry;
 * writes: the key is absent, or of the command's type without expiry (no expiry
@@ -35,10 +37,23 @@ collections take their version from Keyspace.new_version, as the general path
 does), the same key counter, the same statistics (commands processed,
 per-command calls and µs, keyspace hits and misses) and the same slow-log entry
 when the command was slow. Per-command statistics are added once per batch (the
-counts and µs are the sums of the commands run). tests/test_server_commands.py,
-tests/test_server_lists.py and tests/test_server_sets.py run their cases through
-both paths; tests/test_server_fastlane_types.py compares the records two servers,
-one per path, hold after the same random pipelines.
+counts and µs are the sums of the commands run). Within a batch the last meta
+record read is kept with the batch's changes and written once, when a command
+reads another key or the batch ends (meta_get / meta_put / meta_flush), so a
+pipeline of pushes to one list reads and writes its meta record once; the general
+path then reads it back from the transaction like any other write.
+
+Around the batch, the same module does the per-client glue of the command loop
+from C when the fast lane is on: data_received (Client.data_received),
+run_clients (Server.run_group's loop over the ready clients, Client.run's common
+case) and flush_clients (Client.flush, replies encoded by fastreply.pyx). Each
+keeps the Python version's steps; KVDB_SERVER_FASTLANE=0 runs the Python ones.
+
+tests/test_server_commands.py, tests/test_server_lists.py and
+tests/test_server_sets.py run their cases through both paths;
+tests/test_server_fastlane_types.py runs random pipelines from several clients
+through a server of each kind and compares every byte sent, every record, the
+counters, statistics and slow log.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
