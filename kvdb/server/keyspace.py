@@ -83,6 +83,7 @@ LONG_HASH_LEN = b"\xff\xff\xff\xff"   # the key-length of a long-named hash's fi
 _LONG_FIELD_PREFIX = 3 + 4 + 32       # 0x01 db "h" ffffffff sha256(key)
 
 _U64 = struct.Struct(">Q")
+_U64X2 = struct.Struct(">QQ")
 _U32 = struct.Struct(">I")
 HEADER = 9  # type byte + expire_at
 NO_EXPIRY = bytes(8)
@@ -192,11 +193,12 @@ class Coll:
         self.extra = extra           # type-specific bytes (list: head and tail positions, ...)
 
     def encode(self):
-        return _U64.pack(self.version) + _U64.pack(self.count) + self.extra
+        return _U64X2.pack(self.version, self.count) + self.extra
 
     @classmethod
     def decode(cls, raw, offset):
-        return cls(_U64.unpack_from(raw, offset)[0], _U64.unpack_from(raw, offset + 8)[0], bytes(raw[offset + 16:]))
+        version, count = _U64X2.unpack_from(raw, offset)
+        return cls(version, count, bytes(raw[offset + 16:]))
 
     def prefix(self, db, kind):
         return sub_prefix(db, kind, self.version)
@@ -395,6 +397,8 @@ class Keyspace:
 
     def raw(self, db, key):
         """The meta record even if expired (writers replace expired keys through it)."""
+        if len(key) <= LONG_META:   # get_meta, inlined: every writer comes through here
+            return decode_entry(self.store.get(NS + _DB[db] + b"k" + key))
         return decode_entry(self.get_meta(db, key))
 
     def prepare_write(self, db, key, type_=None):
