@@ -92,14 +92,27 @@ def ensure_sets(port, big, small):
         log(f"built in {time.monotonic() - t0:.0f} s")
 
 
-def measure(port, parts, n, requests, clients=50, pipeline=1):
+def cpu_seconds(pid):
+    """CPU time (user + system) the process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port, parts, n, requests, clients=50, pipeline=1, pid=None):
+    """(ops/s, server CPU us per op): the parts run one after another, requests shared
+    out; ops/s = all requests / the time they took together. The CPU figure (the
+    server's user + system time over the requests) is steadier than ops/s on a box
+    that other work shares."""
     total_req, total_time = 0, 0.0
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     for argv, share in parts:
         req = max(1, int(requests * share))
         [(_, rps, _, _)] = redis_benchmark(port, ["-n", req, "-c", clients, "-r", n, "-P", pipeline] + argv)
         total_req += req
         total_time += req / rps
-    return total_req / total_time
+    cpu = (cpu_seconds(pid) - cpu0) / total_req * 1e6 if pid else float("nan")
+    return total_req / total_time, cpu
 
 
 SCALE_OPS = ("ZADD", "ZRANK", "ZRANGE-100")
@@ -123,18 +136,23 @@ def part_scale(args):
                             continue
                         for n in (args.small, args.big):
                             _, parts_n = [x for x in scale_ops(f"zs:{n}", "unused", n, 100) if x[0] == name][0]
-                            rps = measure(srv.port, parts_n, n, args.requests)
+                            rps, cpu = measure(srv.port, parts_n, n, args.requests, pid=srv.proc.pid)
                             table.setdefault((label, sync, name, n), []).append(rps)
-                            log(f"run {run + 1} {label} sync={sync} {name} n={n:,}: {rps:,.0f}/s")
+                            table.setdefault((label, sync, name, n, "cpu"), []).append(cpu)
+                            log(f"run {run + 1} {label} sync={sync} {name} n={n:,}: {rps:,.0f}/s, "
+                                f"{cpu:.1f} us CPU/op")
     print(f"\nscale: redis-benchmark -c 50 -P 1 -n {args.requests}, medians of {args.runs} runs "
           f"(small {args.small:,}, big {args.big:,})")
-    print(f"{'server':8} {'sync':7} {'op':11} {'small/s':>9} {'big/s':>9} {'big/small':>9}")
+    print(f"{'server':8} {'sync':7} {'op':11} {'small/s':>9} {'big/s':>9} {'big/small':>9}   "
+          f"{'CPU us/op small':>15} {'big':>6} {'small/big':>9}")
     for label, _ in servers:
         for sync in args.syncs.split(","):
             for name in SCALE_OPS:
                 s = statistics.median(table[(label, sync, name, args.small)])
                 b = statistics.median(table[(label, sync, name, args.big)])
-                print(f"{label:8} {sync:7} {name:11} {s:9,.0f} {b:9,.0f} {b / s:9.2f}")
+                cs = statistics.median(table[(label, sync, name, args.small, "cpu")])
+                cb = statistics.median(table[(label, sync, name, args.big, "cpu")])
+                print(f"{label:8} {sync:7} {name:11} {s:9,.0f} {b:9,.0f} {b / s:9.2f}   {cs:15.1f} {cb:6.1f} {cs / cb:9.2f}")
 
 
 def part_types(args):
@@ -157,11 +175,15 @@ def part_types(args):
                 for run in range(args.runs):
                     for pipeline in (1, 16):
                         for label, port in [("redis", rport)] + [(lb, s.port) for lb, s in kv]:
-                            rows = redis_benchmark(port, ["-t", "zadd,zpopmin", "-n", args.requests, "-c", 50,
-                                                          "-r", 100000, "-d", 100, "-P", pipeline])
-                            for test, rps, _, _ in rows:
-                                results.setdefault((label, pipeline, test.split()[0]), []).append(rps)
-                                log(f"run {run + 1} P{pipeline} {label} {test}: {rps:,.0f}")
+                            for test in ("zadd", "zpopmin"):
+                                pid = redis.proc.pid if label == "redis" else dict(kv)[label].proc.pid
+                                cpu0 = cpu_seconds(pid)
+                                [(_, rps, _, _)] = redis_benchmark(port, ["-t", test, "-n", args.requests, "-c", 50,
+                                                                          "-r", 100000, "-d", 100, "-P", pipeline])
+                                cpu = (cpu_seconds(pid) - cpu0) / args.requests * 1e6
+                                results.setdefault((label, pipeline, test.upper()), []).append(rps)
+                                results.setdefault((label, pipeline, test.upper(), "cpu"), []).append(cpu)
+                                log(f"run {run + 1} P{pipeline} {label} {test}: {rps:,.0f}/s, {cpu:.1f} us CPU/op")
             finally:
                 for _, s in kv:
                     s.__exit__(None, None, None)
@@ -172,10 +194,12 @@ def part_types(args):
     for pipeline in (1, 16):
         for test in ("ZADD", "ZPOPMIN"):
             r = statistics.median(results[("redis", pipeline, test)])
-            line = f"P{pipeline:<2} {test:8} redis {r:10,.0f}"
+            rc = statistics.median(results[("redis", pipeline, test, "cpu")])
+            line = f"P{pipeline:<2} {test:8} redis {r:9,.0f}/s {rc:5.1f} us CPU/op"
             for label, _ in servers:
                 k = statistics.median(results[(label, pipeline, test)])
-                line += f"   {label} {k:10,.0f} ({k / r:.2f}x)"
+                kc = statistics.median(results[(label, pipeline, test, "cpu")])
+                line += f" | {label} {k:8,.0f}/s ({k / r:.2f}x) {kc:5.1f} us CPU/op"
             print(line)
 
 

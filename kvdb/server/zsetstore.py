@@ -314,12 +314,18 @@ class ZSet:
             if k * 2 > size:
                 return self._collect(self.index._nth(lo, hi, k, size), None, False, n, scores)
             with self.store.scan(start=rp + lo, prefix=rp) as it:
+                if scores is None:
+                    cut = len(rp) + 8
+                    return [key[cut:] for key, _ in itertools.islice(it, k, k + n)]
                 keys = [key for key, _ in itertools.islice(it, k, k + n)]
         else:
             k = size - 1 - k              # elements of the bucket above the first one listed
             if k * 2 > size:
                 return self._collect(b"", self.index._nth(lo, hi, size - 1 - k, size) + b"\x00", True, n, scores)
             with self.store.scan(end=None if hi is None else rp + hi, prefix=rp, reverse=True) as it:
+                if scores is None:
+                    cut = len(rp) + 8
+                    return [key[cut:] for key, _ in itertools.islice(it, k, k + n)]
                 keys = [key for key, _ in itertools.islice(it, k, k + n)]
         return self._pairs(keys, scores)
 
