@@ -21,11 +21,12 @@ The API, for the commands and for GEO (which stores geohashes as scores):
     zs.count                                 # ZCARD
     zs.count_range(start, end)               # elements with start <= key < end, O(log n)
     zs.at(rank) -> (member, score)           # O(log n)
-    zs.by_rank(start, stop, reverse)         # [(member, score)] of a rank range
+    zs.by_rank(start, stop, reverse)         # [(member, score)] of a rank range (scores=None: members)
     zs.by_keys(start, end, reverse, offset, limit)  # [(member, score)] of a key range
     zs.score_range(min, minex, max, maxex) -> (start, end)   # key bounds of a score range
     zs.lex_range(min, max) -> (start, end)   # key bounds of a lex range (parsed items)
     zs.members(after=None)                   # (member, score) in member order (ZSCAN, algebra)
+    zs.pop(count, reverse=False)             # removes and returns the lowest (highest) count
     zs.finish()                              # before ks.save(): writes the index shape
 
 Element *keys* are the score-index key suffixes sortable(score) + member; a key
@@ -35,6 +36,11 @@ generator holding a scan open: finish reading before changing the set.
 
 `bulk()` switches the rank index off while a command changes many elements; finish()
 then rebuilds it with one scan (O(n)), cheaper than maintaining it element by element.
+
+Kept across commands in the Store's caches (Store.caches, emptied when a command
+group's writes are lost): decoded rank-index nodes (zranknode.node_cache), each set's
+record prefixes and RankIndex (_Handle, reused while its shape matches the meta
+record), and within one command group where the pops of each set stopped (pop()).
 """
 import itertools
 import os
