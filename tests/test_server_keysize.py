@@ -2,7 +2,7 @@
 
 Key names of any length up to Redis's 512 MB work: names too long for a record key
 are kept through their SHA-256 digest with the name in the record's value
-(keyspace.LONG_*, docs/format/server-keys-long-names.md). A hash field or member
+(keyspace.LONG_*, docs/format/server-keys.md (Long key names)). A hash field or member
 past its limit gets an error naming the limit, and nothing of the command is
 written. Never an "internal error" or a traceback. Checked with the fast lane
 (GET/SET/INCR in C) on and off."""

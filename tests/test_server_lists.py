@@ -1,5 +1,5 @@
 """Lists: every command compared with a reference redis-server (RESP2 and RESP3), a
-randomized differential run, the storage invariants of docs/format/server-keys-list.md
+randomized differential run, the storage invariants of docs/format/server-keys.md (Lists)
 checked on the records themselves, blocking commands with real clients, and a large list."""
 import random
 import socket
@@ -446,7 +446,7 @@ def test_random_differential(p, seed):
             p.same("LRANGE", k, 0, -1)
 
 
-# -- the records themselves (docs/format/server-keys-list.md) ---------------------------------
+# -- the records themselves (docs/format/server-keys.md (Lists)) ---------------------------------
 
 def _check_invariants(ks, db, key):
     """L1-L4: the meta record's count is tail - head and exactly the positions [head, tail)

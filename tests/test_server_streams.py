@@ -846,7 +846,7 @@ def test_storage_invariants(tmp_path):
     """The records after a mixed run: count equals the entry records, the meta record's
     first id is the first entry, node bookkeeping matches the entries, group pending counts
     equal their PEL records and each consumer's pending count its index records (T1-T7 of
-    docs/format/server-keys-stream.md)."""
+    docs/format/server-keys.md (Streams))."""
     db = kvdb.open(str(tmp_path / "db"))
     try:
         ks = Keyspace(db, 16, lambda *a: None)

@@ -1,6 +1,6 @@
 # The fast lane's list commands (included into fastlane.pyx after the FastLane class):
 # LPUSH, RPUSH, LPOP and RPOP without a count, LLEN, LINDEX, LRANGE. The records are
-# liststore.py's (docs/format/server-keys-list.md): the meta record
+# liststore.py's (docs/format/server-keys.md (Lists)): the meta record
 #     "L" expire_at(8) version(8) count(8) head(8) tail(8)
 # and one element record 0x01 db "l" version position(8) per element, positions
 # [head, tail). Anything else (expiry, another type, a meta record of another shape,

@@ -1,6 +1,6 @@
 # The fast lane's set commands (included into fastlane.pyx after the FastLane class): SADD,
 # SREM, SISMEMBER, SCARD, and SPOP without a count. The records are setstore.py's
-# (docs/format/server-keys-set.md): the meta record
+# (docs/format/server-keys.md (Sets)): the meta record
 #     "S" expire_at(8) version(8) count(8) extra
 # and one empty record 0x01 db "s" version member per member. Anything else (expiry,
 # another type, a removal that empties the set, a member past the name limit) goes to

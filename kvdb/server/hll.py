@@ -1,6 +1,6 @@
 """HyperLogLog sketches stored as string values, in Redis's "HYLL" format (byte for byte:
 a value written by PFADD on kvdb and on Redis is the same string, so GET/SET move
-sketches between the two). docs/format/server-keys-hll.md describes the layout.
+sketches between the two). docs/format/server-keys.md (HyperLogLog) describes the layout.
 
     header (16 bytes): "HYLL" | encoding (0 dense, 1 sparse) | 3 zero bytes |
                        cached cardinality (u64 little endian; top bit set = stale)

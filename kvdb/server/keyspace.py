@@ -16,7 +16,7 @@ docs/format/server-keys.md; in short (d is the database number as one byte):
 Key names too long for these records (a name's meta key, expiry entry or hash
 field prefix would pass the engine's key limit) are addressed by their SHA-256
 digest instead, with the full name kept in the record's value, so any name up to
-Redis's 512 MB works (docs/format/server-keys-long-names.md):
+Redis's 512 MB works (docs/format/server-keys.md (Long key names)):
 
     \\x01 d K sha256(key)              -> len(key) u32 BE, key, then the meta value
     \\x01 d y <expire_at> sha256(key)  -> key

@@ -1,4 +1,4 @@
-"""List storage on the server's key space (docs/format/server-keys-list.md).
+"""List storage on the server's key space (docs/format/server-keys.md (Lists)).
 
 A list is a collection (keyspace.Coll) whose `extra` holds two positions,
 head(8) and tail(8), unsigned big-endian. Its elements are the sub-records

@@ -1,6 +1,6 @@
 """Set storage on the engine: one ordered sub-record per member, so a set costs what
 its members cost and every member operation is one engine lookup. The layout is
-documented in docs/format/server-keys-set.md; in short:
+documented in docs/format/server-keys.md (Sets); in short:
 
     0x01 db "s" version member -> b""        (one record per member, empty value)
 

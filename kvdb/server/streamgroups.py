@@ -1,5 +1,5 @@
 """Consumer groups of a stream: group, consumer and pending-entry records (layout in
-docs/format/server-keys-stream.md) and GroupRecords, the part of streamstore.Stream that
+docs/format/server-keys.md (Streams)) and GroupRecords, the part of streamstore.Stream that
 reads and writes them. Groups and consumers read by a command are cached on the Stream,
 changed in place and written back by Stream.flush()/save()."""
 import struct

@@ -1,6 +1,6 @@
 """Streams on the server's key layout: entries, consumer groups, consumers and
 pending-entry lists as sub-records of a stream's version. The layout is
-documented in docs/format/server-keys-stream.md; in short (each line a kind
+documented in docs/format/server-keys.md (Streams); in short (each line a kind
 under sub_prefix(db, kind, version)):
 
     t  ms(8) seq(8)                                 -> entry: node(8), then (u32 len, bytes) per
@@ -94,7 +94,7 @@ class NodeInfo:
 
 
 class StreamMeta:
-    """Coll.extra of a stream (160 bytes, docs/format/server-keys-stream.md)."""
+    """Coll.extra of a stream (160 bytes, docs/format/server-keys.md (Streams))."""
     __slots__ = ("last", "first", "max_deleted", "entries_added", "groups", "head_node", "head_live", "nodes",
                  "tail")
 

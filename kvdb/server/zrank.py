@@ -1,6 +1,6 @@
 """The rank index of a sorted set: an order-statistic tree over its score index, so
 ZRANK, ZRANGE by rank, ZCOUNT and ZREMRANGEBYRANK cost O(log n) engine operations
-instead of a scan from the first element. Layout: docs/format/server-keys-zset.md.
+instead of a scan from the first element. Layout: docs/format/server-keys.md (Sorted sets).
 
 The score index (kind "r", zsetstore.py) holds one record per element, keyed by
 sortable-score + member (its *element key*). The rank index cuts that ordered run

@@ -1,5 +1,5 @@
 """Verification of a sorted set's rank index against its score index (invariants
-Z4-Z10 of docs/format/server-keys-zset.md), for tests: O(n)."""
+Z4-Z10 of docs/format/server-keys.md (Sorted sets)), for tests: O(n)."""
 import itertools
 
 from .zranknode import COUNTS_TAG, KEYS_TAG, Node, node_cache

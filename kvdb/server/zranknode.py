@@ -1,6 +1,6 @@
 """The records of the rank index (zrank.py): its shape in the meta record, its nodes'
 keys and counts records, and the cache of decoded nodes. Layout:
-docs/format/server-keys-zset.md."""
+docs/format/server-keys.md (Sorted sets)."""
 import collections
 import itertools
 import struct

@@ -1,4 +1,4 @@
-"""Sorted-set storage on the engine. Layout: docs/format/server-keys-zset.md; in short,
+"""Sorted-set storage on the engine. Layout: docs/format/server-keys.md (Sorted sets); in short,
 for a sorted set of collection version v in database d:
 
     0x01 d "z" v member                  -> score (8 bytes, IEEE double big-endian)

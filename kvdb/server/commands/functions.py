@@ -9,7 +9,7 @@ description). It runs once at load with only `redis.register_function` and
 FCALL with the whole scripting API, getting (keys, args).
 
 Libraries are durable: each is a record `\\x01 \\xff \\x00 "fn" \\x00 <name>` ->
-code (docs/format/server-keys-scripting.md), written in the command group's
+code (docs/format/server-keys.md (Function libraries)), written in the command group's
 transaction like any write, and loaded again at the first scripting command
 after a restart. FLUSHALL does not remove them (as in Redis).
 

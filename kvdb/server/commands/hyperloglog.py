@@ -1,7 +1,7 @@
 """HyperLogLog commands: PFADD PFCOUNT PFMERGE, and PFDEBUG/PFSELFTEST.
 
 A sketch is a string value in Redis's HYLL format (kvdb/server/hll.py,
-docs/format/server-keys-hll.md): one record, read and written whole (at most 12304
+docs/format/server-keys.md (HyperLogLog)): one record, read and written whole (at most 12304
 bytes), so each command costs one engine read per key and at most one write.
 Like Redis, PFCOUNT of a single key stores the computed cardinality in the sketch's
 header (a write by a read-only command), so the next PFCOUNT is a header read.

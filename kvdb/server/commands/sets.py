@@ -1,5 +1,5 @@
 """Set commands. Members are ordered sub-records of the key's collection version
-(kvdb/server/setstore.py, docs/format/server-keys-set.md): membership is one lookup,
+(kvdb/server/setstore.py, docs/format/server-keys.md (Sets)): membership is one lookup,
 SCARD reads the meta record alone, random members come from seeks, and the set
 algebra streams its sources instead of loading them.
 
