@@ -48,3 +48,14 @@ def test_redis_benchmark(srv):
     for test in ("SET", "GET", "INCR", "HSET", "MSET"):
         assert any(line.startswith(f'"{test}') for line in out.splitlines()), out
     assert cli(srv, "PING")[0] == "PONG\n"
+
+
+def test_plain_redis_benchmark_runs_every_default_test(srv):
+    """redis-benchmark with no -t runs its whole default list (lists, sets, sorted sets,
+    LRANGE, MSET ...): before the data types landed it exited 1 at LPUSH."""
+    p = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(srv.port), "-n", "500", "-c", "5",
+                        "-q", "--csv"], capture_output=True, timeout=300)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    for test in ("LPUSH", "RPOP", "SADD", "SPOP", "ZADD", "ZPOPMIN", "LRANGE_600", "MSET"):
+        assert any(line.startswith(f'"{test}') for line in out.splitlines()), out
