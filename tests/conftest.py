@@ -74,3 +74,12 @@ def pytest_terminal_summary(terminalreporter):
         names = sorted(ref.COMPARED)
         terminalreporter.write_line(f"compared with redis-server: {len(names)} commands, "
                                     f"{sum(ref.COMPARED.values())} replies ({' '.join(names)})")
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
+def pair(request, tmp_path_factory):
+    """A fresh kvdb server and a reference redis-server side by side, one pair per module
+    and protocol (tests/redisref.py); modules that need other settings define their own."""
+    from redisref import reference_pair
+    with reference_pair(tmp_path_factory, protocol=request.param) as p:
+        yield p

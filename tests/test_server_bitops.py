@@ -5,13 +5,6 @@ import random
 
 import pytest
 
-from redisref import reference_pair
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture(autouse=True)

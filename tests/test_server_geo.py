@@ -163,13 +163,6 @@ def test_formats():
 
 # -- the commands against redis-server -------------------------------------------------------
 
-from redisref import reference_pair  # noqa: E402
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture

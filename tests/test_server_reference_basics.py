@@ -1,13 +1,6 @@
 """Strings, hashes and generic commands: the same replies as a reference redis-server."""
 import pytest
 
-from redisref import reference_pair
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture(autouse=True)

@@ -11,19 +11,12 @@ import time
 
 import pytest
 
-from redisref import reference_pair
 from serverutil import ServerProcess
 
 redis = pytest.importorskip("redis")
 pytest.importorskip("lupa")
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture(autouse=False)

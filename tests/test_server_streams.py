@@ -15,16 +15,9 @@ import kvdb
 from kvdb.server.commands import stream_claims, stream_groups, streams
 from kvdb.server.keyspace import TYPE_STREAM, Keyspace
 from kvdb.server.streamstore import NODE_RECORDS, Stream, StreamMeta, entry_node, parse_id
-from redisref import reference_pair
 from serverutil import ServerProcess
 
 redis = pytest.importorskip("redis")
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture

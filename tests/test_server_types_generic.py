@@ -15,17 +15,10 @@ import pytest
 import kvdb
 from kvdb.server import keyspace as ksmod
 from kvdb.server.keyspace import TYPE_SET, TYPE_ZSET, Keyspace, sub_prefix
-from redisref import reference_pair
 
 redis = pytest.importorskip("redis")
 
 TYPES = ("string", "hash", "list", "set", "zset", "stream")
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, tmp_path_factory):
-    with reference_pair(tmp_path_factory, protocol=request.param) as p:
-        yield p
 
 
 @pytest.fixture
