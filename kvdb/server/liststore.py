@@ -40,6 +40,20 @@ _ENDS = struct.Struct(">QQ")
 FULL = "ERR list has no room left at that end (2**63 pushes without emptying)"
 
 
+def clamp_range(start, stop, n):
+    """Redis's clamping of LRANGE/LTRIM indexes on a list of n elements: (start, stop)
+    as 0 <= start <= stop < n, or None when the range is empty."""
+    if start < 0:
+        start += n
+    if stop < 0:
+        stop += n
+    if start < 0:
+        start = 0
+    if start > stop or start >= n:
+        return None
+    return start, min(stop, n - 1)
+
+
 class ListRef:
     """One list key opened for a command: its meta entry and decoded ends."""
     __slots__ = ("ks", "db", "key", "entry", "prefix", "head", "tail")
@@ -139,17 +153,10 @@ class ListRef:
 
     def range(self, start, stop):
         """LRANGE's elements (Redis's clamping of start and stop)."""
-        n = self.tail - self.head
-        if start < 0:
-            start += n
-        if stop < 0:
-            stop += n
-        if start < 0:
-            start = 0
-        if start > stop or start >= n:
+        span = clamp_range(start, stop, self.tail - self.head)
+        if span is None:
             return []
-        if stop >= n:
-            stop = n - 1
+        start, stop = span
         return [v for _, v in self.scan(self.head + start, self.head + stop + 1)]
 
     # -- ends ----------------------------------------------------------------------
@@ -299,17 +306,11 @@ class ListRef:
     def trim(self, start, stop):
         """LTRIM with Redis's clamping. Returns whether the list still has elements."""
         n = self.tail - self.head
-        if start < 0:
-            start += n
-        if stop < 0:
-            stop += n
-        if start < 0:
-            start = 0
-        if start > stop or start >= n:
+        span = clamp_range(start, stop, n)
+        if span is None:
             self.delete_key()
             return False
-        if stop >= n:
-            stop = n - 1
+        start, stop = span
         ltrim, rtrim = start, n - stop - 1
         kept = n - ltrim - rtrim
         if ltrim + rtrim >= REWRITE_MIN and ltrim + rtrim > kept:

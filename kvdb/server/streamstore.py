@@ -271,6 +271,14 @@ class Stream(GroupRecords):
     def entries(self, start, end, count=0, rev=False):
         """[(id, fields)] with start <= id <= end, ascending (descending if rev), at most
         count (0: all)."""
+        return self._scan_entries(start, end, count, rev, lambda ident, fields: (ident, fields))
+
+    def entry_replies(self, start, end, count=0, rev=False):
+        """As entries(), formatted for a reply: [[b"ms-seq", [field, value, ...]], ...]."""
+        return self._scan_entries(start, end, count, rev, lambda ident, fields: [b"%d-%d" % ident, fields])
+
+    def _scan_entries(self, start, end, count, rev, make):
+        """make(id, fields) for each entry of entries(start, end, count, rev)."""
         if self.e.body.count == 0 or start > end:
             return []
         if not rev and start < self.meta.first:
@@ -284,27 +292,7 @@ class Stream(GroupRecords):
         limit = count or -1
         with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00", reverse=rev) as it:
             for k, v in it:
-                add((unpack(k, t), decode_fields(v)))
-                if len(out) == limit:
-                    break
-        return out
-
-    def entry_replies(self, start, end, count=0, rev=False):
-        """As entries(), formatted for a reply: [[b"ms-seq", [field, value, ...]], ...]."""
-        if self.e.body.count == 0 or start > end:
-            return []
-        if not rev and start < self.meta.first:
-            start = self.meta.first
-        if start > end:
-            return []
-        out = []
-        add = out.append
-        t = len(self._t)
-        unpack = _ID.unpack_from
-        limit = count or -1
-        with self.store.scan(start=self._ekey(start), end=self._ekey(end) + b"\x00", reverse=rev) as it:
-            for k, v in it:
-                add([b"%d-%d" % unpack(k, t), decode_fields(v)])
+                add(make(unpack(k, t), decode_fields(v)))
                 if len(out) == limit:
                     break
         return out
