@@ -11,9 +11,9 @@ from setuptools import Extension, setup
 
 PROFILE = os.environ.get("KVDB_PROFILE") == "1"
 
-# Every .pyx under kvdb/_core/ (the engine) and kvdb/server/ (the server's hot path) is one
-# extension module (.pxi files are included, not built alone).
-SOURCES = sorted(glob.glob("kvdb/_core/*.pyx") + glob.glob("kvdb/server/*.pyx"))
+# Every .pyx under kvdb/ is one extension module named after its path (.pxi files are
+# included, not built alone): the engine in kvdb/_core/ and the server's hot path.
+SOURCES = sorted(glob.glob("kvdb/**/*.pyx", recursive=True))
 
 macros = [("CYTHON_TRACE_NOGIL", "1")] if PROFILE else []
 extensions = [

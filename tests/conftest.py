@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TESTS_DIR)  # so tests can import the helpers module
 
 ENGINES = ["btree", "lsm"]
 
@@ -38,7 +37,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "long_only: runs only under --long")
     settings.load_profile("long" if config.getoption("--long") else "default")
-    import helpers
+    from tests import helpers
     helpers.LONG = config.getoption("--long")
 
 
@@ -69,7 +68,7 @@ def db_path(tmp_path):
 def pytest_terminal_summary(terminalreporter):
     """How many commands were compared against a reference redis-server (redisref.py)."""
     import sys
-    ref = sys.modules.get("redisref")
+    ref = sys.modules.get("tests.redisref")
     if ref is not None and ref.COMPARED:
         names = sorted(ref.COMPARED)
         terminalreporter.write_line(f"compared with redis-server: {len(names)} commands, "
@@ -80,6 +79,6 @@ def pytest_terminal_summary(terminalreporter):
 def pair(request, tmp_path_factory):
     """A fresh kvdb server and a reference redis-server side by side, one pair per module
     and protocol (tests/redisref.py); modules that need other settings define their own."""
-    from redisref import reference_pair
+    from tests.redisref import reference_pair
     with reference_pair(tmp_path_factory, protocol=request.param) as p:
         yield p

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import kvdb
-from child_writer import log_value
+from tests.child_writer import log_value
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(TESTS_DIR, "child_writer.py")

@@ -1,7 +1,7 @@
 """Differential fixtures over both command paths of `kvdb serve`: the C fast lane
 (kvdb/server/fastlane.pyx) and the general path (KVDB_SERVER_FASTLANE=0).
 
-    from lanepair import LANE_PARAMS, LANE_IDS, lane_pair
+    from tests.lanepair import LANE_PARAMS, LANE_IDS, lane_pair
 
     @pytest.fixture(scope="module", params=LANE_PARAMS, ids=LANE_IDS)
     def pair(request, tmp_path_factory):
@@ -14,8 +14,8 @@ on and off, every reply compared with redis-server's (tests/redisref.py).
 """
 import contextlib
 
-from redisref import Pair, redis_reference
-from serverutil import ServerProcess
+from tests.redisref import Pair, redis_reference
+from tests.serverutil import ServerProcess
 
 LANES = {"fastlane": "1", "general": "0"}      # lane -> KVDB_SERVER_FASTLANE
 LANE_PARAMS = [(2, "fastlane"), (3, "fastlane"), (2, "general"), (3, "general")]

@@ -1,6 +1,6 @@
 """Differential tests against a reference redis-server (Debian's package).
 
-    from redisref import reference_pair   # a pytest fixture factory, see below
+    from tests.redisref import reference_pair   # a pytest fixture factory, see below
 
     @pytest.fixture(scope="module", params=[2, 3], ids=["resp2", "resp3"])
     def pair(request, tmp_path_factory):
@@ -14,7 +14,7 @@
 
 Both servers bind 127.0.0.1 on ephemeral ports and are stopped when the block ends.
 Every command sent through `same` is counted per command name in COMPARED, which
-tests/test_server_reference.py reports at the end of the run. Where redis-server is
+tests/server/test_server_reference_basics.py reports at the end of the run. Where redis-server is
 not installed, the fixture skips with the reason.
 """
 import contextlib
@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from serverutil import ServerProcess, _die_with_parent, free_port
+from tests.serverutil import ServerProcess, _die_with_parent, free_port
 
 redis = pytest.importorskip("redis")
 

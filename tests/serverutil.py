@@ -4,7 +4,7 @@ Each server binds 127.0.0.1 on an ephemeral port, keeps its data in a temporary
 directory, and is stopped (SIGTERM, then SIGKILL after a timeout) when the test
 ends, so no process outlives its test.
 
-    from serverutil import ServerProcess
+    from tests.serverutil import ServerProcess
     with ServerProcess(tmp_path, "--sync", "full") as srv:
         r = srv.client()             # a redis.Redis on it (decode_responses=False)
         srv.port, srv.data, srv.log()

@@ -49,9 +49,9 @@ run_clients (Server.run_group's loop over the ready clients, Client.run's common
 case) and flush_clients (Client.flush, replies encoded by fastreply.pyx). Each
 keeps the Python version's steps; KVDB_SERVER_FASTLANE=0 runs the Python ones.
 
-tests/test_server_commands.py, tests/test_server_lists.py and
-tests/test_server_sets.py run their cases through both paths;
-tests/test_server_fastlane_types.py runs random pipelines from several clients
+tests/server/test_server_commands.py, tests/server/test_server_lists.py and
+tests/server/test_server_sets.py run their cases through both paths;
+tests/server/test_server_fastlane_types.py runs random pipelines from several clients
 through a server of each kind and compares every byte sent, every record, the
 counters, statistics and slow log.
 """

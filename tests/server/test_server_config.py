@@ -1,0 +1,79 @@
+"""kvdb serve's configuration: defaults, Redis-style and TOML files, flags winning,
+CONFIG GET/SET, and one-line errors for bad values."""
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from kvdb.server.config import Config, ConfigError, parse_memory
+from tests.serverutil import ServerProcess
+
+
+def test_memory_units():
+    assert parse_memory("512mb") == 512 << 20 and parse_memory("1gb") == 1 << 30
+    assert parse_memory("10k") == 10_000 and parse_memory("64kb") == 65536 and parse_memory("7") == 7
+    for bad in ("", "mb", "1tb", "-1", "x"):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+
+
+def test_file_then_flags(tmp_path):
+    conf = tmp_path / "kvdb.conf"
+    conf.write_text("# comment\nport 7000\nmaxclients 50\nnotify-keyspace-events \"KEA\"\nappendfsync always\n")
+    cfg = Config()
+    cfg.load_file(str(conf))
+    assert cfg["port"] == 7000 and cfg["maxclients"] == 50 and cfg["notify-keyspace-events"] == "KEA"
+    assert cfg["sync"] == "full"
+    cfg.set("maxclients", "60")
+    assert cfg["maxclients"] == 60
+
+
+def test_toml_file(tmp_path):
+    pytest.importorskip("tomllib")
+    conf = tmp_path / "kvdb.toml"
+    conf.write_text('port = 7001\nbind = ["127.0.0.1"]\nappendonly = true\nsync = "off"\n')
+    cfg = Config()
+    cfg.load_file(str(conf))
+    assert cfg["port"] == 7001 and cfg["bind"] == "127.0.0.1" and cfg["sync"] == "off"
+
+
+@pytest.mark.parametrize("name, value", [("port", "70000"), ("maxclients", "x"), ("sync", "sometimes"),
+                                         ("nosuchoption", "1"), ("notify-keyspace-events", "Q")])
+def test_bad_values_are_refused(name, value):
+    with pytest.raises(ConfigError):
+        Config().set(name, value)
+
+
+def run_serve(*args):
+    return subprocess.run([sys.executable, "-m", "kvdb", "serve"] + list(args), capture_output=True, timeout=60)
+
+
+def test_cli_bad_option_is_one_line(tmp_path):
+    p = run_serve("--data", str(tmp_path / "d"), "--maxclients", "lots")
+    err = p.stderr.decode()
+    assert p.returncode == 2 and "maxclients" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    conf = tmp_path / "bad.conf"
+    conf.write_text("port 1\nbogus 2\n")
+    p = run_serve("--config", str(conf))
+    assert p.returncode == 2 and "bad.conf:2" in p.stderr.decode()
+
+
+def test_cli_port_in_use(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = run_serve("--data", str(tmp_path / "d"), "--port", str(port))
+    err = p.stderr.decode()
+    assert p.returncode == 1 and "cannot listen" in err and "Traceback" not in err
+
+
+def test_config_file_applies_to_running_server(tmp_path):
+    conf = tmp_path / "kvdb.conf"
+    conf.write_text("maxclients 77\nslowlog-max-len 5\n")
+    with ServerProcess(tmp_path, "--config", str(conf), "--slowlog-max-len", "9") as srv:
+        c = srv.client()
+        assert c.config_get("maxclients") == {"maxclients": "77"}
+        assert c.config_get("slowlog-max-len") == {"slowlog-max-len": "9"}
+        assert c.info("server")["config_file"] == str(conf)
