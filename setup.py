@@ -13,7 +13,8 @@ PROFILE = os.environ.get("KVDB_PROFILE") == "1"
 
 # Every .pyx under kvdb/ is one extension module named after its path (.pxi files are
 # included, not built alone): the engine in kvdb/_core/ and the server's hot path.
-SOURCES = sorted(glob.glob("kvdb/**/*.pyx", recursive=True))
+# KVDB_BUILD_ONLY=GLOB (for example "kvdb/server/protocol/*.pyx") builds just those modules.
+SOURCES = sorted(glob.glob(os.environ.get("KVDB_BUILD_ONLY") or "kvdb/**/*.pyx", recursive=True))
 
 macros = [("CYTHON_TRACE_NOGIL", "1")] if PROFILE else []
 extensions = [

@@ -15,7 +15,7 @@ from kvdb.errors import (DocumentError, DuplicateKeyError, IndexNotFoundError, I
 from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
                                  Transaction)
 
-__version__ = "0.1.0"
+from kvdb.version import VERSION as __version__
 
 __all__ = [
     "open", "Database", "Transaction", "Snapshot", "Iterator", "MAX_KEY_SIZE", "MAX_VALUE_SIZE",
