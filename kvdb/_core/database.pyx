@@ -1,19 +1,20 @@
-# The database: opening and recovery, the commit path (WAL, then tree, then
-# publish), snapshots, optimistic transactions, checkpoints and the background
-# thread. The engine below (BTree over Pager) is reached only through
-# get/apply/cursor/verify, the boundary an LSM engine plugs in at.
+# The database: opening, the commit path (log, then engine, then publish), snapshots,
+# optimistic transactions, key expiry and the background thread. The storage engine below is
+# reached only through the Engine contract (engine.pxd), implemented by BTreeEngine
+# (btree/engine.pyx) and LsmEngine (lsm/engine.pyx); nothing here depends on which one it is.
 #
 # Concurrency:
 #   - `lock` (the writer lock) serialises commits, checkpoints and close.
-#   - Readers take no lock. A reader without a snapshot checks `write_gen`
-#     (odd while a commit is changing pages) and retries if it moved; a
-#     snapshot or transaction pins its version under the writer lock, and
-#     pinned versions are never changed in place (B4) nor their pages reused (P2).
+#   - Readers take no lock. A reader without a snapshot checks the engine's `write_gen`
+#     (odd while a commit is changing what it reads) and retries if it moved; a
+#     snapshot or transaction pins its version under the writer lock, and an engine
+#     never changes nor reuses what a pinned version reaches (B4, P2, L2).
 #   - With sync="full", committers release the writer lock before fsync and
 #     share one fsync (group commit, Wal.sync_to).
 
 import bisect
-import functools
+import fnmatch
+import logging
 import math
 import os
 import threading
@@ -25,13 +26,12 @@ from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
-from kvdb._core.btree cimport BTree, Cursor
-from kvdb._core.file cimport File, FS, OsFS
-from kvdb._core.pager cimport Pager, Page
+from kvdb._core.engine cimport Engine, EngineCursor, Pin
+from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal cimport Wal
-from kvdb._core.pager import reclaim_pages
-from kvdb._core.wal import encode_ops, decode_ops
-from kvdb._core.lsm cimport LsmEngine
+from kvdb._core.wal import encode_ops
+from kvdb._core.btree.engine import BTreeEngine
+from kvdb._core.lsm.engine import LsmEngine
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          ReadOnlyError)
@@ -39,11 +39,9 @@ from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, For
 MAX_KEY_SIZE = 16384                 # bytes; keys longer than a page's share spill to overflow pages
 MAX_VALUE_SIZE = 256 * 1024 * 1024   # bytes
 SYNC_MODES = {"full": 2, "normal": 1, "off": 0}
-DATA_FILE = "data.kvdb"
-WAL_FILE = "wal-000001.log"
 LOCK_FILE = "LOCK"
-LSM_CURRENT = "CURRENT"              # the LSM engine's manifest pointer (its presence marks an LSM database)
-ENGINES = ("btree", "lsm")
+ENGINE_TYPES = {"btree": BTreeEngine, "lsm": LsmEngine}   # engine name -> its Engine implementation
+ENGINES = tuple(ENGINE_TYPES)
 NORMAL_SYNC_INTERVAL = 1.0           # seconds between background fsyncs with sync="normal"
 MAX_EXPIRES_MS = 1 << 62             # expiries past this (about 146 million years) are refused
 SWEEP_BATCH = 1000                   # keys one expiry-sweep step examines
@@ -54,6 +52,53 @@ cdef int STATE_CLOSED = 1
 cdef int STATE_FORKED = 2
 
 _live = weakref.WeakSet()
+log = logging.getLogger("kvdb")
+
+# Methods that upper layers attach to Database and Transaction (kvdb.documents registers
+# "collection", "list_collections", "drop_collection" and "transaction_collection"), so the
+# core names them without importing those layers: name -> function(owner, *args).
+_extensions = {}
+
+
+def register_extension(str name, function):
+    """Attach `function(owner, *args)` as the implementation of the extension method `name`."""
+    if not callable(function):
+        raise TypeError(f"extension {name!r} must be callable")
+    _extensions[name] = function
+
+
+cdef object extension(str name):
+    try:
+        return _extensions[name]
+    except KeyError:
+        raise RuntimeError(f"{name}() needs the document layer: import kvdb (or kvdb.documents) first") from None
+
+
+def detect_engine(str path, FS fs=None):
+    """The engine whose database the directory `path` holds ("btree", "lsm"), or None if it
+    holds none (missing, empty, or a directory of other files). The one place that tells the
+    engines apart, by each engine's marker file. CorruptionError for a directory with two
+    engines' markers, or with files of an engine but not its marker (a damaged database that
+    must not be opened as a new one beside them)."""
+    if fs is None:
+        fs = OsFS()
+    marked = [name for name, engine_type in ENGINE_TYPES.items()
+              if fs.exists(os.path.join(path, engine_type.marker))]
+    if len(marked) > 1:
+        raise CorruptionError(f"{path} holds both " + " and ".join(f"{ENGINE_TYPES[n].marker} ({n})" for n in marked)
+                              + "; refusing to guess which one it is", path=path)
+    if marked:
+        return marked[0]
+    if not fs.exists(path):
+        return None
+    names = fs.listdir(path)
+    for name, engine_type in ENGINE_TYPES.items():
+        remnants = sorted(n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in engine_type.remnants))
+        if remnants:
+            raise CorruptionError(f"{path} holds {name} files ({', '.join(remnants[:3])}"
+                                  f"{', ...' if len(remnants) > 3 else ''}) but no {engine_type.marker} "
+                                  f"{engine_type.marker_role}", path=path)
+    return None
 
 
 def _after_fork_in_child():
@@ -107,44 +152,6 @@ cdef inline bint is_expired(uint64_t expires, uint64_t now) noexcept:
     return expires != 0 and expires <= now
 
 
-cdef class Pin:
-    """Keeps one committed version readable: its pages are neither changed nor reused.
-    Reads through it judge expiries at `now_ms`, the wall-clock time it was taken."""
-    cdef Database db
-    cdef readonly uint64_t seq
-    cdef readonly uint32_t root
-    cdef readonly uint64_t entries
-    cdef readonly uint64_t expiring      # entries with an expiry (some may be expired at now_ms)
-    cdef readonly uint64_t now_ms        # wall-clock ms at which the pin was taken
-    cdef bint released
-
-    def clone(self):
-        """Another pin on the same version (an iterator must outlive its snapshot safely)."""
-        cdef Pin p = Pin.__new__(Pin)
-        if self.released:
-            raise ClosedError("snapshot is closed")
-        p.db = self.db
-        p.seq = self.seq
-        p.root = self.root
-        p.entries = self.entries
-        p.expiring = self.expiring
-        p.now_ms = self.now_ms
-        self.db.pins[p.seq] = self.db.pins.get(p.seq, 0) + 1
-        return p
-
-    def release(self):
-        if not self.released:
-            self.released = True
-            self.db._unpin(self.seq)
-
-    def __dealloc__(self):
-        if not self.released and self.db is not None:
-            try:
-                self.db._unpin(self.seq)
-            except Exception:
-                pass
-
-
 # The garbage collector must not clear `fs` and `lock_handle` before __dealloc__ runs: a database
 # caught in a reference cycle (a failed commit's traceback reaching a frame that holds it) is
 # dropped through __dealloc__, which unlocks through them.
@@ -155,24 +162,17 @@ cdef class Database:
     cdef readonly str engine     # constant
     cdef readonly str sync       # constant
     cdef int sync_level          # constant: 2 full, 1 normal, 0 off
-    cdef Pager pager             # constant (btree engine; None for lsm)
-    cdef BTree tree              # contents guarded by `lock` (btree engine; None for lsm)
-    cdef readonly LsmEngine lsm  # the LSM engine (None for btree); constant
-    cdef uint64_t wal_number     # lsm: number of the WAL file taking commits (writer lock)
-    cdef dict old_wals           # lsm: number -> Wal of files whose memtable awaits its flush (writer lock)
-    cdef Wal wal                 # guarded by `lock` (group commit by its own condition)
+    cdef readonly Engine storage # the storage engine behind the contract (engine.pxd); constant
     cdef object lock             # the writer lock
     cdef object lock_handle      # the LOCK file handle; constant
     cdef public int state        # STATE_*
     cdef readonly uint64_t seq   # last committed (published) seq; written under `lock`
-    cdef uint64_t write_gen      # odd while a commit changes pages (readers retry)
     cdef dict pins               # seq -> count of live pins (GIL)
     cdef dict txn_starts         # seq -> count of open transactions started there (GIL)
     cdef list recent             # [(seq, keys)] commits a running transaction may conflict with
     cdef object failed           # None, or why writes are refused until reopen
-    cdef bint broken             # a commit failed part-way through the tree: reads refused too
-    cdef uint64_t checkpoint_size    # WAL bytes that trigger a checkpoint; constant
-    cdef Py_ssize_t dirty_limit  # dirty pages that trigger a checkpoint; constant
+    cdef bint broken             # a commit failed part-way through the engine: reads refused too
+    cdef object bg_error         # an unexpected failure of the background thread, raised by the next call (GIL)
     cdef object wake             # threading.Event for the background thread
     cdef object thread           # background checkpoint/sync thread
     cdef int pid                 # process that opened the database
@@ -186,10 +186,12 @@ cdef class Database:
     def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None):
+        cdef Engine store
+        fs = _fs if _fs is not None else OsFS()
+        found = detect_engine(path, fs)
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
-            engine = "lsm" if (_fs if _fs is not None else OsFS()).exists(os.path.join(path, LSM_CURRENT)) \
-                else "btree"
-        if engine not in ENGINES:
+            engine = found or "btree"
+        if engine not in ENGINE_TYPES:
             raise ValueError(f"unknown engine {engine!r}; available: 'btree', 'lsm'")
         for name, v in (("memtable_size", memtable_size), ("sstable_size", sstable_size),
                         ("level1_size", level1_size)):
@@ -202,7 +204,7 @@ cdef class Database:
         if cache_size < 0 or checkpoint_size < 0:
             raise ValueError("cache_size and checkpoint_size must not be negative")
         self.state = STATE_CLOSED
-        self.fs = _fs if _fs is not None else OsFS()
+        self.fs = fs
         self.path = path
         self.engine = engine
         self.sync = sync
@@ -218,142 +220,81 @@ cdef class Database:
         self.clock = _clock
         self.sweep_from = None
         self.expired_swept = self.sweep_steps = 0
-        self.checkpoint_size = max(checkpoint_size, 4096)
         self.pid = os.getpid()
+        self.wake = threading.Event()
+        # every engine takes every option and uses those that concern it
+        store = ENGINE_TYPES[engine](fs, path, cache_size=cache_size, page_size=page_size,
+                                     checkpoint_size=checkpoint_size, memtable_size=memtable_size,
+                                     sstable_size=sstable_size, level1_size=level1_size,
+                                     max_open_tables=max_open_tables)
         try:
             self.fs.makedirs(path)
             self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
         except OSError as e:
             raise IOFailureError(f"opening {path} failed: {e}") from e
-        self.old_wals = {}
         try:
-            if engine == "lsm":
-                self._open_lsm(cache_size, memtable_size, sstable_size, level1_size, max_open_tables)
-            else:
-                self._open_files(page_size, cache_size)
+            if found is not None and found != engine:
+                raise ValueError(f"{path} holds an engine={found!r} database; open it with engine={found!r}")
+            self.storage = store
+            store.lock = self.lock
+            store.pins = self.pins
+            store.wake = self.wake
+            store.host = weakref.ref(self)
+            self.seq = store.recover()
         except OSError as e:
             self.fs.unlock(self.lock_handle)
             raise IOFailureError(f"opening {path} failed: {e}") from e
         except BaseException:
             self.fs.unlock(self.lock_handle)
             raise
-        # dirty pages count against cache_size too; checkpoint when they fill three quarters
-        if self.pager is not None:
-            self.dirty_limit = max(64, (cache_size // self.pager.page_size) * 3 // 4)
         self.state = STATE_OPEN
         _live.add(self)
-        self.wake = threading.Event()
         self.thread = threading.Thread(target=_background, args=(weakref.ref(self), self.wake),
                                        name=f"kvdb-bg:{path}", daemon=True)
+        store.thread = self.thread
         self.thread.start()
 
-    def _open_files(self, page_size, cache_size):
-        data_path = os.path.join(self.path, DATA_FILE)
-        wal_path = os.path.join(self.path, WAL_FILE)
-        if self.fs.exists(os.path.join(self.path, LSM_CURRENT)):
-            raise ValueError(f"{self.path} holds an engine='lsm' database; open it with engine='lsm'")
-        created = not self.fs.exists(data_path)
-        data = self.fs.open(data_path, True)
-        wal_file = self.fs.open(wal_path, True)
-        if created:
-            self.fs.sync_dir(self.path)
-        self.pager = Pager(data, data_path, page_size, cache_size)
-        meta = self.pager.meta
-        self.tree = BTree(self.pager, meta.root, meta.entries)
-        self.tree.expiring = meta.expiring
-        self.wal = Wal(wal_file, wal_path)
-        records = self.wal.recover(meta.seq)
-        self.seq = meta.seq
-        for seq, payload in records:
-            try:
-                ops = decode_ops(payload)
-            except ValueError:
-                raise CorruptionError(f"{wal_path}: record for commit {seq} has a valid checksum but "
-                                      "undecodable operations", path=wal_path) from None
-            self.tree.apply(ops, seq, 0)
-            self.seq = seq
-        if records:
-            self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-        self.wal.reset(self.seq)
-        if created:
-            self.fs.sync_dir(self.path)
-
-    def _open_lsm(self, cache_size, memtable_size, sstable_size, level1_size, max_open_tables=None):
-        """Open the LSM engine: manifest, then replay every WAL file it still needs, then flush
-        what was replayed and start a new WAL (recovery = manifest + WAL replay)."""
-        if self.fs.exists(os.path.join(self.path, DATA_FILE)):
-            raise ValueError(f"{self.path} holds an engine='btree' database; open it with engine='btree'")
-        self.lsm = LsmEngine(self.fs, self.path, memtable_size, cache_size, sstable_size, level1_size,
-                             max_open_tables)
-        self.lsm.flush_hook = functools.partial(_lsm_flush_hook, weakref.ref(self))
-        flushed, log_number = self.lsm.load()
-        self.seq = flushed
-        numbers = sorted([int(n[4:10]) for n in self.fs.listdir(self.path)
-                          if len(n) == 14 and n.startswith("wal-") and n.endswith(".log") and n[4:10].isdigit()])
-        for num in numbers:
-            if num < log_number:
-                continue
-            wpath = lsm_wal_path(self.path, num)
-            w = Wal(self.fs.open(wpath, False), wpath)
-            try:
-                records = w.recover(self.seq)
-            finally:
-                w.close()
-            for seq, payload in records:
-                try:
-                    ops = decode_ops(payload)
-                except ValueError:
-                    raise CorruptionError(f"{wpath}: record for commit {seq} has a valid checksum but "
-                                          "undecodable operations", path=wpath) from None
-                self.lsm.apply(ops, seq)
-                self.seq = seq
-        new_log = self.lsm.start(self.seq)
-        wpath = lsm_wal_path(self.path, new_log)
-        self.wal = Wal(self.fs.open(wpath, True), wpath)
-        self.wal.reset(self.seq)
-        self.wal_number = new_log
-        for num in numbers:
-            if num < new_log:
-                try:
-                    self.fs.remove(lsm_wal_path(self.path, num))
-                except OSError:
-                    pass
-        self.fs.sync_dir(self.path)
-
-    # -- engine dispatch (the boundary both engines implement) -------------
+    # -- engine dispatch (the contract, engine.pxd) -------------------------
 
     cdef object pinned_get(self, Pin p, bytes key):
         """The value of key in the pinned version (None if absent or expired at the pin's time)."""
-        if self.lsm is None:
-            return self.tree.get(p.root, key, True, p.now_ms)
-        return self.lsm.get(p.seq, key, p.now_ms)
+        return self.storage.get(p, key)
 
     cdef object pinned_entry(self, Pin p, bytes key):
         """(value, expires) of key in the pinned version, expired or not, or None."""
-        if self.lsm is None:
-            return self.tree.get_entry(p.root, key, True)
-        return self.lsm.get_entry(p.seq, key)
+        return self.storage.get_entry(p, key)
 
     cdef object open_cursor(self, Pin p, object keep, lo, hi, bint reverse, uint64_t now):
         """An ordered cursor over the pinned version; `keep` (a pin) lives as long as it."""
-        if self.lsm is None:
-            return self.tree.cursor(p.root, keep, lo, hi, reverse, now)
-        return self.lsm.cursor(p.seq, keep, lo, hi, reverse, now)
+        return self.storage.cursor(p, keep, lo, hi, reverse, now)
 
     cdef object newest_entry(self, bytes key):
         """(value, expires) of key in the newest version (writer lock held, or a retrying read)."""
-        if self.lsm is None:
-            return self.tree.get_entry(0, key, False)
-        return self.lsm.get_entry(self.seq, key)
+        return self.storage.entry_newest(self.seq, key)
 
     cdef bint has_expiring(self):
-        if self.lsm is None:
-            return self.tree.expiring > 0
-        return self.lsm.has_expiring()
+        return self.storage.has_expiring()
+
+    # -- what the engine asks of the database (maintenance, from any thread) --
+
+    def _fail(self, exc):
+        self.fail(exc)
+
+    def _check_writable(self):
+        self.check_writable()
+
+    def _accepting_writes(self):
+        return self.state == STATE_OPEN and self.failed is None
+
+    def _is_open(self):
+        return self.state == STATE_OPEN
 
     # -- state checks ----------------------------------------------------
 
     cdef inline int check_open(self) except -1:
+        if self.bg_error is not None:
+            err, self.bg_error = self.bg_error, None
+            raise err
         if self.state != STATE_OPEN or self.broken:
             if self.state == STATE_OPEN:
                 raise IOFailureError(f"database {self.path} stopped part-way through applying a commit "
@@ -386,28 +327,12 @@ cdef class Database:
         cdef Pin p = Pin.__new__(Pin)
         with self.lock:
             self.check_open()
-            p.db = self
+            p.pins = self.pins
             p.seq = self.seq
-            if self.lsm is None:
-                p.root = self.tree.root
-                p.entries = self.tree.entries
-                p.expiring = self.tree.expiring
+            self.storage.fill_pin(p)
             p.now_ms = self.now_ms()
             self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
         return p
-
-    def _unpin(self, uint64_t seq):
-        n = self.pins.get(seq, 0) - 1
-        if n <= 0:
-            self.pins.pop(seq, None)
-        else:
-            self.pins[seq] = n
-
-    cdef uint64_t max_live(self):
-        return max(self.pins) if self.pins else 0
-
-    cdef uint64_t min_live(self):
-        return min(self.pins) if self.pins else self.seq + 1
 
     # -- reads -----------------------------------------------------------
 
@@ -416,30 +341,29 @@ cdef class Database:
         A key whose expiry has passed reads as absent."""
         cdef uint64_t gen
         cdef uint64_t now = self.now_ms()
+        cdef Engine store = self.storage
         while True:
-            gen = self.write_gen
+            gen = store.write_gen
             if gen & 1:
                 with self.lock:          # a commit is mid-way with the GIL released: wait for it
                     pass
                 continue
             try:
-                if self.lsm is None:
-                    result = self.tree.get(0, key, False, now)
-                else:
-                    result = self.lsm.get(self.seq, key, now)
+                result = store.get_newest(self.seq, key, now)
             except Error:
-                if self.write_gen != gen:
+                if store.write_gen != gen:
                     continue
                 raise
-            if self.write_gen == gen:
+            if store.write_gen == gen:
                 return result
 
     cdef object read_entry(self, bytes key):
         """(value, expires) of the newest version, expired or not, or None (no pin; retries
         like read())."""
         cdef uint64_t gen
+        cdef Engine store = self.storage
         while True:
-            gen = self.write_gen
+            gen = store.write_gen
             if gen & 1:
                 with self.lock:
                     pass
@@ -447,10 +371,10 @@ cdef class Database:
             try:
                 result = self.newest_entry(key)
             except Error:
-                if self.write_gen != gen:
+                if store.write_gen != gen:
                     continue
                 raise
-            if self.write_gen == gen:
+            if store.write_gen == gen:
                 return result
 
     def get(self, key, default=None):
@@ -510,8 +434,9 @@ cdef class Database:
         """Keys present now: O(1), except that while keys with an expiry exist it counts
         the live keys with a scan."""
         self.check_open()
-        if self.lsm is None and self.tree.expiring == 0:
-            return self.tree.entries
+        count = self.storage.live_count()
+        if count is not None:
+            return count
         cdef Pin p = self.pin()
         return count_live(self.open_cursor(p, p, None, None, False, p.now_ms))
 
@@ -534,7 +459,7 @@ cdef class Database:
            (`decide`) rewrite the ops from the current state under the lock: an empty
            list commits nothing (persist, the expiry sweep);
         2. append the record to the WAL (written to the OS);
-        3. apply to the tree and publish the new seq;
+        3. apply to the engine and publish the new seq;
         4. outside the lock: wait for fsync per the sync mode (group commit).
         Returns 1 if it committed, 0 if `decide` left nothing to commit. A commit with
         `conflicts` False (the expiry sweep: it deletes only keys no reader can see any more,
@@ -543,10 +468,9 @@ cdef class Database:
         """
         cdef uint64_t seq
         cdef Transaction t
-        cdef bint full = False
+        cdef Engine store = self.storage
         payload = None
-        if self.lsm is not None:
-            self.lsm_throttle()
+        store.before_commit()
         if decide is None:
             payload = encode_ops(ops)
             if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
@@ -565,23 +489,19 @@ cdef class Database:
                 payload = encode_ops(ops)
             seq = self.seq + 1
             try:
-                self.wal.append(payload, seq)
+                store.wal.append(payload, seq)
             except BaseException as e:
                 self.fail(e)
                 raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
-            self.write_gen += 1
+            store.write_gen += 1
             try:
-                if self.lsm is None:
-                    self.tree.apply(ops, seq, self.max_live())
-                else:
-                    full = self.lsm.apply(ops, seq)
+                store.apply(ops, seq)
                 self.seq = seq
                 if self.txn_starts and conflicts:
                     self.recent.append((seq, [op[0] for op in ops]))
-                if self.lsm is None:
-                    reclaim_pages(self.pager, self.min_live())
+                store.published()
             except BaseException as e:
-                # The tree may hold part of this commit: nothing may read it until reopen,
+                # The engine may hold part of this commit: nothing may read it until reopen,
                 # which replays the whole commit from the log.
                 self.fail(e)
                 self.broken = True
@@ -589,149 +509,28 @@ cdef class Database:
                     raise IOFailureError(f"commit failed: {e}; the database refuses writes until reopened") from e
                 raise
             finally:
-                self.write_gen += 1
+                store.write_gen += 1
             self.commits += 1
-            if self.lsm is not None:
-                if full:
-                    self.switch_memtable_locked()
-            elif self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
-                self.wake.set()
+            store.committed()
+            wal = store.wal              # the log this commit went to (committed() may start a new one)
         finally:
             self.lock.release()
         if self.sync_level == 2:
             try:
-                self.wal.sync_to(seq)
+                wal.sync_to(seq)
             except BaseException as e:
                 self.fail(e)
                 raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
                                      "reopened") from e
         return 1
 
-    cdef int switch_memtable_locked(self) except -1:
-        """LSM, writer lock held: the memtable becomes immutable and a new WAL file takes the
-        next commits. The old WAL is fsynced first, so recovery can chain the files with no
-        gap; the old file is deleted once the memtable's flush is in the manifest."""
-        cdef uint64_t num
-        old = self.wal
-        try:
-            old.sync_to(old.written_seq)
-            num = self.lsm.new_file_number()
-            wpath = lsm_wal_path(self.path, num)
-            w = Wal(self.fs.open(wpath, True), wpath)
-            w.reset(self.seq)
-            self.fs.sync_dir(self.path)
-        except BaseException as e:
-            self.fail(e)
-            raise IOFailureError(f"starting a new log file failed: {e}; the database refuses writes until "
-                                 "reopened") from e
-        self.lsm.switch(self.seq, num)
-        self.old_wals[self.wal_number] = old
-        self.wal = w
-        self.wal_number = num
-        self.wake.set()
-        return 0
-
-    cdef int lsm_throttle(self) except -1:
-        """Before a commit (no lock held): delay it 1 ms while level 0 is crowded, and wait while
-        too many memtables or level-0 files wait for the background thread."""
-        cdef int pressure = self.lsm.write_pressure()
-        if pressure == 0 or threading.current_thread() is self.thread:
-            return 0             # the background thread (its expiry sweep) must never wait for itself
-        t0 = time.monotonic()
-        if pressure == 1:
-            self.lsm.slowdowns += 1
-            time.sleep(0.001)
-        else:
-            self.lsm.stalls += 1
-            while self.lsm.write_pressure() == 2 and self.state == STATE_OPEN and self.failed is None:
-                self.wake.set()
-                time.sleep(0.001)
-        self.lsm.stall_seconds += time.monotonic() - t0
-        return 0
-
-    def _lsm_flush_one(self):
-        """Flush the oldest immutable memtable to level 0; False if there was none."""
-        with self.lsm.maint:
-            if self.state != STATE_OPEN or self.failed is not None:
-                return False
-            built = self.lsm.flush_build(sorted(self.pins))
-            if built is None:
-                return False
-            with self.lock:
-                if self.state != STATE_OPEN or self.failed is not None:
-                    return False        # the written table is an orphan, removed at the next open
-                log_number = self.lsm.flush_install(built)
-                for num in [n for n in self.old_wals if n < log_number]:
-                    w = self.old_wals.pop(num)
-                    w.close()
-                    try:
-                        self.fs.remove(lsm_wal_path(self.path, num))
-                    except OSError:
-                        pass
-        return True
-
-    def _lsm_compact_one(self, bint force=False):
-        """Run the most urgent compaction (any level-0 file counts with force); False if none."""
-        with self.lsm.maint:
-            if self.state != STATE_OPEN or self.failed is not None:
-                return False
-            pick = self.lsm.pick_compaction(force)
-            if pick is None:
-                return False
-            level, inputs, below = pick
-            outputs = self.lsm.compaction_build(level, inputs, below, sorted(self.pins))
-            with self.lock:
-                if self.state != STATE_OPEN or self.failed is not None:
-                    return False
-                self.lsm.compaction_install(level, inputs, below, outputs)
-        return True
-
-    def _lsm_flush_all(self):
-        """Switch a non-empty memtable and flush every immutable one (no lock held on entry)."""
-        with self.lock:
-            self.check_writable()
-            if self.lsm.current[0].count:
-                self.switch_memtable_locked()
-        while self.lsm.needs_flush():
-            try:
-                if not self._lsm_flush_one():
-                    break
-            except BaseException as e:
-                self.fail(e)
-                raise IOFailureError(f"memtable flush failed: {e}; the database refuses writes until reopened") from e
-        self.check_writable()
-
     def compact(self, start=None, end=None):
         """Compact the key range [start, end) (None: everything) as far down as it goes. With the
         B+Tree engine this is a checkpoint (use `kvdb compact` to rewrite the file)."""
         self.check_writable()
-        if self.lsm is None:
-            self.checkpoint()
-            return
         lo = as_key(start) if start is not None else None
         hi = as_key(end) if end is not None else None
-        self._lsm_flush_all()
-        try:
-            while self._lsm_compact_one(True):
-                pass
-            with self.lsm.maint:
-                for level in range(1, len(self.lsm.current[2]) - 1):
-                    while True:
-                        files = self.lsm.current[2][level]
-                        inputs = [f for f in files
-                                  if (hi is None or f.smallest < hi) and (lo is None or f.largest >= lo)]
-                        if not inputs:
-                            break
-                        below = self.lsm.overlapping(self.lsm.current[2][level + 1], inputs)
-                        outputs = self.lsm.compaction_build(level, inputs, below, sorted(self.pins))
-                        with self.lock:
-                            self.check_writable()
-                            self.lsm.compaction_install(level, inputs, below, outputs)
-        except Error:
-            raise
-        except BaseException as e:
-            self.fail(e)
-            raise IOFailureError(f"compaction failed: {e}; the database refuses writes until reopened") from e
+        self.storage.compact(lo, hi)
 
     cdef fail(self, exc):
         if self.failed is None:
@@ -777,7 +576,7 @@ cdef class Database:
         tombstone without reading the key first (LevelDB's and RocksDB's Delete): one write,
         where delete() costs a read and a write. With the B+Tree it is delete() (the read is
         the same descent the delete makes)."""
-        if self.lsm is None:
+        if not self.storage.blind_deletes:
             self.delete(key)
             return
         self.check_writable()
@@ -795,19 +594,16 @@ cdef class Database:
 
     def collection(self, str name):
         """The document collection `name` (see kvdb.documents); created by its first write."""
-        from kvdb.documents import collection_of
-        return collection_of(self, name)
+        return extension("collection")(self, name)
 
     def list_collections(self):
         """Names of the document collections that hold documents or indexes."""
-        from kvdb.documents import list_collections
-        return list_collections(self)
+        return extension("list_collections")(self)
 
     def drop_collection(self, str name):
         """Delete collection `name` (documents, indexes, catalog record) in one transaction;
         returns whether it existed."""
-        from kvdb.documents import drop_collection
-        return drop_collection(self, name)
+        return extension("drop_collection")(self, name)
 
     def snapshot(self):
         """A read-only view of the newest version; never blocks writers."""
@@ -820,57 +616,20 @@ cdef class Database:
         """Write every committed change to the data file and recycle the log (LSM: flush
         every memtable to level 0 and delete the log files they no longer need)."""
         self.check_writable()
-        if self.lsm is not None:
-            self._lsm_flush_all()
-            return
-        with self.lock:
-            self.check_writable()
-            self._checkpoint_locked(False)
-
-    def _checkpoint_locked(self, bint mirror):
-        try:
-            if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
-                    or (mirror and not self.pager.mirrored):
-                self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror, self.tree.expiring)
-            self.wal.mark_synced(self.seq)
-            self.write_gen += 1
-            try:
-                reclaim_pages(self.pager, self.min_live())
-            finally:
-                self.write_gen += 1
-            self.wal.reset(self.seq)
-        except BaseException as e:
-            self.fail(e)
-            raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+        self.storage.checkpoint()
 
     def _background_step(self):
         if self.state != STATE_OPEN or self.failed is not None:
             return
-        wal = self.wal
+        wal = self.storage.wal
         if self.sync_level == 1 and wal.written_seq > wal.synced_seq:
             try:
                 wal.sync_to(wal.written_seq)
             except BaseException as e:
                 self.fail(e)
                 return
-        if self.lsm is not None:
-            try:
-                while self.lsm.needs_flush() and self._lsm_flush_one():
-                    pass
-                for _ in range(4):
-                    if self.lsm.needs_flush() or not self._lsm_compact_one():
-                        break
-            except BaseException as e:
-                if self.state == STATE_OPEN:
-                    self.fail(e)
-                return
-        elif self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
-            with self.lock:
-                if self.state == STATE_OPEN and self.failed is None:
-                    try:
-                        self._checkpoint_locked(False)
-                    except Error:
-                        pass
+        if not self.storage.maintain():
+            return
         if self.has_expiring():
             for _ in range(SWEEP_MAX_STEPS):
                 examined, deleted, wrapped = self._sweep_expired(SWEEP_BATCH)
@@ -931,119 +690,47 @@ cdef class Database:
         Raises CorruptionError naming the page. (LSM: every block checksum of every table,
         the key order inside each table and across each level; names the file and offset.)"""
         self.check_open()
-        if self.lsm is not None:
-            return self.lsm.verify()
-        with self.lock:
-            reachable, count, expiring = self.tree.verify(self.tree.root, True)
-            if count != self.tree.entries:
-                raise CorruptionError(f"{self.pager.path}: tree holds {count} keys, meta says {self.tree.entries}",
-                                      path=self.pager.path)
-            if expiring != self.tree.expiring:
-                raise CorruptionError(f"{self.pager.path}: tree holds {expiring} keys with an expiry, meta says "
-                                      f"{self.tree.expiring}", path=self.pager.path)
-            free, pending, fl = self.pager.free_list_snapshot()
-            owners = {}
-            for name, group in (("tree", reachable), ("free", free), ("pending", pending), ("freelist", fl)):
-                for pgno in group:
-                    if pgno in owners and not (name == "pending" and owners[pgno] == "pending"):
-                        raise CorruptionError(f"{self.pager.path}: page {pgno} is both {owners[pgno]} and {name}",
-                                              path=self.pager.path, pgno=pgno)
-                    owners[pgno] = name
-            for pgno in range(3, self.pager.page_count):
-                if pgno not in owners:
-                    raise CorruptionError(f"{self.pager.path}: page {pgno} is leaked (neither in the tree "
-                                          "nor free)", path=self.pager.path, pgno=pgno)
-        return True
+        return self.storage.verify()
 
     def backup(self, str dest):
         """Write a consistent, openable copy of the newest version to directory `dest`
         (which must not hold a database), while the database stays online."""
         self.check_open()
-        if self.lsm is not None:
-            return self._backup_lsm(dest)
         cdef Pin p = self.pin()
         try:
-            reachable, _, _ = self.tree.verify(p.root, False)
-            os.makedirs(dest, exist_ok=True)
-            target = os.path.join(dest, DATA_FILE)
-            if os.path.exists(target):
-                raise FileExistsError(f"{target} exists; backup needs an empty directory")
-            tmp = target + ".tmp"
-            fs = OsFS()
-            out = Pager(fs.open(tmp, True), tmp, self.pager.page_size, 1 << 20)
-            for n, pgno in enumerate(sorted(reachable)):
-                out.adopt(pgno, self.pager.get_raw(pgno))
-                if n % 4096 == 4095:
-                    out.spill()          # bounded memory: the copy's meta is written last
-            out.set_page_count(self.pager.page_count,
-                               [n for n in range(3, self.pager.page_count) if n not in reachable])
-            out.checkpoint(p.seq, p.root, p.entries, True, p.expiring)
-            out.close()
-            fs.rename(tmp, target)
-            wal = Wal(fs.open(os.path.join(dest, WAL_FILE), True), os.path.join(dest, WAL_FILE))
-            wal.reset(p.seq)
-            wal.close()
-            fs.sync_dir(dest)
+            if not self.storage.backup(p, dest):
+                self.copy_keys(p, dest)
         finally:
             p.release()
 
-    def _backup_lsm(self, str dest):
-        """LSM backup: a logical copy of one pinned version (with expiries) into a new LSM
-        database at dest, compacted into few tables."""
-        if os.path.exists(os.path.join(dest, LSM_CURRENT)) or os.path.exists(os.path.join(dest, DATA_FILE)):
+    cdef copy_keys(self, Pin p, str dest):
+        """A logical backup: every live key of the pinned version, with its expiry, into a new
+        database at dest with this one's engine and options, then checkpointed."""
+        if detect_engine(dest) is not None:
             raise FileExistsError(f"{dest} holds a database; backup needs an empty directory")
-        cdef Pin p = self.pin()
+        out = Database(dest, engine=self.engine, sync="off", _clock=self.clock, **self.storage.creation_options())
         try:
-            out = Database(dest, engine="lsm", sync="off", _clock=self.clock, memtable_size=self.lsm.memtable_size,
-                           sstable_size=self.lsm.target_file_size, level1_size=self.lsm.level1_bytes)
-            try:
-                c = self.open_cursor(p, None, None, None, False, p.now_ms)
-                batch = []
-                for k, v in c:
-                    batch.append((k, v, c.last_expires))
-                    if len(batch) >= 1000:
-                        out.commit_ops(batch, None)
-                        batch = []
-                if batch:
+            c = self.open_cursor(p, None, None, None, False, p.now_ms)
+            batch = []
+            for k, v in c:
+                batch.append((k, v, c.last_expires))
+                if len(batch) >= 1000:
                     out.commit_ops(batch, None)
-                out.checkpoint()
-            finally:
-                out.close()
+                    batch = []
+            if batch:
+                out.commit_ops(batch, None)
+            out.checkpoint()
         finally:
-            p.release()
+            out.close()
 
     def stats(self):
         self.check_open()
-        if self.lsm is not None:
-            s = {"engine": self.engine, "path": self.path, "sync": self.sync, "seq": self.seq,
-                 "commits": self.commits, "conflicts": self.conflicts, "wal_bytes": self.wal.write_off,
-                 "wal_bytes_written": self.wal.bytes_written + sum([w.bytes_written for w in self.old_wals.values()]),
-                 "fsyncs": self.wal.fsyncs, "snapshots": sum(self.pins.values()),
-                 "expiring_keys": None, "expired_swept": self.expired_swept, "sweep_steps": self.sweep_steps,
-                 "failed": self.failed}
-            s.update(self.lsm.stats())
-            # The LSM keeps no exact count of live keys (len() counts them by scanning);
-            # entries_estimate counts every stored version and tombstone.
-            s["entries"] = None
-            return s
-        s = {
-            "engine": self.engine,
-            "path": self.path,
-            "sync": self.sync,
-            "seq": self.seq,
-            "entries": self.tree.entries,
-            "commits": self.commits,
-            "conflicts": self.conflicts,
-            "wal_bytes": self.wal.write_off,
-            "wal_bytes_written": self.wal.bytes_written,
-            "fsyncs": self.wal.fsyncs,
-            "snapshots": sum(self.pins.values()),
-            "expiring_keys": self.tree.expiring,
-            "expired_swept": self.expired_swept,
-            "sweep_steps": self.sweep_steps,
-            "failed": self.failed,
-        }
-        s.update(self.pager.stats())
+        wal = self.storage.wal
+        s = {"engine": self.engine, "path": self.path, "sync": self.sync, "seq": self.seq,
+             "commits": self.commits, "conflicts": self.conflicts, "wal_bytes": wal.write_off,
+             "fsyncs": wal.fsyncs, "snapshots": sum(self.pins.values()),
+             "expired_swept": self.expired_swept, "sweep_steps": self.sweep_steps, "failed": self.failed}
+        s.update(self.storage.stats())
         return s
 
     def close(self):
@@ -1054,46 +741,25 @@ cdef class Database:
         if self.state != STATE_OPEN:
             return
         self.wake.set()
-        if self.lsm is not None:
-            self._close_lsm()
-            return
-        with self.lock:
-            if self.state != STATE_OPEN:
-                return
-            self.state = STATE_CLOSED
-            self.wake.set()
-            err = None
-            try:
-                if self.failed is None:
-                    self._checkpoint_locked(True)
-                    try:
-                        self.wal.shrink()
-                    except OSError as e:
-                        raise IOFailureError(f"shrinking the log after the final checkpoint failed: {e} "
-                                             "(every commit is already durable)") from e
-            except BaseException as e:
-                err = e
-            finally:
-                self._release()
-            if err is not None:
-                raise err
-        if self.thread is not None and self.thread is not threading.current_thread():
-            self.thread.join(timeout=5)
-
-    def _close_lsm(self):
         err = None
         if self.failed is None:
             try:
-                self._lsm_flush_all()        # reopening then replays nothing
+                self.storage.prepare_close()
             except BaseException as e:
                 err = e
-        with self.lsm.maint:
+        with self.storage.maint:
             with self.lock:
                 if self.state != STATE_OPEN:
                     return
                 self.state = STATE_CLOSED
                 self.wake.set()
-                self._release()
+                try:
+                    if self.failed is None and err is None:
+                        self.storage.close_locked()
+                except BaseException as e:
+                    err = e
+                finally:
+                    self._release()
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
         if err is not None:
@@ -1101,13 +767,7 @@ cdef class Database:
 
     cdef _release(self):
         try:
-            if self.lsm is not None:
-                self.lsm.close()
-                for w in self.old_wals.values():
-                    w.close()
-            else:
-                self.pager.close()
-            self.wal.close()
+            self.storage.release()
         finally:
             self.fs.unlock(self.lock_handle)
             _live.discard(self)
@@ -1137,7 +797,9 @@ cdef class Database:
 
 
 def _background(ref, wake):
-    """Group the periodic work: sync="normal" fsyncs, checkpoints by WAL size."""
+    """The background thread: sync="normal" fsyncs, the engine's maintenance (checkpoints,
+    flushes, compactions), the expiry sweep. A failure it did not expect is logged through the
+    "kvdb" logger and raised by the database's next call."""
     while True:
         wake.wait(NORMAL_SYNC_INTERVAL)
         wake.clear()
@@ -1146,22 +808,12 @@ def _background(ref, wake):
             return
         try:
             db._background_step()
-        except Exception:
-            pass
+        except Exception as e:
+            if (<Database>db).state == STATE_OPEN:
+                log.error("kvdb: background work on %s failed: %s: %s", (<Database>db).path, type(e).__name__, e,
+                          exc_info=True)
+                (<Database>db).bg_error = e
         del db
-
-
-def _lsm_flush_hook(db_ref):
-    """Run by a compaction between its output tables (maint held, re-entrant): flush the
-    memtables that filled meanwhile, so writers do not stall until the compaction ends."""
-    db = db_ref()
-    if db is not None:
-        while db.lsm.needs_flush() and db._lsm_flush_one():
-            pass
-
-
-def lsm_wal_path(str path, uint64_t number):
-    return os.path.join(path, "wal-%06d.log" % number)
 
 
 def count_live(it):

@@ -4,7 +4,7 @@
 cdef class Iterator:
     """Iterates a cursor over a pinned version; usable until exhausted, closed or the db closes."""
     cdef Database db
-    cdef object it               # Cursor, or a generator for transaction scans
+    cdef object it               # an EngineCursor, or a generator for transaction scans
 
     def __init__(self, Database db, it):
         self.db = db
@@ -19,8 +19,8 @@ cdef class Iterator:
             self.db.check_open()
         if self.it is None:
             raise StopIteration
-        if type(self.it) is Cursor:
-            item = (<Cursor>self.it).next_item()
+        if isinstance(self.it, EngineCursor):
+            item = (<EngineCursor>self.it).next_item()
             if item is None:
                 self.it = None
                 raise StopIteration
@@ -34,10 +34,10 @@ cdef class Iterator:
     def close(self):
         it = self.it
         self.it = None
-        if isinstance(it, Cursor):
-            (<Cursor>it).finish()
+        if isinstance(it, EngineCursor):
+            it.finish()
         elif it is not None:
-            it.close()          # a MergeCursor (LSM) or a transaction's merge generator
+            it.close()          # a transaction's merge generator
 
     def __enter__(self):
         return self
@@ -93,7 +93,7 @@ cdef class Snapshot:
 
     def __len__(self):
         self.check()
-        if self.p.expiring == 0 and self.db.lsm is None:
+        if self.p.counted:
             return self.p.entries
         return count_live(self.db.open_cursor(self.p, self.p.clone(), None, None, False, self.p.now_ms))
 
@@ -169,8 +169,7 @@ cdef class Transaction:
 
     def collection(self, str name):
         """The document collection `name`, read and written inside this transaction."""
-        from kvdb.documents import collection_of
-        return collection_of(self, name)
+        return extension("transaction_collection")(self, name)
 
     def get(self, key, default=None):
         self.check()

@@ -19,36 +19,25 @@ import kvdb
 from .bench.diskio import dir_size  # noqa: F401  (one implementation, re-exported for the commands)
 from .errors import CLIError
 
-try:
-    from kvdb._core.database import DATA_FILE, LOCK_FILE, LSM_CURRENT
-except ImportError:  # an engine build without the constants
-    DATA_FILE, LOCK_FILE, LSM_CURRENT = "data.kvdb", "LOCK", "CURRENT"
+from kvdb._core.database import ENGINE_TYPES, LOCK_FILE, detect_engine
+from kvdb._core.btree.engine import DATA_FILE
+from kvdb._core.lsm.engine import CURRENT as LSM_CURRENT
 
-ENGINES = ("btree", "lsm")
-MARKERS = {"btree": DATA_FILE, "lsm": LSM_CURRENT}  # engine -> the file whose presence marks it
-LSM_REMNANTS = ("*.sst", "MANIFEST-*")  # LSM files that must never be left without their CURRENT
-OWN_FILES = {  # engine -> patterns of the files a database directory of that engine holds
-    "btree": (DATA_FILE, LOCK_FILE, "wal-*.log"),
-    "lsm": (LSM_CURRENT, LOCK_FILE, "wal-*.log", "*.sst", "MANIFEST-*", LSM_CURRENT + ".tmp"),
-}
+ENGINES = tuple(ENGINE_TYPES)
+OWN_FILES = {name: (LOCK_FILE,) + engine_type.files  # engine -> patterns of the files its directory holds
+             for name, engine_type in ENGINE_TYPES.items()}
 
 
 def data_file(path):
     return os.path.join(path, DATA_FILE)
 
 
-def _marked(path):
-    """The engines whose marker file is in the directory at path."""
-    return [e for e, name in MARKERS.items() if os.path.isfile(os.path.join(path, name))]
-
-
 def is_db(path):
     """True if path is a directory holding a database of either engine."""
-    return os.path.isdir(path) and bool(_marked(path))
-
-
-def _lsm_remnants(path):
-    return sorted(n for n in os.listdir(path) if any(fnmatch.fnmatch(n, pat) for pat in LSM_REMNANTS))
+    try:
+        return os.path.isdir(path) and detect_engine(path) is not None
+    except kvdb.CorruptionError:
+        return True          # a damaged database is still one: nothing may be written over it
 
 
 def found_engine(path):
@@ -59,17 +48,10 @@ def found_engine(path):
         return None
     if not os.path.isdir(path):
         raise CLIError(f"no database at {path} (not a directory)")
-    marked = _marked(path)
-    if len(marked) > 1:
-        raise CLIError(f"corrupt database: {path} holds both {DATA_FILE} (btree) and {LSM_CURRENT} (lsm); "
-                       "refusing to guess which one it is")
-    if marked:
-        return marked[0]
-    remnants = _lsm_remnants(path)
-    if remnants:
-        raise CLIError(f"corrupt database: {path} holds LSM files ({', '.join(remnants[:3])}"
-                       f"{', ...' if len(remnants) > 3 else ''}) but no {LSM_CURRENT} naming its manifest")
-    return None
+    try:
+        return detect_engine(path)
+    except kvdb.CorruptionError as e:
+        raise CLIError(f"corrupt database: {e}") from None
 
 
 def require_db(path):

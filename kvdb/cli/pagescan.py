@@ -1,6 +1,6 @@
 """A raw pass over data.kvdb for `kvdb check`: the file header, then every
 page's checksum, page number and type, read straight from the file (the page
-layout is in kvdb/_core/pager.pxd). It finds damage anywhere in the file,
+layout is in kvdb/_core/btree/pager.pxd). It finds damage anywhere in the file,
 including free pages the tree no longer reaches; what the tree reaches is
 checked again, with its invariants, by db.verify().
 
@@ -9,15 +9,12 @@ its free pages as holes); it is counted, not reported.
 """
 import os
 
-MAGIC = b"kvdb-bt\x00"
-HEADER_SIZE = 20
-TYPES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
-CHUNK_PAGES = 256
+from kvdb._core.btree.pager import FILE_HEADER_BYTES as HEADER_SIZE
+from kvdb._core.btree.pager import FILE_MAGIC as MAGIC
+from kvdb._core.btree.pager import PAGE_TYPE_NAMES as TYPES
+from kvdb._core.coding import crc32c_of
 
-try:
-    from kvdb._core.coding import crc32c_of
-except ImportError:  # pragma: no cover - an engine build without the helper
-    crc32c_of = None
+CHUNK_PAGES = 256
 
 
 class ScanResult:
@@ -37,7 +34,7 @@ def read_header(head):
         return None, f"file header is truncated ({len(head)} bytes)"
     if head[:8] != MAGIC:
         return None, f"bad magic {head[:8]!r}: not a kvdb data file"
-    if crc32c_of is not None and int.from_bytes(head[16:20], "little") != crc32c_of(head[:16]):
+    if int.from_bytes(head[16:20], "little") != crc32c_of(head[:16]):
         return None, "file header checksum mismatch"
     ps = int.from_bytes(head[12:16], "little")
     if ps < 512 or ps > 32768 or ps & (ps - 1):
@@ -48,11 +45,10 @@ def read_header(head):
 def check_page(data, pgno, ps):
     """None if the page is good, "zero" if never written, else what is wrong."""
     stored = int.from_bytes(data[0:4], "little")
-    if crc32c_of is None or stored != crc32c_of(data[4:ps]):
+    if stored != crc32c_of(data[4:ps]):
         if data == bytes(ps):
             return "zero"
-        if crc32c_of is not None:
-            return f"checksum mismatch (stored {stored:#010x}, computed {crc32c_of(data[4:ps]):#010x})"
+        return f"checksum mismatch (stored {stored:#010x}, computed {crc32c_of(data[4:ps]):#010x})"
     own = int.from_bytes(data[8:12], "little")
     if own != pgno:
         return f"holds page number {own} (misdirected write)"

@@ -2,7 +2,7 @@
 each table's footer (magic, checksum, version, block handles), then the
 checksum of every block -- index, filter, properties and every data block the
 index lists -- read straight from the file (the format is in
-docs/format/sstable.md and kvdb/_core/sstable.pxd). Unlike db.verify(), which
+docs/format/sstable.md and kvdb/_core/lsm/sstable.pxd). Unlike db.verify(), which
 stops at the first damage, it goes on, so every damaged table and block is
 named; db.verify() then checks what only the engine can (key order, the
 manifest's view of each table).
@@ -15,18 +15,19 @@ crc u32 = CRC-32C(footer[0:40]), magic "kvdb-sst".
 import os
 import struct
 
-try:
-    from kvdb._core.coding import crc32c_of
-except ImportError:  # pragma: no cover - an engine build without the helper
-    crc32c_of = None
+from kvdb._core.coding import crc32c_of
+from kvdb._core.lsm.lz4block import decompress as lz4_decompress
+from kvdb._core.lsm.sstable import SST_MAGIC as MAGIC
+from kvdb._core.lsm.sstable import TABLE_BLOCK_LZ4 as BLOCK_LZ4
+from kvdb._core.lsm.sstable import TABLE_BLOCK_RAW as BLOCK_RAW
+from kvdb._core.lsm.sstable import TABLE_BLOCK_TRAILER_SIZE as BLOCK_TRAILER_SIZE
+from kvdb._core.lsm.sstable import TABLE_FOOTER_SIZE as FOOTER_SIZE
+from kvdb._core.lsm.sstable import TABLE_FORMAT_VERSION as VERSION
 
-MAGIC = b"kvdb-sst"
-VERSION = 1
 FOOTER = struct.Struct("<QIQIQIII8s")  # index, filter, props handles; version; crc; magic
-FOOTER_SIZE = FOOTER.size              # 52
-FOOTER_CRC_SPAN = 40                   # the footer's crc covers its bytes [0, 40)
-BLOCK_TRAILER_SIZE = 1 + 4             # type, crc
-BLOCK_RAW, BLOCK_LZ4 = 0, 1
+FOOTER_CRC_SPAN = FOOTER_SIZE - 4 - len(MAGIC)   # the footer's crc covers its bytes before the crc
+assert FOOTER.size == FOOTER_SIZE, "sstable.pxd's footer layout changed: update FOOTER"
+MAX_BLOCK_BYTES = 1 << 32               # no block decompresses to more (a value is at most 256 MiB)
 
 
 class TableScan:
@@ -92,7 +93,7 @@ def _footer(fd, size, res):
     if magic != MAGIC:
         res.bad.append((at, "bad sstable magic in the footer"))
         return None
-    if crc32c_of is not None and crc != crc32c_of(raw[:FOOTER_CRC_SPAN]):
+    if crc != crc32c_of(raw[:FOOTER_CRC_SPAN]):
         res.bad.append((at, "sstable footer checksum mismatch"))
         return None
     if version != VERSION:
@@ -114,7 +115,7 @@ def _block(fd, offset, size, res):
         return None
     kind = data[size]
     stored = int.from_bytes(data[size + 1:], "little")
-    if crc32c_of is not None and stored != crc32c_of(data[:size + 1]):
+    if stored != crc32c_of(data[:size + 1]):
         res.bad.append((offset, "block checksum mismatch"))
         return None
     res.blocks += 1
@@ -124,10 +125,11 @@ def _block(fd, offset, size, res):
         res.bad.append((offset, f"block has unknown type {kind}"))
         return None
     try:
-        import lz4.block
         raw_len, pos = _varint(data, 0, size)
-        return lz4.block.decompress(data[pos:size], uncompressed_size=raw_len)
-    except Exception as e:  # a bad length or lz4 stream
+        if raw_len > MAX_BLOCK_BYTES:
+            raise ValueError(f"its stated length {raw_len} is past any block's")
+        return lz4_decompress(bytes(data[pos:size]), raw_len)
+    except (ValueError, MemoryError) as e:  # a bad length or lz4 stream
         res.bad.append((offset, f"compressed block does not decompress: {e}"))
         return None
 

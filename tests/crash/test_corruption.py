@@ -1,7 +1,7 @@
 """Damaged files: open, get, scan and verify must raise kvdb.CorruptionError naming what is
 wrong (e.pgno for pages), never crash and never return wrong data silently.
 
-Layout used (kvdb/_core/pager.pxd, docs/format/): the data file `data.kvdb` is an array of
+Layout used (kvdb/_core/btree/pager.pxd, docs/format/): the data file `data.kvdb` is an array of
 page_size pages; page 0 holds the file header (magic at offset 0), pages 1 and 2 are the two
 meta pages, every page starts with a crc32c at offset 0, its type at 4 and its own pgno at 8.
 WAL files are `wal-*.log` (found with listdir, whatever their exact names).

@@ -116,7 +116,7 @@ def test_compaction_builds_tables_with_the_gil_released(db_path):
         finally:
             stop.set()
             t.join()
-        windows = [(a, b) for a, b in db.lsm.last_build_windows if b - a > 0.005]
+        windows = [(a, b) for a, b in db.storage.tree.last_build_windows if b - a > 0.005]
         assert windows, "the compaction built no table"
         inside = sum(1 for s in stamps if any(a < s < b for a, b in windows))
         assert inside > 0
@@ -157,11 +157,11 @@ def test_compaction_picks_the_most_urgent_level_not_always_level_0(tmp_path):
     random writes overlap all of level 1, so always emptying level 0 first made level 1 grow
     without bound and every L0->L1 compaction rewrite all of it."""
     from kvdb._core.file import OsFS
-    from kvdb._core.lsm import LsmEngine, L0_COMPACTION_TRIGGER
-    from kvdb._core.manifest import FileMeta
-    from kvdb._core.memtable import Memtable
+    from kvdb._core.lsm.tree import LsmTree, L0_COMPACTION_TRIGGER
+    from kvdb._core.lsm.manifest import FileMeta
+    from kvdb._core.lsm.memtable import Memtable
 
-    eng = LsmEngine(OsFS(), str(tmp_path), 1 << 20, 0, 1 << 20, 1 << 20)
+    eng = LsmTree(OsFS(), str(tmp_path), 1 << 20, 0, 1 << 20, 1 << 20)
 
     def meta(level, n, lo, hi, size):
         return FileMeta(level, n, size, lo, hi, 1, 1, 1)

@@ -26,7 +26,7 @@ def tables(path):
 
 
 def live_tables(db):
-    return sorted("%06d.sst" % number for _, number, _ in db.lsm.live_files())
+    return sorted("%06d.sst" % number for _, number, _ in db.storage.tree.live_files())
 
 
 def fill(db, n, seed=0, size=100, prefix=b"k"):

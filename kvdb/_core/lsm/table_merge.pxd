@@ -4,8 +4,8 @@
 # builder, one output table per call of TableMerger.next_table().
 
 from libc.stdint cimport uint32_t, uint64_t
-from kvdb._core.sstable_builder cimport Buf, Builder
-from kvdb._core.memtable cimport MemNode
+from kvdb._core.lsm.sstable_builder cimport Buf, Builder
+from kvdb._core.lsm.memtable cimport MemNode
 
 cdef enum:
     MERGE_READAHEAD = 256 * 1024         # bytes read at once from an input table

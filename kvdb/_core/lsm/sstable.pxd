@@ -25,7 +25,7 @@
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from kvdb._core.coding cimport get_varint
 from kvdb._core.file cimport File, FS
-from kvdb._core.merge cimport Source
+from kvdb._core.lsm.merge cimport Source
 
 cdef enum:
     SST_DELETE = 0

@@ -3,9 +3,9 @@
 
 from libc.stdint cimport uint64_t
 from kvdb._core.file cimport FS
-from kvdb._core.sstable cimport BlockCache, TableCache
+from kvdb._core.lsm.sstable cimport BlockCache, TableCache
 
-cdef class LsmEngine:
+cdef class LsmTree:
     cdef FS fs                           # constant
     cdef readonly str path               # constant
     cdef readonly BlockCache cache       # constant

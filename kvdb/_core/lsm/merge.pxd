@@ -9,6 +9,7 @@
 # seq descending; backwards it yields exactly the reverse.
 
 from libc.stdint cimport uint8_t, uint64_t
+from kvdb._core.engine cimport EngineCursor
 
 cdef enum:
     ENTRY_DELETE = 0
@@ -27,7 +28,7 @@ cdef class Source:
     cdef int step(self, bint reverse) except -1
 
 
-cdef class MergeCursor:
+cdef class MergeCursor(EngineCursor):
     # Fields are set once at construction, then advanced by next_item().
     cdef list sources                # [Source]
     cdef uint64_t snap_seq           # versions with a higher seq are invisible
@@ -38,8 +39,6 @@ cdef class MergeCursor:
     cdef bint started
     cdef bint done
     cdef object pin                  # keeps the snapshot and the version's files alive
-    cdef public uint64_t last_expires    # expiry of the entry returned last (0 = none)
-    cdef public uint64_t min_expires     # smallest non-zero expiry returned (0 = none)
 
     cdef object next_visible(self, bint with_expired)
     cdef object next_item(self)

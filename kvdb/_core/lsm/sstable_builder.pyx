@@ -12,9 +12,9 @@ from libc.string cimport memcpy, memcmp, memset
 
 from kvdb._core.coding cimport crc32c, put_u32, put_u64, put_varint, VARINT64_MAX_LEN
 from kvdb._core.file cimport File
-from kvdb._core.lz4block cimport lz4_compress, lz4_bound
-from kvdb._core.merge cimport ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.sstable cimport (SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
+from kvdb._core.lsm.lz4block cimport lz4_compress, lz4_bound
+from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.sstable cimport (SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
                                  BLOCK_TRAILER_SIZE, BLOCK_SIZE, RESTART_INTERVAL, FOOTER_SIZE, SST_VERSION,
                                  BLOOM_BITS_PER_KEY, BLOOM_PROBES, bloom_hash)
 
@@ -354,9 +354,6 @@ cdef class TableBuilder:
         if builder_add(&self.b, <const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), seq, kind,
                        expires, v, vlen) < 0:
             raise MemoryError()
-
-    def estimated_size(self):
-        return builder_size(&self.b)
 
     def finish(self):
         """Write the table to the file and fsync; returns the file size."""

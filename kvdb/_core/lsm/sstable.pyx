@@ -10,12 +10,18 @@ from libc.string cimport memcmp, memcpy
 
 from kvdb._core.coding cimport crc32c, get_u32, get_u64, put_u64, get_varint
 from kvdb._core.file cimport File, FS
-from kvdb._core.lz4block cimport lz4_decompress
-from kvdb._core.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.lz4block cimport lz4_decompress
+from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
 from kvdb.errors import CorruptionError
 
 SST_MAGIC = b"kvdb-sst"
+# The format's constants for Python readers (`kvdb check`'s raw scan); their values live in sstable.pxd.
+TABLE_FORMAT_VERSION = SST_VERSION
+TABLE_FOOTER_SIZE = FOOTER_SIZE
+TABLE_BLOCK_TRAILER_SIZE = BLOCK_TRAILER_SIZE
+TABLE_BLOCK_RAW = BLOCK_RAW
+TABLE_BLOCK_LZ4 = BLOCK_LZ4
 
 
 cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) noexcept nogil:
@@ -391,9 +397,6 @@ cdef class Table:
         """([internal key], [value]) of data block b, through the block cache."""
         cdef uint64_t off = self.index_offs[b]
         return decode_block(self.raw_block(off, self.index_sizes[b], fill_cache), self.path, off)
-
-    def decoded_block(self, Py_ssize_t b, bint fill_cache=True):
-        return self.block_at(b, fill_cache)
 
     cdef bint may_contain(self, bytes key):
         cdef uint32_t h = bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))

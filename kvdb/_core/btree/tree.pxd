@@ -25,7 +25,8 @@
 #       (copy-on-write) and the copy's pgno replaces it in its parent.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from kvdb._core.pager cimport Page, Pager
+from kvdb._core.btree.pager cimport Page, Pager
+from kvdb._core.engine cimport EngineCursor
 
 cdef enum:
     CELL_VALUE_OVERFLOW = 1
@@ -84,7 +85,7 @@ cdef class BTree:
     cdef int rebalance(self, int level) except -1
 
 
-cdef class Cursor:
+cdef class Cursor(EngineCursor):
     cdef BTree tree              # constant
     cdef object pin              # keeps the snapshot this cursor reads alive; dropped at the end
     cdef uint32_t root           # root of the version read; constant
@@ -98,8 +99,6 @@ cdef class Cursor:
     cdef bytes hi                # exclusive upper bound or None
     cdef uint64_t now            # wall-clock ms: entries expiring at or before it are skipped (0 = none)
     cdef bytes cur_key           # key of the current entry when advance() decoded it, else None
-    cdef public uint64_t last_expires   # expiry of the entry returned last (0 = none)
-    cdef public uint64_t min_expires    # smallest non-zero expiry among the entries returned (0 = none)
 
     cdef Page push(self, uint32_t pgno)
     cdef int descend_edge(self, uint32_t pgno, bint rightmost) except -1

@@ -15,12 +15,12 @@ from posix.unistd cimport pread as c_pread
 
 from kvdb._core.coding cimport crc32c, get_u32, get_u64, get_varint
 from kvdb._core.file cimport File, OsFile
-from kvdb._core.lz4block cimport lz4_decompress
-from kvdb._core.memtable cimport Memtable, MemNode
-from kvdb._core.merge cimport ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.sstable cimport (Table, entry_header, SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
+from kvdb._core.lsm.lz4block cimport lz4_decompress
+from kvdb._core.lsm.memtable cimport Memtable, MemNode
+from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.sstable cimport (Table, entry_header, SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
                                  BLOCK_TRAILER_SIZE)
-from kvdb._core.sstable_builder cimport (Buf, buf_reserve, buf_append, buf_free, builder_reset, builder_free,
+from kvdb._core.lsm.sstable_builder cimport (Buf, buf_reserve, buf_append, buf_free, builder_reset, builder_free,
                                          builder_size, builder_add, builder_finish)
 
 from kvdb.errors import CorruptionError

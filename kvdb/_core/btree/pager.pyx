@@ -11,6 +11,11 @@ from kvdb._core.file cimport File
 from kvdb.errors import ClosedError, CorruptionError, IOFailureError
 
 FILE_MAGIC = b"kvdb-bt\x00"
+# The format's constants for Python readers (`kvdb check`'s raw scan); their values live in pager.pxd.
+FILE_HEADER_BYTES = FILE_HEADER_SIZE
+PAGE_FORMAT_VERSION = FORMAT_VERSION
+PAGE_TYPE_NAMES = {PAGE_BRANCH: "branch", PAGE_LEAF: "leaf", PAGE_OVERFLOW: "overflow",
+                   PAGE_FREELIST: "freelist", PAGE_META: "meta"}
 PAGE_TYPE_NAMES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
 
 cdef Py_ssize_t WRITE_RUN_MAX = 256        # pages coalesced into one pwrite at a checkpoint

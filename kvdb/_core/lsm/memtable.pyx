@@ -5,7 +5,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memset
 
-from kvdb._core.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
 
 cdef extern from *:

@@ -6,7 +6,7 @@ from libc.string cimport memcmp, memcpy, memmove
 
 from kvdb._core.coding cimport (get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, get_varint, put_varint,
                                 varint_len)
-from kvdb._core.pager cimport (Page, Pager, PAGE_HEADER_SIZE, PAGE_BRANCH, PAGE_LEAF, PAGE_OVERFLOW,
+from kvdb._core.btree.pager cimport (Page, Pager, PAGE_HEADER_SIZE, PAGE_BRANCH, PAGE_LEAF, PAGE_OVERFLOW,
                                OFF_TYPE, OFF_NCELLS, OFF_LINK, OFF_LOWER, OFF_UPPER, OFF_FRAG, OFF_PGNO)
 
 from kvdb.errors import CorruptionError
@@ -805,21 +805,6 @@ cdef class BTree:
                 self.put(key, value, expires)
         self.path = []
         self.path_valid = False
-
-    def put1(self, bytes key, bytes value, uint64_t seq, uint64_t max_live, uint64_t expires=0):
-        self.seq = seq
-        self.max_live = max_live
-        self.path_valid = False
-        self.put(key, value, expires)
-        self.path = []
-        self.path_valid = False
-
-    def delete1(self, bytes key, uint64_t seq, uint64_t max_live):
-        self.seq = seq
-        self.max_live = max_live
-        r = self.delete(key)
-        self.path = []
-        return r
 
     def cursor(self, uint32_t root, object pin, lo, hi, bint reverse, uint64_t now=0):
         """Ordered (key, value) of the version at `root` in [lo, hi), skipping entries that

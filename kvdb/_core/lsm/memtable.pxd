@@ -7,7 +7,7 @@
 # dropped at once when nothing refers to it any more (after its flush).
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from kvdb._core.merge cimport Source
+from kvdb._core.lsm.merge cimport Source
 
 cdef enum:
     MEM_MAX_HEIGHT = 12

@@ -38,12 +38,12 @@ import weakref
 from libc.stdint cimport uint64_t
 
 from kvdb._core.file cimport File, FS
-from kvdb._core.memtable cimport Memtable
-from kvdb._core.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.sstable cimport Table, BlockCache, TableCache, TableSource
-from kvdb._core.manifest cimport NUM_LEVELS
-from kvdb._core.table_merge cimport TableMerger
-from kvdb._core.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
+from kvdb._core.lsm.memtable cimport Memtable
+from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource
+from kvdb._core.lsm.manifest cimport NUM_LEVELS
+from kvdb._core.lsm.table_merge cimport TableMerger
+from kvdb._core.lsm.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
 
 from kvdb.errors import CorruptionError
 
@@ -149,7 +149,7 @@ cdef class LevelSource(Source):
         return self.copy()
 
 
-cdef class LsmEngine:
+cdef class LsmTree:
     """The LSM engine (fields in lsm.pxd)."""
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
