@@ -16,7 +16,6 @@ import os
 
 import kvdb
 
-from .bench.diskio import dir_size  # noqa: F401  (one implementation, re-exported for the commands)
 from .errors import CLIError
 
 try:
@@ -31,6 +30,23 @@ OWN_FILES = {  # engine -> patterns of the files a database directory of that en
     "btree": (DATA_FILE, LOCK_FILE, "wal-*.log"),
     "lsm": (LSM_CURRENT, LOCK_FILE, "wal-*.log", "*.sst", "MANIFEST-*", LSM_CURRENT + ".tmp"),
 }
+
+
+def dir_size(path):
+    """(bytes allocated on disk, apparent bytes) of every file under path; (None, None) if it is gone.
+    (The benchmark, outside the package, keeps its own copy in bench/dbbench/diskio.py.)"""
+    if not path or not os.path.isdir(path):
+        return None, None
+    used = apparent = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            apparent += st.st_size
+            used += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return used, apparent
 
 
 def data_file(path):
