@@ -4,9 +4,10 @@ include/leveldb/options.h).
     kvdb.open(path, engine="lsm", cache_size=256 << 20)          # keywords, as always
     kvdb.open(path, options=kvdb.Options(engine="lsm"))          # or one Options value
 
-`Options` is a frozen dataclass; each field below carries its meaning (`help`), the engine it
-applies to, and whether it is fixed when the database is created. Building one checks every
-value: a bad one raises ValueError (TypeError for a value of the wrong type) naming the option.
+`Options` is a frozen dataclass; each field below carries its meaning (`summary`, `more`), the
+values it accepts, the engine that reads it, and whether it is fixed when the database is created.
+Building one checks every value: a bad one raises ValueError (TypeError for a value of the wrong
+type) naming the option.
 
 The command line (`kvdb put PATH K V --cache-size 256mb`) and the server (`kvdb serve
 --cache-size 256mb`, `cache-size 256mb` in its configuration file) take their flags, defaults
@@ -28,54 +29,56 @@ MIN_PAGE_SIZE = 512                      # B+Tree page sizes (powers of two betw
 MAX_PAGE_SIZE = 32768                    # format allows them (pager.pxd's constants of the same names)
 
 
-def _option(default, help, kind, engine="both", fixed=False, minimum=None, maximum=None, power_of_two=False,
-            choices=None):
+def _option(default, kind, summary, more=None, engine="both", fixed=False, minimum=None, maximum=None,
+            power_of_two=False, choices=None):
     """A field of Options, described in its metadata (the fields of OptionField)."""
     return dataclasses.field(default=default, metadata=dict(
-        help=help, kind=kind, engine=engine, fixed=fixed, minimum=minimum, maximum=maximum,
+        kind=kind, summary=summary, more=more, engine=engine, fixed=fixed, minimum=minimum, maximum=maximum,
         power_of_two=power_of_two, choices=choices))
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     engine: Optional[str] = _option(
-        None, '"btree" (copy-on-write B+Tree, read-optimised) or "lsm" (memtable + SSTables with '
-              'leveled compaction, write-optimised); None opens the engine the directory holds, and '
-              'a new database gets "btree"',
-        "choice", fixed=True, choices=ENGINES)
+        None, "choice", choices=ENGINES, fixed=True,
+        summary='storage engine: "btree" (copy-on-write B+Tree, read-optimised) or "lsm" (memtable and '
+                'SSTables with leveled compaction, write-optimised)',
+        more='None opens the engine the directory holds; a new database gets "btree"')
     sync: str = _option(
-        "full", 'when a commit is durable: "full" fsyncs its log record before commit returns '
-                '(survives power loss); "normal" writes it to the OS and fsyncs in the background at '
-                'least once a second (survives a process crash; power loss may lose the last second); '
-                '"off" fsyncs only at checkpoints (survives a process crash; power loss may lose every '
-                'commit since the last checkpoint)',
-        "choice", choices=SYNC_MODES)
+        "full", "choice", choices=SYNC_MODES,
+        summary='when a commit is durable: "full" (fsynced before commit returns), "normal" (fsynced in '
+                'the background within a second), "off" (fsynced only at checkpoints)',
+        more='"full" survives power loss; "normal" and "off" survive a process crash, but power loss may '
+             'lose the last second ("normal") or every commit since the last checkpoint ("off")')
     cache_size: int = _option(
-        64 << 20, "bytes of memory for cached pages (btree: dirty pages count too, and a checkpoint "
-                  "runs when they fill three quarters of it) or table blocks (lsm)",
-        "size", minimum=0)
+        64 << 20, "size", minimum=0,
+        summary="bytes of memory for cached pages (btree) or table blocks (lsm)",
+        more="on the B+Tree dirty pages count too, and a checkpoint runs when they fill three quarters of it")
     page_size: int = _option(
-        4096, "bytes per page of the B+Tree file; a database keeps the size it was created with",
-        "size", engine="btree", fixed=True, minimum=MIN_PAGE_SIZE, maximum=MAX_PAGE_SIZE, power_of_two=True)
+        4096, "size", engine="btree", fixed=True, minimum=MIN_PAGE_SIZE, maximum=MAX_PAGE_SIZE, power_of_two=True,
+        summary=f"bytes per page of the data file, a power of two from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}",
+        more="a later open keeps the size the file was created with")
     checkpoint_size: int = _option(
-        64 << 20, "log bytes after which a background checkpoint writes the changes to the data file "
-                  "and recycles the log (at least 4096 is used)",
-        "size", engine="btree", minimum=0)
+        64 << 20, "size", engine="btree", minimum=0,
+        summary="log bytes after which a background checkpoint writes the changes into the data file and "
+                "recycles the log",
+        more="values under 4096 count as 4096")
     memtable_size: int = _option(
-        16 << 20, "memtable bytes after which it is flushed to a level-0 table; up to three memtables "
-                  "are in memory at once (one taking writes, two awaiting their flush)",
-        "size", engine="lsm", minimum=1)
+        16 << 20, "size", engine="lsm", minimum=1,
+        summary="memtable bytes after which it is flushed to a level-0 table",
+        more="up to three memtables are in memory at once: one taking writes, two awaiting their flush")
     sstable_size: int = _option(
-        4 << 20, "bytes per table file written by compactions",
-        "size", engine="lsm", minimum=1)
+        4 << 20, "size", engine="lsm", minimum=1,
+        summary="bytes per table file written by compactions")
     level1_size: int = _option(
-        64 << 20, "bytes level 1 may hold before it is compacted into level 2 (each deeper level "
-                  "holds ten times more)",
-        "size", engine="lsm", minimum=1)
+        64 << 20, "size", engine="lsm", minimum=1,
+        summary="bytes level 1 may hold before it is compacted into level 2",
+        more="each deeper level holds ten times more")
     max_open_tables: Optional[int] = _option(
-        None, "table files kept open at most; None: 1000, or half the process's open-file limit if "
-              "that is lower; evicted tables are reopened on demand",
-        "count", engine="lsm", minimum=1)
+        None, "count", engine="lsm", minimum=1,
+        summary="table files kept open at most (None: 1000, or half the process's open-file limit if "
+                "that is lower)",
+        more="evicted tables are reopened on demand")
 
     def __post_init__(self):
         for f in OPTION_FIELDS:
@@ -99,8 +102,9 @@ class OptionField:
     configuration, generated documentation)."""
     name: str                       # the keyword of kvdb.open and the Options field ("cache_size")
     default: object                 # the value when none is given
-    help: str                       # its meaning, one sentence or a few clauses
     kind: str                       # "choice" (one of `choices`), "size" (bytes) or "count" (an integer)
+    summary: str                    # what it means, in a line or two (flags' help)
+    more: Optional[str]             # what else to know about it, or None
     engine: str                     # "both", "btree" or "lsm": the engine that reads it
     fixed: bool                     # fixed when the database is created (later opens ignore or check it)
     minimum: Optional[int]          # size/count: the least value accepted, None for no bound
@@ -114,8 +118,13 @@ class OptionField:
         return self.name.replace("_", "-")
 
     @property
+    def brief(self):
+        """The summary, saying which engine reads the option: a flag's help."""
+        return self.summary if self.engine == "both" else f"{self.engine}: {self.summary}"
+
+    @property
     def optional(self):
-        """None is a value of this option (it means "decide for me"; see help)."""
+        """None is a value of this option (it means "decide for me"; see the summary)."""
         return self.default is None
 
     def check(self, value):
@@ -167,7 +176,8 @@ def _document():
         scope += ["fixed at creation"] if f.fixed else []
         shown = f"{f.default >> 20} << 20" if f.kind == "size" and f.default % (1 << 20) == 0 else repr(f.default)
         lines.append(f"{f.name} = {shown}{' (' + ', '.join(scope) + ')' if scope else ''}:")
-        lines += textwrap.wrap(f"{f.help}.", 96, initial_indent="    ", subsequent_indent="    ")
+        meaning = f"{f.summary}; {f.more}." if f.more else f"{f.summary}."
+        lines += textwrap.wrap(meaning, 96, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(lines)
 
 
@@ -182,12 +192,9 @@ def parse_size(text):
     s = str(text).strip().lower()
     digits = s.rstrip("kmgb")
     unit = s[len(digits):]
-    if not digits or unit not in _UNITS:
+    if not (digits.isascii() and digits.isdigit()) or unit not in _UNITS:   # no sign, space, dot or "_"
         raise ValueError(f"not a memory size: {text!r}")
-    value = int(digits)
-    if value < 0:
-        raise ValueError(f"not a memory size: {text!r}")
-    return value * _UNITS[unit]
+    return int(digits) * _UNITS[unit]
 
 
 def format_size(n):
