@@ -19,7 +19,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from kvdb.cli.bench.data import Dataset  # noqa: E402
+from dbbench.data import Dataset  # noqa: E402
 
 
 def allocated(path):

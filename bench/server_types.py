@@ -45,7 +45,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))   # a checkout's kvdb, when run as bench/server_types.py
 
-from kvdb.cli.bench.server import Server, free_port  # noqa: E402
+from dbbench.server import Server, free_port  # noqa: E402
 
 TYPE_TESTS = "lpush,lpop,rpush,rpop,sadd,spop,zadd,zpopmin,lrange_100"
 TARGET = {1: 0.6, 16: 0.5}       # issue: kvdb / redis-server requests/s at -P 1 and at -P 16

@@ -1,4 +1,5 @@
-"""Smoke test of the harness: `pytest bench/test_db_bench.py` (a few seconds).
+"""Smoke test of the harness: `pytest bench/test_db_bench.py` (a few seconds; not a
+micro-benchmark, so `pytest bench/ --benchmark-only` skips it).
 
 kvdb itself may not be built yet, so a tiny stand-in `kvdb` package with the
 same API is written to a temporary directory and passed with --kvdb-path.
@@ -56,6 +57,7 @@ FAKE_KVDB = textwrap.dedent('''
             with self.lock:
                 if self.map.pop(k, None) is not None:
                     del self.keys[bisect.bisect_left(self.keys, k)]
+        discard = delete  # kvdb's delete that does not report whether the key existed
         def transaction(self):
             return _Tx(self)
         def scan(self, start=None, end=None, prefix=None, reverse=False):

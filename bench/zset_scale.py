@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from kvdb.cli.bench.server import Server, free_port  # noqa: E402
+from dbbench.server import Server, free_port, wait_port  # noqa: E402
 from server_types import build_zset, redis_benchmark, scale_ops  # noqa: E402
 
 
@@ -49,7 +49,6 @@ class EnvServer(Server):
         self.env = env
 
     def __enter__(self):
-        from kvdb.cli.bench.server import wait_port
         self.log = open(os.path.join(self.cwd, f"{self.name}.log"), "wb")
         self.proc = subprocess.Popen(self.argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=self.env)

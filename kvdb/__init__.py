@@ -7,18 +7,24 @@ log and ACID transactions.
         with db.transaction() as tx:
             tx.put(b"a", tx.get(b"k") + b"!")
 """
+import inspect
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          LockedError, ReadOnlyError)
-from kvdb.errors import (DocumentError, DuplicateKeyError, IndexNotFoundError, InvalidDocument,  # documents
-                         InvalidDocumentType, InvalidName, InvalidQuery, InvalidUpdate)
 from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
                                  Transaction)
+from kvdb._core.options import OPTION_FIELDS, Options
 
 from kvdb.version import VERSION as __version__
 
+# The document layer sits above this package: importing it attaches db.collection() and its
+# siblings to the core, and its errors are kvdb's too (kvdb.DuplicateKeyError, ...).
+from kvdb import documents
+from kvdb.documents.errors import (DocumentError, DuplicateKeyError, IndexNotFoundError, InvalidDocument,
+                                   InvalidDocumentType, InvalidName, InvalidQuery, InvalidUpdate)
+
 __all__ = [
-    "open", "Database", "Transaction", "Snapshot", "Iterator", "MAX_KEY_SIZE", "MAX_VALUE_SIZE",
+    "open", "Options", "Database", "Transaction", "Snapshot", "Iterator", "MAX_KEY_SIZE", "MAX_VALUE_SIZE",
     "Error", "CorruptionError", "ConflictError", "LockedError", "ClosedError", "ReadOnlyError",
     "IOFailureError", "ForkError", "__version__",
     "DocumentError", "DuplicateKeyError", "IndexNotFoundError", "InvalidDocument", "InvalidDocumentType",
@@ -26,32 +32,36 @@ __all__ = [
 ]
 
 
-def open(path, engine=None, sync="full", cache_size=64 << 20, page_size=4096,
-         checkpoint_size=64 << 20, memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20,
-         max_open_tables=None,
-         _fs=None, _clock=None):
+def open(path, *, options=None, _fs=None, _clock=None, **keywords):
     """Open (creating if missing) the database in directory `path`.
 
-    engine: "btree" (the copy-on-write B+Tree) or "lsm" (memtable + SSTables, leveled compaction),
-            fixed when the database is created; None opens whatever engine the directory holds
-            (a new database gets "btree").
-    sync: "full" - a commit returns after its log record is fsynced (survives power loss);
-          "normal" - written to the OS at commit, fsynced in the background at least once a
-          second (survives a process crash; power loss may lose the last second);
-          "off" - written to the OS at commit, fsynced only at checkpoints (survives a
-          process crash; power loss may lose everything since the last checkpoint).
-    cache_size: bytes of clean pages kept in memory.
-    page_size: bytes per page (power of two, 512..32768), fixed when the database is created.
-    checkpoint_size: log bytes after which a background checkpoint runs (btree).
-    memtable_size: lsm: memtable bytes after which it is flushed to a level-0 table (up to three
-                   memtables are in memory at once: one taking writes, two awaiting their flush).
-    sstable_size: lsm: bytes per table written by compactions.
-    level1_size: lsm: bytes level 1 may hold before it is compacted into level 2 (x10 per level).
-    max_open_tables: lsm: table files kept open at most (None: 1000, or half the process's
-                     open-file limit if that is lower); evicted tables are reopened on demand.
-    _clock: tests only: a callable returning wall-clock seconds, used for key expiry (ttl).
+    The options are kvdb.Options's fields, given as keywords (engine="lsm", cache_size=256 << 20),
+    as one Options value (options=kvdb.Options(...)), or both (the keywords win). help(kvdb.Options)
+    lists each with its default and meaning; a bad value raises ValueError or TypeError naming it.
+
+    _fs, _clock: tests only: the file system (kvdb._core.file.FS) and a callable returning
+    wall-clock seconds, used for key expiry (ttl).
     """
-    return Database(str(path), engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
-                    checkpoint_size=checkpoint_size, _fs=_fs, _clock=_clock, memtable_size=memtable_size,
-                    sstable_size=sstable_size, level1_size=level1_size,
-                    max_open_tables=max_open_tables)
+    if options is None:
+        options = Options(**_known(keywords))
+    elif not isinstance(options, Options):
+        raise TypeError(f"options must be a kvdb.Options, not {type(options).__name__}")
+    elif keywords:
+        options = options.replace(**_known(keywords))
+    return Database(str(path), **options.as_keywords(), _fs=_fs, _clock=_clock)
+
+
+def _known(keywords):
+    """`keywords`, or TypeError naming the first that is no option (as a misspelt keyword would)."""
+    for name in keywords:
+        if not any(f.name == name for f in OPTION_FIELDS):
+            raise TypeError(f"open() got an unexpected keyword argument {name!r}; the options are: "
+                            f"{', '.join(f.name for f in OPTION_FIELDS)}")
+    return keywords
+
+
+# help(kvdb.open) and editors show every option with its default, read from Options.
+open.__signature__ = inspect.Signature(
+    [inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+     inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default) for f in OPTION_FIELDS])

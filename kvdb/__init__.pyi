@@ -1,15 +1,19 @@
+from dataclasses import dataclass
 from os import PathLike
-from typing import Iterator as _Iter, Literal, Optional, Tuple, Union, overload
+from typing import Iterator as _Iter, Literal, Optional, Tuple, TypedDict, Union, overload
+
+from typing_extensions import Unpack
 
 from kvdb.errors import (ClosedError as ClosedError, ConflictError as ConflictError,
                          CorruptionError as CorruptionError, Error as Error, ForkError as ForkError,
                          IOFailureError as IOFailureError, LockedError as LockedError,
                          ReadOnlyError as ReadOnlyError)
-from kvdb.errors import (DocumentError as DocumentError, DuplicateKeyError as DuplicateKeyError,
-                         IndexNotFoundError as IndexNotFoundError, InvalidDocument as InvalidDocument,
-                         InvalidDocumentType as InvalidDocumentType, InvalidName as InvalidName,
-                         InvalidQuery as InvalidQuery, InvalidUpdate as InvalidUpdate)
+from kvdb.documents.errors import (DocumentError as DocumentError, DuplicateKeyError as DuplicateKeyError,
+                                   IndexNotFoundError as IndexNotFoundError, InvalidDocument as InvalidDocument,
+                                   InvalidDocumentType as InvalidDocumentType, InvalidName as InvalidName,
+                                   InvalidQuery as InvalidQuery, InvalidUpdate as InvalidUpdate)
 
+from kvdb import documents as documents
 from kvdb.documents import Collection
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -101,8 +105,35 @@ class Database:
     def __enter__(self) -> "Database": ...
     def __exit__(self, *exc: object) -> bool: ...
 
-def open(path: Union[str, PathLike[str]], engine: Optional[Literal["btree", "lsm"]] = ...,
-         sync: Literal["full", "normal", "off"] = ..., cache_size: int = ..., page_size: int = ...,
-         checkpoint_size: int = ..., memtable_size: int = ..., sstable_size: int = ...,
-         level1_size: int = ..., max_open_tables: Optional[int] = ..., _fs: object = ...,
-         _clock: object = ...) -> Database: ...
+# The options' defaults and meanings are written once, in kvdb/_core/options.py (help(kvdb.Options));
+# here only their types, in the two forms typing needs. tests/engine/test_options.py checks the names.
+Engine = Literal["btree", "lsm"]
+SyncMode = Literal["full", "normal", "off"]
+
+@dataclass(frozen=True)
+class Options:
+    engine: Optional[Engine] = ...
+    sync: SyncMode = ...
+    cache_size: int = ...
+    page_size: int = ...
+    checkpoint_size: int = ...
+    memtable_size: int = ...
+    sstable_size: int = ...
+    level1_size: int = ...
+    max_open_tables: Optional[int] = ...
+    def replace(self, **changes: Unpack[_OptionKeywords]) -> "Options": ...
+    def as_keywords(self) -> dict[str, object]: ...
+
+class _OptionKeywords(TypedDict, total=False):
+    engine: Optional[Engine]
+    sync: SyncMode
+    cache_size: int
+    page_size: int
+    checkpoint_size: int
+    memtable_size: int
+    sstable_size: int
+    level1_size: int
+    max_open_tables: Optional[int]
+
+def open(path: Union[str, PathLike[str]], *, options: Optional[Options] = ..., _fs: object = ...,
+         _clock: object = ..., **keywords: Unpack[_OptionKeywords]) -> Database: ...

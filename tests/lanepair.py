@@ -1,5 +1,5 @@
 """Differential fixtures over both command paths of `kvdb serve`: the C fast lane
-(kvdb/server/fastlane.pyx) and the general path (KVDB_SERVER_FASTLANE=0).
+(kvdb/server/protocol/fastlane.pyx) and the general path (KVDB_SERVER_FASTLANE=0).
 
     from tests.lanepair import LANE_PARAMS, LANE_IDS, lane_pair
 

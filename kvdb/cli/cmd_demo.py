@@ -4,7 +4,8 @@ import time
 
 import kvdb
 
-from .dbpath import ENGINES, open_or_create
+from .dboptions import add_database_options, database_options
+from .dbpath import open_or_create
 
 SHOWN_STATS = {  # engine -> the db.stats() entries the demo prints
     "btree": ("entries", "commits", "pages", "cache_hits", "cache_misses", "fsyncs"),
@@ -17,12 +18,12 @@ def add_parser(sub):
                        description=__doc__)
     p.add_argument("path", nargs="?", default="kvdb-data", help="database directory (default ./kvdb-data)")
     p.add_argument("-n", type=int, default=100_000, help="keys to write (default 100,000)")
-    p.add_argument("--engine", choices=ENGINES, default=None, help="engine of a database this creates (default btree)")
+    add_database_options(p, creates=True, defaults={"sync": "normal"})
     p.set_defaults(func=run)
 
 
 def run(args):
-    db, _created = open_or_create(args.path, args.engine, sync="normal")
+    db, _created = open_or_create(args.path, args.engine, **database_options(args))
     with db:
         n = args.n
         t0 = time.perf_counter()

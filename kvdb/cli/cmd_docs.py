@@ -15,6 +15,7 @@ import sys
 from kvdb import documents
 from kvdb.documents import extjson
 
+from .dboptions import add_database_options, database_options
 from .dbpath import open_existing
 from .errors import CLIError
 from .progress import Progress
@@ -26,6 +27,7 @@ def add_parser(sub):
     p.add_argument("path")
     p.add_argument("--verify", action="store_true", help="check that every index matches its documents; "
                                                           "exit 1 on any problem")
+    add_database_options(p)
     p.set_defaults(func=run_collections)
 
     p = sub.add_parser("find", help="query a document collection, one JSON document per line",
@@ -40,6 +42,7 @@ def add_parser(sub):
     what = p.add_mutually_exclusive_group()
     what.add_argument("--count", action="store_true", help="print the number of matches only")
     what.add_argument("--explain", action="store_true", help="print the query plan (JSON) instead")
+    add_database_options(p)
     p.set_defaults(func=run_find)
 
     p = sub.add_parser("index", help="create (with progress), list or drop a collection's indexes",
@@ -50,6 +53,7 @@ def add_parser(sub):
     p.add_argument("--unique", action="store_true")
     p.add_argument("--name", help="index name (default like MongoDB's: city_1_age_-1)")
     p.add_argument("--drop", metavar="NAME", help="drop the index NAME")
+    add_database_options(p)
     p.set_defaults(func=run_index)
 
 
@@ -80,7 +84,7 @@ def _json_arg(text, what):
 
 def run_collections(args):
     problems = 0
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         for name in db.list_collections():
             coll = db.collection(name)
             indexes = ", ".join(ix["name"] + (" (unique)" if ix.get("unique") else "")
@@ -102,7 +106,7 @@ def run_find(args):
         raise CLIError("FILTER must be a JSON object")
     projection = _json_arg(args.projection, "--projection") if args.projection else None
     sort = parse_fields(args.sort, "--sort") if args.sort else None
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         coll = db.collection(args.collection)
         if args.count:
             print(coll.count_documents(flt, skip=args.skip, limit=args.limit))
@@ -118,7 +122,7 @@ def run_find(args):
 
 
 def run_index(args):
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         coll = db.collection(args.collection)
         if args.drop:
             coll.drop_index(args.drop)

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from . import byteargs, dumpformat
+from .dboptions import add_database_options, database_options
 from .dbpath import open_existing
 from .outfile import output
 from .progress import Progress
@@ -26,6 +27,7 @@ def add_parser(sub):
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="output file (default stdout)")
     p.add_argument("--prefix", default=None, help="only keys starting with this (text, or 0x hex)")
     p.add_argument("--format", choices=dumpformat.FORMATS, default=None)
+    add_database_options(p)
     p.set_defaults(func=run)
 
 
@@ -33,7 +35,7 @@ def run(args):
     fmt = args.format or dumpformat.format_for_path(args.output) or "jsonl"
     prefix = byteargs.parse(args.prefix, "prefix") if args.prefix else None
     count = written = 0
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         total = None if prefix or db.engine == "lsm" else len(db)  # an LSM len() is a whole scan
         with output(args.output) as out, Progress("dump", total=total, unit="keys") as bar:
             w = dumpformat.writer(fmt, out)

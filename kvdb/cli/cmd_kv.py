@@ -16,7 +16,8 @@ import sys
 import kvdb
 
 from . import byteargs
-from .dbpath import ENGINES, open_existing, open_or_create
+from .dboptions import add_database_options, database_options
+from .dbpath import open_existing, open_or_create
 from .errors import CLIError
 
 
@@ -27,6 +28,7 @@ def add_parser(sub):
     p.add_argument("key")
     p.add_argument("--hex", action="store_true", help="show the value as hex")
     p.add_argument("--raw", action="store_true", help="write the value's bytes to stdout unchanged")
+    add_database_options(p)
     p.set_defaults(func=get)
 
     p = sub.add_parser("put", help="set a key to a value (creates the database if missing)",
@@ -34,13 +36,13 @@ def add_parser(sub):
     p.add_argument("path")
     p.add_argument("key")
     p.add_argument("value")
-    p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="engine of a database this creates (default btree); an existing one must match")
+    add_database_options(p, creates=True)
     p.set_defaults(func=put)
 
     p = sub.add_parser("delete", help="delete a key", description=__doc__, formatter_class=fmt)
     p.add_argument("path")
     p.add_argument("key")
+    add_database_options(p)
     p.set_defaults(func=delete)
 
     p = sub.add_parser("scan", help="list keys and values in key order", description=__doc__, formatter_class=fmt)
@@ -52,6 +54,7 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="at most this many entries")
     p.add_argument("--keys-only", action="store_true", help="print keys only")
     p.add_argument("--hex", action="store_true", help="show keys and values as hex")
+    add_database_options(p)
     p.set_defaults(func=scan)
 
 
@@ -63,7 +66,7 @@ def _check_key(key):
 
 def get(args):
     key = _check_key(byteargs.parse(args.key))
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         value = db.get(key)
     if value is None:
         raise CLIError(f"key not found: {byteargs.show(key)}")
@@ -78,7 +81,7 @@ def get(args):
 def put(args):
     key = _check_key(byteargs.parse(args.key))
     value = byteargs.parse(args.value, "value")
-    db, created = open_or_create(args.path, args.engine)
+    db, created = open_or_create(args.path, args.engine, **database_options(args))
     with db:
         db.put(key, value)
     if created:
@@ -88,7 +91,7 @@ def put(args):
 
 def delete(args):
     key = _check_key(byteargs.parse(args.key))
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         existed = db.delete(key)
     if not existed:
         raise CLIError(f"key not found: {byteargs.show(key)}")
@@ -102,7 +105,7 @@ def scan(args):
         raise CLIError("--limit must not be negative", status=2)
     show = byteargs.show
     out = sys.stdout
-    with open_existing(args.path) as db:
+    with open_existing(args.path, **database_options(args)) as db:
         entries = itertools.islice(db.scan(reverse=args.reverse, **opts), args.limit)
         for key, value in entries:
             if args.keys_only:

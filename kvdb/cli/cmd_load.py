@@ -17,7 +17,8 @@ import sys
 import kvdb
 
 from . import dumpformat
-from .dbpath import ENGINES, open_or_create
+from .dboptions import add_database_options, database_options
+from .dbpath import open_or_create
 from .errors import CLIError
 from .progress import Progress
 
@@ -30,8 +31,7 @@ def add_parser(sub):
     p.add_argument("--format", choices=dumpformat.FORMATS, default=None)
     p.add_argument("--batch", type=int, default=10_000, help="records per transaction (default 10,000)")
     p.add_argument("--batch-bytes", type=int, default=64 << 20, help="bytes per transaction (default 64 MiB)")
-    p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="engine of a database this creates (default btree); an existing one must match")
+    add_database_options(p, creates=True)
     p.set_defaults(func=run)
 
 
@@ -55,7 +55,7 @@ def run(args):
     with _input(args.input) as (stream, size):
         fmt = args.format or dumpformat.format_for_path(args.input) or dumpformat.sniff(stream)
         records = dumpformat.reader(fmt, stream)
-        db, created = open_or_create(args.path, args.engine)
+        db, created = open_or_create(args.path, args.engine, **database_options(args))
         with db, Progress("load", total=size, unit="bytes") as bar:
             try:
                 for batch, consumed in _batches(records, args.batch, args.batch_bytes):

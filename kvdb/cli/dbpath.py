@@ -16,7 +16,6 @@ import os
 
 import kvdb
 
-from .bench.diskio import dir_size  # noqa: F401  (one implementation, re-exported for the commands)
 from .errors import CLIError
 
 from kvdb._core.database import ENGINE_TYPES, LOCK_FILE, detect_engine
@@ -26,6 +25,23 @@ from kvdb._core.lsm.engine import CURRENT as LSM_CURRENT
 ENGINES = tuple(ENGINE_TYPES)
 OWN_FILES = {name: (LOCK_FILE,) + engine_type.files  # engine -> patterns of the files its directory holds
              for name, engine_type in ENGINE_TYPES.items()}
+
+
+def dir_size(path):
+    """(bytes allocated on disk, apparent bytes) of every file under path; (None, None) if it is gone.
+    (The benchmark, outside the package, keeps its own copy in bench/dbbench/diskio.py.)"""
+    if not path or not os.path.isdir(path):
+        return None, None
+    used = apparent = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            apparent += st.st_size
+            used += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return used, apparent
 
 
 def data_file(path):

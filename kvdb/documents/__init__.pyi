@@ -1,6 +1,11 @@
 import datetime
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Sequence, Tuple, Union
 
+from kvdb.documents.errors import (DocumentError as DocumentError, DuplicateKeyError as DuplicateKeyError,
+                                   IndexNotFoundError as IndexNotFoundError, InvalidDocument as InvalidDocument,
+                                   InvalidDocumentType as InvalidDocumentType, InvalidName as InvalidName,
+                                   InvalidQuery as InvalidQuery, InvalidUpdate as InvalidUpdate)
+
 Document = dict[str, Any]
 Filter = Mapping[str, Any]
 SortSpec = Union[str, Sequence[Union[str, Tuple[str, int]]], Mapping[str, int]]

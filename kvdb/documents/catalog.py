@@ -12,9 +12,10 @@ never be mistaken for a live one's.
 """
 import struct
 
-from kvdb.errors import CorruptionError, InvalidName
+from kvdb.errors import CorruptionError
 
 from .codec import pack_value, unpack
+from .errors import InvalidName
 from .paths import split_path
 
 SPACE = b"\x00"                       # the first byte of every key the document layer owns

@@ -14,8 +14,7 @@ import threading
 
 import msgpack
 
-from kvdb.errors import InvalidDocument, InvalidDocumentType
-
+from .errors import InvalidDocument, InvalidDocumentType
 from .objectid import ObjectId
 
 EXT_OBJECTID = 1                  # msgpack ext type of an ObjectId

@@ -10,16 +10,15 @@ import contextlib
 import random
 import time
 
-import kvdb
-from kvdb import MAX_KEY_SIZE
-from kvdb.errors import (ConflictError, DuplicateKeyError, InvalidDocument, InvalidQuery, InvalidUpdate,
-                         IndexNotFoundError)
+from kvdb._core.database import MAX_KEY_SIZE, Transaction
+from kvdb.errors import ConflictError
 
 from . import update as updates
 from .catalog import (STATE_BUILDING, STATE_READY, CollectionInfo, IndexInfo, check_name, create_catalog,
                       read_catalog, write_catalog)
 from .codec import _names_ok, check_document, check_values, pack, pack_with_new_id, unpack
 from .cursor import Cursor, Stats, run_query
+from .errors import DuplicateKeyError, IndexNotFoundError, InvalidDocument, InvalidQuery, InvalidUpdate
 from .indexes import (Entries, all_keys, check_unique, default_name, delete_entries, index_keys, parse_spec,
                       put_entries)
 from .keycodec import encode
@@ -79,7 +78,7 @@ class Collection:
     def __init__(self, owner, name):
         self.name = check_name(name)
         self.owner = owner                                      # kvdb.Database or kvdb.Transaction
-        self._in_tx = isinstance(owner, kvdb.Transaction)       # constant
+        self._in_tx = isinstance(owner, Transaction)       # constant
 
     def __repr__(self):
         return f"Collection({self.name!r})"

@@ -4,10 +4,9 @@ execute() turns a Plan into (document key, stored bytes, document) of the docume
 the filter, reading through `reader` (a transaction, or a snapshot for a Database owner, so one
 query sees one version). Every fetched document is checked against the whole filter.
 """
-from kvdb.errors import InvalidQuery
-
 from .catalog import read_catalog
 from .codec import unpack
+from .errors import InvalidQuery
 from .keycodec import encode
 from .objectid import ObjectId
 from .planner import PLAN_COLLSCAN, PLAN_IDHACK, plan_query

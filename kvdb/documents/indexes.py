@@ -5,10 +5,10 @@ a descending field). A field that reaches an array gives one key per element (mu
 array fields in one compound index ("parallel arrays") are refused, as MongoDB does.
 Entries are written in the same transaction as their document.
 """
-from kvdb import MAX_KEY_SIZE
-from kvdb.errors import DuplicateKeyError, InvalidDocument, InvalidQuery
+from kvdb._core.database import MAX_KEY_SIZE
 
 from . import paths
+from .errors import DuplicateKeyError, InvalidDocument, InvalidQuery
 from .keycodec import encode, invert
 
 

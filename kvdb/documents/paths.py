@@ -13,6 +13,7 @@ Three views of what a path reaches:
     keys(doc, parts)     index and sort keys: arrays at the end expanded to their elements (an
                          empty array gives UNDEFINED), a miss gives None (null)
 """
+from .errors import InvalidQuery
 from .keycodec import UNDEFINED
 
 
@@ -96,7 +97,6 @@ def keys(doc, parts):
 
 def split_path(path, what="field path"):
     """The parts of a dot path, checked (no empty parts)."""
-    from kvdb.errors import InvalidQuery
     if type(path) is not str or not path:
         raise InvalidQuery(f"a {what} must be a non-empty string, got {path!r}")
     parts = tuple(path.split("."))

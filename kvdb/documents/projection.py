@@ -5,8 +5,7 @@ is included unless excluded). Dot paths reach into embedded documents and into t
 inside arrays; included fields keep the document's order. Projection operators ($slice,
 $elemMatch, positional $) are not supported and raise InvalidQuery.
 """
-from kvdb.errors import InvalidQuery
-
+from .errors import InvalidQuery
 from .paths import split_path
 
 

@@ -10,10 +10,9 @@ import datetime
 import math
 import re
 
-from kvdb.errors import InvalidQuery
-
 from . import keycodec
 from .codec import datetime_ms, datetime_from_ms
+from .errors import InvalidQuery
 from .keycodec import encode, rank, values_equal
 from .objectid import ObjectId
 from .paths import MISSING, leaves, matched, split_path

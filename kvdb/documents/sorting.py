@@ -5,8 +5,7 @@ ascending and the largest when descending (so an array sorts by its smallest / l
 an empty array below null, a missing field as null); the whole key is the fields' encodings
 concatenated, descending ones inverted, compared as bytes.
 """
-from kvdb.errors import InvalidQuery
-
+from .errors import InvalidQuery
 from .indexes import field_keys
 from .paths import split_path
 

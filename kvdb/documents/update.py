@@ -9,9 +9,8 @@ lexicographic order of their paths, as MongoDB 5.0+ does.
 """
 import datetime
 
-from kvdb.errors import InvalidUpdate
-
 from .codec import check_value, datetime_from_ms, datetime_ms
+from .errors import InvalidQuery, InvalidUpdate
 from .keycodec import encode, values_equal
 from .paths import MISSING
 
@@ -313,7 +312,6 @@ def _pull(doc, parts, operand, inserting):
     if arr is None:
         return
     from .query import compile_condition, compile_filter, equality_test, is_operator_doc, normalize_operand
-    from kvdb.errors import InvalidQuery
     try:
         if is_operator_doc(operand):
             cond = compile_condition(("v",), operand)

@@ -21,7 +21,7 @@ import socket
 import time
 
 import kvdb
-from kvdb._core.resp import ErrorReply, Status
+from kvdb.server.protocol.resp import ErrorReply, Status
 
 from . import acl, audit, authguard, limits, setsample, tls
 from . import commands as _commands  # noqa: F401 - importing registers every command
@@ -32,7 +32,7 @@ from .commands.registry import CommandError
 from .keyspace import Keyspace, NameTooLong, WrongType, now_ms
 
 try:
-    from .fastlane import FastLane
+    from .protocol.fastlane import FastLane
 except ImportError:  # built without the extension: the general path serves everything
     FastLane = None
 from .pubsub import PubSub

@@ -28,7 +28,7 @@ import concurrent.futures
 import logging
 import time
 
-from kvdb._core.resp import ErrorReply
+from kvdb.server.protocol.resp import ErrorReply
 
 from .acl_user import NOPERM_AUTH
 from .commands.registry import NO_REPLY, CommandError

@@ -23,7 +23,7 @@ that disconnects is dropped from every key it waits on.
 """
 import collections
 
-from kvdb._core.resp import ErrorReply
+from kvdb.server.protocol.resp import ErrorReply
 
 from .commands.registry import NO_REPLY, WRONGTYPE, CommandError, float_arg, int_arg
 from .keyspace import WrongType

@@ -16,14 +16,14 @@ import logging
 import time
 import types
 
-from kvdb._core.resp import ErrorReply, Push, RequestParser
+from kvdb.server.protocol.resp import ErrorReply, Push, RequestParser
 
 from .commands.registry import NO_REPLY
 
 try:
-    from .fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
+    from .protocol.fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
 except ImportError:  # built without the extension
-    from kvdb._core.resp import encode_replies
+    from kvdb.server.protocol.resp import encode_replies
 
 
 log = logging.getLogger("kvdb.server")
@@ -42,7 +42,7 @@ REPLY_SKIP = "skip"            # the command running now gets no reply, then rep
 
 
 class Client(asyncio.Protocol):
-    # Slots for the attributes the per-command path reads (from C too: fastlane.pyx), which
+    # Slots for the attributes the per-command path reads (from C too: protocol/fastlane.pyx), which
     # makes each access a fixed-offset read; __dict__ keeps room for any other attribute.
     __slots__ = ("server", "tls", "id", "transport", "addr", "laddr", "host", "parser", "pending", "replies",
                  "queued", "blocked", "in_exec", "in_script", "closing", "protocol_error", "reading_paused",
@@ -91,7 +91,7 @@ class Client(asyncio.Protocol):
                                                # when unblocked is the first non-push from this index
         if server.fastlane is not None:
             # data_received's steps from C (imported here: fastlane imports this module)
-            from .fastlane import data_received
+            from .protocol.fastlane import data_received
             self.data_received = types.MethodType(data_received, self)
 
     # -- asyncio protocol ----------------------------------------------------

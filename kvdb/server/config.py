@@ -9,6 +9,8 @@ so `CONFIG SET maxclients abc` and `--maxclients abc` fail alike.
 import os
 import shlex
 
+from kvdb._core.options import OPTION_FIELDS, format_size, parse_size, parse_text, show_text
+
 __all__ = ["Option", "OPTIONS", "Config", "ConfigError", "parse_memory", "format_memory"]
 
 
@@ -16,28 +18,10 @@ class ConfigError(ValueError):
     """An unknown option or a value its option does not accept."""
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2, "g": 1000 ** 3,
-          "gb": 1024 ** 3}
-
-
-def parse_memory(text):
-    """Bytes in '512mb', '1gb', '100', '64kb' (Redis's units: k=1000, kb=1024)."""
-    s = str(text).strip().lower()
-    digits = s.rstrip("kmgb")
-    unit = s[len(digits):]
-    if not digits or unit not in _UNITS:
-        raise ValueError(f"not a memory size: {text!r}")
-    value = int(digits)
-    if value < 0:
-        raise ValueError(f"not a memory size: {text!r}")
-    return value * _UNITS[unit]
-
-
-def format_memory(n):
-    for unit, size in (("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024)):
-        if n and n % size == 0:
-            return f"{n // size}{unit}"
-    return str(n)
+# Bytes in '512mb', '1gb', '100', '64kb' (Redis's units: k=1000, kb=1024), and back: the same
+# text forms as the database's size options (kvdb/_core/options.py).
+parse_memory = parse_size
+format_memory = format_size
 
 
 def _int(lo=None, hi=None):
@@ -226,6 +210,39 @@ class Option:
         self.show = show or str   # value -> the text CONFIG GET shows
 
 
+# The database's options (kvdb.Options, kvdb/_core/options.py: engine, sync, cache-size, page-size,
+# memtable-size, ...) are the server's too, named with dashes. Their parsers, help and defaults come
+# from there, except where the server differs:
+SERVER_DEFAULTS = {
+    "engine": "btree",    # always an engine's name (INFO, the log); `kvdb serve` serves a directory
+                          # that holds a database with the engine its files show
+    "sync": "normal",     # as Redis's default appendfsync, everysec
+}
+SERVER_NOTES = {
+    "engine": "the server's default is btree; a data directory that holds a database is served with "
+              "the engine its files show",
+    "sync": "Redis's appendfsync names are accepted (always: full, everysec: normal, no: off)",
+}
+SYNC_ALIASES = {"always": "full", "everysec": "normal", "no": "off"}   # appendfsync's names
+
+
+def _database_option(field):
+    """The server Option for one field of kvdb.Options."""
+    default = SERVER_DEFAULTS.get(field.name, field.default)
+
+    def parse(text):
+        if field.name == "sync":
+            text = SYNC_ALIASES.get(str(text).strip().lower(), text)
+        value = parse_text(field.name, text)
+        if value is None and default is not None:
+            raise ValueError(f"argument must be {field.accepted()}")
+        return value
+
+    note = SERVER_NOTES.get(field.name)
+    return Option(field.flag, parse, default, False, f"{field.brief}{'; ' + note if note else ''}",
+                  lambda value: show_text(field.name, value))
+
+
 def _show_secret(v):
     """CONFIG GET never returns a password: only whether one is set."""
     return "(hidden)" if v else ""
@@ -239,13 +256,7 @@ OPTIONS = {o.name: o for o in [
     Option("dir", _string, "./kvdb-data", False, "data directory (created if missing); --data is an alias"),
     Option("port", _int(0, 65535), 6380, False, "TCP port (0 turns the plaintext listener off)"),
     Option("bind", _words, "127.0.0.1", False, "addresses to listen on, space-separated"),
-    Option("engine", _choice("btree", "lsm"), "btree", False, "storage engine of a new database"),
-    Option("sync", _choice("full", "normal", "off",
-                           aliases={"always": "full", "everysec": "normal", "no": "off"}),
-           "normal", False, "durability of an acknowledged write: full (fsync before the reply), "
-                            "normal (fsync within a second), off; appendfsync names accepted",
-           ),
-    Option("cache-size", parse_memory, 64 << 20, False, "engine page cache", format_memory),
+    *(_database_option(f) for f in OPTION_FIELDS),
     Option("databases", _int(1, 256), 16, False, "logical databases (SELECT 0..n-1)"),
     Option("maxclients", _int(1, 1 << 20), 10000, True, "connections accepted at once"),
     Option("timeout", _int(0), 0, True, "close a client idle this many seconds (0: never)"),
@@ -418,6 +429,10 @@ class Config:
     def __init__(self):
         self.values = {name: o.default for name, o in OPTIONS.items()}
         self.file = None          # path of the configuration file read, if any
+
+    def database_options(self):
+        """kvdb.open's keywords (kvdb.Options's fields) from the database options set here."""
+        return {f.name: self.values[f.flag] for f in OPTION_FIELDS}
 
     def __getitem__(self, name):
         return self.values[name]

@@ -18,7 +18,7 @@ Lua to Redis (what the script returns):
 """
 import math
 
-from kvdb._core.resp import NULL_ARRAY, ErrorReply, Push, Status
+from kvdb.server.protocol.resp import NULL_ARRAY, ErrorReply, Push, Status
 
 __all__ = ["to_lua", "from_lua", "lua_arg", "error_text", "format_double", "MAX_DEPTH", "ConversionTooDeep"]
 

@@ -1,6 +1,6 @@
 """Pub/sub: channel and pattern subscriptions, PUBLISH, and keyspace notifications
 (notify-keyspace-events), delivered as RESP3 pushes or RESP2 arrays."""
-from kvdb._core.resp import Push
+from kvdb.server.protocol.resp import Push
 
 from .glob import glob_match
 

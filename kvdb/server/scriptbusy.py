@@ -44,7 +44,7 @@ import select
 import socket
 import time
 
-from kvdb._core.resp import ErrorReply
+from kvdb.server.protocol.resp import ErrorReply
 
 from .acl_user import NOPERM_AUTH
 from .client import Client

@@ -1,7 +1,8 @@
 """`kvdb bench` in quick mode on a tiny N: the tables, the JSON (with the
 machine description and the I/O numbers) and, when matplotlib is installed,
-the charts. Also the --scale series and bench/db_bench.py, the repository's
-wrapper. Well under a minute in all.
+the charts. Also the --scale series, bench/db_bench.py (the same program run
+as a script) and the one-line answer of a kvdb installed without a checkout.
+Well under a minute in all.
 """
 import glob
 import importlib.util
@@ -91,7 +92,6 @@ def test_scale_series_and_chart(tmp_path):
             assert f.read(8) == PNG
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(REPO, "bench", "db_bench.py")), reason="no bench/ checkout")
 def test_repository_wrapper(tmp_path):
     p = bench(tmp_path, "--num", "500", "--engines", "kvdb-btree,sqlite3", "--workloads", "fillrandom,readrandom",
               "--no-save", script=os.path.join(REPO, "bench", "db_bench.py"))
@@ -99,25 +99,29 @@ def test_repository_wrapper(tmp_path):
     assert not os.path.exists(tmp_path / "results")
 
 
-def test_runs_from_an_installed_package_without_bench_dir(tmp_path):
-    """kvdb bench needs nothing outside the kvdb package: copy the package alone
-    (as an install would lay it out) and run it from elsewhere."""
+def test_installed_package_without_checkout_says_what_to_do(tmp_path):
+    """The benchmark is not installed with kvdb: copy the package alone (as a wheel would lay it
+    out) and run `kvdb bench` from elsewhere: one line on stderr saying what to do, exit 2."""
     site = tmp_path / "site"
     shutil.copytree(os.path.join(REPO, "kvdb"), site / "kvdb",
                     ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.pyx", "*.pxd", "*.pxi", "*.h"))
     work = tmp_path / "work"
     work.mkdir()
-    p = subprocess.run([sys.executable, "-m", "kvdb", "bench", "--num", "500", "--runs", "1", "--engines",
-                        "kvdb-btree,sqlite3", "--workloads", "fillrandom,readrandom", "--dir", str(tmp_path),
-                        "--no-charts"], cwd=work, env=dict(os.environ, PYTHONPATH=str(site)),
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "kvdb", "bench", "--num", "500", "--runs", "1"], cwd=work,
+                       env=dict(os.environ, PYTHONPATH=str(site)), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith("kvdb bench: needs a source checkout"), p.stderr
+    assert "pip install -e ." in p.stderr and "python bench/db_bench.py" in p.stderr
+    assert str(site / "bench") in p.stderr             # where it looked
+    assert p.stdout == "" and os.listdir(work) == []
+
+
+def test_help_works_from_a_checkout():
+    p = subprocess.run([sys.executable, "-m", "kvdb", "bench", "--help"], cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "kvdb-btree / peer" in p.stdout and "skipped" not in p.stdout
-    saved = glob.glob(str(work / "bench-results" / "db_bench-*.json"))  # no checkout: ./bench-results
-    assert len(saved) == 1
-    with open(saved[0]) as f:
-        doc = json.load(f)
-    assert str(site) in doc["engine_versions"]["kvdb-btree"]  # the workers ran the copied kvdb
+    assert p.stdout.startswith("usage: kvdb bench kv") and "--engines" in p.stdout and "--kvdb-path" in p.stdout
 
 
 def test_unknown_engine_is_a_usage_error(tmp_path):

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from kvdb.cli.cmd_bench import suite_module
+
 
 @pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None,
                     reason="needs redis-server and redis-benchmark")
@@ -19,6 +21,7 @@ def test_bench_server_smoke(tmp_path):
 
 
 def test_bench_server_says_what_is_missing(monkeypatch):
-    from kvdb.cli.bench import server
+    monkeypatch.setattr(sys, "path", list(sys.path))          # suite_module puts bench/ on it; undone after
+    server = suite_module("server")
     monkeypatch.setattr(server.shutil, "which", lambda tool: None)
     assert server.main(["--quick"]) == 2

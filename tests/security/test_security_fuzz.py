@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvdb._core.resp import RequestParser
+from kvdb.server.protocol.resp import RequestParser
 from tests.securityutil import RawClient, RespError, encode_command, read_reply
 from tests.serverutil import ServerProcess
 

@@ -22,7 +22,7 @@ def raw(r, *args):
 @pytest.fixture(scope="module", params=[("fastlane", "btree"), ("general", "btree"), ("fastlane", "lsm")],
                 ids=["fastlane-btree", "general-btree", "fastlane-lsm"])
 def srv(tmp_path_factory, request):
-    # GET, SET, INCR and DECR run from C (kvdb/server/fastlane.pyx) unless
+    # GET, SET, INCR and DECR run from C (kvdb/server/protocol/fastlane.pyx) unless
     # KVDB_SERVER_FASTLANE=0; every test runs against both paths, which must agree, and
     # against both storage engines.
     lane, engine = request.param

@@ -1,4 +1,4 @@
-"""The C fast lane (kvdb/server/fastlane.pyx) against the general command path, for
+"""The C fast lane (kvdb/server/protocol/fastlane.pyx) against the general command path, for
 the list and set commands it runs (and the string ones around them).
 
 Random pipelines from several clients go through two servers, one with the fast
@@ -32,7 +32,7 @@ from kvdb.server.config import Config
 from tests.serverutil import ServerProcess
 
 try:
-    from kvdb.server.fastlane import FastLane
+    from kvdb.server.protocol.fastlane import FastLane
 except ImportError:  # pragma: no cover - built without the extension
     FastLane = None
 
@@ -477,9 +477,9 @@ def test_sadd_forgets_the_spop_pool(tmp_path):
 def test_fast_reply_encoder_matches_resp():
     """fastreply.encode_replies sends the bytes resp.encode_replies sends, for every kind of
     reply, in RESP2 and RESP3, and raises the same TypeError for what cannot be encoded."""
-    from kvdb._core.resp import NULL_ARRAY, OK, QUEUED, ErrorReply, Push, Status
-    from kvdb._core.resp import encode_replies as general
-    fastreply = pytest.importorskip("kvdb.server.fastreply")
+    from kvdb.server.protocol.resp import NULL_ARRAY, OK, QUEUED, ErrorReply, Push, Status
+    from kvdb.server.protocol.resp import encode_replies as general
+    fastreply = pytest.importorskip("kvdb.server.protocol.fastreply")
     values = [b"", b"abc", b"\r\n\x00", b"x" * 70000, None, 0, 1, -1, 9, 10, -10, 2**63 - 1, -2**63, 2**63,
               -2**63 - 1, 10**30, True, False, 1.5, float("inf"), OK, QUEUED, Status("x"),
               ErrorReply("ERR bad\r\nthing"), NULL_ARRAY, Push([b"a", 1]), [], [b"a", None, 3, [b"x", [OK]]],

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvdb._core.resp import NULL_ARRAY, ErrorReply, Push, RequestParser, Status, encode_reply, split_inline
+from kvdb.server.protocol.resp import NULL_ARRAY, ErrorReply, Push, RequestParser, Status, encode_reply, split_inline
 from tests.serverutil import ServerProcess
 
 

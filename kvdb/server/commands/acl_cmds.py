@@ -2,7 +2,7 @@
 (the model and rules live in kvdb/server/acl.py)."""
 import secrets
 
-from kvdb._core.resp import OK
+from kvdb.server.protocol.resp import OK
 
 from .. import acl_user as aclmod
 from .registry import COMMANDS, CommandError, container, int_arg, subcommand, lookup

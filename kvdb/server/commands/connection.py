@@ -1,6 +1,6 @@
 """Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET, CLIENT, COMMAND."""
 import kvdb
-from kvdb._core.resp import OK, PONG, ErrorReply, Push, Status
+from kvdb.server.protocol.resp import OK, PONG, ErrorReply, Push, Status
 
 from ..client import REPLY_OFF, REPLY_SKIP_NEXT
 from .registry import COMMANDS, NO_REPLY, SYNTAX, CommandError, command, container, int_arg, subcommand

@@ -22,7 +22,7 @@ import struct
 import time
 import zlib
 
-from kvdb._core.resp import OK, Status
+from kvdb.server.protocol.resp import OK, Status
 
 from ..glob import glob_match
 from ..scriptbusy import BUSY_EVAL

@@ -9,7 +9,7 @@ O(log n + k) range scan) and keeps the members inside the exact shape; GEOPOS,
 GEODIST and GEOHASH read one member record each. Argument order, error texts and
 reply shapes follow Redis 7.2's georadiusGeneric.
 """
-from kvdb._core.resp import NULL_ARRAY
+from kvdb.server.protocol.resp import NULL_ARRAY
 
 from .. import geohash as gh
 from ..keyspace import check_name

@@ -2,7 +2,7 @@
 HSCAN are range scans and a hash costs what its fields cost."""
 import random
 
-from kvdb._core.resp import OK
+from kvdb.server.protocol.resp import OK
 
 from ..glob import glob_match
 from ..keyspace import TYPE_HASH

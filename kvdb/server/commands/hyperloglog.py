@@ -6,7 +6,7 @@ bytes), so each command costs one engine read per key and at most one write.
 Like Redis, PFCOUNT of a single key stores the computed cardinality in the sketch's
 header (a write by a read-only command), so the next PFCOUNT is a header read.
 """
-from kvdb._core.resp import OK, Status
+from kvdb.server.protocol.resp import OK, Status
 
 from .. import hll
 from .registry import CommandError, command

@@ -17,7 +17,7 @@ in digest order; its cursor there is b"\\x03" + the last digest returned.
 """
 import os
 
-from kvdb._core.resp import OK, Status
+from kvdb.server.protocol.resp import OK, Status
 
 from ..encodings import encoding
 from ..glob import glob_match, literal_prefix

@@ -5,7 +5,7 @@ ends cost one engine operation per element and LINDEX/LSET one lookup.
 Argument checks run in Redis's order (some commands look the key up before
 parsing a number, others after), so that the same bad call gets the same error.
 """
-from kvdb._core.resp import NULL_ARRAY, OK
+from kvdb.server.protocol.resp import NULL_ARRAY, OK
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType

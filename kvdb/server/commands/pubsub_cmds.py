@@ -2,7 +2,7 @@
 
 (Un)subscribe confirmations are pushes: one per channel, each carrying the
 client's subscription count afterwards, as Redis sends them."""
-from kvdb._core.resp import Push
+from kvdb.server.protocol.resp import Push
 
 from ..glob import glob_match
 from .registry import NO_REPLY, command, container, subcommand

@@ -2,7 +2,7 @@
 positions, as Redis's COMMAND INFO describes them, and the handler that runs it.
 
 A handler is `handler(ctx, args) -> reply`, where args[0] is the command name as
-sent and the reply is a value kvdb._core.resp.encode_reply accepts. Handlers
+sent and the reply is a value kvdb.server.protocol.resp.encode_reply accepts. Handlers
 raise CommandError for error replies. Arity follows Redis: n > 0 means exactly n
 words (name included), -n means at least n.
 """

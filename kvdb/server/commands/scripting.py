@@ -24,7 +24,7 @@ import hashlib
 import logging
 import time
 
-from kvdb._core.resp import OK, ErrorReply, Status
+from kvdb.server.protocol.resp import OK, ErrorReply, Status
 from ..acl_user import _printable, _text, denial
 from ..lua import CallError, LuaError, LuaMemoryError, LuaRuntime, available
 from ..luaconv import ConversionTooDeep, error_text, from_lua, lua_arg, to_lua

@@ -3,7 +3,7 @@ SHUTDOWN SLOWLOG DEBUG."""
 import logging
 import time
 
-from kvdb._core.resp import OK, Status
+from kvdb.server.protocol.resp import OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..config import OPTIONS, REDIS_ALIASES

@@ -2,7 +2,7 @@
 stream_claims.py; storage: kvdb/server/streamstore.py). Pending-entry lists and group cursors are
 records written in the command's transaction, so what a reply acknowledged is on
 disk with it. Semantics, errors and reply shapes follow Redis 7.2."""
-from kvdb._core.resp import NULL_ARRAY, OK
+from kvdb.server.protocol.resp import NULL_ARRAY, OK
 
 from ..blocking import blocking_allowed
 from ..keyspace import now_ms

@@ -2,7 +2,7 @@
 XTRIM XSETID (storage: kvdb/server/streamstore.py; groups: stream_groups.py and
 stream_claims.py; XINFO: stream_info.py). Semantics, errors and reply shapes follow
 Redis 7.2."""
-from kvdb._core.resp import NULL_ARRAY, OK, Status
+from kvdb.server.protocol.resp import NULL_ARRAY, OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType, now_ms

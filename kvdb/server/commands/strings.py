@@ -1,7 +1,7 @@
 """String commands."""
 from decimal import Decimal
 
-from kvdb._core.resp import OK
+from kvdb.server.protocol.resp import OK
 
 from ..keyspace import TYPE_STRING, now_ms
 from .registry import NOT_INTEGER, SYNTAX, CommandError, command, float_arg, int_arg

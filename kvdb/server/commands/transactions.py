@@ -7,7 +7,7 @@ change to a watched key (a write, a delete, an expiry, a flush) after WATCH
 marks the watcher, and its EXEC then returns the null array without running
 anything.
 """
-from kvdb._core.resp import NULL_ARRAY, OK, ErrorReply
+from kvdb.server.protocol.resp import NULL_ARRAY, OK, ErrorReply
 
 from .registry import NO_REPLY, CommandError, command
 

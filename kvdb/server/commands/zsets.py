@@ -9,7 +9,7 @@ Replies follow Redis 7.2: scores are RESP3 doubles, and in RESP2 bulk strings
 formatted as Redis 7.2 prints them (zsetstore.format_score); WITHSCORES replies are
 flat member/score arrays in RESP2 and arrays of [member, score] pairs in RESP3.
 """
-from kvdb._core.resp import NULL_ARRAY
+from kvdb.server.protocol.resp import NULL_ARRAY
 
 from ..keyspace import TYPE_ZSET, Coll, Entry, check_name
 from ..zsetstore import ZSet, format_score, parse_range_score, parse_score

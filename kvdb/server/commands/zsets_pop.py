@@ -1,7 +1,7 @@
 """Sorted-set pops: ZPOPMIN ZPOPMAX ZMPOP and the blocking BZPOPMIN BZPOPMAX BZMPOP
 (kvdb/server/blocking.py: a waiter retries when a key it waits on changes; inside
 MULTI/EXEC and scripts they reply at once, as the non-blocking forms)."""
-from kvdb._core.resp import NULL_ARRAY
+from kvdb.server.protocol.resp import NULL_ARRAY
 
 from ..blocking import blocking_allowed, timeout_arg
 from ..keyspace import WrongType

@@ -60,18 +60,18 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from kvdb._core.resp cimport RequestParser
+from kvdb.server.protocol.resp cimport RequestParser
 
 import logging
 import time
 
 import kvdb
-from kvdb._core.resp import OK, ErrorReply
+from kvdb.server.protocol.resp import OK, ErrorReply
 
-from . import setsample
-from .client import COMMANDS_PER_TURN as _PER_TURN, OUTPUT_PER_TURN as _OUT_PER_TURN
+from .. import setsample
+from ..client import COMMANDS_PER_TURN as _PER_TURN, OUTPUT_PER_TURN as _OUT_PER_TURN
+from ..keyspace import LONG_META, MAX_NAME
 from .fastreply import encode_replies
-from .keyspace import LONG_META, MAX_NAME
 
 log = logging.getLogger("kvdb.server")
 

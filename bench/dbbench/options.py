@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from .adapters import known
+from .paths import REPO, RESULTS_DIR
 from .workloads import ORDER
 
 DEFAULT_ENGINES = "kvdb-btree,sqlite3,lmdb,rocksdict,plyvel,diskcache"
@@ -12,18 +13,6 @@ QUICK_NUM = 100_000
 SCALE_NUM = 10_000_000
 SCALE_WORKLOADS = "fillrandom,readrandom"
 SCALE_SERIES = 20
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-# The directory holding the `kvdb` package this code belongs to: what workers import by default.
-KVDB_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-
-
-def default_results_dir():
-    """bench/results in a repository checkout, else ./bench-results."""
-    repo_bench = os.path.join(KVDB_ROOT, "bench")
-    if os.path.isfile(os.path.join(repo_bench, "db_bench.py")):
-        return os.path.join(repo_bench, "results")
-    return os.path.abspath("bench-results")
 
 
 def _csv(text):
@@ -63,13 +52,12 @@ def build_parser(prog=None):
     what.add_argument("--fio", action="store_true", help="measure the disk's 4 KiB write+fdatasync IOPS with fio first")
     what.add_argument("--fio-size", default="64m")
     what.add_argument("--timeout", type=float, default=None, help="seconds before a worker is killed (default none)")
-    what.add_argument("--kvdb-path", default=KVDB_ROOT,
+    what.add_argument("--kvdb-path", default=REPO,
                       help="directory put first on sys.path in the workers, so `import kvdb` finds that build "
-                           f"(default {KVDB_ROOT}, where this kvdb is)")
+                           f"(default {REPO}, the checkout this benchmark is in)")
     out = ap.add_argument_group("output")
     out.add_argument("--results-dir", default=None,
-                     help="where the JSON and the charts go "
-                          "(default bench/results in a checkout, else ./bench-results)")
+                     help="where the JSON and the charts go (default bench/results)")
     out.add_argument("--json", default=None, metavar="OUT",
                      help="write the JSON here instead of RESULTS_DIR/db_bench-DATE-MODE-nNUM.json")
     out.add_argument("--no-save", action="store_true", help="print the tables only: no JSON, no charts")
@@ -115,7 +103,7 @@ def parse_args(argv=None, prog=None):
     args.dir = os.path.abspath(args.dir or tempfile.gettempdir())
     args.kvdb_path = os.path.abspath(args.kvdb_path)
     if args.results_dir is None:
-        args.results_dir = default_results_dir()
+        args.results_dir = RESULTS_DIR
     args.mode = "scale" if args.scale else "quick" if args.quick else "full"
     return args
 

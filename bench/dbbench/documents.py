@@ -1,5 +1,5 @@
 """kvdb bench documents: the document layer against montydb (sqlite storage), TinyDB and
-sqlite3 with JSON1, on the same documents and operations (kvdb/cli/bench/doc_engines.py).
+sqlite3 with JSON1, on the same documents and operations (bench/dbbench/doc_engines.py).
 
     kvdb bench documents                  100,000 documents, 3 runs, every installed engine
     kvdb bench documents --quick          5,000 documents
@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from .doc_engines import ENGINES, MODULES
+from .paths import RESULTS_DIR
 
 WORKLOADS = ["insert_many", "find_id", "find_eq", "find_range", "find_unindexed", "update_many", "delete_many"]
 UNITS = {"insert_many": "docs/s", "update_many": "docs/s", "delete_many": "docs/s"}
@@ -70,7 +71,7 @@ def parse_args(argv, prog):
                    help="kvdb sync mode and sqlite3's synchronous pragma (default full)")
     p.add_argument("--dir", default=None, help="where the databases go (default: a temporary directory)")
     p.add_argument("--results-dir", default=None,
-                   help="where the table is saved (default bench/results/ in a checkout, else ./bench-results/)")
+                   help="where the table is saved (default bench/results/)")
     p.add_argument("--no-save", action="store_true", help="print the table only")
     args = p.parse_args(argv)
     if args.num is None:
@@ -82,13 +83,6 @@ def parse_args(argv, prog):
     if unknown:
         p.error(f"unknown engine(s) {', '.join(unknown)}; known: {', '.join(ENGINES)}")
     return args
-
-
-def default_results_dir():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    if os.path.isdir(os.path.join(repo, "bench")) and os.path.isdir(os.path.join(repo, ".git")):
-        return os.path.join(repo, "bench", "results")
-    return os.path.abspath("bench-results")
 
 
 def timed_loop(fn, args_list, seconds):
@@ -189,7 +183,7 @@ def main(argv=None, prog="kvdb bench documents"):
     table = format_table(args, medians, skipped)
     print(table)
     if not args.no_save:
-        out_dir = args.results_dir or default_results_dir()
+        out_dir = args.results_dir or RESULTS_DIR
         os.makedirs(out_dir, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         mode = "quick" if args.quick else "full"

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """encode_replies(replies, proto): the RESP bytes of a client's replies, as
-kvdb._core.resp.encode_replies makes them, byte for byte, written into one C
+kvdb.server.protocol.resp.encode_replies makes them, byte for byte, written into one C
 buffer. The replies of the hot commands (bulk strings, nulls, 64-bit integers,
 +OK, and arrays of those: GET, LPUSH, LPOP, LRANGE, SADD, SPOP, ...) are encoded
 here with a memcpy per bulk string and no Python object per header; any other
@@ -13,7 +13,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
-from kvdb._core.resp import OK, encode_reply
+from kvdb.server.protocol.resp import OK, encode_reply
 
 
 cdef struct Buf:
@@ -118,7 +118,7 @@ cdef int encode_other(Buf *b, object v, int proto) except -1:
 
 def encode_replies(list replies, int proto=2):
     """The concatenated RESP bytes of several replies (one write per pipelined batch);
-    the same bytes as kvdb._core.resp.encode_replies."""
+    the same bytes as kvdb.server.protocol.resp.encode_replies."""
     cdef Buf b
     b.len = 0
     b.cap = 512

@@ -1,12 +1,10 @@
 """One worker subprocess: its command line, and reading what it prints.
 
-The worker loads this package by file path under the name `_kvdb_bench`
-(BOOT below), not as kvdb.cli.bench: importing it as part of kvdb would import
-whichever kvdb comes first on sys.path before --kvdb-path could choose, and
-would fail where kvdb is not built. Only the kvdb adapter imports kvdb, after
---kvdb-path is first on sys.path.
+The worker imports this package as `dbbench` with bench/ on its sys.path
+(BOOT below), behind --kvdb-path: the kvdb adapter, the only module that
+imports kvdb, then finds the build --kvdb-path names, and the parent never
+has to import kvdb at all (it may not be built).
 """
-import os
 import shutil
 import subprocess
 import sys
@@ -14,18 +12,13 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ALIAS = "_kvdb_bench"
+from .paths import BENCH_DIR
 
-BOOT = f"""
-import importlib.util, sys
-pkg, kvdb_path = sys.argv[1], sys.argv[2]
-sys.path.insert(0, kvdb_path)
-spec = importlib.util.spec_from_file_location({ALIAS!r}, pkg + "/__init__.py", submodule_search_locations=[pkg])
-mod = importlib.util.module_from_spec(spec)
-sys.modules[{ALIAS!r}] = mod
-spec.loader.exec_module(mod)
-from {ALIAS}.spawn import worker_main
+BOOT = """
+import sys
+bench_dir, kvdb_path = sys.argv[1], sys.argv[2]
+sys.path[:0] = [kvdb_path, bench_dir]
+from dbbench.spawn import worker_main
 sys.exit(worker_main(sys.argv[3:]))
 """
 
@@ -43,7 +36,7 @@ def worker_main(argv):
 
 
 def worker_cmd(args, engine, workdir, label):
-    cmd = [sys.executable, "-c", BOOT, HERE, args.kvdb_path,
+    cmd = [sys.executable, "-c", BOOT, BENCH_DIR, args.kvdb_path,
            "--worker", engine, "--workdir", workdir, "--label", label,
            "--num", str(args.num), "--reads", str(args.reads), "--writes", str(args.writes),
            "--sync-num", str(args.sync_num), "--threads", str(args.threads), "--cache-mb", str(args.cache_mb),
