@@ -74,12 +74,13 @@ cdef object extension(str name):
         raise RuntimeError(f"{name}() needs the document layer: import kvdb (or kvdb.documents) first") from None
 
 
-def detect_engine(str path, FS fs=None):
+def detect_engine(str path, FS fs=None, str opening=None):
     """The engine whose database the directory `path` holds ("btree", "lsm"), or None if it
     holds none (missing, empty, or a directory of other files). The one place that tells the
     engines apart, by each engine's marker file. CorruptionError for a directory with two
     engines' markers, or with files of an engine but not its marker (a damaged database that
-    must not be opened as a new one beside them)."""
+    must not be opened as a new one beside them) -- except files of the engine `opening`, which
+    is about to open the directory and judges them itself (a crash while creating a database)."""
     if fs is None:
         fs = OsFS()
     marked = [name for name, engine_type in ENGINE_TYPES.items()
@@ -93,6 +94,8 @@ def detect_engine(str path, FS fs=None):
         return None
     names = fs.listdir(path)
     for name, engine_type in ENGINE_TYPES.items():
+        if name == opening:
+            continue
         remnants = sorted(n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in engine_type.remnants))
         if remnants:
             raise CorruptionError(f"{path} holds {name} files ({', '.join(remnants[:3])}"
@@ -188,7 +191,7 @@ cdef class Database:
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None):
         cdef Engine store
         fs = _fs if _fs is not None else OsFS()
-        found = detect_engine(path, fs)
+        found = detect_engine(path, fs, engine)
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = found or "btree"
         if engine not in ENGINE_TYPES:

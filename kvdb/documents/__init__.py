@@ -22,6 +22,8 @@ from .verify import verify
 from .results import DeleteResult, InsertManyResult, InsertOneResult, ReturnDocument, UpdateResult
 from . import attach
 
+attach.install()
+
 ASCENDING = 1
 DESCENDING = -1
 

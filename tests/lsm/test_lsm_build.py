@@ -12,7 +12,7 @@ import kvdb
 from tests.helpers import dump, value
 from tests.lsm.test_lsm_engine import _corrupt, _one_table_db
 
-from kvdb._core import lz4block
+from kvdb._core.lsm import lz4block
 
 lz4_block = pytest.importorskip("lz4.block")
 
@@ -124,7 +124,7 @@ def test_compaction_builds_tables_with_the_gil_released(db_path):
 
 
 def test_table_cache_bounds_open_files_and_reopens_evicted_tables(db_path):
-    from test_lsm_engine import TINY, fill, live_tables, tables
+    from tests.lsm.test_lsm_engine import TINY, fill, live_tables, tables
     import gc
 
     with kvdb.open(db_path, sync="off", max_open_tables=3, **TINY) as db:
