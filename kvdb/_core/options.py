@@ -20,7 +20,7 @@ import operator
 import textwrap
 from typing import Optional
 
-__all__ = ["Options", "OptionField", "OPTION_FIELDS", "ENGINES", "SYNC_MODES", "parse_text", "show_text",
+__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text", "show_text",
            "parse_size", "format_size"]
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
