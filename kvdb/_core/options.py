@@ -20,8 +20,8 @@ import operator
 import textwrap
 from typing import Optional
 
-__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text", "show_text",
-           "parse_size", "format_size"]
+__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text",
+           "show_text", "parse_size", "format_size"]
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
 SYNC_MODES = ("full", "normal", "off")   # durability of a commit, most durable first
