@@ -13,7 +13,7 @@ from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, For
                          LockedError, ReadOnlyError)
 from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
                                  Transaction)
-from kvdb._core.options import OPTION_FIELDS, Options
+from kvdb._core.options import FIELD_NAMES, OPTION_FIELDS, Options
 
 from kvdb.version import VERSION as __version__
 
@@ -54,9 +54,9 @@ def open(path, *, options=None, _fs=None, _clock=None, **keywords):
 def _known(keywords):
     """`keywords`, or TypeError naming the first that is no option (as a misspelt keyword would)."""
     for name in keywords:
-        if not any(f.name == name for f in OPTION_FIELDS):
+        if name not in FIELD_NAMES:
             raise TypeError(f"open() got an unexpected keyword argument {name!r}; the options are: "
-                            f"{', '.join(f.name for f in OPTION_FIELDS)}")
+                            f"{', '.join(FIELD_NAMES)}")
     return keywords
 
 

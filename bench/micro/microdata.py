@@ -1,10 +1,16 @@
 """The data of the micro-benchmarks: db_bench's shape (16-byte keys, 100-byte values), the
 batch size of a round, and how a prepared database is loaded. Fixtures are in conftest.py.
+
+Rounds are kept short (about 0.1-1 ms): on a shared machine a round of several milliseconds is
+often cut by the scheduler, and then even its median moves by tens of percent between runs.
 """
 
 ENGINES = ["btree", "lsm"]
 NUM_KEYS = 100_000         # keys in a prepared database (a three-level B+Tree; LSM tables on disk)
-BATCH = 1000               # operations per benchmark round
+BATCH = 100                # operations per benchmark round (a round well under a millisecond: see below)
+STEPS = 1000               # cursor steps per round (a step is ~0.1 us: fewer would time the seek)
+ROUNDS = 1000              # rounds of a write benchmark (fixed: the same work, log growth and background
+                           # flushes on every commit compared), and the least rounds of any other one
 KEY_FORMAT = b"%016d"      # 16-byte keys, as db_bench
 VALUE_SIZE = 100           # bytes per value, as db_bench
 LOAD_TRANSACTION = 10_000  # puts per transaction while loading

@@ -13,7 +13,7 @@ import pytest
 from kvdb.documents import ObjectId
 from kvdb.documents.codec import check_document, pack, unpack
 from kvdb.documents.keycodec import encode
-from microdata import BATCH, SEED
+from microdata import BATCH, ROUNDS, SEED
 
 
 def make_doc(i, rng):
@@ -38,7 +38,7 @@ def docs():
     return [make_doc(i, rng) for i in range(BATCH)]
 
 
-@pytest.mark.benchmark(group="documents")
+@pytest.mark.benchmark(group="documents", min_rounds=ROUNDS)
 def test_document_encode(benchmark, docs):
     def encode_all():
         for doc in docs:
@@ -48,7 +48,7 @@ def test_document_encode(benchmark, docs):
     benchmark(encode_all)
 
 
-@pytest.mark.benchmark(group="documents")
+@pytest.mark.benchmark(group="documents", min_rounds=ROUNDS)
 def test_document_decode(benchmark, docs):
     packed = [pack(doc) for doc in docs]
 
@@ -60,7 +60,7 @@ def test_document_decode(benchmark, docs):
     assert unpack(packed[0]) == docs[0]
 
 
-@pytest.mark.benchmark(group="documents")
+@pytest.mark.benchmark(group="documents", min_rounds=ROUNDS)
 def test_index_key_encode(benchmark, docs):
     """The index keys of three fields of each document: a string, an int and a float."""
     values = [v for doc in docs for v in (doc["name"], doc["grp"], doc["score"])]

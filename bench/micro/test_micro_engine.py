@@ -3,19 +3,22 @@ get (hits), put (each its own commit), a transaction's commit, and a cursor's st
 
     python -m pytest bench/micro --benchmark-only            (bench/README.md, "Micro-benchmarks")
 
-A round does BATCH operations on a prepared database of NUM_KEYS keys (conftest.py), sync="off".
+A round does BATCH operations (STEPS for the cursor) on a prepared database of NUM_KEYS keys
+(conftest.py, microdata.py), sync="off". The write benchmarks run a fixed number of rounds, so
+every run writes as much log and meets the same background flushes and checkpoints.
 """
 import collections
 import itertools
 
 import pytest
 
-from microdata import BATCH, NUM_KEYS, key, value
+from microdata import BATCH, NUM_KEYS, ROUNDS, STEPS, key, value
 
 COMMIT_SIZES = [1, 100]    # puts per transaction in the commit benchmark: the commit's own cost, and a batch
+WARMUP_ROUNDS = 10         # untimed rounds before a write benchmark's ROUNDS
 
 
-@pytest.mark.benchmark(group="get")
+@pytest.mark.benchmark(group="get", min_rounds=ROUNDS)
 def test_get_hit(benchmark, loaded_db, random_keys):
     get = loaded_db.get
 
@@ -27,14 +30,14 @@ def test_get_hit(benchmark, loaded_db, random_keys):
     assert all(get(k) is not None for k in random_keys)
 
 
-@pytest.mark.benchmark(group="scan")
+@pytest.mark.benchmark(group="scan", min_rounds=ROUNDS)
 def test_cursor_step(benchmark, loaded_db):
-    """BATCH steps of one cursor (its seek included, once), from the middle of the key range."""
+    """STEPS steps of one cursor (its seek included, once), from the middle of the key range."""
     start = key(NUM_KEYS // 2)
 
     def steps():
         with loaded_db.scan(start=start) as it:
-            collections.deque(itertools.islice(it, BATCH), maxlen=0)
+            collections.deque(itertools.islice(it, STEPS), maxlen=0)
 
     benchmark(steps)
 
@@ -49,7 +52,7 @@ def test_put(benchmark, loaded_db, random_keys):
         for k, v in pairs:
             put(k, v)
 
-    benchmark(puts)
+    benchmark.pedantic(puts, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)
 
 
 @pytest.mark.benchmark(group="commit")
@@ -66,4 +69,4 @@ def test_transaction_commit(benchmark, loaded_db, random_keys, size):
                 for k, v in chunk:
                     tx.put(k, v)
 
-    benchmark(commits)
+    benchmark.pedantic(commits, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)

@@ -7,7 +7,7 @@ round, as a new connection has.
 import pytest
 
 from kvdb.server.protocol.resp import RequestParser
-from microdata import BATCH, VALUE_SIZE, key
+from microdata import BATCH, ROUNDS, VALUE_SIZE, key
 
 
 def frame(*args):
@@ -24,7 +24,7 @@ PIPELINES = {  # command -> one pipelined batch of BATCH of them
 }
 
 
-@pytest.mark.benchmark(group="resp")
+@pytest.mark.benchmark(group="resp", min_rounds=ROUNDS)
 @pytest.mark.parametrize("command", sorted(PIPELINES))
 def test_resp_parse_pipeline(benchmark, command):
     data = PIPELINES[command]

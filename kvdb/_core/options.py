@@ -20,8 +20,8 @@ import operator
 import textwrap
 from typing import Optional
 
-__all__ = ["Options", "OptionField", "OPTION_FIELDS", "ENGINES", "SYNC_MODES", "parse_text", "show_text",
-           "parse_size", "format_size"]
+__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text",
+           "show_text", "parse_size", "format_size"]
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
 SYNC_MODES = ("full", "normal", "off")   # durability of a commit, most durable first
@@ -142,8 +142,9 @@ class OptionField:
             value = operator.index(value)
         except TypeError:
             raise TypeError(f"{self.name} must be an integer, not {value!r}") from None
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum) \
-                or (self.power_of_two and value & (value - 1)):
+        too_small = self.minimum is not None and value < self.minimum
+        too_large = self.maximum is not None and value > self.maximum
+        if too_small or too_large or (self.power_of_two and value & (value - 1)):
             raise ValueError(f"{self.name} must be {self.accepted()}, not {value!r}")
         return value
 

@@ -9,7 +9,8 @@ import argparse
 from kvdb._core.options import OPTION_FIELDS, parse_text, show_text
 
 # Said of --engine on a command that may create a database (dbpath.open_or_create).
-ENGINE_NOTE = "a new database gets btree unless this says otherwise; an existing one keeps its engine, which --engine must match"
+ENGINE_NOTE = ("a new database gets btree unless this says otherwise; an existing one keeps its engine, "
+               "which --engine must match")
 
 
 def add_database_options(parser, creates=False, defaults=None):

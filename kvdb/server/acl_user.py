@@ -20,6 +20,7 @@ import hmac
 import os
 import shlex
 
+from .commands.registry import COMMANDS
 from .glob import glob_match
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1   # ~16 MiB and ~50 ms per hash
@@ -247,7 +248,6 @@ class User:
 # -- rules ---------------------------------------------------------------------
 
 def _commands_in(category):
-    from .commands.registry import COMMANDS
     out = []
     for cmd in COMMANDS.values():
         if category in cmd.categories or category == "all":
@@ -259,7 +259,6 @@ def _commands_in(category):
 
 
 def _find_command(name):
-    from .commands.registry import COMMANDS
     parent, _, sub = name.partition("|")
     cmd = COMMANDS.get(parent)
     if cmd is None:

@@ -22,13 +22,15 @@ import time
 
 import kvdb
 from kvdb.server.protocol.resp import ErrorReply, Status
+from kvdb.version import VERSION as KVDB_VERSION
 
 from . import acl, audit, authguard, limits, setsample, tls
-from . import commands as _commands  # noqa: F401 - importing registers every command
 from .blocking import Blocking
 from .client import Client
 from .commands import registry
+from .commands.groups import lookup  # the table with every command group's commands
 from .commands.registry import CommandError
+from .compat import REDIS_VERSION
 from .keyspace import Keyspace, NameTooLong, WrongType, now_ms
 
 try:
@@ -43,7 +45,6 @@ log = logging.getLogger("kvdb.server")
 _perf_counter = time.perf_counter
 _BNAMES = {}     # Command -> its full name as bytes (CLIENT LIST's cmd=), made once per command
 
-VERSION = "7.2.0"  # the Redis version whose commands and replies this server follows
 
 # Commands a client in RESP2 subscribe mode may run.
 SUBSCRIBE_MODE_OK = frozenset(["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset",
@@ -122,7 +123,7 @@ class Server:
         if self.tls_port is not None:
             ports.append(f"TLS port {self.tls_port}")
         log.info("kvdb %s server ready (Redis %s protocol), pid %d, listening on %s %s, data %s, "
-                 "engine %s, sync %s", kvdb.__version__, VERSION, os.getpid(), self.config["bind"],
+                 "engine %s, sync %s", KVDB_VERSION, REDIS_VERSION, os.getpid(), self.config["bind"],
                  " and ".join(ports), os.path.abspath(self.config["dir"]), self.config["engine"],
                  self.config["sync"])
 
@@ -318,7 +319,7 @@ class Server:
 
     def execute(self, c, args):
         """Runs one command for client c and returns its reply (None: no reply)."""
-        cmd, error = registry.lookup(args)
+        cmd, error = lookup(args)
         if cmd is not None and c.multi is None and c.authenticated and not c.channels and not c.patterns:
             if c.user.unrestricted and not cmd.audited:  # the common case, checked first
                 return self.call(c, cmd, args)

@@ -14,7 +14,6 @@ import asyncio
 import collections
 import logging
 import time
-import types
 
 from kvdb.server.protocol.resp import ErrorReply, Push, RequestParser
 
@@ -90,9 +89,7 @@ class Client(asyncio.Protocol):
         self.drop_at = None                    # a command blocked with its reply off: the reply it gets
                                                # when unblocked is the first non-push from this index
         if server.fastlane is not None:
-            # data_received's steps from C (imported here: fastlane imports this module)
-            from .protocol.fastlane import data_received
-            self.data_received = types.MethodType(data_received, self)
+            server.fastlane.attach(self)       # data_received's steps from C
 
     # -- asyncio protocol ----------------------------------------------------
 

@@ -23,6 +23,7 @@ Dense registers are unpacked to one byte each with bytes.translate over strided
 slices, which keeps whole-sketch work (PFCOUNT, PFMERGE) at C speed.
 """
 import math
+import random
 import struct
 
 P = 14                         # index bits
@@ -426,7 +427,6 @@ class Sketch:
 
 def self_test():
     """PFSELFTEST: dense register access and the packing round trip; raises on failure."""
-    import random
     rng = random.Random(1234)
     regs = bytearray(DENSE_BYTES)
     values = [rng.randrange(64) for _ in range(REGISTERS)]

@@ -6,7 +6,9 @@ import resource
 import sys
 import time
 
-import kvdb
+from kvdb.version import VERSION as KVDB_VERSION
+
+from .compat import REDIS_VERSION
 
 DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster",
                     "keyspace"]
@@ -28,9 +30,8 @@ def _rss():
 
 
 def section_server(s):
-    from .app import VERSION
     up = int(time.time() - s.started)
-    return [("redis_version", VERSION), ("kvdb_version", kvdb.__version__), ("redis_mode", "standalone"),
+    return [("redis_version", REDIS_VERSION), ("kvdb_version", KVDB_VERSION), ("redis_mode", "standalone"),
             ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
             ("arch_bits", 64 if sys.maxsize > 2 ** 32 else 32), ("multiplexing_api", "asyncio"),
             ("process_id", os.getpid()), ("tcp_port", s.port or 0), ("server_time_usec", int(time.time() * 1e6)),

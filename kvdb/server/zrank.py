@@ -37,6 +37,7 @@ import os
 import sys
 from array import array
 
+from .zrankcheck import check_index
 from .zranknode import (_WIDTH_BYTE as _WIDTH, BMAX, CACHE_NODES, COUNTS_TAG, FMAX, KEYS_TAG, Node, Shape, _le,
                         node_cache, shortest_separator)
 
@@ -568,7 +569,6 @@ class RankIndex:
 
     def check(self, count):
         """Verifies invariants Z4-Z10 against the score index (tests; O(n))."""
-        from .zrankcheck import check_index
         check_index(self, count)
 
 

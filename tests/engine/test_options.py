@@ -21,7 +21,8 @@ def test_options_are_frozen_and_checked_by_name():
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.cache_size = 5
     assert opts.replace(sync="off").sync == "off" and opts.sync == "full"
-    for bad, name, error in [(dict(engine="b-tree"), "engine", ValueError), (dict(sync="always"), "sync", ValueError),
+    for bad, name, error in [(dict(engine="b-tree"), "engine", ValueError),
+                             (dict(sync="always"), "sync", ValueError),
                              (dict(page_size=1000), "page_size", ValueError),
                              (dict(page_size=65536), "page_size", ValueError),
                              (dict(cache_size=-1), "cache_size", ValueError),

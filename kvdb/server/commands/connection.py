@@ -1,8 +1,9 @@
 """Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET, CLIENT, COMMAND."""
-import kvdb
 from kvdb.server.protocol.resp import OK, PONG, ErrorReply, Push, Status
+from kvdb.version import VERSION as KVDB_VERSION
 
 from ..client import REPLY_OFF, REPLY_SKIP_NEXT
+from ..compat import REDIS_VERSION
 from .registry import COMMANDS, NO_REPLY, SYNTAX, CommandError, command, container, int_arg, subcommand
 
 NOAUTH_OK = "noauth"
@@ -80,8 +81,7 @@ def _hello_reply(c, proto, name):
     if name is not None:
         c.name = name
     c.proto = proto
-    from ..app import VERSION
-    return {"server": "kvdb", "version": VERSION, "kvdb_version": kvdb.__version__, "proto": proto, "id": c.id,
+    return {"server": "kvdb", "version": REDIS_VERSION, "kvdb_version": KVDB_VERSION, "proto": proto, "id": c.id,
             "mode": "standalone", "role": "master", "modules": []}
 
 

@@ -19,6 +19,9 @@ not scoped by SELECT: every logical database sees the same collections.
 """
 import json
 
+import kvdb
+from kvdb.documents import collection_of, extjson
+
 from .registry import SYNTAX, CommandError, command, int_arg
 
 
@@ -26,40 +29,28 @@ def _d(**kw):
     return dict(group="documents", since="kvdb 0.1", **kw)
 
 
-def _documents():
+def parse_json(raw, what):
     try:
-        import kvdb.documents as documents
-        import kvdb.documents.extjson  # noqa: F401 - documents.extjson below
-    except ImportError:
-        raise CommandError("ERR the document layer is not available in this build") from None
-    return documents
-
-
-def parse_json(raw, what, documents):
-    try:
-        return documents.extjson.loads(raw)
+        return extjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise CommandError(f"ERR invalid JSON in {what}: {e}") from None
 
 
 def dump_json(value):
-    import kvdb.documents.extjson as extjson
     return extjson.dumps(value, separators=(",", ":")).encode()
 
 
 def _collection(c, name, write):
-    documents = _documents()
     store = c.server.ks.store
     owner = store.writer() if write else (store.tx or store.db)
     try:
-        return documents.collection_of(owner, name.decode("utf-8")), documents
+        return collection_of(owner, name.decode("utf-8"))
     except UnicodeDecodeError:
         raise CommandError("ERR collection names must be UTF-8") from None
 
 
 def _run(fn):
     """Runs a document-layer call, turning its errors into error replies."""
-    import kvdb
     try:
         return fn()
     except CommandError:
@@ -87,20 +78,20 @@ def _sort_spec(args, i):
 
 @command("doc.insert", -3, "write denyoom", "@write", (1, 1, 1), **_d(summary="Inserts JSON documents into a collection."))
 def doc_insert(c, args):
-    coll, documents = _collection(c, args[1], write=True)
-    docs = [parse_json(a, "document", documents) for a in args[2:]]
+    coll = _collection(c, args[1], write=True)
+    docs = [parse_json(a, "document") for a in args[2:]]
     if not all(isinstance(d, dict) for d in docs):
         raise CommandError("ERR a document must be a JSON object")
     result = _run(lambda: coll.insert_many(docs))
     return dump_json(list(result.inserted_ids))
 
 
-def _find_args(args, documents, allow_projection=True):
-    flt = parse_json(args[2], "filter", documents) if len(args) > 2 else {}
+def _find_args(args, allow_projection=True):
+    flt = parse_json(args[2], "filter") if len(args) > 2 else {}
     projection = None
     i = 3
     if allow_projection and i < len(args) and args[i].upper() not in (b"SORT", b"SKIP", b"LIMIT"):
-        projection = parse_json(args[i], "projection", documents)
+        projection = parse_json(args[i], "projection")
         i += 1
     sort, skip, limit = None, 0, 0
     while i < len(args):
@@ -135,15 +126,15 @@ def _cursor(coll, flt, projection, sort, skip, limit):
 
 @command("doc.find", -3, "readonly", "@read", (1, 1, 1), **_d(summary="Finds documents matching a JSON filter."))
 def doc_find(c, args):
-    coll, documents = _collection(c, args[1], write=False)
-    flt, projection, sort, skip, limit = _find_args(args, documents)
+    coll = _collection(c, args[1], write=False)
+    flt, projection, sort, skip, limit = _find_args(args)
     return _run(lambda: [dump_json(d) for d in _cursor(coll, flt, projection, sort, skip, limit)])
 
 
 @command("doc.explain", -3, "readonly", "@read", (1, 1, 1), **_d(summary="Explains how a query would run."))
 def doc_explain(c, args):
-    coll, documents = _collection(c, args[1], write=False)
-    flt, projection, sort, skip, limit = _find_args(args, documents, allow_projection=False)
+    coll = _collection(c, args[1], write=False)
+    flt, projection, sort, skip, limit = _find_args(args, allow_projection=False)
     return _run(lambda: dump_json(_cursor(coll, flt, projection, sort, skip, limit).explain()))
 
 
@@ -151,16 +142,16 @@ def doc_explain(c, args):
 def doc_count(c, args):
     if len(args) > 3:
         raise CommandError(SYNTAX)
-    coll, documents = _collection(c, args[1], write=False)
-    flt = parse_json(args[2], "filter", documents) if len(args) > 2 else {}
+    coll = _collection(c, args[1], write=False)
+    flt = parse_json(args[2], "filter") if len(args) > 2 else {}
     return _run(lambda: coll.count_documents(flt))
 
 
 @command("doc.update", -4, "write denyoom", "@write", (1, 1, 1), **_d(summary="Updates documents matching a JSON filter."))
 def doc_update(c, args):
-    coll, documents = _collection(c, args[1], write=True)
-    flt = parse_json(args[2], "filter", documents)
-    update = parse_json(args[3], "update", documents)
+    coll = _collection(c, args[1], write=True)
+    flt = parse_json(args[2], "filter")
+    update = parse_json(args[3], "update")
     opts = {a.upper() for a in args[4:]}
     if not opts <= {b"MULTI", b"UPSERT"} or len(opts) != len(args) - 4:
         raise CommandError(SYNTAX)
@@ -172,8 +163,8 @@ def doc_update(c, args):
 
 @command("doc.delete", -3, "write", "@write", (1, 1, 1), **_d(summary="Deletes documents matching a JSON filter."))
 def doc_delete(c, args):
-    coll, documents = _collection(c, args[1], write=True)
-    flt = parse_json(args[2], "filter", documents)
+    coll = _collection(c, args[1], write=True)
+    flt = parse_json(args[2], "filter")
     opts = {a.upper() for a in args[3:]}
     if not opts <= {b"ONE"} or len(opts) != len(args) - 3:
         raise CommandError(SYNTAX)
@@ -183,7 +174,7 @@ def doc_delete(c, args):
 
 @command("doc.index", -3, "write", "@write", (1, 1, 1), **_d(summary="Creates an index on a collection."))
 def doc_index(c, args):
-    coll, documents = _collection(c, args[1], write=True)
+    coll = _collection(c, args[1], write=True)
     opts = {a.upper() for a in args[3:]}
     if not opts <= {b"UNIQUE"} or len(opts) != len(args) - 3:
         raise CommandError(SYNTAX)

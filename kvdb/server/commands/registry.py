@@ -51,10 +51,6 @@ class Command:
         self.audited = bool(self.categories & {"admin", "dangerous"})  # the audit log records each call
         self.key_finder = key_finder          # callable(args) -> key positions, for movable keys (or None)
 
-    @property
-    def is_write(self):
-        return "write" in self.flags
-
     def key_indexes(self, argc):
         """Positions of key arguments in a call with argc words."""
         if self.first_key <= 0 or argc <= self.first_key:

@@ -337,5 +337,3 @@ def zlexcount(c, args):
         return 0
     return zs.count_range(*zs.lex_range(lo, hi))
 
-
-from . import zsets_ops, zsets_pop, zsets_range  # noqa: E402,F401 (register the other sorted-set commands)
