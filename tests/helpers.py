@@ -91,3 +91,21 @@ def apply_ops(model, ops):
             model[op[1]] = op[2]
         else:
             model.pop(op[1], None)
+
+
+def open_after_drop(path, **options):
+    """kvdb.open(path) right after the test dropped its last reference to an open database
+    there without closing it. Its background thread may be in the middle of a step that holds
+    the database for a moment; the lock is released when that step ends and the object is
+    freed, so a LockedError naming this process is retried for up to 5 s."""
+    import gc
+    import time
+    deadline = time.monotonic() + 5
+    while True:
+        gc.collect()
+        try:
+            return kvdb.open(path, **options)
+        except kvdb.LockedError as e:
+            if e.pid != os.getpid() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

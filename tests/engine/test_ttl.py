@@ -13,7 +13,7 @@ import time
 import pytest
 
 import kvdb
-from tests.helpers import dump
+from tests.helpers import dump, open_after_drop
 
 try:
     from kvdb._core.file import SimFS, SimulatedCrash
@@ -293,8 +293,7 @@ def test_expiry_survives_reopen_replay_and_checkpoint(db_path, engine, clock):
     with db.transaction() as tx:
         tx.put(b"c", b"3", ttl=30)
     del db, tx                                # dropped without close: the log is replayed
-    gc.collect()
-    db = kvdb.open(db_path, engine=engine, _clock=clock)
+    db = open_after_drop(db_path, engine=engine, _clock=clock)
     assert [db.ttl(k) for k in (b"a", b"b", b"c")] == [pytest.approx(10), pytest.approx(20), pytest.approx(30)]
     db.verify()
     db.close()
