@@ -5,7 +5,6 @@ durability of expiries across reopen and power loss, and the format-version bump
 Time is controlled by a fake clock passed as `_clock`, never by sleeping (except one test that
 lets the real background thread sweep).
 """
-import gc
 import math
 import os
 import time
