@@ -588,7 +588,7 @@ def test_B2_verify_catches_a_key_outside_its_branch_bounds(db_path):
     with kvdb.open(db_path) as db:
         with pytest.raises(kvdb.CorruptionError, match="out of order") as ei:
             db.verify()
-        assert ei.value.pgno == right, f"verify named page {ei.value.pgno}, the child out of bounds is {right}"
+        assert ei.value.pgno == right, f"verify named page {ei.value.pgno}, out of bounds: {right}"
 
 
 def test_B3_verify_catches_leaves_at_different_depths(db_path):

@@ -125,7 +125,7 @@ def test_C1_sub_records_are_those_of_live_versions_and_their_kinds(tmp_path):
                     continue
                 version = U64.unpack_from(k, 3)[0]
                 assert version in live, f"db {d}: record {k!r} under no live version"
-                assert k[2:3] in COLLECTION_KINDS[live[version]], f"db {d}: record {k!r}: not a kind of its type"
+                assert k[2:3] in COLLECTION_KINDS[live[version]], f"db {d}: record {k!r}: not its type's kind"
                 seen.add(version)
             assert seen == set(live), f"db {d}: collections without records: {set(live) - seen}"
 
