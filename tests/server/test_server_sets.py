@@ -542,7 +542,7 @@ def test_S3_member_records_hold_only_the_member(tmp_path):
         run("RENAME", "s", "r")
         assert _members(run, b"r") == (version, recs)
         run("MOVE", "r", 5)
-        moved, mrecs = _members(run, b"r", db=5)
+        _, mrecs = _members(run, b"r", db=5)
         assert mrecs == recs
 
 
