@@ -89,7 +89,9 @@ def outcome(path, model, **kw):
 # -- data pages ----------------------------------------------------------------
 
 @pytest.mark.parametrize("where", ["middle", "start-of-cell-area", "crc"])
-def test_leaf_page_corruption(db_path, where):
+def test_P4_leaf_page_corruption(db_path, where):
+    """P4: a leaf page whose bytes or checksum were damaged is refused when it is read (get,
+    scan, verify), naming the page."""
     model = build(db_path)
     data = read(db_path)
     ps = 4096
@@ -165,7 +167,7 @@ def test_branch_page_corruption(db_path):
     assert err.pgno == pgno, f"error names page {err.pgno}, damaged: {pgno}"
 
 
-def test_misdirected_write_detected(db_path):
+def test_P4_misdirected_write_detected(db_path):
     """A valid page written at the wrong place (checksum fine, pgno wrong) is caught."""
     model = build(db_path, n=3000, page_size=512, big=False)
     data = read(db_path)
@@ -249,8 +251,9 @@ def two_generations(db_path, tmp_path):
     return copy, phase1, phase2
 
 
-def test_one_bad_meta_falls_back(tmp_path):
-    """Damage one meta page while the two differ. The older one: nothing may be lost. The newer
+def test_P1_one_bad_meta_falls_back(tmp_path):
+    """P1 (the older meta's whole tree is still intact) lets open fall back to it.
+    Damage one meta page while the two differ. The older one: nothing may be lost. The newer
     one: open falls back to the older meta and recovers the rest from the WAL, or, if the WAL no
     longer covers the gap, raises CorruptionError - never silently opens the older state."""
     results = {}
@@ -410,7 +413,9 @@ def test_wal_intact_baseline(wal_fs):
 
 
 @pytest.mark.parametrize("commit", [0, 10, 18])
-def test_wal_middle_corruption(wal_fs, commit):
+def test_W2_wal_middle_corruption(wal_fs, commit):
+    """W2: a damaged record with valid records after it is damage in the middle of the log:
+    CorruptionError naming the log, never a silent drop of the commits after it."""
     fs, model = wal_fs
     path, off = locate(fs, value(commit, 3000)[:64])
     data = bytearray(fs.read_file(path))
@@ -435,7 +440,8 @@ def test_wal_header_damage(wal_fs, offset):
     assert result == "corruption", "a damaged WAL header made acknowledged commits vanish silently"
 
 
-def test_wal_torn_tail(wal_fs):
+def test_W2_wal_torn_tail(wal_fs):
+    """W2: replay stops at a torn last record: only the torn commit is dropped."""
     fs, model = wal_fs
     path, off = locate(fs, value(19, 3000)[:64])
     data = fs.read_file(path)
@@ -506,7 +512,7 @@ def u16_order(page, pgno):
     return "<" if struct.unpack_from("<I", page, 8)[0] == pgno else ">"
 
 
-def test_verify_catches_unsorted_leaf_with_valid_checksum(db_path):
+def test_B1_verify_catches_unsorted_leaf_with_valid_checksum(db_path):
     model = build(db_path, n=2000, page_size=512, big=False)
     data = read(db_path)
     leaves = [p for p, t in page_types(data, 512).items() if t == PAGE_LEAF]
@@ -527,6 +533,86 @@ def test_verify_catches_unsorted_leaf_with_valid_checksum(db_path):
         assert ei.value.pgno == pgno, f"verify named page {ei.value.pgno}, the unsorted leaf is {pgno}"
         # keys on other pages still read correctly
         assert db.get(b"key00000") == model[b"key00000"]
+
+
+def cell_offset(data, pgno, ps, i):
+    """Byte offset, in the file, of cell i of a branch or leaf page (slot array at 24)."""
+    return pgno * ps + struct.unpack_from("<H", data, pgno * ps + 24 + 2 * i)[0]
+
+
+def branch_child(data, pgno, ps, i):
+    """Child of slot i of a branch page (i == ncells: the rightmost child, the header's link)."""
+    if i == struct.unpack_from("<H", data, pgno * ps + 6)[0]:
+        return struct.unpack_from("<I", data, pgno * ps + 12)[0]
+    return struct.unpack_from("<I", data, cell_offset(data, pgno, ps, i))[0]
+
+
+def cell_key(data, pgno, ps, i):
+    """(file offset of the key bytes, key) of cell i; keys under 128 bytes, not spilled."""
+    off = cell_offset(data, pgno, ps, i) + (0 if data[pgno * ps + 4] == PAGE_LEAF else 4)
+    assert not data[off] & 2 and data[off + 1] < 128, "a short key, not spilled, expected"
+    return off + 2, bytes(data[off + 2:off + 2 + data[off + 1]])
+
+
+def test_B2_verify_catches_a_key_outside_its_branch_bounds(db_path):
+    """B2: every key under branch cell i is >= key[i-1] and < key[i]. Raise one separator
+    (still below the next, so the branch itself stays sorted) above the first key of the
+    child to its right: verify names that child."""
+    build(db_path, n=3000, page_size=512, big=False)
+    data = read(db_path)
+    ps = 512
+    for pgno, t in page_types(data, ps).items():
+        if t != PAGE_BRANCH or data[branch_child(data, pgno, ps, 0) * ps + 4] != PAGE_LEAF:
+            continue
+        n = struct.unpack_from("<H", data, pgno * ps + 6)[0]
+        for i in range(n):
+            at, sep = cell_key(data, pgno, ps, i)
+            right = branch_child(data, pgno, ps, i + 1)
+            first, second = cell_key(data, right, ps, 0)[1], cell_key(data, right, ps, 1)[1]
+            raised = second[:len(sep)]
+            upper = cell_key(data, pgno, ps, i + 1)[1] if i + 1 < n else None
+            if first < raised and (upper is None or raised < upper):
+                break
+        else:
+            continue
+        break
+    else:
+        pytest.fail("no separator found that can be raised past its right child's first key")
+
+    def raise_separator(page):
+        off = at - pgno * ps
+        page[off:off + len(raised)] = raised
+
+    damage_sealed(data, pgno, ps, raise_separator)
+    write(db_path, data)
+    with kvdb.open(db_path) as db:
+        with pytest.raises(kvdb.CorruptionError, match="out of order") as ei:
+            db.verify()
+        assert ei.value.pgno == right, f"verify named page {ei.value.pgno}, out of bounds: {right}"
+
+
+def test_B3_verify_catches_leaves_at_different_depths(db_path):
+    """B3: all leaves are at one depth. Point the root's first child straight at that
+    child's own first leaf (its keys stay inside the root's bounds, so B1 and B2 still
+    hold): verify reports the leaves at different depths."""
+    build(db_path, n=3000, page_size=512, big=False)
+    data = read(db_path)
+    ps = 512
+    root = struct.unpack_from("<I", data, 1 * ps + 40)[0]       # both metas agree after a clean close
+    assert data[root * ps + 4] == PAGE_BRANCH
+    below = branch_child(data, root, ps, 0)
+    assert data[below * ps + 4] == PAGE_BRANCH, "the tree should be at least three levels deep"
+    leaf = branch_child(data, below, ps, 0)
+    assert data[leaf * ps + 4] == PAGE_LEAF
+
+    def skip_a_level(page):
+        struct.pack_into("<I", page, cell_offset(data, root, ps, 0) - root * ps, leaf)
+
+    damage_sealed(data, root, ps, skip_a_level)
+    write(db_path, data)
+    with kvdb.open(db_path) as db:
+        with pytest.raises(kvdb.CorruptionError, match="different depths"):
+            db.verify()
 
 
 def test_verify_catches_wrong_entry_count_in_meta(db_path):

@@ -179,8 +179,10 @@ def finish(db, phase):
 
 @pytest.mark.parametrize("phase", ["checkpoint", "close"])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_crash_during_checkpoint_and_close(config, phase, long_mode):
-    """Every I/O call of an explicit checkpoint (then close), or of close() alone, as a crash point."""
+def test_W3_crash_during_checkpoint_and_close(config, phase, long_mode):
+    """Every I/O call of an explicit checkpoint (then close), or of close() alone, as a crash point.
+    W3: the log is reset only once the new meta is durable, so no crash point loses a commit;
+    P1 likewise: the pages the old meta reaches are intact until then."""
     # only explicit checkpoints: no WAL-size or dirty-page trigger, so the I/O count is exact
     options = dict(CONFIGS[config], checkpoint_size=1 << 30, cache_size=256 << 20)
     if options.get("engine") == "lsm":
@@ -301,8 +303,8 @@ def test_repeated_crashes_accumulate_nothing_wrong(config, long_mode):
         model = got
 
 
-def test_concurrent_committers_crash(long_mode):
-    """Several threads commit at once (group commit); after a crash at any point every
+def test_W1_concurrent_committers_crash(long_mode):
+    """W1 under group commit: several threads commit at once; after a crash at any point every
     acknowledged commit of every thread is present, and each thread's commits form a prefix."""
     import threading
     options = dict(page_size=512, cache_size=32 << 10, checkpoint_size=8 << 10)

@@ -45,7 +45,8 @@ def run_round(db_path, rng, context, sync, engine):
 
 # sync="normal" and "off" promise to survive a process crash (not power loss): kill -9 too.
 @pytest.mark.parametrize("sync", ["full", "normal", "off"])
-def test_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync, engine):
+def test_W1_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync, engine):
+    """W1: a commit is acknowledged only once its record is written."""
     rounds = 30 if long_mode else 3
     seed = int(os.environ.get("KVDB_TEST_SEED", "0")) or random.randrange(1 << 30)
     rng = random.Random(seed)

@@ -76,3 +76,58 @@ def test_descending_and_large_key_loads(tmp_path):
             assert db.delete(k)
             del model[k]
         check(db, model)
+
+
+def test_B4_a_snapshot_reads_its_version_while_every_page_changes(tmp_path):
+    """B4: a page a live snapshot may reach is copied, never changed in place. With no
+    checkpoint, every leaf and branch is rewritten in memory (each key overwritten, keys
+    inserted between them, some deleted): a change made in place would show in the
+    snapshot's reads."""
+    old = {b"k%05d" % i: b"old%d" % i for i in range(0, 4000, 2)}
+    model = dict(old)
+    with kvdb.open(tmp_path / "db", page_size=512, sync="off", cache_size=64 << 20,
+                   checkpoint_size=1 << 30) as db:
+        with db.transaction() as tx:
+            for k, v in old.items():
+                tx.put(k, v)
+        with db.snapshot() as snap:
+            for round_ in range(3):
+                with db.transaction() as tx:
+                    for i in range(round_, 4000, 3):
+                        k, v = b"k%05d" % i, b"new%d.%d" % (round_, i)
+                        tx.put(k, v)
+                        model[k] = v
+                    for i in range(round_, 4000, 7):
+                        k = b"k%05d" % i
+                        tx.delete(k)
+                        model.pop(k, None)
+                assert db.stats()["checkpoints"] == 0
+                assert dict(snap.scan()) == old, f"the snapshot's version changed in round {round_}"
+                assert snap.get(b"k00000") == b"old0"
+        check(db, model)
+
+
+def test_P3_dirty_pages_are_never_evicted(tmp_path):
+    """P3: the buffer pool evicts clean pages only. One commit dirties far more pages than
+    the cache holds while it reads clean ones that push the pool over its budget; a dirty
+    page evicted before the checkpoint writes it would be lost (its only copy is in memory),
+    and the commit's later changes to it would read back stale or damaged bytes."""
+    path = tmp_path / "db"
+    model = {b"k%05d" % i: b"v%d" % i * 3 for i in range(6000)}
+    with kvdb.open(path, page_size=512, sync="off") as db:
+        with db.transaction() as tx:
+            for k, v in model.items():
+                tx.put(k, v)
+    # reopened: every page is on disk and clean; the cache holds 64 pages
+    with kvdb.open(path, sync="off", cache_size=32 << 10, checkpoint_size=1 << 30) as db:
+        with db.transaction() as tx:
+            for i in range(0, 6000, 3):
+                k, v = b"k%05d" % i, b"new%d" % i
+                tx.put(k, v)
+                model[k] = v
+        s = db.stats()
+        assert s["cache_evictions"] > 0 and s["pages"] > 4 * s["cache_capacity_pages"]
+        check(db, model)
+    with kvdb.open(path) as db:
+        check(db, model)
+

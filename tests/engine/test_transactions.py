@@ -572,7 +572,9 @@ def test_range_conflict_detected_after_many_later_commits(db):
         t1.commit()
 
 
-def test_old_snapshot_survives_checkpoints_and_page_reuse(db_path, engine):
+def test_P2_old_snapshot_survives_checkpoints_and_page_reuse(db_path, engine):
+    """P2: pages the old version alone reaches are freed by the later commits but not reused
+    while the snapshot and the transaction below them live (B4: nor changed in place)."""
     old = {b"k%04d" % i: value(i, 150) for i in range(1500)}
     with kvdb.open(db_path, engine=engine, page_size=512, cache_size=16 << 10,
                    checkpoint_size=4 << 10) as db:

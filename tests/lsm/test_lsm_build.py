@@ -69,7 +69,9 @@ def test_compaction_reports_a_corrupt_block_by_file_and_offset(db_path):
         assert os.path.exists(path)                           # the input stays; nothing installed
 
 
-def test_flush_and_compaction_keep_versions_snapshots_need(db_path):
+def test_lsm_L2_flush_and_compaction_keep_versions_snapshots_need(db_path):
+    """L2: a flush or compaction keeps the versions a snapshot can read, and drops the rest
+    (tombstones included) once no snapshot needs them."""
     opts = dict(engine="lsm", memtable_size=64 << 10, sstable_size=16 << 10, level1_size=64 << 10)
     with kvdb.open(db_path, sync="off", **opts) as db:
         for i in range(2000):

@@ -101,8 +101,8 @@ def _simulate(items, shape, count=None, any_=False, sort=None):
     return [m for _, m in out[:count] if True] if count else [m for _, m in out]
 
 
-def test_search_cells_and_order_match_redis(ref):
-    """The same members in the same order as redis-server's GEOSEARCH, unsorted too (the
+def test_G2_search_cells_and_order_match_redis(ref):
+    """G2: the same members in the same order as redis-server's GEOSEARCH, unsorted too (the
     order then is the order of the cells scanned)."""
     ref("FLUSHALL")
     rng = random.Random(2)
@@ -173,7 +173,9 @@ def clean(pair):
 SICILY = ["13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"]
 
 
-def test_geoadd(pair, clean):
+def test_G1_geoadd(pair, clean):
+    """G1: GEOADD writes each member with redis-server's score, the integer 52-bit geohash
+    (compared through ZRANGE WITHSCORES)."""
     pair.same("GEOADD", "Sicily", *SICILY)
     pair.same("GEOADD", "Sicily", *SICILY)
     pair.same("ZRANGE", "Sicily", 0, -1, "WITHSCORES")
@@ -296,7 +298,9 @@ def _load_points(pair, rng, n=300):
     pair.same("GEOADD", "pts", *args)
 
 
-def test_geosearch_randomized(pair, clean):
+def test_G3_geosearch_randomized(pair, clean):
+    """G3 for GEOSEARCHSTORE: the destination is the sorted set redis-server writes, with
+    geohash scores or (STOREDIST) distances, and no expiry."""
     rng = random.Random(5)
     _load_points(pair, rng)
     for tail in _searches(rng):

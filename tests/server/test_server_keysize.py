@@ -110,7 +110,8 @@ def test_rename_copy_move_long_names(r, n):
     r.execute_command("SELECT", 0)
 
 
-def test_scan_walks_long_names_once(r):
+def test_N5_scan_walks_long_names_once(r):
+    """N5: SCAN walks the short names, then the long ones by digest, each once, whatever COUNT."""
     names = [name(n, b"k%d" % i) for i, n in enumerate(SIZES)] + [b"a", b"b", b"zz"]
     for k in names:
         r.set(k, b"v")
@@ -130,7 +131,8 @@ def test_scan_walks_long_names_once(r):
     assert r.dbsize() == len(names)
 
 
-def test_long_names_expire_and_are_swept(r):
+def test_N2_long_names_expire_and_are_swept(r):
+    """N2: a long name's expiry entry (`y`) is swept like a short one's (`x`)."""
     for i, n in enumerate(SIZES):
         k = name(n, b"e%d" % i)
         r.set(k, b"v", px=40)
@@ -140,7 +142,9 @@ def test_long_names_expire_and_are_swept(r):
     assert r.dbsize() == 0 and r.keys() == []
 
 
-def test_long_names_survive_a_restart(tmp_path):
+def test_N4_long_names_survive_a_restart(tmp_path):
+    """N4: DBSIZE and INFO keyspace count long names and their expiry entries (counted
+    again at start), and FLUSHALL clears them."""
     ks_names = [name(n, b"r%d" % i) for i, n in enumerate(SIZES)]
     with ServerProcess(tmp_path, "--sync", "full") as s:
         c = s.client()
@@ -181,8 +185,8 @@ def test_long_fields_and_members_are_refused_whole(r, n):
     assert r.lindex(b"l", 0) == big
 
 
-def test_hash_name_and_field_together(r):
-    """A field record holds the hash's name and the field: a long name leaves less room."""
+def test_N3_hash_name_and_field_together(r):
+    """N3: a field record holds the hash's name and the field: a long name leaves less room."""
     k, f = b"k" * 10000, b"f" * 10000
     text = no_internal_error(r.hset, k, f, b"v")
     assert str(kvdb.MAX_KEY_SIZE - 7 - len(k)) in text
@@ -222,7 +226,9 @@ def _open(path):
     return db, ks
 
 
-def test_long_name_records(tmp_path):
+def test_N1_long_name_records(tmp_path):
+    """N1: a long name has one meta record, under its digest, holding the name (and N2, N3:
+    its expiry entry holds the name; its hash fields use the digest prefix)."""
     db, ks = _open(tmp_path)
     k = b"q" * (ksmod.LONG_META + 10)
     ks.set_string(0, k, b"value", expire_at=ksmod.now_ms() + 100000)
@@ -243,8 +249,8 @@ def test_long_name_records(tmp_path):
     db.close()
 
 
-def test_digest_collision_is_refused(tmp_path):
-    """Two names with one digest (never expected of SHA-256): the second is not mistaken for
+def test_N1_digest_collision_is_refused(tmp_path):
+    """N1: two names with one digest (never expected of SHA-256): the second is not mistaken for
     the first, and cannot overwrite it."""
     db, ks = _open(tmp_path)
     k = b"c" * (ksmod.LONG_META + 1)

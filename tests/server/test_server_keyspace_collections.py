@@ -86,6 +86,50 @@ def test_C3_large_collection_goes_to_the_collector(tmp_path):
     db.close()
 
 
+def test_C1_sub_records_are_those_of_live_versions_and_their_kinds(tmp_path):
+    """C1: a collection's sub-records are exactly the records 0x01 db kind v ... for the
+    kinds of its type and v its meta record's version. After commands on every collection
+    type (overwrites, deletes, renames, copies, moves; all small, so nothing is left to the
+    collector), every sub-record is under a live meta record's version, in its database,
+    with one of its type's kinds; and every live collection has records."""
+    from kvdb.server.keyspace import COLLECTION_KINDS, decode_entry, meta_prefix
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("RPUSH", "l", "a", "b", "c")
+        run("SADD", "s", "x", "y")
+        run("ZADD", "z", 1, "m", 2, "n")
+        run("XADD", "x", "1-1", "f", "v")
+        run("XGROUP", "CREATE", "x", "g", "0")
+        run("XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", ">")
+        run("COPY", "s", "s2")
+        run("RENAME", "l", "l2")
+        run("MOVE", "z", 3)
+        run("SADD", "s", "w")
+        run("RPUSH", "gone", "a")
+        run("DEL", "gone")
+        run("SADD", "over", "a")
+        run("RPUSH", "l3", "p")
+        run("RENAME", "l3", "over")              # a set overwritten by a list
+        run("SET", "s2", "now a string")
+        assert run.ks.garbage == 0
+        kinds = {k for ks in COLLECTION_KINDS.values() for k in ks}
+        for d in range(16):
+            live = {}
+            for _, raw in run.records(meta_prefix(d)):
+                e = decode_entry(raw)
+                if e.type in COLLECTION_KINDS:
+                    live[e.body.version] = e.type
+            seen = set()
+            for k, _ in run.records(bytes((1, d))):
+                if k[2:3] not in kinds:
+                    continue
+                version = U64.unpack_from(k, 3)[0]
+                assert version in live, f"db {d}: record {k!r} under no live version"
+                assert k[2:3] in COLLECTION_KINDS[live[version]], f"db {d}: record {k!r}: not its type's kind"
+                seen.add(version)
+            assert seen == set(live), f"db {d}: collections without records: {set(live) - seen}"
+
+
 def test_garbage_survives_reopen(tmp_path):
     db, ks = open_ks(tmp_path)
     v = make_set(ks, 0, b"big", [b"%06d" % i for i in range(200)])

@@ -467,8 +467,9 @@ def _check_invariants(ks, db, key):
     return values
 
 
-def test_storage_invariants_random(tmp_path):
-    """The list operations straight on the Keyspace, against a Python list model, with
+def test_list_L2_storage_invariants_random(tmp_path):
+    """L2 (and L1): exactly the positions [head, tail) have element records, and the meta
+    record counts them. The list operations straight on the Keyspace, against a Python list model, with
     the record invariants checked after every operation (small thresholds so that
     pops take both paths and LTRIM rewrites often)."""
     db = kvdb.open(str(tmp_path / "db"))
@@ -550,6 +551,83 @@ def test_wrongtype_from_store(tmp_path):
         ks.store.commit()
     finally:
         db.close()
+
+
+def test_list_L1_an_emptied_list_is_deleted_and_a_bad_count_is_refused(tmp_path):
+    """L1: count == tail - head > 0. Emptying a list deletes its meta record and elements;
+    a meta record whose count disagrees with its ends, or whose extra is not 16 bytes, is a
+    CorruptionError naming the key, never used."""
+    from kvdb.server.keyspace import meta_key
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("RPUSH", "l", "a", "b", "c")
+        e = run.ks.entry(0, b"l")
+        head, tail = struct.unpack(">QQ", e.body.extra)
+        assert e.body.count == tail - head == 3
+        prefix = e.body.prefix(0, liststore.KIND)
+        assert run("LPOP", "l", 3) == [b"a", b"b", b"c"]
+        assert run.db.get(meta_key(0, b"l")) is None and run.records(prefix) == []
+        run("RPUSH", "l", "a", "b")
+        e = run.ks.entry(0, b"l")
+        e.body.count = 5                                 # disagrees with head and tail
+        run.db.put(meta_key(0, b"l"), e.encode())
+        with pytest.raises(kvdb.CorruptionError, match="list b'l' counts 5"):
+            run("LRANGE", "l", 0, -1)
+        e.body.count, e.body.extra = 2, e.body.extra[:12]
+        run.db.put(meta_key(0, b"l"), e.encode())
+        with pytest.raises(kvdb.CorruptionError, match="list b'l' has 12 bytes"):
+            run("RPUSH", "l", "c")
+
+
+def test_list_L3_a_push_past_either_end_is_refused(tmp_path):
+    """L3: 0 <= head <= tail <= 2**64 - 1. A list whose head is at position 1, and one whose
+    tail is one below the top: a push that would leave the range is refused, whole, and
+    writes nothing; one that fits is taken."""
+    from kvdb.server.commands.registry import CommandError
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        ks = run.ks
+        for key, pos in ((b"low", 1), (b"high", liststore.MAX_TAIL - 2)):
+            e = ks.collection_for_write(0, key, TYPE_LIST)
+            ks.store.put(e.body.prefix(0, liststore.KIND) + struct.pack(">Q", pos), b"x")
+            e.body.count, e.body.extra = 1, struct.pack(">QQ", pos, pos + 1)
+            ks.save(0, key, e)
+            ks.store.commit()
+        for push, key in (("LPUSH", "low"), ("RPUSH", "high")):
+            with pytest.raises(CommandError, match="no room"):
+                run(push, key, "a", "b")                 # two do not fit, so neither is written
+            assert run("LRANGE", key, 0, -1) == [b"x"]
+            assert run(push, key, "a") == 2              # one does
+            with pytest.raises(CommandError, match="no room"):
+                run(push, key, "b")
+            ends = struct.unpack(">QQ", ks.entry(0, key.encode()).body.extra)
+            top = liststore.MAX_TAIL
+            assert ends == ((0, 2) if push == "LPUSH" else (top - 2, top))
+
+
+def test_list_L4_element_records_hold_only_the_element(tmp_path):
+    """L4: an element record's value is the element's bytes alone, so COPY copies the records
+    verbatim under a new version, RENAME moves only the meta record, and MOVE re-keys the
+    records under the new database byte with the same values."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("RPUSH", "l", "a", "", "ccc", b"\x00\xff")
+        e = run.ks.entry(0, b"l")
+        prefix = e.body.prefix(0, liststore.KIND)
+        recs = [(k[len(prefix):], v) for k, v in run.records(prefix)]
+        assert [v for _, v in recs] == [b"a", b"", b"ccc", b"\x00\xff"]
+        run("COPY", "l", "c")
+        c = run.ks.entry(0, b"c")
+        assert c.body.version != e.body.version
+        cp = c.body.prefix(0, liststore.KIND)
+        assert [(k[len(cp):], v) for k, v in run.records(cp)] == recs
+        run("RENAME", "l", "r")
+        assert run.ks.entry(0, b"r").body.version == e.body.version
+        assert [(k[len(prefix):], v) for k, v in run.records(prefix)] == recs
+        run("MOVE", "r", 2)
+        m = run.ks.entry(2, b"r")
+        mp = m.body.prefix(2, liststore.KIND)
+        assert [(k[len(mp):], v) for k, v in run.records(mp)] == recs
 
 
 # -- blocking, against kvdb alone -------------------------------------------------------------

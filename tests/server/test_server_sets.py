@@ -186,7 +186,9 @@ def test_algebra(pair):
             same_set(pair, "SMEMBERS", "dst")
 
 
-def test_store_destination(pair):
+def test_S5_store_destination(pair):
+    """S5: a *STORE command reads its sources (the destination among them) before it replaces
+    the destination, of any type, expiry included; an empty result deletes it."""
     fill(pair, "a", *"abc")
     fill(pair, "b", *"bcd")
     pair.same("SET", "dst", "string")
@@ -466,9 +468,89 @@ def test_random_commands(pair):
     pair.same("DBSIZE")
 
 
+# -- the records themselves (docs/format/server-keys.md (Sets)), in process -----------------------
+
+def _members(run, key, db=0):
+    """(version, [(member record key after the prefix, value)]) of a set, or (None, [])."""
+    from kvdb.server.setstore import KIND
+    e = run.ks.entry(db, key)
+    if e is None:
+        return None, []
+    prefix = e.body.prefix(db, KIND)
+    return e.body.version, [(k[len(prefix):], v) for k, v in run.records(prefix)]
+
+
+def test_S1_count_is_the_member_records_and_never_zero(tmp_path):
+    """S1: the meta record counts exactly the member records, and is never 0: removing the
+    last member (SREM, SPOP, SMOVE) deletes the key with its records, and a *STORE whose
+    result is empty deletes its destination and writes nothing."""
+    from kvdb.server.keyspace import meta_key
+    from kvdb.server.setstore import KIND
+    from tests.inprocess import InProcess
+
+    def counted(key):
+        e = run.ks.entry(0, key)
+        assert e.body.count == len(_members(run, key)[1]) > 0, key
+    with InProcess(tmp_path) as run:
+        run("SADD", "s", *"abcdef")
+        run("SADD", "s", "a", "g")
+        run("SREM", "s", "b", "zz")
+        run("SMOVE", "s", "t", "a")
+        run("SPOP", "s", 2)
+        run("SADD", "u", "x")
+        run("SINTERSTORE", "i", "s", "u")            # empty: nothing written
+        run("SUNIONSTORE", "n", "s", "t", "u")
+        for key in (b"s", b"t", b"u", b"n"):
+            counted(key)
+        assert run.ks.entry(0, b"i") is None
+        prefixes = [run.ks.entry(0, k).body.prefix(0, KIND) for k in (b"s", b"t", b"u")]
+        left = run("SMEMBERS", "s")
+        run("SREM", "s", *left)
+        run("SPOP", "t", 5)
+        run("SMOVE", "u", "s2", "x")
+        for key, prefix in zip((b"s", b"t", b"u"), prefixes):
+            assert run.db.get(meta_key(0, key)) is None and run.records(prefix) == [], key
+        run("SINTERSTORE", "n", "s2", "nokey")       # an empty result deletes the destination
+        assert run.ks.entry(0, b"n") is None
+
+
+def test_S2_a_member_has_one_record_and_is_counted_once(tmp_path):
+    """S2: a member has exactly one record; SADD counts a member as added only when it was
+    absent, and a member given twice in one command once."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        assert run("SADD", "s", "a", "b", "a", "b", "c") == 3
+        assert run("SADD", "s", "c", "d", "d") == 1
+        _, recs = _members(run, b"s")
+        assert [k for k, _ in recs] == [b"a", b"b", b"c", b"d"]
+        assert run.ks.entry(0, b"s").body.count == 4
+        assert run("SISMEMBER", "s", "d") == 1 and run("SISMEMBER", "s", "e") == 0
+
+
+def test_S3_member_records_hold_only_the_member(tmp_path):
+    """S3: a member is its record's key suffix and the value is empty, so COPY and MOVE copy
+    the records verbatim under a new version (and database), and RENAME moves only the meta
+    record."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("SADD", "s", "a", "", b"\x00\xff", "long" * 50)
+        version, recs = _members(run, b"s")
+        assert all(v == b"" for _, v in recs) and len(recs) == 4
+        run("COPY", "s", "c")
+        copied, crecs = _members(run, b"c")
+        assert copied != version and crecs == recs
+        run("RENAME", "s", "r")
+        assert _members(run, b"r") == (version, recs)
+        run("MOVE", "r", 5)
+        _, mrecs = _members(run, b"r", db=5)
+        assert mrecs == recs
+
+
 # -- kvdb only: limits and a large set --------------------------------------------------------
 
-def test_member_size_limit(tmp_path):
+def test_S4_member_size_limit(tmp_path):
+    """S4: no member is longer than MAX_NAME: SADD and SMOVE refuse the whole command before
+    writing; lookups of a longer member answer "absent"."""
     import kvdb
     from kvdb.server.keyspace import MAX_NAME
     with ServerProcess(tmp_path) as srv:

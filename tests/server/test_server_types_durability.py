@@ -195,7 +195,10 @@ def stream_id(e):
     return tuple(map(int, e.split("-")))
 
 
-def test_kill9_during_collection_writes_keeps_every_acknowledged_one(tmp_path):
+def test_list_L5_kill9_during_collection_writes_keeps_every_acknowledged_one(tmp_path):
+    """L5: a command's records and meta record are written in its group's one transaction, so
+    every acknowledged change to the list (and to the set, sorted set and stream: T9) is
+    whole after kill -9 under --sync full."""
     m = Model()
     srv = ServerProcess(tmp_path, "--sync", "full").start()
     c = srv.client()

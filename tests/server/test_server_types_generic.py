@@ -845,7 +845,8 @@ def _records(database, prefix):
         return list(it)
 
 
-def test_rename_keeps_the_version_and_expiry(tmp_path):
+def test_C5_rename_keeps_the_version_and_expiry(tmp_path):
+    """C5: RENAME moves the meta record alone; the sub-records stay as they are."""
     db, ks = _open(tmp_path)
     e = _make_coll(ks, 0, b"src", TYPE_SET, 10)
     e = ks.set_expire(0, b"src", ks.entry(0, b"src"), ksmod.now_ms() + 100000)
@@ -863,7 +864,8 @@ def test_rename_keeps_the_version_and_expiry(tmp_path):
     db.close()
 
 
-def test_copy_collection_records(tmp_path):
+def test_C5_copy_collection_records(tmp_path):
+    """C5: COPY copies every kind of sub-record byte for byte under a new version."""
     db, ks = _open(tmp_path)
     n = 3000
     e = _make_coll(ks, 0, b"z", TYPE_ZSET, n)

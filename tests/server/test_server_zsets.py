@@ -1117,15 +1117,17 @@ def test_rank_cache_after_rollback_and_failed_commit():
 
 
 @pytest.mark.parametrize("bmax,fmax", [(4, 4), (5, 6), (8, 4), (4, 9)])
-def test_rank_index_model(bmax, fmax):
+def test_Z5_rank_index_model(bmax, fmax):
+    """Z5 (the nodes form one tree) and, through ZSet.check every 100 steps, Z4-Z10: random
+    changes on tiny nodes, answers checked against a sorted list after each step."""
     heights = set()
     for seed in range(2):
         heights |= _model_run(seed * 31 + bmax * 7 + fmax, 3000, bmax, fmax)
     assert max(heights) >= 2     # the runs grew trees of several levels, and shrank them
 
 
-def test_rank_index_rebuild_matches_incremental():
-    """A bulk-built index answers like one grown element by element (Z9)."""
+def test_Z9_rank_index_rebuild_matches_incremental():
+    """Z9: a bulk-built index answers like one grown element by element (Z9)."""
     db = kvdb.open(tempfile.mkdtemp(), sync="off")
     store = Store(db)
     try:
@@ -1149,3 +1151,233 @@ def test_rank_index_rebuild_matches_incremental():
     finally:
         store.rollback()
         db.close()
+
+
+# -- the records of Z1-Z10 (docs/format/server-keys.md (Sorted sets)) ------------------------------
+
+def _zset_records(run, key, db=0):
+    """{kind: [(key after the set's prefix, value)]} of the member (z), score (r) and node
+    (n) records of a sorted set."""
+    e = run.ks.entry(db, key)
+    out = {}
+    for kind in (b"z", b"r", b"n"):
+        prefix = e.body.prefix(db, kind)
+        out[kind] = [(k[len(prefix):], v) for k, v in run.records(prefix)]
+    return out
+
+
+def test_Z1_one_member_record_and_one_score_record_per_member(tmp_path):
+    """Z1: each member has one member record holding its score and one score record whose
+    sortable score encodes that same score, through adds, updates and removals."""
+    import struct
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("ZADD", "z", 1, "a", 2, "b", "-inf", "c", "1e300", "d", -2.5, "e")
+        run("ZADD", "z", 5, "a", 0, "b")
+        run("ZINCRBY", "z", 10, "e")
+        run("ZADD", "z", "GT", 3, "b", 1, "a")
+        run("ZADD", "z", "INCR", "-1", "d")
+        run("ZREM", "z", "c")
+        recs = _zset_records(run, b"z")
+        scores = {m: struct.unpack(">d", v)[0] for m, v in recs[b"z"]}
+        assert scores == {b"a": 5.0, b"b": 3.0, b"d": 1e300 - 1, b"e": 7.5}
+        assert [k for k, _ in recs[b"r"]] == sorted(sortable(sc) + m for m, sc in scores.items())
+        assert all(v == b"" for _, v in recs[b"r"])
+
+
+def test_Z2_count_is_the_member_records_and_an_empty_set_has_no_meta(tmp_path):
+    """Z2: the meta record's count equals the member records and the score records; removing
+    the last element (ZPOPMIN, ZREMRANGEBYSCORE) deletes the meta record (and the records,
+    at once or through the garbage collector)."""
+    from kvdb.server.keyspace import meta_key
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("ZADD", "z", *[x for i in range(200) for x in (i % 7, "m%d" % i)])   # with rank-index nodes
+        run("ZREM", "z", "m1", "m2", "nope")
+        run("ZPOPMIN", "z", 5)
+        run("ZREMRANGEBYRANK", "z", 0, 9)
+        e = run.ks.entry(0, b"z")
+        recs = _zset_records(run, b"z")
+        assert e.body.count == len(recs[b"z"]) == len(recs[b"r"]) == 183 and recs[b"n"]
+        prefixes = [e.body.prefix(0, kind) for kind in (b"z", b"r", b"n")]
+        run("ZREMRANGEBYSCORE", "z", "-inf", "+inf")
+        assert run.db.get(meta_key(0, b"z")) is None
+        while run.ks.garbage:                        # records of more than 64 elements: C3's collector
+            run.ks.collect_garbage()
+            run.ks.store.commit()
+        assert all(run.records(p) == [] for p in prefixes)
+        run("ZADD", "y", 1, "a")
+        run("ZPOPMIN", "y")
+        assert run.ks.entry(0, b"y") is None
+
+
+def test_Z3_no_nan_and_minus_zero_stored_as_zero(tmp_path):
+    """Z3: no score is NaN (ZADD refuses nan, ZINCRBY a sum that would be NaN) and -0 is
+    stored as 0 in both records."""
+    import struct
+    from kvdb.server.commands.registry import CommandError
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        run("ZADD", "z", "inf", "a", "-0", "b")
+        run("ZADD", "z", "-0.0", "c")
+        with pytest.raises(CommandError):
+            run("ZADD", "z", "nan", "d")
+        with pytest.raises(CommandError, match="NaN"):
+            run("ZINCRBY", "z", "-inf", "a")
+        recs = _zset_records(run, b"z")
+        assert dict(recs[b"z"]) == {b"a": struct.pack(">d", float("inf")), b"b": struct.pack(">d", 0.0),
+                                    b"c": struct.pack(">d", 0.0)}
+        assert [k for k, _ in recs[b"r"]] == [sortable(0.0) + b"b", sortable(0.0) + b"c",
+                                              sortable(float("inf")) + b"a"]
+
+
+def _growing_zset(seed, bmax=4, fmax=4, steps=1200):
+    """A sorted set on tiny buckets and nodes (ZSet, as _model_run drives it): random adds,
+    removals and bulk adds, then removals until two elements are left. Yields (store, zs)
+    after each step, its records written (the set's one transaction is never committed)."""
+    rnd = random.Random(seed)
+    db = kvdb.open(tempfile.mkdtemp(), sync="off")
+    store = Store(db)
+    e = Entry(TYPE_ZSET, 0, Coll(7))
+    members = set()
+    try:
+        for step in range(steps):
+            zs = ZSet(store, 0, e, bmax, fmax)
+            m = b"m%d" % rnd.randrange(300)
+            op = rnd.random() if step < steps * 2 // 3 else 0.8
+            if op < 0.6:
+                zs.add(m, float(rnd.randrange(-50, 50)))
+                members.add(m)
+            elif op < 0.9 and members:
+                m = rnd.choice(sorted(members)) if op >= 0.7 else m
+                zs.remove(m)
+                members.discard(m)
+            elif op >= 0.9:
+                zs.bulk()
+                for _ in range(rnd.randrange(1, 3 * bmax)):
+                    mm = b"m%d" % rnd.randrange(300)
+                    zs.add(mm, float(rnd.randrange(-5, 5)))
+                    members.add(mm)
+            zs.finish()
+            yield store, zs
+            if len(members) <= 2 and step > steps // 2:
+                break
+    finally:
+        store.rollback()
+        db.close()
+
+
+def _node_records(store, zs):
+    """{node id: {tag: record value}} of a set's rank-index nodes, read from the records."""
+    out = {}
+    n = len(zs.np)
+    with store.scan(prefix=zs.np) as it:
+        for k, v in it:
+            out.setdefault(int.from_bytes(k[n:n + 8], "big"), {})[k[n + 8:]] = v
+    return out
+
+
+def _children(store, zs):
+    """[(node, i, count recorded, score records in child i's range)] of every node, walked
+    from the root through the records (not the node cache)."""
+    from kvdb.server.zranknode import COUNTS_TAG, KEYS_TAG, Node, Shape
+    recs = _node_records(store, zs)
+    out = []
+
+    def score_records(lo, hi):
+        with store.scan(prefix=zs.rp) as it:
+            return sum(1 for k, _ in it if zs.rp + lo <= k and (hi is None or k < zs.rp + hi))
+
+    def walk(id_, hi):
+        node = Node.decode(id_, recs[id_][KEYS_TAG], recs[id_][COUNTS_TAG])
+        total = 0
+        for i in range(len(node)):
+            child_hi = node.seps[i + 1] if i + 1 < len(node) else hi
+            below = score_records(node.seps[i], child_hi) if node.level == 1 else walk(node.kids[i], child_hi)
+            out.append((node, i, node.counts[i], below))
+            total += below
+        return total
+
+    shape = Shape.decode(zs.coll.extra)
+    if shape.height:
+        walk(shape.root, None)
+    return out
+
+
+def test_Z4_no_node_records_at_height_0(tmp_path):
+    """Z4: zset-extra is empty or 17 bytes; at height 0 there are no node records and the
+    set fits one bucket (count <= BMAX)."""
+    from kvdb.server.zranknode import Shape
+    heights = []
+    for store, zs in _growing_zset(1):
+        extra = zs.coll.extra
+        assert len(extra) in (0, 17), extra
+        height = Shape.decode(extra).height
+        if height == 0:
+            assert not _node_records(store, zs) and zs.count <= zs.bmax
+        heights.append(height)
+    assert heights[0] == 0 and max(heights) >= 2, heights[::50]
+
+
+def test_Z6_a_childs_count_is_the_score_records_in_its_range(tmp_path):
+    """Z6: child i's count is the number of score records in child i's range (a node's: the
+    sum of its own counts), read from the records after each change."""
+    checked = 0
+    for step, (store, zs) in enumerate(_growing_zset(2, steps=900)):
+        if step % 3 == 0:
+            for node, i, recorded, below in _children(store, zs):
+                assert recorded == below, (step, node.id, node.level, i, recorded, below)
+                checked += 1
+    assert checked > 1000
+
+
+def test_Z7_buckets_hold_between_a_quarter_and_all_of_bmax(tmp_path):
+    """Z7: with height >= 1 every bucket holds between max(1, BMAX/4) and BMAX elements
+    (counted in the score records)."""
+    for bmax in (4, 9):
+        buckets = 0
+        for step, (store, zs) in enumerate(_growing_zset(3, bmax=bmax, steps=900)):
+            if step % 3 == 0:
+                for node, i, _, below in _children(store, zs):
+                    if node.level == 1:
+                        assert max(1, bmax // 4) <= below <= bmax, (step, node.id, i, below)
+                        buckets += 1
+        assert buckets > 500
+
+
+def test_Z8_node_ids_below_next_id_and_nodes_copied_verbatim(tmp_path):
+    """Z8: node ids are below next-id, and node records hold no database number or version,
+    so COPY and MOVE copy them verbatim."""
+    from kvdb.server.zranknode import Shape
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        for i in range(0, 3000, 500):
+            run("ZADD", "z", *[x for j in range(i, i + 500) for x in (j % 97, "m%d" % j)])
+        run("ZREMRANGEBYRANK", "z", 100, 900)
+        recs = _zset_records(run, b"z")
+        shape = Shape.decode(run.ks.entry(0, b"z").body.extra)
+        ids = {int.from_bytes(k[:8], "big") for k, _ in recs[b"n"]}
+        assert shape.height >= 1 and ids and max(ids) < shape.next_id
+        run("COPY", "z", "c")
+        assert _zset_records(run, b"c") == recs
+        run("MOVE", "c", 4)
+        assert _zset_records(run, b"c", db=4) == recs
+
+
+def test_Z10_a_nodes_two_records_share_a_stamp_renewed_with_each_keys_rewrite(tmp_path):
+    """Z10: a node's counts record carries its keys record's stamp, and the keys record is
+    never rewritten without a new stamp."""
+    before = {}
+    rewrites = 0
+    for store, zs in _growing_zset(4, steps=900):
+        now = _node_records(store, zs)
+        for id_, recs in now.items():
+            keys, counts = recs[b"k"], recs[b"c"]
+            assert keys[3:11] == counts[1:9], id_
+            old = before.get(id_)
+            if old is not None and old != keys:
+                assert old[3:11] != keys[3:11], f"node {id_}: keys record rewritten under the same stamp"
+                rewrites += 1
+        before = {id_: recs[b"k"] for id_, recs in now.items()}
+    assert rewrites > 50
+
