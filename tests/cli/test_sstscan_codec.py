@@ -3,15 +3,11 @@ dependencies: the package lz4 is only the tests' reference for the engine's LZ4 
 after the README's plain `pip install -e .` it is absent, and compressed blocks must still decode."""
 import sys
 
-import pytest
-
 import kvdb
 from kvdb.cli import sstscan
 from tests.cli.test_cli_lsm import tables
 
 
-@pytest.mark.xfail(strict=True, reason="kvdb/cli/sstscan.py still imports lz4.block; it is to decode "
-                   "with kvdb._core.lz4block, and this marker goes with that change")
 def test_raw_table_scan_decodes_compressed_blocks_without_the_lz4_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "lz4", None)          # `import lz4` fails, as after a plain install
     monkeypatch.setitem(sys.modules, "lz4.block", None)

@@ -73,9 +73,11 @@ def test_engine_mismatch_is_refused(tmp_path):
         kvdb.open(a, engine="btree")
     with pytest.raises(ValueError, match="engine='btree'"):
         kvdb.open(b, engine="lsm")
-    for bad in (dict(memtable_size=0), dict(sstable_size=-1), dict(level1_size="big")):
+    for bad in (dict(memtable_size=0), dict(sstable_size=-1)):
         with pytest.raises(ValueError):
             kvdb.open(str(tmp_path / "c"), engine="lsm", **bad)
+    with pytest.raises(TypeError, match="level1_size must be an integer"):
+        kvdb.open(str(tmp_path / "c"), engine="lsm", level1_size="big")
 
 
 def test_snapshot_and_iterator_survive_compaction(db_path):
@@ -163,7 +165,7 @@ def test_lsm_L1_newer_sources_hold_newer_versions(db_path):
                 db.put(b"k%03d" % rng.randrange(300), b"%08d" % n + b"x" * 60)
             if round_ in (1, 3):
                 db.compact()                         # rounds 4 and 5 stay in level 0 and the memtable
-        mem, imms, levels = db.lsm.current
+        mem, imms, levels = db.storage.tree.current
         sources = [mem] + list(imms) + [f.table for f in levels[0]]
         sources += [f.table for level in levels[1:] for f in level]   # disjoint within a level
         newest = (1 << 56) - 1
