@@ -40,7 +40,9 @@ def test_pfadd_pfcount_basics(pair):
     pair.same("TYPE", "h")
 
 
-def test_sparse_to_dense_and_cache(pair):
+def test_H4_sparse_to_dense_and_cache(pair):
+    """H4: after every PFADD the sketch's bytes are redis-server's (its sparse update rules),
+    through the conversion to dense at 3000 bytes (H3) and the cached count (H5)."""
     rng = random.Random(7)
     elements = [f"el-{rng.randrange(10 ** 9)}" for _ in range(2500)]
     for step in (1, 7, 50, 300):
@@ -59,8 +61,8 @@ def test_sparse_to_dense_and_cache(pair):
     pair.same_error("PFDEBUG", "DECODE", "h")
 
 
-def test_value_above_32_promotes(pair):
-    """A register above 32 does not fit a sparse VAL opcode: merging a dense sketch that
+def test_H3_value_above_32_promotes(pair):
+    """H3: a register above 32 does not fit a sparse VAL opcode: merging a dense sketch that
     has one into a sparse one turns the destination dense."""
     raw = bytearray(hll.REGISTERS)
     raw[5], raw[6000], raw[16383] = 40, 3, 51
@@ -112,7 +114,9 @@ def test_pfmerge(pair):
     pair.same("GET", "ttl")
 
 
-def test_errors(pair):
+def test_H1_errors(pair):
+    """H1 among the errors: a dense value one byte short or long is not a sketch (the error
+    redis-server gives), one of exactly 12304 bytes is."""
     pair.same("SET", "s", "not a sketch")
     pair.same("HSET", "hash", "f", "v")
     pair.same("PFADD", "h", "a")
@@ -140,7 +144,9 @@ def test_errors(pair):
     pair.same("GET", "dense")
 
 
-def test_corrupt_sparse(pair):
+def test_H2_corrupt_sparse(pair):
+    """H2: a sparse body covering fewer or more than 16384 registers is corrupt for every read;
+    PFADD fails only when an element's register is not covered."""
     header = b"HYLL\x01\x00\x00\x00" + bytes(7) + b"\x80"
     cases = [
         header + b"\x7f\xfe",                    # XZERO 16383: one register short
@@ -162,8 +168,8 @@ def test_corrupt_sparse(pair):
         pair.same("GET", key)
 
 
-def test_accuracy_1k_and_100k(pair):
-    """The estimate of n distinct elements within 2% (Redis's own sketch: also equal to
+def test_H6_accuracy_1k_and_100k(pair):
+    """H6: the estimate of n distinct elements within 2% (Redis's own sketch: also equal to
     redis-server's reply, as the registers and the estimator are the same)."""
     kv = pair.kv
     for n in (1000, 100_000):
@@ -203,6 +209,30 @@ def test_randomized(pair):
             cmd = ("DEL", rng.choice(keys))
         got, want = pair.both(*cmd)
         assert got == want, f"{cmd[:3]}...: kvdb {got!r}, redis-server {want!r}"
+
+
+def test_H5_the_cached_count_is_the_estimate_unless_stale(pair):
+    """H5: the header's cached cardinality, unless marked stale (top bit of its last byte),
+    equals the estimate of the registers: PFCOUNT stores it, a PFADD that changes a register
+    marks it stale, one that changes none leaves it; sparse and dense alike."""
+    kv = pair.kv
+
+    def cached(key):
+        card = kv.get(key)[8:16]
+        return None if card[7] & 0x80 else int.from_bytes(card, "little")
+
+    def estimate(key):
+        return hll.estimate(hll.raw_histogram(bytes(kv.execute_command("PFDEBUG", "GETREG", key))))
+    for key, n in (("sparse", 300), ("dense", 20000)):
+        for i in range(0, n, 1000):
+            kv.pfadd(key, *[f"{key}{j}" for j in range(i, min(n, i + 1000))])
+        assert cached(key) is None
+        count = kv.pfcount(key)
+        assert cached(key) == count == estimate(key)
+        assert kv.pfadd(key, f"{key}0") == 0 and cached(key) == count
+        assert kv.pfadd(key, *[f"more{j}" for j in range(50)]) == 1 and cached(key) is None
+        assert kv.pfcount(key) == cached(key) == estimate(key)
+    assert kv.execute_command("PFDEBUG", "ENCODING", "dense") == b"dense"
 
 
 # -- the sketch code alone ---------------------------------------------------------------

@@ -87,7 +87,8 @@ INVALID_IDS = ["abc", "1-", "-1", "1-x", "--", "1--1", "1-2-3", "", " ", "184467
 ODD_VALID_IDS = ["007", "+5", " 8", "9-+3", "10-007", "18446744073709551615", "12-18446744073709551615"]
 
 
-def test_xadd_ids(p):
+def test_T3_xadd_ids(p):
+    """T3: ids only grow: XADD refuses an id at or below the last one, as redis-server does."""
     p.same("XADD", "s", "1-1", "f", "v")
     p.same("XADD", "s", "1-*", "f", "v")
     p.same("XADD", "s", "1", "f", "v")         # 1-0 <= 1-2
@@ -835,8 +836,8 @@ def test_costs_do_not_grow_with_the_stream(tmp_path):
         db.close()
 
 
-def test_storage_invariants(tmp_path):
-    """The records after a mixed run: count equals the entry records, the meta record's
+def test_T1_storage_invariants(tmp_path):
+    """T1, and T2-T7 with it: the records after a mixed run: count equals the entry records, the meta record's
     first id is the first entry, node bookkeeping matches the entries, group pending counts
     equal their PEL records and each consumer's pending count its index records (T1-T7 of
     docs/format/server-keys.md (Streams))."""
@@ -904,6 +905,185 @@ def _check_stream_records(ks, key):
         for con in cons:
             assert st.consumer_pel(g, con.name) == owners.get(con.name, [])
             assert con.pending == len(owners.get(con.name, []))
+
+
+# -- T1-T8 one at a time, on the records (in process) ----------------------------------------------
+
+def _entries(run, key):
+    """(StreamMeta, [(id, node)] of the entry records, {node: node-info value} of the node
+    records) of a stream, read from the records."""
+    e, coll = run.ks.collection(0, key, TYPE_STREAM)
+    prefix = coll.prefix(0, b"t")
+    entries = [(struct.unpack(">QQ", k[len(prefix):]), entry_node(v)) for k, v in run.records(prefix)]
+    node_prefix = coll.prefix(0, b"o") + NODE_RECORDS
+    nodes = {struct.unpack(">Q", k[len(node_prefix):])[0]: v for k, v in run.records(node_prefix)}
+    return StreamMeta.decode(coll.extra), entries, nodes
+
+
+def _group_records(run, key):
+    """{group: {"value": (consumers, pending), "consumers": {name: pending}, "pel": {id: consumer},
+    "cpel": {(consumer, id)}}} of a stream, parsed from its c, o and p records."""
+    e, coll = run.ks.collection(0, key, TYPE_STREAM)
+    out = {}
+    cp, op, pp = (coll.prefix(0, kind) for kind in (b"c", b"o", b"p"))
+    for k, v in run.records(cp):
+        out[k[len(cp):]] = {"value": struct.unpack_from(">QQ", v, 24), "consumers": {}, "pel": {}, "cpel": set()}
+
+    def split(rest):
+        n = struct.unpack_from(">I", rest)[0]
+        return rest[4:4 + n], rest[4 + n:]
+    for k, v in run.records(op):
+        if k[len(op):].startswith(NODE_RECORDS):
+            continue
+        group, consumer = split(k[len(op):])
+        out[group]["consumers"][consumer] = struct.unpack_from(">Q", v, 16)[0]
+    for k, v in run.records(pp):
+        group, rest = split(k[len(pp):])
+        if rest[0] == 0:
+            out[group]["pel"][struct.unpack(">QQ", rest[1:])] = v[16:]
+        else:
+            consumer, id_ = split(rest[1:])
+            out[group]["cpel"].add((consumer, struct.unpack(">QQ", id_)))
+    return out
+
+
+def test_T2_first_id_is_the_first_entry_or_zero(tmp_path):
+    """T2: first-id is the first entry record's id while there are entries, 0-0 when none,
+    through deletes and trims of the head."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        for i in range(1, 11):
+            run("XADD", "x", "%d-1" % i, "f", "v")
+        for cmd in (("XDEL", "x", "1-1"), ("XDEL", "x", "3-1"), ("XDEL", "x", "2-1"), ("XTRIM", "x", "MAXLEN", 3),
+                    ("XTRIM", "x", "MINID", "9-0"), ("XDEL", "x", "9-1", "10-1"), ("XADD", "x", "11-1", "f", "v")):
+            run(*cmd)
+            meta, entries, _ = _entries(run, b"x")
+            assert meta.first == (entries[0][0] if entries else (0, 0)), cmd
+        run("XDEL", "x", "11-1")
+        meta, entries, _ = _entries(run, b"x")
+        assert entries == [] and meta.first == (0, 0)
+
+
+def test_T4_group_counts_match_their_records(tmp_path):
+    """T4: the meta record counts the group records, a group record its consumer records and
+    its PEL records, through creating, reading, acknowledging, claiming and deleting."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        for i in range(1, 21):
+            run("XADD", "x", "%d-1" % i, "f", "v")
+        cmds = [("XGROUP", "CREATE", "x", "g1", "0"), ("XGROUP", "CREATE", "x", "g2", "$"),
+                ("XREADGROUP", "GROUP", "g1", "alice", "COUNT", 5, "STREAMS", "x", ">"),
+                ("XREADGROUP", "GROUP", "g1", "bob", "COUNT", 3, "STREAMS", "x", ">"),
+                ("XGROUP", "CREATECONSUMER", "x", "g2", "carol"), ("XACK", "x", "g1", "1-1", "2-1", "99-1"),
+                ("XCLAIM", "x", "g1", "dave", 0, "6-1", "7-1"), ("XGROUP", "DELCONSUMER", "x", "g1", "bob"),
+                ("XAUTOCLAIM", "x", "g1", "erin", 0, "0", "COUNT", 2), ("XGROUP", "DESTROY", "x", "g2"),
+                ("XGROUP", "CREATE", "x", "g3", "0"), ("XREADGROUP", "GROUP", "g3", "f", "STREAMS", "x", ">")]
+        for cmd in cmds:
+            run(*cmd)
+            meta, _, _ = _entries(run, b"x")
+            groups = _group_records(run, b"x")
+            assert meta.groups == len(groups), cmd
+            for name, g in groups.items():
+                assert g["value"] == (len(g["consumers"]), len(g["pel"])), (cmd, name)
+
+
+def test_T5_pel_and_consumer_index_agree(tmp_path):
+    """T5: every PEL record names a consumer that has a record and has exactly one cpel record
+    under it; every cpel record has its PEL record; a consumer's pending counts its cpel
+    records. A PEL record outlives its entry (XDEL): XREADGROUP history gives [id, nil]."""
+    from kvdb.server.protocol.resp import NULL_ARRAY
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path) as run:
+        for i in range(1, 13):
+            run("XADD", "x", "%d-1" % i, "f", "v")
+        run("XGROUP", "CREATE", "x", "g", "0")
+        for cmd in (("XREADGROUP", "GROUP", "g", "a", "COUNT", 4, "STREAMS", "x", ">"),
+                    ("XREADGROUP", "GROUP", "g", "b", "COUNT", 4, "STREAMS", "x", ">"),
+                    ("XCLAIM", "x", "g", "c", 0, "2-1", "6-1"), ("XACK", "x", "g", "3-1"),
+                    ("XDEL", "x", "4-1"), ("XAUTOCLAIM", "x", "g", "a", 0, "0", "COUNT", 3),
+                    ("XGROUP", "DELCONSUMER", "x", "g", "b"),
+                    ("XREADGROUP", "GROUP", "g", "b", "STREAMS", "x", ">")):
+            run(*cmd)
+            g = _group_records(run, b"x")[b"g"]
+            assert set(g["pel"].values()) <= set(g["consumers"]), cmd
+            assert g["cpel"] == {(c, id_) for id_, c in g["pel"].items()}, cmd
+            for name, pending in g["consumers"].items():
+                assert pending == sum(1 for c, _ in g["cpel"] if c == name), (cmd, name)
+        owner = _group_records(run, b"x")[b"g"]["pel"][(12, 1)]
+        run("XDEL", "x", "12-1")
+        assert _group_records(run, b"x")[b"g"]["pel"][(12, 1)] == owner
+        history = run("XREADGROUP", "GROUP", "g", owner, "STREAMS", "x", "0")[0][1]
+        assert history[-1][0] == b"12-1" and history[-1][1] is NULL_ARRAY       # [id, nil]
+
+
+def test_T6_nodes_follow_the_ids_and_the_tail_counts_its_live_entries(tmp_path):
+    """T6: entry nodes never decrease along the ids; the tail's live counts the live entries
+    of its node, fill >= live; a known head-live counts the first entry's node; nodes counts
+    the distinct nodes (nodes of 3 entries, entries deleted and trimmed)."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path, stream_node_max_entries=3) as run:
+        cmds = [("XADD", "x", "%d-1" % i, "f", "v") for i in range(1, 31)]
+        cmds[10:10] = [("XDEL", "x", "2-1", "5-1")]
+        cmds[20:20] = [("XTRIM", "x", "MAXLEN", "~", 12), ("XDEL", "x", "19-1", "20-1", "21-1")]
+        cmds += [("XDEL", "x", "30-1"), ("XDEL", "x", "29-1", "28-1"), ("XADD", "x", "31-1", "f", "v"),
+                 ("XTRIM", "x", "MINID", "25-0")]
+        for cmd in cmds:
+            run(*cmd)
+            meta, entries, _ = _entries(run, b"x")
+            nodes = [n for _, n in entries]
+            assert nodes == sorted(nodes), cmd
+            assert meta.tail.live == nodes.count(meta.tail.node) and meta.tail.fill >= meta.tail.live, cmd
+            if meta.head_live:
+                assert meta.head_node == nodes[0] and meta.head_live == nodes.count(nodes[0]), cmd
+            assert meta.nodes == len(set(nodes)), cmd
+        assert len(set(nodes)) >= 3
+
+
+def test_T7_exactly_the_closed_nodes_with_live_entries_have_records(tmp_path):
+    """T7: every node with live entries except the tail has a node record, and no other
+    does: a record is written when the next node opens and deleted when its last entry goes;
+    when XDEL empties the tail node, the next XADD makes the last remaining node the tail."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path, stream_node_max_entries=3) as run:
+        cmds = [("XADD", "x", "%d-1" % i, "f", "v") for i in range(1, 13)]
+        cmds += [("XDEL", "x", "4-1", "5-1", "6-1"),         # a middle node emptied
+                 ("XDEL", "x", "10-1", "11-1", "12-1"),      # the tail node emptied
+                 ("XADD", "x", "13-1", "f", "v"), ("XADD", "x", "14-1", "f", "v"),
+                 ("XTRIM", "x", "MAXLEN", 2), ("XADD", "x", "15-1", "f", "v")]
+        for cmd in cmds:
+            run(*cmd)
+            meta, entries, recorded = _entries(run, b"x")
+            live = {n for _, n in entries}
+            assert set(recorded) == live - {meta.tail.node}, cmd
+
+
+def test_T8_sub_records_hold_no_version_db_or_name(tmp_path):
+    """T8: COPY copies every sub-record of a stream (entries, groups, consumers, PELs, node
+    records) byte for byte under a new version, MOVE under a new database byte, and RENAME
+    moves only the meta record."""
+    from tests.inprocess import InProcess
+    with InProcess(tmp_path, stream_node_max_entries=3) as run:
+        for i in range(1, 11):
+            run("XADD", "x", "%d-1" % i, "f", "v%d" % i)
+        run("XGROUP", "CREATE", "x", "g", "0")
+        run("XREADGROUP", "GROUP", "g", "c", "COUNT", 4, "STREAMS", "x", ">")
+
+        def subrecords(key, db=0):
+            e, coll = run.ks.collection(db, key, TYPE_STREAM)
+            out = {}
+            for kind in (b"t", b"c", b"o", b"p"):
+                prefix = coll.prefix(db, kind)
+                out[kind] = [(k[len(prefix):], v) for k, v in run.records(prefix)]
+            return coll.version, out
+        version, recs = subrecords(b"x")
+        assert all(recs.values()) and recs[b"o"][-1][0].startswith(NODE_RECORDS)
+        run("COPY", "x", "y")
+        copied, crecs = subrecords(b"y")
+        assert copied != version and crecs == recs
+        run("RENAME", "x", "z")
+        assert subrecords(b"z") == (version, recs)
+        run("MOVE", "z", 7)
+        assert subrecords(b"z", db=7)[1] == recs
 
 
 # -- against kvdb alone: blocking, a dying consumer, durability -------------------------------------
@@ -1153,8 +1333,8 @@ def test_consumer_seen_and_active_time(srv, r):
     assert consumer[b"active-time"] <= consumer[b"seen-time"] <= time.time() * 1000 + 1000
 
 
-def test_kill9_keeps_entries_and_pels(tmp_path):
-    """Under --sync full, kill -9 while a client adds, reads in a group and acknowledges:
+def test_T9_kill9_keeps_entries_and_pels(tmp_path):
+    """T9: under --sync full, kill -9 while a client adds, reads in a group and acknowledges:
     after restart every acknowledged XADD is there and the PEL is exactly what the replies
     acknowledged (give or take the one command in flight)."""
     srv = ServerProcess(tmp_path, "--sync", "full")
