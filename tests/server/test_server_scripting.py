@@ -306,7 +306,9 @@ LOAD_ERRORS = [
 ]
 
 
-def test_function_load_errors(pair, clean):
+def test_F2_function_load_errors(pair, clean):
+    """F2 among the load errors: a library registering a function another library has is
+    refused (REPLACE replaces only a library of the same name)."""
     pair.same("FUNCTION", "LOAD", LIB)
     for code in LOAD_ERRORS:
         pair.same_error("FUNCTION", "LOAD", "REPLACE", code)
@@ -602,7 +604,9 @@ def test_script_writes_commit_together(srv):
     assert set(reader.mget(keys)) == {b"59"}
 
 
-def test_functions_survive_a_restart(tmp_path):
+def test_F3_functions_survive_a_restart(tmp_path):
+    """F3: a library is on disk once FUNCTION LOAD has replied, and gone once FUNCTION DELETE
+    has; FUNCTION RESTORE writes them the same way."""
     data = tmp_path / "data"
     with ServerProcess(tmp_path, data=data) as s:
         r = s.client()
@@ -630,3 +634,53 @@ def test_functions_survive_a_restart(tmp_path):
             r.function_restore(payload[:-1] + b"x")
         r.flushall()
         assert r.fcall("inc", 1, "n") == 1                  # FLUSHALL keeps the libraries
+
+
+def _library_records(data):
+    """{name in the key: code} of the library records of a stopped server's database."""
+    import kvdb
+    from kvdb.server.commands.functions import LIBRARY_PREFIX
+    with kvdb.open(str(data)) as db:
+        with db.scan(prefix=LIBRARY_PREFIX) as it:
+            return {k[len(LIBRARY_PREFIX):]: v for k, v in it}
+
+
+def test_F1_a_library_record_is_named_by_its_code(tmp_path):
+    """F1: each library record's key holds the name= of its code's first line, through LOAD,
+    LOAD REPLACE, DELETE and RESTORE."""
+    data = tmp_path / "data"
+    code = "#!lua name={}\nredis.register_function('{}', function() return {} end)"
+    with ServerProcess(tmp_path, data=data) as s:
+        r = s.client()
+        r.function_load(code.format("one", "f1", 1))
+        r.function_load(code.format("two", "f2", 2))
+        r.function_load(code.format("one", "f1", 11), replace=True)
+        payload = r.function_dump()
+        r.function_delete("two")
+        r.function_load(code.format("three", "f3", 3))
+        r.function_restore(payload, "REPLACE")
+    records = _library_records(data)
+    assert sorted(records) == [b"one", b"three", b"two"]
+    for name, text in records.items():
+        assert text.split(b"\n", 1)[0] == b"#!lua name=" + name
+    assert b"return 11" in records[b"one"]
+
+
+def test_F4_a_stored_library_that_no_longer_loads_is_skipped(tmp_path):
+    """F4: the library records are read at the first scripting command after the start; one
+    whose code does not load is logged and skipped, never fatal, and the others load."""
+    import kvdb
+    from kvdb.server.commands.functions import LIBRARY_PREFIX
+    data = tmp_path / "data"
+    with ServerProcess(tmp_path, data=data) as s:
+        s.client().function_load("#!lua name=good\nredis.register_function('ok', function() return 7 end)")
+    with kvdb.open(str(data)) as db:
+        db.put(LIBRARY_PREFIX + b"broken", b"#!lua name=broken\nlocal x = +")
+    with ServerProcess(tmp_path, data=data) as s:
+        r = s.client()
+        assert r.fcall("ok", 0) == 7
+        assert [lib[b"library_name"] if isinstance(lib, dict) else lib[1] for lib in r.function_list()] == [b"good"]
+        assert r.ping()
+        log = s.log()
+    assert "does not load" in log and "broken" in log
+
