@@ -631,8 +631,7 @@ cdef class Database:
             except BaseException as e:
                 self.fail(e)
                 return
-        if not self.storage.maintain():
-            return
+        self.storage.maintain()
         if self.has_expiring():
             for _ in range(SWEEP_MAX_STEPS):
                 examined, deleted, wrapped = self._sweep_expired(SWEEP_BATCH)
@@ -815,8 +814,20 @@ def _background(ref, wake):
             if (<Database>db).state == STATE_OPEN:
                 log.error("kvdb: background work on %s failed: %s: %s", (<Database>db).path, type(e).__name__, e,
                           exc_info=True)
-                (<Database>db).bg_error = e
+                (<Database>db).fail(e)   # its effect on the files is unknown: refuse writes until reopened
+                (<Database>db).bg_error = background_error((<Database>db).path, e)
         del db
+
+
+cdef object background_error(str path, exc):
+    """What the next call raises for a failure of the background thread: a kvdb error as it is,
+    an OSError as IOFailureError, anything else as Error (each chained to the original)."""
+    if isinstance(exc, Error):
+        return exc
+    message = f"background work on {path} failed: {type(exc).__name__}: {exc}; the database refuses writes until reopened"
+    err = IOFailureError(message) if isinstance(exc, OSError) else Error(message)
+    err.__cause__ = exc
+    return err
 
 
 def count_live(it):

@@ -75,7 +75,7 @@ cdef class Engine:
     # maintenance
     cdef int checkpoint(self) except -1
     cdef int compact(self, object lo, object hi) except -1
-    cdef bint maintain(self) except -1
+    cdef int maintain(self) except -1
     cdef object verify(self)
     cdef bint backup(self, Pin p, str dest) except -1
     cdef dict stats(self)

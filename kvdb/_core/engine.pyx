@@ -157,9 +157,9 @@ cdef class Engine:
         """Compact the key range [lo, hi) (None: unbounded) as far as it goes (no lock held)."""
         raise NotImplementedError
 
-    cdef bint maintain(self) except -1:
-        """One round of background work (no lock held). False if it failed and the database
-        now refuses writes (the round's later work is skipped)."""
+    cdef int maintain(self) except -1:
+        """One round of background work (no lock held). A failure makes the database refuse
+        writes and is raised (the background thread logs it; the next call raises it)."""
         raise NotImplementedError
 
     cdef object verify(self):

@@ -17,7 +17,7 @@ from kvdb._core.btree.tree cimport BTree
 from kvdb._core.wal cimport Wal
 from kvdb._core.btree.pager import reclaim_pages
 
-from kvdb.errors import CorruptionError, Error, IOFailureError
+from kvdb.errors import CorruptionError, IOFailureError
 
 DATA_FILE = "data.kvdb"                  # the page file
 WAL_FILE = "wal-000001.log"              # the one log file
@@ -147,16 +147,13 @@ cdef class BTreeEngine(Engine):
         # the tree compacts as it goes; `kvdb compact` rewrites the file
         return self.checkpoint()
 
-    cdef bint maintain(self) except -1:
+    cdef int maintain(self) except -1:
         if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
             with self.lock:
                 db = self.host()
                 if db is not None and db._accepting_writes():
-                    try:
-                        self.checkpoint_locked(False)
-                    except Error:
-                        pass             # the database now refuses writes; the sweep notices
-        return True
+                    self.checkpoint_locked(False)
+        return 0
 
     cdef object verify(self):
         with self.lock:

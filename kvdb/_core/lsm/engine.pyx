@@ -255,7 +255,7 @@ cdef class LsmEngine(Engine):
             raise IOFailureError(f"compaction failed: {e}; the database refuses writes until reopened") from e
         return 0
 
-    cdef bint maintain(self) except -1:
+    cdef int maintain(self) except -1:
         try:
             while self.tree.needs_flush() and self.flush_one():
                 pass
@@ -266,8 +266,8 @@ cdef class LsmEngine(Engine):
             db = self.host()
             if db is not None and db._is_open():
                 db._fail(e)
-            return False
-        return True
+                raise
+        return 0
 
     cdef object verify(self):
         return self.tree.verify()
