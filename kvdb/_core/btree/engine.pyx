@@ -9,12 +9,11 @@ import threading
 from libc.stdint cimport uint32_t, uint64_t
 
 from kvdb._core.engine cimport Pin
-from kvdb._core.file cimport FS
-from kvdb._core.engine import replayed_ops
-from kvdb._core.file cimport OsFS
+from kvdb._core.file cimport FS, OsFS
+from kvdb._core.wal cimport Wal
 from kvdb._core.btree.pager cimport Pager
 from kvdb._core.btree.tree cimport BTree
-from kvdb._core.wal cimport Wal
+from kvdb._core.engine import replayed_ops
 from kvdb._core.btree.pager import reclaim_pages
 
 from kvdb.errors import CorruptionError, IOFailureError

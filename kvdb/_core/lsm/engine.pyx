@@ -14,8 +14,8 @@ from libc.stdint cimport uint64_t
 
 from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS
-from kvdb._core.engine import replayed_ops
 from kvdb._core.wal cimport Wal
+from kvdb._core.engine import replayed_ops
 
 from kvdb.errors import Error, IOFailureError
 
