@@ -1,5 +1,9 @@
-"""kvdb: an embedded key-value database with a copy-on-write B+Tree, a write-ahead
-log and ACID transactions.
+"""kvdb, an embedded key-value and document database: the facade (open, Options, the errors).
+
+Two storage engines (a copy-on-write B+Tree, an LSM tree) behind one contract, a write-ahead
+log and ACID transactions (kvdb._core); document collections (kvdb.documents), whose errors this
+package re-exports; a Redis-protocol server (kvdb.server) and the `kvdb` command (kvdb.cli) on
+top. Layers and packages: docs/ARCHITECTURE.md.
 
     import kvdb
     with kvdb.open("data/") as db:

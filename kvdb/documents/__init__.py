@@ -1,5 +1,7 @@
-"""Document collections on kvdb: a pymongo-shaped API with MongoDB's query and update semantics,
-secondary indexes (single-field, compound, unique, multikey) and explain().
+"""Document collections on the core: MongoDB's query and update language, secondary indexes.
+
+A pymongo-shaped API with MongoDB's query and update semantics, secondary indexes
+(single-field, compound, unique, multikey) and explain().
 
     users = db.collection("users")
     users.insert_one({"name": "ada", "age": 36, "tags": ["math"]})
