@@ -219,3 +219,48 @@ def test_the_walker_sees_cimports_and_function_local_imports(graph):
     assert "kvdb._core.engine" in graph["kvdb._core.database"]        # a cimport
     assert "kvdb._core.btree.pager" in graph["kvdb._core.btree.engine"]
     assert any(t.startswith("kvdb._core.") for t in graph["kvdb._core.database"])
+
+
+# -- each package's job, said once in its __init__ docstring and once in docs/ARCHITECTURE.md ------
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCHITECTURE = os.path.join(REPO_DIR, "docs", "ARCHITECTURE.md")
+PACKAGE_ROW = re.compile(r"^\| `(kvdb[\w.]*)` \| (.+?) \|$")   # | `kvdb._core` | The storage core ... |
+
+
+def package_summaries():
+    """{package: the first line of its __init__ docstring (None without one)} for every package
+    under kvdb/."""
+    found = {}
+    for dirpath, dirnames, names in os.walk(PACKAGE_DIR):
+        dirnames[:] = [d for d in dirnames if not d.startswith((".", "__pycache__"))]
+        if "__init__.py" not in names:
+            continue
+        package = os.path.relpath(dirpath, os.path.dirname(PACKAGE_DIR)).replace(os.sep, ".")
+        with open(os.path.join(dirpath, "__init__.py")) as f:
+            doc = ast.get_docstring(ast.parse(f.read()), clean=False)
+        found[package] = doc.splitlines()[0].strip() if doc else None
+    return found
+
+
+def architecture_packages():
+    """{package: job} from the table of the "Packages" section, which opens docs/ARCHITECTURE.md."""
+    with open(ARCHITECTURE) as f:
+        text = f.read()
+    sections = text.split("\n## ")
+    assert len(sections) > 1 and sections[1].startswith("Packages\n"), \
+        "docs/ARCHITECTURE.md must open with the section '## Packages'"
+    return {m.group(1): m.group(2) for m in map(PACKAGE_ROW.match, sections[1].splitlines()) if m}
+
+
+def test_each_package_docstring_first_line_is_its_job_in_architecture():
+    listed = architecture_packages()
+    summaries = package_summaries()
+    for package, line in sorted(summaries.items()):
+        assert line, f"{package}: its __init__.py has no docstring; its first line is the package's job"
+        assert package in listed, f"docs/ARCHITECTURE.md's package list has no row for {package}: add " \
+                                  f"| `{package}` | {line} |"
+        assert listed[package] == line, (f"{package}: its __init__ docstring's first line and its job in "
+                                         f"docs/ARCHITECTURE.md differ:\n  {line}\n  {listed[package]}")
+    unknown = set(listed) - set(summaries)
+    assert not unknown, f"docs/ARCHITECTURE.md lists packages that do not exist: {sorted(unknown)}"
