@@ -1,5 +1,6 @@
-# The write-ahead log: one record per committed transaction, recycled after
-# each checkpoint. Format: docs/format/wal.md.
+# The write-ahead log: one record per committed transaction. The B+Tree recycles its one log
+# file after each checkpoint; the LSM starts a new file per memtable and deletes a file once
+# its memtable is flushed. Format: docs/format/wal.md.
 #
 # File header (WAL_HEADER_SIZE bytes):
 #   OFFSET SIZE

@@ -37,6 +37,8 @@ next line, as in Redis.
 """
 import logging
 
+from .compat import REDIS_VERSION, REDIS_VERSION_NUM  # redis.REDIS_VERSION, redis.REDIS_VERSION_NUM
+
 try:
     from lupa import LuaError, LuaMemoryError, lua51
 except ImportError:  # the server runs without Lua: scripting commands say what to install
@@ -56,8 +58,6 @@ log = logging.getLogger("kvdb.server")
 HOOK_COUNT = 100000          # VM instructions between two calls of tick() (Redis uses the same)
 MAX_MEMORY = 1 << 30         # bytes the Lua state may allocate (scripts and libraries together)
 INTERNAL_CHUNK = "=kvdb"     # chunk name of the sandbox code: error locations skip its frames
-REDIS_VERSION = "7.2.0"      # redis.REDIS_VERSION
-REDIS_VERSION_NUM = 0x070200  # redis.REDIS_VERSION_NUM
 
 
 class CallError(Exception):

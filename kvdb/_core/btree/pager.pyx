@@ -170,8 +170,8 @@ cdef class Pager:
         version = int.from_bytes(header[8:12], "little")
         if version == 1:
             raise CorruptionError(f"{self.path}: format version 1 (written before keys could expire) is no longer "
-                                  f"read; this kvdb reads version {FORMAT_VERSION}: `kvdb dump` it with kvdb 0.1 "
-                                  "and `kvdb load` the dump into a new database", path=self.path, pgno=0, offset=8)
+                                  f"read; this kvdb reads version {FORMAT_VERSION}: `kvdb dump` it with the kvdb "
+                                  "build that wrote it and `kvdb load` the dump into a new database", path=self.path, pgno=0, offset=8)
         if version != FORMAT_VERSION:
             raise CorruptionError(f"{self.path}: unsupported format version {version} "
                                   f"(this kvdb reads version {FORMAT_VERSION})", path=self.path, pgno=0, offset=8)

@@ -1,4 +1,4 @@
-# The LSM engine (see the top of lsm.pyx for its state, locks and invariants
+# The LSM engine (see the top of lsm/tree.pyx for its state, locks and invariants
 # L1-L3; formats in docs/format/sstable.md and docs/format/manifest.md).
 
 from libc.stdint cimport uint64_t
