@@ -910,10 +910,8 @@ cdef class BTree:
 
 
 cdef class Cursor:
-    """An ordered walk over one version of the tree between lo (inclusive) and hi (exclusive)."""
-
-    def __iter__(self):
-        return self
+    """An ordered walk over one version of the tree between lo (inclusive) and hi (exclusive);
+    iterating it is EngineCursor's (engine.pyx)."""
 
     cdef Page push(self, uint32_t pgno):
         """Load pgno as the next level down."""
@@ -1077,12 +1075,6 @@ cdef class Cursor:
         i = self.idx[self.depth - 1]
         key = self.cur_key if self.cur_key is not None else self.tree.leaf_key(page, i)
         return (key, self.tree.leaf_expires(page, i))
-
-    def __next__(self):
-        item = self.next_item()
-        if item is None:
-            raise StopIteration
-        return item
 
     def finish(self):
         """Stop early: release the pages and the snapshot pin."""

@@ -98,15 +98,6 @@ cdef class MergeCursor:
             return None
         return (entry[0], entry[2])
 
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = self.next_item()
-        if item is None:
-            raise StopIteration
-        return item
-
     def finish(self):
         """Stop early: drop the sources and the pin (files and memtables they kept alive)."""
         self.done = True
