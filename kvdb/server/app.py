@@ -33,10 +33,7 @@ from .commands.registry import CommandError
 from .compat import REDIS_VERSION
 from .keyspace import Keyspace, NameTooLong, WrongType, now_ms
 
-try:
-    from .protocol.fastlane import FastLane
-except ImportError:  # built without the extension: the general path serves everything
-    FastLane = None
+from .protocol.fastlane import FastLane
 from .pubsub import PubSub
 from .slowlog import SlowLog
 from .stats import Stats
@@ -99,7 +96,7 @@ class Server:
                             cache_size=self.config["cache-size"])
         self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
         self.ks.load()
-        use_fastlane = FastLane is not None and os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
+        use_fastlane = os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
         self.fastlane = FastLane(self) if use_fastlane else None
 
     async def start(self):

@@ -19,10 +19,7 @@ from kvdb.server.protocol.resp import ErrorReply, Push, RequestParser
 
 from .commands.registry import NO_REPLY
 
-try:
-    from .protocol.fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
-except ImportError:  # built without the extension
-    from kvdb.server.protocol.resp import encode_replies
+from .protocol.fastreply import encode_replies   # the same bytes as resp.encode_replies, faster
 
 
 log = logging.getLogger("kvdb.server")

@@ -57,10 +57,7 @@ import random
 
 from .setstore import members, members_reverse
 
-try:
-    from .fastsample import select as _select, shuffle as _shuffle
-except ImportError:  # built without the extension: the Python loops
-    _select = _shuffle = None
+from .fastsample import select as _select, shuffle as _shuffle
 
 __all__ = ["Sampler", "forget", "forget_all", "pop_member", "EXACT_LIMIT"]
 
@@ -220,15 +217,13 @@ def _fill_pool(store, prefix, count):
     when its members are too long to keep that many."""
     need = count if count <= EXACT_LIMIT else max(EXACT_LIMIT, count // POOL_RATIO)
     with store.scan(prefix=prefix) as it:
-        if _select is not None:
-            out = _select(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)   # the loop below, in C
-        else:
-            out = _select_py(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)
+        out = _select(it, len(prefix), count, need, POOL_BYTES, POOL_OVERHEAD)   # _select_py, in C
     if out is not None:
-        (_shuffle or random.shuffle)(out)
+        _shuffle(out)
     return out
 
 
+# The reference the C loop (fastsample.select) is held to by tests/server/test_server_sets.py.
 def _select_py(it, skip, count, need, max_bytes, overhead):
     """Knuth's selection sampling over the member records of `it`: each member is taken
     with probability need / left, giving a uniformly random subset of `need` members
