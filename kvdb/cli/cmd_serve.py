@@ -12,12 +12,13 @@ import asyncio
 import logging
 import sys
 
+from kvdb.server.config import OPTIONS, Config, ConfigError
+
 from .dbpath import found_engine
 from .errors import CLIError
 
 
 def add_parser(sub):
-    from kvdb.server.config import OPTIONS
     p = sub.add_parser("serve", help="run the Redis-protocol server on a data directory (./kvdb-data)",
                        description=__doc__)
     p.add_argument("--config", metavar="FILE", help="configuration file: `name value` lines, or TOML (.toml)")
@@ -29,7 +30,6 @@ def add_parser(sub):
 
 
 def build_config(args):
-    from kvdb.server.config import Config, ConfigError
     config = Config()
     try:
         if args.config:
@@ -51,7 +51,7 @@ def build_config(args):
 
 
 def setup_logging(config):
-    from kvdb.server.app import set_log_level
+    from kvdb.server.app import set_log_level   # the server and its Lua runtime load for `kvdb serve` only
     handler = logging.FileHandler(config["logfile"]) if config["logfile"] else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root = logging.getLogger("kvdb")
@@ -61,7 +61,7 @@ def setup_logging(config):
 
 
 def run(args):
-    from kvdb.server import Server
+    from kvdb.server import Server   # as in setup_logging: not loaded by the other commands
     config = build_config(args)
     setup_logging(config)
     try:

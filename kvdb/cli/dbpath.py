@@ -11,6 +11,7 @@ The engine is read from the directory's files, as kvdb.open(engine=None) does:
                          reopened as a new B+Tree next to its tables)
     none of these        no database (an empty directory, or one of other files)
 """
+import fcntl
 import fnmatch
 import os
 
@@ -22,7 +23,6 @@ from kvdb._core.database import ENGINE_TYPES, LOCK_FILE, detect_engine
 from kvdb._core.btree.engine import DATA_FILE
 from kvdb._core.lsm.engine import CURRENT as LSM_CURRENT
 
-ENGINES = tuple(ENGINE_TYPES)
 OWN_FILES = {name: (LOCK_FILE,) + engine_type.files  # engine -> patterns of the files its directory holds
              for name, engine_type in ENGINE_TYPES.items()}
 
@@ -123,8 +123,6 @@ def sibling(path, tag):
 
 def holder(path):
     """The pid (or "unknown") of a process holding the database at path open, else None."""
-    import fcntl
-
     lock = os.path.join(path, LOCK_FILE)
     try:
         fd = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

@@ -14,13 +14,13 @@ from kvdb._core.database import MAX_KEY_SIZE, Transaction
 from kvdb.errors import ConflictError
 
 from . import update as updates
-from .catalog import (STATE_BUILDING, STATE_READY, CollectionInfo, IndexInfo, check_name, create_catalog,
-                      read_catalog, write_catalog)
+from .catalog import (STATE_BUILDING, STATE_READY, CollectionInfo, IndexInfo, catalog_key, check_name,
+                      create_catalog, list_names, read_catalog, write_catalog)
 from .codec import _names_ok, check_document, check_values, pack, pack_with_new_id, unpack
-from .cursor import Cursor, Stats, run_query
+from .cursor import Cursor, run_query
 from .errors import DuplicateKeyError, IndexNotFoundError, InvalidDocument, InvalidQuery, InvalidUpdate
-from .indexes import (Entries, all_keys, check_unique, default_name, delete_entries, index_keys, parse_spec,
-                      put_entries)
+from .indexes import (Entries, all_keys, check_unique, default_name, delete_entries, describe_key, index_keys,
+                      key_values, parse_spec, put_entries)
 from .keycodec import encode
 from .objectid import ObjectId, new_objectid
 from .paths import MISSING, leaves, split_path
@@ -539,7 +539,6 @@ class Collection:
             if ix.unique:
                 other = w.get(full)
                 if other is not None and other != eid:
-                    from .indexes import describe_key, key_values
                     raise DuplicateKeyError(f"cannot build unique index {ix.name!r}: duplicate key "
                                             f"{describe_key(ix, full)}", index_name=ix.name,
                                             key=key_values(ix, full))
@@ -706,7 +705,6 @@ def collection_of(owner, name):
 
 
 def list_collections(db):
-    from .catalog import list_names
     if hasattr(db, "snapshot"):
         with db.snapshot() as snap:
             return list_names(snap)
@@ -727,7 +725,6 @@ def drop_collection(owner, name):
             w.delete(k)
         for k, _ in list(w.scan(prefix=info.index_prefix)):
             w.delete(k)
-        from .catalog import catalog_key
         w.delete(catalog_key(name))
         return True, None
     return coll._write(fn)

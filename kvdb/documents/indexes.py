@@ -10,6 +10,7 @@ from kvdb._core.database import MAX_KEY_SIZE
 from . import paths
 from .errors import DuplicateKeyError, InvalidDocument, InvalidQuery
 from .keycodec import encode, invert
+from .keydecode import decode_fields
 
 
 def parse_spec(keys, direction=None):
@@ -158,7 +159,6 @@ def all_keys(entries):
 
 def key_values(ix, full_key):
     """{field: value} of a unique index key (decoded for error messages)."""
-    from .keydecode import decode_fields
     try:
         values = decode_fields(full_key[len(ix.prefix):], ix.directions)
     except Exception:  # a message helper: never hide the duplicate-key error behind a decode bug

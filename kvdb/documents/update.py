@@ -13,6 +13,8 @@ from .codec import check_value, datetime_from_ms, datetime_ms
 from .errors import InvalidQuery, InvalidUpdate
 from .keycodec import encode, values_equal
 from .paths import MISSING
+from .query import compile_condition, compile_filter, equality_test, is_operator_doc, normalize_operand
+from .sorting import sort_key_function
 
 OPERATORS = ("$set", "$unset", "$inc", "$mul", "$min", "$max", "$rename", "$setOnInsert", "$push", "$addToSet",
              "$pull", "$pullAll", "$pop", "$currentDate")
@@ -281,7 +283,6 @@ def _push(doc, parts, operand, inserting):
         arr[position:position] = items
     if sort is not None:
         if isinstance(sort, dict):
-            from .sorting import sort_key_function
             keyf = sort_key_function(list(sort.items()))
             arr.sort(key=lambda v: keyf(v if isinstance(v, dict) else {}))
         else:
@@ -311,7 +312,6 @@ def _pull(doc, parts, operand, inserting):
     arr = _array_at(doc, parts, "$pull")
     if arr is None:
         return
-    from .query import compile_condition, compile_filter, equality_test, is_operator_doc, normalize_operand
     try:
         if is_operator_doc(operand):
             cond = compile_condition(("v",), operand)

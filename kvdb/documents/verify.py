@@ -2,6 +2,7 @@
 from .catalog import read_catalog
 from .codec import unpack
 from .indexes import Entries
+from .catalog import list_names
 
 
 def verify_collection(reader, name):
@@ -47,7 +48,6 @@ def verify_collection(reader, name):
 
 def verify(db_or_tx, name=None):
     """{collection: [problems]} for every collection (or just `name`) of a Database or Transaction."""
-    from .catalog import list_names
     if hasattr(db_or_tx, "snapshot"):
         with db_or_tx.snapshot() as snap:
             names = [name] if name else list_names(snap)

@@ -92,8 +92,7 @@ class Server:
     def open_database(self):
         data = self.config["dir"]
         os.makedirs(data, exist_ok=True)
-        self.db = kvdb.open(data, engine=self.config["engine"], sync=self.config["sync"],
-                            cache_size=self.config["cache-size"])
+        self.db = kvdb.open(data, **self.config.database_options())
         self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
         self.ks.load()
         use_fastlane = os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"

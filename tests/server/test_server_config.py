@@ -77,3 +77,14 @@ def test_config_file_applies_to_running_server(tmp_path):
         assert c.config_get("maxclients") == {"maxclients": "77"}
         assert c.config_get("slowlog-max-len") == {"slowlog-max-len": "9"}
         assert c.info("server")["config_file"] == str(conf)
+
+
+def test_database_options_reach_the_database(tmp_path):
+    """Every kvdb.Options field is a server option, and each one given reaches kvdb.open: a
+    database the server creates with --page-size 8192 has 8 KiB pages (the page size is
+    fixed at creation and recorded in the file, so a later open shows it)."""
+    import kvdb
+    with ServerProcess(tmp_path, "--page-size", "8192") as srv:
+        srv.client().set("k", "v")
+    with kvdb.open(srv.data) as db:
+        assert db.stats()["page_size"] == 8192
