@@ -66,8 +66,12 @@ def db_path(tmp_path):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many commands were compared against a reference redis-server (redisref.py)."""
-    import sys
+    """How many commands were compared against a reference redis-server (redisref.py), and the
+    corruption torture suite's tables (tests/crash/torture.py)."""
+    torture = sys.modules.get("tests.crash.torture")
+    for report in (torture.REPORTS if torture is not None else ()):
+        for line in report.splitlines():
+            terminalreporter.write_line(line)
     ref = sys.modules.get("tests.redisref")
     if ref is not None and ref.COMPARED:
         names = sorted(ref.COMPARED)
