@@ -36,8 +36,13 @@ __all__ = [
 ]
 
 
-def open(path, *, options=None, _fs=None, _clock=None, **keywords):
+def open(path, *, options=None, readonly=False, _fs=None, _clock=None, **keywords):
     """Open (creating if missing) the database in directory `path`.
+
+    readonly=True opens an existing database for reading only: nothing in its directory is
+    written (commits still in its log are replayed in memory, not checkpointed), writes raise
+    kvdb.ReadOnlyError, and it fails with LockedError while a process has it open for writing.
+    It never creates a database: FileNotFoundError if `path` holds none.
 
     The options are kvdb.Options's fields, given as keywords (engine="lsm", cache_size=256 << 20),
     as one Options value (options=kvdb.Options(...)), or both (the keywords win). help(kvdb.Options)
@@ -52,7 +57,9 @@ def open(path, *, options=None, _fs=None, _clock=None, **keywords):
         raise TypeError(f"options must be a kvdb.Options, not {type(options).__name__}")
     elif keywords:
         options = options.replace(**_known(keywords))
-    return Database(str(path), **options.as_keywords(), _fs=_fs, _clock=_clock)
+    if not isinstance(readonly, bool):
+        raise TypeError(f"readonly must be True or False, not {readonly!r}")
+    return Database(str(path), **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock)
 
 
 def _known(keywords):
@@ -67,5 +74,6 @@ def _known(keywords):
 # help(kvdb.open) and editors show every option with its default, read from Options.
 open.__signature__ = inspect.Signature(
     [inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-     inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None)]
+     inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None),
+     inspect.Parameter("readonly", inspect.Parameter.KEYWORD_ONLY, default=False)]
     + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default) for f in OPTION_FIELDS])

@@ -72,6 +72,7 @@ class Database:
     path: str
     engine: str
     sync: str
+    readonly: bool
     seq: int
     @overload
     def get(self, key: BytesLike) -> Optional[bytes]: ...
@@ -135,5 +136,5 @@ class _OptionKeywords(TypedDict, total=False):
     level1_size: int
     max_open_tables: Optional[int]
 
-def open(path: Union[str, PathLike[str]], *, options: Optional[Options] = ..., _fs: object = ...,
+def open(path: Union[str, PathLike[str]], *, options: Optional[Options] = ..., readonly: bool = ..., _fs: object = ...,
          _clock: object = ..., **keywords: Unpack[_OptionKeywords]) -> Database: ...

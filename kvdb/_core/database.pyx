@@ -13,6 +13,7 @@
 #     share one fsync (group commit, Wal.sync_to).
 
 import bisect
+import errno as _errno
 import fnmatch
 import logging
 import math
@@ -164,6 +165,7 @@ cdef class Database:
     cdef readonly str sync       # constant
     cdef int sync_level          # constant: 2 full, 1 normal, 0 off
     cdef readonly Engine storage # the storage engine behind the contract (engine.pxd); constant
+    cdef readonly bint readonly  # opened read-only: nothing is written, writes raise ReadOnlyError; constant
     cdef object lock             # the writer lock
     cdef object lock_handle      # the LOCK file handle; constant
     cdef public int state        # STATE_*
@@ -186,10 +188,13 @@ cdef class Database:
 
     def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
-                 memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None):
+                 memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None,
+                 bint readonly=False):
         cdef Engine store
         fs = _fs if _fs is not None else OsFS()
         found = detect_engine(path, fs, engine)
+        if readonly and found is None:
+            raise FileNotFoundError(_errno.ENOENT, f"no database at {path}: a read-only open needs an existing one", path)
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = found or "btree"
         if engine not in ENGINE_TYPES:
@@ -223,14 +228,18 @@ cdef class Database:
         self.expired_swept = self.sweep_steps = 0
         self.pid = os.getpid()
         self.wake = threading.Event()
+        self.readonly = readonly
         # every engine takes every option and uses those that concern it
         store = ENGINE_TYPES[engine](fs, path, cache_size=cache_size, page_size=page_size,
                                      checkpoint_size=checkpoint_size, memtable_size=memtable_size,
                                      sstable_size=sstable_size, level1_size=level1_size,
                                      max_open_tables=max_open_tables)
         try:
-            self.fs.makedirs(path)
-            self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
+            if readonly:
+                self.lock_handle = self.fs.lock_shared(os.path.join(path, LOCK_FILE))
+            else:
+                self.fs.makedirs(path)
+                self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
         except OSError as e:
             raise IOFailureError(f"opening {path} failed: {e}") from e
         try:
@@ -241,6 +250,7 @@ cdef class Database:
             store.pins = self.pins
             store.wake = self.wake
             store.host = weakref.ref(self)
+            store.read_only = readonly
             self.seq = store.recover()
         except OSError as e:
             self.fs.unlock(self.lock_handle)
@@ -250,6 +260,8 @@ cdef class Database:
             raise
         self.state = STATE_OPEN
         _live.add(self)
+        if readonly:
+            return                       # no background work: it would sync, checkpoint, flush or sweep
         self.thread = threading.Thread(target=_background, args=(weakref.ref(self), self.wake),
                                        name=f"kvdb-bg:{path}", daemon=True)
         store.thread = self.thread
@@ -308,6 +320,8 @@ cdef class Database:
 
     cdef inline int check_writable(self) except -1:
         self.check_open()
+        if self.readonly:
+            raise ReadOnlyError(f"database {self.path} was opened read-only")
         if self.failed is not None:
             raise IOFailureError(f"database {self.path} refuses writes after an I/O failure ({self.failed}); "
                                  "reopen it to recover")
@@ -726,9 +740,9 @@ cdef class Database:
     def stats(self):
         self.check_open()
         wal = self.storage.wal
-        s = {"engine": self.engine, "path": self.path, "sync": self.sync, "seq": self.seq,
-             "commits": self.commits, "conflicts": self.conflicts, "wal_bytes": wal.write_off,
-             "fsyncs": wal.fsyncs, "snapshots": sum(self.pins.values()),
+        s = {"engine": self.engine, "path": self.path, "sync": self.sync, "seq": self.seq, "readonly": self.readonly,
+             "commits": self.commits, "conflicts": self.conflicts, "wal_bytes": wal.write_off if wal is not None else 0,
+             "fsyncs": wal.fsyncs if wal is not None else 0, "snapshots": sum(self.pins.values()),
              "expired_swept": self.expired_swept, "sweep_steps": self.sweep_steps, "failed": self.failed}
         s.update(self.storage.stats())
         return s
@@ -742,7 +756,7 @@ cdef class Database:
             return
         self.wake.set()
         err = None
-        if self.failed is None:
+        if self.failed is None and not self.readonly:
             try:
                 self.storage.prepare_close()
             except BaseException as e:
@@ -754,7 +768,7 @@ cdef class Database:
                 self.state = STATE_CLOSED
                 self.wake.set()
                 try:
-                    if self.failed is None and err is None:
+                    if self.failed is None and err is None and not self.readonly:
                         self.storage.close_locked()
                 except BaseException as e:
                     err = e
@@ -793,7 +807,7 @@ cdef class Database:
 
     def __repr__(self):
         state = {0: "open", 1: "closed", 2: "forked"}.get(self.state)
-        return f"<kvdb.Database {self.path!r} engine={self.engine} sync={self.sync} {state}>"
+        return f"<kvdb.Database {self.path!r} engine={self.engine} sync={self.sync} {state}{' read-only' if self.readonly else ''}>"
 
 
 def _background(ref, wake):

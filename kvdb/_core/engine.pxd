@@ -45,6 +45,8 @@ cdef class Engine:
     cdef object wake                     # the database's threading.Event that wakes the background thread
     cdef object host                     # weakref.ref to the Database: failure state, for maintenance
     cdef public object thread            # the database's background thread (set after open)
+    cdef readonly bint read_only         # opened for reading: recover() replays the log in memory and the
+                                         # engine never writes a file (its files are opened O_RDONLY)
     # Set by the engine.
     cdef uint64_t seq                    # the last commit applied (writer lock)
     cdef public uint64_t write_gen       # odd while a commit or checkpoint changes what unpinned readers

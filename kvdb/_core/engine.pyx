@@ -87,6 +87,8 @@ cdef class Engine:
     remnants = ()
 
     cdef object recover(self):
+        """Open the files and replay the log; returns the last committed seq. With `read_only`,
+        nothing is written: the replayed commits stay in memory."""
         raise NotImplementedError
 
     cdef int fill_pin(self, Pin p) except -1:

@@ -24,6 +24,7 @@ cdef class OsFile(File):
 
 cdef class FS:
     cpdef File open(self, str path, bint create)
+    cpdef File open_read(self, str path)  # an existing file, for reading only (writes fail: EBADF)
     cpdef bint exists(self, str path)
     cpdef remove(self, str path)
     cpdef rename(self, str src, str dst)
@@ -31,6 +32,7 @@ cdef class FS:
     cpdef makedirs(self, str path)
     cpdef list listdir(self, str path)
     cpdef object lock(self, str path)    # exclusive lock; raises LockedError; returns a handle
+    cpdef object lock_shared(self, str path)  # shared lock of a read-only open; None if no lock file
     cpdef unlock(self, object handle)
 
 cdef class OsFS(FS):

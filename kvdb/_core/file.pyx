@@ -57,8 +57,8 @@ cdef class OsFile(File):
     def __cinit__(self):
         self.fd = -1
 
-    def __init__(self, str path, bint create):
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    def __init__(self, str path, bint create, bint writable=True):
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0)
         if hasattr(os, "O_CLOEXEC"):
             flags |= os.O_CLOEXEC
         self.fd = os.open(path, flags, 0o644)
@@ -154,6 +154,9 @@ cdef class FS:
     cpdef File open(self, str path, bint create):
         raise NotImplementedError
 
+    cpdef File open_read(self, str path):
+        raise NotImplementedError
+
     cpdef bint exists(self, str path):
         raise NotImplementedError
 
@@ -175,6 +178,9 @@ cdef class FS:
     cpdef object lock(self, str path):
         raise NotImplementedError
 
+    cpdef object lock_shared(self, str path):
+        raise NotImplementedError
+
     cpdef unlock(self, object handle):
         raise NotImplementedError
 
@@ -184,6 +190,9 @@ cdef class OsFS(FS):
 
     cpdef File open(self, str path, bint create):
         return OsFile(path, create)
+
+    cpdef File open_read(self, str path):
+        return OsFile(path, False, False)
 
     cpdef bint exists(self, str path):
         return os.path.exists(path)
@@ -238,7 +247,34 @@ cdef class OsFS(FS):
             raise
         return fd
 
+    cpdef object lock_shared(self, str path):
+        """flock() the file shared, without creating or writing it: read-only opens share it with
+        each other and exclude a writer (and a writer excludes them). None if there is no lock file
+        (a directory no writer has opened yet)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            try:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+                pid = int(holder) if holder.isdigit() else None
+                raise LockedError(
+                    f"database is locked: {path} is held by process {pid if pid else 'unknown'}"
+                    f"{' (this process)' if pid == os.getpid() else ''}, which has it open for writing; "
+                    "a read-only open needs it closed", path=path, pid=pid) from None
+            raise
+        return fd
+
     cpdef unlock(self, object handle):
+        if handle is None:
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_UN)
         finally:

@@ -227,6 +227,9 @@ cdef class SimFS(FS):
         f.path = path
         return f
 
+    cpdef File open_read(self, str path):
+        return self.open(path, False)      # the simulator does not enforce it; read-only code never writes
+
     cpdef bint exists(self, str path):
         return path in self.current or path in self.dirs
 
@@ -272,5 +275,14 @@ cdef class SimFS(FS):
         self.locks.add(path)
         return path
 
+    cpdef object lock_shared(self, str path):
+        if path in self.locks:
+            raise LockedError(f"database is locked: {path} is held by process {os.getpid()} (this process), "
+                              "which has it open for writing; a read-only open needs it closed",
+                              path=path, pid=os.getpid())
+        return None
+
     cpdef unlock(self, object handle):
+        if handle is None:
+            return
         self.locks.discard(handle)

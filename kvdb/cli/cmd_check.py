@@ -62,7 +62,7 @@ def run(args):
 def _check_btree(path, problems):
     db = None
     try:
-        db = kvdb.open(path, engine="btree")
+        db = kvdb.open(path, engine="btree", readonly=True)
     except kvdb.CorruptionError as e:
         problems.append(f"open failed: {e}")
     try:
@@ -84,13 +84,20 @@ def _check_btree(path, problems):
 
 
 def _check_lsm(path, problems):
+    listed = None  # the table files the manifest lists (None: it does not open)
     try:
-        kvdb.open(path, engine="lsm").close()
+        with kvdb.open(path, engine="lsm", readonly=True) as db:
+            listed = {"%06d.sst" % number for _, number, _ in db.storage.tree.live_files()}
         open_error = None
     except kvdb.CorruptionError as e:
         open_error = e
     with Progress("check: tables", unit="bytes") as bar:
         scans = sstscan.scan_dir(path, lambda done, total: bar.set(done, total))
+    if listed is not None:
+        for t in [t for t in scans if t.name not in listed]:
+            print(f"  note: {os.path.join(path, t.name)} is not in the manifest: a leftover of a flush or "
+                  "compaction a crash cut short, not part of the database (the next writable open removes it)")
+        scans = [t for t in scans if t.name in listed]
     damaged = set()  # (file path, offset) of every damaged block, so verify's report is not repeated
     for t in scans:
         for offset, what in t.bad:
@@ -103,7 +110,7 @@ def _check_lsm(path, problems):
         print(f"  checksums: {len(scans):,} table files, {sum(t.blocks for t in scans):,} blocks read, "
               f"{sum(len(t.bad) for t in scans):,} bad; verify and the key scan need it to open")
         return
-    db = kvdb.open(path, engine="lsm")
+    db = kvdb.open(path, engine="lsm", readonly=True)
     try:
         stats = db.stats()
         files, sizes = stats["lsm_files_per_level"], stats["lsm_bytes_per_level"]

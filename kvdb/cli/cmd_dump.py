@@ -35,7 +35,7 @@ def run(args):
     fmt = args.format or dumpformat.format_for_path(args.output) or "jsonl"
     prefix = byteargs.parse(args.prefix, "prefix") if args.prefix else None
     count = written = 0
-    with open_existing(args.path, **database_options(args)) as db:
+    with open_existing(args.path, readonly=True, **database_options(args)) as db:
         total = None if prefix or db.engine == "lsm" else len(db)  # an LSM len() is a whole scan
         with output(args.output) as out, Progress("dump", total=total, unit="keys") as bar:
             w = dumpformat.writer(fmt, out)

@@ -66,7 +66,7 @@ def _check_key(key):
 
 def get(args):
     key = _check_key(byteargs.parse(args.key))
-    with open_existing(args.path, **database_options(args)) as db:
+    with open_existing(args.path, readonly=True, **database_options(args)) as db:
         value = db.get(key)
     if value is None:
         raise CLIError(f"key not found: {byteargs.show(key)}")
@@ -105,7 +105,7 @@ def scan(args):
         raise CLIError("--limit must not be negative", status=2)
     show = byteargs.show
     out = sys.stdout
-    with open_existing(args.path, **database_options(args)) as db:
+    with open_existing(args.path, readonly=True, **database_options(args)) as db:
         entries = itertools.islice(db.scan(reverse=args.reverse, **opts), args.limit)
         for key, value in entries:
             if args.keys_only:

@@ -36,7 +36,7 @@ def add_parser(sub):
 
 
 def run(args):
-    with open_existing(args.path) as db:
+    with open_existing(args.path, readonly=True) as db:
         stats = dict(db.stats())
     if stats.get("engine") == "lsm":
         stats.update(derived_lsm(stats))

@@ -122,7 +122,10 @@ def test_check_ignores_a_stray_table_the_manifest_does_not_list(lsm, capsys):
     (lsm / "999999.sst").write_bytes(b"half-written by a crashed compaction")
     status, text, _ = cli(capsys, "check", lsm)
     assert status == 0, text
-    assert not (lsm / "999999.sst").exists(), "the engine removes unlisted tables at open"
+    assert "999999.sst is not in the manifest" in text
+    assert (lsm / "999999.sst").exists(), "check reads only: the next writable open removes the table"
+    kvdb.open(str(lsm)).close()
+    assert not (lsm / "999999.sst").exists(), "the engine removes unlisted tables at a writable open"
 
 
 def test_check_damaged_footer_fails_at_open(lsm, capsys):

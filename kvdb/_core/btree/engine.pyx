@@ -42,23 +42,33 @@ cdef class BTreeEngine(Engine):
     cdef object recover(self):
         data_path = os.path.join(self.path, DATA_FILE)
         wal_path = os.path.join(self.path, WAL_FILE)
-        created = not self.fs.exists(data_path)
-        data = self.fs.open(data_path, True)
-        wal_file = self.fs.open(wal_path, True)
-        if created:
-            self.fs.sync_dir(self.path)
+        if self.read_only:
+            data = self.fs.open_read(data_path)
+            # a missing log holds no commits (the data file is checked first, by the pager)
+            wal_file = self.fs.open_read(wal_path) if self.fs.exists(wal_path) else None
+            created = False
+        else:
+            created = not self.fs.exists(data_path)
+            data = self.fs.open(data_path, True)
+            wal_file = self.fs.open(wal_path, True)
+            if created:
+                self.fs.sync_dir(self.path)
         self.pager = Pager(data, data_path, self.page_size, self.cache_size)
         # dirty pages count against cache_size too; checkpoint when they fill three quarters
         self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
         meta = self.pager.meta
         self.tree = BTree(self.pager, meta.root, meta.entries)
         self.tree.expiring = meta.expiring
+        self.seq = meta.seq
+        if wal_file is None:
+            return self.seq
         self.wal = Wal(wal_file, wal_path)
         records = self.wal.recover(meta.seq)
-        self.seq = meta.seq
         for seq, payload in records:
             self.tree.apply(replayed_ops(payload, seq, wal_path), seq, 0)
             self.seq = seq
+        if self.read_only:
+            return self.seq              # the replayed commits stay in memory (dirty pages)
         if records:
             self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
         self.wal.reset(self.seq)
@@ -204,7 +214,7 @@ cdef class BTreeEngine(Engine):
 
     cdef dict stats(self):
         s = {"entries": self.tree.entries, "expiring_keys": self.tree.expiring,
-             "wal_bytes_written": self.wal.bytes_written}
+             "wal_bytes_written": self.wal.bytes_written if self.wal is not None else 0}
         s.update(self.pager.stats())
         return s
 
@@ -227,5 +237,6 @@ cdef class BTreeEngine(Engine):
         try:
             self.pager.close()
         finally:
-            self.wal.close()
+            if self.wal is not None:
+                self.wal.close()
         return 0

@@ -61,14 +61,21 @@ cdef class LsmEngine(Engine):
             if num < log_number:
                 continue
             wpath = wal_path(self.path, num)
-            w = Wal(self.fs.open(wpath, False), wpath)
+            w = Wal(self.fs.open_read(wpath) if self.read_only else self.fs.open(wpath, False), wpath)
             try:
                 records = w.recover(self.seq)
             finally:
-                w.close()
+                if self.read_only:
+                    if self.wal is not None:
+                        self.wal.close()
+                    self.wal = w         # the newest log read stays open: stats() reports it
+                else:
+                    w.close()
             for seq, payload in records:
                 self.tree.apply(replayed_ops(payload, seq, wpath), seq)
                 self.seq = seq
+        if self.read_only:
+            return self.seq              # the replayed commits stay in the memtable; no new log or manifest
         new_log = self.tree.start(self.seq)
         wpath = wal_path(self.path, new_log)
         self.wal = Wal(self.fs.open(wpath, True), wpath)
@@ -277,7 +284,8 @@ cdef class LsmEngine(Engine):
 
     cdef dict stats(self):
         s = {"entries": None, "expiring_keys": None,
-             "wal_bytes_written": self.wal.bytes_written + sum([w.bytes_written for w in self.old_wals.values()])}
+             "wal_bytes_written": (self.wal.bytes_written if self.wal is not None else 0)
+                                  + sum([w.bytes_written for w in self.old_wals.values()])}
         s.update(self.tree.stats())
         # The LSM keeps no exact count of live keys (len() counts them by scanning);
         # entries_estimate counts every stored version and tombstone.
@@ -301,7 +309,8 @@ cdef class LsmEngine(Engine):
             for w in self.old_wals.values():
                 w.close()
         finally:
-            self.wal.close()
+            if self.wal is not None:
+                self.wal.close()
         return 0
 
 
