@@ -14,6 +14,10 @@ else jsonl. Without -o (or with -o -) the dump goes to stdout; a file is
 written to FILE.tmp-PID first and renamed when complete. If reading the
 database fails part-way (a damaged page), the records before the damage are
 left in FILE.partial, never in FILE, and the error says so.
+
+With --salvage the database is not opened: its files are read raw, as by `kvdb salvage`
+(damaged pages or blocks skipped, the log replayed; see `kvdb salvage --help`), every record
+that can be read and verified is dumped, and what was lost is reported on stderr.
 """
 import argparse
 import sys
@@ -27,6 +31,7 @@ from .dbpath import open_existing
 from .errors import CLIError, describe
 from .outfile import output, partial_path
 from .progress import Progress
+from .salvage import report_lines, salvage
 
 
 def add_parser(sub):
@@ -36,6 +41,8 @@ def add_parser(sub):
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="output file (default stdout)")
     p.add_argument("--prefix", default=None, help="only keys starting with this (text, or 0x hex)")
     p.add_argument("--format", choices=dumpformat.FORMATS, default=None)
+    p.add_argument("--salvage", action="store_true",
+                   help="read the files raw, skip damaged pages or blocks, and report what was lost")
     add_database_options(p)
     p.set_defaults(func=run)
 
@@ -52,6 +59,8 @@ def run(args):
     fmt = args.format or dumpformat.format_for_path(args.output) or "jsonl"
     prefix = byteargs.parse(args.prefix, "prefix") if args.prefix else None
     done = _Count()
+    if args.salvage:
+        return _salvage(args, fmt, prefix, done)
     try:
         with open_existing(args.path, **database_options(args)) as db:
             total = None if prefix or db.engine == "lsm" else len(db)  # an LSM len() is a whole scan
@@ -64,6 +73,16 @@ def run(args):
         raise CLIError(f"{describe(e)}; {_left_behind(args.output, done)}") from e
     if args.output not in (None, "-"):
         print(f"dumped {done.records:,} keys ({done.bytes:,} bytes, {fmt}) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _salvage(args, fmt, prefix, done):
+    res = salvage(args.path)
+    records = (r for r in res.sorted_records() if prefix is None or r[0].startswith(prefix))
+    with output(args.output) as out, Progress("dump", total=len(res.records), unit="keys") as bar:
+        _write(dumpformat.writer(fmt, out), records, done, bar)
+    for line in report_lines(res, args.path, "stdout" if args.output in (None, "-") else args.output, done.records):
+        print(line, file=sys.stderr)
     return 0
 
 
