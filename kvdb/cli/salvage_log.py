@@ -37,9 +37,12 @@ class Lost:
             return "keys unknown (any)"
         if self.low is not None and self.low == self.high:
             return f"key {show(self.low)}"
-        low = "the first key" if self.low is None else ("after " if self.low_open else "from ") + show(self.low)
-        high = "the last key" if self.high is None else ("below " if self.high_open else "up to ") + show(self.high)
-        return f"keys {low} {high}"
+        parts = []
+        if self.low is not None:
+            parts.append(("after " if self.low_open else "from ") + show(self.low))
+        if self.high is not None:
+            parts.append(("below " if self.high_open else "up to ") + show(self.high))
+        return "keys " + " ".join(parts)
 
 
 class Salvage:

@@ -178,3 +178,28 @@ def test_D5_failed_dump_to_stdout_says_how_far_it_got(tmp_path, capsys):
     assert f"stdout got the {len(before):,} keys before it" in error
     assert len(out.splitlines()) == len(before)
     assert sorted(os.listdir(tmp_path)) == ["db"]
+
+
+def test_D5_failed_lsm_dump_leaves_a_partial_file(tmp_path, capsys):
+    from kvdb.cli import sstscan
+    path = tmp_path / "db"
+    with kvdb.open(str(path), engine="lsm", memtable_size=16 << 10, sstable_size=8 << 10) as db:
+        for start in range(0, 3000, 500):
+            with db.transaction() as tx:
+                for i in range(start, start + 500):
+                    tx.put(b"k%05d" % i, b"v" * 50)
+    name = sorted(n for n in os.listdir(path) if n.endswith(".sst"))[-1]
+    full = os.path.join(path, name)
+    scan = sstscan.TableScan(name, 0)
+    with open(full, "r+b") as f:
+        handles = sstscan._footer(f.fileno(), os.fstat(f.fileno()).st_size, scan)
+        first = sstscan._handle(sstscan._values(sstscan._block(f.fileno(), *handles[0], scan))[-1])
+        f.seek(first[0] + first[1] // 2)
+        b = f.read(1)
+        f.seek(first[0] + first[1] // 2)
+        f.write(bytes([b[0] ^ 1]))
+    out = tmp_path / "d.msgpack"
+    status, _, error = cli(capsys, "dump", path, "-o", out)
+    assert status == 1 and "corrupt" in error and f"{out}.partial" in error
+    assert not out.exists() and (tmp_path / "d.msgpack.partial").exists()
+    assert sorted(os.listdir(tmp_path)) == ["d.msgpack.partial", "db"]

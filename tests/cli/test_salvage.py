@@ -331,3 +331,28 @@ def test_salvage_says_where_the_log_stops_at_mid_log_damage(tmp_path, capsys):
     assert status == 0, report
     assert "note: wal-000001.log: record at offset" in report and "were lost" in report
     assert sorted(contents(tmp_path / "dest")) == [b"base"] + [b"log%02d" % i for i in range(10)]
+
+
+def test_btree_both_meta_pages_damaged(tmp_path, capsys):
+    """Without a meta the root is unknown: every good leaf is read, and the report says so."""
+    path = tmp_path / "db"
+    build_btree(path, 2000)
+    data_path = os.path.join(path, "data.kvdb")
+    for pgno in (1, 2):
+        flip(data_path, pgno * 4096 + 30)
+    status, _, report = cli(capsys, "salvage", path, tmp_path / "dest")
+    assert status == 0, report
+    assert "lost meta pages 1-2: neither meta page is valid" in report and "note: meta page 1:" in report
+    assert len(contents(tmp_path / "dest")) == 2001
+
+
+def test_lsm_damaged_manifest_falls_back_to_every_table(tmp_path, capsys):
+    path = tmp_path / "db"
+    build_lsm(path, 3000)
+    before = contents(path)
+    manifest = [n for n in os.listdir(path) if n.startswith("MANIFEST-")][0]
+    flip(os.path.join(path, manifest), 3)            # its header
+    status, _, report = cli(capsys, "salvage", path, tmp_path / "dest")
+    assert status == 0, report
+    assert "damaged header" in report and "every table and log in the directory was used" in report
+    assert contents(tmp_path / "dest") == before
