@@ -20,6 +20,7 @@ With --salvage the database is not opened: its files are read raw, as by `kvdb s
 that can be read and verified is dumped, and what was lost is reported on stderr.
 """
 import argparse
+import os
 import sys
 
 import kvdb
@@ -109,5 +110,7 @@ def _read_failure(exc):
 def _left_behind(path, done):
     if path in (None, "-"):
         return f"stdout got the {done.records:,} keys before it, an incomplete dump"
+    if not os.path.exists(partial_path(path)):
+        return f"nothing was written to {path}"
     return (f"the {done.records:,} keys dumped before it are in {partial_path(path)}, an incomplete dump "
             f"(not {path}); `kvdb salvage` or `kvdb dump --salvage` skip damaged pages")

@@ -203,3 +203,12 @@ def test_D5_failed_lsm_dump_leaves_a_partial_file(tmp_path, capsys):
     assert status == 1 and "corrupt" in error and f"{out}.partial" in error
     assert not out.exists() and (tmp_path / "d.msgpack.partial").exists()
     assert sorted(os.listdir(tmp_path)) == ["d.msgpack.partial", "db"]
+
+
+def test_D5_a_dump_that_fails_before_its_first_record_leaves_no_file_and_says_so(tmp_path, capsys):
+    path = tmp_path / "db"
+    path.mkdir()
+    (path / "data.kvdb").write_bytes(b"this is not a database" * 400)
+    status, _, error = cli(capsys, "dump", path, "-o", tmp_path / "d.jsonl")
+    assert status == 1 and "corrupt" in error and "nothing was written to" in error
+    assert sorted(os.listdir(tmp_path)) == ["db"]
