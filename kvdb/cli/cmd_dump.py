@@ -64,7 +64,7 @@ def run(args):
         return _salvage(args, fmt, prefix, done)
     try:
         with open_existing(args.path, **database_options(args)) as db:
-            total = None if prefix or db.engine == "lsm" else len(db)  # an LSM len() is a whole scan
+            total = None if prefix or db.engine == "lsm" else _count(db)  # an LSM len() is a whole scan
             with output(args.output, keep_partial=_read_failure) as out, \
                     Progress("dump", total=total, unit="keys") as bar:
                 _write(dumpformat.writer(fmt, out), _records(db, prefix), done, bar)
@@ -85,6 +85,15 @@ def _salvage(args, fmt, prefix, done):
     for line in report_lines(res, args.path, "stdout" if args.output in (None, "-") else args.output, done.records):
         print(line, file=sys.stderr)
     return 0
+
+
+def _count(db):
+    """len(db) for the progress bar, or None: with expiring keys it is a scan, and a damaged page
+    must stop the dump itself (which keeps the records before it), not this count."""
+    try:
+        return len(db)
+    except kvdb.Error:
+        return None
 
 
 def _records(db, prefix):
