@@ -356,3 +356,13 @@ def test_lsm_damaged_manifest_falls_back_to_every_table(tmp_path, capsys):
     assert status == 0, report
     assert "damaged header" in report and "every table and log in the directory was used" in report
     assert contents(tmp_path / "dest") == before
+
+
+def test_salvage_into_the_other_engine(tmp_path, capsys):
+    path = tmp_path / "db"
+    build_btree(path, 1000)
+    status, _, report = cli(capsys, "salvage", path, tmp_path / "dest", "--engine", "lsm")
+    assert status == 0, report
+    with kvdb.open(str(tmp_path / "dest")) as db:
+        assert db.engine == "lsm"
+    assert contents(tmp_path / "dest") == contents(path)
