@@ -17,7 +17,7 @@ from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, For
                          LockedError, ReadOnlyError)
 from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
                                  Transaction)
-from kvdb._core.options import FIELD_NAMES, OPTION_FIELDS, Options
+from kvdb._core.options import FIELD_NAMES, OPTION_FIELDS, Options, check_path
 
 from kvdb.version import VERSION as __version__
 
@@ -39,6 +39,10 @@ __all__ = [
 def open(path, *, options=None, readonly=False, _fs=None, _clock=None, **keywords):
     """Open (creating if missing) the database in directory `path`.
 
+    `path` is a str or an os.PathLike (pathlib.Path); anything else, bytes included (decode them
+    with os.fsdecode()), is a TypeError. Every argument is checked before the disk is touched,
+    and an open that fails creates nothing: no directory, no file.
+
     readonly=True opens an existing database for reading only: nothing in its directory is
     written (commits still in its log are replayed in memory, not checkpointed), writes raise
     kvdb.ReadOnlyError, and it fails with LockedError while a process has it open for writing.
@@ -51,15 +55,14 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, **keyword
     _fs, _clock: tests only: the file system (kvdb._core.file.FS) and a callable returning
     wall-clock seconds, used for key expiry (ttl).
     """
+    path = check_path(path)
     if options is None:
         options = Options(**_known(keywords))
     elif not isinstance(options, Options):
         raise TypeError(f"options must be a kvdb.Options, not {type(options).__name__}")
     elif keywords:
         options = options.replace(**_known(keywords))
-    if not isinstance(readonly, bool):
-        raise TypeError(f"readonly must be True or False, not {readonly!r}")
-    return Database(str(path), **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock)
+    return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock)
 
 
 def _known(keywords):

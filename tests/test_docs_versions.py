@@ -123,3 +123,18 @@ def test_no_doc_restates_the_release_versions():
                                        ("REDIS_VERSION", REDIS_VERSION, "kvdb/server/compat.py")):
             assert not re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", text), \
                 f"{os.path.relpath(path, ROOT)} restates {value}: name {constant} ({where}) instead"
+
+
+# -- issue 14: the dump format (docs/format/dump.md), added here at the end --------------------
+
+def dump_version():
+    from kvdb.cli.dumpformat import DUMP_VERSION
+    return DUMP_VERSION
+
+
+DOC_VERSIONS["dump.md"] = ("DUMP_VERSION", "kvdb/cli/dumpformat.py", dump_version())
+
+
+def test_the_dump_document_states_only_its_constant():
+    """The parametrized tests above were collected before dump.md joined DOC_VERSIONS."""
+    test_each_version_left_in_a_format_document_is_its_constant("dump.md")

@@ -4,7 +4,7 @@ import os
 import tempfile
 
 from .adapters import known
-from .paths import REPO, RESULTS_DIR
+from .paths import REPO, default_results_dir
 from .workloads import ORDER
 
 DEFAULT_ENGINES = "kvdb-btree,sqlite3,lmdb,rocksdict,plyvel,diskcache"
@@ -56,10 +56,11 @@ def build_parser(prog=None):
                       help="directory put first on sys.path in the workers, so `import kvdb` finds that build "
                            f"(default {REPO}, the checkout this benchmark is in)")
     out = ap.add_argument_group("output")
-    out.add_argument("--results-dir", default=None,
-                     help="where the JSON and the charts go (default bench/results)")
+    out.add_argument("--out", "--results-dir", dest="results_dir", default=None, metavar="DIR",
+                     help="where the JSON and the charts go (default: the current directory; "
+                          "bench/results keeps the runs published with the repository)")
     out.add_argument("--json", default=None, metavar="OUT",
-                     help="write the JSON here instead of RESULTS_DIR/db_bench-DATE-MODE-nNUM.json")
+                     help="write the JSON here instead of DIR/db_bench-DATE-MODE-nNUM.json")
     out.add_argument("--no-save", action="store_true", help="print the tables only: no JSON, no charts")
     out.add_argument("--no-charts", action="store_true", help="no PNG charts even when matplotlib is installed")
     out.add_argument("--charts-from", default=None, metavar="JSON",
@@ -102,8 +103,7 @@ def parse_args(argv=None, prog=None):
     args.workloads = [w for w in ORDER if w in wanted]
     args.dir = os.path.abspath(args.dir or tempfile.gettempdir())
     args.kvdb_path = os.path.abspath(args.kvdb_path)
-    if args.results_dir is None:
-        args.results_dir = RESULTS_DIR
+    args.results_dir = os.path.abspath(args.results_dir or default_results_dir())
     args.mode = "scale" if args.scale else "quick" if args.quick else "full"
     return args
 

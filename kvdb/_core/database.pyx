@@ -13,7 +13,7 @@
 #     share one fsync (group commit, Wal.sync_to).
 
 import bisect
-import errno as _errno
+import errno
 import fnmatch
 import logging
 import math
@@ -31,6 +31,7 @@ from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal import encode_ops
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
+from kvdb._core.options import check_options, check_path
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          ReadOnlyError)
@@ -154,6 +155,42 @@ cdef inline bint is_expired(uint64_t expires, uint64_t now) noexcept:
     return expires != 0 and expires <= now
 
 
+def missing_dirs(FS fs, str path):
+    """The directories that creating `path` adds, deepest first ([] if it exists)."""
+    missing = []
+    while path and not fs.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def remove_files(FS fs, str path, set kept):
+    """Remove the files of directory `path` not named in `kept` (a failed open creating a database
+    takes back what it wrote); best effort, as the open's own error is the one to report."""
+    try:
+        for name in fs.listdir(path):
+            if name not in kept and not os.path.isdir(os.path.join(path, name)):
+                fs.remove(os.path.join(path, name))
+    except Exception as e:
+        log.warning("removing the files of the failed open of %s: %s", path, e)
+
+
+def remove_dirs(FS fs, list made_dirs):
+    """Remove the directories a failed open created (deepest first), each only if it is empty:
+    never one that existed before, nor one that another process has since put files in. FS has
+    no rmdir, so only on the real file system (an in-memory one is dropped with its test)."""
+    if not isinstance(fs, OsFS):
+        return
+    for d in made_dirs:
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+
+
 # The garbage collector must not clear `fs` and `lock_handle` before __dealloc__ runs: a database
 # caught in a reference cycle (a failed commit's traceback reaching a frame that holds it) is
 # dropped through __dealloc__, which unlocks through them.
@@ -186,29 +223,31 @@ cdef class Database:
     cdef Py_ssize_t _last_swept  # keys the last sweep commit deleted (writer lock)
     cdef object __weakref__
 
-    def __init__(self, str path, engine=None, str sync="full", cache_size=64 << 20,
+    def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None,
-                 bint readonly=False):
+                 readonly=False):
         cdef Engine store
+        if not isinstance(readonly, bool):
+            raise TypeError(f"readonly must be True or False, not {readonly!r}")
+        # Every argument is checked before anything touches the disk (kvdb.Options's rules, so a
+        # direct call is held to those of kvdb.open): a bad one creates nothing.
+        path = check_path(path)
+        checked = check_options(dict(
+            engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
+            checkpoint_size=checkpoint_size, memtable_size=memtable_size, sstable_size=sstable_size,
+            level1_size=level1_size, max_open_tables=max_open_tables))
+        engine, sync = checked["engine"], checked["sync"]
+        if _clock is not None and not callable(_clock):
+            raise TypeError("_clock must be a callable returning seconds since the epoch")
         fs = _fs if _fs is not None else OsFS()
+        if isinstance(fs, OsFS) and os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(errno.ENOTDIR, f"{path} is a file, not a database directory", path)
         found = detect_engine(path, fs, engine)
         if readonly and found is None:
-            raise FileNotFoundError(_errno.ENOENT, f"no database at {path}: a read-only open needs an existing one", path)
+            raise FileNotFoundError(errno.ENOENT, f"no database at {path}: a read-only open needs an existing one", path)
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = found or "btree"
-        if engine not in ENGINE_TYPES:
-            raise ValueError(f"unknown engine {engine!r}; available: 'btree', 'lsm'")
-        for name, v in (("memtable_size", memtable_size), ("sstable_size", sstable_size),
-                        ("level1_size", level1_size)):
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive number of bytes, not {v!r}")
-        if max_open_tables is not None and (not isinstance(max_open_tables, int) or max_open_tables <= 0):
-            raise ValueError(f"max_open_tables must be a positive number of files, not {max_open_tables!r}")
-        if sync not in SYNC_MODES:
-            raise ValueError(f"sync must be 'full', 'normal' or 'off', not {sync!r}")
-        if cache_size < 0 or checkpoint_size < 0:
-            raise ValueError("cache_size and checkpoint_size must not be negative")
         self.state = STATE_CLOSED
         self.fs = fs
         self.path = path
@@ -221,8 +260,6 @@ cdef class Database:
         self.recent = []
         self.failed = None
         self.commits = self.conflicts = 0
-        if _clock is not None and not callable(_clock):
-            raise TypeError("_clock must be a callable returning seconds since the epoch")
         self.clock = _clock
         self.sweep_from = None
         self.expired_swept = self.sweep_steps = 0
@@ -230,18 +267,25 @@ cdef class Database:
         self.wake = threading.Event()
         self.readonly = readonly
         # every engine takes every option and uses those that concern it
-        store = ENGINE_TYPES[engine](fs, path, cache_size=cache_size, page_size=page_size,
-                                     checkpoint_size=checkpoint_size, memtable_size=memtable_size,
-                                     sstable_size=sstable_size, level1_size=level1_size,
-                                     max_open_tables=max_open_tables)
+        store = ENGINE_TYPES[engine](fs, path, cache_size=checked["cache_size"], page_size=checked["page_size"],
+                                     checkpoint_size=checked["checkpoint_size"],
+                                     memtable_size=checked["memtable_size"], sstable_size=checked["sstable_size"],
+                                     level1_size=checked["level1_size"], max_open_tables=checked["max_open_tables"])
+        # What this open creates, so that a failed open leaves nothing behind: the directories
+        # makedirs adds, and (creating a database) the files that were not there before.
+        made_dirs = missing_dirs(fs, path)
+        kept = None if found is not None else set() if made_dirs else set(fs.listdir(path))
         try:
             if readonly:
                 self.lock_handle = self.fs.lock_shared(os.path.join(path, LOCK_FILE))
             else:
                 self.fs.makedirs(path)
                 self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
-        except OSError as e:
-            raise IOFailureError(f"opening {path} failed: {e}") from e
+        except BaseException as e:
+            remove_dirs(fs, made_dirs)       # only if still empty: a LockedError means the lock is another's
+            if isinstance(e, OSError):
+                raise IOFailureError(f"opening {path} failed: {e}") from e
+            raise
         try:
             if found is not None and found != engine:
                 raise ValueError(f"{path} holds an engine={found!r} database; open it with engine={found!r}")
@@ -252,11 +296,13 @@ cdef class Database:
             store.host = weakref.ref(self)
             store.read_only = readonly
             self.seq = store.recover()
-        except OSError as e:
+        except BaseException as e:
+            if kept is not None:         # creating a database: undo it, the lock still held
+                remove_files(fs, path, kept)
             self.fs.unlock(self.lock_handle)
-            raise IOFailureError(f"opening {path} failed: {e}") from e
-        except BaseException:
-            self.fs.unlock(self.lock_handle)
+            remove_dirs(fs, made_dirs)
+            if isinstance(e, OSError):
+                raise IOFailureError(f"opening {path} failed: {e}") from e
             raise
         self.state = STATE_OPEN
         _live.add(self)

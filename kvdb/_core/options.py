@@ -17,11 +17,12 @@ Pure Python, importing nothing of kvdb: it sits at the bottom of the stack, besi
 """
 import dataclasses
 import operator
+import os
 import textwrap
 from typing import Optional
 
 __all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text",
-           "show_text", "parse_size", "format_size"]
+           "show_text", "parse_size", "format_size", "check_path", "check_options"]
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
 SYNC_MODES = ("full", "normal", "off")   # durability of a commit, most durable first
@@ -166,6 +167,36 @@ OPTION_FIELDS = tuple(OptionField(name=f.name, default=f.default, **f.metadata)
                       for f in dataclasses.fields(Options))
 FIELD_NAMES = tuple(f.name for f in OPTION_FIELDS)
 FIELDS_BY_NAME = {f.name: f for f in OPTION_FIELDS}
+
+
+def check_options(values):
+    """{name: value} of options, each checked and normalised as Options does (TypeError or
+    ValueError naming the option): the core's Database(...) takes its keywords through here, so
+    a direct call is held to the same rules as kvdb.open, before anything touches the disk."""
+    return {name: FIELDS_BY_NAME[name].check(value) for name, value in values.items()}
+
+
+def check_path(path):
+    """The database directory `path` as a str: a str or an os.PathLike (pathlib.Path) giving one.
+
+    bytes are refused (TypeError), as are os.PathLike objects giving bytes: the path is kept and
+    shown as text (Database.path, error messages), and str() of bytes would name another
+    directory ("b'data'"); os.fsdecode() turns them into a str first. An empty path is a
+    ValueError. Anything else (None, a number) is a TypeError, so that no stray value becomes a
+    directory named after it ("None")."""
+    given = path
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        hint = "; decode bytes with os.fsdecode()" if isinstance(path, bytes) else ""
+        shown = type(given).__name__ + (" giving bytes" if given is not path else "")
+        raise TypeError(f"path must be a str or os.PathLike (such as pathlib.Path) naming the database "
+                        f"directory, not {shown}{hint}")
+    if not path:
+        raise ValueError("path must name the database directory, not ''")
+    if "\0" in path:
+        raise ValueError(f"path must not contain a NUL character: {path!r}")
+    return path
 
 
 def _document():

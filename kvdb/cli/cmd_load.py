@@ -3,6 +3,11 @@ record of a dump (see `kvdb dump`) into the database at PATH (either engine),
 creating it if it does not exist (a B+Tree, or an LSM database with --engine
 lsm). Existing keys are overwritten; other keys are kept.
 
+A record's expiry (an absolute wall-clock time, see docs/format/dump.md) is
+restored as it was; a record whose expiry has already passed is not loaded,
+and the summary says how many were dropped. Dumps written before dumps kept
+expiries load as keys that never expire, as before.
+
 Records are committed one transaction per batch of --batch records (default
 10,000) or --batch-bytes bytes (default 64 MiB), whichever comes first, so a
 failure part-way leaves the earlier batches loaded (the message says how
@@ -13,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 
 import kvdb
 
@@ -51,7 +57,7 @@ def _input(path):
 def run(args):
     if args.batch < 1 or args.batch_bytes < 1:
         raise CLIError("--batch and --batch-bytes must be at least 1", status=2)
-    loaded = batches = 0
+    loaded = batches = expired = 0
     with _input(args.input) as (stream, size):
         fmt = args.format or dumpformat.format_for_path(args.input) or dumpformat.sniff(stream)
         records = dumpformat.reader(fmt, stream)
@@ -59,27 +65,34 @@ def run(args):
         with db, Progress("load", total=size, unit="bytes") as bar:
             try:
                 for batch, consumed in _batches(records, args.batch, args.batch_bytes):
+                    now_ms, expired_before = time.time_ns() // 1_000_000, expired
                     with db.transaction() as tx:
                         put = tx.put
-                        for key, value in batch:
-                            put(key, value)
-                    loaded += len(batch)
+                        for key, value, expires in batch:
+                            if not expires:
+                                put(key, value)
+                            elif expires > now_ms:
+                                put(key, value, _expires_ms=expires)
+                            else:
+                                expired += 1
+                    loaded += len(batch) - (expired - expired_before)
                     batches += 1
                     bar.set(consumed)
             except (CLIError, kvdb.Error, ValueError) as e:
                 raise CLIError(f"{e} ({loaded:,} records in {batches:,} transactions were loaded before this)") \
                     from None
     note = f" (created it, engine {args.engine or 'btree'})" if created else ""
-    print(f"loaded {loaded:,} records in {batches:,} transaction{'s' if batches != 1 else ''} into {args.path}{note}",
-          file=sys.stderr)
+    dropped = f"; dropped {expired:,} records whose expiry had already passed" if expired else ""
+    print(f"loaded {loaded:,} records in {batches:,} transaction{'s' if batches != 1 else ''} into {args.path}{note}"
+          f"{dropped}", file=sys.stderr)
     return 0
 
 
 def _batches(records, max_records, max_bytes):
-    """Yield (list of (key, value), input bytes consumed after it)."""
+    """Yield (list of (key, value, expires_ms or 0), input bytes consumed after it)."""
     batch, size, consumed = [], 0, 0
-    for key, value, consumed in records:
-        batch.append((key, value))
+    for key, value, expires, consumed in records:
+        batch.append((key, value, expires))
         size += len(key) + len(value)
         if len(batch) >= max_records or size >= max_bytes:
             yield batch, consumed

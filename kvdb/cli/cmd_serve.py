@@ -62,6 +62,7 @@ def setup_logging(config):
 
 def run(args):
     from kvdb.server import Server   # as in setup_logging: not loaded by the other commands
+    from kvdb.server.app import ListenError
     config = build_config(args)
     setup_logging(config)
     try:
@@ -72,8 +73,9 @@ def run(args):
     server = Server(config)
     try:
         runner(server.serve())
-    except OSError as e:
+    except ListenError as e:                 # before the database was created or opened
+        raise CLIError(f"cannot listen on {e.where}: {e.strerror}") from None
+    finally:
         if server.db is not None:
             server.db.close()
-        raise CLIError(f"cannot listen on {config['bind']} port {config['port']}: {e.strerror or e}") from None
     return 0

@@ -13,11 +13,11 @@ import sys
 import kvdb
 
 from . import (cmd_backup, cmd_bench, cmd_check, cmd_compact, cmd_demo, cmd_docs, cmd_dump, cmd_kv, cmd_load,
-               cmd_restore, cmd_serve, cmd_stats)
+               cmd_restore, cmd_salvage, cmd_serve, cmd_stats)
 from .errors import CLIError, describe
 
-COMMANDS = [cmd_serve, cmd_demo, cmd_check, cmd_stats, cmd_dump, cmd_load, cmd_backup, cmd_restore, cmd_compact, cmd_kv,
-            cmd_bench, cmd_docs]
+COMMANDS = [cmd_serve, cmd_demo, cmd_check, cmd_stats, cmd_dump, cmd_load, cmd_salvage, cmd_backup, cmd_restore,
+            cmd_compact, cmd_kv, cmd_bench, cmd_docs]
 
 
 def build_parser():

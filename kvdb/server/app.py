@@ -50,6 +50,14 @@ SUBSCRIBE_MODE_OK = frozenset(["subscribe", "psubscribe", "unsubscribe", "punsub
 MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 
 
+class ListenError(OSError):
+    """A listening socket could not be bound (the port is in use, the address is not local)."""
+
+    def __init__(self, errno, strerror, where):
+        super().__init__(errno, strerror)
+        self.where = where      # what failed to bind: "127.0.0.1 port 6379", "TLS port 6380"
+
+
 class Server:
     def __init__(self, config):
         self.config = config                   # config.Config
@@ -91,28 +99,31 @@ class Server:
 
     def open_database(self):
         data = self.config["dir"]
-        os.makedirs(data, exist_ok=True)
-        self.db = kvdb.open(data, **self.config.database_options())
+        self.db = kvdb.open(data, **self.config.database_options())   # creates `data` if missing
         self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
         self.ks.load()
         use_fastlane = os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
         self.fastlane = FastLane(self) if use_fastlane else None
 
     async def start(self):
+        """Binds every listening socket, then opens the database, then accepts clients: a port
+        in use (ListenError) fails the start before a database is created or opened."""
         self.loop = asyncio.get_running_loop()
         self.shutdown_event = asyncio.Event()
-        self.open_database()
+        try:
+            await self.bind_listeners()
+        except BaseException:
+            self.close_listeners()
+            raise
+        try:
+            self.open_database()
+        except BaseException:
+            self.close_listeners()
+            raise
+        for srv in self.listeners:
+            if not srv.is_serving():
+                await srv.start_serving()
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kvdb-commit")
-        port = self.config["port"]
-        if port:
-            for host in self.config["bind"].split():
-                srv = await self.loop.create_server(lambda: Client(self), host=host, port=port,
-                                                    backlog=self.config["tcp-backlog"], reuse_address=True)
-                self.listeners.append(srv)
-                if self.port is None:
-                    self.port = srv.sockets[0].getsockname()[1]
-        if self.tls_context is not None:
-            await tls.start_listeners(self, lambda: Client(self, tls=True))
         self.limits.startup_warnings()
         self.cron_task = self.loop.create_task(self.cron())
         ports = [f"port {self.port}" if self.port is not None else "no plaintext port"]
@@ -122,6 +133,33 @@ class Server:
                  "engine %s, sync %s", KVDB_VERSION, REDIS_VERSION, os.getpid(), self.config["bind"],
                  " and ".join(ports), os.path.abspath(self.config["dir"]), self.config["engine"],
                  self.config["sync"])
+
+    async def bind_listeners(self):
+        """Listens on `port` (not yet accepting: start() starts them once the database is open)
+        and on `tls-port` on every bind address."""
+        port = self.config["port"]
+        if port:
+            for host in self.config["bind"].split():
+                try:
+                    srv = await self.loop.create_server(lambda: Client(self), host=host, port=port,
+                                                        backlog=self.config["tcp-backlog"], reuse_address=True,
+                                                        start_serving=False)
+                except OSError as e:
+                    raise ListenError(e.errno, e.strerror or str(e), f"{host} port {port}") from e
+                self.listeners.append(srv)
+                if self.port is None:
+                    self.port = srv.sockets[0].getsockname()[1]
+        if self.tls_context is not None:
+            try:
+                await tls.start_listeners(self, lambda: Client(self, tls=True))
+            except OSError as e:
+                raise ListenError(e.errno, e.strerror or str(e),
+                                  f"{self.config['bind']} TLS port {self.config['tls-port']}") from e
+
+    def close_listeners(self):
+        for srv in self.listeners:
+            srv.close()
+        self.listeners = []
 
     async def serve(self):
         """Runs until SHUTDOWN, SIGTERM or SIGINT, then shuts down gracefully."""
@@ -141,9 +179,7 @@ class Server:
 
     async def stop(self):
         """Stops accepting, lets running groups finish, closes clients, checkpoints, closes."""
-        for srv in self.listeners:
-            srv.close()
-        self.listeners = []
+        self.close_listeners()
         if self.cron_task is not None:
             self.cron_task.cancel()
         for _ in range(500):

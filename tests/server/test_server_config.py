@@ -88,3 +88,19 @@ def test_database_options_reach_the_database(tmp_path):
         srv.client().set("k", "v")
     with kvdb.open(srv.data) as db:
         assert db.stats()["page_size"] == 8192
+
+
+@pytest.mark.parametrize("engine", ["btree", "lsm"])
+def test_port_in_use_creates_no_database(tmp_path, engine):
+    """The listening sockets are bound before the database is created or opened (issue 14,
+    item 9): a port in use fails the start with one line and leaves no data directory."""
+    data = tmp_path / "d"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = run_serve("--data", str(data), "--port", str(port), "--bind", "127.0.0.1", "--engine", engine)
+    err = p.stderr.decode()
+    assert p.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not data.exists()

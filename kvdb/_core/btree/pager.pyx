@@ -19,6 +19,8 @@ PAGE_TYPE_NAMES = {PAGE_BRANCH: "branch", PAGE_LEAF: "leaf", PAGE_OVERFLOW: "ove
 PAGE_TYPE_NAMES = {1: "branch", 2: "leaf", 3: "overflow", 4: "freelist", 5: "meta"}
 
 cdef Py_ssize_t WRITE_RUN_MAX = 256        # pages coalesced into one pwrite at a checkpoint
+cdef uint32_t PAGE_COUNT_LIMIT = 0xFFFFFFF0u  # pages a file may hold: alloc() stops below it, a meta
+                                              # claiming more is damage
 
 
 cdef class Page:
@@ -203,6 +205,13 @@ cdef class Pager:
         meta.expiring = get_u64(p + OFF_META_EXPIRING)
         if meta.page_count < FIRST_DATA_PGNO or meta.root >= meta.page_count or meta.freelist >= meta.page_count:
             return "fields out of range"
+        # Every checkpoint writes its pages (freelist pages last, at the top) before the meta, so
+        # the file holds page_count pages; a larger count is a lie, which would later make
+        # alloc() write far past the end or report the page number space exhausted.
+        if meta.page_count >= PAGE_COUNT_LIMIT or meta.page_count * <uint64_t>self.page_size > self.file.size():
+            return f"page count {meta.page_count} beyond the file's {self.file.size() // self.page_size} pages"
+        if (meta.root != 0 and meta.root < FIRST_DATA_PGNO) or (meta.freelist != 0 and meta.freelist < FIRST_DATA_PGNO):
+            return "root or freelist points at a header or meta page"
         return meta
 
     def _read_metas(self):
@@ -225,6 +234,7 @@ cdef class Pager:
         cdef Page page
         cdef uint32_t n, i
         cdef set seen = set()
+        cdef set listed = set()
         per = (self.page_size - PAGE_HEADER_SIZE) // 4
         while pgno:
             if pgno in seen:
@@ -243,9 +253,18 @@ cdef class Pager:
                 if entry < FIRST_DATA_PGNO or entry >= self.page_count:
                     raise CorruptionError(f"{self.path}: freelist page {pgno} lists page {entry}, out of range",
                                           path=self.path, pgno=pgno)
+                if entry in listed:
+                    # handed out twice, two owners would overwrite each other
+                    raise CorruptionError(f"{self.path}: freelist page {pgno} lists page {entry} a second time",
+                                          path=self.path, pgno=pgno)
+                listed.add(entry)
                 self.free_pages.append(entry)
             self.freelist_pages.append(pgno)
             pgno = get_u32(page.data + OFF_LINK)
+        for pgno in self.freelist_pages:
+            if pgno in listed:
+                raise CorruptionError(f"{self.path}: page {pgno} holds the freelist and is listed in it as free",
+                                      path=self.path, pgno=pgno)
 
     def free_list_snapshot(self):
         """(free_pages, pending pgnos, freelist pages) for verify()."""
@@ -371,7 +390,7 @@ cdef class Pager:
         if self.free_pages:
             pgno = self.free_pages.pop()
         else:
-            if self.page_count >= 0xFFFFFFF0u:
+            if self.page_count >= PAGE_COUNT_LIMIT:
                 raise ValueError("database is full: the 32-bit page number space is exhausted")
             pgno = self.page_count
             self.page_count += 1

@@ -35,6 +35,11 @@ cdef enum:
     EXPIRES_SIZE = 8             # bytes of the expiry field
     KEY_PREFIX_LEN = 32          # key bytes kept in the page when the key overflows
     MAX_DEPTH = 32
+    # Longest key and value a cell may claim (kvdb.MAX_KEY_SIZE and kvdb.MAX_VALUE_SIZE, which the
+    # database layer enforces on writes): a longer length read from disk is damage, refused before
+    # anything is allocated for it.
+    CELL_MAX_KEY = 16384
+    CELL_MAX_VALUE = 256 * 1024 * 1024
 
 cdef class BTree:
     # Fields are guarded by the database's writer lock; readers only read `root`.

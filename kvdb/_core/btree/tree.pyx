@@ -46,13 +46,22 @@ cdef inline void set_child(unsigned char *d, int i, uint32_t pgno) noexcept nogi
         put_u32(d + cell_off(d, i), pgno)
 
 cdef inline Py_ssize_t key_part_size(const unsigned char *p, const unsigned char *end) noexcept nogil:
-    """Bytes of a key part (flags, klen, key bytes) starting at p; -1 if malformed."""
+    """Bytes of a key part (flags, klen, key bytes) starting at p; -1 if malformed: a key
+    longer than CELL_MAX_KEY, an inline key running past end, a spilled key no longer than
+    the prefix kept in the page."""
     cdef uint64_t klen
-    cdef const unsigned char *q = get_varint(p + 1, end, &klen)
-    if q == NULL:
+    cdef const unsigned char *q
+    if p >= end:
+        return -1
+    q = get_varint(p + 1, end, &klen)
+    if q == NULL or klen > CELL_MAX_KEY:
         return -1
     if p[0] & CELL_KEY_OVERFLOW:
+        if klen <= KEY_PREFIX_LEN or KEY_PREFIX_LEN + 4 > end - q:
+            return -1
         return (q - p) + KEY_PREFIX_LEN + 4
+    if klen > <uint64_t>(end - q):
+        return -1
     return (q - p) + <Py_ssize_t>klen
 
 cdef inline const unsigned char *leaf_vlen_at(const unsigned char *p, const unsigned char *end) noexcept nogil:
@@ -89,10 +98,15 @@ cdef Py_ssize_t cell_size(const unsigned char *d, uint32_t off, uint32_t ps) noe
         if off + n >= ps:
             return -1
         q = get_varint(p + n, end, &vlen)
-        if q == NULL:
+        if q == NULL or vlen > CELL_MAX_VALUE:
             return -1
-        n = q - p
-        n += 4 if p[0] & CELL_VALUE_OVERFLOW else <Py_ssize_t>vlen
+        if p[0] & CELL_VALUE_OVERFLOW:
+            if vlen == 0:
+                return -1
+            vlen = 4
+        elif vlen > <uint64_t>(end - q):
+            return -1
+        n = (q - p) + <Py_ssize_t>vlen
     else:
         if off + 5 > ps:
             return -1
@@ -138,6 +152,8 @@ cdef int page_insert(unsigned char *d, uint32_t ps, int i, const unsigned char *
             return -1
         page_defrag(d, ps, scratch)
         up = upper_of(d, ps)
+        if <Py_ssize_t>(up - lower) < size + 2:
+            return -1           # `frag` overstated the free bytes (a checked page never does)
     up -= size
     memcpy(d + up, cell, size)
     memmove(d + PAGE_HEADER_SIZE + 2 * (i + 1), d + PAGE_HEADER_SIZE + 2 * i, 2 * (n - i))
@@ -212,12 +228,20 @@ cdef class BTree:
         if lower != PAGE_HEADER_SIZE + 2 * n or lower > up or up > self.ps:
             raise CorruptionError(f"{self.pager.path}: page {page.pgno} has a bad cell array "
                                   f"(ncells {n}, lower {lower}, upper {up})", path=self.pager.path, pgno=page.pgno)
+        cdef Py_ssize_t total = 0
         for i in range(n):
             off = cell_off(d, i)
             sz = cell_size(d, off, self.ps) if off >= up else -1
             if sz < 0:
                 raise CorruptionError(f"{self.pager.path}: page {page.pgno} cell {i} at offset {off} is malformed",
                                       path=self.pager.path, pgno=page.pgno)
+            total += sz
+        # The cell area [upper, page end) holds the cells and `frag` bytes lost between them; a
+        # larger frag would let an insert defragment into the cell pointer array.
+        if total + get_u16(d + OFF_FRAG) > self.ps - up:
+            raise CorruptionError(f"{self.pager.path}: page {page.pgno} claims {get_u16(d + OFF_FRAG)} fragmented "
+                                  f"bytes, but its cells fill {total} of the {self.ps - up}-byte cell area",
+                                  path=self.pager.path, pgno=page.pgno)
         page.checked = True
 
     cdef bytes full_key(self, const unsigned char *kp, const unsigned char *end):
@@ -292,10 +316,14 @@ cdef class BTree:
 
     cdef bytes read_overflow(self, uint32_t pgno, uint64_t total):
         """The `total` bytes stored in the overflow chain starting at pgno."""
+        cdef uint32_t n, cap = self.ps - PAGE_HEADER_SIZE
+        if total > CELL_MAX_VALUE or total > <uint64_t>self.pager.page_count * cap:
+            # checked before allocating: a lying length must not become a MemoryError
+            raise CorruptionError(f"{self.pager.path}: overflow chain at page {pgno} claims {total} bytes, more "
+                                  "than a value may hold or the file has", path=self.pager.path, pgno=pgno)
         cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
         cdef char *dst = PyBytes_AS_STRING(out)
         cdef uint64_t done = 0
-        cdef uint32_t n, cap = self.ps - PAGE_HEADER_SIZE
         cdef Page page
         cdef Py_ssize_t hops = 0
         while done < total:

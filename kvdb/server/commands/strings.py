@@ -1,12 +1,16 @@
 """String commands."""
 from decimal import Decimal
 
+import kvdb
 from kvdb.server.protocol.resp import OK
 
-from ..keyspace import TYPE_STRING, now_ms
+from ..keyspace import HEADER, LONG_META, TYPE_STRING, now_ms
 from .registry import NOT_INTEGER, SYNTAX, CommandError, command, float_arg, int_arg
 
 MAX_STRING = 512 * 1024 * 1024
+# The longest string value the engine stores under a key name up to LONG_META: its value limit
+# less the meta record's header (a longer name is kept in the record too: string_room).
+MAX_STORED_STRING = kvdb.MAX_VALUE_SIZE - HEADER
 
 
 def _s(**kw):
@@ -121,10 +125,28 @@ def mget(c, args):
     return out
 
 
+def string_room(key):
+    """The longest string value the server can store under `key`: the engine's value limit less
+    the meta record's header, and less the name itself where the record keeps it (a name past
+    LONG_META, keyspace.put_meta). Redis's limit (proto-max-bulk-len, 512 MB) is higher."""
+    return MAX_STORED_STRING - (4 + len(key) if len(key) > LONG_META else 0)
+
+
+def check_pairs(args, name):
+    """MSET/MSETNX's arguments, checked before anything is written, so that the command is all or
+    nothing as Redis documents it: CommandError for an odd count or a value too long to store."""
+    if len(args) % 2 == 0:
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+    for i in range(1, len(args), 2):
+        room = string_room(args[i])
+        if len(args[i + 1]) > room:
+            raise CommandError(f"ERR value of key number {(i + 1) // 2} is {len(args[i + 1])} bytes, kvdb's "
+                               f"server stores string values up to {room} bytes; nothing was set")
+
+
 @command("mset", -3, "write denyoom", "@string", (1, -1, 2), **_s(summary="Atomically creates or modifies the string values of one or more keys."))
 def mset(c, args):
-    if len(args) % 2 == 0:
-        raise CommandError("ERR wrong number of arguments for 'mset' command")
+    check_pairs(args, "mset")
     for i in range(1, len(args), 2):
         c.server.ks.set_string(c.db, args[i], args[i + 1])
     return OK
@@ -133,8 +155,7 @@ def mset(c, args):
 @command("msetnx", -3, "write denyoom", "@string", (1, -1, 2),
          **_s(summary="Atomically modifies the string values of one or more keys only when all keys don't exist."))
 def msetnx(c, args):
-    if len(args) % 2 == 0:
-        raise CommandError("ERR wrong number of arguments for 'msetnx' command")
+    check_pairs(args, "msetnx")
     ks = c.server.ks
     if any(ks.entry(c.db, args[i]) is not None for i in range(1, len(args), 2)):
         return 0
