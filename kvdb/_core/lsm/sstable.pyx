@@ -13,7 +13,7 @@ from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.lz4block cimport lz4_decompress
 from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
-from kvdb.errors import CorruptionError
+from kvdb.errors import CorruptionError, IOFailureError
 
 SST_MAGIC = b"kvdb-sst"
 # The format's constants for Python readers (`kvdb check`'s raw scan); their values live in sstable.pxd.
@@ -233,7 +233,10 @@ cdef class TableCache:
             self.lru.move_to_end(number)
             return f
         self.misses += 1
-        f = self.fs.open(path, False)
+        try:
+            f = self.fs.open(path, False)
+        except OSError as e:
+            raise IOFailureError(f"{path}: reopening the table failed: {e}") from e
         self.put_file(number, f)
         return self.lru.get(number, f)
 
@@ -276,7 +279,10 @@ cdef class Table:
             raise CorruptionError(f"{path}: file of {self.file_size} bytes is too short for an sstable footer",
                                   path=path, offset=0)
         cdef uint64_t foff = self.file_size - FOOTER_SIZE
-        footer = file.read_at(foff, FOOTER_SIZE)
+        try:
+            footer = file.read_at(foff, FOOTER_SIZE)
+        except OSError as e:
+            raise IOFailureError(f"{path}: reading the footer at offset {foff} failed: {e}") from e
         cdef const unsigned char *f = <const unsigned char *>PyBytes_AS_STRING(footer)
         if len(footer) != FOOTER_SIZE or footer[44:52] != SST_MAGIC:
             raise CorruptionError(f"{path}: bad sstable magic in the footer at offset {foff}", path=path, offset=foff)
@@ -366,7 +372,11 @@ cdef class Table:
         cdef uint64_t ulen
         cdef const unsigned char *q
         cdef bytes out
-        got = f.pread(d, n, offset) if n else 0
+        try:
+            got = f.pread(d, n, offset) if n else 0
+        except OSError as e:
+            # as the B+Tree reports a failed page read: a kvdb.Error naming the file, the cause kept
+            raise IOFailureError(f"{self.path}: reading the block at offset {offset} failed: {e}") from e
         if got != n:
             raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
                                   path=self.path, offset=offset)
