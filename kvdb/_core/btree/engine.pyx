@@ -54,14 +54,14 @@ cdef class BTreeEngine(Engine):
         self.tree = BTree(self.pager, meta.root, meta.entries)
         self.tree.expiring = meta.expiring
         self.wal = Wal(wal_file, wal_path)
-        records = self.wal.recover(meta.seq)
+        records, self.recovery = self.wal.recover(meta.seq)
         self.seq = meta.seq
         for seq, payload in records:
             self.tree.apply(replayed_ops(payload, seq, wal_path), seq, 0)
             self.seq = seq
         if records:
             self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-        self.wal.reset(self.seq)
+        self.wal.reset(self.seq, True)   # fresh: no leftover of this run's torn tail survives (W3)
         if created:
             self.fs.sync_dir(self.path)
         return self.seq
@@ -204,7 +204,8 @@ cdef class BTreeEngine(Engine):
 
     cdef dict stats(self):
         s = {"entries": self.tree.entries, "expiring_keys": self.tree.expiring,
-             "wal_bytes_written": self.wal.bytes_written}
+             "wal_bytes_written": self.wal.bytes_written,
+             "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.pager.stats())
         return s
 
