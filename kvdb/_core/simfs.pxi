@@ -114,7 +114,7 @@ cdef class SimFS(FS):
     cdef public long io_calls        # I/O calls made so far
     cdef long crash_countdown        # calls until SimulatedCrash; -1 = never
     cdef bint dead                   # every call raises SimulatedCrash until crash()
-    cdef dict fail_countdown         # op ("write"/"fsync") -> calls until one OSError(EIO)
+    cdef dict fail_countdown         # op ("write"/"fsync"/"read") -> calls until one OSError(EIO)
 
     def __init__(self):
         self.current = {}
@@ -134,9 +134,9 @@ cdef class SimFS(FS):
         self.crash_countdown = n
 
     def fail_after(self, long n, str op="fsync"):
-        """The n-th `op` call from now ("write" or "fsync") raises OSError(EIO), once."""
-        if op not in ("write", "fsync"):
-            raise ValueError("op must be 'write' or 'fsync'")
+        """The n-th `op` call from now ("write", "fsync" or "read") raises OSError(EIO), once."""
+        if op not in ("write", "fsync", "read"):
+            raise ValueError("op must be 'write', 'fsync' or 'read'")
         self.fail_countdown[op] = n
 
     def _tick(self, str op):

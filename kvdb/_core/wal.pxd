@@ -27,9 +27,15 @@
 #   W2. Recovery replays records after the meta's seq and stops at the first
 #       record that fails its checks. If a later valid record claims, through
 #       its `synced` field, that the failed record had been fsynced, the log is
-#       damaged in the middle: CorruptionError, never a silent drop.
+#       damaged in the middle: CorruptionError, never a silent drop. A damaged
+#       header is harmless only while no record in the file (checked with its
+#       own salt and CRC) holds a commit past the meta; otherwise
+#       CorruptionError naming the log. A dropped torn tail is reported
+#       (recover()'s note, db.stats()["recovery"], a warning on the "kvdb" logger).
 #   W3. The log is recycled (new salt, base seq = the checkpoint's seq) only
-#       after the checkpoint's meta page is durable.
+#       after the checkpoint's meta page is durable. At open (and for a new
+#       file) reset() first cuts the file back to its header and fsyncs, so a
+#       record past the meta is never a leftover of an earlier run.
 
 from libc.stdint cimport uint32_t, uint64_t
 from kvdb._core.file cimport File

@@ -1,5 +1,6 @@
 # The write-ahead log (see wal.pxd for the format and invariants).
 
+import logging
 import os
 import threading
 
@@ -14,6 +15,7 @@ from kvdb._core.file cimport File
 from kvdb.errors import CorruptionError
 
 WAL_MAGIC = b"kvdb-wal"
+_log = logging.getLogger("kvdb")
 
 
 def encode_ops(list ops):
@@ -83,6 +85,24 @@ def decode_ops(bytes payload):
     return ops
 
 
+cdef Py_ssize_t _self_valid_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t lo, uint64_t hi):
+    """Payload length of a record at off that is valid under its own salt (any generation)
+    with lo <= seq <= hi, else -1. The cheap field checks come before the CRC."""
+    cdef Py_ssize_t length
+    cdef uint64_t seq
+    if off + WAL_RECORD_HEADER_SIZE > n:
+        return -1
+    seq = get_u64(d + off + 8)
+    if seq < lo or seq > hi or get_u64(d + off + 16) >= seq:
+        return -1
+    length = get_u32(d + off + 4)
+    if length > n - off - WAL_RECORD_HEADER_SIZE:
+        return -1
+    if get_u32(d + off) != crc32c(d + off + 4, WAL_RECORD_HEADER_SIZE - 4 + length):
+        return -1
+    return length
+
+
 cdef class Wal:
     def __init__(self, File file, str path):
         self.file = file
@@ -96,44 +116,40 @@ cdef class Wal:
     # -- recovery --------------------------------------------------------
 
     def recover(self, uint64_t meta_seq):
-        """Records [(seq, payload)] to replay after meta_seq (W2). Leaves the log
-        positioned for reset(); the caller checkpoints and resets after replay."""
+        """(records, note): the records [(seq, payload)] to replay after meta_seq (W2), and a
+        note {"log", "offset", "dropped": "torn tail", "first_lost_seq"} when recovery dropped
+        a torn tail, else None. Leaves the log positioned for reset(); the caller checkpoints
+        and resets after replay."""
         data = self.file.read_at(0, self.file.size())
         cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t n = len(data), off, length
-        cdef uint64_t seq, expect
-        if n < WAL_HEADER_SIZE:
-            # no room for a record: a log whose first header write was torn or never made
-            self.base_seq = meta_seq
-            return []
-        if data[0:8] != WAL_MAGIC or get_u32(d + 28) != crc32c(d, 28):
-            # The header is rewritten in place only by reset(), after a durable checkpoint,
-            # so a torn header is harmless unless a record past the meta depends on it.
-            self.salt = get_u32(d + WAL_HEADER_SIZE + 24) if n >= WAL_HEADER_SIZE + WAL_RECORD_HEADER_SIZE else 0
-            length = self._valid_at(d, n, WAL_HEADER_SIZE, 0)
-            if length >= 0 and get_u64(d + WAL_HEADER_SIZE + 8) > meta_seq:
-                raise CorruptionError(f"{self.path}: log header is damaged (bad magic or checksum) and the "
-                                      f"log holds commit {get_u64(d + WAL_HEADER_SIZE + 8)}, which the data "
-                                      f"file does not", path=self.path, offset=0)
+        cdef Py_ssize_t n = len(data), off, length, probe
+        cdef uint64_t seq, expect, hi
+        cdef bint header_ok = (n >= WAL_HEADER_SIZE and data[0:8] == WAL_MAGIC
+                               and get_u32(d + 28) == crc32c(d, 28))
+        note = None
+        if header_ok:
+            if get_u32(d + 8) == 1:
+                raise CorruptionError(f"{self.path}: log version 1 (written before keys could expire) is no "
+                                      f"longer read; this kvdb reads version {WAL_VERSION}", path=self.path, offset=8)
+            if get_u32(d + 8) != WAL_VERSION:
+                raise CorruptionError(f"{self.path}: unsupported log version {get_u32(d + 8)}", path=self.path,
+                                      offset=8)
+            self.salt = get_u32(d + 12)
+            self.base_seq = get_u64(d + 16)
+            if self.base_seq > meta_seq:
+                raise CorruptionError(
+                    f"{self.path}: the log starts after commit {self.base_seq} but the data file holds only up to "
+                    f"commit {meta_seq}; commits {meta_seq + 1}..{self.base_seq} are missing (damaged meta page?)",
+                    path=self.path, offset=16)
+        else:
+            # A damaged header (bad magic or CRC, zeroed, torn): no salt to scan with. Whether it
+            # hid commits is decided by the witness probe below.
             self.salt = 0
             self.base_seq = meta_seq
-            return []
-        if get_u32(d + 8) == 1:
-            raise CorruptionError(f"{self.path}: log version 1 (written before keys could expire) is no longer "
-                                  f"read; this kvdb reads version {WAL_VERSION}", path=self.path, offset=8)
-        if get_u32(d + 8) != WAL_VERSION:
-            raise CorruptionError(f"{self.path}: unsupported log version {get_u32(d + 8)}", path=self.path, offset=8)
-        self.salt = get_u32(d + 12)
-        self.base_seq = get_u64(d + 16)
-        if self.base_seq > meta_seq:
-            raise CorruptionError(
-                f"{self.path}: the log starts after commit {self.base_seq} but the data file holds only up to "
-                f"commit {meta_seq}; commits {meta_seq + 1}..{self.base_seq} are missing (damaged meta page?)",
-                path=self.path, offset=16)
         records = []
         off = WAL_HEADER_SIZE
         expect = self.base_seq + 1
-        while True:
+        while self.salt or header_ok:
             length = self._valid_at(d, n, off, expect)
             if length < 0:
                 break
@@ -142,22 +158,61 @@ cdef class Wal:
                 records.append((seq, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
             off += WAL_RECORD_HEADER_SIZE + length
             expect += 1
+        if expect <= meta_seq:
+            expect = meta_seq + 1        # the first commit the data file does not hold
+        if not header_ok:
+            # W2, damaged header: every record past the meta is written after a durable reset
+            # (W3: the header it follows was fsynced and the file cut back at open), so a crash
+            # never leaves one behind a torn header. A record valid under its own salt and CRC
+            # (any generation) with a commit past the meta means the damage hid commits. No
+            # record's seq is above meta_seq + (records that fit in the file).
+            hi = meta_seq + <uint64_t>(n // WAL_RECORD_HEADER_SIZE) + 1
+            for probe in range(off, n - WAL_RECORD_HEADER_SIZE + 1):
+                length = _self_valid_at(d, n, probe, expect, hi)
+                if length >= 0:
+                    seq = get_u64(d + probe + 8)
+                    hidden = (f"commits {expect}..{seq - 1} were lost with the damaged bytes" if seq > expect
+                              else "the records after it are intact; only the header is damaged")
+                    raise CorruptionError(
+                        f"{self.path}: log header at offset 0 is damaged, but the log holds commit {seq} at "
+                        f"offset {probe}, after the data file's commit {meta_seq}: {hidden}",
+                        path=self.path, offset=0)
         # W2: a torn tail is expected after a crash; a valid later record that saw
         # the failed one as durable means the middle of the log is damaged.
-        cdef Py_ssize_t probe
+        cdef bint later = False
         for probe in range(off + 1, n - WAL_RECORD_HEADER_SIZE + 1):
-            if get_u32(d + probe + 24) != self.salt:
+            if get_u32(d + probe + 24) != self.salt or not self.salt and not header_ok:
                 continue
             length = self._valid_at(d, n, probe, 0)
-            if length >= 0 and get_u64(d + probe + 8) > expect and get_u64(d + probe + 16) >= expect:
-                raise CorruptionError(
-                    f"{self.path}: log record for commit {expect} at offset {off} is damaged, but commit "
-                    f"{get_u64(d + probe + 8)} at offset {probe} was written after it was durable",
-                    path=self.path, offset=off)
+            if length >= 0 and get_u64(d + probe + 8) >= expect:
+                if get_u64(d + probe + 16) >= expect:
+                    raise CorruptionError(
+                        f"{self.path}: log record for commit {expect} at offset {off} is damaged, but commit "
+                        f"{get_u64(d + probe + 8)} at offset {probe} was written after it was durable",
+                        path=self.path, offset=off)
+                later = True
+        if later or self._torn_at(data, off, expect):
+            note = {"log": self.path, "offset": off, "dropped": "torn tail", "first_lost_seq": expect}
+            _log.warning("%s: recovery dropped a torn tail: the record at offset %d (commit %d and any after it) "
+                         "is incomplete or damaged; commits up to %d were recovered (W2 allows this only for "
+                         "commits not yet durable)", self.path, off, expect, expect - 1)
         self.write_off = off
         self.written_seq = expect - 1
         self.synced_seq = expect - 1
-        return records
+        return records, note
+
+    def _torn_at(self, bytes data, Py_ssize_t off, uint64_t expect):
+        """Whether the bytes where the scan stopped belong to this generation: a record head with
+        its salt or the expected seq, or nothing but zeros to the end of the file (a write whose
+        data never landed). Records of an older generation (B+Tree) carry other salts and seqs."""
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = len(data)
+        if off >= n:
+            return False
+        if off + WAL_RECORD_HEADER_SIZE <= n and (
+                (self.salt and get_u32(d + off + 24) == self.salt) or get_u64(d + off + 8) == expect):
+            return True
+        return n - off >= WAL_RECORD_HEADER_SIZE and data.count(0, off) == n - off
 
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect):
         """Payload length of a valid record at off (seq == expect unless expect is 0), else -1."""
@@ -175,8 +230,14 @@ cdef class Wal:
             return -1
         return length
 
-    def reset(self, uint64_t base_seq):
-        """Start a new generation after a durable checkpoint at base_seq (W3)."""
+    def reset(self, uint64_t base_seq, bint fresh=False):
+        """Start a new generation after a durable checkpoint at base_seq (W3). With `fresh` (at
+        open, and for a new LSM file) the file is first cut back to its header, durably, so no
+        record of an earlier run (a torn tail's leftovers) can follow the new header."""
+        if fresh and self.file.size() > WAL_HEADER_SIZE:
+            self.file.truncate(WAL_HEADER_SIZE)
+            self.file.sync()
+            self.fsyncs += 1
         header = bytearray(WAL_HEADER_SIZE)
         header[0:8] = WAL_MAGIC
         cdef unsigned char *h = <unsigned char *>(<char *>header)

@@ -65,6 +65,8 @@ def _check_btree(path, problems):
         db = kvdb.open(path, engine="btree", readonly=True)
     except kvdb.CorruptionError as e:
         problems.append(f"open failed: {e}")
+    else:
+        _report_recovery(db)
     try:
         with Progress("check: pages", unit="pages") as bar:
             scan = pagescan.scan(data_file(path), lambda done, total: bar.set(done, total))
@@ -87,6 +89,7 @@ def _check_lsm(path, problems):
     listed = None  # the table files the manifest lists (None: it does not open)
     try:
         with kvdb.open(path, engine="lsm", readonly=True) as db:
+            _report_recovery(db)
             listed = {"%06d.sst" % number for _, number, _ in db.storage.tree.live_files()}
         open_error = None
     except kvdb.CorruptionError as e:
@@ -135,6 +138,16 @@ def _check_lsm(path, problems):
         _order(db, problems, None)
     finally:
         db.close()
+
+
+def _report_recovery(db):
+    """Say what recovery at open dropped (W2 in docs/format/wal.md): a torn last log record is
+    what a crash leaves of a commit not yet durable, but it may also be damage to one that was."""
+    note = db.stats().get("recovery")
+    if note:
+        print(f"warning: recovery dropped a torn tail of {note['log']} at offset {note['offset']:,}: commit "
+              f"{note['first_lost_seq']:,} and any after it were incomplete or damaged (expected after a crash "
+              "for commits not yet durable; the log no longer holds it)")
 
 
 def _levels(n):

@@ -13,6 +13,7 @@ import pytest
 
 import kvdb
 from kvdb._core.coding import crc32c_of
+from kvdb._core.lsm import lz4block
 from tests.helpers import dump, value
 
 DATA = "data.kvdb"
@@ -256,6 +257,91 @@ def edit_footer(sst, mutate):
 def test_sstable_footer_handle_lies(db_path, field, val):
     sst = one_table(db_path)
     edit_footer(sst, lambda foot: struct.pack_into("<Q", foot, field, val))
+    with pytest.raises(kvdb.CorruptionError) as ei:
+        with kvdb.open(db_path, engine="lsm") as db:
+            dump(db)
+    assert ei.value.path == sst and ei.value.offset is not None
+
+
+def read_block_at(data, off, size):
+    """The raw payload of the block at off (lz4 undone); blocks end with type u8, crc u32."""
+    payload, btype = bytes(data[off:off + size]), data[off + size]
+    if btype == 1:
+        ulen, q = read_varint(payload, 0)
+        return lz4block.decompress(payload[q:], ulen)
+    return payload
+
+
+def encode_block(entries):
+    """A raw block of (internal key, value) entries, each a restart point (shared = 0)."""
+    out, restarts = bytearray(), []
+    for k, v in entries:
+        restarts.append(len(out))
+        out += varint(0) + varint(len(k)) + varint(len(v)) + k + v
+    for r in restarts:
+        out += struct.pack("<I", r)
+    return bytes(out + struct.pack("<I", len(restarts)))
+
+
+def decode_block(raw):
+    n = struct.unpack_from("<I", raw, len(raw) - 4)[0]
+    end, p, prev, out = len(raw) - 4 - 4 * n, 0, b"", []
+    while p < end:
+        shared, p = read_varint(raw, p)
+        unshared, p = read_varint(raw, p)
+        vlen, p = read_varint(raw, p)
+        key = prev[:shared] + raw[p:p + unshared]
+        p += unshared
+        out.append((key, raw[p:p + vlen]))
+        p += vlen
+        prev = key
+    return out
+
+
+def rewrite_index(sst, mutate):
+    """Replace the table's index block by mutate([(key, handle)]), stored raw with a valid
+    checksum, and point the footer (checksum recomputed) at it."""
+    with open(sst, "rb") as f:
+        data = bytearray(f.read())
+    foot = bytearray(data[-FOOTER:])
+    ioff, isize = struct.unpack_from("<QI", foot, 0)
+    entries = decode_block(read_block_at(data, ioff, isize))
+    lie = mutate(entries)
+    block = encode_block(lie)
+    # The manifest records each table's size: make the new block exactly as long as the old.
+    # Longer: drop user key bytes of the other entries (only seeks read index keys; a full
+    # scan walks the handles); shorter: pad the lying value (handle decoding ignores the rest).
+    i = 0
+    while len(block) > isize:
+        k, v = lie[i % len(lie)]
+        if len(k) > 9 and v != lie[len(lie) // 2][1]:
+            lie[i % len(lie)] = (k[:-9] + k[-8:], v)
+        i += 1
+        block = encode_block(lie)
+    k, v = lie[len(lie) // 2]
+    lie[len(lie) // 2] = (k, v + bytes(isize - len(block)))
+    block = encode_block(lie)
+    assert len(block) == isize
+    trailer = b"\0" + struct.pack("<I", crc32c_of(block + b"\0"))
+    struct.pack_into("<QI", foot, 0, ioff, len(block))
+    struct.pack_into("<I", foot, 40, crc32c_of(bytes(foot[:40])))
+    with open(sst, "wb") as f:
+        f.write(bytes(data[:ioff]) + block + trailer + bytes(foot))
+
+
+@pytest.mark.parametrize("boff,bsize", [
+    ((1 << 64) - 10, 20),      # offset + size wraps around 2^64 past the bound check
+    (0, (1 << 64) - 2),        # a size that wraps
+])
+def test_sstable_index_handle_lies(db_path, boff, bsize):
+    sst = one_table(db_path)
+
+    def lie(entries):
+        k, _ = entries[len(entries) // 2]
+        entries[len(entries) // 2] = (k, varint(boff) + varint(bsize))
+        return entries
+
+    rewrite_index(sst, lie)
     with pytest.raises(kvdb.CorruptionError) as ei:
         with kvdb.open(db_path, engine="lsm") as db:
             dump(db)

@@ -15,5 +15,6 @@ cdef class BTreeEngine(Engine):
     cdef Py_ssize_t cache_size           # bytes of clean pages kept in memory; constant
     cdef uint64_t checkpoint_size        # log bytes that trigger a checkpoint; constant
     cdef Py_ssize_t dirty_limit          # dirty pages that trigger a checkpoint; constant
+    cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
 
     cdef int checkpoint_locked(self, bint mirror) except -1

@@ -63,7 +63,7 @@ cdef class BTreeEngine(Engine):
         if wal_file is None:
             return self.seq
         self.wal = Wal(wal_file, wal_path)
-        records = self.wal.recover(meta.seq)
+        records, self.recovery = self.wal.recover(meta.seq)
         for seq, payload in records:
             self.tree.apply(replayed_ops(payload, seq, wal_path), seq, 0)
             self.seq = seq
@@ -71,7 +71,7 @@ cdef class BTreeEngine(Engine):
             return self.seq              # the replayed commits stay in memory (dirty pages)
         if records:
             self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-        self.wal.reset(self.seq)
+        self.wal.reset(self.seq, True)   # fresh: no leftover of this run's torn tail survives (W3)
         if created:
             self.fs.sync_dir(self.path)
         return self.seq
@@ -214,7 +214,8 @@ cdef class BTreeEngine(Engine):
 
     cdef dict stats(self):
         s = {"entries": self.tree.entries, "expiring_keys": self.tree.expiring,
-             "wal_bytes_written": self.wal.bytes_written if self.wal is not None else 0}
+             "wal_bytes_written": self.wal.bytes_written if self.wal is not None else 0,
+             "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.pager.stats())
         return s
 

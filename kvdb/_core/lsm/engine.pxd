@@ -17,6 +17,7 @@ cdef class LsmEngine(Engine):
     cdef Py_ssize_t sstable_size
     cdef Py_ssize_t level1_size
     cdef object max_open_tables
+    cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
 
     cdef int switch_memtable_locked(self) except -1
     cdef int flush_all(self) except -1

@@ -55,6 +55,7 @@ cdef class LsmEngine(Engine):
         self.tree.flush_hook = functools.partial(_flush_waiting, weakref.ref(self))
         flushed, log_number = self.tree.load()
         self.seq = flushed
+        self.recovery = None
         numbers = sorted([int(n[4:10]) for n in self.fs.listdir(self.path)
                           if len(n) == 14 and n.startswith("wal-") and n.endswith(".log") and n[4:10].isdigit()])
         for num in numbers:
@@ -63,7 +64,9 @@ cdef class LsmEngine(Engine):
             wpath = wal_path(self.path, num)
             w = Wal(self.fs.open_read(wpath) if self.read_only else self.fs.open(wpath, False), wpath)
             try:
-                records = w.recover(self.seq)
+                records, note = w.recover(self.seq)
+                if note is not None:
+                    self.recovery = note
             finally:
                 if self.read_only:
                     if self.wal is not None:
@@ -79,7 +82,7 @@ cdef class LsmEngine(Engine):
         new_log = self.tree.start(self.seq)
         wpath = wal_path(self.path, new_log)
         self.wal = Wal(self.fs.open(wpath, True), wpath)
-        self.wal.reset(self.seq)
+        self.wal.reset(self.seq, True)   # fresh: a reused file number keeps none of its old records
         self.wal_number = new_log
         for num in numbers:
             if num < new_log:
@@ -162,7 +165,7 @@ cdef class LsmEngine(Engine):
             num = self.tree.new_file_number()
             wpath = wal_path(self.path, num)
             w = Wal(self.fs.open(wpath, True), wpath)
-            w.reset(self.seq)
+            w.reset(self.seq, True)
             self.fs.sync_dir(self.path)
         except BaseException as e:
             self.host()._fail(e)
@@ -285,7 +288,8 @@ cdef class LsmEngine(Engine):
     cdef dict stats(self):
         s = {"entries": None, "expiring_keys": None,
              "wal_bytes_written": (self.wal.bytes_written if self.wal is not None else 0)
-                                  + sum([w.bytes_written for w in self.old_wals.values()])}
+                                  + sum([w.bytes_written for w in self.old_wals.values()]),
+             "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.tree.stats())
         # The LSM keeps no exact count of live keys (len() counts them by scanning);
         # entries_estimate counts every stored version and tombstone.

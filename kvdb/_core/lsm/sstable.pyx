@@ -13,7 +13,7 @@ from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.lz4block cimport lz4_decompress
 from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
-from kvdb.errors import CorruptionError
+from kvdb.errors import CorruptionError, IOFailureError
 
 SST_MAGIC = b"kvdb-sst"
 # The format's constants for Python readers (`kvdb check`'s raw scan); their values live in sstable.pxd.
@@ -233,7 +233,10 @@ cdef class TableCache:
             self.lru.move_to_end(number)
             return f
         self.misses += 1
-        f = self.fs.open(path, False)
+        try:
+            f = self.fs.open(path, False)
+        except OSError as e:
+            raise IOFailureError(f"{path}: reopening the table failed: {e}") from e
         self.put_file(number, f)
         return self.lru.get(number, f)
 
@@ -276,7 +279,10 @@ cdef class Table:
             raise CorruptionError(f"{path}: file of {self.file_size} bytes is too short for an sstable footer",
                                   path=path, offset=0)
         cdef uint64_t foff = self.file_size - FOOTER_SIZE
-        footer = file.read_at(foff, FOOTER_SIZE)
+        try:
+            footer = file.read_at(foff, FOOTER_SIZE)
+        except OSError as e:
+            raise IOFailureError(f"{path}: reading the footer at offset {foff} failed: {e}") from e
         cdef const unsigned char *f = <const unsigned char *>PyBytes_AS_STRING(footer)
         if len(footer) != FOOTER_SIZE or footer[44:52] != SST_MAGIC:
             raise CorruptionError(f"{path}: bad sstable magic in the footer at offset {foff}", path=path, offset=foff)
@@ -305,7 +311,8 @@ cdef class Table:
             p = get_varint(p, vend, &boff)
             if p != NULL:
                 p = get_varint(p, vend, &bsize)
-            if p == NULL or boff + bsize + BLOCK_TRAILER_SIZE > ioff:
+            # compared without a sum that could wrap around 2^64
+            if p == NULL or boff > ioff or bsize > ioff - boff or BLOCK_TRAILER_SIZE > ioff - boff - bsize:
                 raise CorruptionError(f"{path}: index block at offset {ioff} has a bad block handle",
                                       path=path, offset=ioff)
             self.index_offs.append(boff)
@@ -354,6 +361,10 @@ cdef class Table:
 
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache):
         """The raw bytes of the block at offset (checksum checked, lz4 undone)."""
+        if offset > self.file_size or size > self.file_size - offset \
+                or BLOCK_TRAILER_SIZE > self.file_size - offset - size:
+            raise CorruptionError(f"{self.path}: block handle (offset {offset}, size {size}) points past the end "
+                                  f"of the file", path=self.path, offset=offset)
         cdef File f = self.open_file()
         cdef Py_ssize_t n = size + BLOCK_TRAILER_SIZE, got
         cdef bytes data = PyBytes_FromStringAndSize(NULL, n)
@@ -361,7 +372,11 @@ cdef class Table:
         cdef uint64_t ulen
         cdef const unsigned char *q
         cdef bytes out
-        got = f.pread(d, n, offset) if n else 0
+        try:
+            got = f.pread(d, n, offset) if n else 0
+        except OSError as e:
+            # as the B+Tree reports a failed page read: a kvdb.Error naming the file, the cause kept
+            raise IOFailureError(f"{self.path}: reading the block at offset {offset} failed: {e}") from e
         if got != n:
             raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
                                   path=self.path, offset=offset)
@@ -374,7 +389,8 @@ cdef class Table:
             raise CorruptionError(f"{self.path}: block at offset {offset} has unknown type {d[size]}",
                                   path=self.path, offset=offset)
         q = get_varint(d, d + size, &ulen)
-        if q == NULL or ulen > (<uint64_t>1 << 31):
+        # lz4 expands at most about 255:1; a larger claim is a lie, refused before allocating it
+        if q == NULL or ulen > (<uint64_t>1 << 31) or ulen > <uint64_t>(size - (q - d)) * 255 + 64:
             raise CorruptionError(f"{self.path}: compressed block at offset {offset} has a bad length",
                                   path=self.path, offset=offset)
         out = PyBytes_FromStringAndSize(NULL, ulen)
@@ -618,14 +634,18 @@ cdef class TableSource(Source):
             self.kind = ENTRY_DELETE
             self.expires = 0
             self.value = None
-        elif p[0] == SST_PUT_EXPIRES:
+        elif p[0] == SST_PUT_EXPIRES and PyBytes_GET_SIZE(v) >= 8:
             self.kind = ENTRY_PUT
             self.expires = get_u64(<const unsigned char *>PyBytes_AS_STRING(v))
             self.value = v[8:]
-        else:
+        elif p[0] == SST_PUT:
             self.kind = ENTRY_PUT
             self.expires = 0
             self.value = v
+        else:
+            off = self.table.index_offs[self.block]
+            raise CorruptionError(f"{self.table.path}: block at offset {off} has an entry of unknown kind {p[0]} "
+                                  f"or a short expiry", path=self.table.path, offset=off)
         return 0
 
     cdef int seek(self, bytes key, bint reverse) except -1:

@@ -1,0 +1,139 @@
+"""A damaged log head never hides acknowledged commits (issue 14, item 1; W2 in
+docs/format/wal.md), and a torn last record is reported, not dropped in silence (item 2).
+
+Each test builds a database whose recent commits live only in the log: open with
+sync="full", checkpoint, commit, then copy the directory while the database is still open
+(the copy is what a crash at that moment leaves: every acknowledged record is in the file,
+no checkpoint has run). The copy is damaged and reopened.
+"""
+import glob
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import kvdb
+
+COMMITS = 1000
+
+
+def active_log(path):
+    """The log that takes commits: the B+Tree's only one, the LSM's newest."""
+    return sorted(glob.glob(os.path.join(path, "wal-*.log")))[-1]
+
+
+def build(tmp_path, engine, commits=COMMITS):
+    """A copy of a database whose last `commits` commits are only in its log."""
+    src, copy = str(tmp_path / "src"), str(tmp_path / "copy")
+    db = kvdb.open(src, engine=engine, sync="full")
+    for i in range(50):
+        db.put(b"base%04d" % i, b"checkpointed")
+    db.checkpoint()
+    for i in range(commits):
+        db.put(b"key%06d" % i, b"value %d" % i)
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("LOCK*", "*.lock"))
+    db.close()
+    return copy
+
+
+def damage(path, offset, data):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+@pytest.mark.parametrize("zeroed", [32, 512, 4096])
+def test_W2_zeroed_log_head_is_never_a_silent_loss(tmp_path, engine, zeroed):
+    """Zeroing the log's first bytes (its header, or the header and the first records):
+    the database either opens with every commit or raises CorruptionError naming the log."""
+    path = build(tmp_path, engine)
+    log = active_log(path)
+    damage(log, 0, bytes(zeroed))
+    try:
+        db = kvdb.open(path, engine=engine)
+    except kvdb.CorruptionError as e:
+        assert e.path == log, e
+        assert os.path.basename(log) in str(e)
+        assert e.offset == 0, e
+        return
+    with db:
+        missing = [i for i in range(COMMITS) if db.get(b"key%06d" % i) != b"value %d" % i]
+        assert not missing, f"opened silently without {len(missing)} acknowledged commits"
+
+
+@pytest.mark.parametrize("fill", [b"\x00", b"\xff"])
+def test_W2_damaged_header_alone_is_reported(tmp_path, engine, fill):
+    """Only the 32-byte header is damaged: the records after it are intact and hold commits past
+    the meta, so the error says so (test_corruption.py's test_wal_header_damage asks for the
+    error rather than a silent repair)."""
+    path = build(tmp_path, engine)
+    log = active_log(path)
+    damage(log, 0, fill * 32)
+    with pytest.raises(kvdb.CorruptionError) as info:
+        kvdb.open(path, engine=engine)
+    assert info.value.path == log and info.value.offset == 0
+    assert "at offset 32" in str(info.value) and "only the header is damaged" in str(info.value)
+
+
+def test_W2_damaged_header_with_everything_checkpointed_opens(tmp_path, engine):
+    """A damaged header in a log that holds nothing past the meta (what a crash while the header
+    is rewritten leaves) loses nothing: the database opens."""
+    path = build(tmp_path, engine, commits=0)
+    log = active_log(path)
+    damage(log, 0, bytes(32))
+    with kvdb.open(path, engine=engine) as db:
+        assert len(db) == 50
+
+
+def record_offsets(log, count):
+    """Offsets of the first `count` records after the header (followed by their lengths; the
+    B+Tree's file can go on with records of an older generation)."""
+    with open(log, "rb") as f:
+        data = f.read()
+    offsets, off = [], 32
+    for _ in range(count):
+        offsets.append(off)
+        off += 28 + int.from_bytes(data[off + 4:off + 8], "little")
+    return offsets, off
+
+
+def torn_tail(tmp_path, engine):
+    """A copy whose last record (commit key000019) is damaged; returns (path, log, its offset)."""
+    path = build(tmp_path, engine, commits=20)
+    log = active_log(path)
+    offsets, end = record_offsets(log, 20)
+    damage(log, end - 3, b"\x00\x00\x00")
+    return path, log, offsets[-1]
+
+
+def test_W2_torn_tail_is_reported_in_stats_and_logged(tmp_path, engine, caplog):
+    path, log, offset = torn_tail(tmp_path, engine)
+    with caplog.at_level(logging.WARNING, logger="kvdb"):
+        db = kvdb.open(path, engine=engine)
+    with db:
+        assert db.get(b"key000018") == b"value 18"
+        assert db.get(b"key000019") is None              # W2 allows dropping a torn tail...
+        note = db.stats()["recovery"]                     # ...but never without a word
+        assert note == {"log": log, "offset": offset, "dropped": "torn tail", "first_lost_seq": note["first_lost_seq"]}
+        assert note["first_lost_seq"] == db.seq + 1
+        assert any("torn" in r.getMessage() and log in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_W2_clean_open_has_no_recovery_note(tmp_path, engine):
+    path = build(tmp_path, engine, commits=20)
+    with kvdb.open(path, engine=engine) as db:
+        assert db.get(b"key000019") == b"value 19"
+        assert db.stats()["recovery"] is None
+    with kvdb.open(path, engine=engine) as db:
+        assert db.stats()["recovery"] is None
+
+
+def test_W2_kvdb_check_reports_a_torn_tail(tmp_path, engine):
+    path, log, offset = torn_tail(tmp_path, engine)
+    out = subprocess.run([sys.executable, "-m", "kvdb", "check", path], capture_output=True, text=True,
+                         timeout=120)
+    assert "torn" in out.stdout, out.stdout + out.stderr
+    assert os.path.basename(log) in out.stdout, out.stdout
