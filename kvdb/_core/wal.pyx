@@ -138,8 +138,9 @@ cdef class Wal:
             self.base_seq = get_u64(d + 16)
             if self.base_seq > meta_seq:
                 raise CorruptionError(
-                    f"{self.path}: the log starts after commit {self.base_seq} but the data file holds only up to "
-                    f"commit {meta_seq}; commits {meta_seq + 1}..{self.base_seq} are missing (damaged meta page?)",
+                    f"{self.path}: the log starts after commit {self.base_seq} but the data file (B+Tree meta "
+                    f"page; LSM manifest and earlier logs) holds only up to commit {meta_seq}; commits "
+                    f"{meta_seq + 1}..{self.base_seq} are missing (a damaged meta page, manifest record or log?)",
                     path=self.path, offset=16)
         else:
             # A damaged header (bad magic or CRC, zeroed, torn): no salt to scan with. Whether it
@@ -171,11 +172,12 @@ cdef class Wal:
                 length = _self_valid_at(d, n, probe, expect, hi)
                 if length >= 0:
                     seq = get_u64(d + probe + 8)
-                    hidden = (f"commits {expect}..{seq - 1} were lost with the damaged bytes" if seq > expect
-                              else "the records after it are intact; only the header is damaged")
+                    hidden = ("the records after it are intact; only the header is damaged" if seq == expect
+                              else f"commit {expect} was lost with the damaged bytes" if seq == expect + 1
+                              else f"commits {expect}..{seq - 1} were lost with the damaged bytes")
                     raise CorruptionError(
                         f"{self.path}: log header at offset 0 is damaged, but the log holds commit {seq} at "
-                        f"offset {probe}, after the data file's commit {meta_seq}: {hidden}",
+                        f"offset {probe}, after the last checkpointed commit {meta_seq}: {hidden}",
                         path=self.path, offset=0)
         # W2: a torn tail is expected after a crash; a valid later record that saw
         # the failed one as durable means the middle of the log is damaged.
@@ -202,17 +204,18 @@ cdef class Wal:
         return records, note
 
     def _torn_at(self, bytes data, Py_ssize_t off, uint64_t expect):
-        """Whether the bytes where the scan stopped belong to this generation: a record head with
-        its salt or the expected seq, or nothing but zeros to the end of the file (a write whose
-        data never landed). Records of an older generation (B+Tree) carry other salts and seqs."""
+        """Whether the bytes where the scan stopped belong to this generation: a record head
+        carrying its salt or the expected seq, or a record head of zeros (a write whose data
+        never landed, or a zeroed record). Records of an older generation (B+Tree) carry other
+        salts and seqs, and a head's seq and synced fields hold at most 7 zero bytes in a row,
+        so only a value with a run of 28 zero bytes could pass for one."""
         cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = len(data)
-        if off >= n:
+        if off + WAL_RECORD_HEADER_SIZE > n:
             return False
-        if off + WAL_RECORD_HEADER_SIZE <= n and (
-                (self.salt and get_u32(d + off + 24) == self.salt) or get_u64(d + off + 8) == expect):
+        if (self.salt and get_u32(d + off + 24) == self.salt) or get_u64(d + off + 8) == expect:
             return True
-        return n - off >= WAL_RECORD_HEADER_SIZE and data.count(0, off) == n - off
+        return data.count(0, off, off + WAL_RECORD_HEADER_SIZE) == WAL_RECORD_HEADER_SIZE
 
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect):
         """Payload length of a valid record at off (seq == expect unless expect is 0), else -1."""
