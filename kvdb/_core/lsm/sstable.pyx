@@ -488,6 +488,12 @@ cdef class Table:
         finally:
             free(k.heap)
 
+    def filter_offset(self):
+        """The filter block's offset, read again from the footer (kept only by reports)."""
+        cdef File f = self.open_file()
+        footer = f.read_at(self.file_size - FOOTER_SIZE, FOOTER_SIZE)
+        return get_u64(<const unsigned char *>PyBytes_AS_STRING(footer) + 12)
+
     def source(self, bint fill_cache=True):
         cdef TableSource s = TableSource.__new__(TableSource)
         s.table = self
@@ -497,8 +503,9 @@ cdef class Table:
         return s
 
     def check_blocks(self):
-        """Read every data block around the cache (checksums, decoding, key order); returns
-        the number of entries. CorruptionError names the file and the block's offset."""
+        """Read every data block around the cache (checksums, decoding, key order, and that the
+        bloom filter passes every key); returns the number of entries. CorruptionError names the
+        file and the block's offset."""
         cdef Py_ssize_t b, i, n = 0
         prev = None
         for b in range(len(self.index_keys)):
@@ -509,6 +516,13 @@ cdef class Table:
                                                  <const unsigned char *>PyBytes_AS_STRING(k), len(k)) >= 0:
                     raise CorruptionError(f"{self.path}: keys out of order in the block at offset {off}",
                                           path=self.path, offset=off)
+                if not self.may_contain(k[:len(k) - TRAILER_SIZE]):
+                    # A filter whose checksum holds but that rejects a key of its table makes get()
+                    # miss that key while a scan finds it.
+                    foff = self.filter_offset()
+                    raise CorruptionError(f"{self.path}: the bloom filter block at offset {foff} rejects the key "
+                                          f"{k[:len(k) - TRAILER_SIZE][:40]!r} of the block at offset {off}",
+                                          path=self.path, offset=foff)
                 prev = k
             if keys and keys[-1] != self.index_keys[b]:
                 raise CorruptionError(f"{self.path}: index entry {b} does not match the block at offset {off}",
