@@ -276,3 +276,36 @@ def test_M2_damaged_manifest_or_current_is_never_a_silent_loss(tmp_path, how):
         return
     with db:
         assert sum(1 for _ in db.scan()) == 3100, "opened without commits after manifest damage"
+
+
+def test_W2_kill9_then_zeroed_log_sector(tmp_path, engine):
+    """The issue's trial: a writer (sync="full", large checkpoint_size, so its commits stay in the
+    log) is killed with SIGKILL, the first 512 bytes of its active log are zeroed, and the
+    database is reopened: a CorruptionError naming the log, or every acknowledged commit."""
+    import signal
+    import time
+    from tests.helpers import check_commit_state, popen_child
+    path = str(tmp_path / "db")
+    child = popen_child("commits", path, 10 ** 9, 1 << 30, "full", engine)
+    try:
+        assert child.stdout.readline().decode().strip() == "READY", child.stderr.read().decode()[-2000:]
+        time.sleep(0.5)
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    acked = max([int(line.split()[1]) for line in out.decode().splitlines() if line.startswith("C ")],
+                default=-1)
+    assert acked > 0, f"the writer acknowledged nothing: {err.decode()[-2000:]}"
+    log = active_log(path)
+    damage(log, 0, bytes(512))
+    try:
+        db = kvdb.open(path, engine=engine)
+    except kvdb.CorruptionError as e:
+        assert e.path == log and e.offset == 0, e
+        return
+    with db:
+        n = check_commit_state(db, f"engine={engine}")
+        assert n >= acked, f"commit {acked} was acknowledged but the database opened at {n}, without a word"
