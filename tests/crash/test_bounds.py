@@ -44,6 +44,14 @@ def read_varint(buf, off):
             return n, off
 
 
+def find_all(data, needle):
+    out, i = [], data.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = data.find(needle, i + 1)
+    return out
+
+
 def data_file(path):
     with open(os.path.join(path, DATA), "rb") as f:
         return bytearray(f.read())
@@ -346,3 +354,37 @@ def test_sstable_index_handle_lies(db_path, boff, bsize):
         with kvdb.open(db_path, engine="lsm") as db:
             dump(db)
     assert ei.value.path == sst and ei.value.offset is not None
+
+
+def test_sstable_expiring_entry_shorter_than_its_expiry(db_path):
+    """An entry whose kind says "put with expiry" but whose value is shorter than the 8-byte
+    expiry (kind byte changed, block checksum recomputed): forward and backward reads both
+    refuse it, where the backward scan read the expiry from past the value."""
+    model = {b"k%05d" % i: value(i, 100) for i in range(300)}
+    model[b"k00150"] = b"ZQ!"
+    with kvdb.open(db_path, sync="off", engine="lsm", memtable_size=1 << 20) as db:
+        for k, v in model.items():
+            db.put(k, v)
+    (name,) = sorted(n for n in os.listdir(db_path) if n.endswith(".sst"))
+    sst = os.path.join(db_path, name)
+    with open(sst, "rb") as f:
+        data = bytearray(f.read())
+    ioff, isize = struct.unpack_from("<QI", data, len(data) - FOOTER)
+    handles = []
+    for _, h in decode_block(read_block_at(data, ioff, isize)):
+        boff, q = read_varint(h, 0)
+        handles.append((boff, read_varint(h, q)[0]))
+    # entry: shared, unshared, vlen varints, key suffix ending in the trailer (kind byte, then
+    # seq, little-endian u64), value
+    (at,) = [i - 8 for i in find_all(data, b"ZQ!") if data[i - 8] == 1]
+    data[at] = 2                                        # SST_PUT_EXPIRES
+    boff, bsize = next((o, s) for o, s in handles if o <= at < o + s)
+    assert data[boff + bsize] == 0, "a raw block"
+    struct.pack_into("<I", data, boff + bsize + 1, crc32c_of(bytes(data[boff:boff + bsize + 1])))
+    with open(sst, "wb") as f:
+        f.write(data)
+    with kvdb.open(db_path, engine="lsm") as db:
+        for read in (lambda: db.get(b"k00150"), lambda: dump(db), lambda: list(db.scan(reverse=True))):
+            with pytest.raises(kvdb.CorruptionError) as ei:
+                read()
+            assert ei.value.path == sst and ei.value.offset == boff
