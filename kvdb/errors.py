@@ -56,7 +56,8 @@ class ReadOnlyError(Error):
 
 
 class IOFailureError(Error):
-    """A write or fsync failed; the database refuses writes until it is reopened."""
+    """An I/O call failed: a write or fsync (the database then refuses writes until it is
+    reopened), or a read of a file (that call fails; .__cause__ holds the OSError)."""
 
 
 class ForkError(Error):
