@@ -222,22 +222,7 @@ cdef class OsFS(FS):
     cpdef object lock(self, str path):
         """flock() the file: exclusive against other processes and other opens in this one."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            try:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            except OSError:
-                holder = ""
-            os.close(fd)
-            if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
-                pid = int(holder) if holder.isdigit() else None
-                raise LockedError(
-                    f"database is locked: {path} is held by process {pid if pid else 'unknown'}"
-                    f"{' (this process)' if pid == os.getpid() else ''}; "
-                    "only one process may open a database for writing",
-                    path=path, pid=pid) from None
-            raise
+        _flock(fd, path, fcntl.LOCK_EX, "; only one process may open a database for writing")
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -255,21 +240,7 @@ cdef class OsFS(FS):
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as e:
-            try:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            except OSError:
-                holder = ""
-            os.close(fd)
-            if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
-                pid = int(holder) if holder.isdigit() else None
-                raise LockedError(
-                    f"database is locked: {path} is held by process {pid if pid else 'unknown'}"
-                    f"{' (this process)' if pid == os.getpid() else ''}, which has it open for writing; "
-                    "a read-only open needs it closed", path=path, pid=pid) from None
-            raise
+        _flock(fd, path, fcntl.LOCK_SH, ", which has it open for writing; a read-only open needs it closed")
         return fd
 
     cpdef unlock(self, object handle):
@@ -279,6 +250,25 @@ cdef class OsFS(FS):
             fcntl.flock(handle, fcntl.LOCK_UN)
         finally:
             os.close(handle)
+
+
+def _flock(int fd, str path, int mode, str why):
+    """flock(fd, mode) without waiting. If another holds the lock, close fd and raise LockedError
+    naming the holder (the pid a writer keeps in the file) and `why`."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except OSError as e:
+        try:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+            pid = int(holder) if holder.isdigit() else None
+            raise LockedError(f"database is locked: {path} is held by process {pid if pid else 'unknown'}"
+                              f"{' (this process)' if pid == os.getpid() else ''}{why}",
+                              path=path, pid=pid) from None
+        raise
 
 
 include "simfs.pxi"

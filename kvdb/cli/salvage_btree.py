@@ -29,6 +29,7 @@ from kvdb._core.btree.pager import FILE_HEADER_BYTES
 
 from .pagescan import check_page, read_header
 from .salvage_log import Lost, Salvage, read_log
+from .sstscan import read_varint
 
 PAGE_HEADER = struct.Struct("<IBBHIIHHHH")   # crc, type, flags, ncells, pgno, link, lower, upper, frag, reserved
 META_BODY = struct.Struct("<QQIII")          # generation, seq, root, freelist, page_count (at byte 24)
@@ -107,19 +108,6 @@ class DataFile:
         self.f.close()
 
 
-def _varint(buf, pos, end):
-    value = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ValueError(f"bad varint at byte {pos}")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
 def _slots(data, ps):
     """The cell offsets of a branch or leaf page, its layout checked."""
     _c, _t, _f, ncells, _p, link, lower, upper, _fr, _r = PAGE_HEADER.unpack_from(data, 0)
@@ -135,7 +123,7 @@ def _slots(data, ps):
 def _key(df, data, pos, end, max_key=CELL_MAX_KEY):
     """(key, key prefix, pos after the key part); Damaged if an overflowing key's chain is bad."""
     flags = data[pos]
-    klen, pos = _varint(data, pos + 1, end)
+    klen, pos = read_varint(data, pos + 1, end)
     if not 0 < klen <= max_key:
         raise ValueError(f"key length {klen}")
     if flags & CELL_KEY_OVERFLOW:
@@ -163,7 +151,7 @@ def leaf_cells(df, data, res, pgno):
                 raise ValueError("expiry runs past the page")
             expires = int.from_bytes(data[pos:pos + 8], "little")
             pos += 8
-        vlen, pos = _varint(data, pos, ps)
+        vlen, pos = read_varint(data, pos, ps)
         if vlen > CELL_MAX_VALUE:
             raise ValueError(f"value length {vlen}")
         key = None

@@ -125,7 +125,7 @@ def _block(fd, offset, size, res):
         res.bad.append((offset, f"block has unknown type {kind}"))
         return None
     try:
-        raw_len, pos = _varint(data, 0, size)
+        raw_len, pos = read_varint(data, 0, size)
         if raw_len > MAX_BLOCK_BYTES:
             raise ValueError(f"its stated length {raw_len} is past any block's")
         return lz4_decompress(bytes(data[pos:size]), raw_len)
@@ -134,7 +134,8 @@ def _block(fd, offset, size, res):
         return None
 
 
-def _varint(buf, pos, end):
+def read_varint(buf, pos, end):
+    """(value, next position) of the LEB128 varint at buf[pos:end]; ValueError if it is bad."""
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -158,9 +159,9 @@ def _values(block):
     pos = 0
     values = []
     while pos < end:
-        _shared, pos = _varint(block, pos, end)
-        unshared, pos = _varint(block, pos, end)
-        vlen, pos = _varint(block, pos, end)
+        _shared, pos = read_varint(block, pos, end)
+        unshared, pos = read_varint(block, pos, end)
+        vlen, pos = read_varint(block, pos, end)
         pos += unshared
         if pos + vlen > end:
             raise ValueError(f"entry at {pos} runs past the entries")
@@ -170,6 +171,6 @@ def _values(block):
 
 
 def _handle(value):
-    off, pos = _varint(value, 0, len(value))
-    size, _ = _varint(value, pos, len(value))
+    off, pos = read_varint(value, 0, len(value))
+    size, _ = read_varint(value, pos, len(value))
     return off, size
