@@ -226,7 +226,7 @@ cdef class Database:
     def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None,
-                 readonly=False):
+                 readonly=False, _exclusive=False):
         cdef Engine store
         if not isinstance(readonly, bool):
             raise TypeError(f"readonly must be True or False, not {readonly!r}")
@@ -275,12 +275,17 @@ cdef class Database:
         # makedirs adds, and (creating a database) the files that were not there before.
         made_dirs = missing_dirs(fs, path)
         kept = None if found is not None else set() if made_dirs else set(fs.listdir(path))
+        # The LOCK file's role: any number of B+Tree opens share a database, the LSM has one
+        # writer, read-only opens follow either, and an exclusive open (a tool rewriting the files)
+        # excludes every other. A read-only open of a directory without LOCK (one no writable open
+        # has made yet) takes none.
+        lock_path = os.path.join(path, LOCK_FILE)
         try:
             if readonly:
-                self.lock_handle = self.fs.lock_shared(os.path.join(path, LOCK_FILE))
+                self.lock_handle = self.fs.lock(lock_path, "reader") if fs.exists(lock_path) else None
             else:
                 self.fs.makedirs(path)
-                self.lock_handle = self.fs.lock(os.path.join(path, LOCK_FILE))
+                self.lock_handle = self.fs.lock(lock_path, "exclusive" if _exclusive else store.lock_role)
         except BaseException as e:
             remove_dirs(fs, made_dirs)       # only if still empty: a LockedError means the lock is another's
             if isinstance(e, OSError):
@@ -295,7 +300,9 @@ cdef class Database:
             store.wake = self.wake
             store.host = weakref.ref(self)
             store.read_only = readonly
+            store.first_open = getattr(self.lock_handle, "first", True)
             self.seq = store.recover()
+            self.fs.lock_settle(self.lock_handle)
         except BaseException as e:
             if kept is not None:         # creating a database: undo it, the lock still held
                 remove_files(fs, path, kept)
@@ -338,6 +345,9 @@ cdef class Database:
 
     def _fail(self, exc):
         self.fail(exc)
+
+    def _catch_up_locked(self):
+        self.catch_up_locked()
 
     def _check_writable(self):
         self.check_writable()
@@ -388,12 +398,54 @@ cdef class Database:
         cdef Pin p = Pin.__new__(Pin)
         with self.lock:
             self.check_open()
+            if self.storage.stale():
+                self.catch_up_locked()
             p.pins = self.pins
             p.seq = self.seq
             self.storage.fill_pin(p)
             p.now_ms = self.now_ms()
             self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
         return p
+
+    # -- other opens of the database -------------------------------------
+
+    cdef int refresh(self) except -1:
+        """Catch up with the commits other opens (other processes) made, if there are any."""
+        with self.lock:
+            self.check_open()
+            if self.storage.stale():
+                self.catch_up_locked()
+        return 0
+
+    cdef int catch_up_locked(self) except -1:
+        """Writer lock held: apply other opens' commits and publish them here. A failure part-way
+        leaves the engine partly updated, like a failed commit: reads are refused until reopen."""
+        cdef Engine store = self.storage
+        store.write_gen += 1
+        try:
+            applied = store.catch_up()
+            if applied:
+                self.seq = store.seq
+                if self.txn_starts:
+                    self.recent.extend(applied)
+                store.published()
+        except BaseException as e:
+            self.fail(e)
+            self.broken = True
+            if isinstance(e, OSError):
+                raise IOFailureError(f"catching up with other opens of {self.path} failed: {e}") from e
+            raise
+        finally:
+            store.write_gen += 1
+        return 0
+
+    def catch_up(self):
+        """See the commits other processes made since this open last looked. Reads, snapshots,
+        transactions and commits do this by themselves; a read-only open following a writer in
+        another process may call it to bound how far it lags while idle. Returns the last
+        commit's sequence number."""
+        self.refresh()
+        return self.seq
 
     # -- reads -----------------------------------------------------------
 
@@ -403,6 +455,8 @@ cdef class Database:
         cdef uint64_t gen
         cdef uint64_t now = self.now_ms()
         cdef Engine store = self.storage
+        if store.stale():
+            self.refresh()
         while True:
             gen = store.write_gen
             if gen & 1:
@@ -423,6 +477,8 @@ cdef class Database:
         like read())."""
         cdef uint64_t gen
         cdef Engine store = self.storage
+        if store.stale():
+            self.refresh()
         while True:
             gen = store.write_gen
             if gen & 1:
@@ -539,6 +595,13 @@ cdef class Database:
         self.lock.acquire()
         try:
             self.check_writable()
+            store.begin_commit()
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            if store.stale():
+                self.catch_up_locked()
             if txn is not None:
                 t = <Transaction>txn
                 t.validate()
@@ -572,10 +635,14 @@ cdef class Database:
             finally:
                 store.write_gen += 1
             self.commits += 1
+            store.end_commit()
             store.committed()
             wal = store.wal              # the log this commit went to (committed() may start a new one)
         finally:
-            self.lock.release()
+            try:
+                store.end_commit()       # a no-op when it already ran (the commit succeeded)
+            finally:
+                self.lock.release()
         if self.sync_level == 2:
             try:
                 wal.sync_to(seq)
@@ -682,6 +749,8 @@ cdef class Database:
     def _background_step(self):
         if self.state != STATE_OPEN or self.failed is not None:
             return
+        if self.storage.stale():
+            self.refresh()           # keeps this open close to the others while it is idle
         wal = self.storage.wal
         if self.sync_level == 1 and wal.written_seq > wal.synced_seq:
             try:
@@ -815,7 +884,7 @@ cdef class Database:
                 self.wake.set()
                 try:
                     if self.failed is None and err is None and not self.readonly:
-                        self.storage.close_locked()
+                        self.storage.close_locked(self.fs.lock_try_last(self.lock_handle))
                 except BaseException as e:
                     err = e
                 finally:

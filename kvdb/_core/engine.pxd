@@ -22,6 +22,8 @@ cdef class Pin:
     cdef readonly uint64_t expiring      # B+Tree: keys with an expiry in that version (some may be expired)
     cdef readonly bint counted           # `entries` is the exact count of live keys at now_ms
     cdef readonly uint64_t now_ms        # wall-clock ms at which the pin was taken
+    cdef object view                     # B+Tree: the tree (and its pager) the version is read through,
+                                         # which another process's checkpoint may have replaced; LSM: unused
     cdef bint released                   # release() ran
 
     cdef Pin copy(self)
@@ -45,6 +47,8 @@ cdef class Engine:
     cdef object wake                     # the database's threading.Event that wakes the background thread
     cdef object host                     # weakref.ref to the Database: failure state, for maintenance
     cdef public object thread            # the database's background thread (set after open)
+    cdef readonly bint first_open        # no other open held the database when this one took LOCK: it
+                                         # set up what opens share (constant)
     cdef readonly bint read_only         # opened for reading: recover() replays the log in memory and the
                                          # engine never writes a file (its files are opened O_RDONLY)
     # Set by the engine.
@@ -67,6 +71,13 @@ cdef class Engine:
     cdef object cursor(self, Pin p, object keep, object lo, object hi, bint reverse, uint64_t now)
     cdef bint has_expiring(self)
     cdef object live_count(self)
+    # other processes (several opens of one database)
+    cdef bint stale(self)                # others committed since this open last caught up (no lock; cheap)
+    cdef list catch_up(self)             # writer lock held, write_gen odd: apply others' commits;
+                                         # returns [(seq, keys)], keys None when not known (validation
+                                         # then treats every key as changed)
+    cdef int begin_commit(self) except -1    # writer lock held: take the lock commits of every process share
+    cdef int end_commit(self) except -1      # publish what this commit appended and let that lock go
     # the commit path
     cdef int before_commit(self) except -1
     cdef int apply(self, list ops, uint64_t seq) except -1
@@ -83,5 +94,5 @@ cdef class Engine:
     cdef dict stats(self)
     cdef dict creation_options(self)
     cdef int prepare_close(self) except -1
-    cdef int close_locked(self) except -1
+    cdef int close_locked(self, bint last) except -1     # `last`: no other open of the database remains
     cdef int release(self) except -1

@@ -18,6 +18,7 @@ cdef class Pin:
         p.expiring = self.expiring
         p.counted = self.counted
         p.now_ms = self.now_ms
+        p.view = self.view
         self.pins[p.seq] = self.pins.get(p.seq, 0) + 1
         return p
 
@@ -30,6 +31,7 @@ cdef class Pin:
     def release(self):
         if not self.released:
             self.released = True
+            self.view = None
             unpin(self.pins, self.seq)
 
     def __dealloc__(self):
@@ -124,6 +126,27 @@ cdef class Engine:
         """The number of live keys now, when the engine knows it in O(1); else None."""
         raise NotImplementedError
 
+    cdef bint stale(self):
+        """Another open (another process) committed since this one last caught up, or replaced
+        what it reads (a checkpoint): catch_up() has work. Called before every read without a
+        lock, so it must be cheap. An engine that only one open can write returns False."""
+        return False
+
+    cdef list catch_up(self):
+        """Apply the commits other opens made since this one last looked (writer lock held,
+        write_gen odd): [(seq, keys)] for transaction validation, keys None when unknown."""
+        return []
+
+    cdef int begin_commit(self) except -1:
+        """Writer lock held: take the lock every open's commits share (the B+Tree's commit
+        mutex); the database then calls catch_up() and validates."""
+        return 0
+
+    cdef int end_commit(self) except -1:
+        """After a commit (or its failure), still under the writer lock: publish what it
+        appended and release the lock begin_commit() took."""
+        return 0
+
     cdef int before_commit(self) except -1:
         """Before a commit, no lock held: the engine may delay a writer (LSM write stalls)."""
         raise NotImplementedError
@@ -186,7 +209,7 @@ cdef class Engine:
         """Before close, no lock held: work the next open should not have to redo."""
         raise NotImplementedError
 
-    cdef int close_locked(self) except -1:
+    cdef int close_locked(self, bint last) except -1:
         """The final, durable step of a clean close (writer lock held; not after a failure)."""
         raise NotImplementedError
 

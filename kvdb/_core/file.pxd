@@ -31,8 +31,9 @@ cdef class FS:
     cpdef sync_dir(self, str path)   # make creations/renames/removals in a directory durable
     cpdef makedirs(self, str path)
     cpdef list listdir(self, str path)
-    cpdef object lock(self, str path)    # exclusive lock; raises LockedError; returns a handle
-    cpdef object lock_shared(self, str path)  # shared lock of a read-only open; None if no lock file
+    cpdef object lock(self, str path, str role)   # the LOCK file in a role (file.pyx: DbLock); LockedError
+    cpdef int lock_settle(self, object handle) except -1    # the first opener is set up: let others in
+    cpdef bint lock_try_last(self, object handle) except -1  # no other open now; stays so until unlock
     cpdef unlock(self, object handle)
 
 cdef class OsFS(FS):

@@ -175,10 +175,13 @@ cdef class FS:
     cpdef list listdir(self, str path):
         raise NotImplementedError
 
-    cpdef object lock(self, str path):
+    cpdef object lock(self, str path, str role):
         raise NotImplementedError
 
-    cpdef object lock_shared(self, str path):
+    cpdef int lock_settle(self, object handle) except -1:
+        raise NotImplementedError
+
+    cpdef bint lock_try_last(self, object handle) except -1:
         raise NotImplementedError
 
     cpdef unlock(self, object handle):
@@ -219,56 +222,180 @@ cdef class OsFS(FS):
     cpdef list listdir(self, str path):
         return os.listdir(path)
 
-    cpdef object lock(self, str path):
-        """flock() the file: exclusive against other processes and other opens in this one."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        _flock(fd, path, fcntl.LOCK_EX, "; only one process may open a database for writing")
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-            raise
-        return fd
+    cpdef object lock(self, str path, str role):
+        """Take the database's `LOCK` file in `role` (ROLES); raises LockedError. See DbLock."""
+        return DbLock(path, role)
 
-    cpdef object lock_shared(self, str path):
-        """flock() the file shared, without creating or writing it: read-only opens share it with
-        each other and exclude a writer (and a writer excludes them). None if there is no lock file
-        (a directory no writer has opened yet)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return None
-        _flock(fd, path, fcntl.LOCK_SH, ", which has it open for writing; a read-only open needs it closed")
-        return fd
+    cpdef int lock_settle(self, object handle) except -1:
+        """The first opener has set up what openers share: let the others in (byte 0 becomes
+        shared; atomic, so no opener slips in between)."""
+        if handle is not None and (<DbLock>handle).role != "exclusive":
+            (<DbLock>handle).settle()
+        return 0
+
+    cpdef bint lock_try_last(self, object handle) except -1:
+        """Whether this is the only open of the database, made so until unlock(): byte 0 is taken
+        exclusive without waiting (closing: the last one out checkpoints)."""
+        if handle is None:
+            return False
+        return (<DbLock>handle).try_last()
 
     cpdef unlock(self, object handle):
-        if handle is None:
+        if handle is not None:
+            (<DbLock>handle).release()
+
+
+cdef extern from "fcntl.h" nogil:
+    cdef struct flock:
+        short l_type
+        short l_whence
+        long l_start
+        long l_len
+        int l_pid
+    int F_OFD_SETLK, F_OFD_SETLKW, F_OFD_GETLK, F_RDLCK, F_WRLCK, F_UNLCK
+    int c_fcntl "fcntl"(int fd, int cmd, ...)
+
+# The bytes of LOCK that carry the roles (open-file-description locks: each open of the file is
+# its own owner, in this process as in others, and the kernel drops them when the descriptor
+# closes, also when its process is killed).
+LOCK_BYTE_OPEN = 0         # every open holds it shared; the first opener, while it sets up what
+                           # openers share, and an exclusive open hold it exclusive
+LOCK_BYTE_WRITER = 1       # the LSM engine's one writer (primary) holds it exclusive
+ROLES = ("member", "writer", "reader", "exclusive")
+OPEN_WAIT_SECONDS = 30.0   # how long an open waits for the first opener's set-up or the last one's close
+
+
+cdef int _ofd_lock(int fd, short kind, long start, bint wait) except -2:
+    """An open-file-description lock of one byte: 0 taken, -1 held by another (no wait)."""
+    cdef flock fl
+    cdef int r, err
+    fl.l_type = kind
+    fl.l_whence = 0
+    fl.l_start = start
+    fl.l_len = 1
+    fl.l_pid = 0
+    while True:
+        if wait:
+            with nogil:
+                r = c_fcntl(fd, F_OFD_SETLKW, &fl)
+        else:
+            r = c_fcntl(fd, F_OFD_SETLK, &fl)
+        if r == 0:
+            return 0
+        err = errno
+        if err == EINTR:
+            continue
+        if err in (_errno.EAGAIN, _errno.EACCES) and not wait:
+            return -1
+        raise OSError(err, os.strerror(err))
+
+
+cdef class DbLock:
+    """A database's hold on its directory's LOCK file, by role:
+      member    - the B+Tree's openers, any number of processes: byte 0 shared
+      writer    - the LSM's primary: byte 0 shared and byte 1 exclusive (one per database)
+      reader    - read-only opens: byte 0 shared; the file is opened read-only when it cannot be
+                  opened for writing, and then never set up (`first` stays False)
+      exclusive - byte 0 exclusive for the whole open (tools that rewrite the files)
+    `first` is True when no other open held the database: the opener then sets up what openers
+    share (the B+Tree's shared-memory file, recovery) and calls settle(), which lets others in."""
+    cdef readonly int fd
+    cdef readonly str path
+    cdef readonly str role
+    cdef readonly bint first
+    cdef bint writable
+
+    def __init__(self, str path, str role):
+        if role not in ROLES:
+            raise ValueError(f"lock role must be one of {ROLES}, not {role!r}")
+        self.fd = -1
+        self.path = path
+        self.role = role
+        cloexec = getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o644) if role != "reader" \
+                else os.open(path, os.O_RDWR | cloexec)
+            self.writable = True
+        except PermissionError:
+            if role != "reader":
+                raise
+            self.fd = os.open(path, os.O_RDONLY | cloexec)
+        except OSError as e:
+            if role == "reader" and e.errno == _errno.EROFS:
+                self.fd = os.open(path, os.O_RDONLY | cloexec)
+            else:
+                raise
+        try:
+            self._take()
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
+
+    cdef _take(self):
+        cdef double deadline = time.monotonic() + OPEN_WAIT_SECONDS
+        if self.role == "exclusive":
+            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) < 0:
+                self._locked("; it is open in another process (or another open in this one), and this needs it "
+                             "to itself")
+            self._record_pid()
+            self.first = True
             return
-        try:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        finally:
-            os.close(handle)
+        if self.writable and _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) == 0:
+            self.first = True
+        else:
+            # Others have it open: wait while one of them holds byte 0 exclusive (setting up or
+            # closing, brief), but not for an exclusive open (a tool rewriting the files).
+            while _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_OPEN, False) < 0:
+                if self._holder_note() == "exclusive" or time.monotonic() > deadline:
+                    self._locked("; it is held exclusively (a tool rewriting the database, such as kvdb compact)"
+                                 if self._holder_note() == "exclusive" else
+                                 f"; waited {OPEN_WAIT_SECONDS:.0f} s for another open to finish setting up or closing")
+                time.sleep(0.002)
+        if self.role == "writer":
+            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_WRITER, False) < 0:
+                self._locked("; only one process may open an LSM database for writing (others may open it "
+                             "with readonly=True)")
+            self._record_pid()
 
+    cdef _record_pid(self):
+        note = b"exclusive" if self.role == "exclusive" else b"writer"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, b"%d %s\n" % (os.getpid(), note), 0)
 
-def _flock(int fd, str path, int mode, str why):
-    """flock(fd, mode) without waiting. If another holds the lock, close fd and raise LockedError
-    naming the holder (the pid a writer keeps in the file) and `why`."""
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-    except OSError as e:
+    cdef str _holder_note(self):
         try:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            parts = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
         except OSError:
-            holder = ""
-        os.close(fd)
-        if e.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
-            pid = int(holder) if holder.isdigit() else None
-            raise LockedError(f"database is locked: {path} is held by process {pid if pid else 'unknown'}"
-                              f"{' (this process)' if pid == os.getpid() else ''}{why}",
-                              path=path, pid=pid) from None
-        raise
+            return ""
+        return parts[1] if len(parts) > 1 else ""
+
+    cdef _locked(self, str why):
+        try:
+            parts = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
+        except OSError:
+            parts = []
+        pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        raise LockedError(f"database is locked: {self.path} is held by process {pid if pid else 'unknown'}"
+                          f"{' (this process)' if pid == os.getpid() else ''}{why}", path=self.path, pid=pid)
+
+    def settle(self):
+        if self.first and self.fd >= 0:
+            _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_OPEN, True)
+
+    def try_last(self):
+        if self.fd < 0 or not self.writable:
+            return False
+        return _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) == 0
+
+    def release(self):
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)            # drops every lock this description holds
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            c_close(self.fd)
 
 
 include "simfs.pxi"

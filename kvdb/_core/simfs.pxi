@@ -267,20 +267,20 @@ cdef class SimFS(FS):
             raise FileNotFoundError(_errno.ENOENT, "no such directory", path)
         return sorted([os.path.basename(p) for p in self.current if os.path.dirname(p) == path])
 
-    cpdef object lock(self, str path):
+    cpdef object lock(self, str path, str role):
+        # One open per database at a time: the simulated file system models one process.
         if path in self.locks:
             raise LockedError(f"database is locked: {path} is held by process {os.getpid()} (this process); "
-                              "only one process may open a database for writing",
+                              "the simulated file system allows one open at a time",
                               path=path, pid=os.getpid())
         self.locks.add(path)
         return path
 
-    cpdef object lock_shared(self, str path):
-        if path in self.locks:
-            raise LockedError(f"database is locked: {path} is held by process {os.getpid()} (this process), "
-                              "which has it open for writing; a read-only open needs it closed",
-                              path=path, pid=os.getpid())
-        return None
+    cpdef int lock_settle(self, object handle) except -1:
+        return 0
+
+    cpdef bint lock_try_last(self, object handle) except -1:
+        return handle is not None
 
     cpdef unlock(self, object handle):
         if handle is None:

@@ -263,6 +263,61 @@ cdef class Wal:
                 self.synced_seq = base_seq
             self.cond.notify_all()
 
+    # -- several opens of one log (the B+Tree's processes) -------------------
+
+    def read_header(self):
+        """(salt, base_seq) of the header now in the file; None if it is not a valid header."""
+        data = self.file.read_at(0, WAL_HEADER_SIZE)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        if len(data) < WAL_HEADER_SIZE or data[0:8] != WAL_MAGIC or get_u32(d + 28) != crc32c(d, 28) \
+                or get_u32(d + 8) != WAL_VERSION:
+            return None
+        return get_u32(d + 12), get_u64(d + 16)
+
+    def read_records(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect):
+        """The records [(seq, payload)] in bytes [start, end) of the file, which another open
+        appended under `salt`, the first with seq `expect`; None if one is not valid there (the
+        log was recycled meanwhile: the caller looks again). end 0: as far as records are valid
+        (repairing after an open that died mid-commit); then returns (records, end)."""
+        cdef bint scan = end == 0
+        cdef uint64_t stop = end if not scan else self.file.size()
+        if stop < start:
+            return None
+        data = self.file.read_at(start, stop - start)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = len(data), off = 0, length
+        cdef uint32_t saved = self.salt
+        records = []
+        self.salt = salt
+        try:
+            while off < n:
+                length = self._valid_at(d, n, off, expect)
+                if length < 0:
+                    if scan:
+                        break
+                    return None
+                records.append((expect, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
+                off += WAL_RECORD_HEADER_SIZE + length
+                expect += 1
+        finally:
+            self.salt = saved
+        if scan:
+            return records, start + off
+        return records
+
+    def adopt(self, uint32_t salt, uint64_t base_seq, uint64_t write_off, uint64_t written_seq):
+        """Take the log's state as another open left it (its generation, where the next record goes)."""
+        self.salt = salt
+        self.base_seq = base_seq
+        self.write_off = write_off
+        with self.cond:
+            self.written_seq = written_seq
+            if self.peer_synced is not None:
+                peer = self.peer_synced()
+                if peer > self.synced_seq:
+                    self.synced_seq = min(peer, written_seq)
+            self.cond.notify_all()
+
     def shrink(self):
         """Cut the file back to its header (clean close): every record is checkpointed and
         stale, so this frees the space without changing what recovery would find."""
@@ -300,6 +355,9 @@ cdef class Wal:
         cond = self.cond
         with cond:
             while self.synced_seq < seq:
+                if self.peer_synced is not None and self.peer_synced() >= seq:
+                    self.synced_seq = seq    # another open's fsync covered it
+                    break
                 if self.sync_running:
                     cond.wait()
                     continue
@@ -315,11 +373,15 @@ cdef class Wal:
                 self.fsyncs += 1
                 if target > self.synced_seq:
                     self.synced_seq = target
+                if self.note_synced is not None:
+                    self.note_synced(target)
 
     def mark_synced(self, uint64_t seq):
         with self.cond:
             if seq > self.synced_seq:
                 self.synced_seq = seq
+            if self.note_synced is not None:
+                self.note_synced(seq)
             self.cond.notify_all()
 
     def close(self):

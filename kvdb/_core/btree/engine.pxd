@@ -6,6 +6,8 @@ from libc.stdint cimport uint32_t, uint64_t
 from kvdb._core.engine cimport Engine
 from kvdb._core.btree.pager cimport Pager
 from kvdb._core.btree.tree cimport BTree
+from kvdb._core.btree.shared cimport SharedMemory
+from kvdb._core.file cimport File
 
 
 cdef class BTreeEngine(Engine):
@@ -16,5 +18,20 @@ cdef class BTreeEngine(Engine):
     cdef uint64_t checkpoint_size        # log bytes that trigger a checkpoint; constant
     cdef Py_ssize_t dirty_limit          # dirty pages that trigger a checkpoint; constant
     cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
+    # Several opens (processes) of one database (docs/format/shm.md). All under the writer lock.
+    cdef SharedMemory shm                # data.kvdb-shm, or None: alone by construction (the simulated
+                                         # file system) or a read-only open that cannot write it
+    cdef File data                       # the data file, shared by the current and earlier views; constant
+    cdef uint64_t base_gen               # generation of the meta the current view (pager, tree) stands on
+    cdef list old_views                  # [(weakref to a BTree, its base generation)]: earlier views
+                                         # that pins still read
+    cdef bint holding                    # this open holds the commit mutex
+    cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
 
     cdef int checkpoint_locked(self, bint mirror) except -1
+    cdef int lock_shared_log(self) except -1
+    cdef int unlock_shared_log(self) except -1
+    cdef int repair(self) except -1
+    cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
+    cdef uint64_t oldest_view_gen(self)
+    cdef int publish(self) except -1

@@ -5,6 +5,7 @@
 
 import os
 import threading
+import weakref
 
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -15,6 +16,10 @@ from kvdb._core.btree.pager cimport Pager
 from kvdb._core.btree.tree cimport BTree
 from kvdb._core.engine import replayed_ops
 from kvdb._core.btree.pager import reclaim_pages
+from kvdb._core.btree.shared import SHM_FILE_SUFFIX
+from kvdb._core.btree.shared cimport SharedMemory
+from kvdb._core.wal cimport WAL_HEADER_SIZE
+from kvdb._core.file cimport File
 
 from kvdb.errors import CorruptionError, IOFailureError
 
@@ -26,7 +31,8 @@ cdef class BTreeEngine(Engine):
     """A copy-on-write B+Tree in data.kvdb with its log in wal-000001.log."""
     marker = DATA_FILE
     marker_role = "(the page file)"
-    files = (DATA_FILE, "wal-*.log")
+    files = (DATA_FILE, "wal-*.log", DATA_FILE + SHM_FILE_SUFFIX)
+    lock_role = "member"                 # any number of opens, in any processes, read and write
 
     def __init__(self, FS fs, str path, page_size=4096, cache_size=64 << 20, checkpoint_size=64 << 20,
                  **lsm_options):
@@ -42,6 +48,8 @@ cdef class BTreeEngine(Engine):
     cdef object recover(self):
         data_path = os.path.join(self.path, DATA_FILE)
         wal_path = os.path.join(self.path, WAL_FILE)
+        self.old_views = []
+        self.rebases = self.caught_up = 0
         if self.read_only:
             data = self.fs.open_read(data_path)
             # a missing log holds no commits (the data file is checked first, by the pager)
@@ -53,32 +61,124 @@ cdef class BTreeEngine(Engine):
             wal_file = self.fs.open(wal_path, True)
             if created:
                 self.fs.sync_dir(self.path)
-        self.pager = Pager(data, data_path, self.page_size, self.cache_size)
+        self.data = data
+        if isinstance(self.fs, OsFS):
+            try:
+                self.shm = SharedMemory(data_path + SHM_FILE_SUFFIX, self.first_open)
+            except OSError as e:
+                if not self.read_only or not self.first_open:
+                    raise
+                self.shm = None          # read-only media or directory: nothing else can write it
+        if self.shm is not None and not self.first_open:
+            return self.join(data, data_path, wal_file, wal_path)
+        if self.shm is not None:
+            self.shm.claim_slot(0)       # protects everything until the meta is known (S2)
+        self.pager = Pager(data, data_path, self.page_size, self.cache_size, self.shm is not None)
         # dirty pages count against cache_size too; checkpoint when they fill three quarters
         self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
         meta = self.pager.meta
         self.tree = BTree(self.pager, meta.root, meta.entries)
         self.tree.expiring = meta.expiring
         self.seq = meta.seq
+        self.base_gen = meta.generation
         if wal_file is None:
+            if self.shm is not None:
+                self.shm.publish(self.seq, 0, 0, self.seq, self.base_gen)
+                self.shm.set_base(self.base_gen, self.seq)
             return self.seq
         self.wal = Wal(wal_file, wal_path)
         records, self.recovery = self.wal.recover(meta.seq)
         for seq, payload in records:
             self.tree.apply(replayed_ops(payload, seq, wal_path), seq, 0)
             self.seq = seq
-        if self.read_only:
-            return self.seq              # the replayed commits stay in memory (dirty pages)
-        if records:
-            self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-        self.wal.reset(self.seq, True)   # fresh: no leftover of this run's torn tail survives (W3)
-        if created:
-            self.fs.sync_dir(self.path)
+        if not self.read_only:
+            if records:
+                self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
+                self.base_gen = self.pager.meta.generation
+            self.wal.reset(self.seq, True)   # fresh: no leftover of this run's torn tail survives (W3)
+            if created:
+                self.fs.sync_dir(self.path)
+        # else: the replayed commits stay in memory (dirty pages)
+        if self.shm is not None:
+            self.attach_wal()
+            self.publish()
+            if not self.read_only:
+                self.shm.set_recovered()
+            self.shm.set_base(self.base_gen, self.seq)
         return self.seq
+
+    def join(self, File data, str data_path, File wal_file, str wal_path):
+        """Open a database other opens already have: under the commit mutex, register this open
+        (S2), read the meta page, and replay the log up to the last published commit, in memory.
+        The first writable open after only read-only ones runs recovery's writes (checkpoint,
+        fresh log) here, since no recovery ran for the file yet."""
+        self.lock_shared_log()
+        try:
+            commit_seq, log_end, salt, base, gen = self.shm.published()
+            self.shm.claim_slot(gen)
+            self.pager = Pager(data, data_path, self.page_size, self.cache_size, True)
+            self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
+            meta = self.pager.meta
+            self.tree = BTree(self.pager, meta.root, meta.entries)
+            self.tree.expiring = meta.expiring
+            self.seq = meta.seq
+            self.base_gen = meta.generation
+            self.shm.set_base(min(gen, self.base_gen), self.seq)
+            if wal_file is None:
+                return self.seq
+            self.wal = Wal(wal_file, wal_path)
+            self.attach_wal()
+            if salt:
+                self.wal.adopt(<uint32_t>salt, base, WAL_HEADER_SIZE, base)
+                self.replay_published(commit_seq, log_end, <uint32_t>salt, base)
+            if not self.read_only and not self.shm.recovered:
+                # recovery's writes, which the read-only opens before this one could not do
+                if self.seq > self.pager.meta.seq:
+                    self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
+                    self.base_gen = self.pager.meta.generation
+                self.wal.reset(self.seq, True)
+                self.publish()
+                self.shm.set_recovered()
+            self.shm.set_base(self.base_gen, self.seq)
+            return self.seq
+        finally:
+            self.unlock_shared_log()
+
+    def attach_wal(self):
+        shm = self.shm
+        self.wal.peer_synced = lambda: shm.synced_seq
+        self.wal.note_synced = shm.note_synced
+
+    def replay_published(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
+        """Apply the log's records after this view's seq up to the published commit_seq (in the
+        log generation `salt` based at `base`); [(seq, keys)]. CorruptionError if the published
+        records are not there."""
+        applied = []
+        if commit_seq <= self.seq:
+            return applied
+        start = WAL_HEADER_SIZE if (salt != self.wal.salt or self.seq < self.wal.base_seq or
+                                    self.wal.write_off < WAL_HEADER_SIZE) else self.wal.write_off
+        first = base + 1 if start == WAL_HEADER_SIZE else self.seq + 1
+        records = self.wal.read_records(salt, start, log_end, first)
+        if records is None or (records and records[-1][0] != commit_seq) or (not records and commit_seq > base):
+            raise CorruptionError(f"{self.wal.path}: commits up to {commit_seq} were published by another open "
+                                  f"but the log does not hold them whole between offsets {start} and {log_end}",
+                                  path=self.wal.path, offset=start)
+        wal_path = self.wal.path
+        for seq, payload in records:
+            if seq <= self.seq:
+                continue
+            ops = replayed_ops(payload, seq, wal_path)
+            self.tree.apply(ops, seq, self.max_live())
+            self.seq = seq
+            applied.append((seq, [op[0] for op in ops]))
+        self.wal.adopt(salt, base, log_end, commit_seq)
+        return applied
 
     # -- reads -----------------------------------------------------------
 
     cdef int fill_pin(self, Pin p) except -1:
+        p.view = self.tree
         p.root = self.tree.root
         p.entries = self.tree.entries
         p.expiring = self.tree.expiring
@@ -86,10 +186,10 @@ cdef class BTreeEngine(Engine):
         return 0
 
     cdef object get(self, Pin p, bytes key):
-        return self.tree.get(p.root, key, True, p.now_ms)
+        return (<BTree>p.view).get(p.root, key, True, p.now_ms)
 
     cdef object get_entry(self, Pin p, bytes key):
-        return self.tree.get_entry(p.root, key, True)
+        return (<BTree>p.view).get_entry(p.root, key, True)
 
     cdef object get_newest(self, uint64_t seq, bytes key, uint64_t now):
         return self.tree.get(0, key, False, now)
@@ -98,7 +198,7 @@ cdef class BTreeEngine(Engine):
         return self.tree.get_entry(0, key, False)
 
     cdef object cursor(self, Pin p, object keep, object lo, object hi, bint reverse, uint64_t now):
-        return self.tree.cursor(p.root, keep, lo, hi, reverse, now)
+        return (<BTree>p.view).cursor(p.root, keep, lo, hi, reverse, now)
 
     cdef bint has_expiring(self):
         return self.tree.expiring > 0
@@ -107,6 +207,124 @@ cdef class BTreeEngine(Engine):
         return self.tree.entries if self.tree.expiring == 0 else None
 
     # -- the commit path -------------------------------------------------
+
+    # -- other opens of the database (docs/format/shm.md) -------------------
+
+    cdef bint stale(self):
+        return self.shm is not None and self.shm.commit_seq() != self.seq
+
+    cdef list catch_up(self):
+        """Apply what other opens committed; a view on a meta older than the newest one (another
+        open checkpointed) is rebuilt on the newest (rebase). Writer lock held, write_gen odd."""
+        cdef uint32_t salt
+        if self.shm is None:
+            return []
+        commit_seq, log_end, salt_, base, gen = self.shm.published()
+        salt = <uint32_t>salt_
+        if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
+            applied = self.rebase(commit_seq, log_end, salt, base)
+        else:
+            applied = self.replay_published(commit_seq, log_end, salt, base)
+        self.caught_up += len(applied)
+        self.shm.set_base(self.oldest_view_gen(), self.seq)
+        return applied
+
+    cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
+        """A new view on the newest meta: a pager and tree read from it, the clean pages of the
+        old view that are still live in it, then the log's records after the meta's seq. Pins
+        keep the old view (and its pages, on disk kept by this open's base generation, S2)."""
+        cdef Pager pager
+        cdef BTree tree
+        old_tree, old_gen, old_seq = self.tree, self.base_gen, self.seq
+        pager = Pager(self.data, self.pager.path, self.pager.page_size, self.cache_size, True)
+        meta = pager.meta
+        if meta.seq > commit_seq or meta.seq < old_seq and self.seq > 0 and meta.generation == old_gen:
+            raise CorruptionError(f"{pager.path}: meta page of generation {meta.generation} holds commit "
+                                  f"{meta.seq}, but commit {commit_seq} is the last one published", path=pager.path)
+        pager.adopt_clean(self.pager)
+        tree = BTree(pager, meta.root, meta.entries)
+        tree.expiring = meta.expiring
+        if self.pins:
+            self.old_views.append((weakref.ref(old_tree), old_gen))
+        self.pager, self.tree, self.base_gen, self.seq = pager, tree, meta.generation, meta.seq
+        self.rebases += 1
+        applied = [] if old_seq >= meta.seq else [(meta.seq, None)]   # commits this open never saw
+        if salt == 0:
+            return applied
+        self.wal.adopt(salt, base, WAL_HEADER_SIZE, base)
+        for seq_keys in self.replay_published(commit_seq, log_end, salt, base):
+            if (<tuple>seq_keys)[0] > old_seq:
+                applied.append(seq_keys)
+        return applied
+
+    cdef uint64_t oldest_view_gen(self):
+        cdef uint64_t oldest = self.base_gen
+        if self.old_views:
+            self.old_views = [(ref, gen) for ref, gen in self.old_views if ref() is not None]
+            for _, gen in self.old_views:
+                if gen < oldest:
+                    oldest = gen
+        return oldest
+
+    cdef int lock_shared_log(self) except -1:
+        self.shm.lock()
+        self.holding = True
+        if self.shm.owner_died:
+            self.repair()
+        return 0
+
+    cdef int unlock_shared_log(self) except -1:
+        if self.holding:
+            self.holding = False
+            self.shm.unlock()
+        return 0
+
+    cdef int repair(self) except -1:
+        """The open that held the commit mutex died (S4): publish what the files hold. A record
+        it wrote whole counts as committed, as recovery at open would count it; a log it recycled
+        after its checkpoint is read from the new header."""
+        commit_seq, log_end, salt, base, gen = self.shm.published()
+        header = self.wal.read_header() if self.wal is not None else None
+        probe = Pager(self.data, os.path.join(self.path, DATA_FILE), self.page_size, 1 << 16, True)
+        gen = probe.meta.generation
+        if header is not None and header[0] != salt:
+            salt, base = header
+            found = self.wal.read_records(<uint32_t>salt, WAL_HEADER_SIZE, 0, base + 1)
+        elif header is not None:
+            found = self.wal.read_records(<uint32_t>salt, log_end, 0, commit_seq + 1)
+        else:
+            found = None
+        if found is not None:
+            records, log_end = found
+            if records:
+                commit_seq = records[-1][0]
+            elif header is not None and header[0] == salt:
+                pass
+            else:
+                commit_seq = max(base, probe.meta.seq)
+        self.shm.publish(commit_seq, log_end, salt, base, gen)
+        return 0
+
+    cdef int publish(self) except -1:
+        self.shm.publish(self.seq, self.wal.write_off if self.wal is not None else 0,
+                         self.wal.salt if self.wal is not None else 0,
+                         self.wal.base_seq if self.wal is not None else self.seq, self.base_gen)
+        return 0
+
+    cdef int begin_commit(self) except -1:
+        if self.shm is not None:
+            self.lock_shared_log()
+        return 0
+
+    cdef int end_commit(self) except -1:
+        if self.holding:
+            try:
+                if self.wal.written_seq > self.shm.commit_seq():
+                    self.publish()       # S1: the record is whole in the log
+                    self.shm.set_base(self.oldest_view_gen(), self.seq)
+            finally:
+                self.unlock_shared_log()
+        return 0
 
     cdef int before_commit(self) except -1:
         return 0
@@ -117,6 +335,8 @@ cdef class BTreeEngine(Engine):
         return 0
 
     cdef int published(self) except -1:
+        if self.shm is not None and (self.pager.pending_gen or self.pager.gen_gate):
+            self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())   # P5
         reclaim_pages(self.pager, self.min_live())
         return 0
 
@@ -130,20 +350,39 @@ cdef class BTreeEngine(Engine):
     cdef int checkpoint_locked(self, bint mirror) except -1:
         """Write the dirty pages and the meta (both meta copies with `mirror`), then reset the
         log (writer lock held). A failure makes the database refuse writes."""
+        cdef bint took = False
         try:
+            if self.shm is not None and not self.holding:
+                # Only the newest view may be checkpointed, by one open at a time: take the commit
+                # mutex and catch up (which rebases onto another open's newer checkpoint).
+                self.lock_shared_log()
+                took = True
+                if self.stale() or self.shm.published()[4] != self.base_gen:
+                    self.host()._catch_up_locked()
             if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
                     or (mirror and not self.pager.mirrored):
                 self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror, self.tree.expiring)
+                self.base_gen = self.pager.meta.generation
             self.wal.mark_synced(self.seq)
             self.write_gen += 1
             try:
+                if self.shm is not None:
+                    self.publish()   # S3: the meta is durable
+                    self.shm.set_base(self.oldest_view_gen(), self.seq)
+                    self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())
                 reclaim_pages(self.pager, self.min_live())
             finally:
                 self.write_gen += 1
-            self.wal.reset(self.seq)
+            if self.wal.base_seq != self.seq or self.wal.write_off > WAL_HEADER_SIZE:
+                self.wal.reset(self.seq)
+                if self.shm is not None:
+                    self.publish()
         except BaseException as e:
             self.host()._fail(e)
             raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+        finally:
+            if took:
+                self.unlock_shared_log()
         return 0
 
     cdef int checkpoint(self) except -1:
@@ -214,6 +453,8 @@ cdef class BTreeEngine(Engine):
 
     cdef dict stats(self):
         s = {"entries": self.tree.entries, "expiring_keys": self.tree.expiring,
+             "opens": len(self.shm.live_opens()) if self.shm is not None else 1,
+             "rebases": self.rebases, "commits_caught_up": self.caught_up,
              "wal_bytes_written": self.wal.bytes_written if self.wal is not None else 0,
              "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.pager.stats())
@@ -225,7 +466,9 @@ cdef class BTreeEngine(Engine):
     cdef int prepare_close(self) except -1:
         return 0
 
-    cdef int close_locked(self) except -1:
+    cdef int close_locked(self, bint last) except -1:
+        if not last:
+            return 0                     # the other opens go on; the log holds every commit
         self.checkpoint_locked(True)
         try:
             self.wal.shrink()
@@ -236,6 +479,8 @@ cdef class BTreeEngine(Engine):
 
     cdef int release(self) except -1:
         try:
+            if self.shm is not None:
+                self.shm.close()
             self.pager.close()
         finally:
             if self.wal is not None:

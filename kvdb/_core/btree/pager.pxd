@@ -41,6 +41,9 @@
 #       the checkpoint that stops referencing it.
 #   P3. A dirty page is never evicted; a clean page may be evicted at any time.
 #   P4. Every page read from the file is checked (checksum, pgno, type) before use.
+#   P5. With other opens (shared), a page free in the meta of generation g, or freed by the
+#       checkpoint that wrote it, is reused only when every open's base generation is at least g
+#       (S2 of shared.pxd): no open still reads an older meta that reaches it.
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -122,6 +125,12 @@ cdef class Pager:
     cdef list pending_snap      # [(seq, pgno)] sorted by seq: reusable once no snapshot is below seq
     cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint
     cdef list freelist_pages    # pgnos holding the durable freelist
+    cdef readonly bint shared   # other opens (processes) read this file too: pages a checkpoint
+                                # frees wait for every open's base generation (S2); constant
+    cdef list pending_gen       # [(gen, pgno)] free, but reusable only once every open's base
+                                # generation is at least gen (shared only; docs/format/shm.md S2)
+    cdef dict gen_gate          # pgno -> gen: pages in pending_snap that then wait in pending_gen
+    cdef public uint64_t reuse_gen          # lowest base generation of any open (set by the engine)
     cdef readonly uint32_t page_count       # high-water mark, in pages
     cdef readonly Meta meta     # the durable meta (the last checkpoint)
     cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable

@@ -70,7 +70,7 @@ def _check_page_size(uint32_t page_size):
 
 
 cdef class Pager:
-    def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size):
+    def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size, bint shared=False):
         """Open the data file, creating it when empty; read and pick the meta page.
 
         A file that never finished being created (at most three pages, with no valid
@@ -88,6 +88,10 @@ cdef class Pager:
         self.pending_snap = []
         self.pending_ckpt = []
         self.freelist_pages = []
+        self.shared = shared
+        self.pending_gen = []
+        self.gen_gate = {}
+        self.reuse_gen = 0
         self.reuse_epoch = 0
         self.hits = self.misses = self.evictions = 0
         self.pages_read = self.pages_written = self.checkpoints = 0
@@ -258,7 +262,10 @@ cdef class Pager:
                     raise CorruptionError(f"{self.path}: freelist page {pgno} lists page {entry} a second time",
                                           path=self.path, pgno=pgno)
                 listed.add(entry)
-                self.free_pages.append(entry)
+                if self.shared:
+                    self.pending_gen.append((self.meta.generation, entry))   # P5
+                else:
+                    self.free_pages.append(entry)
             self.freelist_pages.append(pgno)
             pgno = get_u32(page.data + OFF_LINK)
         for pgno in self.freelist_pages:
@@ -269,8 +276,27 @@ cdef class Pager:
     def free_list_snapshot(self):
         """(free_pages, pending pgnos, freelist pages) for verify()."""
         return (list(self.free_pages),
-                [p for _, p in self.pending_snap] + [p for _, p in self.pending_ckpt],
+                [p for _, p in self.pending_snap] + [p for _, p in self.pending_ckpt]
+                + [p for _, p in self.pending_gen],
                 list(self.freelist_pages))
+
+    def adopt_clean(self, Pager older):
+        """Take over the clean pages another pager of this file (an earlier view) holds, except
+        those free in this pager's meta: every other one is live here and unchanged since it was
+        read, because the opener's base generation kept it from reuse (P5)."""
+        free = {p for _, p in self.pending_gen}
+        free.update(self.free_pages)
+        free.update(self.freelist_pages)
+        for p in older.ring:
+            page = <Page>p
+            if page.dirty or page.pgno >= self.page_count or page.pgno in free or page.pgno in self.pool:
+                continue
+            if older.pool.get(page.pgno) is not page:
+                continue                 # a stale ring entry
+            if len(self.ring) >= self.capacity:
+                break
+            self.pool_set(page.pgno, page)
+            self.ring.append(page)
 
     # -- page access -----------------------------------------------------
 
@@ -419,17 +445,31 @@ cdef class Pager:
     cdef int reclaim(self, uint64_t min_live_seq) except -1:
         """Move freed pages no snapshot can see (seq <= min_live_seq) to the reusable list."""
         cdef Py_ssize_t i = 0, n = len(self.pending_snap)
-        if n == 0:
-            return 0
+        cdef bint moved = False
         while i < n and (<tuple>self.pending_snap[i])[0] <= min_live_seq:
             pgno = (<tuple>self.pending_snap[i])[1]
             found = self.pool.get(pgno)
             if found is not None and (<Page>found).dirty:
                 self.pool_del(pgno)
-            self.free_pages.append(pgno)
+            gen = self.gen_gate.pop(pgno, None) if self.gen_gate else None
+            if gen is not None and gen > self.reuse_gen:
+                self.pending_gen.append((gen, pgno))     # P5: another open may still read it
+            else:
+                self.free_pages.append(pgno)
+                moved = True
             i += 1
         if i:
             del self.pending_snap[:i]
+        if self.pending_gen:
+            keep = []
+            for entry in self.pending_gen:
+                if (<tuple>entry)[0] <= self.reuse_gen:
+                    self.free_pages.append((<tuple>entry)[1])
+                    moved = True
+                else:
+                    keep.append(entry)
+            self.pending_gen = keep
+        if moved:
             self.reuse_epoch += 1
         return 0
 
@@ -491,6 +531,7 @@ cdef class Pager:
         free_now = list(self.free_pages)
         free_now.extend([p for _, p in self.pending_snap])
         free_now.extend([p for _, p in self.pending_ckpt])
+        free_now.extend([p for _, p in self.pending_gen])
         free_now.extend(self.freelist_pages)
         free_now.sort()
         n_fl = (len(free_now) + per - 1) // per
@@ -543,6 +584,9 @@ cdef class Pager:
         self.freelist_pages = [(<Page>p).pgno for p in fl_pages]
         moved = [(s, p) for s, p in self.pending_ckpt]
         moved.extend([(seq + 1, p) for p in old_fl])
+        if self.shared:
+            for _, p in moved:
+                self.gen_gate[p] = meta.generation      # P5: opens on older metas may read them
         if moved:
             self.pending_snap.extend(moved)
             self.pending_snap.sort()
@@ -562,7 +606,7 @@ cdef class Pager:
             "cache_capacity_pages": self.capacity,
             "dirty_pages": len(self.dirty),
             "free_pages": len(self.free_pages),
-            "pending_free_pages": len(self.pending_snap) + len(self.pending_ckpt),
+            "pending_free_pages": len(self.pending_snap) + len(self.pending_ckpt) + len(self.pending_gen),
             "cache_hits": self.hits,
             "cache_misses": self.misses,
             "cache_evictions": self.evictions,

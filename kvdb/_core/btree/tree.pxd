@@ -58,6 +58,7 @@ cdef class BTree:
     cdef bint path_valid         # `path` is still the writable path of the last put (no split since)
     cdef bytes scratch           # page-size buffer for defragmenting a page
     cdef bytes cellbuf           # page-size buffer for encoding an inline leaf cell
+    cdef object __weakref__      # the engine tracks earlier views (trees of pinned versions) weakly
 
     cdef Page load(self, uint32_t pgno)
     cdef int cmp_key(self, const unsigned char *cell_key, const unsigned char *end,

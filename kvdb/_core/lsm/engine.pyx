@@ -32,6 +32,7 @@ cdef class LsmEngine(Engine):
     marker = CURRENT
     marker_role = "naming its manifest"
     files = (CURRENT, "wal-*.log", "*.sst", "MANIFEST-*", CURRENT + ".tmp")
+    lock_role = "writer"                 # one writable open (the primary); read-only opens follow it
     remnants = ("*.sst", "MANIFEST-*")
 
     def __init__(self, FS fs, str path, cache_size=64 << 20, memtable_size=16 << 20, sstable_size=4 << 20,
@@ -304,7 +305,7 @@ cdef class LsmEngine(Engine):
         self.flush_all()                 # reopening then replays nothing
         return 0
 
-    cdef int close_locked(self) except -1:
+    cdef int close_locked(self, bint last) except -1:
         return 0
 
     cdef int release(self) except -1:

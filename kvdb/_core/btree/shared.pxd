@@ -1,0 +1,75 @@
+# The B+Tree's shared-memory file, data.kvdb-shm: what the processes that have one database
+# open share (docs/format/shm.md). It is mapped by every open of the database, rebuilt by the
+# first one, and never fsynced: it describes the files, the files do not depend on it.
+#
+# Header (SHM_HEADER_SIZE bytes, host byte order; offsets fixed by ShmHeader below):
+#   magic "kvdb-shm", version, slot count; the publication seqlock `pub` and what it guards
+#   (commit_seq, log_end, log_salt, log_base, ckpt_gen); synced_seq; recovered; the commit mutex.
+# Slots (SHM_SLOT_SIZE bytes each, after the header): one per open, held by an open-file-description
+# lock on byte SHM_SLOT_LOCK_BASE + index of the file (the kernel drops it when the process dies):
+#   base_gen (the oldest meta generation whose pages the open may still read), pid, seq.
+#
+# Invariants (tests name them by number):
+#   S1. A commit's record is in the log, whole, before commit_seq and log_end say so; both change
+#       only under the commit mutex, inside an odd `pub`.
+#   S2. An open registers its slot's base_gen before it reads a meta page, and only lowers it...
+#       never above the generation of any page it may still read. A page freed by the checkpoint
+#       of generation g is reused only when every live slot's base_gen is at least g.
+#   S3. ckpt_gen is raised only after the meta page of that generation is durable; log_salt and
+#       log_base change only after that, when the log is recycled.
+#   S4. A process that dies holding the commit mutex leaves it to the next taker (robust mutex,
+#       EOWNERDEAD), which rebuilds commit_seq and log_end from the log itself before going on.
+
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+
+cdef enum:
+    SHM_VERSION = 1
+    SHM_SLOTS = 126                  # opens at once
+    SHM_SLOT_SIZE = 64
+    SHM_HEADER_SIZE = 256
+    SHM_SLOT_LOCK_BASE = 4096        # slot i is held by a lock on this byte + i of the file
+
+cdef struct ShmHeader:
+    char magic[8]                    # b"kvdb-shm"
+    uint32_t version                 # SHM_VERSION
+    uint32_t slots                   # SHM_SLOTS
+    uint64_t pub                     # seqlock over the five fields below: odd while they change
+    uint64_t commit_seq              # the last commit whose record is in the log (S1)
+    uint64_t log_end                 # log offset just past that record
+    uint64_t log_salt                # salt of the log's current generation
+    uint64_t log_base                # base seq of the log's current generation (its header)
+    uint64_t ckpt_gen                # generation of the durable meta page (S3)
+    uint64_t synced_seq              # highest seq known fsynced in the log (atomic maximum)
+    uint64_t recovered               # 1 once a writable open ran recovery (checkpoint, fresh log)
+    char pad[48]
+    pthread_mutex_t mutex            # the commit mutex: process-shared, robust (S4); at offset 128
+
+cdef struct ShmSlot:
+    uint64_t base_gen                # oldest meta generation this open may still read pages of (S2)
+    uint64_t seq                     # the last commit this open has applied
+    uint64_t pid                     # the process (for stats and messages)
+    uint64_t used                    # 1 while claimed
+    char pad[32]
+
+
+cdef class SharedMemory:
+    cdef int fd                      # the open shm file; -1 once closed
+    cdef readonly str path           # constant
+    cdef ShmHeader *hdr              # the mapping (header, then SHM_SLOTS slots)
+    cdef ShmSlot *slots              # hdr's slot array
+    cdef Py_ssize_t size             # bytes mapped
+    cdef readonly int slot           # this open's slot index, -1 before claim_slot
+    cdef readonly bint owner_died    # the last lock() found the mutex's holder dead (S4)
+
+    cdef int lock(self) except -1    # take the commit mutex (waits with the GIL released)
+    cdef int unlock(self) except -1
+    cdef uint64_t commit_seq(self) noexcept nogil
+    cdef tuple published(self)       # (commit_seq, log_end, log_salt, log_base, ckpt_gen), consistent
+    cdef int publish(self, uint64_t commit_seq, uint64_t log_end, uint64_t log_salt, uint64_t log_base,
+                     uint64_t ckpt_gen) except -1     # commit mutex held
+    cdef int set_base(self, uint64_t gen, uint64_t seq) except -1
+    cdef uint64_t min_base(self, uint64_t limit) except? 0
