@@ -36,24 +36,29 @@ __all__ = [
 ]
 
 
-def open(path, *, options=None, readonly=False, _fs=None, _clock=None, **keywords):
+def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusive=False, **keywords):
     """Open (creating if missing) the database in directory `path`.
 
     `path` is a str or an os.PathLike (pathlib.Path); anything else, bytes included (decode them
     with os.fsdecode()), is a TypeError. Every argument is checked before the disk is touched,
     and an open that fails creates nothing: no directory, no file.
 
-    readonly=True opens an existing database for reading only: nothing in its directory is
+    Several processes may open one database: with the B+Tree engine any number read and write
+    it; with the LSM engine one process writes and others open it with readonly=True (README,
+    "Several processes").
+
+    readonly=True opens an existing database for reading only: its data and log files are not
     written (commits still in its log are replayed in memory, not checkpointed), writes raise
-    kvdb.ReadOnlyError, and it fails with LockedError while a process has it open for writing.
-    It never creates a database: FileNotFoundError if `path` holds none.
+    kvdb.ReadOnlyError, and it follows commits that other processes make. It never creates a
+    database: FileNotFoundError if `path` holds none.
 
     The options are kvdb.Options's fields, given as keywords (engine="lsm", cache_size=256 << 20),
     as one Options value (options=kvdb.Options(...)), or both (the keywords win). help(kvdb.Options)
     lists each with its default and meaning; a bad value raises ValueError or TypeError naming it.
 
     _fs, _clock: tests only: the file system (kvdb._core.file.FS) and a callable returning
-    wall-clock seconds, used for key expiry (ttl).
+    wall-clock seconds, used for key expiry (ttl). _exclusive: for tools that rewrite the files
+    (kvdb compact): LockedError while any other open of the database exists, and none can start.
     """
     path = check_path(path)
     if options is None:
@@ -62,7 +67,7 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, **keyword
         raise TypeError(f"options must be a kvdb.Options, not {type(options).__name__}")
     elif keywords:
         options = options.replace(**_known(keywords))
-    return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock)
+    return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock, _exclusive=_exclusive)
 
 
 def _known(keywords):

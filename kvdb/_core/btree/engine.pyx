@@ -428,20 +428,22 @@ cdef class BTreeEngine(Engine):
 
     cdef bint backup(self, Pin p, str dest) except -1:
         """A physical copy: the pages the pinned version reaches, then its meta, then an empty log."""
-        reachable, _, _ = self.tree.verify(p.root, False)
+        cdef BTree tree = <BTree>p.view      # the pinned version's view (another open may have rebased this one's)
+        cdef Pager pager = tree.pager
+        reachable, _, _ = tree.verify(p.root, False)
         os.makedirs(dest, exist_ok=True)
         target = os.path.join(dest, DATA_FILE)
         if os.path.exists(target):
             raise FileExistsError(f"{target} exists; backup needs an empty directory")
         tmp = target + ".tmp"
         fs = OsFS()
-        out = Pager(fs.open(tmp, True), tmp, self.pager.page_size, 1 << 20)
+        out = Pager(fs.open(tmp, True), tmp, pager.page_size, 1 << 20)
         for n, pgno in enumerate(sorted(reachable)):
-            out.adopt(pgno, self.pager.get_raw(pgno))
+            out.adopt(pgno, pager.get_raw(pgno))
             if n % 4096 == 4095:
                 out.spill()          # bounded memory: the copy's meta is written last
-        out.set_page_count(self.pager.page_count,
-                           [n for n in range(3, self.pager.page_count) if n not in reachable])
+        out.set_page_count(pager.page_count,
+                           [n for n in range(3, pager.page_count) if n not in reachable])
         out.checkpoint(p.seq, p.root, p.entries, True, p.expiring)
         out.close()
         fs.rename(tmp, target)
