@@ -68,9 +68,9 @@ def read_counter(db):
 
 def main():
     mode, path = sys.argv[1], sys.argv[2]
-    if mode == "lockprobe":
+    if mode in ("lockprobe", "exclusiveprobe"):
         try:
-            db = kvdb.open(path)
+            db = kvdb.open(path, _exclusive=mode == "exclusiveprobe")
         except kvdb.LockedError as e:
             out(f"LOCKED {e.pid} {e.path} {str(e)!r}")
             return

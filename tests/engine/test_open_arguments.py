@@ -174,7 +174,7 @@ def test_failed_open_of_existing_database_removes_nothing(cwd, engine):
         db.put(b"k", b"v")
         before = everything(cwd)
         with pytest.raises(kvdb.LockedError):
-            kvdb.open("db")
+            kvdb.open("db", _exclusive=True)
         assert everything(cwd) == before
     before = everything(cwd)
     with pytest.raises(ValueError, match="holds an engine="):
@@ -187,5 +187,5 @@ def test_failed_open_of_existing_database_removes_nothing(cwd, engine):
 def test_locked_error_on_new_path_leaves_the_holders_directory(cwd):
     with kvdb.open("db"):
         with pytest.raises(kvdb.LockedError):
-            Database("db")
+            Database("db", _exclusive=True)
         assert os.path.isdir("db")
