@@ -1,13 +1,16 @@
 """kvdb backup PATH DEST: a consistent copy of the database at PATH into DEST
-(missing or empty), with db.backup(), while the database stays open: a B+Tree
-copies the pages of one committed version; an LSM database writes the keys of
-one version (with their expiries) into a new LSM database at DEST, compacted
-into few tables. Then the copy is opened and verified, and its key count
-compared with the source's (--no-verify skips that).
+(missing or empty), with db.backup(). PATH is opened read-only, so it may be
+in use meanwhile: by other processes reading and writing it (a B+Tree), by the
+one process writing it (an LSM database), or by `kvdb serve`. The copy holds
+one committed version, at least as new as the last commit any process had
+completed when the backup started: a B+Tree copies the pages of that version;
+an LSM database writes the keys of that version (with their expiries) into a
+new LSM database at DEST, compacted into few tables. Then the copy is opened
+and verified, and, when no commit landed in PATH while the backup ran, its key
+count compared with the source's (--no-verify skips all that).
 
-db.backup() is online for the process that has the database open; from the
-command line, PATH must not be open in another process (that is a `locked`
-error: call db.backup() in that process instead).
+A `kvdb serve` server can also write the copy itself: see BACKUP in
+docs/server.md.
 """
 import argparse
 import contextlib
@@ -57,20 +60,29 @@ def run(args):
     created = not os.path.exists(args.dest)
     ok = False
     try:
-        with open_existing(args.path) as db:
-            entries = len(db)
-            total, measure = _progress_measure(db, args.path, args.dest)
-            with Progress("backup", total=total, unit="bytes") as bar, watch_growth(bar, measure):
-                db.backup(args.dest)
+        with open_existing(args.path, readonly=True) as db:
+            entries, unchanged = _backup(db, args.path, args.dest)
         if not args.no_verify:
-            verify_db(args.dest, entries)
+            entries = verify_db(args.dest, entries if unchanged else None)
         ok = True
     finally:
         if not ok:
             _remove_partial(args.dest, created)
     checked = "" if args.no_verify else ", verified"
-    print(f"backed up {entries:,} keys from {args.path} to {args.dest}{checked}", file=sys.stderr)
+    about = "" if unchanged or not args.no_verify else "about "
+    print(f"backed up {about}{entries:,} keys from {args.path} to {args.dest}{checked}", file=sys.stderr)
     return 0
+
+
+def _backup(db, path, dest):
+    """db.backup(dest) with a progress bar; (keys in the source, whether no commit landed in
+    it from the count to the end of the copy, so the copy must hold exactly that many)."""
+    with db.snapshot() as snap:      # the count of one version; the copy is of this one or newer
+        entries, seq = len(snap), snap.seq
+    total, measure = _progress_measure(db, path, dest)
+    with Progress("backup", total=total, unit="bytes") as bar, watch_growth(bar, measure):
+        db.backup(dest)
+    return entries, db.catch_up() == seq
 
 
 def _progress_measure(db, path, dest):

@@ -11,16 +11,24 @@ B+Tree:
 4. scan every key in order: strictly increasing, and as many as the meta says.
 
 LSM:
-1. open and close the database (reads CURRENT and the manifest, opens every
+1. open the database read-only (reads CURRENT and the manifest, opens every
    table it lists -- footer, index, filter and properties blocks checked --
-   replays the logs and removes tables no version uses; damage fails here);
-2. with the database closed (no compaction moving tables meanwhile), read
-   every table file straight from disk: the footer and the checksum of every
-   block, going on past damage, so every damaged table and block is named;
-3. open it again; db.verify(): every data block re-read, the key order inside
-   each table and across each level, each table against its manifest entry;
+   and replays the logs in memory; damage fails here);
+2. with it open (a read-only open never flushes or compacts), read every
+   table file straight from disk: the footer and the checksum of every block,
+   going on past damage, so every damaged table and block is named;
+3. db.verify(): every data block re-read, the key order inside each table and
+   across each level, each table against its manifest entry;
 4. scan every key in order: strictly increasing.
 Damage is reported with the file and the byte offset of the damaged block.
+
+The database may be open in other processes meanwhile, `kvdb serve`
+included: check opens it read-only and reads one committed version (the
+count and the key scan from one snapshot). A B+Tree page that fails its
+checksum is read again a few times before it is reported (a page another
+process was writing when it was read can come out torn in that read only).
+While another process has an LSM database open, only the tables of the
+version check opened are read raw (the writer may be writing others).
 
 Prints what it found; exit status 1 if anything is wrong, 0 if not.
 """
@@ -30,7 +38,7 @@ import os
 import kvdb
 
 from . import pagescan, sstscan
-from .dbpath import data_file, require_db
+from .dbpath import data_file, open_elsewhere, require_db
 from .errors import located
 from .progress import Progress
 
@@ -70,6 +78,7 @@ def _check_btree(path, problems):
     try:
         with Progress("check: pages", unit="pages") as bar:
             scan = pagescan.scan(data_file(path), lambda done, total: bar.set(done, total))
+            pagescan.recheck(data_file(path), scan)
         _report_pages(path, scan)
         tree_ok = db is not None and _verify(db, problems)
         for pgno, offset, what in scan.bad:
@@ -79,23 +88,34 @@ def _check_btree(path, problems):
         if scan.header_problem:
             problems.append(f"{data_file(path)}: {scan.header_problem}")
         if db is not None:
-            _order(db, problems, len(db))
+            _order(db, problems, counted=True)
     finally:
         if db is not None:
             db.close()
 
 
 def _check_lsm(path, problems):
-    listed = None  # the table files the manifest lists (None: it does not open)
+    live = open_elsewhere(path)     # another process has it open: its writer may be writing tables
+    db = open_error = None
     try:
-        with kvdb.open(path, engine="lsm", readonly=True) as db:
-            _report_recovery(db)
-            listed = {"%06d.sst" % number for _, number, _ in db.storage.tree.live_files()}
-        open_error = None
+        db = kvdb.open(path, engine="lsm", readonly=True)
     except kvdb.CorruptionError as e:
         open_error = e
+    try:
+        _check_lsm_open(path, problems, db, open_error, live)
+    finally:
+        if db is not None:
+            db.close()
+
+
+def _check_lsm_open(path, problems, db, open_error, live):
+    listed = None  # the table files of the version db opened (None: it does not open)
+    if db is not None:
+        _report_recovery(db)
+        listed = {"%06d.sst" % number for _, number, _ in db.storage.tree.live_files()}
     with Progress("check: tables", unit="bytes") as bar:
-        scans = sstscan.scan_dir(path, lambda done, total: bar.set(done, total))
+        scans = sstscan.scan_dir(path, lambda done, total: bar.set(done, total),
+                                 names=listed if live else None)
     if listed is not None:
         for t in [t for t in scans if t.name not in listed]:
             print(f"  note: {os.path.join(path, t.name)} is not in the manifest: a leftover of a flush or "
@@ -113,31 +133,27 @@ def _check_lsm(path, problems):
         print(f"  checksums: {len(scans):,} table files, {sum(t.blocks for t in scans):,} blocks read, "
               f"{sum(len(t.bad) for t in scans):,} bad; verify and the key scan need it to open")
         return
-    db = kvdb.open(path, engine="lsm", readonly=True)
+    stats = db.stats()
+    files, sizes = stats["lsm_files_per_level"], stats["lsm_bytes_per_level"]
+    used = [level for level, n in enumerate(files) if n]
+    print(f"{path}: lsm, {sum(files):,} tables in {len(used)} of {_levels(len(files))} "
+          f"({sum(sizes) / 2**20:,.1f} MiB)")
+    for level in used:
+        print(f"  level {level}: {files[level]:,} tables, {sizes[level]:,} bytes")
+    if sstscan.crc32c_of is None:
+        print("  checksums: not checked here (this build has no kvdb._core.coding.crc32c_of); verify checks them")
+    else:
+        print(f"  checksums: {len(scans):,} table files, {sum(t.blocks for t in scans):,} blocks read, "
+              f"{sum(len(t.bad) for t in scans):,} bad")
     try:
-        stats = db.stats()
-        files, sizes = stats["lsm_files_per_level"], stats["lsm_bytes_per_level"]
-        used = [level for level, n in enumerate(files) if n]
-        print(f"{path}: lsm, {sum(files):,} tables in {len(used)} of {_levels(len(files))} "
-              f"({sum(sizes) / 2**20:,.1f} MiB)")
-        for level in used:
-            print(f"  level {level}: {files[level]:,} tables, {sizes[level]:,} bytes")
-        if sstscan.crc32c_of is None:
-            print("  checksums: not checked here (this build has no kvdb._core.coding.crc32c_of); verify checks them")
-        else:
-            print(f"  checksums: {len(scans):,} table files, {sum(t.blocks for t in scans):,} blocks read, "
-                  f"{sum(len(t.bad) for t in scans):,} bad")
-        try:
-            db.verify()
-        except kvdb.CorruptionError as e:
-            if (e.path, e.offset) not in damaged:
-                problems.append(f"verify: {located(e)}")
-        else:
-            print(f"  tables: ok ({sum(files):,} tables in {_levels(len(used))}: every block's checksum, "
-                  "key order in each table and across each level, contents against the manifest)")
-        _order(db, problems, None)
-    finally:
-        db.close()
+        db.verify()
+    except kvdb.CorruptionError as e:
+        if (e.path, e.offset) not in damaged:
+            problems.append(f"verify: {located(e)}")
+    else:
+        print(f"  tables: ok ({sum(files):,} tables in {_levels(len(used))}: every block's checksum, "
+              "key order in each table and across each level, contents against the manifest)")
+    _order(db, problems, counted=False)
 
 
 def _report_recovery(db):
@@ -180,27 +196,30 @@ def _verify(db, problems):
     return True
 
 
-def _order(db, problems, expected):
-    """Scan every key: strictly increasing, and `expected` of them unless that is None (LSM:
-    len() is itself a scan, so there is no separate count to compare with)."""
+def _order(db, problems, counted):
+    """Scan every key of one snapshot: strictly increasing, and (counted: the B+Tree keeps a
+    count; an LSM len() is itself a scan) as many as that snapshot's count. One snapshot, so
+    commits other processes make meanwhile change neither."""
     count = 0
     prev = None
-    try:
-        with Progress("check: keys", total=expected, unit="keys") as bar:
-            for key, _value in db.scan():
-                if prev is not None and key <= prev:
-                    problems.append(f"scan: key {key!r} follows {prev!r} (out of order)")
-                    return
-                prev = key
-                count += 1
-                if not count & 1023:
-                    bar.set(count)
-    except kvdb.CorruptionError as e:
-        if not any(str(e) in p for p in problems):  # not the damage verify already named
-            problems.append(f"scan: {located(e)}")
-        of = f" of {expected:,}" if expected is not None else ""
-        print(f"  keys: the scan stopped after {count:,}{of} keys")
-        return
+    with db.snapshot() as snap:
+        expected = len(snap) if counted else None
+        try:
+            with Progress("check: keys", total=expected, unit="keys") as bar:
+                for key, _value in snap.scan():
+                    if prev is not None and key <= prev:
+                        problems.append(f"scan: key {key!r} follows {prev!r} (out of order)")
+                        return
+                    prev = key
+                    count += 1
+                    if not count & 1023:
+                        bar.set(count)
+        except kvdb.CorruptionError as e:
+            if not any(str(e) in p for p in problems):  # not the damage verify already named
+                problems.append(f"scan: {located(e)}")
+            of = f" of {expected:,}" if expected is not None else ""
+            print(f"  keys: the scan stopped after {count:,}{of} keys")
+            return
     if expected is not None and count != expected:
         problems.append(f"scan: found {count:,} keys, the database says {expected:,}")
     else:

@@ -1,5 +1,10 @@
 """kvdb compact PATH: rewrite the database compactly.
 
+It needs the database to itself: it opens PATH exclusively, so it fails at
+once with a `locked` error, changing nothing, while any other process (or
+`kvdb serve`) has the database open, read-only opens included; and no other
+open can start until it is done.
+
 LSM (a directory with CURRENT): db.compact() over the whole key range, in
 place: every level-0 table is merged down and every level into the next, so
 overwritten and deleted versions no snapshot needs are dropped; then
@@ -17,13 +22,14 @@ and a key-by-key comparison with the source), and swaps the directories:
 
     PATH -> .NAME.compact-old-PID,  .NAME.compact-PID -> PATH,  then removes the old one.
 
-The source stays open (and locked) until the swap, so no other process can
-write to it meanwhile. The two renames are not one atomic step: in between
-(microseconds) PATH does not exist, and a crash there leaves the database
-complete under .NAME.compact-PID (or the old one under .NAME.compact-old-PID),
-to be renamed back by hand; compact says so if a rename fails. PATH must hold
-only the database's own files (data.kvdb, wal-*.log, LOCK): anything else in
-it is refused rather than lost.
+The source stays open (and exclusively locked) until the swap, so no other
+process can open it meanwhile. The two renames are not one atomic step: in
+between (microseconds) PATH does not exist, and a crash there leaves the
+database complete under .NAME.compact-PID (or the old one under
+.NAME.compact-old-PID), to be renamed back by hand; compact says so if a
+rename fails. PATH must hold only the database's own files (data.kvdb,
+data.kvdb-shm, wal-*.log, LOCK): anything else in it is refused rather than
+lost.
 """
 import argparse
 import os
@@ -58,7 +64,7 @@ def run(args):
 
 def _compact_lsm(path):
     before = dir_size(path)
-    with kvdb.open(path, engine="lsm") as db:
+    with kvdb.open(path, engine="lsm", _exclusive=True) as db:
         tables_before = sum(db.stats()["lsm_files_per_level"])
         with Progress("compact", unit="") as bar:
             bar.set(0, status="merging every level down")
@@ -77,7 +83,7 @@ def _compact_lsm(path):
 def _compact_btree(path):
     before = dir_size(path)[0]
     tmp, old = sibling(path, "compact"), sibling(path, "compact-old")
-    with kvdb.open(path, engine="btree") as src:
+    with kvdb.open(path, engine="btree", _exclusive=True) as src:
         foreign = foreign_files(path, "btree")
         if foreign:
             raise CLIError(f"{path} holds files that are not the database's ({', '.join(foreign[:5])}); "

@@ -5,14 +5,16 @@ directory: restore never overwrites a database.
 The backup's files (LOCK aside) are copied into a temporary directory next to
 PATH and fsynced; the copy is opened (which recovers its log, if any) and
 verified; then it is renamed to PATH. BACKUP itself is only read. A BACKUP
-that a process has open is refused: copy it with `kvdb backup` instead.
+that a process has open (by any role, read-only opens included) is refused:
+its files may be changing; copy it with `kvdb backup` instead, which works on
+an open database.
 """
 import argparse
 import os
 import shutil
 import sys
 
-from .dbpath import dir_size, fsync_dir, holder, require_db, require_free, sibling
+from .dbpath import dir_size, fsync_dir, open_elsewhere, require_db, require_free, sibling
 from .errors import CLIError
 from .filecopy import copy_files, db_files
 from .progress import Progress
@@ -30,10 +32,9 @@ def add_parser(sub):
 def run(args):
     require_db(args.backup)
     require_free(args.path, "destination")
-    pid = holder(args.backup)
-    if pid:
-        raise CLIError(f"{args.backup} is open in process {pid}; restore copies a closed database "
-                       f"(make a backup of it with `kvdb backup` first)")
+    if open_elsewhere(args.backup):
+        raise CLIError(f"{args.backup} is open in another process; restore copies a closed database "
+                       f"(make a backup of it with `kvdb backup` first: that works on an open one)")
     tmp = sibling(args.path, "restore")
     names = db_files(args.backup)
     try:

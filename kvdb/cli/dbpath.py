@@ -14,6 +14,7 @@ The engine is read from the directory's files, as kvdb.open(engine=None) does:
 import fcntl
 import fnmatch
 import os
+import struct
 
 import kvdb
 
@@ -22,6 +23,10 @@ from .errors import CLIError
 from kvdb._core.database import ENGINE_TYPES, LOCK_FILE, detect_engine
 from kvdb._core.btree.engine import DATA_FILE
 from kvdb._core.lsm.engine import CURRENT as LSM_CURRENT
+from kvdb._core.file import LOCK_BYTE_OPEN
+
+# struct flock as Linux lays it out: l_type, l_whence, l_start, l_len, l_pid (and padding)
+FLOCK = "hhqqi4x"
 
 OWN_FILES = {name: (LOCK_FILE,) + engine_type.files  # engine -> patterns of the files its directory holds
              for name, engine_type in ENGINE_TYPES.items()}
@@ -121,21 +126,22 @@ def sibling(path, tag):
     return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
 
 
-def holder(path):
-    """The pid (or "unknown") of a process holding the database at path open, else None."""
+def open_elsewhere(path):
+    """True if a process (this one included) has the database at path open, by any role.
+    Every open holds the LOCK file's open byte (kvdb/_core/file.pyx, DbLock); F_OFD_GETLK asks
+    the kernel whether any open file description holds it, without taking a lock, so the
+    question never gets in an opener's way."""
     lock = os.path.join(path, LOCK_FILE)
     try:
         fd = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return None
+        return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-        return text if text.isdigit() else "unknown"
+        probe = struct.pack(FLOCK, fcntl.F_WRLCK, os.SEEK_SET, LOCK_BYTE_OPEN, 1, 0)
+        found = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))
     finally:
         os.close(fd)
-    return None
+    return found[0] != fcntl.F_UNLCK
 
 
 def fsync_dir(path):

@@ -2,15 +2,19 @@
 import os
 import shutil
 
+from kvdb._core.btree.shared import SHM_FILE_SUFFIX
+
 from .dbpath import LOCK_FILE, fsync_dir
 
 CHUNK = 1 << 20
 
 
 def db_files(path):
-    """The regular files of a database directory, LOCK excluded."""
+    """The regular files of a database directory, LOCK and the B+Tree's shared-memory file
+    excluded (both describe the opens of that directory, not its data; the first open of the
+    copy makes its own)."""
     return sorted(n for n in os.listdir(path)
-                  if n != LOCK_FILE and os.path.isfile(os.path.join(path, n)))
+                  if n != LOCK_FILE and not n.endswith(SHM_FILE_SUFFIX) and os.path.isfile(os.path.join(path, n)))
 
 
 def copy_files(src, dest, names, progress=None):

@@ -6,8 +6,15 @@ checked again, with its invariants, by db.verify().
 
 An all-zero page is one that was allocated but never written (a backup leaves
 its free pages as holes); it is counted, not reported.
+
+Other processes may be writing the database while it is scanned (a checkpoint
+rewrites pages in place), and a page read while it was being written can come
+out torn in the read alone. recheck() reads each page that failed again, a few
+times a moment apart: a torn read reads well the next time, damage on disk
+reads the same every time.
 """
 import os
+import time
 
 from kvdb._core.btree.pager import FILE_HEADER_BYTES as HEADER_SIZE
 from kvdb._core.btree.pager import FILE_MAGIC as MAGIC
@@ -15,6 +22,8 @@ from kvdb._core.btree.pager import PAGE_TYPE_NAMES as TYPES
 from kvdb._core.coding import crc32c_of
 
 CHUNK_PAGES = 256
+RECHECK_ROUNDS = 5        # re-reads of the pages that failed, in rounds
+RECHECK_PAUSE = 0.05      # seconds between the rounds
 
 
 class ScanResult:
@@ -90,4 +99,30 @@ def scan(path, progress=None):
             pgno += n
             if progress:
                 progress(pgno, res.pages)
+    return res
+
+
+def recheck(path, res, rounds=RECHECK_ROUNDS, pause=RECHECK_PAUSE):
+    """Read the pages of res.bad again, up to `rounds` times `pause` seconds apart; a page that
+    now reads well is counted as such and leaves res.bad."""
+    if not res.bad or res.page_size is None:
+        return res
+    ps = res.page_size
+    with open(path, "rb", buffering=0) as f:
+        for _ in range(rounds):
+            time.sleep(pause)
+            still = []
+            for pgno, offset, what in res.bad:
+                page = os.pread(f.fileno(), ps, offset)
+                now = check_page(page, pgno, ps) if len(page) == ps else what
+                if now is None:
+                    name = TYPES[page[4]]
+                    res.types[name] = res.types.get(name, 0) + 1
+                elif now == "zero":
+                    res.zero += 1
+                else:
+                    still.append((pgno, offset, what))
+            res.bad = still
+            if not still:
+                break
     return res

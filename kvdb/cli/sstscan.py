@@ -40,15 +40,25 @@ class TableScan:
         self.bad = []         # (byte offset, what is wrong)
 
 
-def scan_dir(path, progress=None):
-    """Scan every *.sst in the directory at path, in name order; progress(bytes_done, bytes_total)."""
-    names = sorted(n for n in os.listdir(path) if n.endswith(".sst"))
-    sizes = {n: os.path.getsize(os.path.join(path, n)) for n in names}
+def scan_dir(path, progress=None, names=None):
+    """Scan every *.sst in the directory at path (or only those of `names`), in name order;
+    progress(bytes_done, bytes_total). A table that is gone by the time it is read (the
+    writer of a live database compacted it away) is left out."""
+    names = sorted(n for n in os.listdir(path) if n.endswith(".sst") and (names is None or n in names))
+    sizes = {}
+    for n in names:
+        try:
+            sizes[n] = os.path.getsize(os.path.join(path, n))
+        except FileNotFoundError:
+            pass
     total = sum(sizes.values())
     done = 0
     results = []
-    for name in names:
-        results.append(scan_table(os.path.join(path, name)))
+    for name in sizes:
+        try:
+            results.append(scan_table(os.path.join(path, name)))
+        except FileNotFoundError:
+            continue
         done += sizes[name]
         if progress:
             progress(done, total)
