@@ -254,6 +254,10 @@ def _show_bool(v):
 
 OPTIONS = {o.name: o for o in [
     Option("dir", _string, "./kvdb-data", False, "data directory (created if missing); --data is an alias"),
+    # Not settable at run time (CONFIG SET refuses it, as Redis refuses its protected configs):
+    # a client could otherwise make the server write a copy of the database anywhere.
+    Option("backup-dir", _string, "", False,
+           "directory BACKUP writes its copies into, created if missing ('' turns BACKUP off)"),
     Option("port", _int(0, 65535), 6380, False, "TCP port (0 turns the plaintext listener off)"),
     Option("bind", _words, "127.0.0.1", False, "addresses to listen on, space-separated"),
     *(_database_option(f) for f in OPTION_FIELDS),

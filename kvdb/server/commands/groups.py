@@ -5,11 +5,11 @@ The import order is the table's order (COMMAND lists commands in it): a group co
 after the groups it imports from."""
 from . import acl_cmds, connection, documents, keys, strings, hashes, pubsub_cmds, server_cmds, transactions
 from . import bitops, scripting, functions, zsets, zsets_ops, zsets_pop, zsets_range, geo, hyperloglog, lists
-from . import sets, streams, stream_groups, stream_claims, stream_info
+from . import sets, streams, stream_groups, stream_claims, stream_info, admin_backup
 from .registry import lookup
 
 __all__ = ["GROUPS", "lookup"]
 
 GROUPS = (acl_cmds, connection, documents, keys, strings, hashes, pubsub_cmds, server_cmds, transactions,
           bitops, scripting, functions, zsets, zsets_ops, zsets_pop, zsets_range, geo, hyperloglog, lists,
-          sets, streams, stream_groups, stream_claims, stream_info)   # each command group's module
+          sets, streams, stream_groups, stream_claims, stream_info, admin_backup)   # each command group's module
