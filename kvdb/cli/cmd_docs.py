@@ -8,6 +8,9 @@
     kvdb index PATH COLLECTION --drop NAME                 kvdb index PATH COLLECTION (list)
 
 SPEC and --sort: "age", "city,-age" (a leading - is descending) or JSON [["city", 1], ["age", -1]].
+
+collections, find and index's listing open the database read-only, so they work while other
+processes (kvdb serve included) have it open; creating or dropping an index writes.
 """
 import json
 import sys
@@ -84,7 +87,7 @@ def _json_arg(text, what):
 
 def run_collections(args):
     problems = 0
-    with open_existing(args.path, **database_options(args)) as db:
+    with open_existing(args.path, readonly=True, **database_options(args)) as db:
         for name in db.list_collections():
             coll = db.collection(name)
             indexes = ", ".join(ix["name"] + (" (unique)" if ix.get("unique") else "")
@@ -106,7 +109,7 @@ def run_find(args):
         raise CLIError("FILTER must be a JSON object")
     projection = _json_arg(args.projection, "--projection") if args.projection else None
     sort = parse_fields(args.sort, "--sort") if args.sort else None
-    with open_existing(args.path, **database_options(args)) as db:
+    with open_existing(args.path, readonly=True, **database_options(args)) as db:
         coll = db.collection(args.collection)
         if args.count:
             print(coll.count_documents(flt, skip=args.skip, limit=args.limit))
@@ -122,7 +125,8 @@ def run_find(args):
 
 
 def run_index(args):
-    with open_existing(args.path, **database_options(args)) as db:
+    listing = not args.spec and not args.drop   # only reads: opens read-only, as collections and find do
+    with open_existing(args.path, readonly=listing, **database_options(args)) as db:
         coll = db.collection(args.collection)
         if args.drop:
             coll.drop_index(args.drop)
