@@ -1,6 +1,6 @@
 """The command line on a live database (issue 15, item 5): `kvdb check`, `stats`, `get`,
-`scan`, `dump` and `backup` work while another process has the database open and is writing
-it -- `kvdb serve`, or a plain program -- on both engines. The backup opens and holds every
+`scan`, `dump`, `backup` (and `collections`, `find`, `index` listing) work while another
+process has the database open and is writing it -- `kvdb serve`, or a plain program -- on both engines. The backup opens and holds every
 key acknowledged before it started. `kvdb compact`, which rewrites the files, fails with a
 one-line `locked` error and changes nothing.
 """
@@ -231,6 +231,10 @@ def test_reading_tools_on_a_live_database(live, tmp_path):
         p = run_cli("scan", path, "--prefix", meta_key_hex(b"k0000"), "--keys-only", "--hex")
         assert p.returncode == 0, err(p)
         assert out(p).split() == [meta_key_hex(b"k%05d" % i)[2:] for i in range(10)]
+
+    for cmd in (["collections", path], ["find", path, "people"], ["index", path, "people"]):
+        p = run_cli(*cmd)
+        assert p.returncode == 0, (cmd, err(p))
 
     dump = tmp_path / "live.jsonl"
     p = run_cli("dump", path, "-o", dump)
