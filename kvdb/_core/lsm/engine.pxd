@@ -5,6 +5,7 @@
 from libc.stdint cimport uint64_t
 from kvdb._core.engine cimport Engine
 from kvdb._core.lsm.tree cimport LsmTree
+from kvdb._core.lsm.follower cimport Follower
 
 
 cdef class LsmEngine(Engine):
@@ -17,7 +18,8 @@ cdef class LsmEngine(Engine):
     cdef Py_ssize_t sstable_size
     cdef Py_ssize_t level1_size
     cdef object max_open_tables
-    cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
+    cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None
+    cdef Follower follower               # a read-only open: follows the primary (follower.pyx); else None; constant
 
     cdef int switch_memtable_locked(self) except -1
     cdef int flush_all(self) except -1

@@ -15,6 +15,7 @@ from libc.stdint cimport uint64_t
 from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS
 from kvdb._core.wal cimport Wal
+from kvdb._core.lsm.follower cimport Follower
 from kvdb._core.engine import replayed_ops
 
 from kvdb.errors import Error, IOFailureError
@@ -51,40 +52,42 @@ cdef class LsmEngine(Engine):
 
     cdef object recover(self):
         self.tree = LsmTree(self.fs, self.path, self.memtable_size, self.cache_size, self.sstable_size,
-                            self.level1_size, self.max_open_tables)
+                            self.level1_size, self.max_open_tables, self.read_only)
         self.maint = self.tree.maint
+        self.recovery = None
+        if self.read_only:
+            # Follows the primary, if one runs (follower.pyx): nothing is written, the logs'
+            # commits stay in memtables, and reads catch up through stale()/catch_up().
+            self.follower = Follower(self.fs, self.path, self.tree)
+            self.seq = self.follower.open()
+            self.recovery = self.follower.recovery
+            self.wal = self.follower.newest_wal()
+            return self.seq
         self.tree.flush_hook = functools.partial(_flush_waiting, weakref.ref(self))
         flushed, log_number = self.tree.load()
         self.seq = flushed
-        self.recovery = None
         numbers = sorted([int(n[4:10]) for n in self.fs.listdir(self.path)
                           if len(n) == 14 and n.startswith("wal-") and n.endswith(".log") and n[4:10].isdigit()])
         for num in numbers:
             if num < log_number:
                 continue
             wpath = wal_path(self.path, num)
-            w = Wal(self.fs.open_read(wpath) if self.read_only else self.fs.open(wpath, False), wpath)
+            w = Wal(self.fs.open(wpath, False), wpath)
             try:
                 records, note = w.recover(self.seq)
                 if note is not None:
                     self.recovery = note
             finally:
-                if self.read_only:
-                    if self.wal is not None:
-                        self.wal.close()
-                    self.wal = w         # the newest log read stays open: stats() reports it
-                else:
-                    w.close()
+                w.close()
             for seq, payload in records:
                 self.tree.apply(replayed_ops(payload, seq, wpath), seq)
                 self.seq = seq
-        if self.read_only:
-            return self.seq              # the replayed commits stay in the memtable; no new log or manifest
         new_log = self.tree.start(self.seq)
         wpath = wal_path(self.path, new_log)
         self.wal = Wal(self.fs.open(wpath, True), wpath)
         self.wal.reset(self.seq, True)   # fresh: a reused file number keeps none of its old records
         self.wal_number = new_log
+        self.tree.announce_log()         # M3: read-only opens following this one find the new log
         for num in numbers:
             if num < new_log:
                 try:
@@ -98,12 +101,18 @@ cdef class LsmEngine(Engine):
 
     cdef int fill_pin(self, Pin p) except -1:
         p.counted = False                # the LSM keeps no count of live keys
+        if self.follower is not None:
+            p.view = self.tree.current   # the primary's merges keep only the versions its own pins need
         return 0
 
     cdef object get(self, Pin p, bytes key):
+        if p.view is not None:
+            return self.tree.get_in(p.view, p.seq, key, p.now_ms)
         return self.tree.get(p.seq, key, p.now_ms)
 
     cdef object get_entry(self, Pin p, bytes key):
+        if p.view is not None:
+            return self.tree.entry_in(p.view, p.seq, key)
         return self.tree.get_entry(p.seq, key)
 
     cdef object get_newest(self, uint64_t seq, bytes key, uint64_t now):
@@ -113,13 +122,28 @@ cdef class LsmEngine(Engine):
         return self.tree.get_entry(seq, key)
 
     cdef object cursor(self, Pin p, object keep, object lo, object hi, bint reverse, uint64_t now):
-        return self.tree.cursor(p.seq, keep, lo, hi, reverse, now)
+        return self.tree.cursor(p.seq, keep, lo, hi, reverse, now, p.view)
 
     cdef bint has_expiring(self):
         return self.tree.has_expiring()
 
     cdef object live_count(self):
         return None
+
+    # -- following the primary (a read-only open) -------------------------
+
+    cdef bint stale(self):
+        """A read-only open: the primary appended to the manifest or the newest log since this
+        open last read them (two fstat calls). The primary itself: never."""
+        return self.follower is not None and self.follower.stale()
+
+    cdef list catch_up(self):
+        if self.follower is None:
+            return []
+        applied = self.follower.catch_up()
+        self.seq = self.follower.seq
+        self.wal = self.follower.newest_wal()
+        return applied
 
     # -- the commit path -------------------------------------------------
 
@@ -168,6 +192,7 @@ cdef class LsmEngine(Engine):
             w = Wal(self.fs.open(wpath, True), wpath)
             w.reset(self.seq, True)
             self.fs.sync_dir(self.path)
+            self.tree.announce_log()     # M3: before any commit goes into the new log
         except BaseException as e:
             self.host()._fail(e)
             raise IOFailureError(f"starting a new log file failed: {e}; the database refuses writes until "
@@ -310,6 +335,8 @@ cdef class LsmEngine(Engine):
 
     cdef int release(self) except -1:
         try:
+            if self.follower is not None:
+                self.follower.close()
             self.tree.close()
             for w in self.old_wals.values():
                 w.close()

@@ -22,6 +22,10 @@
 #   M2. Recovery applies every whole record; a record cut short at the end of
 #       the file is a torn append (its change never took effect) and is ignored;
 #       a damaged record with more bytes after it is CorruptionError.
+#   M3. Every new log file is announced by an edit (at least next_file), appended
+#       after the log's header is durable and before any commit goes into it: a
+#       read-only open following the writer watches the manifest's size, lists
+#       the directory when it grows, and so never misses a log.
 
 cdef enum:
     MANIFEST_HEADER_SIZE = 8 + 4 + 4

@@ -163,14 +163,14 @@ def create_manifest(FS fs, str dirpath, uint64_t number, bytes snapshot_edit):
     return w
 
 
-def read_manifest(FS fs, str dirpath):
-    """(manifest number, [edit dicts], size) of the manifest CURRENT names, or None when
-    there is no CURRENT. CorruptionError names the file and offset of any damage (M2)."""
+def current_manifest(FS fs, str dirpath):
+    """The path of the manifest CURRENT names, or None when there is no CURRENT; CorruptionError
+    when CURRENT does not name an existing manifest."""
     import os
     cur = os.path.join(dirpath, CURRENT)
     if not fs.exists(cur):
         return None
-    cf = fs.open(cur, False)
+    cf = fs.open_read(cur)
     text = cf.read_at(0, 256)
     cf.close()
     try:
@@ -183,15 +183,48 @@ def read_manifest(FS fs, str dirpath):
     path = os.path.join(dirpath, name)
     if not fs.exists(path):
         raise CorruptionError(f"{cur}: names {name}, which does not exist", path=cur, offset=0)
-    f = fs.open(path, False)
+    return path
+
+
+def manifest_number(str path):
+    """The number in a manifest's file name."""
+    import os
+    return int(os.path.basename(path)[9:])
+
+
+def read_manifest(FS fs, str dirpath):
+    """(manifest number, [edit dicts], size) of the manifest CURRENT names, or None when
+    there is no CURRENT. CorruptionError names the file and offset of any damage (M2)."""
+    path = current_manifest(fs, dirpath)
+    if path is None:
+        return None
+    f = fs.open_read(path)
     data = f.read_at(0, f.size())
     f.close()
+    check_header(data, path)
+    edits, off = read_edits(data[MANIFEST_HEADER_SIZE:], MANIFEST_HEADER_SIZE, path)
+    if not edits:
+        raise CorruptionError(f"{path}: manifest holds no complete edit", path=path, offset=MANIFEST_HEADER_SIZE)
+    return manifest_number(path), edits, off
+
+
+def check_header(bytes data, str path):
+    """CorruptionError unless data starts with a valid manifest header of this version."""
     cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = len(data), off = MANIFEST_HEADER_SIZE, length
-    if n < MANIFEST_HEADER_SIZE or data[0:8] != MANIFEST_MAGIC or get_u32(d + 12) != crc32c(d, 12):
+    if len(data) < MANIFEST_HEADER_SIZE or data[0:8] != MANIFEST_MAGIC or get_u32(d + 12) != crc32c(d, 12):
         raise CorruptionError(f"{path}: bad manifest header", path=path, offset=0)
     if get_u32(d + 8) != MANIFEST_VERSION:
         raise CorruptionError(f"{path}: unsupported manifest version {get_u32(d + 8)}", path=path, offset=8)
+
+
+def read_edits(bytes data, uint64_t base, str path):
+    """([edit dicts], end) of the whole records in data, the manifest's bytes from file offset
+    `base` on; end is the file offset after the last whole record. A record cut short by the
+    end of data, or failing its checksum as the last bytes of data, ends the scan (M2: a torn
+    append, or one still being written); a damaged record with bytes after it, or one that does
+    not decode, is CorruptionError naming the file and offset."""
+    cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = len(data), off = 0, length
     edits = []
     while off < n:
         if off + MANIFEST_RECORD_HEADER_SIZE > n:
@@ -202,15 +235,13 @@ def read_manifest(FS fs, str dirpath):
         if get_u32(d + off) != crc32c(d + off + 4, 4 + length):
             if off + MANIFEST_RECORD_HEADER_SIZE + length == n:
                 break                                    # the last record, torn in place
-            raise CorruptionError(f"{path}: manifest record at offset {off} fails its checksum",
-                                  path=path, offset=off)
+            raise CorruptionError(f"{path}: manifest record at offset {base + off} fails its checksum",
+                                  path=path, offset=base + off)
         try:
-            start = off + MANIFEST_RECORD_HEADER_SIZE
-            edits.append(decode_edit(data[start:start + length]))
+            rec = off + MANIFEST_RECORD_HEADER_SIZE
+            edits.append(decode_edit(data[rec:rec + length]))
         except ValueError as e:
-            raise CorruptionError(f"{path}: manifest record at offset {off} does not decode: {e}",
-                                  path=path, offset=off) from None
+            raise CorruptionError(f"{path}: manifest record at offset {base + off} does not decode: {e}",
+                                  path=path, offset=base + off) from None
         off += MANIFEST_RECORD_HEADER_SIZE + length
-    if not edits:
-        raise CorruptionError(f"{path}: manifest holds no complete edit", path=path, offset=MANIFEST_HEADER_SIZE)
-    return int(name[9:]), edits, off
+    return edits, base + off

@@ -92,10 +92,13 @@ cdef class BlockCache:
 cdef class TableCache:
     # The bounded set of open table files, shared by every table of a database: an LRU of
     # File objects keyed by table number. An evicted file is closed once no read that took it
-    # still holds it (its File object goes); its Table reopens it on demand. GIL-protected.
+    # still holds it (its File object goes); its Table reopens it on demand. With keep_open
+    # nothing is evicted: a file is closed only by drop(), when its Table is gone. GIL-protected.
     cdef FS fs                           # constant
     cdef object lru                      # OrderedDict table number -> File, least recently used first
     cdef readonly Py_ssize_t capacity    # files kept open at most (>= 1); constant
+    cdef readonly bint keep_open         # never evict (a read-only open following the primary: a
+                                         # closed table file may be gone, deleted by the primary); constant
     cdef public uint64_t hits, misses, evictions
 
     cdef File get_file(self, uint64_t number, str path)

@@ -220,10 +220,11 @@ cdef class BlockCache:
 cdef class TableCache:
     """At most `capacity` open table files (see sstable.pxd)."""
 
-    def __init__(self, FS fs, Py_ssize_t capacity):
+    def __init__(self, FS fs, Py_ssize_t capacity, bint keep_open=False):
         self.fs = fs
         self.lru = OrderedDict()
         self.capacity = max(capacity, 1)
+        self.keep_open = keep_open
 
     cdef File get_file(self, uint64_t number, str path):
         """The open file of table `number`, reopened from path if it was evicted."""
@@ -233,8 +234,12 @@ cdef class TableCache:
             self.lru.move_to_end(number)
             return f
         self.misses += 1
+        if self.keep_open:
+            # Never evicted, so its Table dropped it: a read through a Table no version holds.
+            raise IOFailureError(f"{path}: the table file was closed; a read-only open cannot reopen a table "
+                                 "the primary may have deleted")
         try:
-            f = self.fs.open(path, False)
+            f = self.fs.open_read(path)
         except OSError as e:
             raise IOFailureError(f"{path}: reopening the table failed: {e}") from e
         self.put_file(number, f)
@@ -244,7 +249,7 @@ cdef class TableCache:
         if number in self.lru:              # another thread reopened it meanwhile: keep that one
             return 0
         self.lru[number] = f
-        while len(self.lru) > self.capacity:
+        while len(self.lru) > self.capacity and not self.keep_open:
             self.lru.popitem(last=False)    # closed when the last read holding it lets go
             self.evictions += 1
         return 0

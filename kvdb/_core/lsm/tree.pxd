@@ -32,6 +32,8 @@ cdef class LsmTree:
     cpdef uint64_t new_file_number(self)
     cpdef object get_entry(self, uint64_t seq, bytes key)
     cpdef object get(self, uint64_t seq, bytes key, uint64_t now)
+    cpdef object get_in(self, tuple cur, uint64_t seq, bytes key, uint64_t now)
+    cdef object entry_in(self, tuple cur, uint64_t seq, bytes key)
     cpdef int apply(self, list ops, uint64_t seq) except -1
     cpdef int write_pressure(self)
     cdef object level_source(self, list files)

@@ -153,11 +153,15 @@ cdef class LsmTree:
     """The LSM engine (fields in lsm.pxd)."""
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
-                 Py_ssize_t target_file_size, Py_ssize_t level1_bytes, max_open_tables=None):
+                 Py_ssize_t target_file_size, Py_ssize_t level1_bytes, max_open_tables=None,
+                 bint keep_tables_open=False):
+        """keep_tables_open: a read-only open following the primary (follower.pyx), whose table
+        files must never be closed while a version reaches them (the table cache never evicts)."""
         self.fs = fs
         self.path = path
         self.cache = BlockCache(cache_size)
-        self.tables = TableCache(fs, default_max_open_tables() if max_open_tables is None else max_open_tables)
+        self.tables = TableCache(fs, default_max_open_tables() if max_open_tables is None else max_open_tables,
+                                 keep_tables_open)
         self.memtable_size = max(memtable_size, 1024)
         self.target_file_size = max(target_file_size, 1024)
         self.level1_bytes = max(level1_bytes, 4096)
@@ -202,7 +206,7 @@ cdef class LsmTree:
             if not self.fs.exists(tpath):
                 raise CorruptionError(f"{tpath}: listed in {manifest_name(number)} (level {f.level}) but missing",
                                       path=tpath)
-            f.table = Table(self.fs.open(tpath, False), tpath, f.number, self.cache, self.tables)
+            f.table = Table(self.fs.open_read(tpath), tpath, f.number, self.cache, self.tables)
             if f.table.file_size != f.size:
                 raise CorruptionError(f"{tpath}: {f.table.file_size} bytes, the manifest says {f.size}",
                                       path=tpath, offset=f.table.file_size)
@@ -254,7 +258,22 @@ cdef class LsmTree:
 
     cpdef object get_entry(self, uint64_t seq, bytes key):
         """(value, expires) of the newest version of key at seq, expired or not, or None."""
-        mem, imms, levels = self.current
+        return self.entry_in(self.current, seq, key)
+
+    cpdef object get_in(self, tuple cur, uint64_t seq, bytes key, uint64_t now):
+        """get() through `cur`, a (mem, imms, levels) that `current` held when a pin was taken
+        (a read-only open keeps its pins' versions so: the primary's merges keep only the
+        versions its own pins need)."""
+        entry = self.entry_in(cur, seq, key)
+        if entry is None:
+            return None
+        if entry[1] and now and entry[1] <= now:
+            return None
+        return entry[0]
+
+    cdef object entry_in(self, tuple cur, uint64_t seq, bytes key):
+        """get_entry() through the version `cur`."""
+        mem, imms, levels = cur
         r = (<Memtable>mem).get(key, seq)
         if r is None:
             for m in imms:
@@ -282,20 +301,23 @@ cdef class LsmTree:
         return (r[1], r[2])
 
     cpdef object get(self, uint64_t seq, bytes key, uint64_t now):
-        entry = self.get_entry(seq, key)
+        entry = self.entry_in(self.current, seq, key)
         if entry is None:
             return None
         if entry[1] and now and entry[1] <= now:
             return None
         return entry[0]
 
-    def cursor(self, uint64_t seq, pin, lo, hi, bint reverse, uint64_t now):
-        mem, imms, levels = self.current
+    def cursor(self, uint64_t seq, pin, lo, hi, bint reverse, uint64_t now, cur=None):
+        """A MergeCursor over `cur` (default: current) at seq."""
+        if cur is None:
+            cur = self.current
+        mem, imms, levels = cur
         sources = [mem.source()] + [m.source() for m in imms] + [f.table.source() for f in levels[0]]
         for level in range(1, NUM_LEVELS):
             if levels[level]:
                 sources.append(self.level_source(levels[level]))
-        return MergeCursor(sources, seq, now, lo, hi, reverse, (pin, self.current))
+        return MergeCursor(sources, seq, now, lo, hi, reverse, (pin, cur))
 
     cdef object level_source(self, list files):
         cdef LevelSource s = LevelSource.__new__(LevelSource)
@@ -322,6 +344,12 @@ cdef class LsmTree:
             else:
                 mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
         return mem.memory >= self.memtable_size
+
+    def announce_log(self):
+        """Writer lock held, a new log file's header durable, no commit in it yet: append an edit
+        (next_file only) so that read-only opens following this one, which watch the manifest's
+        size, list the directory and find the new log (M3)."""
+        self.manifest.append(encode_edit(next_file=self.next_file))
 
     def switch(self, uint64_t seq, uint64_t new_log):
         """The memtable becomes immutable (holding commits up to seq); a new one, logged in
@@ -373,7 +401,7 @@ cdef class LsmTree:
                 f.close()
             meta = FileMeta(level, number, size, merger.smallest, merger.largest, merger.min_seq,
                             merger.max_seq, merger.entries)
-            meta.table = Table(self.fs.open(tpath, False), tpath, number, self.cache, self.tables)
+            meta.table = Table(self.fs.open_read(tpath), tpath, number, self.cache, self.tables)
             out.append(meta)
             if level > 0 and self.flush_hook is not None and self.current[1]:
                 self.flush_hook()        # a memtable filled meanwhile: flush it now, not after the compaction

@@ -1,0 +1,398 @@
+"""LSM read-only opens following the primary, as RocksDB's secondary instances do
+(kvdb/_core/lsm/follower.pyx; docs/ARCHITECTURE.md, "Read-only opens following the primary").
+
+The primary runs in another process (multiprocessing, spawn) writing fillrandom-style puts and
+some deletes with small memtables and tables, so it switches logs, flushes and compacts (and
+deletes tables and logs) all along; it reports every commit through a pipe once the commit
+returned. The follower (this process) must see every commit reported before its catch-up began
+(precisely: after db.catch_up(), a key reads the value of the last reported commit on it, or of
+a later one), keep its snapshots unchanged, and survive the primary's close, kill -9 and a new
+primary. The lag from a commit returning in the primary to a polling get() in the follower
+seeing it is printed (median, p99; run with -s to see it).
+"""
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import time
+
+import pytest
+
+import kvdb
+from tests.helpers import dump
+
+SPAWN = multiprocessing.get_context("spawn")
+OPTS = dict(engine="lsm", sync="normal", memtable_size=32 << 10, sstable_size=32 << 10, level1_size=128 << 10)
+KEYS = 4000                      # the fillrandom key space ("k" keys, overwritten)
+LAG_BOUND = 5.0                  # seconds; a generous bound, the lag is printed
+
+
+def value(i):
+    """The value commit i writes: its index first, so a reader can tell newer from older."""
+    return b"%08d|" % i + bytes(random.Random(i).randrange(97, 123) for _ in range(60))
+
+
+def index_of(v):
+    return int(v[:8])
+
+
+# -- the primary (another process) --------------------------------------------------
+
+
+def primary_main(path, conn, ops, seed, close_on_request=True):
+    """Open `path` for writing, report ("ready",), then run `ops` commits, reporting each as
+    (i, key, value or None for a delete, monotonic time when it returned). Keys "k..." are
+    overwritten at random; keys "d..." are put once and some deleted once. Then report
+    ("done", stats) and close when told to ("close"), reporting ("closed",)."""
+    rng = random.Random(seed)
+    db = kvdb.open(path, **OPTS)
+    conn.send(("ready",))
+    live_d = []
+    for i in range(ops):
+        r = rng.random()
+        if r < 0.08 and live_d:
+            key = live_d.pop(rng.randrange(len(live_d)))
+            db.delete(key)
+            v = None
+        elif r < 0.2:
+            key = b"d%07d" % i
+            v = value(i)
+            db.put(key, v)
+            live_d.append(key)
+        else:
+            key = b"k%05d" % rng.randrange(KEYS)
+            v = value(i)
+            db.put(key, v)
+        conn.send((i, key, v, time.monotonic()))
+    s = db.stats()
+    conn.send(("done", {"flushes": s["lsm_flushes"], "compactions": s["lsm_compactions"], "seq": db.seq}))
+    if close_on_request:
+        conn.recv()
+        db.close()
+        conn.send(("closed",))
+    else:
+        time.sleep(3600)         # killed by the test
+
+
+def idle_primary(path, conn):
+    """Open `path` for writing, put one key, report ("ready",) and wait for ("close",)."""
+    with kvdb.open(path, **OPTS) as db:
+        db.put(b"held", b"by the primary")
+        conn.send(("ready",))
+        conn.recv()
+    conn.send(("closed",))
+
+
+class Primary:
+    """A primary process and its end of the pipe; killed if the test leaves it running."""
+
+    def __init__(self, target, *args):
+        self.conn, child = SPAWN.Pipe()
+        self.proc = SPAWN.Process(target=target, args=(args[0], child) + args[1:], daemon=True)
+        self.proc.start()
+        child.close()
+
+    def recv(self, timeout=60):
+        if not self.conn.poll(timeout):
+            raise AssertionError(f"the primary process sent nothing for {timeout} s")
+        return self.conn.recv()
+
+    def stop(self):
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(10)
+        self.conn.close()
+
+
+@pytest.fixture
+def primaries():
+    started = []
+
+    def start(target, *args):
+        p = Primary(target, *args)
+        started.append(p)
+        return p
+    yield start
+    for p in started:
+        p.stop()
+
+
+# -- the follower's checks ----------------------------------------------------------
+
+
+class Model:
+    """What the primary reported: key -> (index of the last commit on it, value or None)."""
+
+    def __init__(self):
+        self.last = {}
+
+    def take(self, msg):
+        i, key, v, _ = msg
+        self.last[key] = (i, v)
+
+    def shows(self, key, got, i, v):
+        """Whether `got` (a follower's read of key) shows commit i (value v) or a later one."""
+        if key.startswith(b"d"):
+            # put once, deleted at most once: a later commit on it can only be its delete
+            return got is None if v is None else got in (v, None)
+        return got is not None and index_of(got) >= i
+
+    def check(self, db):
+        """Every reported commit is visible (the caller ran db.catch_up() after the reports)."""
+        for key, (i, v) in self.last.items():
+            got = db.get(key)
+            assert self.shows(key, got, i, v), f"{key!r}: commit {i} ({v!r:.20}) reported, follower reads {got!r:.20}"
+
+    def exact(self):
+        return {k: v for k, (i, v) in self.last.items() if v is not None}
+
+
+def lag_report(lags):
+    lags = sorted(lags)
+    median = statistics.median(lags)
+    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    print(f"\nLSM follower lag over {len(lags)} polled commits: median {median * 1e3:.3f} ms, "
+          f"p99 {p99 * 1e3:.3f} ms, max {lags[-1] * 1e3:.3f} ms")
+    return median, p99
+
+
+# -- tests --------------------------------------------------------------------------
+
+
+def test_follower_sees_acknowledged_commits_and_lag(db_path, primaries):
+    ops = 20000
+    p = primaries(primary_main, db_path, ops, 7)
+    assert p.recv() == ("ready",)
+    db = kvdb.open(db_path, readonly=True)
+    model = Model()
+    lags = []
+    snaps = []                   # (snapshot, what it showed when taken)
+    done = None
+    cycles = 0
+    while done is None:
+        while p.conn.poll():
+            msg = p.recv()
+            if msg[0] == "done":
+                done = msg[1]
+                break
+            model.take(msg)
+        if done is not None:
+            break
+        cycles += 1
+        if cycles % 200 == 0:
+            db.catch_up()        # every commit reported so far was acknowledged before this began
+            model.check(db)
+            if len(snaps) < 4:
+                s = db.snapshot()
+                snaps.append((s, dump(s)))
+            for s, seen in snaps:
+                assert dump(s) == seen, "a snapshot changed while the primary flushed and compacted"
+        msg = p.recv()           # a fresh commit: poll the follower until it shows it
+        if msg[0] == "done":
+            done = msg[1]
+            break
+        model.take(msg)
+        i, key, v, t0 = msg
+        while not model.shows(key, db.get(key), i, v):
+            assert time.monotonic() - t0 < LAG_BOUND, f"commit {i} not seen after {LAG_BOUND} s"
+        lags.append(time.monotonic() - t0)
+    assert done["flushes"] >= 10 and done["compactions"] >= 1, done   # the run did flush and compact
+    db.catch_up()
+    assert db.seq == done["seq"]
+    assert dump(db) == model.exact()
+    for s, seen in snaps:
+        assert dump(s) == seen
+        s.close()
+    p.conn.send(("close",))
+    assert p.recv() == ("closed",)
+    p.proc.join(30)
+    assert dump(db) == model.exact()          # after the primary's close (its last flush)
+    db.verify()
+    db.close()
+    median, p99 = lag_report(lags)
+    assert len(lags) > 100 and p99 < LAG_BOUND
+
+
+def test_follower_survives_kill_9_and_follows_the_next_primary(db_path, primaries):
+    p = primaries(primary_main, db_path, 6000, 11, False)
+    assert p.recv() == ("ready",)
+    db = kvdb.open(db_path, readonly=True)
+    model = Model()
+    while len(model.last) < 1500:
+        model.take(p.recv())
+    os.kill(p.proc.pid, signal.SIGKILL)
+    p.proc.join(10)
+    while True:                  # reports sent before the kill
+        try:
+            msg = p.conn.recv()
+        except EOFError:
+            break
+        if msg[0] != "done":
+            model.take(msg)
+    db.catch_up()
+    model.check(db)
+    before = db.seq
+    # A new primary recovers the logs, starts a new manifest and deletes the old files.
+    q = primaries(idle_primary, db_path)
+    assert q.recv() == ("ready",)
+    assert db.get(b"held") == b"by the primary"
+    assert db.seq > before
+    model.check(db)
+    q.conn.send(("close",))
+    assert q.recv() == ("closed",)
+    assert db.get(b"held") == b"by the primary"
+    db.close()
+
+
+def test_follower_open_of_a_missing_database_creates_nothing(tmp_path):
+    missing = tmp_path / "missing"
+    for engine in (None, "lsm"):
+        with pytest.raises(FileNotFoundError):
+            kvdb.open(str(missing), readonly=True, engine=engine)
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError):
+        kvdb.open(str(empty), readonly=True, engine="lsm")
+    assert os.listdir(empty) == []
+
+
+def test_follower_refuses_writes_and_a_second_primary_is_locked(db_path, primaries):
+    p = primaries(idle_primary, db_path)
+    assert p.recv() == ("ready",)
+    names = sorted(os.listdir(db_path))
+    with kvdb.open(db_path, readonly=True) as db:
+        assert db.get(b"held") == b"by the primary"
+        for write in (lambda: db.put(b"x", b"y"), lambda: db.delete(b"held"), lambda: db.transaction(),
+                      lambda: db.checkpoint(), lambda: db.compact()):
+            with pytest.raises(kvdb.ReadOnlyError):
+                write()
+        for engine in (None, "lsm"):
+            with pytest.raises(kvdb.LockedError):
+                kvdb.open(db_path, engine=engine)
+        assert db.get(b"held") == b"by the primary"
+    assert sorted(os.listdir(db_path)) == names        # the follower wrote nothing
+    p.conn.send(("close",))
+    assert p.recv() == ("closed",)
+
+
+# -- one process: the primary and the follower side by side (same rules, easier to damage) --
+
+
+def small_primary(path):
+    return kvdb.open(path, **OPTS)
+
+
+def test_follower_reads_after_tables_it_never_saw_were_deleted(db_path):
+    w = small_primary(db_path)
+    w.put(b"first", b"1")
+    r = kvdb.open(db_path, readonly=True)
+    assert r.get(b"first") == b"1"
+    model = {b"first": b"1"}
+    seen_tables = set(n for n in os.listdir(db_path) if n.endswith(".sst"))
+    with r.snapshot() as snap:
+        it = r.scan()            # an iterator over the version before the compactions
+        for round_ in range(3):
+            for i in range(3000):
+                k = b"k%05d" % (i * 7 % 2000)
+                model[k] = value(round_ * 10000 + i)
+                w.put(k, model[k])
+            w.compact()          # tables added and dropped, files deleted, none read by the follower
+        gone = seen_tables - set(os.listdir(db_path))
+        assert dump(r) == model
+        assert snap.get(b"first") == b"1" and snap.get(b"k00000") is None
+        assert dict(it) == {b"first": b"1"}
+    r.verify()
+    del gone
+    w.close()
+    assert dump(r) == model
+    r.close()
+
+
+def test_follower_snapshot_keeps_versions_the_primary_merged_away(db_path):
+    w = small_primary(db_path)
+    old = {b"k%05d" % i: value(i) for i in range(2000)}
+    for k, v in old.items():
+        w.put(k, v)
+    r = kvdb.open(db_path, readonly=True)
+    snap = r.snapshot()
+    new = {k: value(50000 + i) for i, k in enumerate(old)}
+    for k, v in new.items():
+        w.put(k, v)
+    for k in list(old)[:500]:
+        w.delete(k)
+    w.compact()                  # the primary has no pin: the old versions are dropped
+    assert dump(snap) == old
+    assert all(snap.get(k) == v for k, v in list(old.items())[::97])
+    want = {k: v for k, v in new.items() if k not in set(list(old)[:500])}
+    assert dump(r) == want
+    snap.close()
+    w.close()
+    r.close()
+
+
+def test_a_record_being_written_is_not_damage(db_path):
+    w = kvdb.open(db_path, engine="lsm", sync="full")
+    w.put(b"a", b"1")
+    r = kvdb.open(db_path, readonly=True)
+    assert r.get(b"a") == b"1"
+    logs = sorted(n for n in os.listdir(db_path) if n.startswith("wal-"))
+    log = os.path.join(db_path, logs[-1])
+    start = os.path.getsize(log)
+    w.put(b"b", b"2" * 200)
+    whole = open(log, "rb").read()
+    with open(log, "r+b") as f:  # as if the primary were half-way through writing the record
+        f.truncate(start + (len(whole) - start) // 2)
+    assert r.get(b"b") is None and r.get(b"a") == b"1"
+    with open(log, "r+b") as f:
+        f.write(whole)
+    assert r.get(b"b") == b"2" * 200
+    assert r.stats()["recovery"] is None
+    w.close()
+    r.close()
+
+
+def test_follower_meeting_a_damaged_table_names_it(db_path):
+    w = small_primary(db_path)
+    w.put(b"a", b"1")
+    r = kvdb.open(db_path, readonly=True)
+    assert r.get(b"a") == b"1"
+    before = set(n for n in os.listdir(db_path) if n.endswith(".sst"))
+    for i in range(200):
+        w.put(b"k%04d" % i, value(i))
+    w.checkpoint()               # a new level-0 table the follower has not opened
+    new = sorted(set(n for n in os.listdir(db_path) if n.endswith(".sst")) - before)
+    assert new
+    path = os.path.join(db_path, new[-1])
+    with open(path, "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(b"XXXX")         # the footer's magic
+    with pytest.raises(kvdb.CorruptionError) as e:
+        r.get(b"a")
+    assert e.value.path == path
+    r.close()
+    w.close()
+
+
+def test_follower_meeting_a_damaged_manifest_record_names_it(db_path):
+    w = small_primary(db_path)
+    w.put(b"a", b"1")
+    r = kvdb.open(db_path, readonly=True)
+    assert r.get(b"a") == b"1"
+    manifest = os.path.join(db_path, open(os.path.join(db_path, "CURRENT")).read().strip())
+    size = os.path.getsize(manifest)
+    for i in range(200):
+        w.put(b"k%04d" % i, value(i))
+    w.checkpoint()               # appends edits (a new log, a flush) the follower has not read
+    assert os.path.getsize(manifest) > size + 16
+    with open(manifest, "r+b") as f:
+        f.seek(size + 8)         # the first unread record's payload, with records after it
+        b = f.read(1)
+        f.seek(size + 8)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(kvdb.CorruptionError) as e:
+        r.get(b"a")
+    assert e.value.path == manifest and e.value.offset == size
+    r.close()
+    w.close()
