@@ -12,7 +12,7 @@ The steps, so that `<name>` only ever holds a whole copy:
   1. mkdir `<backup-dir>/<name>`: claims the name (an error if it exists);
   2. after the group's commit, db.backup() into `<backup-dir>/.<name>.partial-PID`;
   3. fsync every file of the copy and its directory;
-  4. rename the copy over the claimed (empty) directory, fsync `<backup-dir>`.
+  4. rename the copy over the claimed (empty) directory, fsync `<backup-dir>` and its parent.
 A failure removes both and replies the error; a crash can leave the empty claimed
 directory and the partial one, never a partial copy under `<name>`.
 
@@ -123,6 +123,7 @@ def _write_copy(db, partial, final, root):
     _fsync_tree(partial)
     os.rename(partial, final)              # replaces the empty claimed directory
     _fsync(root)
+    _fsync(os.path.dirname(root))          # backup-dir itself, in case this BACKUP created it
 
 
 def _remove(partial, final):
