@@ -55,5 +55,6 @@ cdef class Follower:
     cdef object follow_logs(self, list applied)
     cdef bint manifest_deleted(self) except -1
     cdef bint manifest_moved(self) except -1
+    cdef int check_stop(self, LogTail tail, uint64_t size, str wpath) except -1
     cdef int apply_record(self, LogTail tail, uint64_t seq, bytes payload, str wpath, list applied) except -1
     cdef int publish(self) except -1

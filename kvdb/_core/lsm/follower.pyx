@@ -25,11 +25,14 @@ import os
 import time
 import weakref
 
+from cpython.bytes cimport PyBytes_AS_STRING
 from libc.stdint cimport uint32_t, uint64_t
 from posix.stat cimport struct_stat, fstat
 
+from kvdb._core.coding cimport get_u32, get_u64
+
 from kvdb._core.file cimport File, FS, OsFile
-from kvdb._core.wal cimport Wal, WAL_HEADER_SIZE
+from kvdb._core.wal cimport Wal, WAL_HEADER_SIZE, WAL_RECORD_HEADER_SIZE
 from kvdb._core.lsm.memtable cimport Memtable
 from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.manifest cimport MANIFEST_HEADER_SIZE, NUM_LEVELS
@@ -368,12 +371,36 @@ cdef class Follower:
                         self.recovery = None     # the "torn tail" was a record being written
                     tail.off = end
                     tail.expect += n
+                    if end < size:
+                        self.check_stop(tail, size, wpath)
                 tail.seen_size = size
             self.newest = tail
             if not last and tail.off < size:
                 return (f"{wpath}: log record for commit {tail.expect} at offset {tail.off} is damaged, and a "
                         f"later log follows it", wpath, tail.off)
         return None
+
+    cdef int check_stop(self, LogTail tail, uint64_t size, str wpath) except -1:
+        """Reading the log stopped at tail.off, before its end: a record being written is the
+        last thing in the file, so a valid record of the log's generation further on means the
+        one at tail.off is damaged (as recovery's W2 check): CorruptionError naming the log."""
+        cdef Wal w = tail.wal
+        cdef uint32_t saved = w.salt
+        cdef Py_ssize_t probe, n
+        data = w.file.read_at(tail.off, size - tail.off)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        n = len(data)
+        w.salt = tail.salt
+        try:
+            for probe in range(1, n - WAL_RECORD_HEADER_SIZE + 1):
+                if get_u32(d + probe + 24) == tail.salt and w._valid_at(d, n, probe, 0) >= 0 \
+                        and get_u64(d + probe + 8) >= tail.expect:
+                    raise CorruptionError(f"{wpath}: log record for commit {tail.expect} at offset {tail.off} is "
+                                          f"damaged, but commit {get_u64(d + probe + 8)} follows it at offset "
+                                          f"{tail.off + probe}", path=wpath, offset=tail.off)
+        finally:
+            w.salt = saved
+        return 0
 
     cdef int apply_record(self, LogTail tail, uint64_t seq, bytes payload, str wpath, list applied) except -1:
         """Add one log record's operations to its log's memtable (unless the follower has it)."""
