@@ -291,6 +291,15 @@ cdef class Transaction:
         for seq, keys in self.db.recent:
             if seq <= start:
                 continue
+            if keys is None:
+                # commits of another process this open did not replay one by one (it rebuilt its
+                # view on that process's checkpoint): any key may have changed
+                if self.reads or self.ranges:
+                    self.db.conflicts += 1
+                    raise ConflictError(f"transaction conflict: commits up to {seq}, made by another process "
+                                        f"after this transaction began (at {start}), may have changed what it "
+                                        "read; retry it")
+                continue
             for k in keys:
                 if k in self.reads:
                     self.db.conflicts += 1

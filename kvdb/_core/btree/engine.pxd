@@ -26,12 +26,14 @@ cdef class BTreeEngine(Engine):
     cdef list old_views                  # [(weakref to a BTree, its base generation)]: earlier views
                                          # that pins still read
     cdef bint holding                    # this open holds the commit mutex
+    cdef uint64_t seen_pub               # the shm's publication count this open has caught up with
     cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
 
     cdef int checkpoint_locked(self, bint mirror) except -1
     cdef int lock_shared_log(self) except -1
     cdef int unlock_shared_log(self) except -1
     cdef int repair(self) except -1
+    cdef list apply_records(self, BTree tree, list records)
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
     cdef uint64_t oldest_view_gen(self)
     cdef int publish(self) except -1

@@ -27,6 +27,10 @@ DATA_FILE = "data.kvdb"                  # the page file
 WAL_FILE = "wal-000001.log"              # the one log file
 
 
+class LogMoved(Exception):
+    """The published records were not whole in the log when read: (message, offset)."""
+
+
 cdef class BTreeEngine(Engine):
     """A copy-on-write B+Tree in data.kvdb with its log in wal-000001.log."""
     marker = DATA_FILE
@@ -114,7 +118,8 @@ cdef class BTreeEngine(Engine):
         fresh log) here, since no recovery ran for the file yet."""
         self.lock_shared_log()
         try:
-            commit_seq, log_end, salt, base, gen = self.shm.published()
+            commit_seq, log_end, salt, base, gen, pub = self.shm.published()
+            self.seen_pub = pub
             self.shm.claim_slot(gen)
             self.pager = Pager(data, data_path, self.page_size, self.cache_size, True)
             self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
@@ -129,8 +134,18 @@ cdef class BTreeEngine(Engine):
             self.wal = Wal(wal_file, wal_path)
             self.attach_wal()
             if salt:
+                if base > self.seq:
+                    raise CorruptionError(f"{wal_path}: the log starts after commit {base} but the meta page "
+                                          f"holds only up to commit {self.seq}", path=wal_path)
                 self.wal.adopt(<uint32_t>salt, base, WAL_HEADER_SIZE, base)
-                self.replay_published(commit_seq, log_end, <uint32_t>salt, base)
+                try:
+                    records = self.published_records(commit_seq, log_end, <uint32_t>salt, base, self.seq)
+                except LogMoved as e:        # the commit mutex is held: nothing moves
+                    raise CorruptionError(e.args[0], path=wal_path, offset=e.args[1]) from None
+                self.apply_records(self.tree, records)
+                if records:
+                    self.seq = commit_seq
+                self.wal.adopt(<uint32_t>salt, base, log_end, self.seq)
             if not self.read_only and not self.shm.recovered:
                 # recovery's writes, which the read-only opens before this one could not do
                 if self.seq > self.pager.meta.seq:
@@ -149,30 +164,29 @@ cdef class BTreeEngine(Engine):
         self.wal.peer_synced = lambda: shm.synced_seq
         self.wal.note_synced = shm.note_synced
 
-    def replay_published(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
-        """Apply the log's records after this view's seq up to the published commit_seq (in the
-        log generation `salt` based at `base`); [(seq, keys)]. CorruptionError if the published
-        records are not there."""
-        applied = []
-        if commit_seq <= self.seq:
-            return applied
-        start = WAL_HEADER_SIZE if (salt != self.wal.salt or self.seq < self.wal.base_seq or
-                                    self.wal.write_off < WAL_HEADER_SIZE) else self.wal.write_off
-        first = base + 1 if start == WAL_HEADER_SIZE else self.seq + 1
+    def published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
+                          uint64_t after):
+        """The log's records after seq `after` up to the published commit_seq, read from the log
+        generation `salt` (based at `base`); LogMoved if they are not whole there: another open
+        recycled the log while this one read it (the caller looks again), or it is damaged."""
+        start = WAL_HEADER_SIZE if (salt != self.wal.salt or after < self.wal.base_seq or
+                                    self.wal.write_off <= WAL_HEADER_SIZE or after != self.wal.written_seq) \
+            else self.wal.write_off
+        first = base + 1 if start == WAL_HEADER_SIZE else after + 1
         records = self.wal.read_records(salt, start, log_end, first)
         if records is None or (records and records[-1][0] != commit_seq) or (not records and commit_seq > base):
-            raise CorruptionError(f"{self.wal.path}: commits up to {commit_seq} were published by another open "
-                                  f"but the log does not hold them whole between offsets {start} and {log_end}",
-                                  path=self.wal.path, offset=start)
+            raise LogMoved(f"{self.wal.path}: commits up to {commit_seq} were published by another open but the "
+                           f"log does not hold them whole between offsets {start} and {log_end}", start)
+        return [r for r in records if (<tuple>r)[0] > after]
+
+    cdef list apply_records(self, BTree tree, list records):
+        """Apply replayed records to `tree`; [(seq, keys)]."""
+        applied = []
         wal_path = self.wal.path
         for seq, payload in records:
-            if seq <= self.seq:
-                continue
             ops = replayed_ops(payload, seq, wal_path)
-            self.tree.apply(ops, seq, self.max_live())
-            self.seq = seq
+            tree.apply(ops, seq, self.max_live())
             applied.append((seq, [op[0] for op in ops]))
-        self.wal.adopt(salt, base, log_end, commit_seq)
         return applied
 
     # -- reads -----------------------------------------------------------
@@ -211,50 +225,74 @@ cdef class BTreeEngine(Engine):
     # -- other opens of the database (docs/format/shm.md) -------------------
 
     cdef bint stale(self):
-        return self.shm is not None and self.shm.commit_seq() != self.seq
+        # a commit, a checkpoint or a recycled log: every publication changes `pub`
+        return self.shm is not None and self.shm.pub_now() != self.seen_pub
 
     cdef list catch_up(self):
         """Apply what other opens committed; a view on a meta older than the newest one (another
-        open checkpointed) is rebuilt on the newest (rebase). Writer lock held, write_gen odd."""
+        open checkpointed) is rebuilt on the newest (rebase). Writer lock held, write_gen odd.
+        Reads the log without the commit mutex: if another open recycles it meanwhile, the
+        records read do not check out (their salt is the old one) and it looks again."""
         cdef uint32_t salt
         if self.shm is None:
             return []
-        commit_seq, log_end, salt_, base, gen = self.shm.published()
-        salt = <uint32_t>salt_
-        if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
-            applied = self.rebase(commit_seq, log_end, salt, base)
-        else:
-            applied = self.replay_published(commit_seq, log_end, salt, base)
+        while True:
+            commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
+            salt = <uint32_t>salt_
+            try:
+                if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
+                    applied = self.rebase(commit_seq, log_end, salt, base)
+                elif commit_seq > self.seq:
+                    records = self.published_records(commit_seq, log_end, salt, base, self.seq)
+                    applied = self.apply_records(self.tree, records)
+                    if applied:
+                        self.seq = (<tuple>applied[-1])[0]
+                    self.wal.adopt(salt, base, log_end, commit_seq)
+                else:
+                    applied = []
+            except LogMoved as e:
+                if self.shm.pub_now() != pub:
+                    continue             # the log moved on while it was read: look again
+                raise CorruptionError(e.args[0], path=self.wal.path, offset=e.args[1]) from None
+            break
         self.caught_up += len(applied)
+        self.seen_pub = pub
         self.shm.set_base(self.oldest_view_gen(), self.seq)
         return applied
 
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
         """A new view on the newest meta: a pager and tree read from it, the clean pages of the
         old view that are still live in it, then the log's records after the meta's seq. Pins
-        keep the old view (and its pages, on disk kept by this open's base generation, S2)."""
+        keep the old view (and its pages, on disk kept by this open's base generation, S2).
+        Nothing changes until the new view is complete."""
         cdef Pager pager
         cdef BTree tree
         old_tree, old_gen, old_seq = self.tree, self.base_gen, self.seq
         pager = Pager(self.data, self.pager.path, self.pager.page_size, self.cache_size, True)
         meta = pager.meta
-        if meta.seq > commit_seq or meta.seq < old_seq and self.seq > 0 and meta.generation == old_gen:
-            raise CorruptionError(f"{pager.path}: meta page of generation {meta.generation} holds commit "
-                                  f"{meta.seq}, but commit {commit_seq} is the last one published", path=pager.path)
+        if meta.seq > commit_seq:
+            raise LogMoved(f"{pager.path}: meta page of generation {meta.generation} holds commit {meta.seq}, "
+                           f"past commit {commit_seq}, the last one published", 0)
+        records = []
+        if salt != 0 and commit_seq > meta.seq:
+            if base > meta.seq:
+                raise LogMoved(f"{self.wal.path}: the log starts after commit {base} but the newest meta page "
+                               f"holds only up to commit {meta.seq}", 0)
+            self.wal.adopt(salt, base, WAL_HEADER_SIZE, base)
+            records = self.published_records(commit_seq, log_end, salt, base, meta.seq)
         pager.adopt_clean(self.pager)
         tree = BTree(pager, meta.root, meta.entries)
         tree.expiring = meta.expiring
+        replayed = self.apply_records(tree, records)
         if self.pins:
             self.old_views.append((weakref.ref(old_tree), old_gen))
-        self.pager, self.tree, self.base_gen, self.seq = pager, tree, meta.generation, meta.seq
+        self.pager, self.tree, self.base_gen = pager, tree, meta.generation
+        self.seq = commit_seq if records else meta.seq
         self.rebases += 1
+        if salt != 0:
+            self.wal.adopt(salt, base, log_end, self.seq)
         applied = [] if old_seq >= meta.seq else [(meta.seq, None)]   # commits this open never saw
-        if salt == 0:
-            return applied
-        self.wal.adopt(salt, base, WAL_HEADER_SIZE, base)
-        for seq_keys in self.replay_published(commit_seq, log_end, salt, base):
-            if (<tuple>seq_keys)[0] > old_seq:
-                applied.append(seq_keys)
+        applied.extend([r for r in replayed if (<tuple>r)[0] > old_seq])
         return applied
 
     cdef uint64_t oldest_view_gen(self):
@@ -283,7 +321,7 @@ cdef class BTreeEngine(Engine):
         """The open that held the commit mutex died (S4): publish what the files hold. A record
         it wrote whole counts as committed, as recovery at open would count it; a log it recycled
         after its checkpoint is read from the new header."""
-        commit_seq, log_end, salt, base, gen = self.shm.published()
+        commit_seq, log_end, salt, base, gen, _ = self.shm.published()
         header = self.wal.read_header() if self.wal is not None else None
         probe = Pager(self.data, os.path.join(self.path, DATA_FILE), self.page_size, 1 << 16, True)
         gen = probe.meta.generation
@@ -306,7 +344,7 @@ cdef class BTreeEngine(Engine):
         return 0
 
     cdef int publish(self) except -1:
-        self.shm.publish(self.seq, self.wal.write_off if self.wal is not None else 0,
+        self.seen_pub = self.shm.publish(self.seq, self.wal.write_off if self.wal is not None else 0,
                          self.wal.salt if self.wal is not None else 0,
                          self.wal.base_seq if self.wal is not None else self.seq, self.base_gen)
         return 0
@@ -357,7 +395,7 @@ cdef class BTreeEngine(Engine):
                 # mutex and catch up (which rebases onto another open's newer checkpoint).
                 self.lock_shared_log()
                 took = True
-                if self.stale() or self.shm.published()[4] != self.base_gen:
+                if self.stale():
                     self.host()._catch_up_locked()
             if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
                     or (mirror and not self.pager.mirrored):

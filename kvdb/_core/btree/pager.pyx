@@ -281,15 +281,23 @@ cdef class Pager:
                 list(self.freelist_pages))
 
     def adopt_clean(self, Pager older):
-        """Take over the clean pages another pager of this file (an earlier view) holds, except
-        those free in this pager's meta: every other one is live here and unchanged since it was
-        read, because the opener's base generation kept it from reuse (P5)."""
+        """Take over the clean pages another pager of this file (an earlier view) holds that are
+        live in both views: not free in the older one's version (its freelist, its pending and
+        reusable pages: a page freed there may be cached from an even older version and rewritten
+        since) nor in this one's meta. Such a page is unchanged since it was read, because the
+        opener's base generation kept it from reuse (P5)."""
         free = {p for _, p in self.pending_gen}
         free.update(self.free_pages)
         free.update(self.freelist_pages)
+        free.update(older.free_pages)
+        free.update(older.freelist_pages)
+        free.update([p for _, p in older.pending_gen])
+        free.update([p for _, p in older.pending_snap])
+        free.update([p for _, p in older.pending_ckpt])
         for p in older.ring:
             page = <Page>p
-            if page.dirty or page.pgno >= self.page_count or page.pgno in free or page.pgno in self.pool:
+            if page.dirty or page.pgno >= self.page_count or page.pgno >= older.meta.page_count \
+                    or page.pgno in free or page.pgno in self.pool:
                 continue
             if older.pool.get(page.pgno) is not page:
                 continue                 # a stale ring entry

@@ -68,8 +68,9 @@ cdef class SharedMemory:
     cdef int lock(self) except -1    # take the commit mutex (waits with the GIL released)
     cdef int unlock(self) except -1
     cdef uint64_t commit_seq(self) noexcept nogil
-    cdef tuple published(self)       # (commit_seq, log_end, log_salt, log_base, ckpt_gen), consistent
-    cdef int publish(self, uint64_t commit_seq, uint64_t log_end, uint64_t log_salt, uint64_t log_base,
-                     uint64_t ckpt_gen) except -1     # commit mutex held
+    cdef uint64_t pub_now(self) noexcept nogil   # the seqlock: changes with every publication
+    cdef tuple published(self)       # (commit_seq, log_end, log_salt, log_base, ckpt_gen, pub), consistent
+    cdef uint64_t publish(self, uint64_t commit_seq, uint64_t log_end, uint64_t log_salt, uint64_t log_base,
+                          uint64_t ckpt_gen) except 0     # commit mutex held; returns the new `pub`
     cdef int set_base(self, uint64_t gen, uint64_t seq) except -1
     cdef uint64_t min_base(self, uint64_t limit) except? 0

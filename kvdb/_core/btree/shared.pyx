@@ -9,7 +9,7 @@ from libc.string cimport memcpy, memset
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from posix.unistd cimport close as c_close, ftruncate
 
-from kvdb.errors import CorruptionError, LockedError
+from kvdb.errors import ClosedError, CorruptionError, LockedError
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutexattr_t:
@@ -116,7 +116,10 @@ cdef class SharedMemory:
     # -- the commit mutex (S4) -------------------------------------------------
 
     cdef int lock(self) except -1:
-        cdef int r = pthread_mutex_trylock(&self.hdr.mutex)
+        cdef int r
+        if self.hdr == NULL:
+            raise ClosedError(f"{self.path} is closed")
+        r = pthread_mutex_trylock(&self.hdr.mutex)
         if r == EBUSY:
             with nogil:
                 r = pthread_mutex_lock(&self.hdr.mutex)
@@ -136,7 +139,10 @@ cdef class SharedMemory:
     # -- publication (S1, S3) ---------------------------------------------------
 
     cdef uint64_t commit_seq(self) noexcept nogil:
-        return shm_load(&self.hdr.commit_seq)
+        return shm_load(&self.hdr.commit_seq) if self.hdr != NULL else 0
+
+    cdef uint64_t pub_now(self) noexcept nogil:
+        return shm_load(&self.hdr.pub) if self.hdr != NULL else 0
 
     cdef tuple published(self):
         cdef uint64_t g1, g2, seq, end, salt, base, gen
@@ -151,10 +157,10 @@ cdef class SharedMemory:
             gen = shm_load(&self.hdr.ckpt_gen)
             g2 = shm_load(&self.hdr.pub)
             if g1 == g2:
-                return seq, end, salt, base, gen
+                return seq, end, salt, base, gen, g1
 
-    cdef int publish(self, uint64_t commit_seq, uint64_t log_end, uint64_t log_salt, uint64_t log_base,
-                     uint64_t ckpt_gen) except -1:
+    cdef uint64_t publish(self, uint64_t commit_seq, uint64_t log_end, uint64_t log_salt, uint64_t log_base,
+                          uint64_t ckpt_gen) except 0:
         shm_store(&self.hdr.pub, shm_load(&self.hdr.pub) + 1)
         shm_store(&self.hdr.log_end, log_end)
         shm_store(&self.hdr.log_salt, log_salt)
@@ -162,7 +168,7 @@ cdef class SharedMemory:
         shm_store(&self.hdr.ckpt_gen, ckpt_gen)
         shm_store(&self.hdr.commit_seq, commit_seq)
         shm_store(&self.hdr.pub, shm_load(&self.hdr.pub) + 1)
-        return 0
+        return shm_load(&self.hdr.pub)
 
     @property
     def recovered(self):
@@ -173,10 +179,11 @@ cdef class SharedMemory:
 
     @property
     def synced_seq(self):
-        return shm_load(&self.hdr.synced_seq)
+        return shm_load(&self.hdr.synced_seq) if self.hdr != NULL else 0
 
     def note_synced(self, uint64_t seq):
-        shm_max(&self.hdr.synced_seq, seq)
+        if self.hdr != NULL:
+            shm_max(&self.hdr.synced_seq, seq)
 
     @property
     def commit_seq_now(self):

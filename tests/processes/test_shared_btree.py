@@ -1,0 +1,190 @@
+"""Several processes on one B+Tree database (issue 15): real processes (multiprocessing, spawn)
+commit, read and checkpoint the same directory. Invariants S1-S4 of docs/format/shm.md and P5
+of docs/format/pages.md."""
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+import kvdb
+from tests import helpers
+from tests.processes import workers
+
+CTX = multiprocessing.get_context("spawn")
+
+
+def test_counters_have_no_lost_updates(db_path):
+    """4 processes increment shared counters in read-modify-write transactions with retries:
+    every committed increment is in the final sums (serializable across processes)."""
+    counters = 6
+    rounds = 300 if not helpers.LONG else 2000
+    kvdb.open(db_path).close()
+    with CTX.Pool(4) as pool:
+        results = pool.starmap(workers.counter_worker,
+                               [(db_path, rounds, counters, seed, "normal", time.time() + 2) for seed in range(4)])
+    expected = {}
+    for done, _ in results:
+        for c, n in done.items():
+            expected[c] = expected.get(c, 0) + n
+    with kvdb.open(db_path) as db:
+        got = {c: int(db.get(b"counter:%d" % c) or b"0") for c in range(counters)}
+        db.verify()
+    assert got == {c: expected.get(c, 0) for c in range(counters)}
+    assert sum(got.values()) == 4 * rounds * 2
+    assert sum(conflicts for _, conflicts in results) > 0   # they did contend
+
+
+def test_bank_total_is_invariant_across_processes(db_path):
+    accounts = 20
+    with kvdb.open(db_path) as db:
+        with db.transaction() as tx:
+            for a in range(accounts):
+                tx.put(b"acct:%03d" % a, b"1000")
+    with CTX.Pool(4) as pool:
+        results = pool.starmap(workers.bank_worker, [(db_path, 400, accounts, seed) for seed in range(4)])
+    assert all(wrong == 0 for _, wrong in results), results
+    with kvdb.open(db_path) as db:
+        assert sum(int(v) for _, v in db.scan(prefix=b"acct:")) == accounts * 1000
+        db.verify()
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 50])
+def test_readers_never_see_partial_or_stale_commits(db_path, checkpoint_every):
+    """Precisely: once a reader has received n from the writer (sent after the writer's commit
+    of n returned), every snapshot, scan and get it starts shows all 8 keys of the group at one
+    commit's value, and that value is >= n. With checkpoints every 50 commits the reader also
+    rebuilds its view on the writer's checkpoints (rebases)."""
+    kvdb.open(db_path).close()
+    w_recv, w_send = CTX.Pipe(duplex=False)
+    r_recv, r_send = CTX.Pipe(duplex=False)
+    commits = 400 if not helpers.LONG else 3000
+    reader = CTX.Process(target=workers.observing_reader, args=(db_path, w_recv, r_send))
+    reader.start()
+    try:
+        assert r_recv.poll(60) and r_recv.recv() == "ready"
+        workers.announcing_writer(db_path, commits, w_send, checkpoint_every)
+        assert r_recv.poll(60), "reader did not finish"
+        checks, violations = r_recv.recv()
+    finally:
+        reader.join(30)
+        if reader.is_alive():
+            reader.kill()
+    assert violations == 0
+    assert checks > 10
+
+
+def test_checkpoint_by_another_process_keeps_pinned_views(db_path):
+    """An iterator and a snapshot opened before another process rewrites most keys and
+    checkpoints several times keep reading their version (the old view: S2, P5)."""
+    with kvdb.open(db_path, checkpoint_size=1 << 30) as db:
+        with db.transaction() as tx:
+            for i in range(3000):
+                tx.put(b"k%05d" % i, b"old%05d" % i + b"." * 200)
+        snap = db.snapshot()
+        it = db.scan()
+        first = [next(it) for _ in range(10)]
+        parent, child = CTX.Pipe()
+        p = CTX.Process(target=workers.handle_server, args=(db_path, child))
+        p.start()
+        try:
+            for round_ in range(4):
+                parent.send(("txn", [(b"k%05d" % i, b"new%d-%05d" % (round_, i)) for i in range(0, 3000, 2)]))
+                assert parent.recv()[0] == "ok"
+                parent.send(("txn", [(b"k%05d" % i, None) for i in range(1, 3000, 7)]))
+                assert parent.recv()[0] == "ok"
+                parent.send(("checkpoint",))
+                assert parent.recv() == ("ok", None)
+                assert db.get(b"k00000") == b"new%d-00000" % round_          # the newest, through a rebase
+            rest = list(it)
+            assert first + rest == [(b"k%05d" % i, b"old%05d" % i + b"." * 200) for i in range(3000)]
+            assert snap.get(b"k00002") == b"old00002" + b"." * 200
+            assert len(list(snap.scan())) == 3000
+            snap.close()
+            parent.send(("stop",))
+            parent.recv()
+        finally:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        assert db.stats()["rebases"] >= 1
+        db.verify()
+        db.checkpoint()
+        db.verify()
+    with kvdb.open(db_path) as db:
+        model = {b"k%05d" % i: b"new3-%05d" % i if i % 2 == 0 else b"old%05d" % i + b"." * 200
+                 for i in range(3000) if i % 7 != 1}
+        assert dict(db.scan()) == model
+        db.verify()
+
+
+def _kill_rounds(db_path, rounds, sync):
+    """Writers commit without pause; one is killed with SIGKILL at a random moment, possibly
+    holding the commit mutex or mid-commit; the survivors go on (S4) and every commit a writer
+    acknowledged before its death is in the database."""
+    kvdb.open(db_path).close()
+    acked = {}
+    rng = __import__("random").Random(1)
+    procs = {}
+
+    def start(tag):
+        recv, send = CTX.Pipe(duplex=False)
+        p = CTX.Process(target=workers.steady_committer, args=(db_path, send, tag, sync))
+        p.start()
+        procs[tag] = (p, recv)
+
+    def drain(tag):
+        _, recv = procs[tag]
+        while recv.poll():
+            try:
+                acked[tag] = recv.recv()
+            except EOFError:
+                break
+
+    try:
+        for tag in (b"a", b"b", b"c"):
+            start(tag)
+        for r in range(rounds):
+            tag = (b"a", b"b", b"c")[r % 3]
+            deadline = time.monotonic() + 20
+            while acked.get(tag, 0) < 1 and time.monotonic() < deadline:
+                drain(tag)
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.05))
+            p, _ = procs[tag]
+            os.kill(p.pid, signal.SIGKILL)
+            p.join()
+            drain(tag)
+            for other in (b"a", b"b", b"c"):
+                drain(other)
+            before = dict(acked)
+            # the others keep committing after the kill
+            time.sleep(0.05)
+            for other in (b"a", b"b", b"c"):
+                if other != tag:
+                    drain(other)
+            progressing = [o for o in (b"a", b"b", b"c") if o != tag and acked.get(o, 0) > before.get(o, 0)]
+            assert progressing, f"round {r}: no writer made progress after a kill"
+            with kvdb.open(db_path, readonly=True) as db:
+                for t, n in acked.items():
+                    assert int(db.get(b"%s:last" % t) or b"0") >= n, (r, t, n)
+                    assert db.get(b"%s:%08d" % (t, n)) is not None
+            start(tag)
+            acked.pop(tag, None)
+    finally:
+        for p, _ in procs.values():
+            if p.is_alive():
+                p.kill()
+            p.join()
+    with kvdb.open(db_path) as db:
+        db.verify()
+
+
+def test_kill9_of_a_committer_never_blocks_or_loses(db_path):
+    _kill_rounds(db_path, 200 if helpers.LONG else 12, "normal")
+
+
+@pytest.mark.long_only
+def test_kill9_of_a_full_sync_committer(db_path):
+    _kill_rounds(db_path, 200, "full")
