@@ -474,3 +474,106 @@ def test_a_listed_table_already_deleted(db_path, tmp_path, deliver):
             kvdb.open(db_path, readonly=True, _fs=fs)
         assert e.value.path == os.path.join(db_path, gone[0]) and "missing" in str(e.value)
     w.close()
+
+
+# -- a model: the primary and a follower in one process, against one dict ----------------
+
+from hypothesis import settings as hyp_settings, strategies as st                     # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule  # noqa: E402
+
+TINY = dict(engine="lsm", cache_size=16 << 10, memtable_size=2 << 10, sstable_size=2 << 10, level1_size=8 << 10)
+model_keys = st.binary(min_size=1, max_size=3).map(lambda b: bytes(b"ab\x00\xff"[x % 4] for x in b))
+
+
+class FollowerMachine(RuleBasedStateMachine):
+    """Writes through the primary; every read through the follower must show the model (the
+    commit returned before the read began), its snapshots what the model held when they were
+    taken, through flushes, compactions, and the primary's close and reopen."""
+
+    def __init__(self):
+        super().__init__()
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="kvdb-follower-")
+        self.path = os.path.join(self.dir, "db")
+        self.w = kvdb.open(self.path, **TINY)
+        self.r = kvdb.open(self.path, readonly=True)
+        self.model = {}
+        self.snaps = []
+        self.n = 0
+
+    @rule(k=model_keys, size=st.sampled_from([1, 40, 300]))
+    def put(self, k, size):
+        self.n += 1
+        v = b"%d|" % self.n + b"v" * size
+        self.w.put(k, v)
+        self.model[k] = v
+
+    @rule(k=model_keys)
+    def delete(self, k):
+        self.w.delete(k)
+        self.model.pop(k, None)
+
+    @rule(data=st.data())
+    def batch(self, data):
+        ops = data.draw(st.lists(st.tuples(model_keys, st.booleans()), min_size=1, max_size=8))
+        with self.w.transaction() as tx:
+            for k, put in ops:
+                self.n += 1
+                if put:
+                    tx.put(k, b"%d" % self.n)
+                    self.model[k] = b"%d" % self.n
+                else:
+                    tx.delete(k)
+                    self.model.pop(k, None)
+
+    @rule()
+    def checkpoint(self):
+        self.w.checkpoint()
+
+    @rule()
+    def compact(self):
+        self.w.compact()
+
+    @rule()
+    def reopen_primary(self):
+        self.w.close()
+        self.w = kvdb.open(self.path, **TINY)
+
+    @rule()
+    def reopen_follower(self):
+        self.r.close()
+        self.r = kvdb.open(self.path, readonly=True)
+        self.snaps = []
+
+    @precondition(lambda self: len(self.snaps) < 3)
+    @rule()
+    def snapshot(self):
+        self.snaps.append((self.r.snapshot(), dict(self.model)))
+
+    @precondition(lambda self: self.snaps)
+    @rule()
+    def release_snapshot(self):
+        s, _ = self.snaps.pop(0)
+        s.close()
+
+    @rule(k=model_keys)
+    def get(self, k):
+        assert self.r.get(k) == self.model.get(k)
+
+    @invariant()
+    def follows(self):
+        assert dump(self.r) == self.model
+        for s, seen in self.snaps:
+            assert dump(s) == seen
+
+    def teardown(self):
+        import shutil
+        for s, _ in self.snaps:
+            s.close()
+        self.r.close()
+        self.w.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+TestFollowerMachine = FollowerMachine.TestCase
+TestFollowerMachine.settings = hyp_settings(max_examples=60, stateful_step_count=40, deadline=None)
