@@ -113,21 +113,31 @@ def build(path, engine, seed=1):
 
 
 def wait_released(path, seconds=10):
-    """Wait until the dropped database's lock is free: its background thread may be finishing a
-    step (a flush) that holds it, and a copy taken meanwhile could be torn."""
+    """Wait until no open holds the dropped database: its background thread may be finishing a
+    step (a flush) that holds it, and a copy taken meanwhile could be torn.
+    Every open holds byte 0 of LOCK with an open-file-description lock (kvdb/_core/file.pyx,
+    DbLock), which flock cannot see; F_OFD_GETLK asks whether a write lock on that byte could be
+    placed, from a descriptor of our own (so this process's opens count too), and writes nothing."""
     import fcntl
     import gc
+    import struct
+    flock = "hhqqi4x"  # struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid
+    probe = struct.pack(flock, fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0)
     deadline = time.monotonic() + seconds
     while True:
         gc.collect()
-        with open(os.path.join(path, "LOCK"), "rb") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise
+        try:
+            fd = os.open(os.path.join(path, "LOCK"), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            held = struct.unpack(flock, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))[0] != fcntl.F_UNLCK
+        finally:
+            os.close(fd)
+        if not held:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} is still open after {seconds} s")
         time.sleep(0.01)
 
 
