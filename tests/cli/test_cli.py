@@ -233,7 +233,8 @@ def test_backup_restore_round_trip(tmp_path):
 def test_restore_refuses_a_backup_in_use(tmp_path):
     make_db(tmp_path / "src", [(b"a", b"1")])
     with kvdb.open(str(tmp_path / "src")):
-        assert_one_line_error(run_cli("restore", tmp_path / "src", tmp_path / "new"), "is open in process")
+        assert_one_line_error(run_cli("restore", tmp_path / "src", tmp_path / "new"),
+                              "is open in another process")
     assert not (tmp_path / "new").exists()
 
 
