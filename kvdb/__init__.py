@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 
-def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusive=False, **keywords):
+def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusive=False, _sole_writer=False,
+         **keywords):
     """Open (creating if missing) the database in directory `path`.
 
     `path` is a str or an os.PathLike (pathlib.Path); anything else, bytes included (decode them
@@ -59,6 +60,8 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusiv
     _fs, _clock: tests only: the file system (kvdb._core.file.FS) and a callable returning
     wall-clock seconds, used for key expiry (ttl). _exclusive: for tools that rewrite the files
     (kvdb compact): LockedError while any other open of the database exists, and none can start.
+    _sole_writer: for kvdb serve, whose counters and expiry index need every write to pass
+    through it: other read-write opens get LockedError (read-only ones may join).
     """
     path = check_path(path)
     if options is None:
@@ -67,7 +70,8 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusiv
         raise TypeError(f"options must be a kvdb.Options, not {type(options).__name__}")
     elif keywords:
         options = options.replace(**_known(keywords))
-    return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock, _exclusive=_exclusive)
+    return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock, _exclusive=_exclusive,
+                    _sole_writer=_sole_writer)
 
 
 def _known(keywords):

@@ -226,7 +226,7 @@ cdef class Database:
     def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None,
-                 readonly=False, _exclusive=False):
+                 readonly=False, _exclusive=False, _sole_writer=False):
         cdef Engine store
         if not isinstance(readonly, bool):
             raise TypeError(f"readonly must be True or False, not {readonly!r}")
@@ -285,7 +285,8 @@ cdef class Database:
                 self.lock_handle = self.fs.lock(lock_path, "reader") if fs.exists(lock_path) else None
             else:
                 self.fs.makedirs(path)
-                self.lock_handle = self.fs.lock(lock_path, "exclusive" if _exclusive else store.lock_role)
+                self.lock_handle = self.fs.lock(lock_path, "exclusive" if _exclusive else
+                                                "writer" if _sole_writer else store.lock_role)
         except BaseException as e:
             remove_dirs(fs, made_dirs)       # only if still empty: a LockedError means the lock is another's
             if isinstance(e, OSError):

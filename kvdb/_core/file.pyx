@@ -259,8 +259,12 @@ cdef extern from "fcntl.h" nogil:
 # its own owner, in this process as in others, and the kernel drops them when the descriptor
 # closes, also when its process is killed).
 LOCK_BYTE_OPEN = 0         # every open holds it shared; the first opener, while it sets up what
-                           # openers share, and an exclusive open hold it exclusive
-LOCK_BYTE_WRITER = 1       # the LSM engine's one writer (primary) holds it exclusive
+                           # openers share, the last one while it closes, and an exclusive open
+                           # hold it exclusive
+LOCK_BYTE_WRITERS = 1      # members (the B+Tree's read-write opens) hold it shared; a sole writer
+                           # (the LSM's primary, kvdb serve) exclusive
+LOCK_BYTE_EXCLUSIVE = 2    # an exclusive open holds it too, so that waiting opens can tell it from
+                           # a brief set-up or close and fail at once
 ROLES = ("member", "writer", "reader", "exclusive")
 OPEN_WAIT_SECONDS = 30.0   # how long an open waits for the first opener's set-up or the last one's close
 
@@ -290,13 +294,40 @@ cdef int _ofd_lock(int fd, short kind, long start, bint wait) except -2:
         raise OSError(err, os.strerror(err))
 
 
+cdef bint _ofd_held(int fd, long start) except -1:
+    """Whether another open holds byte `start` in a way that excludes an exclusive lock."""
+    cdef flock fl
+    fl.l_type = F_WRLCK
+    fl.l_whence = 0
+    fl.l_start = start
+    fl.l_len = 1
+    fl.l_pid = 0
+    if c_fcntl(fd, F_OFD_GETLK, &fl) != 0:
+        raise OSError(errno, os.strerror(errno))
+    return fl.l_type != F_UNLCK
+
+
+cdef bint _ofd_held_shared_only(int fd) except -1:
+    """Whether byte LOCK_BYTE_WRITERS is held by members only (shared), not by a sole writer."""
+    cdef flock fl
+    fl.l_type = F_WRLCK
+    fl.l_whence = 0
+    fl.l_start = LOCK_BYTE_WRITERS
+    fl.l_len = 1
+    fl.l_pid = 0
+    if c_fcntl(fd, F_OFD_GETLK, &fl) != 0:
+        raise OSError(errno, os.strerror(errno))
+    return fl.l_type == F_RDLCK
+
+
 cdef class DbLock:
     """A database's hold on its directory's LOCK file, by role:
-      member    - the B+Tree's openers, any number of processes: byte 0 shared
-      writer    - the LSM's primary: byte 0 shared and byte 1 exclusive (one per database)
+      member    - the B+Tree's read-write opens, any number of processes: bytes 0 and 1 shared
+      writer    - a sole writer (the LSM's primary; kvdb serve, whose counters and expiry index
+                  need every write to pass through it): byte 0 shared, byte 1 exclusive
       reader    - read-only opens: byte 0 shared; the file is opened read-only when it cannot be
                   opened for writing, and then never set up (`first` stays False)
-      exclusive - byte 0 exclusive for the whole open (tools that rewrite the files)
+      exclusive - bytes 0 and 2 exclusive for the whole open (tools that rewrite the files)
     `first` is True when no other open held the database: the opener then sets up what openers
     share (the B+Tree's shared-memory file, recovery) and calls settle(), which lets others in."""
     cdef readonly int fd
@@ -337,7 +368,8 @@ cdef class DbLock:
         if self.role == "exclusive":
             if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) < 0:
                 self._locked("; it is open in another process (or another open in this one), and this needs it "
-                             "to itself")
+                             "to itself", False)
+            _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_EXCLUSIVE, False)
             self._record_pid()
             self.first = True
             return
@@ -347,36 +379,41 @@ cdef class DbLock:
             # Others have it open: wait while one of them holds byte 0 exclusive (setting up or
             # closing, brief), but not for an exclusive open (a tool rewriting the files).
             while _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_OPEN, False) < 0:
-                if self._holder_note() == "exclusive" or time.monotonic() > deadline:
-                    self._locked("; it is held exclusively (a tool rewriting the database, such as kvdb compact)"
-                                 if self._holder_note() == "exclusive" else
-                                 f"; waited {OPEN_WAIT_SECONDS:.0f} s for another open to finish setting up or closing")
+                if _ofd_held(self.fd, LOCK_BYTE_EXCLUSIVE):
+                    self._locked("; it is held exclusively (a tool rewriting the database, such as kvdb compact)", True)
+                if time.monotonic() > deadline:
+                    self._locked(f"; waited {OPEN_WAIT_SECONDS:.0f} s for another open to finish setting up or "
+                                 "closing", False)
                 time.sleep(0.002)
         if self.role == "writer":
-            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_WRITER, False) < 0:
-                self._locked("; only one process may open an LSM database for writing (others may open it "
-                             "with readonly=True)")
+            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_WRITERS, False) < 0:
+                if _ofd_held_shared_only(self.fd):
+                    self._locked("; other processes have it open for writing, and this open must be its only "
+                                 "writer (read-only opens may join it)", False)
+                self._locked("; it has one writer at a time (open it with readonly=True to read beside it)", True)
             self._record_pid()
+        elif self.role == "member":
+            if _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_WRITERS, False) < 0:
+                self._locked("; it has one writer at a time (kvdb serve, or an LSM database's writer); open it "
+                             "with readonly=True to read beside it", True)
 
     cdef _record_pid(self):
         note = b"exclusive" if self.role == "exclusive" else b"writer"
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, b"%d %s\n" % (os.getpid(), note), 0)
 
-    cdef str _holder_note(self):
-        try:
-            parts = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
-        except OSError:
-            return ""
-        return parts[1] if len(parts) > 1 else ""
-
-    cdef _locked(self, str why):
-        try:
-            parts = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
-        except OSError:
-            parts = []
-        pid = int(parts[0]) if parts and parts[0].isdigit() else None
-        raise LockedError(f"database is locked: {self.path} is held by process {pid if pid else 'unknown'}"
+    cdef _locked(self, str why, bint named):
+        """LockedError; `named`: the holder wrote its pid into the file (a sole writer or an
+        exclusive open), else the holders are members, which do not."""
+        pid = None
+        if named:
+            try:
+                parts = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
+            except OSError:
+                parts = []
+            pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        raise LockedError(f"database is locked: {self.path} is held by "
+                          f"{f'process {pid}' if pid else 'another open'}"
                           f"{' (this process)' if pid == os.getpid() else ''}{why}", path=self.path, pid=pid)
 
     def settle(self):

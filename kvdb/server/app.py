@@ -99,7 +99,9 @@ class Server:
 
     def open_database(self):
         data = self.config["dir"]
-        self.db = kvdb.open(data, **self.config.database_options())   # creates `data` if missing
+        # the server is the database's only writer (its counters, expiry index and blind deletes
+        # rely on it); read-only opens (kvdb check, stats, backup) may join it
+        self.db = kvdb.open(data, **self.config.database_options(), _sole_writer=True)   # creates `data` if missing
         self.ks = Keyspace(self.db, self.config["databases"], self.key_changed)
         self.ks.load()
         use_fastlane = os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
