@@ -138,3 +138,14 @@ DOC_VERSIONS["dump.md"] = ("DUMP_VERSION", "kvdb/cli/dumpformat.py", dump_versio
 def test_the_dump_document_states_only_its_constant():
     """The parametrized tests above were collected before dump.md joined DOC_VERSIONS."""
     test_each_version_left_in_a_format_document_is_its_constant("dump.md")
+
+
+# -- issue 15: the shared-memory file (docs/format/shm.md), added here at the end ---------------
+
+DOC_VERSIONS["shm.md"] = ("SHM_VERSION", "kvdb/_core/btree/shared.pxd",
+                          pxd_enum("kvdb/_core/btree/shared.pxd", "SHM_VERSION"))
+
+
+def test_the_shm_document_states_only_its_constant():
+    """The parametrized tests above were collected before shm.md joined DOC_VERSIONS."""
+    test_each_version_left_in_a_format_document_is_its_constant("shm.md")

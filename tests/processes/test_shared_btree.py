@@ -51,7 +51,7 @@ def test_bank_total_is_invariant_across_processes(db_path):
 
 
 @pytest.mark.parametrize("checkpoint_every", [0, 50])
-def test_readers_never_see_partial_or_stale_commits(db_path, checkpoint_every):
+def test_O1_readers_never_see_partial_or_stale_commits(db_path, checkpoint_every):
     """Precisely: once a reader has received n from the writer (sent after the writer's commit
     of n returned), every snapshot, scan and get it starts shows all 8 keys of the group at one
     commit's value, and that value is >= n. With checkpoints every 50 commits the reader also
@@ -75,7 +75,7 @@ def test_readers_never_see_partial_or_stale_commits(db_path, checkpoint_every):
     assert checks > 10
 
 
-def test_checkpoint_by_another_process_keeps_pinned_views(db_path):
+def test_O2_checkpoint_by_another_process_keeps_pinned_views(db_path):
     """An iterator and a snapshot opened before another process rewrites most keys and
     checkpoints several times keep reading their version (the old view: S2, P5)."""
     with kvdb.open(db_path, checkpoint_size=1 << 30) as db:
@@ -184,10 +184,42 @@ def _kill_rounds(db_path, rounds, sync):
         db.verify()
 
 
-def test_kill9_of_a_committer_never_blocks_or_loses(db_path):
+def test_O3_kill9_of_a_committer_never_blocks_or_loses(db_path):
     _kill_rounds(db_path, 200 if helpers.LONG else 12, "normal")
 
 
 @pytest.mark.long_only
-def test_kill9_of_a_full_sync_committer(db_path):
+def test_O3_kill9_of_a_full_sync_committer(db_path):
     _kill_rounds(db_path, 200, "full")
+
+
+def test_P5_freed_pages_wait_for_every_opens_generation(db_path):
+    """While another open still reads an older version (a snapshot taken before this open's
+    checkpoints), the pages those checkpoints free are not reused: the file grows instead. Once
+    it lets go and catches up, they are reused, and what it read stayed intact meanwhile."""
+    with kvdb.open(db_path) as a, kvdb.open(db_path) as b:
+        for i in range(2000):
+            a.put(b"k%05d" % i, b"v0-%05d" % i)
+        a.checkpoint()
+        snap = b.snapshot()                      # b reads the version of this checkpoint
+        reused_while_held = []
+        for round_ in range(1, 4):
+            with a.transaction() as tx:
+                for i in range(2000):
+                    tx.put(b"k%05d" % i, b"v%d-%05d" % (round_, i))
+            a.checkpoint()
+            st = a.stats()
+            reused_while_held.append(st["free_pages"])
+        assert reused_while_held == [0, 0, 0], reused_while_held      # every freed page waited
+        pages_held = a.stats()["pages"]
+        assert snap.get(b"k01999") == b"v0-01999"
+        assert sum(1 for _ in snap.scan()) == 2000
+        snap.close()
+        assert b.get(b"k00000") == b"v3-00000"   # b catches up: its slot moves to the newest meta
+        with a.transaction() as tx:
+            for i in range(2000):
+                tx.put(b"k%05d" % i, b"v4-%05d" % i)
+        assert a.stats()["free_pages"] > 0 or a.stats()["pages"] == pages_held
+        a.checkpoint()
+        a.verify()
+        b.verify()

@@ -76,7 +76,7 @@ cdef class BTreeEngine(Engine):
         if self.shm is not None and not self.first_open:
             return self.join(data, data_path, wal_file, wal_path)
         if self.shm is not None:
-            self.shm.claim_slot(0)       # protects everything until the meta is known (S2)
+            self.shm.claim_slot(0)       # protects everything until the meta is known (O2)
         self.pager = Pager(data, data_path, self.page_size, self.cache_size, self.shm is not None)
         # dirty pages count against cache_size too; checkpoint when they fill three quarters
         self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
@@ -113,7 +113,7 @@ cdef class BTreeEngine(Engine):
 
     def join(self, File data, str data_path, File wal_file, str wal_path):
         """Open a database other opens already have: under the commit mutex, register this open
-        (S2), read the meta page, and replay the log up to the last published commit, in memory.
+        (O2), read the meta page, and replay the log up to the last published commit, in memory.
         The first writable open after only read-only ones runs recovery's writes (checkpoint,
         fresh log) here, since no recovery ran for the file yet."""
         self.lock_shared_log()
@@ -263,7 +263,7 @@ cdef class BTreeEngine(Engine):
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
         """A new view on the newest meta: a pager and tree read from it, the clean pages of the
         old view that are still live in it, then the log's records after the meta's seq. Pins
-        keep the old view (and its pages, on disk kept by this open's base generation, S2).
+        keep the old view (and its pages, on disk kept by this open's base generation, O2).
         Nothing changes until the new view is complete."""
         cdef Pager pager
         cdef BTree tree
@@ -318,7 +318,7 @@ cdef class BTreeEngine(Engine):
         return 0
 
     cdef int repair(self) except -1:
-        """The open that held the commit mutex died (S4): publish what the files hold. A record
+        """The open that held the commit mutex died (O3): publish what the files hold. A record
         it wrote whole counts as committed, as recovery at open would count it; a log it recycled
         after its checkpoint is read from the new header."""
         commit_seq, log_end, salt, base, gen, _ = self.shm.published()
@@ -358,7 +358,7 @@ cdef class BTreeEngine(Engine):
         if self.holding:
             try:
                 if self.wal.written_seq > self.shm.commit_seq():
-                    self.publish()       # S1: the record is whole in the log
+                    self.publish()       # O1: the record is whole in the log
                     self.shm.set_base(self.oldest_view_gen(), self.seq)
             finally:
                 self.unlock_shared_log()
@@ -405,7 +405,7 @@ cdef class BTreeEngine(Engine):
             self.write_gen += 1
             try:
                 if self.shm is not None:
-                    self.publish()   # S3: the meta is durable
+                    self.publish()   # O1: the meta is durable
                     self.shm.set_base(self.oldest_view_gen(), self.seq)
                     self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())
                 reclaim_pages(self.pager, self.min_live())

@@ -43,7 +43,7 @@
 #   P4. Every page read from the file is checked (checksum, pgno, type) before use.
 #   P5. With other opens (shared), a page free in the meta of generation g, or freed by the
 #       checkpoint that wrote it, is reused only when every open's base generation is at least g
-#       (S2 of shared.pxd): no open still reads an older meta that reaches it.
+#       (O2 in shared.pxd): no open still reads an older meta that reaches it.
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -126,9 +126,9 @@ cdef class Pager:
     cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint
     cdef list freelist_pages    # pgnos holding the durable freelist
     cdef readonly bint shared   # other opens (processes) read this file too: pages a checkpoint
-                                # frees wait for every open's base generation (S2); constant
+                                # frees wait for every open's base generation (O2); constant
     cdef list pending_gen       # [(gen, pgno)] free, but reusable only once every open's base
-                                # generation is at least gen (shared only; docs/format/shm.md S2)
+                                # generation is at least gen (shared only; docs/format/shm.md O2)
     cdef dict gen_gate          # pgno -> gen: pages in pending_snap that then wait in pending_gen
     cdef public uint64_t reuse_gen          # lowest base generation of any open (set by the engine)
     cdef readonly uint32_t page_count       # high-water mark, in pages

@@ -9,16 +9,17 @@
 # lock on byte SHM_SLOT_LOCK_BASE + index of the file (the kernel drops it when the process dies):
 #   base_gen (the oldest meta generation whose pages the open may still read), pid, seq.
 #
-# Invariants (tests name them by number):
-#   S1. A commit's record is in the log, whole, before commit_seq and log_end say so; both change
-#       only under the commit mutex, inside an odd `pub`.
-#   S2. An open registers its slot's base_gen before it reads a meta page, and only lowers it...
-#       never above the generation of any page it may still read. A page freed by the checkpoint
-#       of generation g is reused only when every live slot's base_gen is at least g.
-#   S3. ckpt_gen is raised only after the meta page of that generation is durable; log_salt and
-#       log_base change only after that, when the log is recycled.
-#   S4. A process that dies holding the commit mutex leaves it to the next taker (robust mutex,
-#       EOWNERDEAD), which rebuilds commit_seq and log_end from the log itself before going on.
+# Invariants (tests name them by number; docs/format/shm.md):
+#   O1. A commit's record is whole in the log before commit_seq and log_end say so; they, the log's
+#       salt and base and ckpt_gen change only under the commit mutex, inside an odd `pub`, and
+#       ckpt_gen only after the meta page of that generation is durable.
+#   O2. An open registers its slot's base_gen before it reads a meta page, never above the
+#       generation of a meta whose pages it may still read (its pinned earlier views included);
+#       a page freed by the checkpoint of generation g is reused only when every live slot's
+#       base_gen is at least g (P5 in pager.pxd).
+#   O3. An open that dies holding the commit mutex leaves it to the next taker (a robust mutex:
+#       EOWNERDEAD), which publishes what the files hold (the meta pages, the log's header and
+#       whole records) before going on; a slot whose lock byte is free is a dead open's.
 
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -38,18 +39,18 @@ cdef struct ShmHeader:
     uint32_t version                 # SHM_VERSION
     uint32_t slots                   # SHM_SLOTS
     uint64_t pub                     # seqlock over the five fields below: odd while they change
-    uint64_t commit_seq              # the last commit whose record is in the log (S1)
+    uint64_t commit_seq              # the last commit whose record is in the log (O1)
     uint64_t log_end                 # log offset just past that record
     uint64_t log_salt                # salt of the log's current generation
     uint64_t log_base                # base seq of the log's current generation (its header)
-    uint64_t ckpt_gen                # generation of the durable meta page (S3)
+    uint64_t ckpt_gen                # generation of the durable meta page (O1)
     uint64_t synced_seq              # highest seq known fsynced in the log (atomic maximum)
     uint64_t recovered               # 1 once a writable open ran recovery (checkpoint, fresh log)
     char pad[48]
-    pthread_mutex_t mutex            # the commit mutex: process-shared, robust (S4); at offset 128
+    pthread_mutex_t mutex            # the commit mutex: process-shared, robust (O3); at offset 128
 
 cdef struct ShmSlot:
-    uint64_t base_gen                # oldest meta generation this open may still read pages of (S2)
+    uint64_t base_gen                # oldest meta generation this open may still read pages of (O2)
     uint64_t seq                     # the last commit this open has applied
     uint64_t pid                     # the process (for stats and messages)
     uint64_t used                    # 1 while claimed
@@ -63,7 +64,7 @@ cdef class SharedMemory:
     cdef ShmSlot *slots              # hdr's slot array
     cdef Py_ssize_t size             # bytes mapped
     cdef readonly int slot           # this open's slot index, -1 before claim_slot
-    cdef readonly bint owner_died    # the last lock() found the mutex's holder dead (S4)
+    cdef readonly bint owner_died    # the last lock() found the mutex's holder dead (O3)
 
     cdef int lock(self) except -1    # take the commit mutex (waits with the GIL released)
     cdef int unlock(self) except -1

@@ -113,7 +113,7 @@ cdef class SharedMemory:
                 raise CorruptionError(f"{path}: not a kvdb shared-memory file of version {SHM_VERSION} "
                                       f"(magic {magic!r}, version {self.hdr.version})", path=path)
 
-    # -- the commit mutex (S4) -------------------------------------------------
+    # -- the commit mutex (O3) -------------------------------------------------
 
     cdef int lock(self) except -1:
         cdef int r
@@ -136,7 +136,7 @@ cdef class SharedMemory:
         pthread_mutex_unlock(&self.hdr.mutex)
         return 0
 
-    # -- publication (S1, S3) ---------------------------------------------------
+    # -- publication (O1) ------------------------------------------------------
 
     cdef uint64_t commit_seq(self) noexcept nogil:
         return shm_load(&self.hdr.commit_seq) if self.hdr != NULL else 0
@@ -189,7 +189,7 @@ cdef class SharedMemory:
     def commit_seq_now(self):
         return shm_load(&self.hdr.commit_seq)
 
-    # -- slots (S2) -----------------------------------------------------------
+    # -- slots (O2) -----------------------------------------------------------
 
     def claim_slot(self, uint64_t base_gen):
         """Take a free slot (its lock byte free: never claimed, or its holder closed or died) and
