@@ -105,8 +105,16 @@ def detect_engine(str path, FS fs=None, str opening=None):
 
 
 def _after_fork_in_child():
+    # The child inherits the parent's descriptors, and with them the parent's locks (LOCK's byte
+    # locks, the B+Tree's shared-memory slot): drop the child's copies, so that the locks live
+    # exactly as long as the parent's open, and mark the database unusable here.
     for db in list(_live):
         (<Database>db).state = STATE_FORKED
+        try:
+            (<Database>db).fs.unlock((<Database>db).lock_handle)
+            (<Database>db).storage.forget()
+        except BaseException:
+            pass
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -371,7 +379,9 @@ cdef class Database:
                                      f"({self.failed}); reopen it to recover from the log")
             if self.state == STATE_FORKED:
                 raise ForkError(f"database {self.path} was opened in process {self.pid} and inherited across "
-                                "fork(); open it again in the child")
+                                "fork(); open it again in the child (processes share a B+Tree database; an "
+                                "LSM database has one writer, so open it with readonly=True while the parent "
+                                "writes)")
             raise ClosedError(f"database {self.path} is closed")
         return 0
 

@@ -96,3 +96,5 @@ cdef class Engine:
     cdef int prepare_close(self) except -1
     cdef int close_locked(self, bint last) except -1     # `last`: no other open of the database remains
     cdef int release(self) except -1
+    cdef int forget(self) except -1      # after fork(), in the child: drop inherited descriptors that
+                                         # hold shared state (locks), without changing that state

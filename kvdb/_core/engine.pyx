@@ -213,6 +213,11 @@ cdef class Engine:
         """The final, durable step of a clean close (writer lock held; not after a failure)."""
         raise NotImplementedError
 
+    cdef int forget(self) except -1:
+        """After fork(), in the child: let go of inherited descriptors whose locks must stay the
+        parent's alone (the B+Tree's shared-memory slot), touching nothing shared."""
+        return 0
+
     cdef int release(self) except -1:
         """Close every file (writer lock held, or the database is being dropped)."""
         raise NotImplementedError

@@ -223,3 +223,43 @@ def test_P5_freed_pages_wait_for_every_opens_generation(db_path):
         a.checkpoint()
         a.verify()
         b.verify()
+
+
+def test_forked_child_opens_afresh_and_holds_none_of_the_parents_locks(db_path):
+    """What pre-fork servers do: the parent opens the database, forks, and the child opens it
+    again (the inherited handle raises ForkError). The child drops the descriptors it inherited,
+    so once the parent closes, nothing of the parent's open lives on in the child: an exclusive
+    open succeeds while the child still runs."""
+    parent = kvdb.open(db_path)
+    parent.put(b"from-parent", b"1")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            try:
+                parent.get(b"from-parent")
+            except kvdb.ForkError as e:
+                if "open it again in the child" in str(e):
+                    code = 2
+            if code == 2:
+                with kvdb.open(db_path) as mine:
+                    if mine.get(b"from-parent") == b"1":
+                        mine.put(b"from-child", b"1")
+                        code = 0
+                os.write(w, b"done")
+                time.sleep(3)             # alive, with only the inherited (dropped) descriptors
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        assert os.read(r, 16) == b"done"
+        assert parent.get(b"from-child") == b"1"
+        parent.close()
+        with kvdb.open(db_path, _exclusive=True) as db:   # the child still runs: no lock of the parent's
+            assert db.get(b"from-child") == b"1"            # open lives on in it
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(r)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -21,7 +21,7 @@ from kvdb._core.btree.shared cimport SharedMemory
 from kvdb._core.wal cimport WAL_HEADER_SIZE
 from kvdb._core.file cimport File
 
-from kvdb.errors import CorruptionError, IOFailureError
+from kvdb.errors import CorruptionError, IOFailureError, ReadOnlyError
 
 DATA_FILE = "data.kvdb"                  # the page file
 WAL_FILE = "wal-000001.log"              # the one log file
@@ -70,9 +70,14 @@ cdef class BTreeEngine(Engine):
             try:
                 self.shm = SharedMemory(data_path + SHM_FILE_SUFFIX, self.first_open)
             except OSError as e:
-                if not self.read_only or not self.first_open:
+                if not self.read_only:
                     raise
-                self.shm = None          # read-only media or directory: nothing else can write it
+                if not self.first_open:
+                    raise ReadOnlyError(
+                        f"{data_path}{SHM_FILE_SUFFIX}: a read-only open beside other opens registers in the "
+                        f"shared-memory file, which this process cannot write ({e.strerror}); open it when no "
+                        "other process has the database open, or with write access to that file") from e
+                self.shm = None          # read-only media or directory, and no other open: nothing moves
         if self.shm is not None and not self.first_open:
             return self.join(data, data_path, wal_file, wal_path)
         if self.shm is not None:
@@ -515,6 +520,11 @@ cdef class BTreeEngine(Engine):
         except OSError as e:
             raise IOFailureError(f"shrinking the log after the final checkpoint failed: {e} "
                                  "(every commit is already durable)") from e
+        return 0
+
+    cdef int forget(self) except -1:
+        if self.shm is not None:
+            self.shm.forget()
         return 0
 
     cdef int release(self) except -1:

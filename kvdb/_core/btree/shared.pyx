@@ -235,6 +235,17 @@ cdef class SharedMemory:
                 out.append((self.slots[i].pid, shm_load(&self.slots[i].base_gen), shm_load(&self.slots[i].seq)))
         return out
 
+    def forget(self):
+        """After fork(), in the child: drop the inherited mapping and descriptor without touching
+        the slot, which stays the parent's (its lock goes with the parent's descriptor)."""
+        self.slot = -1
+        if self.hdr != NULL:
+            munmap(self.hdr, self.size)
+            self.hdr = NULL
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
     def close(self):
         if self.slot >= 0 and self.hdr != NULL:
             shm_store(&self.slots[self.slot].used, 0)

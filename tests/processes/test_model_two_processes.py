@@ -1,0 +1,195 @@
+"""Hypothesis stateful model test across two processes (issue 15, acceptance): one dict model and
+two handles on one B+Tree database, handle A in this process and handle B in a child process
+(multiprocessing, spawn) served by workers.handle_server.
+
+Writes go through either handle in any order (puts, deletes, transactions), reads through either
+compare with the model, either handle checkpoints or reopens, A holds snapshots across B's
+commits and checkpoints, and A's transaction that read a key B then changed must fail with
+ConflictError. A has tiny pages, a tiny cache and a tiny checkpoint threshold (splits, merges,
+overflow pages, evictions and checkpoints all the time); B has the default cache, so it keeps
+pages cached that A rewrites. Keys come from a small alphabet, so overwrites and deletes of
+existing keys are common.
+
+The LSM engine allows one writer only (issue 15, item 2), so its two-process model (a primary
+and a following read-only open) is tests/lsm/test_follower.py's.
+"""
+import multiprocessing
+import shutil
+import tempfile
+
+import pytest
+from hypothesis import settings, strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition, rule
+
+import kvdb
+from tests import helpers
+from tests.helpers import value
+from tests.processes import workers
+
+CTX = multiprocessing.get_context("spawn")
+
+A_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10, sync="normal")
+REPLY_SECONDS = 60          # B answers every command well within this, or the test fails
+MAX_SNAPSHOTS = 3           # snapshots A holds at once
+
+# -- strategies ---------------------------------------------------------------
+
+short_keys = st.binary(min_size=1, max_size=3).map(lambda b: bytes(b"ab\x00\xff"[x % 4] for x in b))
+long_keys = st.tuples(short_keys, st.sampled_from([100, 300])).map(lambda t: t[0] + b"L" * t[1])
+keys = st.one_of(short_keys, short_keys, short_keys, long_keys)
+values = st.tuples(st.integers(0, 1 << 16), st.sampled_from([0, 1, 5, 40, 200, 700, 1500])).map(
+    lambda t: value(*t))
+handles = st.sampled_from(["A", "B"])
+txn_ops = st.lists(st.tuples(keys, st.one_of(st.none(), values)), min_size=1, max_size=12)
+
+
+class TwoProcessMachine(RuleBasedStateMachine):
+    snapshots = Bundle("snapshots")
+
+    def __init__(self):
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="kvdb-two-processes-")
+        self.path = self.dir + "/db"
+        self.model = {}
+        self.snaps = {}                 # number -> (A's open snapshot, the model when taken)
+        self.taken = 0                  # snapshots taken so far (numbers them)
+        self.a = kvdb.open(self.path, **A_OPTIONS)      # creates the database, with A's page size
+        self.conn, child_end = CTX.Pipe()
+        self.b = CTX.Process(target=workers.handle_server, args=(self.path, child_end), daemon=True)
+        self.b.start()
+        child_end.close()
+
+    def teardown(self):
+        try:
+            for snap, _ in self.snaps.values():
+                snap.close()
+            self.a.close()
+        except Exception:  # noqa: BLE001 - a failing step has already been reported
+            pass
+        try:
+            if self.b.is_alive():
+                self.conn.send(("stop",))
+                self.conn.poll(10)
+        except (OSError, EOFError):
+            pass
+        self.b.join(10)
+        if self.b.is_alive():
+            self.b.kill()
+            self.b.join()
+        self.conn.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def ask_b(self, *msg):
+        """Send msg to B, return its result; a reply ("err", text) fails the step."""
+        self.conn.send(msg)
+        assert self.conn.poll(REPLY_SECONDS), f"B did not answer {msg[0]} within {REPLY_SECONDS} s"
+        status, result = self.conn.recv()
+        assert status == "ok", f"B failed {msg[0]}: {result}"
+        return result
+
+    # -- writes --
+    @rule(via=handles, k=keys, v=values)
+    def put(self, via, k, v):
+        if via == "A":
+            self.a.put(k, v)
+        else:
+            self.ask_b("put", k, v)
+        self.model[k] = v
+
+    @rule(via=handles, k=keys)
+    def delete(self, via, k):
+        found = self.a.delete(k) if via == "A" else self.ask_b("delete", k)
+        assert found is (k in self.model), (via, k)
+        self.model.pop(k, None)
+
+    @rule(via=handles, ops=txn_ops)
+    def txn(self, via, ops):
+        if via == "A":
+            with self.a.transaction() as tx:
+                for k, v in ops:
+                    if v is None:
+                        tx.delete(k)
+                    else:
+                        tx.put(k, v)
+        else:
+            self.ask_b("txn", ops)
+        for k, v in ops:
+            if v is None:
+                self.model.pop(k, None)
+            else:
+                self.model[k] = v
+
+    @rule(k=keys, v=values)
+    def conflict_across_processes(self, k, v):
+        """A's transaction reads k, B changes k and commits, A's commit fails and writes nothing."""
+        tx = self.a.transaction()
+        try:
+            assert tx.get(k) == self.model.get(k)
+            tx.put(k + b"!", v)
+            self.ask_b("put", k, v)
+            self.model[k] = v
+            with pytest.raises(kvdb.ConflictError):
+                tx.commit()
+        finally:
+            tx.rollback()
+
+    # -- reads --
+    @rule(via=handles, k=keys)
+    def get(self, via, k):
+        got = self.a.get(k) if via == "A" else self.ask_b("get", k)
+        assert got == self.model.get(k), (via, k)
+
+    @rule()
+    def compare(self):
+        expected = sorted(self.model.items())
+        assert list(self.a.scan()) == expected, "A's scan differs from the model"
+        assert self.ask_b("items") == expected, "B's scan differs from the model"
+
+    @precondition(lambda self: len(self.snaps) < MAX_SNAPSHOTS)
+    @rule(target=snapshots)
+    def take_snapshot(self):
+        self.taken += 1
+        self.snaps[self.taken] = (self.a.snapshot(), dict(self.model))
+        return self.taken
+
+    @rule(number=snapshots)
+    def read_snapshot(self, number):
+        if number in self.snaps:        # else closed by a reopen of A
+            snap, then = self.snaps[number]
+            assert list(snap.scan()) == sorted(then.items()), "A's snapshot changed"
+
+    @rule(number=consumes(snapshots))
+    def release_snapshot(self, number):
+        if number in self.snaps:
+            snap, then = self.snaps.pop(number)
+            assert list(snap.scan()) == sorted(then.items()), "A's snapshot changed"
+            snap.close()
+
+    # -- maintenance --
+    @rule(via=handles)
+    def checkpoint(self, via):
+        if via == "A":
+            self.a.checkpoint()
+        else:
+            self.ask_b("checkpoint")
+
+    @rule()
+    def reopen_a(self):
+        for snap, _ in self.snaps.values():
+            snap.close()
+        self.snaps.clear()
+        self.a.close()
+        self.a = kvdb.open(self.path, **A_OPTIONS)
+
+    @rule()
+    def reopen_b(self):
+        self.ask_b("reopen")
+
+    @rule()
+    def verify_a(self):
+        self.a.verify()
+
+
+TestTwoProcesses = TwoProcessMachine.TestCase
+TestTwoProcesses.settings = settings(settings.default, max_examples=500 if helpers.LONG else 25,
+                                     stateful_step_count=80 if helpers.LONG else 40)
