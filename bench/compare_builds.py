@@ -14,17 +14,31 @@ The table shows, per engine and workload, the median ops/s of each build over th
 ratio of those medians (after / before: below 1.00 means the after build is slower), and the
 median of the per-round ratios (each round's two runs ran minutes apart, so this ratio is the
 less exposed one to drift). A workload whose median ratio is below 1 - --limit is flagged `*`.
+
+--clock cpu measures CPU time instead: each round runs one db_bench worker per engine and build
+(engines in turn, builds alternating within each engine) with db_bench's timer `timed()` swapped
+for one that returns the worker process's CPU seconds (time.process_time: every thread of it, so
+background checkpoints, flushes and compactions count) over the same timed loop. On a machine
+shared with other work, wall time swings with the others' load; CPU time per operation much less,
+so a change of a few percent in the code's cost shows. fillsync and fillsync-threads wait for
+the disk, which CPU time does not see, so with --clock cpu they are left out.
 The table is printed, headed by the command line, the two commits and the load average, and
 saved to --out (default: processes-single-DATE.txt in the current directory).
 """
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+
+# db_bench's default workload set (bench/dbbench/workloads.py ORDER), for --clock cpu workers
+DEFAULT_WORKLOADS = ["fillbatch", "fillrandom", "overwrite", "readrandom", "readmissing", "readseq", "seekrandom",
+                     "deleterandom", "fillsync", "fillsync-threads"]
 
 
 def parse_args(argv):
@@ -38,6 +52,8 @@ def parse_args(argv):
     ap.add_argument("--limit", type=float, default=0.05, help="regression flagged beyond this fraction (default 0.05)")
     ap.add_argument("--dir", default=None, help="db_bench --dir: where the databases go")
     ap.add_argument("--out", default=None, help="the table's file (default processes-single-DATE.txt here)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: db_bench as it is; cpu: ops per CPU second of the worker (see above)")
     ap.add_argument("--keep-json", default=None, help="directory to keep each run's db_bench JSON in")
     return ap.parse_args(argv)
 
@@ -70,16 +86,69 @@ def run_db_bench(args, checkout, json_path):
             for engine, per in doc["summary"].items()}
 
 
+# A db_bench worker whose timer returns CPU seconds (--clock cpu); each result also keeps the rate
+# by wall time of the same loop as wall_ops_per_sec.
+CPU_BOOT = """
+import gc, sys, time
+bench_dir, kvdb_path = sys.argv[1], sys.argv[2]
+sys.path[:0] = [kvdb_path, bench_dir]
+from dbbench import workloads
+walls = []
+def timed(body):
+    gc.collect()
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = body()
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    walls.append(wall)
+    return cpu, out
+plain_result = workloads.result
+def result(ops, seconds, **extra):
+    extra["wall_ops_per_sec"] = ops / walls[-1] if walls and walls[-1] > 0 else None
+    return plain_result(ops, seconds, **extra)
+workloads.timed, workloads.result = timed, result
+from dbbench.spawn import worker_main
+sys.exit(worker_main(sys.argv[3:]))
+"""
+CPU_SKIPPED = ("fillsync", "fillsync-threads")  # they wait for the disk, which CPU time does not see
+
+
+def run_cpu_worker(args, checkout, engine, json_path):
+    """One db_bench worker of `engine` on `checkout`'s build, timed in CPU seconds;
+    {engine: {workload: ops per CPU second}} (and the wall rates under engine + " wall")."""
+    workloads = [w for w in (args.workloads.split(",") if args.workloads else DEFAULT_WORKLOADS)
+                 if w not in CPU_SKIPPED]
+    workdir = tempfile.mkdtemp(prefix=f"compare-{engine}-", dir=args.dir)
+    try:
+        cmd = [python_of(checkout), "-c", CPU_BOOT, os.path.join(checkout, "bench"), checkout,
+               "--worker", engine, "--engines", engine, "--workdir", workdir, "--num", str(args.num),
+               "--workloads", ",".join(workloads), "--kvdb-path", checkout]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with open(json_path, "w") as f:
+        f.write(done.stdout)
+    line = [x for x in done.stdout.splitlines() if x.startswith("DBBENCH_RESULT ")][-1]
+    res = json.loads(line[len("DBBENCH_RESULT "):])["results"]
+    errors = {w: r["error"] for w, r in res.items() if "error" in r}
+    if errors:
+        raise RuntimeError(f"{checkout} {engine}: {errors}")
+    return {engine: {w: r["ops_per_sec"] for w, r in res.items()},
+            engine + " wall": {w: r["wall_ops_per_sec"] for w, r in res.items()}}
+
+
 def table(args, results, elapsed):
     """The report's lines: results[build][round] = {engine: {workload: ops/s}}."""
     lines = []
     engines = args.engines.split(",")
+    if args.clock == "cpu":
+        engines = [e + suffix for e in engines for suffix in ("", " wall")]
     workloads = []
     for per_round in results["before"]:
         for per in per_round.values():
             workloads += [w for w in per if w not in workloads]
     flagged = []
-    lines.append(f"{'engine':<11} {'workload':<17} {'before ops/s':>13} {'after ops/s':>13} "
+    unit = "ops/CPU s" if args.clock == "cpu" else "ops/s"
+    lines.append(f"{'engine':<16} {'workload':<17} {'before ' + unit:>16} {'after ' + unit:>16} "
                  f"{'ratio':>6} {'per-round ratios (after/before)':>s}")
     for engine in engines:
         for w in workloads:
@@ -95,10 +164,13 @@ def table(args, results, elapsed):
             mark = " *" if ratio < 1 - args.limit else ""
             if mark:
                 flagged.append(f"{engine} {w} {ratio:.3f}x (paired median {statistics.median(ratios):.3f}x)")
-            lines.append(f"{engine:<11} {w:<17} {mb:>13,.0f} {ma:>13,.0f} {ratio:>5.3f}x  "
+            lines.append(f"{engine:<16} {w:<17} {mb:>16,.0f} {ma:>16,.0f} {ratio:>5.3f}x  "
                          + " ".join(f"{r:.2f}" for r in ratios)
                          + f"  (median {statistics.median(ratios):.3f}){mark}")
     lines.append("")
+    if args.clock == "cpu":
+        lines.append("rows 'ENGINE': operations per CPU second of the worker process; rows 'ENGINE wall': "
+                     "the same loops by wall time")
     lines.append(f"ratio = median after / median before over {args.rounds} rounds; * = below {1 - args.limit:.2f}x")
     lines.append("flagged: " + ("; ".join(flagged) if flagged else "none"))
     lines.append(f"elapsed {elapsed / 60:.1f} min; load average at the end {os.getloadavg()[0]:.2f}")
@@ -116,14 +188,28 @@ def main(argv):
         "$ python bench/compare_builds.py " + " ".join(argv) + f"   # {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"before: {builds['before']} at {git_rev(builds['before'])}",
         f"after:  {builds['after']} at {git_rev(builds['after'])}",
-        f"db_bench --num {args.num:,} --runs 1 --engines {args.engines} per build per round, "
-        f"builds alternating (before first in odd rounds); nproc {os.cpu_count()}, "
+        (f"db_bench --num {args.num:,} --runs 1 --engines {args.engines} per build per round, "
+         f"builds alternating (before first in odd rounds); " if args.clock == "wall" else
+         f"db_bench workers (--num {args.num:,}) timed in CPU seconds, one per engine and build per round, "
+         f"engines in turn, builds alternating (before first in odd rounds); ")
+        + f"nproc {os.cpu_count()}, "
         f"load average at the start {os.getloadavg()[0]:.2f}",
         "",
     ]
     print("\n".join(header), flush=True)
     for rnd in range(args.rounds):
         order = ["before", "after"] if rnd % 2 == 0 else ["after", "before"]
+        if args.clock == "cpu":
+            got = {name: {} for name in order}
+            for engine in args.engines.split(","):
+                for name in order:
+                    json_path = os.path.join(json_dir, f"round{rnd + 1}-{name}-{engine}.out")
+                    got[name].update(run_cpu_worker(args, builds[name], engine, json_path))
+            for name in order:
+                results[name].append(got[name])
+            print(f"round {rnd + 1}/{args.rounds} done ({(time.time() - t0) / 60:.1f} min, "
+                  f"load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+            continue
         for name in order:
             json_path = os.path.join(json_dir, f"round{rnd + 1}-{name}.json")
             results[name].append(run_db_bench(args, builds[name], json_path))
