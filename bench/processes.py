@@ -11,6 +11,8 @@ in 4 processes at once (--read-procs). Each process is started with multiprocess
 opens the database itself with default settings, reads for --warmup seconds untimed, waits for
 the others, then reads for --seconds. Reported: total reads/s (all processes' reads over the
 longest process's time) and its ratio to 1 process; the issue's target is 4 processes >= 1.8x.
+Also reported: reads per CPU second of the readers (time.process_time), the cost of one read
+apart from how much CPU the machine's other work left them.
 
 Part `commits`: 4 processes (--commit-procs) each commit one-put transactions in a loop for
 --seconds, on kvdb (B+Tree, sync="full": `with db.transaction() as tx: tx.put(k, v)`) and on
@@ -74,7 +76,7 @@ def parse_args(argv):
 
 def reader(path, num, seconds, warmup, seed, barrier, results):
     """Random gets of existing keys: --warmup untimed, then `seconds` timed after the barrier.
-    Puts (reads, elapsed seconds, misses) on `results`."""
+    Puts (reads, elapsed seconds, misses, CPU seconds of this process) on `results`."""
     import kvdb
 
     rng = random.Random(seed)
@@ -91,6 +93,7 @@ def reader(path, num, seconds, warmup, seed, barrier, results):
             c += 1
         barrier.wait(timeout=STARTUP_TIMEOUT)
         reads = 0
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         end = t0 + seconds
         while True:
@@ -102,7 +105,7 @@ def reader(path, num, seconds, warmup, seed, barrier, results):
             now = time.perf_counter()
             if now >= end:
                 break
-    results.put((reads, now - t0, misses))
+    results.put((reads, now - t0, misses, time.process_time() - cpu0))
 
 
 def kvdb_committer(path, num, seconds, seed, barrier, results):
@@ -207,28 +210,32 @@ def reads_part(args, work, lines):
     lines.append(f"loaded {args.num:,} keys ({KEY_SIZE} B keys, {VALUE_SIZE} B values) in {secs:.1f} s; "
                  f"data directory {dir_mib(path):.0f} MiB")
     rates = {n: [] for n in args.read_procs}
+    per_cpu = {n: [] for n in args.read_procs}  # reads per CPU second of the readers: the cost of one read
     for run in range(args.runs):
         order = args.read_procs if run % 2 == 0 else args.read_procs[::-1]
         for n in order:
             out = run_processes(reader, n, lambda i: (path, args.num, args.seconds, args.warmup,
                                                       args.seed * 1000 + run * 10 + i))
-            total = sum(r for r, _, _ in out)
-            misses = sum(m for _, _, m in out)
-            rate = total / max(e for _, e, _ in out)
+            total = sum(r for r, _, _, _ in out)
+            misses = sum(m for _, _, m, _ in out)
+            rate = total / max(e for _, e, _, _ in out)
             rates[n].append(rate)
-            progress(f"reads run {run + 1}/{args.runs}: {n} process(es) {rate:,.0f} reads/s"
+            per_cpu[n].append(total / sum(c for _, _, _, c in out))
+            progress(f"reads run {run + 1}/{args.runs}: {n} process(es) {rate:,.0f} reads/s, "
+                     f"{per_cpu[n][-1]:,.0f} reads/CPU s"
                      + (f" MISSES {misses}" if misses else ""))
             if misses:
                 lines.append(f"note: {misses} reads of existing keys found nothing ({n} processes, run {run + 1})")
     base = args.read_procs[0]
     lines.append("")
     lines.append(f"random reads, B+Tree, default settings, {args.seconds:g} s each, medians of {args.runs}")
-    lines.append(f"{'processes':>9} {'reads/s (median)':>17} {'vs ' + str(base):>8}  runs (reads/s)  "
-                 f"per-run ratio vs {base}")
+    lines.append(f"{'processes':>9} {'reads/s (median)':>17} {'vs ' + str(base):>8} {'reads/CPU s':>12}  "
+                 f"runs (reads/s)  per-run ratio vs {base}")
     for n in args.read_procs:
         med = statistics.median(rates[n])
         paired = [a / b for a, b in zip(rates[n], rates[base])]
-        lines.append(f"{n:>9} {med:>17,.0f} {med / statistics.median(rates[base]):>7.2f}x  "
+        lines.append(f"{n:>9} {med:>17,.0f} {med / statistics.median(rates[base]):>7.2f}x "
+                     f"{statistics.median(per_cpu[n]):>12,.0f}  "
                      + " ".join(f"{r:,.0f}" for r in rates[n]) + "  "
                      + " ".join(f"{p:.2f}" for p in paired))
 
