@@ -22,6 +22,7 @@ import pytest
 
 import kvdb
 from kvdb._core.file import OsFS
+from tests import helpers
 from tests.helpers import dump
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -590,4 +591,112 @@ class FollowerMachine(RuleBasedStateMachine):
 
 
 TestFollowerMachine = FollowerMachine.TestCase
-TestFollowerMachine.settings = hyp_settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestFollowerMachine.settings = hyp_settings(max_examples=400 if helpers.LONG else 60, stateful_step_count=40,
+                                            deadline=None)
+
+
+def primary_server(path, conn, opts):
+    """The primary of TwoProcessMachine: runs each command it receives and replies ("ok",)
+    once it returned: ("put", k, v), ("delete", k), ("batch", [(k, v or None)]),
+    ("checkpoint",), ("compact",), ("reopen",); ("close",) closes and ends."""
+    db = kvdb.open(path, **opts)
+    conn.send(("ok",))
+    while True:
+        cmd = conn.recv()
+        if cmd[0] == "put":
+            db.put(cmd[1], cmd[2])
+        elif cmd[0] == "delete":
+            db.delete(cmd[1])
+        elif cmd[0] == "batch":
+            with db.transaction() as tx:
+                for k, v in cmd[1]:
+                    if v is None:
+                        tx.delete(k)
+                    else:
+                        tx.put(k, v)
+        elif cmd[0] == "checkpoint":
+            db.checkpoint()
+        elif cmd[0] == "compact":
+            db.compact()
+        elif cmd[0] == "reopen":
+            db.close()
+            db = kvdb.open(path, **opts)
+        elif cmd[0] == "close":
+            db.close()
+            conn.send(("ok",))
+            return
+        conn.send(("ok",))
+
+
+class TwoProcessMachine(FollowerMachine):
+    """FollowerMachine with the primary in another process: each write is a command it runs
+    and acknowledges; the follower here must show it on its next read."""
+
+    def __init__(self):
+        RuleBasedStateMachine.__init__(self)
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="kvdb-follower2-")
+        self.path = os.path.join(self.dir, "db")
+        self.primary = Primary(primary_server, self.path, TINY)
+        assert self.primary.recv() == ("ok",)
+        self.r = kvdb.open(self.path, readonly=True)
+        self.model = {}
+        self.snaps = []
+        self.n = 0
+
+    def ask(self, *cmd):
+        self.primary.conn.send(cmd)
+        assert self.primary.recv() == ("ok",)
+
+    @rule(k=model_keys, size=st.sampled_from([1, 40, 300]))
+    def put(self, k, size):
+        self.n += 1
+        v = b"%d|" % self.n + b"v" * size
+        self.ask("put", k, v)
+        self.model[k] = v
+
+    @rule(k=model_keys)
+    def delete(self, k):
+        self.ask("delete", k)
+        self.model.pop(k, None)
+
+    @rule(data=st.data())
+    def batch(self, data):
+        ops = []
+        for k, put in data.draw(st.lists(st.tuples(model_keys, st.booleans()), min_size=1, max_size=8)):
+            self.n += 1
+            ops.append((k, b"%d" % self.n if put else None))
+        self.ask("batch", ops)
+        for k, v in ops:
+            if v is None:
+                self.model.pop(k, None)
+            else:
+                self.model[k] = v
+
+    @rule()
+    def checkpoint(self):
+        self.ask("checkpoint")
+
+    @rule()
+    def compact(self):
+        self.ask("compact")
+
+    @rule()
+    def reopen_primary(self):
+        self.ask("reopen")
+
+    def teardown(self):
+        import shutil
+        try:
+            for s, _ in self.snaps:
+                s.close()
+            self.r.close()
+            self.ask("close")
+        finally:
+            self.primary.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+TestTwoProcessMachine = TwoProcessMachine.TestCase
+TestTwoProcessMachine.settings = hyp_settings(max_examples=150 if helpers.LONG else 15, stateful_step_count=40,
+                                              deadline=None)
