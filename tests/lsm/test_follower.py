@@ -700,3 +700,31 @@ class TwoProcessMachine(FollowerMachine):
 TestTwoProcessMachine = TwoProcessMachine.TestCase
 TestTwoProcessMachine.settings = hyp_settings(max_examples=150 if helpers.LONG else 15, stateful_step_count=40,
                                               deadline=None)
+
+
+def test_every_new_log_is_announced_before_its_first_commit(db_path):
+    """M3 (lsm/manifest.pxd): each log file the primary starts (at open and at every memtable
+    switch) is announced by a manifest edit before any commit goes into it, so a follower that
+    lists the directory only when the manifest grew finds every log."""
+    header = 32                  # WAL_HEADER_SIZE (docs/format/wal.md)
+
+    def look():
+        manifest = os.path.join(db_path, open(os.path.join(db_path, "CURRENT")).read().strip())
+        logs = {n: os.path.getsize(os.path.join(db_path, n)) for n in os.listdir(db_path) if n.startswith("wal-")}
+        return manifest, os.path.getsize(manifest), logs
+
+    w = small_primary(db_path)
+    manifest, size, logs = look()
+    assert list(logs.values()) == [header]          # the open's log, announced, empty
+    starts = 1
+    for i in range(3000):
+        w.put(b"k%05d" % (i * 7 % 1000), value(i))
+        now_manifest, now_size, now_logs = look()
+        new = set(now_logs) - set(logs)
+        if new:
+            starts += len(new)
+            assert now_manifest == manifest and now_size > size, f"{sorted(new)} started, the manifest did not grow"
+            assert all(now_logs[n] == header for n in new), "a commit went into a log before it was announced"
+        manifest, size, logs = now_manifest, now_size, now_logs
+    assert starts >= 10
+    w.close()
