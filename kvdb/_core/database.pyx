@@ -256,6 +256,8 @@ cdef class Database:
             raise FileNotFoundError(errno.ENOENT, f"no database at {path}: a read-only open needs an existing one", path)
         if engine is None:               # the engine the directory holds; a new database gets the B+Tree
             engine = found or "btree"
+        if found is not None and found != engine:   # before the LOCK file is touched
+            raise ValueError(f"{path} holds an engine={found!r} database; open it with engine={found!r}")
         self.state = STATE_CLOSED
         self.fs = fs
         self.path = path
@@ -301,8 +303,6 @@ cdef class Database:
                 raise IOFailureError(f"opening {path} failed: {e}") from e
             raise
         try:
-            if found is not None and found != engine:
-                raise ValueError(f"{path} holds an engine={found!r} database; open it with engine={found!r}")
             self.storage = store
             store.lock = self.lock
             store.pins = self.pins
@@ -310,6 +310,8 @@ cdef class Database:
             store.host = weakref.ref(self)
             store.read_only = readonly
             store.first_open = getattr(self.lock_handle, "first", True)
+            # a read-only open of a directory without LOCK (a copy no writable open has made) reads alone
+            store.detached = getattr(self.lock_handle, "detached", readonly and self.lock_handle is None)
             self.seq = store.recover()
             self.fs.lock_settle(self.lock_handle)
         except BaseException as e:

@@ -22,8 +22,9 @@ cdef class Pin:
     cdef readonly uint64_t expiring      # B+Tree: keys with an expiry in that version (some may be expired)
     cdef readonly bint counted           # `entries` is the exact count of live keys at now_ms
     cdef readonly uint64_t now_ms        # wall-clock ms at which the pin was taken
-    cdef object view                     # B+Tree: the tree (and its pager) the version is read through,
-                                         # which another process's checkpoint may have replaced; LSM: unused
+    cdef object view                     # the engine's handle of what the version is read through: B+Tree,
+                                         # the tree (and pager) another process's checkpoint may have
+                                         # replaced; LSM read-only open, the version it follows
     cdef bint released                   # release() ran
 
     cdef Pin copy(self)
@@ -49,6 +50,8 @@ cdef class Engine:
     cdef public object thread            # the database's background thread (set after open)
     cdef readonly bint first_open        # no other open held the database when this one took LOCK: it
                                          # set up what opens share (constant)
+    cdef readonly bint detached          # a read-only open that cannot write LOCK (read-only media, no
+                                         # permission): it reads the files alone; writers are kept out
     cdef readonly bint read_only         # opened for reading: recover() replays the log in memory and the
                                          # engine never writes a file (its files are opened O_RDONLY)
     # Set by the engine.

@@ -12,7 +12,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from posix.unistd cimport close as c_close, pread as c_pread, pwrite as c_pwrite, ftruncate, fdatasync
 
-from kvdb.errors import LockedError
+from kvdb.errors import LockedError, ReadOnlyError
 
 
 cdef class File:
@@ -265,6 +265,9 @@ LOCK_BYTE_WRITERS = 1      # members (the B+Tree's read-write opens) hold it sha
                            # (the LSM's primary, kvdb serve) exclusive
 LOCK_BYTE_EXCLUSIVE = 2    # an exclusive open holds it too, so that waiting opens can tell it from
                            # a brief set-up or close and fail at once
+LOCK_BYTE_DETACHED = 3     # read-only opens that cannot write LOCK (read-only media, no permission)
+                           # hold it shared: they cannot register in shared state, so no writer
+                           # may join while they read
 ROLES = ("member", "writer", "reader", "exclusive")
 OPEN_WAIT_SECONDS = 30.0   # how long an open waits for the first opener's set-up or the last one's close
 
@@ -334,6 +337,7 @@ cdef class DbLock:
     cdef readonly str path
     cdef readonly str role
     cdef readonly bint first
+    cdef readonly bint detached          # a reader that cannot write LOCK: reads the files alone
     cdef bint writable
 
     def __init__(self, str path, str role):
@@ -396,6 +400,21 @@ cdef class DbLock:
             if _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_WRITERS, False) < 0:
                 self._locked("; it has one writer at a time (kvdb serve, or an LSM database's writer); open it "
                              "with readonly=True to read beside it", True)
+        elif self.role == "reader" and not self.writable:
+            # Cannot write LOCK, so cannot take part in what opens share: read alone, and keep
+            # writers out meanwhile. Refused if one is already in.
+            if _ofd_held(self.fd, LOCK_BYTE_WRITERS):
+                raise ReadOnlyError(f"{self.path}: a read-only open without write access to this file cannot "
+                                    "follow the processes that have the database open for writing; open it when "
+                                    "they have closed it, or with write access")
+            _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_DETACHED, False)
+            self.detached = True
+        elif self.role == "reader" and _ofd_held(self.fd, LOCK_BYTE_DETACHED):
+            self.detached = True     # beside a detached reader no writer is in, and shared state may be
+            self.first = False       # stale: read the files alone too
+        if self.role in ("member", "writer") and _ofd_held(self.fd, LOCK_BYTE_DETACHED):
+            self._locked("; a read-only open without write access to it is reading the database and cannot follow "
+                         "writers; it must close first", False)
 
     cdef _record_pid(self):
         note = b"exclusive" if self.role == "exclusive" else b"writer"

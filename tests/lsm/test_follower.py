@@ -702,7 +702,7 @@ TestTwoProcessMachine.settings = hyp_settings(max_examples=150 if helpers.LONG e
                                               deadline=None)
 
 
-def test_every_new_log_is_announced_before_its_first_commit(db_path):
+def test_M3_every_new_log_is_announced_before_its_first_commit(db_path):
     """M3 (lsm/manifest.pxd): each log file the primary starts (at open and at every memtable
     switch) is announced by a manifest edit before any commit goes into it, so a follower that
     lists the directory only when the manifest grew finds every log."""

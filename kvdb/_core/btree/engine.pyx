@@ -66,7 +66,7 @@ cdef class BTreeEngine(Engine):
             if created:
                 self.fs.sync_dir(self.path)
         self.data = data
-        if isinstance(self.fs, OsFS):
+        if isinstance(self.fs, OsFS) and not self.detached:
             try:
                 self.shm = SharedMemory(data_path + SHM_FILE_SUFFIX, self.first_open)
             except OSError as e:
