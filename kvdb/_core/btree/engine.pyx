@@ -364,7 +364,6 @@ cdef class BTreeEngine(Engine):
             try:
                 if self.wal.written_seq > self.shm.commit_seq():
                     self.publish()       # O1: the record is whole in the log
-                    self.shm.set_base(self.oldest_view_gen(), self.seq)
             finally:
                 self.unlock_shared_log()
         return 0
