@@ -3,9 +3,10 @@ two handles on one B+Tree database, handle A in this process and handle B in a c
 (multiprocessing, spawn) served by workers.handle_server.
 
 Writes go through either handle in any order (puts, deletes, transactions), reads through either
-compare with the model, either handle checkpoints or reopens, A holds snapshots across B's
-commits and checkpoints, and A's transaction that read a key B then changed must fail with
-ConflictError. A has tiny pages, a tiny cache and a tiny checkpoint threshold (splits, merges,
+compare with the model, either handle checkpoints or reopens, A catches up on demand or in its
+background thread, A holds snapshots across B's commits and its own checkpoints (and across B's
+checkpoints once B_CHECKPOINTS_UNDER_A_SNAPSHOTS is on), and A's transaction that read a key B
+then changed must fail with ConflictError. A has tiny pages, a tiny cache and a tiny checkpoint threshold (splits, merges,
 overflow pages, evictions and checkpoints all the time); B has the default cache, so it keeps
 pages cached that A rewrites. Keys come from a small alphabet, so overwrites and deletes of
 existing keys are common.
@@ -31,6 +32,10 @@ CTX = multiprocessing.get_context("spawn")
 A_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10, sync="normal")
 REPLY_SECONDS = 60          # B answers every command well within this, or the test fails
 MAX_SNAPSHOTS = 3           # snapshots A holds at once
+# B checkpoints while A holds a snapshot: off while test_a_snapshot_survives_b_checkpoints
+# fails (a known bug: B's checkpoint reuses pages A's snapshot still reads). Turn it on when
+# that test passes (its strict xfail then reports XPASS).
+B_CHECKPOINTS_UNDER_A_SNAPSHOTS = False
 
 # -- strategies ---------------------------------------------------------------
 
@@ -41,6 +46,38 @@ values = st.tuples(st.integers(0, 1 << 16), st.sampled_from([0, 1, 5, 40, 200, 7
     lambda t: value(*t))
 handles = st.sampled_from(["A", "B"])
 txn_ops = st.lists(st.tuples(keys, st.one_of(st.none(), values)), min_size=1, max_size=12)
+
+
+class ChildHandle:
+    """Handle B: the database opened by workers.handle_server in a child process (spawn).
+    Calling it sends one command and returns the result; a reply ("err", text) fails the test."""
+
+    def __init__(self, path):
+        self.conn, child_end = CTX.Pipe()
+        self.proc = CTX.Process(target=workers.handle_server, args=(path, child_end), daemon=True)
+        self.proc.start()
+        child_end.close()
+
+    def __call__(self, *msg):
+        self.conn.send(msg)
+        assert self.conn.poll(REPLY_SECONDS), f"B did not answer {msg[0]} within {REPLY_SECONDS} s"
+        status, result = self.conn.recv()
+        assert status == "ok", f"B failed {msg[0]}: {result}"
+        return result
+
+    def stop(self):
+        """Close B's handle and end the process (killed if it does not end by itself)."""
+        try:
+            if self.proc.is_alive():
+                self.conn.send(("stop",))
+                self.conn.poll(10)
+        except (OSError, EOFError):
+            pass
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
 
 
 class TwoProcessMachine(RuleBasedStateMachine):
@@ -54,10 +91,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
         self.snaps = {}                 # number -> (A's open snapshot, the model when taken)
         self.taken = 0                  # snapshots taken so far (numbers them)
         self.a = kvdb.open(self.path, **A_OPTIONS)      # creates the database, with A's page size
-        self.conn, child_end = CTX.Pipe()
-        self.b = CTX.Process(target=workers.handle_server, args=(self.path, child_end), daemon=True)
-        self.b.start()
-        child_end.close()
+        self.b = ChildHandle(self.path)
 
     def teardown(self):
         try:
@@ -66,26 +100,8 @@ class TwoProcessMachine(RuleBasedStateMachine):
             self.a.close()
         except Exception:  # noqa: BLE001 - a failing step has already been reported
             pass
-        try:
-            if self.b.is_alive():
-                self.conn.send(("stop",))
-                self.conn.poll(10)
-        except (OSError, EOFError):
-            pass
-        self.b.join(10)
-        if self.b.is_alive():
-            self.b.kill()
-            self.b.join()
-        self.conn.close()
+        self.b.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def ask_b(self, *msg):
-        """Send msg to B, return its result; a reply ("err", text) fails the step."""
-        self.conn.send(msg)
-        assert self.conn.poll(REPLY_SECONDS), f"B did not answer {msg[0]} within {REPLY_SECONDS} s"
-        status, result = self.conn.recv()
-        assert status == "ok", f"B failed {msg[0]}: {result}"
-        return result
 
     # -- writes --
     @rule(via=handles, k=keys, v=values)
@@ -93,12 +109,12 @@ class TwoProcessMachine(RuleBasedStateMachine):
         if via == "A":
             self.a.put(k, v)
         else:
-            self.ask_b("put", k, v)
+            self.b("put", k, v)
         self.model[k] = v
 
     @rule(via=handles, k=keys)
     def delete(self, via, k):
-        found = self.a.delete(k) if via == "A" else self.ask_b("delete", k)
+        found = self.a.delete(k) if via == "A" else self.b("delete", k)
         assert found is (k in self.model), (via, k)
         self.model.pop(k, None)
 
@@ -112,7 +128,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
                     else:
                         tx.put(k, v)
         else:
-            self.ask_b("txn", ops)
+            self.b("txn", ops)
         for k, v in ops:
             if v is None:
                 self.model.pop(k, None)
@@ -126,7 +142,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
         try:
             assert tx.get(k) == self.model.get(k)
             tx.put(k + b"!", v)
-            self.ask_b("put", k, v)
+            self.b("put", k, v)
             self.model[k] = v
             with pytest.raises(kvdb.ConflictError):
                 tx.commit()
@@ -136,14 +152,14 @@ class TwoProcessMachine(RuleBasedStateMachine):
     # -- reads --
     @rule(via=handles, k=keys)
     def get(self, via, k):
-        got = self.a.get(k) if via == "A" else self.ask_b("get", k)
+        got = self.a.get(k) if via == "A" else self.b("get", k)
         assert got == self.model.get(k), (via, k)
 
     @rule()
     def compare(self):
         expected = sorted(self.model.items())
         assert list(self.a.scan()) == expected, "A's scan differs from the model"
-        assert self.ask_b("items") == expected, "B's scan differs from the model"
+        assert self.b("items") == expected, "B's scan differs from the model"
 
     @precondition(lambda self: len(self.snaps) < MAX_SNAPSHOTS)
     @rule(target=snapshots)
@@ -166,12 +182,18 @@ class TwoProcessMachine(RuleBasedStateMachine):
             snap.close()
 
     # -- maintenance --
-    @rule(via=handles)
-    def checkpoint(self, via):
-        if via == "A":
-            self.a.checkpoint()
-        else:
-            self.ask_b("checkpoint")
+    @precondition(lambda self: B_CHECKPOINTS_UNDER_A_SNAPSHOTS or not self.snaps)
+    @rule()
+    def checkpoint_b(self):
+        self.b("checkpoint")
+
+    @rule()
+    def checkpoint_a(self):
+        self.a.checkpoint()
+    @rule()
+    def catch_up_a(self):
+        """A applies B's commits now, rather than at its next read or in its background thread."""
+        self.a.catch_up()
 
     @rule()
     def reopen_a(self):
@@ -183,7 +205,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
 
     @rule()
     def reopen_b(self):
-        self.ask_b("reopen")
+        self.b("reopen")
 
     @rule()
     def verify_a(self):
@@ -191,5 +213,45 @@ class TwoProcessMachine(RuleBasedStateMachine):
 
 
 TestTwoProcesses = TwoProcessMachine.TestCase
-TestTwoProcesses.settings = settings(settings.default, max_examples=500 if helpers.LONG else 25,
-                                     stateful_step_count=80 if helpers.LONG else 40)
+TestTwoProcesses.settings = settings(settings.default, max_examples=1000 if helpers.LONG else 200,
+                                     stateful_step_count=100 if helpers.LONG else 50)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug (issue 15): B's checkpoint reuses pages that A's snapshot still "
+                                       "reads, after A caught up with B's commits; A's snapshot then reads another "
+                                       "page (CorruptionError)")
+def test_a_snapshot_survives_b_checkpoints(tmp_path):
+    """The model test's failure, shrunk by hand: A takes two snapshots across its own
+    checkpoints, B commits and checkpoints, A catches up, B checkpoints again; A's second
+    snapshot must still read what it read when taken (P5: freed pages wait for every open)."""
+    path = str(tmp_path / "db")
+    big = lambda seed: value(seed, 1500)            # noqa: E731 - overflow pages at 512-byte pages
+    a = kvdb.open(path, page_size=512, cache_size=16 << 10, checkpoint_size=1 << 30, sync="normal")
+    b = ChildHandle(path)
+    snaps = []
+    try:
+        b("get", b"k0")                             # B is open
+        with a.transaction() as tx:
+            for i in range(5):
+                tx.put(b"k%d" % i, big(i))
+        snaps.append(a.snapshot())
+        a.checkpoint()
+        with a.transaction() as tx:
+            tx.put(b"k1", big(10))
+            tx.put(b"k5", big(11))
+            tx.put(b"k6", big(12))
+        snaps.append(a.snapshot())
+        expected = list(snaps[1].scan())
+        a.checkpoint()
+        b("txn", [(b"k6", None), (b"k7", b"12345")])
+        a.checkpoint()
+        b("checkpoint")
+        b("txn", [(b"k8", big(13))])
+        a.catch_up()
+        b("checkpoint")
+        assert list(snaps[1].scan()) == expected
+    finally:
+        for snap in snaps:
+            snap.close()
+        a.close()
+        b.stop()
