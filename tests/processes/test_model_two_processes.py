@@ -5,7 +5,7 @@ two handles on one B+Tree database, handle A in this process and handle B in a c
 Writes go through either handle in any order (puts, deletes, transactions), reads through either
 compare with the model, either handle checkpoints or reopens, A catches up on demand or in its
 background thread, A holds snapshots across B's commits and its own checkpoints (and across B's
-checkpoints once B_CHECKPOINTS_UNDER_A_SNAPSHOTS is on), and A's transaction that read a key B
+checkpoints), and A's transaction that read a key B
 then changed must fail with ConflictError. A has tiny pages, a tiny cache and a tiny checkpoint threshold (splits, merges,
 overflow pages, evictions and checkpoints all the time); B has the default cache, so it keeps
 pages cached that A rewrites. Keys come from a small alphabet, so overwrites and deletes of
@@ -32,10 +32,7 @@ CTX = multiprocessing.get_context("spawn")
 A_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10, sync="normal")
 REPLY_SECONDS = 60          # B answers every command well within this, or the test fails
 MAX_SNAPSHOTS = 3           # snapshots A holds at once
-# B checkpoints while A holds a snapshot: off while test_a_snapshot_survives_b_checkpoints
-# fails (a known bug: B's checkpoint reuses pages A's snapshot still reads). Turn it on when
-# that test passes (its strict xfail then reports XPASS).
-B_CHECKPOINTS_UNDER_A_SNAPSHOTS = False
+B_CHECKPOINTS_UNDER_A_SNAPSHOTS = True   # B checkpoints while A holds snapshots (test_O2_a_snapshot_...)
 
 # -- strategies ---------------------------------------------------------------
 
@@ -217,12 +214,10 @@ TestTwoProcesses.settings = settings(settings.default, max_examples=1000 if help
                                      stateful_step_count=100 if helpers.LONG else 50)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (issue 15): B's checkpoint reuses pages that A's snapshot still "
-                                       "reads, after A caught up with B's commits; A's snapshot then reads another "
-                                       "page (CorruptionError)")
-def test_a_snapshot_survives_b_checkpoints(tmp_path):
-    """The model test's failure, shrunk by hand: A takes two snapshots across its own
-    checkpoints, B commits and checkpoints, A catches up, B checkpoints again; A's second
+def test_O2_a_snapshot_survives_b_checkpoints(tmp_path):
+    """The model test's first failure, shrunk by hand (fixed: an open's slot now keeps the
+    generation of its oldest live pin, not only of its current view): A takes two snapshots
+    across its own checkpoints, B commits and checkpoints, A catches up, B checkpoints again; A's second
     snapshot must still read what it read when taken (P5: freed pages wait for every open)."""
     path = str(tmp_path / "db")
     big = lambda seed: value(seed, 1500)            # noqa: E731 - overflow pages at 512-byte pages

@@ -25,6 +25,8 @@ cdef class BTreeEngine(Engine):
     cdef uint64_t base_gen               # generation of the meta the current view (pager, tree) stands on
     cdef list old_views                  # [(weakref to a BTree, its base generation)]: earlier views
                                          # that pins still read
+    cdef list gen_log                    # [(seq, gen)]: from commit seq on, new pins read generation gen
+                                         # (trimmed to what the oldest live pin needs)
     cdef bint holding                    # this open holds the commit mutex
     cdef uint64_t seen_pub               # the shm's publication count this open has caught up with
     cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
@@ -36,4 +38,5 @@ cdef class BTreeEngine(Engine):
     cdef list apply_records(self, BTree tree, list records)
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
     cdef uint64_t oldest_view_gen(self)
+    cdef int set_base_gen(self, uint64_t gen) except -1
     cdef int publish(self) except -1

@@ -89,7 +89,7 @@ cdef class BTreeEngine(Engine):
         self.tree = BTree(self.pager, meta.root, meta.entries)
         self.tree.expiring = meta.expiring
         self.seq = meta.seq
-        self.base_gen = meta.generation
+        self.set_base_gen(meta.generation)
         if wal_file is None:
             if self.shm is not None:
                 self.shm.publish(self.seq, 0, 0, self.seq, self.base_gen)
@@ -103,7 +103,7 @@ cdef class BTreeEngine(Engine):
         if not self.read_only:
             if records:
                 self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-                self.base_gen = self.pager.meta.generation
+                self.set_base_gen(self.pager.meta.generation)
             self.wal.reset(self.seq, True)   # fresh: no leftover of this run's torn tail survives (W3)
             if created:
                 self.fs.sync_dir(self.path)
@@ -132,7 +132,7 @@ cdef class BTreeEngine(Engine):
             self.tree = BTree(self.pager, meta.root, meta.entries)
             self.tree.expiring = meta.expiring
             self.seq = meta.seq
-            self.base_gen = meta.generation
+            self.set_base_gen(meta.generation)
             self.shm.set_base(min(gen, self.base_gen), self.seq)
             if wal_file is None:
                 return self.seq
@@ -155,7 +155,7 @@ cdef class BTreeEngine(Engine):
                 # recovery's writes, which the read-only opens before this one could not do
                 if self.seq > self.pager.meta.seq:
                     self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
-                    self.base_gen = self.pager.meta.generation
+                    self.set_base_gen(self.pager.meta.generation)
                 self.wal.reset(self.seq, True)
                 self.publish()
                 self.shm.set_recovered()
@@ -291,8 +291,9 @@ cdef class BTreeEngine(Engine):
         replayed = self.apply_records(tree, records)
         if self.pins:
             self.old_views.append((weakref.ref(old_tree), old_gen))
-        self.pager, self.tree, self.base_gen = pager, tree, meta.generation
+        self.pager, self.tree = pager, tree
         self.seq = commit_seq if records else meta.seq
+        self.set_base_gen(meta.generation)
         self.rebases += 1
         if salt != 0:
             self.wal.adopt(salt, base, log_end, self.seq)
@@ -300,8 +301,36 @@ cdef class BTreeEngine(Engine):
         applied.extend([r for r in replayed if (<tuple>r)[0] > old_seq])
         return applied
 
+    cdef int set_base_gen(self, uint64_t gen) except -1:
+        """The current view now stands on the meta of generation `gen` (a checkpoint, a rebase):
+        pins taken from now on read pages of that generation or newer."""
+        if self.gen_log is None:
+            self.gen_log = []
+        if gen != self.base_gen or not self.gen_log:
+            self.gen_log.append((self.seq, gen))
+        self.base_gen = gen
+        return 0
+
     cdef uint64_t oldest_view_gen(self):
-        cdef uint64_t oldest = self.base_gen
+        """The oldest meta generation whose pages this open may still read (O2): its current
+        view's, that of the oldest live pin (which may read pages its own later checkpoints
+        freed), and that of earlier views pins still read."""
+        cdef uint64_t oldest = self.base_gen, first_seq
+        if self.pins:
+            first_seq = min(self.pins)
+            # The generation in force when a pin at first_seq was taken: the last one that began
+            # before that seq (one that began at it may have come after the pin: the older counts).
+            keep = 0
+            for i in range(len(self.gen_log)):
+                if (<tuple>self.gen_log[i])[0] < first_seq:
+                    keep = i
+            gen = (<tuple>self.gen_log[keep])[1] if self.gen_log else oldest
+            if gen < oldest:
+                oldest = gen
+            if keep:
+                del self.gen_log[:keep]
+        elif self.gen_log is not None and len(self.gen_log) > 1:
+            self.gen_log = [(self.seq, self.base_gen)]
         if self.old_views:
             self.old_views = [(ref, gen) for ref, gen in self.old_views if ref() is not None]
             for _, gen in self.old_views:
@@ -404,7 +433,7 @@ cdef class BTreeEngine(Engine):
             if self.pager.dirty or self.pager.meta.seq != self.seq or self.pager.pending_ckpt \
                     or (mirror and not self.pager.mirrored):
                 self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror, self.tree.expiring)
-                self.base_gen = self.pager.meta.generation
+                self.set_base_gen(self.pager.meta.generation)
             self.wal.mark_synced(self.seq)
             self.write_gen += 1
             try:
