@@ -14,7 +14,7 @@
 #       salt and base and ckpt_gen change only under the commit mutex, inside an odd `pub`, and
 #       ckpt_gen only after the meta page of that generation is durable.
 #   O2. An open registers its slot's base_gen before it reads a meta page, never above the
-#       generation of a meta whose pages it may still read (its pinned earlier views included);
+#       generation of a meta whose pages it may still read (its live pins' and earlier views' included);
 #       a page freed by the checkpoint of generation g is reused only when every live slot's
 #       base_gen is at least g (P5 in pager.pxd).
 #   O3. An open that dies holding the commit mutex leaves it to the next taker (a robust mutex:
