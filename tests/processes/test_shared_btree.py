@@ -263,3 +263,36 @@ def test_forked_child_opens_afresh_and_holds_none_of_the_parents_locks(db_path):
         _, status = os.waitpid(pid, 0)
         os.close(r)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_first_writable_open_after_readers_runs_recovery(db_path):
+    """A database left with commits only in its log (its writer was killed) is opened read-only
+    first, which replays them in memory and writes nothing; the first writable open to join then
+    runs recovery's writes (checkpoint, fresh log), and the reader goes on following it."""
+    recv, send = CTX.Pipe(duplex=False)
+    p = CTX.Process(target=workers.steady_committer, args=(db_path, send, b"w", "full"))
+    p.start()
+    acked = 0
+    deadline = time.monotonic() + 30
+    while acked < 50 and time.monotonic() < deadline:
+        if recv.poll(0.1):
+            acked = recv.recv()
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    while recv.poll():
+        try:
+            acked = recv.recv()
+        except EOFError:
+            break
+    assert acked >= 50
+    log_size = os.path.getsize(os.path.join(db_path, "wal-000001.log"))
+    with kvdb.open(db_path, readonly=True) as reader:
+        assert int(reader.get(b"w:last")) >= acked
+        assert os.path.getsize(os.path.join(db_path, "wal-000001.log")) == log_size   # wrote nothing
+        with kvdb.open(db_path) as writer:
+            assert int(writer.get(b"w:last")) >= acked
+            assert writer.stats()["checkpoints"] >= 1          # recovery's checkpoint ran here
+            writer.put(b"after", b"1")
+            writer.verify()
+        assert reader.get(b"after") == b"1"
+        assert int(reader.get(b"w:last")) >= acked
