@@ -4,12 +4,12 @@ two handles on one B+Tree database, handle A in this process and handle B in a c
 
 Writes go through either handle in any order (puts, deletes, transactions), reads through either
 compare with the model, either handle checkpoints or reopens, A catches up on demand or in its
-background thread, A holds snapshots across B's commits and its own checkpoints (and across B's
-checkpoints), and A's transaction that read a key B
-then changed must fail with ConflictError. A has tiny pages, a tiny cache and a tiny checkpoint threshold (splits, merges,
-overflow pages, evictions and checkpoints all the time); B has the default cache, so it keeps
-pages cached that A rewrites. Keys come from a small alphabet, so overwrites and deletes of
-existing keys are common.
+background thread, A holds snapshots across B's commits and checkpoints and its own, and A's
+transaction that read a key B then changed must fail with ConflictError. A has tiny pages, a
+tiny cache and a tiny checkpoint threshold (splits, merges, overflow pages, evictions and
+checkpoints all the time). B runs twice: with the default cache, so it keeps pages cached that A
+rewrites, and small (SmallBMachine), so it evicts and re-reads them and checkpoints by itself.
+Keys come from a small alphabet, so overwrites and deletes of existing keys are common.
 
 The LSM engine allows one writer only (issue 15, item 2), so its two-process model (a primary
 and a following read-only open) is tests/lsm/test_follower.py's.
@@ -32,7 +32,8 @@ CTX = multiprocessing.get_context("spawn")
 A_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10, sync="normal")
 REPLY_SECONDS = 60          # B answers every command well within this, or the test fails
 MAX_SNAPSHOTS = 3           # snapshots A holds at once
-B_CHECKPOINTS_UNDER_A_SNAPSHOTS = True   # B checkpoints while A holds snapshots (test_O2_a_snapshot_...)
+# B as a small open too: its cache evicts and re-reads pages A rewrote, and it checkpoints by itself
+B_SMALL_OPTIONS = dict(cache_size=16 << 10, checkpoint_size=4 << 10, sync="normal")
 
 # -- strategies ---------------------------------------------------------------
 
@@ -49,9 +50,11 @@ class ChildHandle:
     """Handle B: the database opened by workers.handle_server in a child process (spawn).
     Calling it sends one command and returns the result; a reply ("err", text) fails the test."""
 
-    def __init__(self, path):
+    def __init__(self, path, options=None):
         self.conn, child_end = CTX.Pipe()
-        self.proc = CTX.Process(target=workers.handle_server, args=(path, child_end), daemon=True)
+        target, args = ((workers.handle_server, (path, child_end)) if options is None else
+                        (workers.handle_server_opened_with, (path, child_end, options)))
+        self.proc = CTX.Process(target=target, args=args, daemon=True)
         self.proc.start()
         child_end.close()
 
@@ -79,6 +82,7 @@ class ChildHandle:
 
 class TwoProcessMachine(RuleBasedStateMachine):
     snapshots = Bundle("snapshots")
+    b_options = None                    # B's open options (None: kvdb.open's defaults)
 
     def __init__(self):
         super().__init__()
@@ -88,7 +92,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
         self.snaps = {}                 # number -> (A's open snapshot, the model when taken)
         self.taken = 0                  # snapshots taken so far (numbers them)
         self.a = kvdb.open(self.path, **A_OPTIONS)      # creates the database, with A's page size
-        self.b = ChildHandle(self.path)
+        self.b = ChildHandle(self.path, self.b_options)
 
     def teardown(self):
         try:
@@ -179,7 +183,6 @@ class TwoProcessMachine(RuleBasedStateMachine):
             snap.close()
 
     # -- maintenance --
-    @precondition(lambda self: B_CHECKPOINTS_UNDER_A_SNAPSHOTS or not self.snaps)
     @rule()
     def checkpoint_b(self):
         self.b("checkpoint")
@@ -187,6 +190,7 @@ class TwoProcessMachine(RuleBasedStateMachine):
     @rule()
     def checkpoint_a(self):
         self.a.checkpoint()
+
     @rule()
     def catch_up_a(self):
         """A applies B's commits now, rather than at its next read or in its background thread."""
@@ -209,9 +213,16 @@ class TwoProcessMachine(RuleBasedStateMachine):
         self.a.verify()
 
 
+class SmallBMachine(TwoProcessMachine):
+    b_options = B_SMALL_OPTIONS
+
+
+EXAMPLES = settings(settings.default, max_examples=500 if helpers.LONG else 100,
+                    stateful_step_count=100 if helpers.LONG else 50)
 TestTwoProcesses = TwoProcessMachine.TestCase
-TestTwoProcesses.settings = settings(settings.default, max_examples=1000 if helpers.LONG else 200,
-                                     stateful_step_count=100 if helpers.LONG else 50)
+TestTwoProcesses.settings = EXAMPLES
+TestTwoProcessesSmallB = SmallBMachine.TestCase
+TestTwoProcessesSmallB.settings = EXAMPLES
 
 
 def test_O2_a_snapshot_survives_b_checkpoints(tmp_path):

@@ -170,3 +170,11 @@ def handle_server(path, conn):
             conn.send(("ok", result))
         except Exception as e:  # noqa: BLE001 - reported to the test
             conn.send(("err", f"{type(e).__name__}: {e}"))
+
+
+def handle_server_opened_with(path, conn, options):
+    """handle_server whose opens (the first and each reopen) pass `options`, such as a small
+    cache and checkpoint threshold. It runs in a process of its own, whose kvdb.open it wraps."""
+    import functools
+    kvdb.open = functools.partial(kvdb.open, **options)
+    handle_server(path, conn)
