@@ -166,8 +166,7 @@ cdef class BTreeEngine(Engine):
 
     def attach_wal(self):
         shm = self.shm
-        self.wal.peer_synced = lambda: shm.synced_seq
-        self.wal.note_synced = shm.note_synced
+        self.wal.shared = shm
 
     def published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
                           uint64_t after):
