@@ -61,9 +61,8 @@ cdef class Wal:
     cdef object cond             # threading.Condition for group commit
     cdef bytearray buf           # scratch for encoding records
     cdef public uint64_t fsyncs, bytes_written
-    cdef public object shared            # None, or what the opens of one log share (the B+Tree's
-                                         # SharedMemory): synced_seq, note_synced(seq), commit_seq_now,
-                                         # lead_sync(seq), end_sync() -- fsyncs shared across processes
+    cdef public object peer_synced       # None, or a callable: the highest seq another open has fsynced
+    cdef public object note_synced       # None, or a callable(seq) telling other opens what is now durable
 
     cdef int append(self, bytes payload, uint64_t seq) except -1
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)

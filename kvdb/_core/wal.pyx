@@ -312,8 +312,8 @@ cdef class Wal:
         self.write_off = write_off
         with self.cond:
             self.written_seq = written_seq
-            if self.shared is not None:
-                peer = self.shared.synced_seq
+            if self.peer_synced is not None:
+                peer = self.peer_synced()
                 if peer > self.synced_seq:
                     self.synced_seq = min(peer, written_seq)
             self.cond.notify_all()
@@ -351,16 +351,11 @@ cdef class Wal:
 
     def sync_to(self, uint64_t seq):
         """Return once every record up to seq is durable. Concurrent callers share
-        one fsync: the first becomes the leader, the rest wait for its result. With
-        several opens of the log (`shared`), the leader first waits while another
-        process fsyncs for everyone, and fsyncs only if that did not cover seq; its
-        own fsync then covers every record published so far, in any process."""
-        cdef bint led
-        shared = self.shared
+        one fsync: the first becomes the leader, the rest wait for its result."""
         cond = self.cond
         with cond:
             while self.synced_seq < seq:
-                if shared is not None and shared.synced_seq >= seq:
+                if self.peer_synced is not None and self.peer_synced() >= seq:
                     self.synced_seq = seq    # another open's fsync covered it
                     break
                 if self.sync_running:
@@ -368,38 +363,25 @@ cdef class Wal:
                     continue
                 self.sync_running = True
                 cond.release()
-                led = False
-                target = 0
                 try:
-                    if shared is None:
-                        target = self.written_seq
-                        self.file.sync()
-                        led = True
-                    elif shared.lead_sync(seq):
-                        try:
-                            target = max(self.written_seq, shared.commit_seq_now)
-                            self.file.sync()
-                            shared.note_synced(target)
-                            led = True
-                        finally:
-                            shared.end_sync()
-                    else:
-                        target = shared.synced_seq
+                    target = self.written_seq
+                    self.file.sync()
                 finally:
                     cond.acquire()
                     self.sync_running = False
                     cond.notify_all()
-                if led:
-                    self.fsyncs += 1
+                self.fsyncs += 1
                 if target > self.synced_seq:
                     self.synced_seq = target
+                if self.note_synced is not None:
+                    self.note_synced(target)
 
     def mark_synced(self, uint64_t seq):
         with self.cond:
             if seq > self.synced_seq:
                 self.synced_seq = seq
-            if self.shared is not None:
-                self.shared.note_synced(seq)
+            if self.note_synced is not None:
+                self.note_synced(seq)
             self.cond.notify_all()
 
     def close(self):

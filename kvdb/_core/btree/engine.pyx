@@ -166,7 +166,8 @@ cdef class BTreeEngine(Engine):
 
     def attach_wal(self):
         shm = self.shm
-        self.wal.shared = shm
+        self.wal.peer_synced = lambda: shm.synced_seq
+        self.wal.note_synced = shm.note_synced
 
     def published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
                           uint64_t after):

@@ -46,8 +46,7 @@ cdef struct ShmHeader:
     uint64_t ckpt_gen                # generation of the durable meta page (O1)
     uint64_t synced_seq              # highest seq known fsynced in the log (atomic maximum)
     uint64_t recovered               # 1 once a writable open ran recovery (checkpoint, fresh log)
-    uint64_t sync_leader             # pid of the process fsyncing the log for every open now, or 0
-    char pad[40]
+    char pad[48]
     pthread_mutex_t mutex            # the commit mutex: process-shared, robust (O3); at offset 128
 
 cdef struct ShmSlot:

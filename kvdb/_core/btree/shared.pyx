@@ -2,7 +2,6 @@
 
 import errno as _errno
 import os
-import time
 
 from libc.errno cimport errno, EINTR, EBUSY
 from libc.stdint cimport uint32_t, uint64_t
@@ -34,7 +33,6 @@ cdef extern from "shm_atomic.h" nogil:
     uint64_t shm_load(const uint64_t *p)
     void shm_store(uint64_t *p, uint64_t v)
     void shm_max(uint64_t *p, uint64_t v)
-    int shm_cas(uint64_t *p, uint64_t expected, uint64_t desired)
 
 cdef extern from "fcntl.h" nogil:
     cdef struct flock:
@@ -68,16 +66,6 @@ cdef int _slot_lock(int fd, long byte, short kind, bint probe) except -2:
         if not probe and errno in (_errno.EAGAIN, _errno.EACCES):
             return -1
         raise OSError(errno, os.strerror(errno))
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 cdef class SharedMemory:
@@ -199,34 +187,7 @@ cdef class SharedMemory:
 
     @property
     def commit_seq_now(self):
-        return shm_load(&self.hdr.commit_seq) if self.hdr != NULL else 0
-
-    # -- fsyncs shared by every open (group commit across processes) --------------
-
-    def lead_sync(self, uint64_t seq):
-        """Before fsyncing the log for commit `seq`: True when this process should fsync now (it
-        became the one fsyncing for every open), False when another process's fsync, waited for
-        here, already covered `seq`. A leader that died mid-fsync is replaced."""
-        cdef uint64_t me = os.getpid(), leader
-        cdef double since = time.monotonic()
-        if self.hdr == NULL:
-            return True
-        while True:
-            if shm_load(&self.hdr.synced_seq) >= seq:
-                return False
-            if shm_cas(&self.hdr.sync_leader, 0, me):
-                if shm_load(&self.hdr.synced_seq) >= seq:
-                    shm_store(&self.hdr.sync_leader, 0)
-                    return False
-                return True
-            leader = shm_load(&self.hdr.sync_leader)
-            if leader and time.monotonic() - since > 0.2 and not _alive(leader):
-                shm_cas(&self.hdr.sync_leader, leader, 0)    # died holding it
-            time.sleep(0.00002)
-
-    def end_sync(self):
-        if self.hdr != NULL:
-            shm_cas(&self.hdr.sync_leader, os.getpid(), 0)
+        return shm_load(&self.hdr.commit_seq)
 
     # -- slots (O2) -----------------------------------------------------------
 
