@@ -38,3 +38,14 @@ cdef class FS:
 
 cdef class OsFS(FS):
     pass
+
+
+# Open-file-description byte locks (Linux): the LOCK file's roles (DbLock) and the B+Tree's
+# shared-memory slots use them. The kernel drops them when the open's descriptor closes.
+cdef enum:
+    BYTE_FREE = 0
+    BYTE_SHARED = 1
+    BYTE_EXCLUSIVE = 2
+
+cdef int byte_lock(int fd, int kind, long start, bint wait) except -2   # 0 taken, -1 held by another
+cdef int byte_holder(int fd, long start) except -1                      # BYTE_FREE/SHARED/EXCLUSIVE

@@ -272,11 +272,12 @@ ROLES = ("member", "writer", "reader", "exclusive")
 OPEN_WAIT_SECONDS = 30.0   # how long an open waits for the first opener's set-up or the last one's close
 
 
-cdef int _ofd_lock(int fd, short kind, long start, bint wait) except -2:
-    """An open-file-description lock of one byte: 0 taken, -1 held by another (no wait)."""
+cdef int byte_lock(int fd, int kind, long start, bint wait) except -2:
+    """An open-file-description lock (BYTE_SHARED, BYTE_EXCLUSIVE) of byte `start`: 0 taken,
+    -1 held by another open (without `wait`)."""
     cdef flock fl
     cdef int r, err
-    fl.l_type = kind
+    fl.l_type = F_RDLCK if kind == BYTE_SHARED else F_WRLCK
     fl.l_whence = 0
     fl.l_start = start
     fl.l_len = 1
@@ -297,30 +298,19 @@ cdef int _ofd_lock(int fd, short kind, long start, bint wait) except -2:
         raise OSError(err, os.strerror(err))
 
 
-cdef bint _ofd_held(int fd, long start) except -1:
-    """Whether another open holds byte `start` in a way that excludes an exclusive lock."""
+cdef int byte_holder(int fd, long start) except -1:
+    """How another open holds byte `start`: BYTE_FREE, BYTE_SHARED or BYTE_EXCLUSIVE (asked
+    with F_OFD_GETLK, which takes and writes nothing)."""
     cdef flock fl
     fl.l_type = F_WRLCK
     fl.l_whence = 0
     fl.l_start = start
     fl.l_len = 1
     fl.l_pid = 0
-    if c_fcntl(fd, F_OFD_GETLK, &fl) != 0:
-        raise OSError(errno, os.strerror(errno))
-    return fl.l_type != F_UNLCK
-
-
-cdef bint _ofd_held_shared_only(int fd) except -1:
-    """Whether byte LOCK_BYTE_WRITERS is held by members only (shared), not by a sole writer."""
-    cdef flock fl
-    fl.l_type = F_WRLCK
-    fl.l_whence = 0
-    fl.l_start = LOCK_BYTE_WRITERS
-    fl.l_len = 1
-    fl.l_pid = 0
-    if c_fcntl(fd, F_OFD_GETLK, &fl) != 0:
-        raise OSError(errno, os.strerror(errno))
-    return fl.l_type == F_RDLCK
+    while c_fcntl(fd, F_OFD_GETLK, &fl) != 0:
+        if errno != EINTR:
+            raise OSError(errno, os.strerror(errno))
+    return BYTE_FREE if fl.l_type == F_UNLCK else BYTE_SHARED if fl.l_type == F_RDLCK else BYTE_EXCLUSIVE
 
 
 cdef class DbLock:
@@ -370,49 +360,49 @@ cdef class DbLock:
     cdef _take(self):
         cdef double deadline = time.monotonic() + OPEN_WAIT_SECONDS
         if self.role == "exclusive":
-            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) < 0:
+            if byte_lock(self.fd, BYTE_EXCLUSIVE, LOCK_BYTE_OPEN, False) < 0:
                 self._locked("; it is open in another process (or another open in this one), and this needs it "
                              "to itself", False)
-            _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_EXCLUSIVE, False)
+            byte_lock(self.fd, BYTE_EXCLUSIVE, LOCK_BYTE_EXCLUSIVE, False)
             self._record_pid()
             self.first = True
             return
-        if self.writable and _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) == 0:
+        if self.writable and byte_lock(self.fd, BYTE_EXCLUSIVE, LOCK_BYTE_OPEN, False) == 0:
             self.first = True
         else:
             # Others have it open: wait while one of them holds byte 0 exclusive (setting up or
             # closing, brief), but not for an exclusive open (a tool rewriting the files).
-            while _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_OPEN, False) < 0:
-                if _ofd_held(self.fd, LOCK_BYTE_EXCLUSIVE):
+            while byte_lock(self.fd, BYTE_SHARED, LOCK_BYTE_OPEN, False) < 0:
+                if byte_holder(self.fd, LOCK_BYTE_EXCLUSIVE) != BYTE_FREE:
                     self._locked("; it is held exclusively (a tool rewriting the database, such as kvdb compact)", True)
                 if time.monotonic() > deadline:
                     self._locked(f"; waited {OPEN_WAIT_SECONDS:.0f} s for another open to finish setting up or "
                                  "closing", False)
                 time.sleep(0.002)
         if self.role == "writer":
-            if _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_WRITERS, False) < 0:
-                if _ofd_held_shared_only(self.fd):
+            if byte_lock(self.fd, BYTE_EXCLUSIVE, LOCK_BYTE_WRITERS, False) < 0:
+                if byte_holder(self.fd, LOCK_BYTE_WRITERS) == BYTE_SHARED:
                     self._locked("; other processes have it open for writing, and this open must be its only "
                                  "writer (read-only opens may join it)", False)
                 self._locked("; it has one writer at a time (open it with readonly=True to read beside it)", True)
             self._record_pid()
         elif self.role == "member":
-            if _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_WRITERS, False) < 0:
+            if byte_lock(self.fd, BYTE_SHARED, LOCK_BYTE_WRITERS, False) < 0:
                 self._locked("; it has one writer at a time (kvdb serve, or an LSM database's writer); open it "
                              "with readonly=True to read beside it", True)
         elif self.role == "reader" and not self.writable:
             # Cannot write LOCK, so cannot take part in what opens share: read alone, and keep
             # writers out meanwhile. Refused if one is already in.
-            if _ofd_held(self.fd, LOCK_BYTE_WRITERS):
+            if byte_holder(self.fd, LOCK_BYTE_WRITERS) != BYTE_FREE:
                 raise ReadOnlyError(f"{self.path}: a read-only open without write access to this file cannot "
                                     "follow the processes that have the database open for writing; open it when "
                                     "they have closed it, or with write access")
-            _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_DETACHED, False)
+            byte_lock(self.fd, BYTE_SHARED, LOCK_BYTE_DETACHED, False)
             self.detached = True
-        elif self.role == "reader" and _ofd_held(self.fd, LOCK_BYTE_DETACHED):
+        elif self.role == "reader" and byte_holder(self.fd, LOCK_BYTE_DETACHED) != BYTE_FREE:
             self.detached = True     # beside a detached reader no writer is in, and shared state may be
             self.first = False       # stale: read the files alone too
-        if self.role in ("member", "writer") and _ofd_held(self.fd, LOCK_BYTE_DETACHED):
+        if self.role in ("member", "writer") and byte_holder(self.fd, LOCK_BYTE_DETACHED) != BYTE_FREE:
             self._locked("; a read-only open without write access to it is reading the database and cannot follow "
                          "writers; it must close first", False)
 
@@ -437,12 +427,12 @@ cdef class DbLock:
 
     def settle(self):
         if self.first and self.fd >= 0:
-            _ofd_lock(self.fd, F_RDLCK, LOCK_BYTE_OPEN, True)
+            byte_lock(self.fd, BYTE_SHARED, LOCK_BYTE_OPEN, True)
 
     def try_last(self):
         if self.fd < 0 or not self.writable:
             return False
-        return _ofd_lock(self.fd, F_WRLCK, LOCK_BYTE_OPEN, False) == 0
+        return byte_lock(self.fd, BYTE_EXCLUSIVE, LOCK_BYTE_OPEN, False) == 0
 
     def release(self):
         if self.fd >= 0:

@@ -32,6 +32,7 @@ cdef class BTreeEngine(Engine):
     cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
 
     cdef int checkpoint_locked(self, bint mirror) except -1
+    cdef int open_view(self, File data, str data_path, bint shared) except -1
     cdef int lock_shared_log(self) except -1
     cdef int unlock_shared_log(self) except -1
     cdef int repair(self) except -1

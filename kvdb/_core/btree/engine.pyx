@@ -82,14 +82,8 @@ cdef class BTreeEngine(Engine):
             return self.join(data, data_path, wal_file, wal_path)
         if self.shm is not None:
             self.shm.claim_slot(0)       # protects everything until the meta is known (O2)
-        self.pager = Pager(data, data_path, self.page_size, self.cache_size, self.shm is not None)
-        # dirty pages count against cache_size too; checkpoint when they fill three quarters
-        self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
+        self.open_view(data, data_path, self.shm is not None)
         meta = self.pager.meta
-        self.tree = BTree(self.pager, meta.root, meta.entries)
-        self.tree.expiring = meta.expiring
-        self.seq = meta.seq
-        self.set_base_gen(meta.generation)
         if wal_file is None:
             if self.shm is not None:
                 self.shm.publish(self.seq, 0, 0, self.seq, self.base_gen)
@@ -116,6 +110,18 @@ cdef class BTreeEngine(Engine):
             self.shm.set_base(self.base_gen, self.seq)
         return self.seq
 
+    cdef int open_view(self, File data, str data_path, bint shared) except -1:
+        """The pager and tree of the meta the data file holds now: this open's first view."""
+        self.pager = Pager(data, data_path, self.page_size, self.cache_size, shared)
+        # dirty pages count against cache_size too; checkpoint when they fill three quarters
+        self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
+        meta = self.pager.meta
+        self.tree = BTree(self.pager, meta.root, meta.entries)
+        self.tree.expiring = meta.expiring
+        self.seq = meta.seq
+        self.set_base_gen(meta.generation)
+        return 0
+
     def join(self, File data, str data_path, File wal_file, str wal_path):
         """Open a database other opens already have: under the commit mutex, register this open
         (O2), read the meta page, and replay the log up to the last published commit, in memory.
@@ -126,13 +132,7 @@ cdef class BTreeEngine(Engine):
             commit_seq, log_end, salt, base, gen, pub = self.shm.published()
             self.seen_pub = pub
             self.shm.claim_slot(gen)
-            self.pager = Pager(data, data_path, self.page_size, self.cache_size, True)
-            self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
-            meta = self.pager.meta
-            self.tree = BTree(self.pager, meta.root, meta.entries)
-            self.tree.expiring = meta.expiring
-            self.seq = meta.seq
-            self.set_base_gen(meta.generation)
+            self.open_view(data, data_path, True)
             self.shm.set_base(min(gen, self.base_gen), self.seq)
             if wal_file is None:
                 return self.seq

@@ -9,6 +9,7 @@ from libc.string cimport memcpy, memset
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from posix.unistd cimport close as c_close, ftruncate
 
+from kvdb._core.file cimport byte_lock, byte_holder, BYTE_FREE, BYTE_EXCLUSIVE
 from kvdb.errors import ClosedError, CorruptionError, LockedError
 
 cdef extern from "<pthread.h>" nogil:
@@ -34,38 +35,8 @@ cdef extern from "shm_atomic.h" nogil:
     void shm_store(uint64_t *p, uint64_t v)
     void shm_max(uint64_t *p, uint64_t v)
 
-cdef extern from "fcntl.h" nogil:
-    cdef struct flock:
-        short l_type
-        short l_whence
-        long l_start
-        long l_len
-        int l_pid
-    int F_OFD_SETLK, F_OFD_GETLK, F_RDLCK, F_WRLCK, F_UNLCK
-    int c_fcntl "fcntl"(int fd, int cmd, ...)
-
 SHM_MAGIC = b"kvdb-shm"
 SHM_FILE_SUFFIX = "-shm"
-
-
-cdef int _slot_lock(int fd, long byte, short kind, bint probe) except -2:
-    """Lock (probe False) or test (probe True: 1 if another holds it) one slot byte."""
-    cdef flock fl
-    cdef int r
-    fl.l_type = kind
-    fl.l_whence = 0
-    fl.l_start = byte
-    fl.l_len = 1
-    fl.l_pid = 0
-    while True:
-        r = c_fcntl(fd, F_OFD_GETLK if probe else F_OFD_SETLK, &fl)
-        if r == 0:
-            return (fl.l_type != F_UNLCK) if probe else 0
-        if errno == EINTR:
-            continue
-        if not probe and errno in (_errno.EAGAIN, _errno.EACCES):
-            return -1
-        raise OSError(errno, os.strerror(errno))
 
 
 cdef class SharedMemory:
@@ -196,7 +167,7 @@ cdef class SharedMemory:
         register base_gen in it; LockedError when every slot is taken."""
         cdef int i
         for i in range(SHM_SLOTS):
-            if _slot_lock(self.fd, SHM_SLOT_LOCK_BASE + i, F_WRLCK, False) == 0:
+            if byte_lock(self.fd, BYTE_EXCLUSIVE, SHM_SLOT_LOCK_BASE + i, False) == 0:
                 self.slots[i].used = 0
                 shm_store(&self.slots[i].base_gen, base_gen)
                 shm_store(&self.slots[i].seq, 0)
@@ -222,7 +193,7 @@ cdef class SharedMemory:
             if i == self.slot or not shm_load(&self.slots[i].used):
                 continue
             b = shm_load(&self.slots[i].base_gen)
-            if b < best and _slot_lock(self.fd, SHM_SLOT_LOCK_BASE + i, F_WRLCK, True) == 1:
+            if b < best and byte_holder(self.fd, SHM_SLOT_LOCK_BASE + i) != BYTE_FREE:
                 best = b
         return best
 
@@ -231,7 +202,7 @@ cdef class SharedMemory:
         out = []
         for i in range(SHM_SLOTS):
             if shm_load(&self.slots[i].used) and (i == self.slot or
-                                                   _slot_lock(self.fd, SHM_SLOT_LOCK_BASE + i, F_WRLCK, True) == 1):
+                                                   byte_holder(self.fd, SHM_SLOT_LOCK_BASE + i) != BYTE_FREE):
                 out.append((self.slots[i].pid, shm_load(&self.slots[i].base_gen), shm_load(&self.slots[i].seq)))
         return out
 
@@ -249,13 +220,7 @@ cdef class SharedMemory:
     def close(self):
         if self.slot >= 0 and self.hdr != NULL:
             shm_store(&self.slots[self.slot].used, 0)
-            self.slot = -1
-        if self.hdr != NULL:
-            munmap(self.hdr, self.size)
-            self.hdr = NULL
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)                # drops the slot's lock
+        self.forget()                   # closing the descriptor drops the slot's lock
 
     def __dealloc__(self):
         if self.hdr != NULL:
