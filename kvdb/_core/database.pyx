@@ -463,10 +463,19 @@ cdef class Database:
     # -- reads -----------------------------------------------------------
 
     cdef object read(self, bytes key):
-        """A read of the newest version without a pin: retry if a commit moved under us.
-        A key whose expiry has passed reads as absent."""
+        """A read of the newest version without a pin. A key whose expiry has passed reads as
+        absent."""
+        return self.read_newest(key, False)
+
+    cdef object read_entry(self, bytes key):
+        """(value, expires) of the newest version, expired or not, or None (no pin)."""
+        return self.read_newest(key, True)
+
+    cdef object read_newest(self, bytes key, bint entry):
+        """read() or read_entry(): catch up with other opens first, then read the newest version
+        without a pin, retrying if a commit moved under the read."""
         cdef uint64_t gen
-        cdef uint64_t now = self.now_ms()
+        cdef uint64_t now = 0 if entry else self.now_ms()
         cdef Engine store = self.storage
         if store.stale():
             self.refresh()
@@ -477,29 +486,7 @@ cdef class Database:
                     pass
                 continue
             try:
-                result = store.get_newest(self.seq, key, now)
-            except Error:
-                if store.write_gen != gen:
-                    continue
-                raise
-            if store.write_gen == gen:
-                return result
-
-    cdef object read_entry(self, bytes key):
-        """(value, expires) of the newest version, expired or not, or None (no pin; retries
-        like read())."""
-        cdef uint64_t gen
-        cdef Engine store = self.storage
-        if store.stale():
-            self.refresh()
-        while True:
-            gen = store.write_gen
-            if gen & 1:
-                with self.lock:
-                    pass
-                continue
-            try:
-                result = self.newest_entry(key)
+                result = self.newest_entry(key) if entry else store.get_newest(self.seq, key, now)
             except Error:
                 if store.write_gen != gen:
                     continue
@@ -648,8 +635,8 @@ cdef class Database:
             finally:
                 store.write_gen += 1
             self.commits += 1
-            store.end_commit()
-            store.committed()
+            store.end_commit()           # publish and release the commit lock (the finally's call is
+            store.committed()            # then a no-op) before the engine's maintenance trigger
             wal = store.wal              # the log this commit went to (committed() may start a new one)
         finally:
             try:
