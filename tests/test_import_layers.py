@@ -5,8 +5,10 @@ The layers, lowest first (docs/ARCHITECTURE.md draws them):
     0 errors     kvdb.errors, kvdb.version        what every layer may raise or report
     1 core       kvdb._core.*                     files, log, engines, database, transactions
     2 documents  kvdb.documents.*                 collections over the core's Database
-    3 api        kvdb (the package's __init__)    the public face: kvdb.open, Options, errors
+    3 api        kvdb (the package's __init__)    the public face: kvdb.open, Options, errors;
+                 kvdb.aio, kvdb.cache.*           the asyncio face and the disk cache, built on it
     4 server     kvdb.server.*                    the RESP server
+    4 contrib    kvdb.contrib.*                   integrations with frameworks (Django's cache backend)
     5 cli        kvdb.cli.*, kvdb.__main__        the kvdb command
 
 A module may import its own layer and those below it. The document layer works on the
@@ -32,8 +34,9 @@ LAYERS = [  # (name, rank, test for a module name); the first that matches decid
     ("errors", 0, lambda m: m in ("kvdb.errors", "kvdb.version")),
     ("core", 1, lambda m: m == "kvdb._core" or m.startswith("kvdb._core.")),
     ("documents", 2, lambda m: m == "kvdb.documents" or m.startswith("kvdb.documents.")),
-    ("api", 3, lambda m: m == "kvdb"),
+    ("api", 3, lambda m: m in ("kvdb", "kvdb.aio", "kvdb.cache") or m.startswith("kvdb.cache.")),
     ("server", 4, lambda m: m == "kvdb.server" or m.startswith("kvdb.server.")),
+    ("contrib", 4, lambda m: m == "kvdb.contrib" or m.startswith("kvdb.contrib.")),
     ("cli", 5, lambda m: m in ("kvdb.cli", "kvdb.__main__") or m.startswith("kvdb.cli.")),
 ]
 
