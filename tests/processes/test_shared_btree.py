@@ -296,3 +296,29 @@ def test_first_writable_open_after_readers_runs_recovery(db_path):
             writer.verify()
         assert reader.get(b"after") == b"1"
         assert int(reader.get(b"w:last")) >= acked
+
+
+def test_shm_slots_fit_their_page_and_run_out_with_a_clear_error(tmp_path):
+    """Every open's slot lies inside the mapped page (a slot count that overflowed it read the
+    next mapping: closing one database after another closed crashed the process), and the
+    open after the last free slot gets LockedError, not a slot outside the page."""
+    from kvdb._core.btree.shared import SLOT_CAPACITY
+    first, second = kvdb.open(str(tmp_path / "a")), kvdb.open(str(tmp_path / "b"))
+    first.put(b"k", b"1")
+    second.put(b"k", b"2")
+    first.close()                       # its page is unmapped; the second's slots must not reach it
+    assert second.get(b"k") == b"2"
+    second.close()
+
+    path = str(tmp_path / "many")
+    opens = []
+    try:
+        for _ in range(SLOT_CAPACITY):
+            opens.append(kvdb.open(path))
+        with pytest.raises(kvdb.LockedError, match="opens of this database are live"):
+            kvdb.open(path)
+        opens[-1].put(b"last", b"slot")
+        assert all(db.get(b"last") == b"slot" for db in opens)
+    finally:
+        for db in reversed(opens):
+            db.close()

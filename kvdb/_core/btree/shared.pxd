@@ -29,7 +29,8 @@ cdef extern from "<pthread.h>" nogil:
 
 cdef enum:
     SHM_VERSION = 1
-    SHM_SLOTS = 126                  # opens at once
+    SHM_SLOTS = 60                   # opens at once: (SHM_SLOT_LOCK_BASE - SHM_HEADER_SIZE) // SHM_SLOT_SIZE,
+                                     # so that the slots end inside the one mapped page
     SHM_SLOT_SIZE = 64
     SHM_HEADER_SIZE = 256
     SHM_SLOT_LOCK_BASE = 4096        # slot i is held by a lock on this byte + i of the file

@@ -37,6 +37,14 @@ cdef extern from "shm_atomic.h" nogil:
 
 SHM_MAGIC = b"kvdb-shm"
 SHM_FILE_SUFFIX = "-shm"
+SLOT_CAPACITY = SHM_SLOTS        # opens of one database at once (docs/format/shm.md)
+
+# The header and every slot lie inside the one page that is mapped, below the slot lock bytes:
+# a slot past it would be read from whatever the process maps next (a crash, or a neighbour's
+# data taken for a live open).
+if sizeof(ShmHeader) > SHM_HEADER_SIZE or sizeof(ShmSlot) != SHM_SLOT_SIZE or \
+        SHM_HEADER_SIZE + SHM_SLOTS * SHM_SLOT_SIZE > SHM_SLOT_LOCK_BASE:
+    raise ImportError("kvdb/_core/btree/shared.pxd: the shared-memory header and slots do not fit their page")
 
 
 cdef class SharedMemory:
