@@ -31,6 +31,7 @@ import threading
 from typing import Any, AsyncIterator, Callable, Generator, List, Optional
 
 import kvdb
+from kvdb import documents
 from kvdb.errors import ClosedError
 
 __all__ = ["open", "Database", "Transaction", "Snapshot", "ScanIterator", "Collection", "Cursor"]
@@ -266,13 +267,13 @@ class Database:
         """The document collection `name` (kvdb.documents), whose calls run on the worker."""
         if self._closing is not None:
             raise ClosedError(f"database {self.path} is closed")
-        return Collection(self, self._db.collection(name))    # builds a handle; reads nothing
+        return Collection(self, documents.collection_of(self._db, name))    # a handle: reads nothing
 
     async def list_collections(self) -> List[str]:
-        return await self._call(self._db.list_collections)
+        return await self._call(documents.list_collections, self._db)
 
     async def drop_collection(self, name: str) -> bool:
-        return await self._call(self._db.drop_collection, name)
+        return await self._call(documents.drop_collection, self._db, name)
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -490,7 +491,7 @@ class Transaction(_View):
         """The document collection `name`, read and written inside this transaction."""
         if self._view is None:
             raise ClosedError("transaction is not open: use `async with` on it")
-        return Collection(self, self._view.collection(name))
+        return Collection(self, documents.collection_of(self._view, name))
 
     async def commit(self) -> None:
         """Commit now (the block's end then has nothing left to do)."""
