@@ -28,13 +28,16 @@ import collections
 import itertools
 import queue
 import threading
-from typing import Any, AsyncIterator, Callable, Generator, List, Optional
+from typing import Any, Callable, Generator, List, Optional, TypeVar
 
 import kvdb
 from kvdb import documents
 from kvdb.errors import ClosedError
 
 __all__ = ["open", "Database", "Transaction", "Snapshot", "ScanIterator", "Collection", "Cursor"]
+
+_B = TypeVar("_B", bound="_Batches")
+_V = TypeVar("_V", bound="_View")
 
 FIRST_BATCH = 32            # items the first trip of a scan or cursor fetches: a loop that stops early reads little
 SCAN_BATCH = 1024           # default most items one trip fetches (each later trip doubles, up to this)
@@ -242,6 +245,20 @@ class Database:
             """db.update(...), in one commit; an iterable argument is iterated on the worker thread."""
             await self._call(self._db.update, *args, **kwargs)
 
+    if hasattr(kvdb.Database, "pop"):
+        async def pop(self, key: Any, *default: Any) -> Any:
+            """db.pop(key[, default]): remove `key` and return its value, atomically."""
+            return await self._call(self._db.pop, key, *default)
+
+    if hasattr(kvdb.Database, "setdefault"):
+        async def setdefault(self, key: Any, default: Any = None) -> Any:
+            return await self._call(self._db.setdefault, key, default)
+
+    if hasattr(kvdb.Database, "clear"):
+        async def clear(self) -> None:
+            """db.clear(): delete every key (in commits of many keys each, on the worker)."""
+            await self._call(self._db.clear)
+
     def scan(self, start: Any = None, end: Any = None, prefix: Any = None, reverse: bool = False, *,
              batch_size: int = SCAN_BATCH, **options: Any) -> "ScanIterator":
         """`async for key, value in db.scan(...)`: db.scan's arguments (and any further keyword
@@ -333,10 +350,10 @@ class _Batches:
         self._buffer = collections.deque()          # fetched, not yet handed out (loop thread)
         self._done = False              # the source is exhausted or closed: nothing more to fetch
 
-    def __aiter__(self):
+    def __aiter__(self: _B) -> _B:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Any:
         if not self._buffer:
             if self._done:
                 raise StopAsyncIteration
@@ -392,10 +409,10 @@ class _Batches:
             except ClosedError:
                 pass                    # the database closed it
 
-    async def __aenter__(self):
+    async def __aenter__(self: _B) -> _B:
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc) -> bool:
         await self.aclose()
         return False
 
@@ -415,6 +432,9 @@ class _View:
     """A transaction or snapshot of the core, made on the worker by __aenter__ and finished by
     __aexit__ there; between them its calls run on the worker too."""
 
+    _make: Callable[[Any], Any]         # the core Database -> the core view; per subclass
+    _commits: bool                      # the end of a block without an exception commits; per subclass
+
     def __init__(self, database):
         self._database = database       # the aio Database; constant
         self._view = None               # the core Transaction or Snapshot (set on the worker)
@@ -433,7 +453,7 @@ class _View:
         if view is not None:
             view.__exit__(ClosedError, None, None)      # roll back / release
 
-    async def __aenter__(self):
+    async def __aenter__(self: _V) -> _V:
         try:
             await self._database._call(self._begin)
         except asyncio.CancelledError:
@@ -476,7 +496,7 @@ class Transaction(_View):
     transaction runs on the database's worker thread."""
 
     _make = staticmethod(lambda db: db.transaction())
-    _commits = True                     # the end of a block without an exception commits
+    _commits = True
 
     async def put(self, key: Any, value: Any, ttl: Optional[float] = None) -> None:
         await self._call(self._view.put, key, value, ttl)
@@ -642,7 +662,7 @@ class Cursor(_Batches):
         """The remaining documents, at most `length` of them (None: all), in one trip."""
         if length is not None and (type(length) is not int or length < 0):
             raise ValueError(f"length must be None or a non-negative int, not {length!r}")
-        out = []
+        out: List[Any] = []
         while self._buffer and (length is None or len(out) < length):
             out.append(self._buffer.popleft())
         if not self._done and (length is None or len(out) < length):

@@ -182,3 +182,21 @@ def test_dropped_without_close_closes_on_the_worker(db_path):
     run(main())
     with kvdb.open(db_path) as db:          # the lock was let go
         assert db.get(b"k") == b"v"
+
+
+@pytest.mark.skipif(not all(hasattr(kvdb.Database, n) for n in ("put_many", "update", "pop", "setdefault", "clear")),
+                    reason="the core has no put_many/update/pop/setdefault/clear yet")
+def test_batch_and_mapping_calls(db_path):
+    async def main():
+        async with kvdb.aio.open(db_path, sync="off") as db:
+            await db.put_many((key(i), b"%d" % i) for i in range(1000))   # iterated on the worker
+            assert await db.count() == 1000
+            await db.update({b"a": b"1"})
+            await db.update([(b"b", b"2")])
+            assert await db.pop(b"a") == b"1" and await db.pop(b"a", b"gone") == b"gone"
+            with pytest.raises(KeyError):
+                await db.pop(b"a")
+            assert await db.setdefault(b"b", b"x") == b"2" and await db.setdefault(b"c", b"3") == b"3"
+            await db.clear()
+            assert await db.count() == 0
+    run(main())
