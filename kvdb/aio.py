@@ -20,8 +20,8 @@ has started runs to its end (a put that started is committed), and its result is
 rollback and close always run to their end once asked for. An exception raised by the engine
 reaches the awaiting task unchanged. After close(), every call raises kvdb.ClosedError.
 
-To wrap a new Database method, add one line in the same shape as the others:
-`async def pop(self, key, *default): return await self._call(self._db.pop, key, *default)`.
+To wrap a new Database method, add a method in the same shape as the others:
+`async def namespaces(self): return await self._call(self._db.namespaces)`.
 """
 import asyncio
 import collections
@@ -440,10 +440,20 @@ class _View:
         self._view = None               # the core Transaction or Snapshot (set on the worker)
         self._worker = database._worker # constant
 
-    def _call(self, fn, *args, **kwargs):
+    def _check_open(self):
         if self._view is None:
-            raise ClosedError(f"{type(self).__name__.lower()} is not open: use `async with` on it")
+            raise ClosedError(f"{type(self).__name__.lower()} is not open: it ended, or `async with` has not "
+                              "begun it")
+
+    def _call(self, fn, *args, **kwargs):
+        """Queue fn(*args, **kwargs) on the worker while the view is open (for scans and collections)."""
+        self._check_open()
         return self._database._call(fn, *args, **kwargs)
+
+    def _view_call(self, method, *args):
+        """Queue the view's `method`(*args) on the worker while the view is open."""
+        self._check_open()
+        return self._database._call(getattr(self._view, method), *args)
 
     def _begin(self):                   # on the worker
         self._view = self._make(self._database._db)
@@ -464,26 +474,38 @@ class _View:
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         view = self._view
         if view is None:
-            return False
+            return False                # ended already (commit(), rollback())
         if self._database._closing is not None:
+            self._view = None
             if exc_type is None and self._commits:
                 raise ClosedError(f"database {self._database.path} was closed before the transaction committed")
             return False                # the database's close ended it
         # commits a transaction (exc_type None) or rolls it back; closes a snapshot
-        await _to_the_end(self._database._call(view.__exit__, exc_type, None, None))
+        await self._end("__exit__", exc_type, None, None)
         return False
 
+    async def _end(self, method, *args):
+        """Run the view's `method`(*args), which ends it, to its end; the view is unusable from here on."""
+        try:
+            await _to_the_end(self._view_call(method, *args))
+        finally:
+            self._view = None
+
+    def __del__(self):
+        # left without __aexit__ (an __aenter__ called by hand): the worker ends the view
+        if getattr(self, "_view", None) is not None:
+            self._worker.post(self._view.__exit__, ClosedError, None, None)
+
     async def get(self, key: Any, default: Any = None) -> Any:
-        return await self._call(self._view.get, key, default)
+        return await self._view_call("get", key, default)
 
     async def contains(self, key: Any) -> bool:
-        return await self._call(self._view.__contains__, key)
+        return await self._view_call("__contains__", key)
 
     def scan(self, start: Any = None, end: Any = None, prefix: Any = None, reverse: bool = False, *,
              batch_size: int = SCAN_BATCH, **options: Any) -> ScanIterator:
         """As Database.scan, over this view."""
-        if self._view is None:
-            raise ClosedError(f"{type(self).__name__.lower()} is not open: use `async with` on it")
+        self._check_open()
         view = self._view
         return ScanIterator(self, lambda: view.scan(start=start, end=end, prefix=prefix, reverse=reverse,
                                                     **options), batch_size)
@@ -499,26 +521,26 @@ class Transaction(_View):
     _commits = True
 
     async def put(self, key: Any, value: Any, ttl: Optional[float] = None) -> None:
-        await self._call(self._view.put, key, value, ttl)
+        await self._view_call("put", key, value, ttl)
 
     async def delete(self, key: Any) -> bool:
-        return await self._call(self._view.delete, key)
+        return await self._view_call("delete", key)
 
     async def discard(self, key: Any) -> None:
-        await self._call(self._view.discard, key)
+        await self._view_call("discard", key)
 
     def collection(self, name: str) -> "Collection":
         """The document collection `name`, read and written inside this transaction."""
-        if self._view is None:
-            raise ClosedError("transaction is not open: use `async with` on it")
+        self._check_open()
         return Collection(self, documents.collection_of(self._view, name))
 
     async def commit(self) -> None:
-        """Commit now (the block's end then has nothing left to do)."""
-        await _to_the_end(self._call(self._view.commit))
+        """Commit now (the block's end then has nothing left to do); the transaction ends."""
+        await self._end("commit")
 
     async def rollback(self) -> None:
-        await _to_the_end(self._call(self._view.rollback))
+        """Drop the transaction's writes now; the transaction ends."""
+        await self._end("rollback")
 
 
 class Snapshot(_View):
@@ -528,10 +550,10 @@ class Snapshot(_View):
     _commits = False
 
     async def count(self) -> int:
-        return await self._call(len, self._view)
+        return await self._view_call("__len__")
 
     async def ttl(self, key: Any) -> Optional[float]:
-        return await self._call(self._view.ttl, key)
+        return await self._view_call("ttl", key)
 
 
 # -- documents, Motor-style -------------------------------------------------------------------------

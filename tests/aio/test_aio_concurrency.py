@@ -5,6 +5,8 @@ import asyncio
 import random
 import time
 
+import pytest
+
 import kvdb
 import kvdb.aio
 from tests.aio.aioutil import fill, key, run
@@ -128,7 +130,17 @@ def test_transaction_scan_and_rollback(db_path):
                 else:
                     raise AssertionError("a committed transaction still answered")
             assert await db.get(b"early") == b"x"
+            with pytest.raises(kvdb.ClosedError):
+                await tx.put(b"after", b"x")            # the block ended it
+            with pytest.raises(kvdb.ClosedError):
+                tx.scan()
+            tx = db.transaction()                       # begun by hand and dropped: rolled back
+            await tx.__aenter__()
+            await tx.put(b"dropped", b"x")
+            assert (await db.stats())["snapshots"] == 1
+            del tx
             assert (await db.stats())["snapshots"] == 0
+            assert await db.get(b"dropped") is None
     run(main())
 
 
