@@ -52,6 +52,7 @@ class _Worker:
         # (asyncio future or None, function, args, keywords), or None to stop; SimpleQueue.put
         # may be called from __del__ (it is reentrant), which post() relies on
         self._queue = queue.SimpleQueue()
+        self._mailbox = None            # the _Mailbox of the loop whose call ran last (worker thread)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)   # constant
         self.thread.start()
 
@@ -90,15 +91,38 @@ class _Worker:
             # hold nothing once the task can resume: a scan its loop then drops must be freed
             # (and its snapshot closed) at once, not when this thread's next call arrives
             item = fn = args = kwargs = None
-            _deliver(future, *outcome)
-            outcome = future = None
+            loop = future.get_loop()
+            if self._mailbox is None or self._mailbox.loop is not loop:
+                self._mailbox = _Mailbox(loop)
+            self._mailbox.put(future, *outcome)
+            outcome = future = loop = None
 
 
-def _deliver(future, setter, value):
-    try:
-        future.get_loop().call_soon_threadsafe(setter, future, value)
-    except RuntimeError:
-        pass                        # the loop is closed: nobody is waiting any more
+class _Mailbox:
+    """The results for one event loop. The worker adds each as its call ends, and wakes the loop
+    only when no wake is pending: many calls that end close together (many tasks' gets) cost the
+    loop one wake-up, not one each, while no result waits for the next call to end."""
+
+    def __init__(self, loop):
+        self.loop = loop                        # constant
+        self.results = collections.deque()      # (future, setter, value) not yet handed out
+        self.scheduled = False                  # a drain() is queued on the loop and has not begun
+
+    def put(self, future, setter, value):       # on the worker
+        self.results.append((future, setter, value))
+        if not self.scheduled:
+            self.scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:
+                self.results.clear()            # the loop is closed: nobody is waiting any more
+
+    def drain(self):                            # on the loop
+        self.scheduled = False                  # first: a result added from here on schedules another drain
+        results = self.results
+        while results:
+            future, setter, value = results.popleft()
+            setter(future, value)
 
 
 def _set_result(future, result):
