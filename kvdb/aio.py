@@ -34,7 +34,7 @@ import kvdb
 from kvdb import documents
 from kvdb.errors import ClosedError
 
-__all__ = ["open", "Database", "Transaction", "Snapshot", "ScanIterator", "Collection", "Cursor"]
+__all__ = ["open", "Database", "Namespace", "Transaction", "Snapshot", "ScanIterator", "Collection", "Cursor"]
 
 _B = TypeVar("_B", bound="_Batches")
 _V = TypeVar("_V", bound="_View")
@@ -202,9 +202,120 @@ def _close_all(objects):
         o.close()
 
 
+# -- handles: what a database, a namespace, a transaction and a snapshot have in common -------------
+
+class _Handle:
+    """The key-value calls of a core handle (kvdb.Database, a namespace, a Transaction, a
+    Snapshot), run on the worker and awaited. Each takes the arguments of the synchronous method
+    it is named after and raises what that raises (a snapshot's put: ReadOnlyError)."""
+
+    _worker: "_Worker"                  # the thread the calls run on
+
+    @property
+    def _handle(self) -> Any:
+        """The core handle; ClosedError when there is none (an ended transaction)."""
+        raise NotImplementedError
+
+    def _call(self, fn, *args, **kwargs) -> "asyncio.Future[Any]":
+        """Queue fn(*args, **kwargs) on the worker; ClosedError if this handle can no longer be used."""
+        raise NotImplementedError
+
+    async def get(self, key: Any, default: Any = None) -> Any:
+        return await self._call(self._handle.get, key, default)
+
+    async def contains(self, key: Any) -> bool:
+        """`key in handle`."""
+        return await self._call(self._handle.__contains__, key)
+
+    async def count(self) -> int:
+        """`len(handle)`: the keys present (len() itself cannot be awaited)."""
+        return await self._call(len, self._handle)
+
+    async def ttl(self, key: Any) -> Optional[float]:
+        """Seconds `key` has left, None if it has no expiry; KeyError if it is absent."""
+        return await self._call(self._handle.ttl, key)
+
+    async def put(self, key: Any, value: Any, ttl: Optional[float] = None) -> None:
+        await self._call(self._handle.put, key, value, ttl)
+
+    async def delete(self, key: Any) -> bool:
+        """Delete `key`; whether it was present."""
+        return await self._call(self._handle.delete, key)
+
+    async def discard(self, key: Any) -> None:
+        await self._call(self._handle.discard, key)
+
+    async def persist(self, key: Any) -> bool:
+        return await self._call(self._handle.persist, key)
+
+    def scan(self, start: Any = None, end: Any = None, prefix: Any = None, reverse: bool = False, *,
+             batch_size: int = SCAN_BATCH, **options: Any) -> "ScanIterator":
+        """`async for key, value in handle.scan(...)`: the synchronous scan's arguments (and any
+        further keyword it accepts), read over one snapshot taken when the first batch is
+        fetched. Items come from the worker in batches of up to `batch_size`. Leaving the loop
+        early closes the scan when the iterator is dropped; `async with handle.scan(...) as it:`
+        or `await it.aclose()` closes it at a known point."""
+        handle = self._handle
+        return ScanIterator(self, lambda: handle.scan(start=start, end=end, prefix=prefix, reverse=reverse,
+                                                      **options), batch_size)
+
+    # The calls the core gained in issue 16, each offered when kvdb.Database has it.
+
+    if hasattr(kvdb.Database, "put_many"):
+        async def put_many(self, pairs: Any) -> Any:
+            """handle.put_many(pairs), in one commit; `pairs` is iterated on the worker thread."""
+            return await self._call(self._handle.put_many, pairs)
+
+    if hasattr(kvdb.Database, "update"):
+        async def update(self, *args: Any, **kwargs: Any) -> None:
+            """handle.update(...), in one commit; an iterable argument is iterated on the worker thread."""
+            await self._call(self._handle.update, *args, **kwargs)
+
+    if hasattr(kvdb.Database, "pop"):
+        async def pop(self, key: Any, *default: Any) -> Any:
+            """handle.pop(key[, default]): remove `key` and return its value, atomically."""
+            return await self._call(self._handle.pop, key, *default)
+
+    if hasattr(kvdb.Database, "setdefault"):
+        async def setdefault(self, key: Any, default: Any = None) -> Any:
+            return await self._call(self._handle.setdefault, key, default)
+
+    if hasattr(kvdb.Database, "clear"):
+        async def clear(self) -> None:
+            """handle.clear(): delete every key (on the worker, in commits of many keys each)."""
+            await self._call(self._handle.clear)
+
+    if hasattr(kvdb.Database, "namespace"):
+        def namespace(self, name: Any, **options: Any) -> "Namespace":
+            """The namespace `name` of this handle (the synchronous namespace()'s keywords: keys=,
+            values=), whose calls run on the worker; of a transaction, inside the transaction."""
+            return Namespace(self, self._handle.namespace(name, **options))    # a handle: reads nothing
+
+
+class Namespace(_Handle):
+    """db.namespace(name) (also tx.namespace, snap.namespace): a key space of its own, with the
+    key-value calls of a Database, run on the database's worker."""
+
+    def __init__(self, owner, namespace):
+        self._owner = owner             # the Database, Transaction or Snapshot it belongs to; constant
+        self._namespace = namespace     # the core namespace handle; constant
+        self._worker = owner._worker    # constant
+        self.name = namespace.name      # constant
+
+    def __repr__(self):
+        return f"<kvdb.aio.Namespace {self.name!r} of {self._owner!r}>"
+
+    @property
+    def _handle(self) -> Any:
+        return self._namespace
+
+    def _call(self, fn, *args, **kwargs):
+        return self._owner._call(fn, *args, **kwargs)      # refused once the owner is closed or ended
+
+
 # -- the database -----------------------------------------------------------------------------------
 
-class Database:
+class Database(_Handle):
     """An open kvdb database whose calls run on its worker thread; made by `await kvdb.aio.open()`."""
 
     def __init__(self, worker, db):
@@ -218,6 +329,10 @@ class Database:
     def __repr__(self):
         return f"<kvdb.aio.Database {self.path!r} engine={self.engine} {'closed' if self._closing else 'open'}>"
 
+    @property
+    def _handle(self) -> Any:
+        return self._db
+
     def _call(self, fn, *args, **kwargs) -> "asyncio.Future[Any]":
         """Queue fn(*args, **kwargs) on the worker; ClosedError once close() has begun."""
         if self._closing is not None:
@@ -228,70 +343,6 @@ class Database:
         """fn(db, *args, **kwargs) on the worker thread, with the synchronous kvdb.Database: for
         calls this wrapper does not offer. fn must not keep `db` or use it from another thread."""
         return await self._call(fn, self._db, *args, **kwargs)
-
-    # -- keys ------------------------------------------------------------------------------
-
-    async def get(self, key: Any, default: Any = None) -> Any:
-        return await self._call(self._db.get, key, default)
-
-    async def contains(self, key: Any) -> bool:
-        """`key in db`."""
-        return await self._call(self._db.__contains__, key)
-
-    async def count(self) -> int:
-        """`len(db)`: the keys present now."""
-        return await self._call(len, self._db)
-
-    async def put(self, key: Any, value: Any, ttl: Optional[float] = None) -> None:
-        await self._call(self._db.put, key, value, ttl)
-
-    async def delete(self, key: Any) -> bool:
-        """Delete `key`; whether it was present."""
-        return await self._call(self._db.delete, key)
-
-    async def discard(self, key: Any) -> None:
-        await self._call(self._db.discard, key)
-
-    async def ttl(self, key: Any) -> Optional[float]:
-        """Seconds `key` has left, None if it has no expiry; KeyError if it is absent."""
-        return await self._call(self._db.ttl, key)
-
-    async def persist(self, key: Any) -> bool:
-        return await self._call(self._db.persist, key)
-
-    if hasattr(kvdb.Database, "put_many"):
-        async def put_many(self, pairs: Any) -> Any:
-            """db.put_many(pairs), in one commit; `pairs` is iterated on the worker thread."""
-            return await self._call(self._db.put_many, pairs)
-
-    if hasattr(kvdb.Database, "update"):
-        async def update(self, *args: Any, **kwargs: Any) -> None:
-            """db.update(...), in one commit; an iterable argument is iterated on the worker thread."""
-            await self._call(self._db.update, *args, **kwargs)
-
-    if hasattr(kvdb.Database, "pop"):
-        async def pop(self, key: Any, *default: Any) -> Any:
-            """db.pop(key[, default]): remove `key` and return its value, atomically."""
-            return await self._call(self._db.pop, key, *default)
-
-    if hasattr(kvdb.Database, "setdefault"):
-        async def setdefault(self, key: Any, default: Any = None) -> Any:
-            return await self._call(self._db.setdefault, key, default)
-
-    if hasattr(kvdb.Database, "clear"):
-        async def clear(self) -> None:
-            """db.clear(): delete every key (in commits of many keys each, on the worker)."""
-            await self._call(self._db.clear)
-
-    def scan(self, start: Any = None, end: Any = None, prefix: Any = None, reverse: bool = False, *,
-             batch_size: int = SCAN_BATCH, **options: Any) -> "ScanIterator":
-        """`async for key, value in db.scan(...)`: db.scan's arguments (and any further keyword
-        db.scan accepts), read over one snapshot taken when the first batch is fetched. Items come
-        from the worker in batches of up to `batch_size`. Leaving the loop early closes the scan
-        when the iterator is dropped; `async with db.scan(...) as it:` or `await it.aclose()`
-        closes it at a known point."""
-        return ScanIterator(self, lambda: self._db.scan(start=start, end=end, prefix=prefix, reverse=reverse,
-                                                         **options), batch_size)
 
     # -- transactions, snapshots, documents ------------------------------------------------
 
@@ -315,6 +366,14 @@ class Database:
 
     async def drop_collection(self, name: str) -> bool:
         return await self._call(documents.drop_collection, self._db, name)
+
+    if hasattr(kvdb.Database, "namespaces"):
+        async def namespaces(self) -> list:
+            return await self._call(self._db.namespaces)
+
+    if hasattr(kvdb.Database, "drop_namespace"):
+        async def drop_namespace(self, name: Any) -> Any:
+            return await self._call(self._db.drop_namespace, name)
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -357,7 +416,6 @@ class Database:
             self._worker.stop()
 
 
-# -- scans and cursors ------------------------------------------------------------------------------
 
 class _Batches:
     """An async iterator over a synchronous iterator that lives on the worker thread, fetched in
@@ -452,8 +510,8 @@ class ScanIterator(_Batches):
 
 # -- transactions and snapshots ---------------------------------------------------------------------
 
-class _View:
-    """A transaction or snapshot of the core, made on the worker by __aenter__ and finished by
+class _View(_Handle):
+    """A transaction or snapshot of the core, made on the worker by __aenter__ and ended by
     __aexit__ there; between them its calls run on the worker too."""
 
     _make: Callable[[Any], Any]         # the core Database -> the core view; per subclass
@@ -461,23 +519,24 @@ class _View:
 
     def __init__(self, database):
         self._database = database       # the aio Database; constant
-        self._view = None               # the core Transaction or Snapshot (set on the worker)
+        self._view = None               # the core Transaction or Snapshot while open (set on the worker)
         self._worker = database._worker # constant
 
-    def _check_open(self):
-        if self._view is None:
+    def _open_view(self):
+        """The core view; ClosedError once it ended or before `async with` began it."""
+        view = self._view
+        if view is None:
             raise ClosedError(f"{type(self).__name__.lower()} is not open: it ended, or `async with` has not "
                               "begun it")
+        return view
+
+    @property
+    def _handle(self) -> Any:
+        return self._open_view()
 
     def _call(self, fn, *args, **kwargs):
-        """Queue fn(*args, **kwargs) on the worker while the view is open (for scans and collections)."""
-        self._check_open()
+        self._open_view()
         return self._database._call(fn, *args, **kwargs)
-
-    def _view_call(self, method, *args):
-        """Queue the view's `method`(*args) on the worker while the view is open."""
-        self._check_open()
-        return self._database._call(getattr(self._view, method), *args)
 
     def _begin(self):                   # on the worker
         self._view = self._make(self._database._db)
@@ -505,13 +564,13 @@ class _View:
                 raise ClosedError(f"database {self._database.path} was closed before the transaction committed")
             return False                # the database's close ended it
         # commits a transaction (exc_type None) or rolls it back; closes a snapshot
-        await self._end("__exit__", exc_type, None, None)
+        await self._end(view.__exit__, exc_type, None, None)
         return False
 
-    async def _end(self, method, *args):
-        """Run the view's `method`(*args), which ends it, to its end; the view is unusable from here on."""
+    async def _end(self, fn, *args):
+        """Run fn(*args), which ends the view, to its end; the view is unusable from here on."""
         try:
-            await _to_the_end(self._view_call(method, *args))
+            await _to_the_end(self._call(fn, *args))
         finally:
             self._view = None
 
@@ -519,20 +578,6 @@ class _View:
         # left without __aexit__ (an __aenter__ called by hand): the worker ends the view
         if getattr(self, "_view", None) is not None:
             self._worker.post(self._view.__exit__, ClosedError, None, None)
-
-    async def get(self, key: Any, default: Any = None) -> Any:
-        return await self._view_call("get", key, default)
-
-    async def contains(self, key: Any) -> bool:
-        return await self._view_call("__contains__", key)
-
-    def scan(self, start: Any = None, end: Any = None, prefix: Any = None, reverse: bool = False, *,
-             batch_size: int = SCAN_BATCH, **options: Any) -> ScanIterator:
-        """As Database.scan, over this view."""
-        self._check_open()
-        view = self._view
-        return ScanIterator(self, lambda: view.scan(start=start, end=end, prefix=prefix, reverse=reverse,
-                                                    **options), batch_size)
 
 
 class Transaction(_View):
@@ -544,27 +589,17 @@ class Transaction(_View):
     _make = staticmethod(lambda db: db.transaction())
     _commits = True
 
-    async def put(self, key: Any, value: Any, ttl: Optional[float] = None) -> None:
-        await self._view_call("put", key, value, ttl)
-
-    async def delete(self, key: Any) -> bool:
-        return await self._view_call("delete", key)
-
-    async def discard(self, key: Any) -> None:
-        await self._view_call("discard", key)
-
     def collection(self, name: str) -> "Collection":
         """The document collection `name`, read and written inside this transaction."""
-        self._check_open()
-        return Collection(self, documents.collection_of(self._view, name))
+        return Collection(self, documents.collection_of(self._handle, name))
 
     async def commit(self) -> None:
         """Commit now (the block's end then has nothing left to do); the transaction ends."""
-        await self._end("commit")
+        await self._end(self._handle.commit)
 
     async def rollback(self) -> None:
         """Drop the transaction's writes now; the transaction ends."""
-        await self._end("rollback")
+        await self._end(self._handle.rollback)
 
 
 class Snapshot(_View):
@@ -573,14 +608,7 @@ class Snapshot(_View):
     _make = staticmethod(lambda db: db.snapshot())
     _commits = False
 
-    async def count(self) -> int:
-        return await self._view_call("__len__")
 
-    async def ttl(self, key: Any) -> Optional[float]:
-        return await self._view_call("ttl", key)
-
-
-# -- documents, Motor-style -------------------------------------------------------------------------
 
 class Collection:
     """A kvdb.documents.Collection whose calls run on the database's worker thread and are
