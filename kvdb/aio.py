@@ -20,8 +20,9 @@ has started runs to its end (a put that started is committed), and its result is
 rollback and close always run to their end once asked for. An exception raised by the engine
 reaches the awaiting task unchanged. After close(), every call raises kvdb.ClosedError.
 
-To wrap a new Database method, add a method in the same shape as the others:
-`async def namespaces(self): return await self._call(self._db.namespaces)`.
+To wrap a new method of the core, add a method in the same shape as the others, to _Handle if
+every handle has it, else to Database:
+`async def pop(self, key, *default): return await self._call(self._handle.pop, key, *default)`.
 """
 import asyncio
 import collections
