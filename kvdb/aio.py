@@ -35,7 +35,7 @@ import kvdb
 from kvdb import documents
 from kvdb.errors import ClosedError
 
-__all__ = ["open", "Database", "Namespace", "Transaction", "Snapshot", "ScanIterator", "Collection", "Cursor"]
+__all__ = ["open", "Database", "Namespace", "Transaction", "Snapshot", "ScanIterator", "KeyCursor", "Collection", "Cursor"]
 
 _B = TypeVar("_B", bound="_Batches")
 _V = TypeVar("_V", bound="_View")
@@ -286,6 +286,13 @@ class _Handle:
             """handle.clear(): delete every key (on the worker, in commits of many keys each)."""
             await self._call(self._handle.clear)
 
+    if hasattr(kvdb.Database, "cursor"):
+        def cursor(self) -> "KeyCursor":
+            """A KeyCursor over this handle's keys (seek, seek_first, seek_last, next, prev awaited;
+            key, value, valid and item() read without a trip), made on the worker at its first move."""
+            handle = self._handle
+            return KeyCursor(self, handle.cursor)
+
     if hasattr(kvdb.Database, "namespace"):
         def namespace(self, name: Any, **options: Any) -> "Namespace":
             """The namespace `name` of this handle (the synchronous namespace()'s keywords: keys=,
@@ -507,6 +514,91 @@ class _Batches:
 
 class ScanIterator(_Batches):
     """`async for key, value in db.scan(...)` (also tx.scan, snap.scan)."""
+
+
+class KeyCursor:
+    """handle.cursor(): a position in the keys that moves both ways, reading one version (the
+    core's Cursor). Each move is one trip to the worker and returns whether the cursor is at a
+    key; key, value, valid and item() describe the position the last move reached. Close it
+    (`await cur.close()`, or `async with handle.cursor() as cur:`) to release its snapshot; a
+    dropped cursor is closed on the worker."""
+
+    def __init__(self, runner, make):
+        self._runner = runner           # the handle whose _call runs the moves; constant
+        self._make = make               # () -> the core cursor; called on the worker by the first move
+        self._cursor = None             # the core cursor, from the first move to close (worker)
+        self._item = None               # (key, value) where the last move stopped, None if not at a key
+        self._closed = False            # close() was called
+
+    def _move_on_worker(self, method, args):
+        if self._cursor is None:
+            self._cursor = self._make()
+        moved = getattr(self._cursor, method)(*args)
+        return moved, self._cursor.item()
+
+    async def _move(self, method, *args):
+        if self._closed:
+            raise ClosedError("cursor is closed")
+        moved, self._item = await self._runner._call(self._move_on_worker, method, args)
+        return moved
+
+    async def seek(self, key: Any) -> bool:
+        """Move to the first key >= key; False (and not valid) if there is none."""
+        return await self._move("seek", key)
+
+    async def seek_first(self) -> bool:
+        return await self._move("seek_first")
+
+    async def seek_last(self) -> bool:
+        return await self._move("seek_last")
+
+    async def next(self) -> bool:
+        """Move to the next key (the first, if unpositioned); False past the last."""
+        return await self._move("next")
+
+    async def prev(self) -> bool:
+        """Move to the previous key (the last, if unpositioned); False before the first."""
+        return await self._move("prev")
+
+    @property
+    def valid(self) -> bool:
+        return self._item is not None
+
+    @property
+    def key(self) -> Any:
+        return None if self._item is None else self._item[0]
+
+    @property
+    def value(self) -> Any:
+        return None if self._item is None else self._item[1]
+
+    def item(self) -> Any:
+        return self._item
+
+    def _close_on_worker(self):
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._item = None
+        if self._cursor is not None:
+            try:
+                await self._runner._call(self._close_on_worker)
+            except ClosedError:
+                pass                    # its database or transaction ended it
+
+    async def __aenter__(self) -> "KeyCursor":
+        return self
+
+    async def __aexit__(self, *exc) -> bool:
+        await self.close()
+        return False
+
+    def __del__(self):
+        if getattr(self, "_cursor", None) is not None:
+            self._runner._worker.post(self._cursor.close)
 
 
 # -- transactions and snapshots ---------------------------------------------------------------------

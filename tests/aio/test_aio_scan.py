@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+import kvdb
 import kvdb.aio
 from tests.aio.aioutil import fill, key, run
 from tests.helpers import model_scan
@@ -139,4 +140,35 @@ def test_scan_after_close_and_scan_cut_by_close(db_path):
                 rest.append(kv)
         assert rest == [(key(i), b"v") for i in range(1, 32)]
         await it.aclose()                           # nothing left to close: no error
+    run(main())
+
+
+@pytest.mark.skipif(not hasattr(kvdb.Database, "cursor"), reason="the core has no cursor() yet")
+def test_key_cursor_moves_both_ways_over_one_version(db_path):
+    async def main():
+        async with kvdb.aio.open(db_path, sync="off") as db:
+            await fill(db, 10)
+            async with db.cursor() as cur:
+                assert not cur.valid and cur.key is None
+                assert await cur.seek(key(3)) and cur.item() == (key(3), b"v")
+                await db.put(key(4), b"changed")            # the cursor reads its own version
+                assert await cur.next() and cur.key == key(4) and cur.value == b"v"
+                assert await cur.prev() and await cur.prev() and cur.key == key(2)
+                assert await cur.seek_last() and cur.key == key(9)
+                assert not await cur.next() and not cur.valid
+                assert await cur.seek_first() and cur.key == key(0)
+                assert not await cur.seek(b"zz")
+                assert await snapshots(db) == 1
+            assert await snapshots(db) == 0
+            with pytest.raises(kvdb.ClosedError):
+                await cur.next()
+            cur = db.cursor()                               # dropped: closed on the worker
+            assert await cur.next()
+            del cur
+            assert await snapshots(db) == 0
+            async with db.transaction() as tx:
+                await tx.put(key(100), b"mine")
+                tc = tx.cursor()
+                assert await tc.seek_last() and tc.item() == (key(100), b"mine")
+                await tc.close()
     run(main())
