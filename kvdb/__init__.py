@@ -15,11 +15,18 @@ import inspect
 
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          LockedError, ReadOnlyError)
-from kvdb._core.database import (MAX_KEY_SIZE, MAX_VALUE_SIZE, Database, Iterator, Snapshot,
-                                 Transaction)
+from kvdb._core.database import (KEY_CODECS, MAX_KEY_SIZE, MAX_VALUE_SIZE, VALUE_CODECS, Cursor, Database,
+                                 Iterator, Namespace, Snapshot, Transaction)
 from kvdb._core.options import FIELD_NAMES, OPTION_FIELDS, Options, check_path
 
 from kvdb.version import VERSION as __version__
+
+# The handles are mappings: registered with the ABCs (they are extension types, which cannot
+# inherit from them), and each provides every method the ABC would mix in.
+import collections.abc as _abc
+for _cls in (Database, Transaction, Namespace):
+    _abc.MutableMapping.register(_cls)
+_abc.Mapping.register(Snapshot)
 
 # The document layer sits above this package: importing it attaches db.collection() and its
 # siblings to the core, and its errors are kvdb's too (kvdb.DuplicateKeyError, ...).
@@ -28,7 +35,8 @@ from kvdb.documents.errors import (DocumentError, DuplicateKeyError, IndexNotFou
                                    InvalidDocumentType, InvalidName, InvalidQuery, InvalidUpdate)
 
 __all__ = [
-    "open", "Options", "Database", "Transaction", "Snapshot", "Iterator", "MAX_KEY_SIZE", "MAX_VALUE_SIZE",
+    "open", "Options", "Database", "Transaction", "Snapshot", "Iterator", "Cursor", "Namespace", "MAX_KEY_SIZE",
+    "MAX_VALUE_SIZE", "KEY_CODECS", "VALUE_CODECS",
     "Error", "CorruptionError", "ConflictError", "LockedError", "ClosedError", "ReadOnlyError",
     "IOFailureError", "ForkError", "__version__",
     "DocumentError", "DuplicateKeyError", "IndexNotFoundError", "InvalidDocument", "InvalidDocumentType",
@@ -36,8 +44,8 @@ __all__ = [
 ]
 
 
-def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusive=False, _sole_writer=False,
-         **keywords):
+def open(path, *, options=None, readonly=False, keys="bytes", values="bytes", _fs=None, _clock=None,
+         _exclusive=False, _sole_writer=False, **keywords):
     """Open (creating if missing) the database in directory `path`.
 
     `path` is a str or an os.PathLike (pathlib.Path); anything else, bytes included (decode them
@@ -52,6 +60,12 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusiv
     written (commits still in its log are replayed in memory, not checkpointed), writes raise
     kvdb.ReadOnlyError, and it follows commits that other processes make. It never creates a
     database: FileNotFoundError if `path` holds none.
+
+    keys= and values= choose the handle's codecs (README, "Codecs"): keys "bytes" (the default),
+    "str" or "int" (numeric order is byte order); values "bytes" (the default), "str", "msgpack",
+    "json" or "pickle" (only for databases you trust: unpickling runs code the data names). They
+    apply to every read and write of the handle, its transactions and snapshots; the files do not
+    record them.
 
     The options are kvdb.Options's fields, given as keywords (engine="lsm", cache_size=256 << 20),
     as one Options value (options=kvdb.Options(...)), or both (the keywords win). help(kvdb.Options)
@@ -71,7 +85,7 @@ def open(path, *, options=None, readonly=False, _fs=None, _clock=None, _exclusiv
     elif keywords:
         options = options.replace(**_known(keywords))
     return Database(path, **options.as_keywords(), readonly=readonly, _fs=_fs, _clock=_clock, _exclusive=_exclusive,
-                    _sole_writer=_sole_writer)
+                    _sole_writer=_sole_writer, keys=keys, values=values)
 
 
 def _known(keywords):
@@ -87,5 +101,7 @@ def _known(keywords):
 open.__signature__ = inspect.Signature(
     [inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD),
      inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None),
-     inspect.Parameter("readonly", inspect.Parameter.KEYWORD_ONLY, default=False)]
+     inspect.Parameter("readonly", inspect.Parameter.KEYWORD_ONLY, default=False),
+     inspect.Parameter("keys", inspect.Parameter.KEYWORD_ONLY, default="bytes"),
+     inspect.Parameter("values", inspect.Parameter.KEYWORD_ONLY, default="bytes")]
     + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default) for f in OPTION_FIELDS])

@@ -15,6 +15,7 @@
 import bisect
 import errno
 import fnmatch
+import functools
 import logging
 import math
 import os
@@ -199,11 +200,15 @@ def remove_dirs(FS fs, list made_dirs):
             return
 
 
+include "codecs.pxi"
+include "handle.pxi"
+
+
 # The garbage collector must not clear `fs` and `lock_handle` before __dealloc__ runs: a database
 # caught in a reference cycle (a failed commit's traceback reaching a frame that holds it) is
 # dropped through __dealloc__, which unlocks through them.
 @cython.no_gc_clear
-cdef class Database:
+cdef class Database(Handle):
     cdef FS fs                   # constant
     cdef readonly str path       # constant
     cdef readonly str engine     # constant
@@ -234,10 +239,12 @@ cdef class Database:
     def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, max_open_tables=None,
-                 readonly=False, _exclusive=False, _sole_writer=False):
+                 readonly=False, _exclusive=False, _sole_writer=False, keys=None, values=None):
         cdef Engine store
         if not isinstance(readonly, bool):
             raise TypeError(f"readonly must be True or False, not {readonly!r}")
+        self.kc = key_codec(keys)
+        self.vc = value_codec(values)
         # Every argument is checked before anything touches the disk (kvdb.Options's rules, so a
         # direct call is held to those of kvdb.open): a bad one creates nothing.
         path = check_path(path)
@@ -494,36 +501,42 @@ cdef class Database:
             if store.write_gen == gen:
                 return result
 
+    # -- the Handle primitives (handle.pxi) and the reads they serve --------
+
+    cdef int ready(self) except -1:
+        return self.check_open()
+
+    cdef object raw_get(self, bytes k):
+        return self.read(k)
+
     def get(self, key, default=None):
         self.check_open()
-        result = self.read(as_key(key))
-        return default if result is None else result
+        result = self.read(enc_key(self.kc, key))
+        return default if result is None else dec_value(self.vc, result)
 
     def __getitem__(self, key):
         self.check_open()
-        result = self.read(as_key(key))
+        result = self.read(enc_key(self.kc, key))
         if result is None:
             raise KeyError(key)
-        return result
+        return dec_value(self.vc, result)
 
     def __contains__(self, key):
         self.check_open()
-        return self.read(as_key(key)) is not None
+        return self.read(enc_key(self.kc, key)) is not None
 
-    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
-        """Iterate (key, value) in key order from start (inclusive) to end (exclusive),
-        or over the keys with `prefix`, reading one consistent version."""
-        self.check_open()
-        if prefix is None:
-            lo = as_key(start) if start is not None else None
-            hi = as_key(end) if end is not None else None
-        else:
-            lo, hi = scan_bounds(start, end, prefix)
+    cdef object raw_scan(self, object lo, object hi, bint reverse):
         cdef Pin p = self.pin()
         cdef Iterator it = Iterator.__new__(Iterator)
         it.db = self
+        it.left = -1
+        it.plain = True
         it.it = self.open_cursor(p, p, lo, hi, reverse, p.now_ms)
         return it
+
+    cdef object raw_cursor_source(self):
+        cdef Snapshot snap = Snapshot(self)
+        return snap, snap
 
     def _scan_expiry(self, start=None, end=None):
         """(key, value, expires) of the live keys in [start, end), expires in wall-clock ms
@@ -538,34 +551,26 @@ cdef class Database:
         finally:
             c.finish()
 
-    def __iter__(self):
-        return (k for k, _ in self.scan())
-
-    def keys(self):
-        return [k for k, _ in self.scan()]
-
-    def items(self):
-        return list(self.scan())
-
     def __len__(self):
-        """Keys present now: O(1), except that while keys with an expiry exist it counts
-        the live keys with a scan."""
+        """Keys stored: O(1) on the B+Tree (a count the engine keeps; the LSM engine keeps none
+        yet and counts with a scan). A key whose expiry has passed counts until the background
+        sweep deletes it (within about a second), as Redis's DBSIZE counts it. Every key counts:
+        those of namespaces, documents and the server too."""
         self.check_open()
+        return self.raw_len()
+
+    cdef object raw_len(self):
         count = self.storage.live_count()
         if count is not None:
             return count
         cdef Pin p = self.pin()
-        return count_live(self.open_cursor(p, p, None, None, False, p.now_ms))
+        return count_live(self.open_cursor(p, p, None, None, False, 0))   # stored keys, expired or not
 
-    def ttl(self, key):
-        """Seconds until `key` expires (a float), or None if it has no expiry.
-        KeyError if the key is absent or already expired."""
-        self.check_open()
-        k = as_key(key)
+    cdef object raw_ttl(self, bytes k):
         cdef uint64_t now = self.now_ms()
         entry = self.read_entry(k)
         if entry is None or is_expired(entry[1], now):
-            raise KeyError(key)
+            raise KeyError(k)
         return None if entry[1] == 0 else (entry[1] - now) / 1000.0
 
     # -- writes ----------------------------------------------------------
@@ -587,8 +592,9 @@ cdef class Database:
         cdef Transaction t
         cdef Engine store = self.storage
         payload = None
+        cdef bint counts = namespaced(ops)   # namespace records to rewrite under the lock (N1)
         store.before_commit()
-        if decide is None:
+        if decide is None and not counts:
             payload = encode_ops(ops)
             if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
                 raise ValueError("transaction too large: its log record would exceed 4 GiB")
@@ -610,7 +616,12 @@ cdef class Database:
                 ops = decide(ops)
                 if not ops:
                     return 0
+            if counts:
+                ops = with_namespace_counts(self, list(ops))
+            if payload is None:
                 payload = encode_ops(ops)
+                if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
+                    raise ValueError("transaction too large: its log record would exceed 4 GiB")
             seq = self.seq + 1
             try:
                 store.wal.append(payload, seq)
@@ -668,15 +679,21 @@ cdef class Database:
         """Store value under key. With `ttl` (seconds, int or float > 0) the key expires that
         long from now; without it any earlier expiry of the key is cleared."""
         self.check_writable()
-        k = as_key(key)
-        v = as_value(value)
+        self.raw_put(enc_key(self.kc, key), enc_value(self.vc, value), ttl)
+
+    cdef int raw_put(self, bytes k, bytes v, object ttl) except -1:
+        self.check_writable()
         cdef uint64_t expires = 0 if ttl is None else expiry_from_ttl(ttl, self.now_ms())
         self.commit_ops([(k, v, expires)], None)
+        return 0
 
     def persist(self, key):
         """Remove the expiry of `key`; True if it had one (False if it had none or is absent)."""
         self.check_writable()
-        k = as_key(key)
+        return self.raw_persist(enc_key(self.kc, key))
+
+    cdef bint raw_persist(self, bytes k) except -1:
+        self.check_writable()
         return self.commit_ops([(k, None, 0)], None, self._decide_persist) == 1
 
     def _decide_persist(self, ops):
@@ -688,55 +705,133 @@ cdef class Database:
         return [(k, entry[0], 0)]
 
     def __setitem__(self, key, value):
-        self.put(key, value)
-
-    def delete(self, key):
-        """Delete key; True if it was present."""
         self.check_writable()
-        k = as_key(key)
+        self.raw_put(enc_key(self.kc, key), enc_value(self.vc, value), None)
+
+    cdef bint raw_delete(self, bytes k) except -1:
+        self.check_writable()
         existed = self.read(k) is not None
         if existed:
             self.commit_ops([(k, None, 0)], None)
         return existed
 
-    def discard(self, key):
-        """Delete key if it is present; returns None. With the LSM engine this writes a
-        tombstone without reading the key first (LevelDB's and RocksDB's Delete): one write,
-        where delete() costs a read and a write. With the B+Tree it is delete() (the read is
-        the same descent the delete makes)."""
+    cdef int raw_discard(self, bytes k) except -1:
+        """With the LSM engine a tombstone written without reading the key first (LevelDB's
+        and RocksDB's Delete): one write, where delete() costs a read and a write. With the
+        B+Tree it is delete() (the read is the same descent the delete makes)."""
         if not self.storage.blind_deletes:
-            self.delete(key)
-            return
+            self.raw_delete(k)
+            return 0
         self.check_writable()
-        self.commit_ops([(as_key(key), None, 0)], None)
+        self.commit_ops([(k, None, 0)], None)
+        return 0
 
-    def __delitem__(self, key):
-        if not self.delete(key):
-            raise KeyError(key)
+    cdef int raw_put_many(self, list ops) except -1:
+        """One commit of [(key, value, 0)]: the log record is encoded from the list as it is,
+        without a transaction's buffer (put_many, update)."""
+        self.check_writable()
+        self.commit_ops(ops, None)
+        return 0
+
+    cdef int raw_delete_many(self, list keys) except -1:
+        self.check_writable()
+        self.commit_ops([(k, None, 0) for k in keys], None)
+        return 0
+
+    cdef object read_and_delete(self, bytes k):
+        self.check_writable()
+        box = []
+        self.commit_ops([(k, None, 0)], None, functools.partial(self._decide_pop, box))
+        return box[0]
+
+    def _decide_pop(self, list box, ops):
+        # under the writer lock: delete the key if it is live, and say what it held
+        k = ops[0][0]
+        entry = self.newest_entry(k)
+        live = entry is not None and not is_expired(entry[1], self.now_ms())
+        box.append(entry[0] if live else None)
+        return [(k, None, 0)] if live else []
+
+    cdef object read_or_put(self, bytes k, bytes v):
+        self.check_writable()
+        box = []
+        self.commit_ops([(k, v, 0)], None, functools.partial(self._decide_setdefault, box))
+        return box[0]
+
+    def _decide_setdefault(self, list box, ops):
+        # under the writer lock: keep a live value, else store the default
+        k = ops[0][0]
+        entry = self.newest_entry(k)
+        live = entry is not None and not is_expired(entry[1], self.now_ms())
+        box.append(entry[0] if live else None)
+        return [] if live else ops
 
     def transaction(self):
         """A read-write transaction: `with db.transaction() as tx:` commits at the end of the
-        block, rolls back if it raises."""
+        block, rolls back if it raises. It uses this handle's codecs."""
         self.check_writable()
-        return Transaction(self)
+        cdef Transaction t = Transaction(self)
+        t.kc, t.vc = self.kc, self.vc
+        return t
+
+    def snapshot(self):
+        """A read-only view of the newest version; never blocks writers. It uses this handle's
+        codecs."""
+        self.check_open()
+        cdef Snapshot snap = Snapshot(self)
+        snap.kc, snap.vc = self.kc, self.vc
+        return snap
+
+    # -- namespaces (namespace.pxi) --------------------------------------
+
+    def namespaces(self):
+        """The names of the namespaces that hold keys or have held some since they were last
+        dropped (str or bytes, as they were made), in the order of their records."""
+        self.check_open()
+        with self.raw_scan(NS_RECORD, prefix_successor(NS_RECORD), False) as it:
+            return [namespace_name(k) for k, _ in it]
+
+    def drop_namespace(self, name):
+        """Delete namespace `name`, every key and its record, in one commit; returns whether it
+        existed. (The commit holds every key of the namespace in memory.)"""
+        self.check_writable()
+        prefix, record = namespace_layout(name)
+        end = prefix_successor(prefix)
+        while True:
+            tx = Transaction(self)
+            try:
+                existed = tx.raw_get(record) is not None
+                with tx.raw_scan(prefix, end, False) as it:
+                    doomed = [k for k, _ in it]
+                if not existed and not doomed:
+                    return False
+                for k in doomed:
+                    tx.raw_discard(k)
+                tx.raw_discard(record)
+                tx.commit()
+                return True
+            except ConflictError:
+                continue         # a commit into the namespace raced the drop: collect again
+            finally:
+                tx.rollback()
+
+    # -- document collections (kvdb.documents attaches them: register_extension) --
 
     def collection(self, str name):
         """The document collection `name` (see kvdb.documents); created by its first write."""
+        self.require_bytes("document collections")
         return extension("collection")(self, name)
 
     def list_collections(self):
         """Names of the document collections that hold documents or indexes."""
+        self.require_bytes("document collections")
         return extension("list_collections")(self)
 
     def drop_collection(self, str name):
         """Delete collection `name` (documents, indexes, catalog record) in one transaction;
         returns whether it existed."""
+        self.require_bytes("document collections")
         return extension("drop_collection")(self, name)
-
-    def snapshot(self):
-        """A read-only view of the newest version; never blocks writers."""
-        self.check_open()
-        return Snapshot(self)
 
     # -- maintenance -----------------------------------------------------
 
@@ -995,3 +1090,5 @@ def prefix_successor(bytes prefix):
 
 
 include "transaction.pxi"
+include "cursor.pxi"
+include "namespace.pxi"

@@ -20,7 +20,8 @@ cdef class Pin:
     cdef readonly uint32_t root          # B+Tree: root page of that version (0: empty); LSM: unused
     cdef readonly uint64_t entries       # keys in that version, when `counted`
     cdef readonly uint64_t expiring      # B+Tree: keys with an expiry in that version (some may be expired)
-    cdef readonly bint counted           # `entries` is the exact count of live keys at now_ms
+    cdef readonly bint counted           # `entries` is the exact count of the keys stored in that version
+                                         # (len(): a key whose expiry has passed counts until it is deleted)
     cdef readonly uint64_t now_ms        # wall-clock ms at which the pin was taken
     cdef object view                     # the engine's handle of what the version is read through: B+Tree,
                                          # the tree (and pager) another process's checkpoint may have

@@ -2,13 +2,28 @@
 
 
 cdef class Iterator:
-    """Iterates a cursor over a pinned version; usable until exhausted, closed or the db closes."""
+    """Iterates a cursor over a pinned version; usable until exhausted, closed or the db closes.
+    It yields what the handle's scan asked for (shape): (key, value), keys or values, decoded by
+    the handle's codecs, stopping after `limit` items."""
     cdef Database db
     cdef object it               # an EngineCursor, or a generator for transaction scans
+    cdef Codec kc, vc            # codecs of the handle that made it (None: raw bytes)
+    cdef int mode                # SCAN_ITEMS, SCAN_KEYS or SCAN_VALUES
+    cdef Py_ssize_t left         # items still to yield; -1: no limit
+    cdef Py_ssize_t strip        # bytes of namespace prefix cut from each key
+    cdef bint plain              # raw (key, value) pairs, no limit: the fast path
 
     def __init__(self, Database db, it):
         self.db = db
         self.it = it
+        self.left = -1
+        self.plain = True
+
+    cdef shape(self, Codec kc, Codec vc, int mode, Py_ssize_t limit):
+        self.kc, self.vc, self.mode, self.left = kc, vc, mode, limit
+        self.plain = kc is None and vc is None and mode == SCAN_ITEMS and limit < 0 and self.strip == 0
+        if limit == 0:
+            self.close()
 
     def __iter__(self):
         return self
@@ -24,12 +39,29 @@ cdef class Iterator:
             if item is None:
                 self.it = None
                 raise StopIteration
+        else:
+            try:
+                item = next(self.it)
+            except StopIteration:
+                self.close()
+                raise
+        if self.plain:
             return item
-        try:
-            return next(self.it)
-        except StopIteration:
-            self.close()
-            raise
+        return self.shaped(item)
+
+    cdef object shaped(self, tuple item):
+        if self.left >= 0:
+            self.left -= 1
+            if self.left == 0:
+                self.close()
+        if self.mode == SCAN_VALUES:
+            return dec_value(self.vc, item[1])
+        k = <bytes>item[0]
+        if self.strip:
+            k = k[self.strip:]
+        if self.mode == SCAN_KEYS:
+            return dec_key(self.kc, k)
+        return dec_key(self.kc, k), dec_value(self.vc, item[1])
 
     def close(self):
         it = self.it
@@ -47,7 +79,7 @@ cdef class Iterator:
         return False
 
 
-cdef class Snapshot:
+cdef class Snapshot(Handle):
     """A point-in-time read-only view (pins one version)."""
     cdef Database db
     cdef Pin p
@@ -62,54 +94,67 @@ cdef class Snapshot:
             raise ClosedError("snapshot is closed")
         return 0
 
+    cdef int ready(self) except -1:
+        return self.check()
+
     @property
     def seq(self):
         return self.p.seq if self.p is not None else None
 
-    def get(self, key, default=None):
-        self.check()
-        r = self.db.pinned_get(self.p, as_key(key))
-        return default if r is None else r
+    cdef object raw_get(self, bytes k):
+        return self.db.pinned_get(self.p, k)
 
-    def __getitem__(self, key):
-        self.check()
-        r = self.db.pinned_get(self.p, as_key(key))
-        if r is None:
-            raise KeyError(key)
-        return r
-
-    def __contains__(self, key):
-        self.check()
-        return self.db.pinned_get(self.p, as_key(key)) is not None
-
-    def ttl(self, key):
-        """Seconds the key had left when the snapshot was taken, None if it has no expiry;
-        KeyError if absent or expired then."""
-        self.check()
-        entry = self.db.pinned_entry(self.p, as_key(key))
+    cdef object raw_ttl(self, bytes k):
+        """Seconds the key had left when the snapshot was taken."""
+        entry = self.db.pinned_entry(self.p, k)
         if entry is None or is_expired(entry[1], self.p.now_ms):
-            raise KeyError(key)
+            raise KeyError(k)
         return None if entry[1] == 0 else (entry[1] - self.p.now_ms) / 1000.0
 
-    def __len__(self):
-        self.check()
+    cdef object raw_len(self):
+        """Keys stored in the snapshot (see Database.__len__ for what counts)."""
         if self.p.counted:
             return self.p.entries
-        return count_live(self.db.open_cursor(self.p, self.p.clone(), None, None, False, self.p.now_ms))
+        return count_live(self.db.open_cursor(self.p, self.p.clone(), None, None, False, 0))
 
-    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
-        self.check()
-        lo, hi = scan_bounds(start, end, prefix)
+    cdef object raw_scan(self, object lo, object hi, bint reverse):
         return Iterator(self.db, self.db.open_cursor(self.p, self.p.clone(), lo, hi, reverse, self.p.now_ms))
 
-    def put(self, key, value):
+    cdef object raw_cursor_source(self):
+        return self, None
+
+    cdef int refuse(self) except -1:
         raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+
+    cdef int raw_put(self, bytes k, bytes v, object ttl) except -1:
+        return self.refuse()
+
+    cdef bint raw_delete(self, bytes k) except -1:
+        return self.refuse()
+
+    cdef int raw_discard(self, bytes k) except -1:
+        return self.refuse()
+
+    cdef int raw_put_many(self, list ops) except -1:
+        return self.refuse()
+
+    cdef int raw_delete_many(self, list keys) except -1:
+        return self.refuse()
+
+    cdef object read_and_delete(self, bytes k):
+        self.refuse()
+
+    cdef object read_or_put(self, bytes k, bytes v):
+        self.refuse()
+
+    def put(self, key, value, ttl=None):
+        self.refuse()
 
     def delete(self, key):
-        raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+        self.refuse()
 
     def discard(self, key):
-        raise ReadOnlyError("a snapshot is read-only; write through the database or a transaction")
+        self.refuse()
 
     def close(self):
         if self.p is not None:
@@ -124,12 +169,15 @@ cdef class Snapshot:
         self.close()
         return False
 
+    def __repr__(self):
+        return f"<kvdb.Snapshot of {self.db.path!r} at seq {self.seq}>"
+
 
 cdef inline bint in_range(bytes key, object lo, object hi):
     return (lo is None or key >= lo) and (hi is None or key < hi)
 
 
-cdef class Transaction:
+cdef class Transaction(Handle):
     """Reads one snapshot, buffers writes, and commits them atomically if nothing it
     read or scanned changed since it began (optimistic concurrency control)."""
     cdef Database db
@@ -169,18 +217,19 @@ cdef class Transaction:
 
     def collection(self, str name):
         """The document collection `name`, read and written inside this transaction."""
+        self.require_bytes("document collections")
         return extension("transaction_collection")(self, name)
 
-    def get(self, key, default=None):
-        self.check()
-        k = as_key(key)
+    cdef int ready(self) except -1:
+        return self.check()
+
+    cdef object raw_get(self, bytes k):
         if k in self.writes:
-            v = self.writes[k]
-            return default if v is None else v
+            return self.writes[k]
         self.reads.add(k)
         entry = self.db.pinned_entry(self.p, k)
         if entry is None or is_expired(entry[1], self.p.now_ms):
-            return default
+            return None
         self.note_expires(entry[1])
         return entry[0]
 
@@ -188,71 +237,122 @@ cdef class Transaction:
         if expires and (self.min_expires == 0 or expires < self.min_expires):
             self.min_expires = expires
 
-    def __getitem__(self, key):
-        r = self.get(key)
-        if r is None:
-            raise KeyError(key)
-        return r
-
-    def __contains__(self, key):
-        return self.get(key) is not None
-
     def put(self, key, value, ttl=None, _expires_ms=None):
         """Buffer a put; with `ttl` (seconds > 0) the key expires that long after this call.
         (`_expires_ms`, an absolute wall-clock expiry, is for copying tools like kvdb compact.)"""
         self.check()
-        k = as_key(key)
-        v = as_value(value)
+        k = enc_key(self.kc, key)
+        v = enc_value(self.vc, value)
         if _expires_ms:
             if ttl is not None or not isinstance(_expires_ms, int) or not 0 < _expires_ms < MAX_EXPIRES_MS:
                 raise ValueError("_expires_ms must be a positive int of milliseconds, without ttl")
             self.write_expires[k] = _expires_ms
-        elif ttl is None:
+            ttl = None
+            self.buffer(k, v)
+            return
+        self.raw_put(k, v, ttl)
+
+    cdef int raw_put(self, bytes k, bytes v, object ttl) except -1:
+        if ttl is None:
             if self.write_expires:
                 self.write_expires.pop(k, None)
         else:
             self.write_expires[k] = expiry_from_ttl(ttl, self.db.now_ms())
+        self.buffer(k, v)
+        return 0
+
+    cdef inline void buffer(self, bytes k, object v):
+        """Buffer a put (v) or a delete (None) of k."""
         if self.sorted_keys is not None and k not in self.writes:
             self.unsorted_keys.append(k)
         self.writes[k] = v
 
-    def __setitem__(self, key, value):
-        self.put(key, value)
-
-    def delete(self, key):
-        """Delete key; True if it was present (as this transaction sees it)."""
-        self.check()
-        k = as_key(key)
-        existed = self.get(k) is not None
-        if self.sorted_keys is not None and k not in self.writes:
-            self.unsorted_keys.append(k)
-        self.writes[k] = None
+    cdef bint raw_delete(self, bytes k) except -1:
+        """Delete k; True if it was present (as this transaction sees it)."""
+        existed = self.raw_get(k) is not None
+        self.buffer(k, None)
         self.write_expires.pop(k, None)
         return existed
 
-    def discard(self, key):
-        """Delete key if it is present, without reading it: a blind write, so unlike delete()
-        it adds nothing to this transaction's read set and cannot make it conflict."""
-        self.check()
-        k = as_key(key)
-        if self.sorted_keys is not None and k not in self.writes:
-            self.unsorted_keys.append(k)
-        self.writes[k] = None
+    cdef int raw_discard(self, bytes k) except -1:
+        """A blind delete: unlike delete() it adds nothing to this transaction's read set and
+        cannot make it conflict."""
+        self.buffer(k, None)
         self.write_expires.pop(k, None)
+        return 0
 
-    def __delitem__(self, key):
-        if not self.delete(key):
-            raise KeyError(key)
+    cdef int raw_put_many(self, list ops) except -1:
+        for op in ops:
+            self.raw_put(op[0], op[1], None)
+        return 0
 
-    def scan(self, start=None, end=None, prefix=None, bint reverse=False):
-        """Scan the snapshot merged with this transaction's own writes. The whole requested
-        range joins the read set."""
-        self.check()
-        lo, hi = scan_bounds(start, end, prefix)
+    cdef int raw_delete_many(self, list keys) except -1:
+        for k in keys:
+            self.raw_discard(k)
+        return 0
+
+    cdef object read_and_delete(self, bytes k):
+        v = self.raw_get(k)
+        if v is not None:
+            self.raw_discard(k)
+        return v
+
+    cdef object read_or_put(self, bytes k, bytes v):
+        old = self.raw_get(k)
+        if old is None:
+            self.raw_put(k, v, None)
+        return old
+
+    cdef object raw_ttl(self, bytes k):
+        if k in self.writes:
+            if self.writes[k] is None:
+                raise KeyError(k)
+            expires = self.write_expires.get(k, 0)
+            return None if expires == 0 else (expires - self.db.now_ms()) / 1000.0
+        self.reads.add(k)
+        entry = self.db.pinned_entry(self.p, k)
+        if entry is None or is_expired(entry[1], self.p.now_ms):
+            raise KeyError(k)
+        self.note_expires(entry[1])
+        return None if entry[1] == 0 else (entry[1] - self.p.now_ms) / 1000.0
+
+    cdef object raw_len(self):
+        """Keys stored in this transaction's snapshot, plus those it adds, minus those it
+        deletes: O(its writes), never a scan (unless the engine keeps no count)."""
+        if self.p.counted:
+            base = self.p.entries
+        else:
+            base = count_live(self.db.open_cursor(self.p, self.p.clone(), None, None, False, 0))
+        return base + self.write_delta(None)
+
+    cdef object ns_len(self, bytes prefix, bytes record):
+        return decode_count(self.raw_get(record), record) + self.write_delta(prefix)
+
+    cdef Py_ssize_t write_delta(self, bytes prefix) except? -1:
+        """Keys this transaction's writes (those starting with `prefix`, None: all) add to its
+        snapshot, less those they delete. Each written key's presence joins the read set."""
+        cdef Py_ssize_t d = 0
+        for k, v in self.writes.items():
+            if prefix is not None and not (<bytes>k).startswith(prefix):
+                continue
+            self.reads.add(k)
+            entry = self.db.pinned_entry(self.p, k)
+            before = entry is not None
+            after = v is not None
+            if before != after:
+                d += 1 if after else -1
+        return d
+
+    cdef object raw_scan(self, object lo, object hi, bint reverse):
+        """The snapshot merged with this transaction's own writes. The whole range joins the
+        read set."""
         self.ranges.append((lo, hi))
         own = self.own_writes(lo, hi, reverse)
         base = self.db.open_cursor(self.p, self.p.clone(), lo, hi, reverse, self.p.now_ms)
         return Iterator(self.db, _merge(base, own, reverse, self))
+
+    cdef object raw_cursor_source(self):
+        return self, None
 
     cdef list own_writes(self, object lo, object hi, bint reverse):
         """The keys this transaction wrote in [lo, hi), in key order (descending if

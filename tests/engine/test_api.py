@@ -99,7 +99,7 @@ def test_discard_deletes_without_saying_whether_it_existed(db):
     assert db.discard(b"never") is None           # absent: nothing to do, no error
     db.put(b"k", b"again")                          # a put after the tombstone wins
     assert db.get(b"k") == b"again"
-    assert len(db) == 1 and db.keys() == [b"k"]
+    assert len(db) == 1 and list(db.keys()) == [b"k"]
     with db.snapshot() as snap, pytest.raises(kvdb.ReadOnlyError):
         snap.discard(b"k")
     with pytest.raises(TypeError):

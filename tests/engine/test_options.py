@@ -51,7 +51,7 @@ def test_open_takes_keywords_or_options(db_path):
 
 def test_open_signature_lists_every_option():
     params = inspect.signature(kvdb.open).parameters
-    assert [p for p in params if p not in ("path", "options", "readonly")] == NAMES
+    assert [p for p in params if p not in ("path", "options", "readonly", "keys", "values")] == NAMES
     assert all(params[f.name].default == f.default for f in OPTION_FIELDS)
 
 

@@ -201,7 +201,7 @@ cdef class BTreeEngine(Engine):
         p.root = self.tree.root
         p.entries = self.tree.entries
         p.expiring = self.tree.expiring
-        p.counted = self.tree.expiring == 0
+        p.counted = True                 # entries counts what is stored, expired or not (len())
         return 0
 
     cdef object get(self, Pin p, bytes key):
@@ -223,7 +223,7 @@ cdef class BTreeEngine(Engine):
         return self.tree.expiring > 0
 
     cdef object live_count(self):
-        return self.tree.entries if self.tree.expiring == 0 else None
+        return self.tree.entries
 
     # -- the commit path -------------------------------------------------
 
