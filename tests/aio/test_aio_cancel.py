@@ -201,3 +201,46 @@ def test_cancelled_open_leaves_nothing_open(db_path):
     run(main())
     with kvdb.open(db_path, _exclusive=True):           # nothing else holds it open
         pass
+
+
+def test_random_cancellations_never_half_commit_a_transfer(db_path, engine):
+    accounts = [b"acct%02d" % i for i in range(8)]
+
+    async def transfer(db, rng):
+        a, b = rng.sample(accounts, 2)
+        while True:
+            try:
+                async with db.transaction() as tx:
+                    x, y = int(await tx.get(a)), int(await tx.get(b))
+                    await tx.put(a, b"%d" % (x - 1))
+                    await asyncio.sleep(0)
+                    await tx.put(b, b"%d" % (y + 1))
+                return
+            except kvdb.ConflictError:
+                await asyncio.sleep(0)
+
+    async def reader(db):
+        while True:                                     # every snapshot sums to the total
+            assert sum(int(v) async for _, v in db.scan(prefix=b"acct", batch_size=3)) == 800
+            await asyncio.sleep(0)
+
+    async def main():
+        rng = random.Random(42)
+        async with kvdb.aio.open(db_path, engine=engine, sync="off") as db:
+            await db.run(lambda d: [d.put(a, b"100") for a in accounts])
+            readers = [asyncio.ensure_future(reader(db)) for _ in range(3)]
+            tasks = [asyncio.ensure_future(transfer(db, random.Random(i))) for i in range(300)]
+            for _ in range(40):                         # cancel tasks at random points of their work
+                await asyncio.sleep(rng.random() * 0.002)
+                rng.choice(tasks).cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for r in readers:
+                r.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            assert all(r is None or isinstance(r, asyncio.CancelledError) for r in results)
+            assert any(isinstance(r, asyncio.CancelledError) for r in results), "no cancel hit a running task"
+            values = [int(await db.get(a)) for a in accounts]
+            assert sum(values) == 800
+            assert (await db.stats())["snapshots"] == 0
+            assert await db.verify()
+    run(main())
