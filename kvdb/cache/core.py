@@ -19,14 +19,14 @@ import kvdb
 from kvdb.errors import CorruptionError
 from kvdb.cache.access import AccessLog
 from kvdb.cache.constants import ENOVAL
-from kvdb.cache.entries import ORDER_OF_FIELD, remove, store
+from kvdb.cache.entries import ORDER_NONE, ORDER_OF_FIELD, remove, store, touch_order
 from kvdb.cache.keys import entry_key, key_of
 from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
                                VERSION_KEY, expiry_key)
 from kvdb.cache.maintenance import Maintenance
 from kvdb.cache.memo import memoize
 from kvdb.cache.queue import Queue
-from kvdb.cache.records import (F64, HAS_EXPIRE, HAS_TAG, HEADER_SIZE, MODE_MASK,
+from kvdb.cache.records import (F64, HAS_EXPIRE, HAS_TAG, HEADER_SIZE, MODE_FLOAT, MODE_INT, MODE_MASK,
                                 decode_payload, encode_value, expire_time_of, file_value, payload_at,
                                 tag_value, with_expire, with_payload)
 from kvdb.cache.settings import (DEFAULT_SETTINGS, EVICTION_POLICY, check_setting, decode_setting,
@@ -278,9 +278,12 @@ class Cache(Maintenance, Queue, Transact):
 
     def incr(self, key, delta=1, default=0, retry=False):
         """Add `delta` to the number under `key` atomically and return the result; a missing key
-        starts from `default` (KeyError if default is None)."""
+        starts from `default` (KeyError if default is None). As in diskcache, an incr stores the
+        value (store_time now) and counts as an access for LRU and LFU."""
         ekey = entry_key(key)
         self._reopen()
+        if ekey in self._access.pending:
+            self._flush_access()            # before incr changes the store time they are noted under
         now = time.time()
         result, inserted = run_write(self, self._incr_op, (ekey, key, delta, default, now))
         if inserted:
@@ -299,13 +302,17 @@ class Cache(Maintenance, Queue, Transact):
             return value, True
         mode = old[0] & MODE_MASK
         current = decode_payload(mode, old, payload_at(old))
-        if type(current) not in (int, float):
-            raise TypeError(f"incr/decr need a stored int or float, not {type(current).__name__}")
+        if mode != MODE_INT and mode != MODE_FLOAT:
+            raise TypeError(f"incr/decr need a stored 64-bit int or a float, not {type(current).__name__}")
         value = current + delta
         mode, payload = encode_value(value, self.disk_pickle_protocol)
-        record = with_payload(old, mode, payload)
+        if mode != MODE_INT and mode != MODE_FLOAT:
+            raise OverflowError(f"incr/decr result {value!r} is not a 64-bit int or a float")
+        record = with_payload(old, mode, payload, now)
         tx.put(ekey, record)
         w.size += len(record) - len(old)
+        if self._order_kind != ORDER_NONE:
+            touch_order(w, self._order_kind, ekey, old, now)
         return value, False
 
     def decr(self, key, delta=1, default=0, retry=False):

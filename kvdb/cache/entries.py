@@ -92,3 +92,22 @@ def remove(w, order_kind, ekey, record):
     tx.discard(ekey)
     w.count -= 1
     w.size -= len(ekey) + len(record)
+
+
+def touch_order(w, order_kind, ekey, record, now):
+    """Move an entry that incr/decr rewrote: LRS to its new store time, LRU to `now`, LFU one
+    access up (`record` is the entry's record before the rewrite)."""
+    tx = w.tx
+    rowid = rowid_of(record)
+    old = current_order(tx, order_kind, ekey, record)
+    if order_kind == ORDER_ACCESS_COUNT:
+        new = (old or 0) + 1
+    else:
+        new = max(old or 0, sortable_float(now))
+    if new == old:
+        return
+    if old is not None:
+        tx.discard(order_key(old, rowid, ekey))
+    tx.put(order_key(new, rowid, ekey), b"")
+    if order_kind != ORDER_STORE_TIME:
+        tx.put(ORDER_VALUE + ekey, U64.pack(new))

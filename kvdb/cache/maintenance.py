@@ -88,12 +88,14 @@ class Maintenance:
                 removed += 1
         return removed
 
-    def _evict_in_order(self, w, limit):
+    def _evict_in_order(self, w, limit, under=None):
+        """Evict up to `limit` entries in the policy's order; with `under`, stop as soon as the
+        volume is below it."""
         tx = w.tx
         removed = 0
         with self._db.scan(prefix=ORDER) as it:
             for k, _ in it:
-                if removed >= limit:
+                if removed >= limit or (under is not None and self._own[1] + self._others[1] + w.size < under):
                     break
                 ekey = k[ORDER_EKEY_AT:]
                 record = tx.get(ekey)
@@ -118,7 +120,7 @@ class Maintenance:
             return count
         self._flush_access()
         while self._shards()[1] >= self.size_limit:
-            removed = run_write(self, lambda w: self._evict_in_order(w, CULL_BATCH), ())
+            removed = run_write(self, lambda w: self._evict_in_order(w, CULL_BATCH, self.size_limit), ())
             if not removed:
                 break
             count += removed
