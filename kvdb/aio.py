@@ -35,7 +35,8 @@ import kvdb
 from kvdb import documents
 from kvdb.errors import ClosedError
 
-__all__ = ["open", "Database", "Namespace", "Transaction", "Snapshot", "ScanIterator", "KeyCursor", "Collection", "Cursor"]
+__all__ = ["open", "Database", "Namespace", "Transaction", "Snapshot", "ScanIterator", "KeyCursor", "Collection",
+           "Cursor"]
 
 _B = TypeVar("_B", bound="_Batches")
 _V = TypeVar("_V", bound="_View")

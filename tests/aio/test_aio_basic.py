@@ -1,6 +1,7 @@
 """kvdb.aio's calls do what the synchronous ones do, on both engines: opening (awaited and as
 `async with`), keys, TTL, maintenance, snapshots, errors that reach the task unchanged, and
 ClosedError after close."""
+import asyncio
 import os
 
 import pytest
@@ -165,7 +166,6 @@ def test_close_waits_for_queued_calls(db_path):
         await asyncio.sleep(0)              # every put is queued on the thread
         await db.close()
         await asyncio.gather(*puts)         # none failed: close ran after all of them
-    import asyncio
     run(main())
     with kvdb.open(db_path) as db:
         assert len(db) == 300
