@@ -1,0 +1,64 @@
+"""Several processes share one cache directory: incr from 2-4 real processes (spawn) counts every
+call, and a transact() block in one process excludes the writes of the others."""
+import multiprocessing
+
+import pytest
+
+from kvdb.cache import Cache
+
+INCRS = 300
+
+
+def incr_worker(path, n):
+    cache = Cache(path)
+    for _ in range(n):
+        cache.incr("counter")
+    cache.close()
+
+
+def transact_worker(path, n):
+    cache = Cache(path)
+    for _ in range(n):
+        with cache.transact():
+            a = cache.get("a", 0)
+            b = cache.get("b", 0)
+            assert a == b, (a, b)               # the pair is never seen half-updated
+            cache.set("a", a + 1)
+            cache.set("b", b + 1)
+    cache.close()
+
+
+def run_all(target, args, processes):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=args) for _ in range(processes)]
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0] * processes
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_incr_from_several_processes_is_exact(tmp_path, processes):
+    path = str(tmp_path / "shared")
+    Cache(path).close()
+    run_all(incr_worker, (path, INCRS), processes)
+    with Cache(path) as cache:
+        assert cache["counter"] == INCRS * processes
+        assert len(cache) == 1
+        assert cache.check() == []
+
+
+def test_transact_excludes_other_processes(tmp_path):
+    path = str(tmp_path / "shared")
+    Cache(path).close()
+    run_all(transact_worker, (path, 100), 3)
+    with Cache(path) as cache:
+        assert cache["a"] == cache["b"] == 300
+        assert cache.check() == []
