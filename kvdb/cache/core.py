@@ -19,7 +19,7 @@ import kvdb
 from kvdb.errors import CorruptionError
 from kvdb.cache.access import AccessLog
 from kvdb.cache.constants import ENOVAL
-from kvdb.cache.entries import ORDER_NONE, ORDER_OF_FIELD, remove, store, touch_order
+from kvdb.cache.entries import ORDER_OF_FIELD, raise_order, remove, store
 from kvdb.cache.keys import entry_key, key_of
 from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
                                VERSION_KEY, expiry_key)
@@ -311,8 +311,7 @@ class Cache(Maintenance, Queue, Transact):
         record = with_payload(old, mode, payload, now)
         tx.put(ekey, record)
         w.size += len(record) - len(old)
-        if self._order_kind != ORDER_NONE:
-            touch_order(w, self._order_kind, ekey, old, now)
+        raise_order(w, self._order_kind, ekey, now)
         return value, False
 
     def decr(self, key, delta=1, default=0, retry=False):

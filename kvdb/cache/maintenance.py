@@ -10,13 +10,16 @@ import os
 import time
 import warnings
 
-from kvdb.cache.entries import (ORDER_ACCESS_COUNT, ORDER_ACCESS_TIME, ORDER_NONE, ORDER_STORE_TIME,
-                                current_order, initial_order, remove)
+import heapq
+
+from kvdb.cache.entries import (ORDER_NONE, ORDER_STORE_TIME,
+                                initial_order, raise_order, remove, true_order)
 from kvdb.cache.keys import MAX_ENCODED_KEY
 from kvdb.cache.layout import (ENTRY, EXPIRY, EXPIRY_EKEY_AT, ORDER, ORDER_EKEY_AT, ORDER_VALUE, ROWID,
                                ROWID_EKEY_AT, SHARD, TAG, U64, U64_PAIR, expiry_key, order_key,
                                rowid_key, sortable_float, tag_prefix)
-from kvdb.cache.records import expire_time_of, rowid_of, store_time_of, tag_fields
+from kvdb.cache.records import (expire_time_of, indexed_order_of, rowid_of, store_time_of, tag_fields,
+                                with_indexed_order)
 from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, pid_of_shard, run_write
 
 BATCH = 100                 # entries removed per transaction by clear/expire/evict
@@ -89,23 +92,45 @@ class Maintenance:
         return removed
 
     def _evict_in_order(self, w, limit, under=None):
-        """Evict up to `limit` entries in the policy's order; with `under`, stop as soon as the
-        volume is below it."""
+        """Evict up to `limit` entries by true order (C4: O keys may lag); with `under`, stop as
+        soon as the volume is below it. Lagging O keys passed on the way are moved up."""
         tx = w.tx
-        removed = 0
+        kind = self._order_kind
+        heap = []               # (true order, rowid, ekey, record, O key), the smallest `limit`
+        passed = []             # every valid candidate scanned
         with self._db.scan(prefix=ORDER) as it:
             for k, _ in it:
-                if removed >= limit or (under is not None and self._own[1] + self._others[1] + w.size < under):
-                    break
+                if len(heap) >= limit and k[1:ORDER_EKEY_AT] > U64_PAIR.pack(*_largest(heap)[:2]):
+                    break       # no entry further on can be evicted before those found
                 ekey = k[ORDER_EKEY_AT:]
                 record = tx.get(ekey)
                 if record is None:
                     continue
-                order = current_order(tx, self._order_kind, ekey, record)
-                if order is None or order_key(order, rowid_of(record), ekey) != k:
+                rowid = rowid_of(record)
+                if order_key(indexed_order_of(record), rowid, ekey) != k:
+                    continue    # the snapshot's O key is not the entry's any more
+                order = true_order(tx, kind, ekey, record)
+                if order is None:
                     continue
-                remove(w, self._order_kind, ekey, record)
-                removed += 1
+                candidate = (order, rowid, ekey, record, k)
+                passed.append(candidate)
+                heapq.heappush(heap, (-order, -rowid, ekey, record, k))
+                if len(heap) > limit:
+                    heapq.heappop(heap)
+        chosen = sorted(((-o, -r, e, rec, k) for o, r, e, rec, k in heap))
+        removed = 0
+        evicted = set()
+        for order, rowid, ekey, record, k in chosen:
+            if under is not None and self._own[1] + self._others[1] + w.size < under:
+                break
+            remove(w, kind, ekey, record)
+            evicted.add(ekey)
+            removed += 1
+        for order, rowid, ekey, record, k in passed:
+            if ekey not in evicted and order != indexed_order_of(record):
+                tx.discard(k)
+                tx.put(order_key(order, rowid, ekey), b"")
+                tx.put(ekey, with_indexed_order(record, order))
         return removed
 
     # -- the bulk calls ------------------------------------------------------------------------------
@@ -189,15 +214,7 @@ class Maintenance:
             record = tx.get(ekey)
             if record is None or record[10:18] != stamp:
                 continue                    # removed or replaced since it was read
-            old = current_order(tx, kind, ekey, record)
-            if old is None:
-                continue
-            new = old + hits if kind == ORDER_ACCESS_COUNT else max(old, sortable_float(last))
-            if new != old:
-                rowid = rowid_of(record)
-                tx.discard(order_key(old, rowid, ekey))
-                tx.put(order_key(new, rowid, ekey), b"")
-                tx.put(ORDER_VALUE + ekey, U64.pack(new))
+            raise_order(w, kind, ekey, last, hits)
 
     def _rebuild_order(self, previous_kind):
         """Rebuild the O index (and P keys) for self._order_kind: an LRU entry's access time
@@ -218,6 +235,7 @@ class Maintenance:
             for ekey, record in it:
                 order = initial_order(self._order_kind, store_time_of(record))
                 tx.put(order_key(order, rowid_of(record), ekey), b"")
+                tx.put(ekey, with_indexed_order(record, order))
                 if self._order_kind != ORDER_STORE_TIME:
                     tx.put(ORDER_VALUE + ekey, U64.pack(order))
 
@@ -274,7 +292,7 @@ class Maintenance:
                     size += len(ekey) + len(record)
                     if len(ekey) > MAX_ENCODED_KEY:
                         problems.append(f"C1: entry {ekey[:40]!r} has a key longer than {MAX_ENCODED_KEY} bytes")
-                    expected.update(self._index_keys(snapshot, ekey, record))
+                    expected.update(self._index_keys(snapshot, ekey, record, problems))
             found = set()
             for prefix in (ROWID, ORDER, ORDER_VALUE, EXPIRY, TAG):
                 with snapshot.scan(prefix=prefix) as it:
@@ -296,16 +314,20 @@ class Maintenance:
             snapshot.close()
         return problems
 
-    def _index_keys(self, snapshot, ekey, record):
+    def _index_keys(self, snapshot, ekey, record, problems):
         rowid = rowid_of(record)
         keys = [rowid_key(rowid, ekey)]
-        if self._order_kind == ORDER_STORE_TIME:
-            keys.append(order_key(sortable_float(store_time_of(record)), rowid, ekey))
-        elif self._order_kind in (ORDER_ACCESS_TIME, ORDER_ACCESS_COUNT):
-            raw = snapshot.get(ORDER_VALUE + ekey)
-            keys.append(ORDER_VALUE + ekey)
-            if raw is not None:
-                keys.append(order_key(U64.unpack(raw)[0], rowid, ekey))
+        if self._order_kind != ORDER_NONE:
+            indexed = indexed_order_of(record)
+            keys.append(order_key(indexed, rowid, ekey))
+            if self._order_kind == ORDER_STORE_TIME:
+                order = sortable_float(store_time_of(record))
+            else:
+                keys.append(ORDER_VALUE + ekey)
+                raw = snapshot.get(ORDER_VALUE + ekey)
+                order = None if raw is None else U64.unpack(raw)[0]
+            if order is not None and indexed > order:
+                problems.append(f"C4: entry {ekey[:40]!r} has its O key above its true order")
         expire_time = expire_time_of(record)
         if expire_time is not None:
             keys.append(expiry_key(expire_time, rowid, ekey))
@@ -338,6 +360,8 @@ class Maintenance:
                     else:
                         order = U64.unpack(raw)[0]
                     tx.put(order_key(order, rowid, ekey), b"")
+                    if order != indexed_order_of(record):
+                        tx.put(ekey, with_indexed_order(record, order))
                     if self._order_kind != ORDER_STORE_TIME:
                         tx.put(ORDER_VALUE + ekey, U64.pack(order))
                 expire_time = expire_time_of(record)
@@ -366,3 +390,8 @@ def _pid_alive(pid):
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+def _largest(heap):
+    """(order, rowid) of the largest candidate kept in the max-heap of negated pairs."""
+    return -heap[0][0], -heap[0][1]

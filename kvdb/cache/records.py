@@ -6,7 +6,8 @@
     2      8     expire_time, f64 big-endian, seconds since the epoch (0.0 without HAS_EXPIRE)
     10     8     store_time, f64 big-endian: when the value was last set
     18     8     rowid, u64 big-endian: the entry's position in insertion order (its R key)
-    26     5+n   only with HAS_TAG: tag kind u8, n u32, the encoded tag (keys.encode_tag)
+    26     8     indexed order, u64 big-endian: where the entry's O key is (<= its true order)
+    34     5+n   only with HAS_TAG: tag kind u8, n u32, the encoded tag (keys.encode_tag)
     ...          the value: bytes as is, str as UTF-8, int as i64, float as f64, else a pickle
 
 Values follow diskcache's rules: exact int (64 bits), float, str and bytes are stored natively,
@@ -18,12 +19,13 @@ import struct
 
 from kvdb.cache.keys import tag_of
 
-HEADER = struct.Struct(">BBddQ")        # flags, key kind, expire_time, store_time, rowid
-HEADER_SIZE = HEADER.size               # 26
+HEADER = struct.Struct(">BBddQQ")       # flags, key kind, expire_time, store_time, rowid, indexed order
+HEADER_SIZE = HEADER.size               # 34
 TAG_HEADER = struct.Struct(">BI")       # tag kind, tag length
 EXPIRE_AT = 2                           # offset of expire_time
 STORE_AT = 10                           # offset of store_time
 ROWID_AT = 18                           # offset of rowid
+ORDER_AT = 26                           # offset of the indexed order
 
 MODE_BYTES, MODE_STR, MODE_INT, MODE_FLOAT, MODE_PICKLE = range(5)
 MODE_MASK = 0x07
@@ -51,14 +53,15 @@ def encode_value(value, protocol):
     return MODE_PICKLE, pickle.dumps(value, protocol)
 
 
-def encode_record(mode, payload, key_kind, expire_time, store_time, rowid, tag_kind=0, etag=None):
+def encode_record(mode, payload, key_kind, expire_time, store_time, rowid, order, tag_kind=0, etag=None):
     """The record of an entry; expire_time None is no expiry, etag None no tag."""
     flags = mode
     if expire_time is None:
         expire_time = 0.0
     else:
         flags |= HAS_EXPIRE
-    head = HEADER.pack(flags | (HAS_TAG if etag is not None else 0), key_kind, expire_time, store_time, rowid)
+    head = HEADER.pack(flags | (HAS_TAG if etag is not None else 0), key_kind, expire_time, store_time, rowid,
+                       order)
     if etag is None:
         return head + payload
     return head + TAG_HEADER.pack(tag_kind, len(etag)) + etag + payload
@@ -99,6 +102,15 @@ def store_time_of(record):
 
 def rowid_of(record):
     return U64.unpack_from(record, ROWID_AT)[0]
+
+
+def indexed_order_of(record):
+    return U64.unpack_from(record, ORDER_AT)[0]
+
+
+def with_indexed_order(record, order):
+    """`record` with its O key moved to `order` (eviction's repair of a lagging O key)."""
+    return record[:ORDER_AT] + U64.pack(order) + record[ORDER_AT + 8:]
 
 
 def tag_fields(record):
