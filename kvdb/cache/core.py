@@ -58,7 +58,7 @@ class Cache(Maintenance, Queue, Transact):
         self._directory = directory           # constant after construction
         self._timeout = timeout               # constant after construction
         self._local = threading.local()       # .writer, .depth: the thread's transact() block
-        self._lock = threading.Lock()         # guards _last_rowid and the counters' cache below
+        self._lock = threading.Lock()         # held from writing this open's shard to its commit
         self._last_rowid = 0                  # rowids this open handed out are above it
         self._blocks = 0                      # transact() blocks running in this open's threads
         self._shard_key = shard_key_for_this_open()
@@ -241,7 +241,8 @@ class Cache(Maintenance, Queue, Transact):
         if read:
             value = value.read()
         mode, payload = encode_value(value, self.disk_pickle_protocol)
-        self._reopen()
+        if self._db is None:
+            self._reopen()
         now = time.time()
         expire_time = None if expire is None else now + expire
         run_write(self, self._set_op, (ekey, key, mode, payload, now, expire_time, tag))
@@ -261,7 +262,8 @@ class Cache(Maintenance, Queue, Transact):
         if read:
             value = value.read()
         mode, payload = encode_value(value, self.disk_pickle_protocol)
-        self._reopen()
+        if self._db is None:
+            self._reopen()
         now = time.time()
         expire_time = None if expire is None else now + expire
         added = run_write(self, self._add_op, (ekey, key, mode, payload, now, expire_time, tag))
@@ -281,8 +283,9 @@ class Cache(Maintenance, Queue, Transact):
         starts from `default` (KeyError if default is None). As in diskcache, an incr stores the
         value (store_time now) and counts as an access for LRU and LFU."""
         ekey = entry_key(key)
-        self._reopen()
-        if ekey in self._access.pending:
+        if self._db is None:
+            self._reopen()
+        if self._track_access and ekey in self._access.pending:
             self._flush_access()            # before incr changes the store time they are noted under
         now = time.time()
         result, inserted = run_write(self, self._incr_op, (ekey, key, delta, default, now))
@@ -321,7 +324,8 @@ class Cache(Maintenance, Queue, Transact):
     def delete(self, key, retry=False):
         """Remove `key`; True if it was there (an expired key is not, and stays for cull)."""
         ekey = entry_key(key)
-        self._reopen()
+        if self._db is None:
+            self._reopen()
         return run_write(self, self._delete_op, (ekey, time.time()))
 
     def _delete_op(self, w, ekey, now):
@@ -386,22 +390,11 @@ class Cache(Maintenance, Queue, Transact):
     # -- counters and bookkeeping ---------------------------------------------------------------
 
     def _new_rowid(self):
-        with self._lock:
-            rowid = max(time.time_ns(), self._last_rowid + 1)
-            self._last_rowid = rowid
-            return rowid
-
-    def _stats_into(self, w):
-        w.hits, w.misses = self._hits, self._misses
-
-    def _committed(self, w):
-        """After a write committed: take its shard values and expiry hint, drop flushed stats."""
-        if w.shard is not None:
-            self._own = w.shard
-        self._hits -= w.hits
-        self._misses -= w.misses
-        if w.min_expire is not None and w.min_expire < self._next_expiry:
-            self._next_expiry = w.min_expire
+        # Unique enough without a lock: two threads taking the same rowid still get distinct R
+        # keys, since the encoded key follows the rowid in every index key.
+        rowid = max(time.time_ns(), self._last_rowid + 1)
+        self._last_rowid = rowid
+        return rowid
 
     def _shards(self):
         """(count, size, hits, misses) summed over every shard, with this open's pending stats."""
@@ -415,7 +408,6 @@ class Cache(Maintenance, Queue, Transact):
                     own = values
                 for i in range(4):
                     total[i] += values[i]
-        self._own = own
         self._others = (total[0] - own[0], total[1] - own[1])
         self._others_at = time.monotonic()
         return total
@@ -447,6 +439,7 @@ class Cache(Maintenance, Queue, Transact):
             tx.put(k, SHARD_VALUE.pack(count, size, 0, 0))
         w.hits = w.misses = 0
         self._hits = self._misses = 0
+        self._own = self._own[:2] + (0, 0)
 
     # -- iteration -------------------------------------------------------------------------------
 
@@ -483,6 +476,7 @@ class Cache(Maintenance, Queue, Transact):
             if self._hits or self._misses:
                 run_write(self, lambda w: None, ())
             self._fold_shard()
+            self._own = ZERO_SHARD
         finally:
             self._db = None
             self._db_get = self._reopening_get

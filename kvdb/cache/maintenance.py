@@ -341,11 +341,13 @@ class Maintenance:
         keep = {}
         with self._db.scan(prefix=ORDER_VALUE) as it:
             keep = {k: v for k, v in it}
-        for prefix in (ROWID, ORDER, ORDER_VALUE, EXPIRY, TAG, SHARD):
+        for prefix in (ROWID, ORDER, ORDER_VALUE, EXPIRY, TAG):
             with self._db.scan(prefix=prefix) as it:
                 stale = [k for k, _ in it]
             for k in stale:
                 tx.discard(k)
+        with self._db.scan(prefix=SHARD) as it:
+            shards = [k for k, _ in it]
         count = size = 0
         with self._db.scan(prefix=ENTRY) as it:
             for ekey, record in it:
@@ -370,7 +372,17 @@ class Maintenance:
                 etag = tag_fields(record)[1]
                 if etag is not None:
                     tx.put(tag_prefix(etag) + ekey, b"")
-        tx.put(BASE_SHARD, SHARD_VALUE.pack(count, size, 0, 0))
+        # The other opens' shards stay (they write them blindly); the base makes the total right.
+        others = [0, 0]
+        for k in shards:
+            if k != BASE_SHARD and k != self._shard_key:
+                raw = tx.get(k)
+                if raw is not None:
+                    values = SHARD_VALUE.unpack(raw)
+                    others[0] += values[0]
+                    others[1] += values[1]
+        tx.put(BASE_SHARD, SHARD_VALUE.pack(count - others[0], size - others[1], 0, 0))
+        tx.discard(self._shard_key)
         w.count = w.size = w.hits = w.misses = 0
         self._own = ZERO_SHARD
 

@@ -69,15 +69,15 @@ class Transact:
         self._end_block(local)
         tx = writer.tx
         try:
-            self._stats_into(writer)
-            writer.finish(self._shard_key)
+            writer.hits, writer.misses = self._hits, self._misses
             tx.discard(LOCK_KEY)
-            tx.commit()
+            writer.commit(self)
         except BaseException:
             tx.rollback()
             self._drop_lock()
             raise
-        self._committed(writer)
+        if writer.min_expire is not None and writer.min_expire < self._next_expiry:
+            self._next_expiry = writer.min_expire
 
     def _end_block(self, local):
         local.writer = None

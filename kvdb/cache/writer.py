@@ -7,7 +7,8 @@ Inside a transact() block the callbacks share the block's transaction instead an
 commits until the block ends (kvdb/cache/transact.py).
 
 Counters (docs/format/cache.md, C5): each Cache instance keeps its entry count, stored bytes,
-hits and misses in its own shard key (META "n:" + opener id), so concurrent writers of different
+hits and misses in its own shard key (META "n:" + opener id), written only by that instance (a
+blind put of the values it keeps in memory, under its lock), so concurrent writers of different
 processes never conflict on a shared counter; len() and volume() add the shards up.
 """
 import os
@@ -32,21 +33,30 @@ class Writer:
 
     def __init__(self, tx):
         self.tx = tx                # the kvdb transaction every read and write goes through
-        self.count = 0              # entries added minus entries removed
-        self.size = 0               # bytes added minus bytes removed (keys and records)
-        self.hits = 0               # statistics flushed with this write
-        self.misses = 0
+        self.count = self.size = 0  # entries and bytes (keys and records) added minus removed
+        self.hits = self.misses = 0     # statistics flushed with this write
         self.min_expire = None      # the soonest expire_time this write stored, for cull's hint
         self.shard = None           # the shard's values after this write, once finish() ran
 
-    def finish(self, shard_key):
-        """Write the counter deltas into the shard (read in this transaction, so threads sharing
-        one Cache serialise on it)."""
+    def finish(self, cache):
+        """Write the counter deltas into this open's shard: a blind put of the values this open
+        keeps in memory (cache._own), since no one else writes its shard (C5). The caller holds
+        cache._lock from here until the commit and the update of cache._own."""
+        own = cache._own
+        self.shard = (own[0] + self.count, own[1] + self.size, own[2] + self.hits, own[3] + self.misses)
+        self.tx.put(cache._shard_key, SHARD_VALUE.pack(*self.shard))
+
+    def commit(self, cache):
+        """Commit, with the counters if anything changed them; cache._own follows the commit."""
         if self.count or self.size or self.hits or self.misses:
-            raw = self.tx.get(shard_key)
-            count, size, hits, misses = ZERO_SHARD if raw is None else SHARD_VALUE.unpack(raw)
-            self.shard = (count + self.count, size + self.size, hits + self.hits, misses + self.misses)
-            self.tx.put(shard_key, SHARD_VALUE.pack(*self.shard))
+            with cache._lock:
+                self.finish(cache)
+                self.tx.commit()
+                cache._own = self.shard
+                cache._hits -= self.hits
+                cache._misses -= self.misses
+        else:
+            self.tx.commit()
 
 
 def shard_key_for_this_open():
@@ -61,34 +71,37 @@ def pid_of_shard(key):
 def run_write(cache, op, args):
     """Run `op(writer, *args)` in a transaction and commit it, retrying conflicts; inside a
     transact() block, run it in the block's writer. Returns what `op` returned."""
-    block = getattr(cache._local, "writer", None)
-    if block is not None:
-        return op(block, *args)
+    if cache._blocks:
+        block = getattr(cache._local, "writer", None)
+        if block is not None:
+            return op(block, *args)
     deadline = None
     db = cache._db
     while True:
-        writer = Writer(db.transaction())
-        tx = writer.tx
+        tx = db.transaction()
+        writer = Writer(tx)
         try:
             lock = tx.get(LOCK_KEY)
             if lock is not None and cache._lock_is_live(lock):
                 raise LockedByOther
-            cache._stats_into(writer)
+            if cache._hits or cache._misses:
+                writer.hits, writer.misses = cache._hits, cache._misses
             result = op(writer, *args)
-            writer.finish(cache._shard_key)
-            tx.commit()
+            writer.commit(cache)
         except (ConflictError, LockedByOther) as exc:
             tx.rollback()
             now = time.monotonic()
             if deadline is None:
                 deadline = now + cache._timeout
             elif now > deadline:
-                raise Timeout(f"cache write gave up after {cache._timeout} s: {exc or 'a transact() block held the lock'}") from None
+                raise Timeout(f"cache write gave up after {cache._timeout} s: "
+                              f"{exc or 'a transact() block held the lock'}") from None
             if isinstance(exc, LockedByOther):
                 time.sleep(0.001)
             continue
         except BaseException:
             tx.rollback()
             raise
-        cache._committed(writer)
+        if writer.min_expire is not None and writer.min_expire < cache._next_expiry:
+            cache._next_expiry = writer.min_expire
         return result
