@@ -2,6 +2,7 @@
 with writes, transactions that conflict and retry to exact counters, and proof that the event
 loop keeps running while the worker thread does long work (a big scan, a backup)."""
 import asyncio
+import itertools
 import random
 import time
 
@@ -68,8 +69,10 @@ def test_scans_interleaved_with_writes_each_see_one_version(db_path):
 
 
 async def increment(db, counters, name, retries):
-    """Add 1 to counter `name` and to the total, in one transaction, retried on conflict."""
-    while True:
+    """Add 1 to counter `name` and to the total, in one transaction, retried on conflict after a
+    random pause that grows with each attempt (every task writes the total: without backing
+    off, each commit makes all the others conflict again)."""
+    for attempt in itertools.count():
         try:
             async with db.transaction() as tx:
                 for k in (name, b"total"):
@@ -80,7 +83,7 @@ async def increment(db, counters, name, retries):
             return
         except kvdb.ConflictError:
             retries.append(name)
-            await asyncio.sleep(random.random() * 0.001)
+            await asyncio.sleep(random.random() * 0.0002 * 2 ** min(attempt, 6))
 
 
 def test_conflicting_transactions_retry_to_exact_counters(db_path, engine):
