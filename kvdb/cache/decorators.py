@@ -19,6 +19,8 @@ keyword arguments. A persistent cache outlives the cachetools version that wrote
 functions here (hashkey, typedkey, methodkey, typedmethodkey) give plain tuples with a marker this
 module owns: `hashkey(1, 2) == cachetools.keys.hashkey(1, 2) == (1, 2)`, and keyword arguments
 follow KeywordMark as sorted (name, value) pairs. Any key function works, cachetools' included.
+A kvdb Cache finds a key by its serialized form, not by hash and ==, as diskcache does: the keys
+(3,) and (3.0,) are one key in a dict and two in a kvdb Cache, so f(3) and f(3.0) are cached apart.
 """
 import functools
 from collections import namedtuple

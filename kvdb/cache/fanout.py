@@ -27,59 +27,35 @@ What follows diskcache:
 The queue calls (push/pull/peek), iterkeys and peekitem stay Cache's, as in diskcache.
 """
 import contextlib
-import functools
 import os
 import os.path
-import pickle
-import struct
 import tempfile
 import zlib
+
+from kvdb.cache.constants import ENOVAL, Timeout
+from kvdb.cache.keys import entry_key
+from kvdb.cache.memo import memoize
 
 __all__ = ["FanoutCache", "shard_of"]
 
 SHARD_NAME = "{:03d}"  # the shard's subdirectory under the FanoutCache's directory
-_MISSING = object()
 # The Cache settings a FanoutCache reads from its first shard (diskcache's DEFAULT_SETTINGS names).
 SETTINGS = frozenset(["statistics", "tag_index", "eviction_policy", "size_limit", "cull_limit"])
 SETTING_PREFIXES = ("sqlite_", "disk_")
 
 
 def _cache_type():
-    """kvdb.cache.Cache, imported when first needed (kvdb.cache's __init__ imports this module)."""
-    from kvdb.cache import Cache
+    """kvdb.cache.Cache, imported when first needed (kvdb.cache's __init__ may import this module)."""
+    from kvdb.cache.core import Cache
     return Cache
 
 
-def _timeout_error():
-    """The Cache's timeout exception if it has one (diskcache's Timeout), else a class never raised."""
-    import kvdb.cache
-    return getattr(kvdb.cache, "Timeout", _NeverRaised)
-
-
-class _NeverRaised(Exception):
-    pass
-
-
-def _key_bytes(key):
-    """Bytes that identify a key for sharding, equal for keys a Cache treats as one key: a type tag
-    and the key's bytes for bytes, str, int and float (an integral float counts as the int, True
-    as 1), else the pickle of the key at a fixed protocol."""
-    if type(key) is bytes:
-        return b"b" + key
-    if type(key) is str:
-        return b"s" + key.encode("utf-8", "surrogatepass")
-    if isinstance(key, float) and key.is_integer():
-        key = int(key)
-    if isinstance(key, int):
-        return b"i" + str(int(key)).encode()
-    if isinstance(key, float):
-        return b"f" + struct.pack(">d", key)
-    return b"p" + pickle.dumps(key, protocol=4)
-
-
 def shard_of(key, shards):
-    """The shard (0 .. shards-1) that holds `key`: CRC-32 of _key_bytes(key) modulo shards."""
-    return zlib.crc32(_key_bytes(key)) % shards
+    """The shard (0 .. shards-1) that holds `key`: CRC-32 of the key as the Cache encodes it
+    (kvdb.cache.keys.entry_key, so keys the Cache takes as one, 1 and 1.0, share a shard), modulo
+    shards. It depends only on the key's bytes: the same in every process, run and version of
+    the cache format (a new format version would need a new FanoutCache layout too)."""
+    return zlib.crc32(entry_key(key)) % shards
 
 
 def _check_positive_int(name, value):
@@ -129,7 +105,6 @@ class FanoutCache:
         except BaseException:
             self.close()
             raise
-        self._timeout_error = _timeout_error() if self._shard_type is None else _NeverRaised
 
     # -- where a key lives ----------------------------------------------------------------------
 
@@ -142,114 +117,156 @@ class FanoutCache:
         return self._shards[shard_of(key, self._count)]
 
     # -- one key --------------------------------------------------------------------------------
+    # diskcache's rule for every call with `retry`: a Timeout (another block holds the shard's
+    # transact() lock, or write conflicts outlast the shard's timeout) is retried if retry is
+    # True, else the call gives up and returns its failure value (False, None or the default).
 
     def set(self, key, value, expire=None, read=False, tag=None, retry=False):
-        """Set key to value in its shard (see Cache.set); False if the shard timed out without retry."""
-        try:
-            return self._shard(key).set(key, value, expire=expire, read=read, tag=tag, retry=retry)
-        except self._timeout_error:
-            return False
+        """Set key to value in its shard; True, or False if it timed out without retry."""
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.set(key, value, expire, read, tag)
+            except Timeout:
+                if not retry:
+                    return False
 
     def __setitem__(self, key, value):
-        self._shard(key)[key] = value
+        self.set(key, value, retry=True)
 
     def touch(self, key, expire=None, retry=False):
         """Give key a new expiry (None: never); True if the key was there."""
-        try:
-            return self._shard(key).touch(key, expire=expire, retry=retry)
-        except self._timeout_error:
-            return False
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.touch(key, expire)
+            except Timeout:
+                if not retry:
+                    return False
 
     def add(self, key, value, expire=None, read=False, tag=None, retry=False):
         """Set key only if it is not there (atomic); True if added."""
-        try:
-            return self._shard(key).add(key, value, expire=expire, read=read, tag=tag, retry=retry)
-        except self._timeout_error:
-            return False
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.add(key, value, expire, read, tag)
+            except Timeout:
+                if not retry:
+                    return False
 
     def incr(self, key, delta=1, default=0, retry=False):
-        """Add delta to key's value (atomic); a missing key starts at default (None: KeyError)."""
-        try:
-            return self._shard(key).incr(key, delta, default, retry=retry)
-        except self._timeout_error:
-            return None
+        """Add delta to key's value (atomic); a missing key starts at default (None: KeyError).
+        None if it timed out without retry."""
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.incr(key, delta, default)
+            except Timeout:
+                if not retry:
+                    return None
 
     def decr(self, key, delta=1, default=0, retry=False):
-        """Subtract delta from key's value (atomic); a missing key starts at default (None: KeyError)."""
-        try:
-            return self._shard(key).decr(key, delta, default, retry=retry)
-        except self._timeout_error:
-            return None
+        """Subtract delta from key's value (atomic); as incr."""
+        return self.incr(key, -delta, default, retry)
 
     def get(self, key, default=None, read=False, expire_time=False, tag=False, retry=False):
         """key's value, or default (see Cache.get for read, expire_time and tag)."""
-        try:
-            return self._shard(key).get(key, default=default, read=read, expire_time=expire_time, tag=tag,
-                                        retry=retry)
-        except self._timeout_error:
-            return default
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.get(key, default, read, expire_time, tag)
+            except Timeout:
+                if not retry:
+                    return default
 
     def __getitem__(self, key):
-        return self._shard(key)[key]
+        value = self.get(key, ENOVAL, retry=True)
+        if value is ENOVAL:
+            raise KeyError(key)
+        return value
 
     def read(self, key):
         """A binary file opened on key's value (KeyError if missing)."""
-        return self._shard(key).read(key)
+        handle = self.get(key, default=ENOVAL, read=True, retry=True)
+        if handle is ENOVAL:
+            raise KeyError(key)
+        return handle
 
     def __contains__(self, key):
         return key in self._shard(key)
 
     def pop(self, key, default=None, expire_time=False, tag=False, retry=False):
         """Remove key and return its value, or default (atomic)."""
-        try:
-            return self._shard(key).pop(key, default=default, expire_time=expire_time, tag=tag, retry=retry)
-        except self._timeout_error:
-            return default
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.pop(key, default, expire_time, tag)
+            except Timeout:
+                if not retry:
+                    return default
 
     def delete(self, key, retry=False):
         """Remove key; True if it was there."""
-        try:
-            return self._shard(key).delete(key, retry=retry)
-        except self._timeout_error:
-            return False
+        shard = self._shard(key)
+        while True:
+            try:
+                return shard.delete(key)
+            except Timeout:
+                if not retry:
+                    return False
 
     def __delitem__(self, key):
-        del self._shard(key)[key]
+        if not self.delete(key, retry=True):
+            raise KeyError(key)
 
     # -- every shard ----------------------------------------------------------------------------
 
+    def _each(self, retry, call):
+        """[call(shard) for every shard], retrying a shard's Timeout if retry, else leaving that
+        shard out (diskcache's whole-cache calls count what the shards that answered removed)."""
+        results = []
+        for shard in self._shards:
+            while True:
+                try:
+                    results.append(call(shard))
+                    break
+                except Timeout:
+                    if not retry:
+                        break
+        return results
+
     def check(self, fix=False, retry=False):
         """Every shard's check(), the warnings joined in one list."""
-        warnings = []
-        for shard in self._shards:
-            warnings.extend(shard.check(fix=fix, retry=retry))
-        return warnings
+        return [w for found in self._each(retry, lambda shard: shard.check(fix)) for w in found]
 
     def expire(self, retry=False):
         """Remove expired items from every shard; how many were removed."""
-        return sum(shard.expire(retry=retry) for shard in self._shards)
+        return sum(self._each(retry, lambda shard: shard.expire()))
 
     def create_tag_index(self):
-        """Create the tag index on every shard."""
+        """diskcache's call; kvdb's Cache always keeps a tag index, so there is nothing to do
+        unless the shards have the call."""
         for shard in self._shards:
-            shard.create_tag_index()
+            if hasattr(shard, "create_tag_index"):
+                shard.create_tag_index()
 
     def drop_tag_index(self):
-        """Drop the tag index on every shard."""
+        """diskcache's call; as create_tag_index."""
         for shard in self._shards:
-            shard.drop_tag_index()
+            if hasattr(shard, "drop_tag_index"):
+                shard.drop_tag_index()
 
     def evict(self, tag, retry=False):
         """Remove the items tagged `tag` from every shard; how many were removed."""
-        return sum(shard.evict(tag, retry=retry) for shard in self._shards)
+        return sum(self._each(retry, lambda shard: shard.evict(tag)))
 
     def cull(self, retry=False):
         """Cull every shard down to its share of size_limit; how many items were removed."""
-        return sum(shard.cull(retry=retry) for shard in self._shards)
+        return sum(self._each(retry, lambda shard: shard.cull()))
 
     def clear(self, retry=False):
         """Remove every item of every shard; how many were removed."""
-        return sum(shard.clear(retry=retry) for shard in self._shards)
+        return sum(self._each(retry, lambda shard: shard.clear()))
 
     def stats(self, enable=True, reset=False):
         """(hits, misses) summed over the shards; enable and reset apply to each."""
@@ -280,16 +297,20 @@ class FanoutCache:
 
     @contextlib.contextmanager
     def transact(self, retry=True):
-        """Hold a transaction on every shard, taken in shard order, so a block's reads and writes
-        of any keys are atomic."""
+        """Hold a transaction on every shard, taken in shard order (so two blocks never wait on
+        each other in a cycle), so a block's reads and writes of any keys are atomic. Waits as long
+        as it takes, whatever retry says, as diskcache's FanoutCache.transact does."""
         with contextlib.ExitStack() as stack:
             for shard in self._shards:
-                stack.enter_context(shard.transact(retry))
+                while True:  # diskcache's FanoutCache blocks until it holds every shard
+                    try:
+                        stack.enter_context(shard.transact())
+                        break
+                    except Timeout:
+                        continue
             yield
 
-    def memoize(self, name=None, typed=False, expire=None, tag=None, ignore=()):
-        """Cache.memoize's decorator, storing results in this FanoutCache (see Cache.memoize)."""
-        return _memoize(self, name, typed, expire, tag, ignore)
+    memoize = memoize  # Cache.memoize's decorator (kvdb.cache.memo), storing results in this FanoutCache
 
     # -- settings -------------------------------------------------------------------------------
 
@@ -301,9 +322,9 @@ class FanoutCache:
             raise AttributeError(f"FanoutCache has no attribute or cache setting {name!r}")
         return getattr(self._shards[0], name)
 
-    def reset(self, key, value=_MISSING):
+    def reset(self, key, value=ENOVAL):
         """Set (or, without value, reload) setting `key` on every shard; the first shard's value."""
-        if value is _MISSING:
+        if value is ENOVAL:
             results = [shard.reset(key) for shard in self._shards]
         else:
             results = [shard.reset(key, value) for shard in self._shards]
@@ -374,57 +395,3 @@ class FanoutCache:
 
     def __repr__(self):
         return f"FanoutCache(directory={self._directory!r}, shards={self._count})"
-
-
-# -- memoize ----------------------------------------------------------------------------------------
-
-_KWARGS_MARK = (None,)  # separates positional from keyword arguments in a memoize key
-
-
-def _full_name(func):
-    return f"{func.__module__}.{func.__qualname__}"
-
-
-def _args_to_key(base, args, kwargs, typed, ignore):
-    """A memoize key: base (the function's name), the positional arguments not ignored, then
-    _KWARGS_MARK and the sorted keyword arguments not ignored, then their types if typed."""
-    args = tuple(a for i, a in enumerate(args) if i not in ignore)
-    key = base + args
-    items = sorted((k, v) for k, v in kwargs.items() if k not in ignore)
-    if items:
-        key += _KWARGS_MARK
-        for item in items:
-            key += item
-    if typed:
-        key += tuple(type(a) for a in args)
-        key += tuple(type(v) for _, v in items)
-    return key
-
-
-def _memoize(cache, name, typed, expire, tag, ignore):
-    """diskcache's memoize over any object with get/set: results are stored under
-    (name, *args, ...) keys; expire=0 looks results up but never stores them."""
-    if callable(name):
-        raise TypeError("name cannot be callable: call memoize() when decorating, @cache.memoize()")
-    ignore = frozenset(ignore)
-
-    def decorator(func):
-        base = (_full_name(func),) if name is None else (name,)
-
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            key = wrapper.__cache_key__(*args, **kwargs)
-            result = cache.get(key, default=_MISSING, retry=True)
-            if result is _MISSING:
-                result = func(*args, **kwargs)
-                if expire is None or expire > 0:
-                    cache.set(key, result, expire, tag=tag, retry=True)
-            return result
-
-        def __cache_key__(*args, **kwargs):
-            return _args_to_key(base, args, kwargs, typed, ignore)
-
-        wrapper.__cache_key__ = __cache_key__
-        return wrapper
-
-    return decorator

@@ -25,6 +25,8 @@ import os
 import tempfile
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, Sequence, ValuesView
 
+from kvdb.cache.memo import memoize
+
 __all__ = ["Deque", "Index"]
 
 _MISSING = object()
@@ -32,7 +34,7 @@ _MISSING = object()
 
 def _open_cache(directory):
     """A Cache in `directory` (None: a new temporary one) that never evicts."""
-    from kvdb.cache import Cache
+    from kvdb.cache.core import Cache
     if directory is None:
         directory = tempfile.mkdtemp(prefix="kvdb-persistent-")
     elif not isinstance(directory, (str, bytes, os.PathLike)):
@@ -93,7 +95,7 @@ class Deque(Sequence):
         value = _check_maxlen(value)
         self._maxlen = value
         with self.transact():
-            while len(self._cache) > value:
+            for _ in range(max(0, len(self._cache) - value)):
                 self._pull("front")
 
     # -- the ends -------------------------------------------------------------------------------
@@ -104,8 +106,10 @@ class Deque(Sequence):
 
     def _push(self, value, side):
         with self.transact():
+            # len() is read before the block writes anything: the count of the items there now
+            excess = len(self._cache) + 1 - self._maxlen
             self._cache.push(value, side=side, retry=True)
-            while len(self._cache) > self._maxlen:
+            for _ in range(max(0, excess)):
                 self._pull("front" if side == "back" else "back")
 
     def append(self, value):
@@ -429,8 +433,7 @@ class Index(MutableMapping):
 
     def memoize(self, name=None, typed=False, ignore=()):
         """Cache.memoize's decorator storing results in this Index (no expiry, no tag)."""
-        from kvdb.cache.fanout import _memoize
-        return _memoize(self._cache, name, typed, None, None, ignore)
+        return memoize(self._cache, name, typed, None, None, ignore)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.directory!r})"

@@ -125,8 +125,13 @@ def test_a_none_result_is_cached(make_cache):
 def test_typed_key(make_cache):
     f = cached(make_cache(), key=typedkey)(lambda x: type(x).__name__)
     assert f(3) == "int" and f(3.0) == "float"
-    g = cached(make_cache())(lambda x: type(x).__name__)
-    assert g(3) == "int" and g(3.0) == "int"  # 3 == 3.0: one key, as in cachetools
+    cache = make_cache()
+    g = cached(cache)(lambda x: type(x).__name__)
+    if isinstance(cache, (dict, cachetools.Cache)):
+        assert g(3) == "int" and g(3.0) == "int"  # (3,) == (3.0,): one key, as in cachetools
+    else:
+        # a kvdb Cache finds a tuple key by its pickle, as diskcache does: (3,) and (3.0,) differ
+        assert g(3) == "int" and g(3.0) == "float"
 
 
 def test_a_value_error_from_the_store_returns_the_value_uncached():
