@@ -35,13 +35,11 @@ import zlib
 from kvdb.cache.constants import ENOVAL, Timeout
 from kvdb.cache.keys import entry_key
 from kvdb.cache.memo import memoize
+from kvdb.cache.settings import DEFAULT_SETTINGS
 
 __all__ = ["FanoutCache", "shard_of"]
 
 SHARD_NAME = "{:03d}"  # the shard's subdirectory under the FanoutCache's directory
-# The Cache settings a FanoutCache reads from its first shard (diskcache's DEFAULT_SETTINGS names).
-SETTINGS = frozenset(["statistics", "tag_index", "eviction_policy", "size_limit", "cull_limit"])
-SETTING_PREFIXES = ("sqlite_", "disk_")
 
 
 def _cache_type():
@@ -318,7 +316,7 @@ class FanoutCache:
         """A setting (size_limit, eviction_policy, cull_limit, ...) as the first shard has it."""
         if name.startswith("_") or not self.__dict__.get("_shards"):
             raise AttributeError(name)
-        if name not in SETTINGS and not name.startswith(SETTING_PREFIXES):
+        if name not in DEFAULT_SETTINGS:
             raise AttributeError(f"FanoutCache has no attribute or cache setting {name!r}")
         return getattr(self._shards[0], name)
 

@@ -169,8 +169,16 @@ class Deque(Sequence):
         return self._cache.iterkeys(reverse=reverse)
 
     def _key_at(self, index):
-        """The Cache key of the item at index (negative counts from the back); IndexError if none."""
+        """The Cache key of the item at index (negative counts from the back), found by walking
+        the keys from the nearer end; IndexError if none."""
         _check_index(index)
+        length = len(self._cache)
+        if not -length <= index < length:
+            raise IndexError("deque index out of range")
+        if index >= 0 and index > length // 2:
+            index -= length
+        elif index < 0 and -index - 1 > length // 2:
+            index += length
         reverse = index < 0
         steps = -index - 1 if reverse else index
         for position, key in enumerate(self._keys(reverse)):

@@ -13,9 +13,16 @@ It follows Django's cache API (django.core.cache.backends.base.BaseCache): keys 
 make_key (KEY_PREFIX, VERSION, KEY_FUNCTION) and validate_key (CacheKeyWarning for keys memcached
 would refuse), timeouts are Django's (the default TIMEOUT, None for ever, 0 or less: the value is
 not stored and any stored one is removed), incr/decr raise ValueError for a missing key, set_many
-returns the keys it could not store, and close() closes the shards (the next call reopens them).
+returns the keys it could not store.
 
-OPTIONS: "shards" (default 8) and "timeout" (default 0.010) are FanoutCache's; every other option
+close(): Django calls it at the end of every request. Opening a kvdb database takes milliseconds
+(an SQLite connection far less), so by default KvdbCache keeps its shards open across requests,
+as a persistent connection, and close() leaves them open (each Cache writes what it notes in
+memory, LRU/LFU accesses and statistics, on its own schedule: docs/cache.md). With OPTIONS
+"persistent": False, close() closes the shards and the next call reopens them.
+
+OPTIONS: "shards" (default 8) and "timeout" (default 0.010) are FanoutCache's, "persistent"
+(default True) is close()'s above; every other option
 in lowercase is a Cache setting (size_limit, eviction_policy, cull_limit, statistics, ...), with
 size_limit the whole cache's bytes, split over the shards. Django's MAX_ENTRIES and
 CULL_FREQUENCY count entries, which a byte-limited cache does not do: they are refused with
@@ -52,6 +59,10 @@ class KvdbCache(BaseCache):
                                        f"OPTIONS['size_limit'] instead of {', '.join(counted)}")
         shards = options.pop("shards", DEFAULT_SHARDS)
         timeout = options.pop("timeout", DEFAULT_TIMEOUT_S)
+        persistent = options.pop("persistent", True)
+        if not isinstance(persistent, bool):
+            raise ImproperlyConfigured(f"KvdbCache's OPTIONS['persistent'] must be True or False, not {persistent!r}")
+        self._persistent = persistent  # close() keeps the shards open (constant)
         self._directory = directory  # LOCATION (constant)
         self._shards = shards        # the FanoutCache's shard count (constant)
         self._timeout = timeout      # the FanoutCache's timeout (constant)
@@ -168,10 +179,12 @@ class KvdbCache(BaseCache):
         return self._open().clear(retry=retry)
 
     def close(self, **kwargs):
-        """Close the shards (Django calls this at the end of each request); the next call reopens."""
-        if self._fanout is not None:
-            fanout, self._fanout = self._fanout, None
-            fanout.close()
+        """Django calls this at the end of each request. Persistent (the default): keep the shards
+        open. Otherwise close the shards; the next call reopens them."""
+        if self._fanout is None or self._persistent:
+            return
+        fanout, self._fanout = self._fanout, None
+        fanout.close()
 
     # -- diskcache's DjangoCache extras ---------------------------------------------------------
 

@@ -66,7 +66,13 @@ def make(tmp_path):
 
     yield make
     for backend in made:
-        backend.close()
+        shut(backend)
+
+
+def shut(backend):
+    """Close a backend's shards for real (its close() keeps a persistent cache open)."""
+    if backend._fanout is not None:
+        backend._fanout.close()
 
 
 @pytest.fixture
@@ -365,10 +371,20 @@ def test_size_limit_culls_the_oldest(make):
     assert kept[-1] == 99 and 0 not in kept  # least-recently-stored went first
 
 
-def test_close_then_use_again(cache):
+def test_close_keeps_a_persistent_cache_open(cache):
+    cache.set("k", 1)
+    fanout = cache._fanout
+    cache.close()
+    assert cache._fanout is fanout
+    assert cache.get("k") == 1
+
+
+def test_close_then_use_again_when_not_persistent(make):
+    cache = make(OPTIONS={"persistent": False})
     cache.set("k", 1)
     cache.close()
     cache.close()
+    assert cache._fanout is None
     assert cache.get("k") == 1
     cache.set("k", 2)
     assert cache.get("k") == 2
@@ -396,7 +412,7 @@ def test_through_django_caches_setting(tmp_path):
             assert cache.default_timeout == 300
             assert cache._fanout.size_limit == 2 ** 19
         finally:
-            cache.close()
+            shut(cache)
 
 
 def test_async_api(cache):
@@ -421,6 +437,8 @@ def test_bad_configuration_is_refused(tmp_path):
         KvdbCache(str(tmp_path / "b"), {"OPTIONS": {"size_limit": 0}})
     with pytest.raises(ValueError, match="shards"):
         KvdbCache(str(tmp_path / "c"), {"OPTIONS": {"shards": 0}})
+    with pytest.raises(ImproperlyConfigured, match="persistent"):
+        KvdbCache(str(tmp_path / "d"), {"OPTIONS": {"persistent": "yes"}})
 
 
 def test_diskcache_extras(cache):
