@@ -20,15 +20,15 @@ from kvdb.errors import CorruptionError
 from kvdb.cache.access import AccessLog
 from kvdb.cache.constants import ENOVAL
 from kvdb.cache.entries import ORDER_OF_FIELD, raise_order, remove, store
-from kvdb.cache.keys import entry_key, key_of
+from kvdb.cache.keys import _TEXT_PREFIX, MAX_ENCODED_KEY, entry_key, key_of
 from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
                                VERSION_KEY, expiry_key)
 from kvdb.cache.maintenance import Maintenance
 from kvdb.cache.memo import memoize
 from kvdb.cache.queue import Queue
-from kvdb.cache.records import (F64, HAS_EXPIRE, HAS_TAG, HEADER_SIZE, MODE_FLOAT, MODE_INT, MODE_MASK,
-                                decode_payload, encode_value, expire_time_of, file_value, payload_at,
-                                tag_value, with_expire, with_payload)
+from kvdb.cache.records import (F64, HAS_EXPIRE, HAS_TAG, HEADER_SIZE, I64, MODE_FLOAT, MODE_INT, MODE_MASK,
+                                MODE_STR, STORE_AT, decode_payload, encode_value, expire_time_of, file_value,
+                                payload_at, tag_value, with_expire)
 from kvdb.cache.settings import (DEFAULT_SETTINGS, EVICTION_POLICY, check_setting, decode_setting,
                                  encode_setting)
 from kvdb.cache.transact import Transact
@@ -36,6 +36,8 @@ from kvdb.cache.values import Disk
 from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, run_write, shard_key_for_this_open
 
 _MISSING = object()
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
 
 
 class Cache(Maintenance, Queue, Transact):
@@ -184,13 +186,24 @@ class Cache(Maintenance, Queue, Transact):
     def get(self, key, default=None, read=False, expire_time=False, tag=False, retry=False):
         """Value of `key`, or `default` if missing or expired; with expire_time/tag, a tuple
         (value, expire_time, tag) of the asked fields. read=True gives bytes values as a file."""
-        record = self._db_get(entry_key(key))
+        if key.__class__ is str:            # the common key, encoded inline (keys.entry_key)
+            ekey = _TEXT_PREFIX + key.encode("utf-8", "surrogatepass")
+            if len(ekey) > MAX_ENCODED_KEY:
+                ekey = entry_key(key)
+        else:
+            ekey = entry_key(key)
+        record = self._db_get(ekey)
         if record is not None:
             flags = record[0]
             if not flags & HAS_EXPIRE or F64.unpack_from(record, 2)[0] > time.time():
                 if self._plain_get and flags < HAS_TAG and not (read or expire_time or tag):
-                    return decode_payload(flags & MODE_MASK, record, HEADER_SIZE)
+                    mode = flags & MODE_MASK
+                    if mode == MODE_STR:
+                        return record[HEADER_SIZE:].decode("utf-8", "surrogatepass")
+                    return decode_payload(mode, record, HEADER_SIZE)
                 return self._hit(key, record, read, expire_time, tag)
+        elif self._plain_get and not (expire_time or tag):
+            return default
         if self.statistics:
             self._misses += 1
         if expire_time and tag:
@@ -296,25 +309,38 @@ class Cache(Maintenance, Queue, Transact):
     def _incr_op(self, w, ekey, key, delta, default, now):
         tx = w.tx
         old = tx.get(ekey)
-        if old is None or not _live(old, now):
+        if old is None or (old[0] & HAS_EXPIRE and F64.unpack_from(old, 2)[0] <= now):
             if default is None:
                 raise KeyError(key)
             value = default + delta
             mode, payload = encode_value(value, self.disk_pickle_protocol)
             store(w, self._order_kind, self._new_rowid, ekey, key, mode, payload, now, None, None, old)
             return value, True
-        mode = old[0] & MODE_MASK
-        current = decode_payload(mode, old, payload_at(old))
-        if mode != MODE_INT and mode != MODE_FLOAT:
+        flags = old[0]
+        at = HEADER_SIZE if flags < HAS_TAG else payload_at(old)
+        mode = flags & MODE_MASK
+        if mode == MODE_INT:
+            value = I64.unpack_from(old, at)[0] + delta
+        elif mode == MODE_FLOAT:
+            value = F64.unpack_from(old, at)[0] + delta
+        else:
+            current = decode_payload(mode, old, at)
             raise TypeError(f"incr/decr need a stored 64-bit int or a float, not {type(current).__name__}")
-        value = current + delta
-        mode, payload = encode_value(value, self.disk_pickle_protocol)
-        if mode != MODE_INT and mode != MODE_FLOAT:
+        # the record with the new value and store time (key kind, expiry, rowid, order, tag kept);
+        # both numeric modes take 8 bytes, so the record keeps its size
+        record = bytearray(old)
+        if value.__class__ is int and _INT64_MIN <= value <= _INT64_MAX:
+            I64.pack_into(record, at, value)
+            record[0] = (flags & ~MODE_MASK) | MODE_INT
+        elif value.__class__ is float:
+            F64.pack_into(record, at, value)
+            record[0] = (flags & ~MODE_MASK) | MODE_FLOAT
+        else:
             raise OverflowError(f"incr/decr result {value!r} is not a 64-bit int or a float")
-        record = with_payload(old, mode, payload, now)
+        F64.pack_into(record, STORE_AT, now)
         tx.put(ekey, record)
-        w.size += len(record) - len(old)
-        raise_order(w, self._order_kind, ekey, now)
+        if self._track_access:
+            raise_order(w, self._order_kind, ekey, now)
         return value, False
 
     def decr(self, key, delta=1, default=0, retry=False):

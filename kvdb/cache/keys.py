@@ -28,7 +28,7 @@ KEY_PICKLE_PROTOCOL = 5
 # (and a tag) to the encoded key.
 MAX_ENCODED_KEY = 16384 - 1024
 
-_TEXT_PREFIX = ENTRY + bytes([TEXT])
+_TEXT_PREFIX = ENTRY + bytes([TEXT])   # also used inline by Cache.get
 _BLOB_PREFIX = ENTRY + bytes([BLOB])
 _NUMBER = struct.Struct(">BBQQ")
 _ENTRY_BYTE = ENTRY[0]

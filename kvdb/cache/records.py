@@ -122,14 +122,6 @@ def tag_fields(record):
     return kind, record[at:at + size]
 
 
-def with_payload(record, mode, payload, store_time):
-    """`record` with another value and store_time (same key, expiry, rowid and tag): incr/decr's
-    rewrite."""
-    at = payload_at(record)
-    return (bytes([(record[0] & ~MODE_MASK) | mode]) + record[1:STORE_AT] + F64.pack(store_time)
-            + record[STORE_AT + 8:at] + payload)
-
-
 def with_expire(record, expire_time):
     """`record` with another expire_time (None: none): touch's rewrite."""
     flags = record[0] & ~HAS_EXPIRE
