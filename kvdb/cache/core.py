@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 
 import kvdb
 from kvdb.errors import CorruptionError
@@ -36,6 +37,18 @@ from kvdb.cache.values import Disk
 from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, run_write, shard_key_for_this_open
 
 _MISSING = object()
+_OPEN_CACHES = weakref.WeakSet()      # every Cache, so that a forked child drops their handles
+
+
+def _forget_databases_after_fork():
+    """In a forked child: every Cache reopens on its next call, as a new opener (its own shard),
+    since kvdb handles opened by the parent raise ForkError in the child."""
+    for cache in list(_OPEN_CACHES):
+        cache._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_databases_after_fork)
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
@@ -66,6 +79,7 @@ class Cache(Maintenance, Queue, Transact):
         self._shard_key = shard_key_for_this_open()
         self._db = None
         self._open(settings)
+        _OPEN_CACHES.add(self)
         self._disk = disk(directory, min_file_size=self.disk_min_file_size, pickle_protocol=self.disk_pickle_protocol)
 
     # -- opening -------------------------------------------------------------------------------
@@ -139,6 +153,14 @@ class Cache(Maintenance, Queue, Transact):
     def _reopen(self):
         if self._db is None:
             self._open({})
+
+    def _forget_after_fork(self):
+        self._db = None                       # the parent's handle: not closed, not used
+        self._db_get = self._reopening_get
+        self._shard_key = shard_key_for_this_open()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._blocks = 0
 
     # -- properties and settings ---------------------------------------------------------------
 
@@ -527,6 +549,14 @@ class Cache(Maintenance, Queue, Transact):
 
     def __repr__(self):
         return f"kvdb.cache.Cache({self._directory!r})"
+
+    def create_tag_index(self):
+        """Kept for diskcache's API: the tag index always exists (evict() is a prefix scan)."""
+        self.reset("tag_index", 1)
+
+    def drop_tag_index(self):
+        """Kept for diskcache's API: the tag index always exists."""
+        self.reset("tag_index", 0)
 
     memoize = memoize
 

@@ -317,3 +317,23 @@ def test_long_keys(cache):
     assert cache.get("x" * 15_000) is None
     cache["x" * 15_000] = 1
     assert cache["x" * 15_000] == 1
+
+
+def test_forked_child_reopens_as_its_own_opener(cache):
+    import os
+    cache["k"] = 1
+    pid = os.fork()
+    if pid == 0:                                # the child: must not return into pytest
+        code = 1
+        try:
+            cache.incr("k")
+            cache["child"] = "yes"
+            code = 0 if cache["k"] == 2 else 2
+            cache.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    cache["parent"] = "yes"
+    assert cache["k"] == 2 and cache["child"] == "yes" and len(cache) == 3
+    assert cache.check() == []
