@@ -48,12 +48,24 @@ def _cache_type():
     return Cache
 
 
+# CRC-32 of a str key's entry_key prefix: a str key's CRC continues from it over the key's UTF-8.
+_TEXT_CRC = zlib.crc32(entry_key(""))
+
+
+def key_crc(key):
+    """CRC-32 of the key as the Cache encodes it (kvdb.cache.keys.entry_key), so keys the Cache
+    takes as one (1 and 1.0) get one CRC. It depends only on the key's bytes: the same in every
+    process and run, unlike Python's salted hash(). str keys, the common case, skip building
+    the encoded key."""
+    if key.__class__ is str:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"), _TEXT_CRC)
+    return zlib.crc32(entry_key(key))
+
+
 def shard_of(key, shards):
-    """The shard (0 .. shards-1) that holds `key`: CRC-32 of the key as the Cache encodes it
-    (kvdb.cache.keys.entry_key, so keys the Cache takes as one, 1 and 1.0, share a shard), modulo
-    shards. It depends only on the key's bytes: the same in every process, run and version of
-    the cache format (a new format version would need a new FanoutCache layout too)."""
-    return zlib.crc32(entry_key(key)) % shards
+    """The shard (0 .. shards-1) that holds `key`: key_crc(key) modulo shards. A new cache format
+    version (a new entry_key) would need a new FanoutCache layout too."""
+    return key_crc(key) % shards
 
 
 def _check_positive_int(name, value):
@@ -112,7 +124,7 @@ class FanoutCache:
         return self._directory
 
     def _shard(self, key):
-        return self._shards[shard_of(key, self._count)]
+        return self._shards[key_crc(key) % self._count]
 
     # -- one key --------------------------------------------------------------------------------
     # diskcache's rule for every call with `retry`: a Timeout (another block holds the shard's
@@ -121,7 +133,7 @@ class FanoutCache:
 
     def set(self, key, value, expire=None, read=False, tag=None, retry=False):
         """Set key to value in its shard; True, or False if it timed out without retry."""
-        shard = self._shard(key)
+        shard = self._shards[key_crc(key) % self._count]
         while True:
             try:
                 return shard.set(key, value, expire, read, tag)
@@ -169,10 +181,16 @@ class FanoutCache:
 
     def get(self, key, default=None, read=False, expire_time=False, tag=False, retry=False):
         """key's value, or default (see Cache.get for read, expire_time and tag)."""
-        shard = self._shard(key)
+        # the hot path: key_crc inlined for str keys, the plain call when no option is asked for
+        if key.__class__ is str:
+            shard = self._shards[zlib.crc32(key.encode("utf-8", "surrogatepass"), _TEXT_CRC) % self._count]
+        else:
+            shard = self._shards[key_crc(key) % self._count]
         while True:
             try:
-                return shard.get(key, default, read, expire_time, tag)
+                if read or expire_time or tag:
+                    return shard.get(key, default, read, expire_time, tag)
+                return shard.get(key, default)
             except Timeout:
                 if not retry:
                     return default

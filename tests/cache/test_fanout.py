@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import diskcache
 import pytest
@@ -16,7 +17,8 @@ try:
 except ImportError:  # another helper's, landing in this session
     pytest.skip("kvdb.cache.Cache is not there yet", allow_module_level=True)
 
-from kvdb.cache.fanout import SHARD_NAME, FanoutCache, shard_of
+from kvdb.cache.fanout import SHARD_NAME, FanoutCache, key_crc, shard_of
+from kvdb.cache.keys import entry_key
 from tests.helpers import child_env
 
 
@@ -104,6 +106,10 @@ def test_random_calls_match_diskcache(tmp_path, seed):
 
 def test_shard_of_is_stable():
     # the shard of a key must never change: a directory written by one version is read by the next
+    keys = ["a", "key", "Iñtërnâtiônàl", 1, 0, -1, 2.5, b"a"]
+    assert [key_crc(k) for k in keys] == [639755093, 2211642785, 1899215609, 382871383, 570109849, 2176625261,
+                                          2247736320, 2550679812]
+    assert [key_crc(k) for k in keys + [("t", 1)]] == [zlib.crc32(entry_key(k)) for k in keys + [("t", 1)]]
     assert [shard_of(k, 8) for k in ["a", "key", 1, 0, -1, 2.5, b"a", ("t", 1)]] == \
         [shard_of(k, 8) for k in ["a", "key", 1.0, 0.0, -1, 2.5, b"a", ("t", 1)]]
     assert all(0 <= shard_of(k, 3) < 3 for k in KEYS)
@@ -150,6 +156,41 @@ def test_another_process_with_another_hash_seed_finds_every_key(fanout):
                           text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
     assert fanout["from child"] == 1
+
+
+INCREMENTER = """
+import sys
+from kvdb.cache.fanout import FanoutCache
+with FanoutCache(sys.argv[1], shards=4) as cache:
+    for i in range(int(sys.argv[2])):
+        cache.incr("count", retry=True)
+        with cache.transact():
+            cache.incr("pairs-a", 1)
+            cache.incr("pairs-b", 2)
+print("ok")
+"""
+
+
+def test_processes_share_one_directory(fanout):
+    # several processes on one FanoutCache directory, as diskcache allows: no increment is lost
+    fanout["count"] = 0
+    children = [subprocess.Popen([sys.executable, "-c", INCREMENTER, fanout.directory, "150"], env=child_env(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for _ in range(150):
+            fanout.incr("count", retry=True)
+            with fanout.transact():
+                a, b = fanout.get("pairs-a", 0), fanout.get("pairs-b", 0)
+            assert b == 2 * a
+        outputs = [child.communicate(timeout=60) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert all(out.strip() == "ok" for out, _ in outputs), outputs
+    assert fanout["count"] == 450
+    assert (fanout["pairs-a"], fanout["pairs-b"]) == (300, 600)
 
 
 def test_size_limit_is_split_over_the_shards(tmp_path):
