@@ -32,7 +32,9 @@ Beyond Django's API, as diskcache's DjangoCache: pop, expire, evict(tag), cull, 
 and cache(name)/deque(name)/index(name) sub-collections; set/add/get take diskcache's `tag` and
 `read` arguments.
 """
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+import re
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LENGTH, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
 from kvdb.cache.fanout import FanoutCache
@@ -43,6 +45,10 @@ DEFAULT_SHARDS = 8       # as diskcache's DjangoCache
 DEFAULT_TIMEOUT_S = 0.010  # FanoutCache's timeout option
 _COUNTED_OPTIONS = ("MAX_ENTRIES", "CULL_FREQUENCY", "max_entries", "cull_frequency")
 _MISSING = object()
+# The characters memcached refuses in a key (control characters, space, DEL), which BaseCache's
+# validate_key warns about; compiled here because Django's own pattern is a lazy object whose
+# every use costs a microsecond.
+_MEMCACHED_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class KvdbCache(BaseCache):
@@ -80,6 +86,15 @@ class KvdbCache(BaseCache):
     def directory(self):
         """The cache's directory (LOCATION)."""
         return self._directory
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def validate_key(self, key):
+        """BaseCache's check (a CacheKeyWarning for a key memcached would refuse), with the common
+        case, a key that passes, decided without building BaseCache's generator of warnings."""
+        if len(key) <= MEMCACHE_MAX_KEY_LENGTH and _MEMCACHED_BAD_CHARS.search(key) is None:
+            return
+        super().validate_key(key)
 
     # -- timeouts -------------------------------------------------------------------------------
 
