@@ -259,6 +259,21 @@ def test_deque_maxlen(tmp_path):
         deque.cache.close()
 
 
+@pytest.mark.xfail(reason="kvdb.cache.Cache's len() and iteration inside a transact() block do not yet count "
+                          "the block's own writes, so a bounded deque trims by the count the block began with")
+def test_deque_maxlen_inside_a_users_transact_block(tmp_path):
+    deque = Deque([1, 2, 3], directory=str(tmp_path / "d"), maxlen=3)
+    try:
+        with deque.transact():
+            deque.popleft()
+            deque.append(4)
+            deque.append(5)
+            assert list(deque) == [3, 4, 5]
+        assert list(deque) == [3, 4, 5]
+    finally:
+        deque.cache.close()
+
+
 def test_deque_pickles_by_directory_and_maxlen(tmp_path):
     deque = Deque([1, 2], directory=str(tmp_path / "d"), maxlen=5)
     clone = pickle.loads(pickle.dumps(deque))
