@@ -33,19 +33,14 @@ import tempfile
 import zlib
 
 from kvdb.cache.constants import ENOVAL, Timeout
+from kvdb.cache.core import Cache
 from kvdb.cache.keys import entry_key
 from kvdb.cache.memo import memoize
 from kvdb.cache.settings import DEFAULT_SETTINGS
 
-__all__ = ["FanoutCache", "shard_of"]
+__all__ = ["FanoutCache", "key_crc", "shard_of"]
 
 SHARD_NAME = "{:03d}"  # the shard's subdirectory under the FanoutCache's directory
-
-
-def _cache_type():
-    """kvdb.cache.Cache, imported when first needed (kvdb.cache's __init__ may import this module)."""
-    from kvdb.cache.core import Cache
-    return Cache
 
 
 # CRC-32 of a str key's entry_key prefix: a str key's CRC continues from it over the key's UTF-8.
@@ -78,12 +73,11 @@ class FanoutCache:
 
     directory: where the shards live (None: a new temporary directory, not removed afterwards).
     shards: how many Caches (default 8); every open of the directory must use the same number.
-    timeout: kept for diskcache's signature and passed to each shard.
+    timeout: each shard's timeout, seconds: how long a write waits for another block's
+    transact() or retries write conflicts before it times out (then `retry` decides).
     disk: the Disk (serializer) type passed to each shard (None: the Cache's default).
     settings: any Cache setting (size_limit, eviction_policy, cull_limit, statistics, ...);
     size_limit is the total, split evenly over the shards."""
-
-    _shard_type = None  # the Cache class of the shards (None: kvdb.cache.Cache); tests may set it
 
     def __init__(self, directory=None, shards=8, timeout=0.010, disk=None, **settings):
         _check_positive_int("shards", shards)
@@ -98,20 +92,18 @@ class FanoutCache:
             if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
                 raise ValueError(f"size_limit must be a positive number of bytes, not {limit!r}")
             shard_settings["size_limit"] = max(1, int(limit) // shards)
-        cache_type = self._shard_type or _cache_type()
         disk_arg = {} if disk is None else {"disk": disk}
         self._directory = directory      # the FanoutCache's directory (constant)
         self._count = shards             # how many shards (constant)
         self._timeout = timeout          # passed to every shard (constant)
         self._disk = disk                # the shards' Disk type, None for the default (constant)
         self._settings = dict(settings)  # the settings as given, for pickling (constant)
-        self._cache_type = cache_type    # the Cache class of shards and sub-caches (constant)
         self._subs = {}                  # (kind, name) -> the Cache/Deque/Index cache()/deque()/index() gave
         self._shards = []                # the shard Caches, index = shard number
         try:
             for number in range(shards):
                 path = os.path.join(directory, SHARD_NAME.format(number))
-                self._shards.append(cache_type(path, timeout=timeout, **disk_arg, **shard_settings))
+                self._shards.append(Cache(path, timeout=timeout, **disk_arg, **shard_settings))
         except BaseException:
             self.close()
             raise
@@ -360,7 +352,7 @@ class FanoutCache:
             path = self._sub_path("cache", name)
             disk = disk if disk is not None else self._disk
             disk_arg = {} if disk is None else {"disk": disk}
-            self._subs[key] = self._cache_type(path, timeout=timeout, **disk_arg, **settings)
+            self._subs[key] = Cache(path, timeout=timeout, **disk_arg, **settings)
         return self._subs[key]
 
     def deque(self, name, maxlen=None):
@@ -369,7 +361,7 @@ class FanoutCache:
         if key not in self._subs:
             from kvdb.cache.persistent import Deque
             path = self._sub_path("deque", name)
-            cache = self._cache_type(path, eviction_policy="none", **self._disk_arg())
+            cache = Cache(path, eviction_policy="none", **self._disk_arg())
             self._subs[key] = Deque.fromcache(cache, maxlen=maxlen)
         return self._subs[key]
 
@@ -379,7 +371,7 @@ class FanoutCache:
         if key not in self._subs:
             from kvdb.cache.persistent import Index
             path = self._sub_path("index", name)
-            cache = self._cache_type(path, eviction_policy="none", **self._disk_arg())
+            cache = Cache(path, eviction_policy="none", **self._disk_arg())
             self._subs[key] = Index.fromcache(cache)
         return self._subs[key]
 

@@ -25,6 +25,7 @@ import os
 import tempfile
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, Sequence, ValuesView
 
+from kvdb.cache.core import Cache
 from kvdb.cache.memo import memoize
 
 __all__ = ["Deque", "Index"]
@@ -34,7 +35,6 @@ _MISSING = object()
 
 def _open_cache(directory):
     """A Cache in `directory` (None: a new temporary one) that never evicts."""
-    from kvdb.cache.core import Cache
     if directory is None:
         directory = tempfile.mkdtemp(prefix="kvdb-persistent-")
     elif not isinstance(directory, (str, bytes, os.PathLike)):
