@@ -24,7 +24,7 @@ def kvdb_cache(tmp_path):
     return kvdb_cache_class()(str(tmp_path / "cache"))
 
 
-@pytest.fixture(params=["dict", "lru", "kvdb"])
+@pytest.fixture(params=["dict", "lru", "kvdb", "fanout", "index"])
 def make_cache(request, tmp_path):
     """A factory of empty caches of one kind; kvdb caches are closed at the end."""
     opened = []
@@ -36,6 +36,14 @@ def make_cache(request, tmp_path):
             return cachetools.LRUCache(maxsize=100)
         cache = kvdb_cache(tmp_path / str(len(opened)))
         opened.append(cache)
+        if request.param == "fanout":
+            from kvdb.cache.fanout import FanoutCache
+            cache.close()
+            cache = FanoutCache(str(tmp_path / f"fanout{len(opened)}"), shards=2)
+            opened.append(cache)
+        elif request.param == "index":
+            from kvdb.cache.persistent import Index
+            return Index.fromcache(cache)
         return cache
 
     yield make
