@@ -17,12 +17,12 @@ import time
 import weakref
 
 import kvdb
-from kvdb.errors import CorruptionError
+from kvdb.errors import ConflictError, CorruptionError
 from kvdb.cache.access import AccessLog
 from kvdb.cache.constants import ENOVAL
 from kvdb.cache.entries import ORDER_OF_FIELD, raise_order, remove, store
 from kvdb.cache.keys import _TEXT_PREFIX, MAX_ENCODED_KEY, entry_key, key_of
-from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
+from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, LOCK_KEY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
                                VERSION_KEY, expiry_key)
 from kvdb.cache.maintenance import Maintenance
 from kvdb.cache.memo import memoize
@@ -320,13 +320,48 @@ class Cache(Maintenance, Queue, Transact):
         ekey = entry_key(key)
         if self._db is None:
             self._reopen()
-        if self._track_access and ekey in self._access.pending:
-            self._flush_access()            # before incr changes the store time they are noted under
         now = time.time()
+        if not self._blocks and not self._track_access:
+            value = self._incr_in_place(ekey, delta, now)
+            if value is not None:
+                return value
+        elif self._track_access and ekey in self._access.pending:
+            self._flush_access()            # before incr changes the store time they are noted under
         result, inserted = run_write(self, self._incr_op, (ekey, key, delta, default, now))
         if inserted:
             self._after_insert(now)
         return result
+
+    def _incr_in_place(self, ekey, delta, now):
+        """incr's common case in one try, without the general write's bookkeeping: a live
+        64-bit int entry, an int delta, no lock, no conflict, no index to touch. The result,
+        or None when any of that does not hold (then the general path runs)."""
+        if delta.__class__ is not int:
+            return None
+        tx = self._db.transaction()
+        try:
+            if tx.get(LOCK_KEY) is not None:
+                return None
+            old = tx.get(ekey)
+            if old is None:
+                return None
+            flags = old[0]
+            if flags & MODE_MASK != MODE_INT or (flags & HAS_EXPIRE and F64.unpack_from(old, 2)[0] <= now):
+                return None
+            at = HEADER_SIZE if flags < HAS_TAG else payload_at(old)
+            value = I64.unpack_from(old, at)[0] + delta
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return None
+            record = bytearray(old)
+            I64.pack_into(record, at, value)
+            F64.pack_into(record, STORE_AT, now)
+            tx.put(ekey, record)
+            tx.commit()
+            return value
+        except ConflictError:
+            return None
+        finally:
+            tx.rollback()                   # nothing if it committed
 
     def _incr_op(self, w, ekey, key, delta, default, now):
         tx = w.tx

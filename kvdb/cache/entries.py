@@ -13,10 +13,10 @@ a set replacing an LRS or LRU entry) leave the O key where it is, saving two wri
 O keys it passed. A call that lowers it (a set resetting an LFU count to 0) moves the O key.
 """
 from kvdb.cache.keys import encode_tag, key_kind
-from kvdb.cache.layout import (ORDER_VALUE, U64, expiry_key, order_key, rowid_key, sortable_float,
-                               tag_prefix)
-from kvdb.cache.records import (encode_record, expire_time_of, indexed_order_of, rowid_of, store_time_of,
-                                tag_fields)
+from kvdb.cache.layout import (ORDER, ORDER_VALUE, ROWID, U64, U64_PAIR, expiry_key, order_key, rowid_key,
+                               sortable_float, tag_prefix)
+from kvdb.cache.records import (HAS_EXPIRE, HAS_TAG, HEADER, ROWID_AT, encode_record, expire_time_of,
+                                indexed_order_of, rowid_of, store_time_of, tag_fields)
 
 # How the O index orders entries, by eviction policy (settings.EVICTION_POLICY's field).
 ORDER_NONE, ORDER_STORE_TIME, ORDER_ACCESS_TIME, ORDER_ACCESS_COUNT = range(4)
@@ -40,16 +40,15 @@ def true_order(tx, order_kind, ekey, record):
 def drop_indexes(w, order_kind, ekey, record, rowid):
     """Discard the O, P, X and G keys of the entry whose record is `record` (not its R key)."""
     tx = w.tx
+    flags, _, expire_time, _, _, indexed = HEADER.unpack_from(record)
     if order_kind != ORDER_NONE:
-        tx.discard(order_key(indexed_order_of(record), rowid, ekey))
+        tx.discard(ORDER + U64_PAIR.pack(indexed, rowid) + ekey)
         if order_kind != ORDER_STORE_TIME:
             tx.discard(ORDER_VALUE + ekey)
-    expire_time = expire_time_of(record)
-    if expire_time is not None:
+    if flags & HAS_EXPIRE:
         tx.discard(expiry_key(expire_time, rowid, ekey))
-    etag = tag_fields(record)[1]
-    if etag is not None:
-        tx.discard(tag_prefix(etag) + ekey)
+    if flags & HAS_TAG:
+        tx.discard(tag_prefix(tag_fields(record)[1]) + ekey)
 
 
 def store(w, order_kind, new_rowid, ekey, key, mode, payload, now, expire_time, tag, old):
@@ -109,10 +108,10 @@ def store(w, order_kind, new_rowid, ekey, key, mode, payload, now, expire_time, 
 
 def remove(w, order_kind, ekey, record):
     """Remove the entry whose current record is `record`, with every index key."""
-    rowid = rowid_of(record)
+    rowid = U64.unpack_from(record, ROWID_AT)[0]
     drop_indexes(w, order_kind, ekey, record, rowid)
     tx = w.tx
-    tx.discard(rowid_key(rowid, ekey))
+    tx.discard(ROWID + U64.pack(rowid) + ekey)
     tx.discard(ekey)
     w.count -= 1
     w.size -= len(ekey) + len(record)

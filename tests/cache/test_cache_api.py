@@ -142,7 +142,9 @@ class AgainstDiskcache(RuleBasedStateMachine):
         assert self.ours.check() == []
 
 
-AgainstDiskcache.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+# 40 runs of 30 steps (about 4 s); under --long (the "long" profile) 200.
+AgainstDiskcache.TestCase.settings = settings(max_examples=settings.default.max_examples * 2 // 5,
+                                              stateful_step_count=30, deadline=None)
 TestAgainstDiskcache = AgainstDiskcache.TestCase
 
 
