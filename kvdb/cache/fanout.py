@@ -30,12 +30,14 @@ import contextlib
 import os
 import os.path
 import tempfile
+import threading
 import zlib
 
 from kvdb.cache.constants import ENOVAL, Timeout
 from kvdb.cache.core import Cache
 from kvdb.cache.keys import entry_key
 from kvdb.cache.memo import memoize
+from kvdb.cache.persistent import Deque, Index
 from kvdb.cache.settings import DEFAULT_SETTINGS
 
 __all__ = ["FanoutCache", "key_crc", "shard_of"]
@@ -99,6 +101,7 @@ class FanoutCache:
         self._disk = disk                # the shards' Disk type, None for the default (constant)
         self._settings = dict(settings)  # the settings as given, for pickling (constant)
         self._subs = {}                  # (kind, name) -> the Cache/Deque/Index cache()/deque()/index() gave
+        self._subs_lock = threading.Lock()  # guards creating an entry of _subs
         self._shards = []                # the shard Caches, index = shard number
         try:
             for number in range(shards):
@@ -345,35 +348,33 @@ class FanoutCache:
             raise ValueError(f"{kind} name must be a non-empty str naming one directory, not {name!r}")
         return os.path.join(self._directory, kind, name)
 
+    def _sub(self, kind, name, make):
+        """The sub-collection (kind, name), made by make(path) the first time."""
+        key = (kind, name)
+        sub = self._subs.get(key)
+        if sub is None:
+            path = self._sub_path(kind, name)
+            with self._subs_lock:
+                sub = self._subs.get(key)
+                if sub is None:
+                    sub = self._subs[key] = make(path)
+        return sub
+
     def cache(self, name, timeout=60, disk=None, **settings):
         """The Cache in subdirectory cache/<name> (one object per name; disk None: this one's)."""
-        key = ("cache", name)
-        if key not in self._subs:
-            path = self._sub_path("cache", name)
-            disk = disk if disk is not None else self._disk
-            disk_arg = {} if disk is None else {"disk": disk}
-            self._subs[key] = Cache(path, timeout=timeout, **disk_arg, **settings)
-        return self._subs[key]
+        disk = disk if disk is not None else self._disk
+        disk_arg = {} if disk is None else {"disk": disk}
+        return self._sub("cache", name, lambda path: Cache(path, timeout=timeout, **disk_arg, **settings))
 
     def deque(self, name, maxlen=None):
-        """The Deque in subdirectory deque/<name> (one object per name)."""
-        key = ("deque", name)
-        if key not in self._subs:
-            from kvdb.cache.persistent import Deque
-            path = self._sub_path("deque", name)
-            cache = Cache(path, eviction_policy="none", **self._disk_arg())
-            self._subs[key] = Deque.fromcache(cache, maxlen=maxlen)
-        return self._subs[key]
+        """The Deque in subdirectory deque/<name> (one object per name; maxlen counts the first time)."""
+        return self._sub("deque", name, lambda path: Deque.fromcache(
+            Cache(path, eviction_policy="none", **self._disk_arg()), maxlen=maxlen))
 
     def index(self, name):
         """The Index in subdirectory index/<name> (one object per name)."""
-        key = ("index", name)
-        if key not in self._subs:
-            from kvdb.cache.persistent import Index
-            path = self._sub_path("index", name)
-            cache = Cache(path, eviction_policy="none", **self._disk_arg())
-            self._subs[key] = Index.fromcache(cache)
-        return self._subs[key]
+        return self._sub("index", name, lambda path: Index.fromcache(
+            Cache(path, eviction_policy="none", **self._disk_arg())))
 
     def _disk_arg(self):
         return {} if self._disk is None else {"disk": self._disk}
@@ -384,9 +385,8 @@ class FanoutCache:
         """Close every shard and sub-collection (a later call reopens them, as Cache does)."""
         for shard in self._shards:
             shard.close()
-        for sub in self._subs.values():
+        for sub in list(self._subs.values()):
             getattr(sub, "cache", sub).close()
-        self._subs.clear()
 
     def __enter__(self):
         return self

@@ -360,8 +360,21 @@ def test_reopen_and_pickle(tmp_path):
 
 def test_close_then_use_reopens(fanout):
     fanout["k"] = 1
+    index = fanout.index("i")
+    index["x"] = 2
     fanout.close()
     assert fanout["k"] == 1
+    assert fanout.index("i") is index and index["x"] == 2
+
+
+def test_sub_collections_from_threads_are_one_object(fanout):
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(fanout.deque("shared"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(d is got[0] for d in got)
 
 
 def test_bad_arguments_are_refused(tmp_path):
