@@ -12,7 +12,7 @@
 It follows Django's cache API (django.core.cache.backends.base.BaseCache): keys go through
 make_key (KEY_PREFIX, VERSION, KEY_FUNCTION) and validate_key (CacheKeyWarning for keys memcached
 would refuse), timeouts are Django's (the default TIMEOUT, None for ever, 0 or less: the value is
-not stored and any stored one is removed), incr/decr raise ValueError for a missing key, set_many
+not stored, and set() removes the key's stored value), incr/decr raise ValueError for a missing key, set_many
 returns the keys it could not store.
 
 close(): Django calls it at the end of every request. Opening a kvdb database takes milliseconds
@@ -22,9 +22,9 @@ memory, LRU/LFU accesses and statistics, on its own schedule: docs/cache.md). Wi
 "persistent": False, close() closes the shards and the next call reopens them.
 
 OPTIONS: "shards" (default 8) and "timeout" (default 0.010) are FanoutCache's, "persistent"
-(default True) is close()'s above; every other option
-in lowercase is a Cache setting (size_limit, eviction_policy, cull_limit, statistics, ...), with
-size_limit the whole cache's bytes, split over the shards. Django's MAX_ENTRIES and
+(default True) is close()'s above; every other option in lowercase is a Cache setting
+(size_limit, eviction_policy, cull_limit, statistics, ...), with size_limit the whole cache's
+bytes, split over the shards. Django's MAX_ENTRIES and
 CULL_FREQUENCY count entries, which a byte-limited cache does not do: they are refused with
 ImproperlyConfigured rather than ignored; use size_limit.
 
