@@ -479,8 +479,18 @@ class Cache(Maintenance, Queue, Transact):
         self._last_rowid = rowid
         return rowid
 
+    def _view(self):
+        """What this thread reads through: its transact() block's transaction (which sees the
+        block's own writes) and writer, or the database and None."""
+        if self._blocks:
+            writer = getattr(self._local, "writer", None)
+            if writer is not None:
+                return writer.tx, writer
+        return self._db, None
+
     def _shards(self):
-        """(count, size, hits, misses) summed over every shard, with this open's pending stats."""
+        """(count, size, hits, misses) summed over every shard, with this open's pending stats
+        (and, inside a transact() block, the block's own changes)."""
         self._reopen()
         total = [0, 0, self._hits, self._misses]
         own = ZERO_SHARD
@@ -493,6 +503,10 @@ class Cache(Maintenance, Queue, Transact):
                     total[i] += values[i]
         self._others = (total[0] - own[0], total[1] - own[1])
         self._others_at = time.monotonic()
+        _, writer = self._view()
+        if writer is not None:
+            total[0] += writer.count
+            total[1] += writer.size
         return total
 
     def __len__(self):
@@ -529,7 +543,7 @@ class Cache(Maintenance, Queue, Transact):
     def iterkeys(self, reverse=False):
         """Keys in sort order (numbers, then str, then bytes and pickled keys), expired included."""
         self._reopen()
-        with self._db.scan(prefix=ENTRY, reverse=reverse) as it:
+        with self._view()[0].scan(prefix=ENTRY, reverse=reverse) as it:
             for ekey, record in it:
                 yield key_of(ekey, record[1])
 
@@ -542,7 +556,7 @@ class Cache(Maintenance, Queue, Transact):
 
     def _iter_rowids(self, reverse):
         self._reopen()
-        with self._db.scan(prefix=ROWID, reverse=reverse) as it:
+        with self._view()[0].scan(prefix=ROWID, reverse=reverse) as it:
             for k, kind in it:
                 yield key_of(k[ROWID_EKEY_AT:], kind[0])
 

@@ -339,3 +339,13 @@ def test_forked_child_reopens_as_its_own_opener(cache):
     cache["parent"] = "yes"
     assert cache["k"] == 2 and cache["child"] == "yes" and len(cache) == 3
     assert cache.check() == []
+
+
+def test_len_and_iteration_inside_transact_see_the_blocks_writes(cache):
+    cache["a"] = 1
+    with cache.transact():
+        cache["b"] = 2
+        cache.delete("a")
+        assert len(cache) == 1 and list(cache) == ["b"] and list(cache.iterkeys()) == ["b"]
+        assert "b" in cache and "a" not in cache
+    assert len(cache) == 1 and list(cache) == ["b"] and cache.check() == []
