@@ -106,7 +106,7 @@ class Deque(Sequence):
 
     def _push(self, value, side):
         with self.transact():
-            # len() is read before the block writes anything: the count of the items there now
+            # how many items must go once this one is in (len() counts an enclosing block's writes)
             excess = len(self._cache) + 1 - self._maxlen
             self._cache.push(value, side=side, retry=True)
             for _ in range(max(0, excess)):

@@ -8,20 +8,13 @@ import cachetools
 import cachetools.keys
 import pytest
 
+from kvdb.cache import Cache
 from kvdb.cache.decorators import (CacheInfo, KeywordMark, cached, cachedmethod, hashkey, methodkey, typedkey,
                                    typedmethodkey)
 
 
-def kvdb_cache_class():
-    try:
-        from kvdb.cache import Cache
-    except ImportError:  # kvdb.cache.Cache is another helper's, landing in this session
-        pytest.skip("kvdb.cache.Cache is not there yet")
-    return Cache
-
-
 def kvdb_cache(tmp_path):
-    return kvdb_cache_class()(str(tmp_path / "cache"))
+    return Cache(str(tmp_path / "cache"))
 
 
 @pytest.fixture(params=["dict", "lru", "kvdb", "fanout", "index"])
@@ -201,7 +194,6 @@ def test_condition_computes_each_key_once_across_threads(make_cache):
 
 
 def test_a_kvdb_cache_keeps_results_across_reopen(tmp_path):
-    Cache = kvdb_cache_class()
     path = str(tmp_path / "c")
     calls = []
     with Cache(path) as cache:

@@ -12,11 +12,7 @@ import zlib
 import diskcache
 import pytest
 
-try:
-    from kvdb.cache import Cache
-except ImportError:  # another helper's, landing in this session
-    pytest.skip("kvdb.cache.Cache is not there yet", allow_module_level=True)
-
+from kvdb.cache import Cache
 from kvdb.cache.fanout import SHARD_NAME, FanoutCache, key_crc, shard_of
 from kvdb.cache.keys import entry_key
 from tests.helpers import child_env

@@ -9,10 +9,6 @@ import warnings
 import pytest
 
 django = pytest.importorskip("django")
-try:
-    from kvdb.cache import Cache  # noqa: F401  (another helper's, landing in this session)
-except ImportError:
-    pytest.skip("kvdb.cache.Cache is not there yet", allow_module_level=True)
 from django.conf import settings  # noqa: E402
 
 if not settings.configured:
@@ -22,10 +18,9 @@ if not settings.configured:
     )
     django.setup()
 
-from django.core.cache import CacheKeyWarning, InvalidCacheBackendError  # noqa: E402,F401
+from django.core.cache import CacheKeyWarning  # noqa: E402
 from django.core.cache.backends.base import BaseCache  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.utils.connection import ConnectionProxy  # noqa: E402,F401
 
 from kvdb.contrib.django import KvdbCache  # noqa: E402
 
