@@ -34,7 +34,7 @@ from kvdb.cache.settings import (DEFAULT_SETTINGS, EVICTION_POLICY, check_settin
                                  encode_setting)
 from kvdb.cache.transact import Transact
 from kvdb.cache.values import Disk
-from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, run_write, shard_key_for_this_open
+from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, Writer, run_write, shard_key_for_this_open
 
 _MISSING = object()
 _OPEN_CACHES = weakref.WeakSet()      # every Cache, so that a forked child drops their handles
@@ -49,12 +49,13 @@ def _forget_databases_after_fork():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_databases_after_fork)
+
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
 
 class Cache(Maintenance, Queue, Transact):
-    """Disk and file backed cache, on kvdb (diskcache.Cache's calls)."""
+    """A disk cache in one kvdb database, with diskcache.Cache's calls (docs/cache.md)."""
 
     def __init__(self, directory=None, timeout=60, disk=Disk, **settings):
         """Open (creating if missing) the cache in `directory` (None: a new temporary directory).
@@ -72,7 +73,7 @@ class Cache(Maintenance, Queue, Transact):
         directory = os.path.expanduser(os.fspath(directory))
         self._directory = directory           # constant after construction
         self._timeout = timeout               # constant after construction
-        self._local = threading.local()       # .writer, .depth: the thread's transact() block
+        self._local = threading.local()       # .writer: the thread's transact() block, if any
         self._lock = threading.Lock()         # held from writing this open's shard to its commit
         self._last_rowid = 0                  # rowids this open handed out are above it
         self._blocks = 0                      # transact() blocks running in this open's threads
@@ -409,7 +410,31 @@ class Cache(Maintenance, Queue, Transact):
         ekey = entry_key(key)
         if self._db is None:
             self._reopen()
-        return run_write(self, self._delete_op, (ekey, time.time()))
+        now = time.time()
+        if not self._blocks:
+            deleted = self._delete_in_place(ekey, now)
+            if deleted is not None:
+                return deleted
+        return run_write(self, self._delete_op, (ekey, now))
+
+    def _delete_in_place(self, ekey, now):
+        """delete in one try, without the general write's retry loop: True or False, or None
+        when a lock or a conflict needs the general path."""
+        tx = self._db.transaction()
+        try:
+            if tx.get(LOCK_KEY) is not None:
+                return None
+            record = tx.get(ekey)
+            if record is None or (record[0] & HAS_EXPIRE and F64.unpack_from(record, 2)[0] <= now):
+                return False
+            w = Writer(tx)
+            remove(w, self._order_kind, ekey, record)
+            w.commit(self)
+            return True
+        except ConflictError:
+            return None
+        finally:
+            tx.rollback()                   # nothing if it committed
 
     def _delete_op(self, w, ekey, now):
         record = w.tx.get(ekey)
