@@ -44,13 +44,15 @@ class Clock:
 
 
 class AgainstDiskcache(RuleBasedStateMachine):
+    POLICY = "least-recently-stored"
+
     def __init__(self):
         super().__init__()
         self.clock = Clock()
         self.saved_time = time.time
         time.time = self.clock
-        self.theirs = diskcache.Cache(tempfile.mkdtemp(prefix="dc-"), statistics=1)
-        self.ours = Cache(tempfile.mkdtemp(prefix="kc-"), statistics=1)
+        self.theirs = diskcache.Cache(tempfile.mkdtemp(prefix="dc-"), statistics=1, eviction_policy=self.POLICY)
+        self.ours = Cache(tempfile.mkdtemp(prefix="kc-"), statistics=1, eviction_policy=self.POLICY)
 
     def teardown(self):
         time.time = self.saved_time
@@ -146,6 +148,22 @@ class AgainstDiskcache(RuleBasedStateMachine):
 AgainstDiskcache.TestCase.settings = settings(max_examples=settings.default.max_examples * 2 // 5,
                                               stateful_step_count=30, deadline=None)
 TestAgainstDiskcache = AgainstDiskcache.TestCase
+
+
+class AgainstDiskcacheLRU(AgainstDiskcache):
+    """The same with least-recently-used: gets note accesses, incr flushes them first."""
+    POLICY = "least-recently-used"
+
+
+class AgainstDiskcacheLFU(AgainstDiskcache):
+    POLICY = "least-frequently-used"
+
+
+for machine in (AgainstDiskcacheLRU, AgainstDiskcacheLFU):
+    machine.TestCase.settings = settings(max_examples=settings.default.max_examples // 5, stateful_step_count=30,
+                                         deadline=None)
+TestAgainstDiskcacheLRU = AgainstDiskcacheLRU.TestCase
+TestAgainstDiskcacheLFU = AgainstDiskcacheLFU.TestCase
 
 
 # -- single behaviours ---------------------------------------------------------------------------------
