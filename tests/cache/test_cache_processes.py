@@ -28,6 +28,15 @@ def transact_worker(path, n):
     cache.close()
 
 
+def evicting_worker(path, n):
+    cache = Cache(path)
+    for i in range(n):
+        cache.set(f"{i % 150}", "v" * 100, expire=None if i % 3 else 0.05)
+        if i % 7 == 0:
+            cache.get(f"{(i * 13) % 150}")
+    cache.close()
+
+
 def run_all(target, args, processes):
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=target, args=args) for _ in range(processes)]
@@ -62,3 +71,14 @@ def test_transact_excludes_other_processes(tmp_path):
     with Cache(path) as cache:
         assert cache["a"] == cache["b"] == 300
         assert cache.check() == []
+
+
+@pytest.mark.parametrize("policy", ["least-recently-stored", "least-frequently-used"])
+def test_eviction_with_several_writers_keeps_the_invariants(tmp_path, policy):
+    path = str(tmp_path / "shared")
+    Cache(path, size_limit=40 * 150, cull_limit=5, eviction_policy=policy).close()   # about 40 entries
+    run_all(evicting_worker, (path, 400), 3)
+    with Cache(path) as cache:
+        assert cache.check() == []
+        assert cache.volume() < cache.size_limit + 3 * 5 * 200     # over by at most a few sets
+        assert len(cache) == len(list(cache)) == len(list(cache.iterkeys())) < 60   # of 150 keys
