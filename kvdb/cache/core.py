@@ -318,7 +318,12 @@ class Cache(Maintenance, Queue, Transact):
         """Add `delta` to the number under `key` atomically and return the result; a missing key
         starts from `default` (KeyError if default is None). As in diskcache, an incr stores the
         value (store_time now) and counts as an access for LRU and LFU."""
-        ekey = entry_key(key)
+        if key.__class__ is str:            # the common key, encoded inline (keys.entry_key)
+            ekey = _TEXT_PREFIX + key.encode("utf-8", "surrogatepass")
+            if len(ekey) > MAX_ENCODED_KEY:
+                ekey = entry_key(key)
+        else:
+            ekey = entry_key(key)
         if self._db is None:
             self._reopen()
         now = time.time()
@@ -407,7 +412,12 @@ class Cache(Maintenance, Queue, Transact):
 
     def delete(self, key, retry=False):
         """Remove `key`; True if it was there (an expired key is not, and stays for cull)."""
-        ekey = entry_key(key)
+        if key.__class__ is str:            # the common key, encoded inline (keys.entry_key)
+            ekey = _TEXT_PREFIX + key.encode("utf-8", "surrogatepass")
+            if len(ekey) > MAX_ENCODED_KEY:
+                ekey = entry_key(key)
+        else:
+            ekey = entry_key(key)
         if self._db is None:
             self._reopen()
         now = time.time()

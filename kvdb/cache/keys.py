@@ -103,6 +103,27 @@ def key_of(ekey, kind):
     return int(value) + delta - _DELTA_BIAS
 
 
+def ekey_problem(ekey):
+    """Why `ekey` is not an encoded key (C1), or None; pickles are not unpickled."""
+    if len(ekey) < 2 or ekey[0] != _ENTRY_BYTE:
+        return "not an E key"
+    if len(ekey) > MAX_ENCODED_KEY:
+        return f"longer than {MAX_ENCODED_KEY} bytes"
+    if ekey[1] == NUMBER:
+        return None if len(ekey) == _NUMBER.size else f"a number key of {len(ekey)} bytes"
+    if ekey[1] == TEXT:
+        try:
+            ekey[2:].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return "str key is not UTF-8"
+        return None
+    if ekey[1] == BLOB:
+        if ekey[-2:] not in (_RAW_END, _PICKLE_END) or len(ekey) < 4:
+            return "bytes key without its end"
+        return None
+    return f"key type {ekey[1]:#x} is none of number, str, bytes"
+
+
 def encode_tag(tag):
     """A tag as bytes: tags are encoded like keys (without the E prefix); None is no tag."""
     return entry_key(tag)[1:]

@@ -14,12 +14,12 @@ import heapq
 
 from kvdb.cache.entries import (ORDER_NONE, ORDER_STORE_TIME,
                                 initial_order, raise_order, remove, true_order)
-from kvdb.cache.keys import MAX_ENCODED_KEY
+from kvdb.cache.keys import ekey_problem
 from kvdb.cache.layout import (ENTRY, EXPIRY, EXPIRY_EKEY_AT, ORDER, ORDER_EKEY_AT, ORDER_VALUE, ROWID,
                                ROWID_EKEY_AT, SHARD, TAG, U64, U64_PAIR, expiry_key, order_key,
                                rowid_key, sortable_float, tag_prefix)
-from kvdb.cache.records import (expire_time_of, indexed_order_of, rowid_of, store_time_of, tag_fields,
-                                with_indexed_order)
+from kvdb.cache.records import (expire_time_of, indexed_order_of, record_problem, rowid_of, store_time_of,
+                                tag_fields, with_indexed_order)
 from kvdb.cache.writer import SHARD_VALUE, ZERO_SHARD, pid_of_shard, run_write
 
 BATCH = 100                 # entries removed per transaction by clear/expire/evict
@@ -290,8 +290,10 @@ class Maintenance:
                 for ekey, record in it:
                     count += 1
                     size += len(ekey) + len(record)
-                    if len(ekey) > MAX_ENCODED_KEY:
-                        problems.append(f"C1: entry {ekey[:40]!r} has a key longer than {MAX_ENCODED_KEY} bytes")
+                    problem = ekey_problem(ekey) or record_problem(record)
+                    if problem is not None:
+                        problems.append(f"C1: entry {ekey[:40]!r}: {problem}")
+                        continue
                     expected.update(self._index_keys(snapshot, ekey, record, problems))
             found = set()
             for prefix in (ROWID, ORDER, ORDER_VALUE, EXPIRY, TAG):
@@ -338,9 +340,8 @@ class Maintenance:
 
     def _fix_op(self, w):
         tx = w.tx
-        keep = {}
         with self._db.scan(prefix=ORDER_VALUE) as it:
-            keep = {k: v for k, v in it}
+            keep = {k: v for k, v in it}        # LRU/LFU orders survive the rebuild
         for prefix in (ROWID, ORDER, ORDER_VALUE, EXPIRY, TAG):
             with self._db.scan(prefix=prefix) as it:
                 stale = [k for k, _ in it]
@@ -351,6 +352,9 @@ class Maintenance:
         count = size = 0
         with self._db.scan(prefix=ENTRY) as it:
             for ekey, record in it:
+                if ekey_problem(ekey) or record_problem(record):
+                    tx.discard(ekey)            # C1: what cannot be read cannot be served
+                    continue
                 count += 1
                 size += len(ekey) + len(record)
                 rowid = rowid_of(record)

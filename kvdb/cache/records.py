@@ -143,3 +143,27 @@ def tag_value(record):
     """The entry's tag, None if it has none."""
     kind, etag = tag_fields(record)
     return None if etag is None else tag_of(etag, kind)
+
+
+def record_problem(record):
+    """Why `record` is not a well-formed record (C1), or None; pickles are not unpickled."""
+    if len(record) < HEADER_SIZE:
+        return f"record of {len(record)} bytes, shorter than its {HEADER_SIZE}-byte header"
+    mode = record[0] & MODE_MASK
+    if mode > MODE_PICKLE or record[0] & ~(MODE_MASK | HAS_EXPIRE | HAS_TAG):
+        return f"flags {record[0]:#x} name no value mode"
+    at = HEADER_SIZE
+    if record[0] & HAS_TAG:
+        if len(record) < HEADER_SIZE + TAG_HEADER.size:
+            return "record too short for its tag header"
+        at = payload_at(record)
+        if at > len(record):
+            return "tag runs past the record's end"
+    if mode in (MODE_INT, MODE_FLOAT) and len(record) - at != 8:
+        return f"a number of {len(record) - at} bytes, not 8"
+    if mode == MODE_STR:
+        try:
+            record[at:].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return "str value is not UTF-8"
+    return None

@@ -367,3 +367,17 @@ def test_len_and_iteration_inside_transact_see_the_blocks_writes(cache):
         assert len(cache) == 1 and list(cache) == ["b"] and list(cache.iterkeys()) == ["b"]
         assert "b" in cache and "a" not in cache
     assert len(cache) == 1 and list(cache) == ["b"] and cache.check() == []
+
+
+def test_check_reports_and_fix_drops_an_unreadable_entry(cache):
+    import kvdb
+    from kvdb.cache.keys import entry_key
+    cache["good"] = "v"
+    cache["bad"] = "v"
+    cache.close()
+    with kvdb.open(cache.directory) as db:
+        db.put(entry_key("bad"), b"\x01short")     # a record cut short
+    problems = [str(w.message) for w in cache.check()]
+    assert any(p.startswith("C1:") for p in problems)
+    cache.check(fix=True)
+    assert cache.check() == [] and list(cache) == ["good"] and len(cache) == 1
