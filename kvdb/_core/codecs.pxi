@@ -49,7 +49,7 @@ cdef class IntKeyCodec(Codec):
     a larger magnitude sorts lower."""
 
     cdef bytes encode(self, object obj):
-        cdef Py_ssize_t size
+        cdef object size             # a Python int: 1 << (8 * size) must not be C arithmetic
         if type(obj) is not int and (isinstance(obj, bool) or not isinstance(obj, int)):
             raise TypeError(f"key must be int (this handle's key codec is \"int\"), not {type(obj).__name__}")
         n = int(obj)
@@ -64,6 +64,7 @@ cdef class IntKeyCodec(Codec):
 
     cdef object decode(self, bytes data):
         cdef int tag
+        cdef object size             # a Python int, as in encode
         if not data:
             raise CorruptionError("an int key is empty")
         tag = data[0]

@@ -7,7 +7,7 @@
 #
 # Every commit that puts a new key into a namespace or deletes one of its keys also rewrites the
 # namespace's record, under the writer lock (with_namespace_counts), so len() of a namespace is
-# one read (invariant N1). A namespace exists while it has a record; drop_namespace() deletes
+# one read (invariant K1). A namespace exists while it has a record; drop_namespace() deletes
 # the keys and the record in one commit.
 
 from cpython.bytes cimport PyBytes_AS_STRING
@@ -65,7 +65,7 @@ cdef inline bint namespaced(list ops):
 
 cdef list with_namespace_counts(Database db, list ops):
     """Writer lock held, the engine caught up: `ops` plus the rewritten record of every namespace
-    whose number of keys they change (N1). Whether a key is present before each op is read
+    whose number of keys they change (K1). Whether a key is present before each op is read
     from the newest version, then followed through the ops; an op on a record itself (a drop)
     leaves that namespace's record to it."""
     cdef bytes k, record
@@ -142,6 +142,7 @@ cdef class Namespace(Handle):
         cdef Iterator it = self.owner.raw_scan(self.prefix if lo is None else self.prefix + lo,
                                                self.end if hi is None else self.prefix + hi, reverse)
         it.strip = PyBytes_GET_SIZE(self.prefix)
+        it.plain = False             # keys come out without the prefix
         return it
 
     cdef int raw_put_many(self, list ops) except -1:
