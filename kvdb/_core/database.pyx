@@ -592,7 +592,7 @@ cdef class Database(Handle):
         cdef Transaction t
         cdef Engine store = self.storage
         payload = None
-        cdef bint counts = namespaced(ops)   # namespace records to rewrite under the lock (N1)
+        cdef bint counts = namespaced(ops)   # namespace records to rewrite under the lock (K1)
         store.before_commit()
         if decide is None and not counts:
             payload = encode_ops(ops)

@@ -2,7 +2,7 @@
 
 The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm".
 db.put/get/discard are called directly (each put is its own commit); batches
-use `with db.transaction() as tx`; scans use db.scan(start=...). The delete is
+are db.put_many(pairs), one commit straight from the pairs; scans use db.scan(start=...). The delete is
 db.discard, which like LevelDB's and RocksDB's Delete does not report whether the
 key existed (db.delete does, at the price of a read on the LSM engine).
 """
@@ -25,10 +25,7 @@ class KvdbAdapter(Adapter):
         self.put, self.get, self.delete = db.put, db.get, db.discard
 
     def write_batch(self, pairs):
-        with self.db.transaction() as tx:
-            put = tx.put
-            for k, v in pairs:
-                put(k, v)
+        self.db.put_many(pairs)
 
     def scan_all(self):
         n = 0
