@@ -10,6 +10,7 @@ import os
 import time
 import warnings
 
+import contextlib
 import heapq
 
 from kvdb.cache.entries import (ORDER_NONE, ORDER_STORE_TIME,
@@ -79,7 +80,7 @@ class Maintenance:
         tx = w.tx
         end = EXPIRY + U64.pack(sortable_float(now) + 1)
         removed = 0
-        with self._db.scan(start=EXPIRY, end=end) as it:
+        with self._candidates(w, start=EXPIRY, end=end) as it:
             for k, _ in it:
                 if removed >= limit:
                     break
@@ -98,7 +99,7 @@ class Maintenance:
         kind = self._order_kind
         heap = []               # (true order, rowid, ekey, record, O key), the smallest `limit`
         passed = []             # every valid candidate scanned
-        with self._db.scan(prefix=ORDER) as it:
+        with self._candidates(w, prefix=ORDER) as it:
             for k, _ in it:
                 if len(heap) >= limit and k[1:ORDER_EKEY_AT] > U64_PAIR.pack(*_largest(heap)[:2]):
                     break       # no entry further on can be evicted before those found
@@ -132,6 +133,15 @@ class Maintenance:
                 tx.put(order_key(order, rowid, ekey), b"")
                 tx.put(ekey, with_indexed_order(record, order))
         return removed
+
+    def _candidates(self, w, **bounds):
+        """An iterator (in a `with`) over the index range `bounds` for a removal by writer `w`:
+        the database's newest snapshot, outside w's read set; inside a transact() block, the
+        block's own view (which sees its writes), read in full first since the removal changes it."""
+        if self._blocks and getattr(self._local, "writer", None) is w:
+            with w.tx.scan(**bounds) as it:
+                return contextlib.nullcontext(iter(list(it)))
+        return self._db.scan(**bounds)
 
     # -- the bulk calls ------------------------------------------------------------------------------
 
@@ -181,7 +191,7 @@ class Maintenance:
     def _remove_by_prefix(self, prefix, ekey_at):
         count = 0
         while True:
-            with self._db.scan(prefix=prefix) as it:
+            with self._view()[0].scan(prefix=prefix) as it:
                 batch = [k[ekey_at:] for _, (k, _value) in zip(range(BATCH), it)]
             if not batch:
                 return count

@@ -381,3 +381,20 @@ def test_check_reports_and_fix_drops_an_unreadable_entry(cache):
     assert any(p.startswith("C1:") for p in problems)
     cache.check(fix=True)
     assert cache.check() == [] and list(cache) == ["good"] and len(cache) == 1
+
+
+def test_bulk_removals_inside_transact_see_the_blocks_writes(cache, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    cache["old"] = 0
+    with cache.transact():
+        cache.set("new", 1, tag="t")
+        cache.set("short", 2, expire=1)
+        assert cache.evict("t") == 1
+        now[0] += 2
+        assert cache.expire() == 1
+        cache["again"] = 3
+        assert cache.clear() == 2                   # "old" and "again"
+        cache["last"] = 4
+        assert list(cache) == ["last"]
+    assert list(cache) == ["last"] and len(cache) == 1 and cache.check() == []
