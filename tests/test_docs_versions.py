@@ -57,7 +57,8 @@ DOC_VERSIONS = {
     "keys.md": ("CATALOG_VERSION", "kvdb/documents/catalog.py", CATALOG_VERSION),
     "server-keys.md": ("FORMAT_VERSION", "kvdb/server/keyspace.py", server_keys_version()),
 }
-NO_VERSION_DOCS = ("README.md", "resp.md")   # name constants only (README) or have no version (RESP)
+NO_VERSION_DOCS = ("README.md", "resp.md", "namespaces.md")   # name constants only (README) or have no version
+                                                               # (RESP; namespaces are keys of the engines' formats)
 
 
 def read(name):
@@ -149,3 +150,18 @@ DOC_VERSIONS["shm.md"] = ("SHM_VERSION", "kvdb/_core/btree/shared.pxd",
 def test_the_shm_document_states_only_its_constant():
     """The parametrized tests above were collected before shm.md joined DOC_VERSIONS."""
     test_each_version_left_in_a_format_document_is_its_constant("shm.md")
+
+
+# -- issue 16: the cache's key layout (docs/format/cache.md), added here at the end ---------------
+
+def cache_version():
+    from kvdb.cache.layout import CACHE_FORMAT_VERSION
+    return CACHE_FORMAT_VERSION
+
+
+DOC_VERSIONS["cache.md"] = ("CACHE_FORMAT_VERSION", "kvdb/cache/layout.py", cache_version())
+
+
+def test_the_cache_document_states_only_its_constant():
+    """The parametrized tests above were collected before cache.md joined DOC_VERSIONS."""
+    test_each_version_left_in_a_format_document_is_its_constant("cache.md")
