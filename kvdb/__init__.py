@@ -40,8 +40,23 @@ __all__ = [
     "Error", "CorruptionError", "ConflictError", "LockedError", "ClosedError", "ReadOnlyError",
     "IOFailureError", "ForkError", "__version__",
     "DocumentError", "DuplicateKeyError", "IndexNotFoundError", "InvalidDocument", "InvalidDocumentType",
-    "InvalidName", "InvalidQuery", "InvalidUpdate",
+    "InvalidName", "InvalidQuery", "InvalidUpdate", "Cache", "FanoutCache", "Deque", "Index", "aio",
 ]
+
+# Loaded on first use, so that `import kvdb` does not load them: the disk cache (docs/cache.md)
+# and the asyncio API (docs/aio.md), both built on this facade.
+_LAZY = {"Cache": "kvdb.cache", "FanoutCache": "kvdb.cache.fanout", "Deque": "kvdb.cache.persistent",
+         "Index": "kvdb.cache.persistent"}
+
+
+def __getattr__(name):
+    if name == "aio":
+        import kvdb.aio
+        return kvdb.aio
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kvdb' has no attribute {name!r}")
 
 
 def open(path, *, options=None, readonly=False, keys="bytes", values="bytes", _fs=None, _clock=None,

@@ -15,6 +15,10 @@ from kvdb.documents.errors import (DocumentError as DocumentError, DuplicateKeyE
                                    InvalidQuery as InvalidQuery, InvalidUpdate as InvalidUpdate)
 
 from kvdb import documents as documents
+from kvdb import aio as aio
+from kvdb.cache import Cache as Cache
+from kvdb.cache.fanout import FanoutCache as FanoutCache
+from kvdb.cache.persistent import Deque as Deque, Index as Index
 from kvdb.documents import Collection
 
 BytesLike = Union[bytes, bytearray, memoryview]

@@ -97,9 +97,22 @@ async def async_api(path: str) -> None:
         assert found[0]["name"] == "ada"
 
 
+def cache_api(path: str) -> None:
+    with kvdb.Cache(path + "/cache", size_limit=1 << 20) as cache:
+        cache.set("k", {"v": 1}, expire=60, tag="t")
+        assert cache.get("k") == {"v": 1} and "k" in cache and cache.incr("n") == 1
+
+        @cache.memoize(expire=10)
+        def square(x: int) -> int:
+            return x * x
+
+        assert square(3) == 9 and cache.evict("t") >= 1 and cache.volume() > 0
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         sync_api(d + "/sync")
+        cache_api(d)
         asyncio.run(async_api(d + "/async"))
     print("ok")
 
