@@ -82,3 +82,15 @@ def test_eviction_with_several_writers_keeps_the_invariants(tmp_path, policy):
         assert cache.check() == []
         assert cache.volume() < cache.size_limit + 3 * 5 * 200     # over by at most a few sets
         assert len(cache) == len(list(cache)) == len(list(cache.iterkeys())) < 60   # of 150 keys
+
+
+def test_incr_from_several_threads_of_one_cache_is_exact(tmp_path):
+    import threading
+    cache = Cache(str(tmp_path / "c"))
+    threads = [threading.Thread(target=lambda: [cache.incr("n") for _ in range(INCRS)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache["n"] == 4 * INCRS and len(cache) == 1 and cache.check() == []
+    cache.close()
