@@ -267,9 +267,15 @@ class Collection:
                 info = read_catalog(self.owner, self.name)
                 raw = self.owner.get(info.doc_prefix + encode(value)) if info is not None else None
                 return unpack(raw) if raw is not None else None
-        for doc in Cursor(self, filter, projection, skip, 1, sort):
-            return doc
-        return None
+        # close the cursor here: its generator refers to it, so a cursor left suspended after the
+        # first document would keep its snapshot pinned until the cycle collector ran
+        cursor = Cursor(self, filter, projection, skip, 1, sort)
+        try:
+            for doc in cursor:
+                return doc
+            return None
+        finally:
+            cursor.close()
 
     def count_documents(self, filter, skip=0, limit=0):
         match = compile_filter(filter)

@@ -226,3 +226,19 @@ def test_cursor_skip_limit_and_find_one_forms(db):
     assert coll.estimated_document_count() == 10
     assert db.collection("nothing").find_one() is None
     assert list(db.collection("nothing").find({"a": 1})) == []
+
+
+def test_find_one_lets_its_snapshot_go_at_once(tmp_path):
+    """find_one returns from inside its cursor's loop; the cursor is closed there, not left in a
+    reference cycle (cursor <-> generator) that pins a snapshot until the collector runs."""
+    import gc
+    with kvdb.open(str(tmp_path / "db")) as db:
+        coll = db.collection("c")
+        coll.insert_many([{"_id": i, "n": i % 3} for i in range(10)])
+        gc.disable()
+        try:
+            assert coll.find_one({"n": 1})["_id"] == 1
+            assert coll.find_one({"n": 2}, sort=[("_id", -1)])["_id"] == 8
+            assert db.stats()["snapshots"] == 0
+        finally:
+            gc.enable()
