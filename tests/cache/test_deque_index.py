@@ -270,8 +270,6 @@ def test_deque_maxlen_inside_a_users_transact_block(tmp_path):
         deque.cache.close()
 
 
-@pytest.mark.xfail(reason="kvdb.cache.Cache.clear() inside a transact() block removes only the entries "
-                          "committed before the block, not the block's own (diskcache's removes both)")
 def test_deque_clear_inside_a_users_transact_block(tmp_path):
     deque = Deque([1, 2], directory=str(tmp_path / "d"))
     try:
