@@ -732,7 +732,7 @@ class Collection:
 
     async def find_one(self, filter: Any = None, projection: Any = None, sort: Any = None, skip: int = 0) -> Any:
         """The first matching document or None; a filter that is not a dict means {"_id": filter}."""
-        return await self._runner._call(_find_one, self._collection, filter, projection, sort, skip)
+        return await self._runner._call(self._collection.find_one, filter, projection, sort, skip)
 
     async def count_documents(self, filter: dict, skip: int = 0, limit: int = 0) -> int:
         return await self._call("count_documents", filter, skip, limit)
@@ -788,21 +788,6 @@ class Collection:
 
     async def drop(self) -> None:
         await self._call("drop")
-
-
-def _find_one(collection, filter, projection, sort, skip):      # on the worker
-    """collection.find_one(...), closing its cursor before returning: the synchronous find_one
-    leaves it to the cycle collector, which would release its snapshot later, on whichever
-    thread happens to collect."""
-    if filter is not None and not isinstance(filter, dict):
-        filter = {"_id": filter}
-    cursor = collection.find(filter, projection, skip, 1, sort)
-    try:
-        for doc in cursor:
-            return doc
-        return None
-    finally:
-        cursor.close()
 
 
 class Cursor(_Batches):
