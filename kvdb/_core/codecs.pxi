@@ -109,50 +109,34 @@ cdef class PickleCodec(Codec):
         return _pickle.loads(data)
 
 
-cdef Codec key_codec(object name):
-    """The key codec called `name`, None for raw bytes; ValueError/TypeError for others."""
-    cdef StrCodec s
+# name -> the codec class, per role; raw bytes ("bytes") is None
+_KEY_CODEC_TYPES = {"str": StrCodec, "int": IntKeyCodec}
+_VALUE_CODEC_TYPES = {"str": StrCodec, "msgpack": MsgpackCodec, "json": JsonCodec, "pickle": PickleCodec}
+
+
+cdef Codec make_codec(object name, str role, tuple accepted, dict types):
+    """The codec called `name` for keys or values (`role`), None for raw bytes; TypeError or
+    ValueError naming the accepted ones."""
     cdef Codec c
-    if name is None or name == "bytes":
-        if name is None or type(name) is str:
-            return None
+    if name is None or (type(name) is str and name == "bytes"):
+        return None
     if not isinstance(name, str):
-        raise TypeError(f"keys must be one of {', '.join(map(repr, KEY_CODECS))}, not {type(name).__name__}")
-    if name == "str":
-        s = StrCodec()
-        s.role = "key"
-        c = s
-    elif name == "int":
-        c = IntKeyCodec()
-    else:
-        raise ValueError(f"unknown key codec {name!r}; keys= accepts {', '.join(map(repr, KEY_CODECS))}")
+        raise TypeError(f"{role}s must be one of {', '.join(map(repr, accepted))}, not {type(name).__name__}")
+    if name not in types:
+        raise ValueError(f"unknown {role} codec {name!r}; {role}s= accepts {', '.join(map(repr, accepted))}")
+    c = types[name]()
     c.name = name
+    if isinstance(c, StrCodec):
+        (<StrCodec>c).role = role
     return c
+
+
+cdef Codec key_codec(object name):
+    return make_codec(name, "key", KEY_CODECS, _KEY_CODEC_TYPES)
 
 
 cdef Codec value_codec(object name):
-    """The value codec called `name`, None for raw bytes; ValueError/TypeError for others."""
-    cdef StrCodec s
-    cdef Codec c
-    if name is None or name == "bytes":
-        if name is None or type(name) is str:
-            return None
-    if not isinstance(name, str):
-        raise TypeError(f"values must be one of {', '.join(map(repr, VALUE_CODECS))}, not {type(name).__name__}")
-    if name == "str":
-        s = StrCodec()
-        s.role = "value"
-        c = s
-    elif name == "msgpack":
-        c = MsgpackCodec()
-    elif name == "json":
-        c = JsonCodec()
-    elif name == "pickle":
-        c = PickleCodec()
-    else:
-        raise ValueError(f"unknown value codec {name!r}; values= accepts {', '.join(map(repr, VALUE_CODECS))}")
-    c.name = name
-    return c
+    return make_codec(name, "value", VALUE_CODECS, _VALUE_CODEC_TYPES)
 
 
 cdef inline bytes enc_key(Codec kc, object key):

@@ -679,10 +679,14 @@ cdef class Database(Handle):
         """Store value under key. With `ttl` (seconds, int or float > 0) the key expires that
         long from now; without it any earlier expiry of the key is cleared."""
         self.check_writable()
-        self.raw_put(enc_key(self.kc, key), enc_value(self.vc, value), ttl)
+        self.commit_put(enc_key(self.kc, key), enc_value(self.vc, value), ttl)
 
     cdef int raw_put(self, bytes k, bytes v, object ttl) except -1:
         self.check_writable()
+        return self.commit_put(k, v, ttl)
+
+    cdef int commit_put(self, bytes k, bytes v, object ttl) except -1:
+        """Commit one put (writability checked by the caller)."""
         cdef uint64_t expires = 0 if ttl is None else expiry_from_ttl(ttl, self.now_ms())
         self.commit_ops([(k, v, expires)], None)
         return 0
@@ -706,7 +710,7 @@ cdef class Database(Handle):
 
     def __setitem__(self, key, value):
         self.check_writable()
-        self.raw_put(enc_key(self.kc, key), enc_value(self.vc, value), None)
+        self.commit_put(enc_key(self.kc, key), enc_value(self.vc, value), None)
 
     cdef bint raw_delete(self, bytes k) except -1:
         self.check_writable()

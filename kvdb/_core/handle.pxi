@@ -146,7 +146,7 @@ cdef class Handle:
             if self.kc is None:
                 p = prefix
             elif self.kc.name == "str" and isinstance(prefix, str):
-                p = (<str>prefix).encode("utf-8", "surrogatepass")
+                p = self.kc.encode(prefix)
             else:
                 raise TypeError(f"prefix must be {'str' if self.kc.name == 'str' else 'bytes'} with keys="
                                 f"{self.kc.name!r}" + (" (int keys have no prefixes; use start and end)"
@@ -304,7 +304,7 @@ cdef class Handle:
         raise NotImplementedError
 
     cdef int raw_clear(self) except -1:
-        cdef list batch = []
+        cdef list batch
         while True:
             it = self.raw_scan(None, None, False)
             try:

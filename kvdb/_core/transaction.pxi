@@ -247,7 +247,6 @@ cdef class Transaction(Handle):
             if ttl is not None or not isinstance(_expires_ms, int) or not 0 < _expires_ms < MAX_EXPIRES_MS:
                 raise ValueError("_expires_ms must be a positive int of milliseconds, without ttl")
             self.write_expires[k] = _expires_ms
-            ttl = None
             self.buffer(k, v)
             return
         self.raw_put(k, v, ttl)
