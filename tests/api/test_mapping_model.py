@@ -124,7 +124,7 @@ class MappingMachine(RuleBasedStateMachine):
             h = tx.namespace("ns") if self.namespaced else tx
             assert len(h) == len(self.model)
             h[k] = v
-            expected = dict(self.model, **{})
+            expected = dict(self.model)
             expected[k] = v
             assert len(h) == len(expected) and dict(h.items()) == expected
             assert h.setdefault(k, b"other") == v
