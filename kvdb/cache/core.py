@@ -273,6 +273,14 @@ class Cache(Maintenance, Queue, Transact):
 
     def set(self, key, value, expire=None, read=False, tag=None, retry=False):
         """Store `value` under `key` (expire: seconds to live; tag: a label for evict()). True."""
+        args = self._insert_args(key, value, expire, read, tag)
+        run_write(self, self._set_op, args)
+        self._after_insert(args[4])
+        return True
+
+    def _insert_args(self, key, value, expire, read, tag):
+        """What set() and add() pass to their write: (ekey, key, mode, payload, now, expire_time,
+        tag), the value encoded (and read from a file with read=True) before anything is written."""
         ekey = entry_key(key)
         if read:
             value = value.read()
@@ -280,10 +288,7 @@ class Cache(Maintenance, Queue, Transact):
         if self._db is None:
             self._reopen()
         now = time.time()
-        expire_time = None if expire is None else now + expire
-        run_write(self, self._set_op, (ekey, key, mode, payload, now, expire_time, tag))
-        self._after_insert(now)
-        return True
+        return ekey, key, mode, payload, now, None if expire is None else now + expire, tag
 
     def _set_op(self, w, ekey, key, mode, payload, now, expire_time, tag):
         store(w, self._order_kind, self._new_rowid, ekey, key, mode, payload, now, expire_time, tag,
@@ -294,17 +299,10 @@ class Cache(Maintenance, Queue, Transact):
 
     def add(self, key, value, expire=None, read=False, tag=None, retry=False):
         """Store `value` only if `key` is missing (or expired); True if it was stored."""
-        ekey = entry_key(key)
-        if read:
-            value = value.read()
-        mode, payload = encode_value(value, self.disk_pickle_protocol)
-        if self._db is None:
-            self._reopen()
-        now = time.time()
-        expire_time = None if expire is None else now + expire
-        added = run_write(self, self._add_op, (ekey, key, mode, payload, now, expire_time, tag))
+        args = self._insert_args(key, value, expire, read, tag)
+        added = run_write(self, self._add_op, args)
         if added:
-            self._after_insert(now)
+            self._after_insert(args[4])
         return added
 
     def _add_op(self, w, ekey, key, mode, payload, now, expire_time, tag):
