@@ -710,7 +710,13 @@ def test_M3_every_new_log_is_announced_before_its_first_commit(db_path):
 
     def look():
         manifest = os.path.join(db_path, open(os.path.join(db_path, "CURRENT")).read().strip())
-        logs = {n: os.path.getsize(os.path.join(db_path, n)) for n in os.listdir(db_path) if n.startswith("wal-")}
+        logs = {}
+        for n in os.listdir(db_path):
+            if n.startswith("wal-"):
+                try:
+                    logs[n] = os.path.getsize(os.path.join(db_path, n))
+                except FileNotFoundError:
+                    pass             # a flushed log the background thread deleted after listdir
         return manifest, os.path.getsize(manifest), logs
 
     w = small_primary(db_path)
