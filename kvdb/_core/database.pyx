@@ -29,7 +29,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
-from kvdb._core.wal import encode_ops
+from kvdb._core.wal cimport ops_size
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
 from kvdb._core.options import check_options, check_path
@@ -37,8 +37,11 @@ from kvdb._core.options import check_options, check_path
 from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, ForkError, IOFailureError,
                          ReadOnlyError)
 
-MAX_KEY_SIZE = 16384                 # bytes; keys longer than a page's share spill to overflow pages
-MAX_VALUE_SIZE = 256 * 1024 * 1024   # bytes
+cdef enum:
+    KEY_SIZE_LIMIT = 16384                   # bytes; keys longer than a page's share spill to overflow pages
+    VALUE_SIZE_LIMIT = 256 * 1024 * 1024     # bytes
+MAX_KEY_SIZE = KEY_SIZE_LIMIT        # the limits as Python sees them (kvdb.MAX_KEY_SIZE)
+MAX_VALUE_SIZE = VALUE_SIZE_LIMIT
 SYNC_MODES = {"full": 2, "normal": 1, "off": 0}
 LOCK_FILE = "LOCK"
 ENGINE_TYPES = {"btree": BTreeEngine, "lsm": LsmEngine}   # engine name -> its Engine implementation
@@ -131,7 +134,7 @@ cdef inline bytes as_key(object key):
         else:
             raise TypeError(f"key must be bytes, bytearray or memoryview, not {type(key).__name__}")
     n = PyBytes_GET_SIZE(key)
-    if n == 0 or n > MAX_KEY_SIZE:
+    if n == 0 or n > KEY_SIZE_LIMIT:
         raise ValueError(f"key length {n} is outside 1..{MAX_KEY_SIZE} bytes (kvdb.MAX_KEY_SIZE)")
     return <bytes>key
 
@@ -142,7 +145,7 @@ cdef inline bytes as_value(object value):
             value = bytes(value)
         else:
             raise TypeError(f"value must be bytes, bytearray or memoryview, not {type(value).__name__}")
-    if PyBytes_GET_SIZE(value) > MAX_VALUE_SIZE:
+    if PyBytes_GET_SIZE(value) > VALUE_SIZE_LIMIT:
         raise ValueError(f"value length {PyBytes_GET_SIZE(value)} exceeds kvdb.MAX_VALUE_SIZE "
                          f"({MAX_VALUE_SIZE} bytes)")
     return <bytes>value
@@ -591,12 +594,12 @@ cdef class Database(Handle):
         cdef uint64_t seq
         cdef Transaction t
         cdef Engine store = self.storage
-        payload = None
+        cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
         cdef bint counts = namespaced(ops)   # namespace records to rewrite under the lock (K1)
         store.before_commit()
         if decide is None and not counts:
-            payload = encode_ops(ops)
-            if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
+            length = ops_size(ops)
+            if length > 0xFFFFFFFF:
                 raise ValueError("transaction too large: its log record would exceed 4 GiB")
         self.lock.acquire()
         try:
@@ -618,13 +621,13 @@ cdef class Database(Handle):
                     return 0
             if counts:
                 ops = with_namespace_counts(self, list(ops))
-            if payload is None:
-                payload = encode_ops(ops)
-                if PyBytes_GET_SIZE(payload) > 0xFFFFFFFF:
+            if length < 0:
+                length = ops_size(ops)
+                if length > 0xFFFFFFFF:
                     raise ValueError("transaction too large: its log record would exceed 4 GiB")
             seq = self.seq + 1
             try:
-                store.wal.append(payload, seq)
+                store.wal.append_ops(ops, length, seq)
             except BaseException as e:
                 self.fail(e)
                 raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e

@@ -47,6 +47,11 @@ cdef enum:
     WAL_OP_PUT = 1
     WAL_OP_DELETE = 2
     WAL_OP_PUT_EXPIRES = 3       # a put whose key expires at a wall-clock time
+    WAL_BUFFER_KEEP = 16 << 20   # record buffers up to this size are kept between commits
+
+# The payload size of [(key, value-or-None, expires)], and the payload written at p (returns its end).
+cdef Py_ssize_t ops_size(list ops) except -1
+cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.
@@ -59,10 +64,10 @@ cdef class Wal:
     cdef readonly uint64_t synced_seq     # last seq known durable (guarded by `cond`)
     cdef bint sync_running       # a group-commit leader is in fsync (guarded by `cond`)
     cdef object cond             # threading.Condition for group commit
-    cdef bytearray buf           # scratch for encoding records
+    cdef bytearray buf           # the record being written: header, then the payload encoded in place
     cdef public uint64_t fsyncs, bytes_written
     cdef public object peer_synced       # None, or a callable: the highest seq another open has fsynced
     cdef public object note_synced       # None, or a callable(seq) telling other opens what is now durable
 
-    cdef int append(self, bytes payload, uint64_t seq) except -1
+    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq) except -1
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)

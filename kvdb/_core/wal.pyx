@@ -1,5 +1,7 @@
 # The write-ahead log (see wal.pxd for the format and invariants).
 
+cimport cython
+
 import logging
 import os
 import threading
@@ -18,25 +20,47 @@ WAL_MAGIC = b"kvdb-wal"
 _log = logging.getLogger("kvdb")
 
 
-def encode_ops(list ops):
-    """Payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 = never)."""
-    cdef Py_ssize_t size = 0, klen, vlen
-    cdef uint64_t expires
-    for key, value, expires in ops:
-        klen = len(<bytes>key)
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t ops_size(list ops) except -1:
+    """Bytes of the payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 =
+    never); the callers build the ops, with bytes keys and values."""
+    cdef Py_ssize_t size = 0, klen, vlen, i
+    cdef tuple op
+    cdef object value
+    for i in range(len(ops)):
+        op = ops[i]
+        if len(op) != 3:
+            raise ValueError("an operation is (key, value-or-None, expires)")
+        klen = PyBytes_GET_SIZE(<bytes>op[0])
         size += 1 + varint_len(klen) + klen
+        value = op[1]
         if value is not None:
-            vlen = len(<bytes>value)
+            vlen = PyBytes_GET_SIZE(<bytes>value)
             size += varint_len(vlen) + vlen
-            if expires:
+            if op[2]:
                 size += 8
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
-    for key, value, expires in ops:
+    return size
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL:
+    """Write the payload of ops (ops_size(ops) bytes) at p; returns its end."""
+    cdef Py_ssize_t klen, vlen, i
+    cdef uint64_t expires
+    cdef tuple op
+    cdef object value
+    for i in range(len(ops)):
+        op = ops[i]
+        key = op[0]
+        value = op[1]
         klen = PyBytes_GET_SIZE(key)
         if value is None:
             p[0] = WAL_OP_DELETE
+            expires = 0
         else:
+            expires = op[2]
             p[0] = WAL_OP_PUT_EXPIRES if expires else WAL_OP_PUT
         p = put_varint(p + 1, klen)
         memcpy(p, PyBytes_AS_STRING(key), klen)
@@ -49,6 +73,13 @@ def encode_ops(list ops):
             p = put_varint(p, vlen)
             memcpy(p, PyBytes_AS_STRING(value), vlen)
             p += vlen
+    return p
+
+
+def encode_ops(list ops):
+    """Payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 = never)."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, ops_size(ops))
+    encode_ops_into(ops, <unsigned char *>PyBytes_AS_STRING(out))
     return out
 
 
@@ -328,25 +359,29 @@ cdef class Wal:
 
     # -- appending -------------------------------------------------------
 
-    cdef int append(self, bytes payload, uint64_t seq) except -1:
-        """Write one record to the OS (W1). The caller holds the writer lock."""
-        cdef Py_ssize_t length = PyBytes_GET_SIZE(payload)
+    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq) except -1:
+        """Write one record of ops (their payload is `length` bytes, from ops_size) to the OS
+        (W1). The payload is encoded straight into the record buffer, which is kept between
+        commits: no allocation and no copy per commit. The caller holds the writer lock."""
         cdef Py_ssize_t total = WAL_RECORD_HEADER_SIZE + length
         if length > 0xFFFFFFFF:
             raise ValueError("transaction too large for one log record (4 GiB)")
         if <Py_ssize_t>len(self.buf) < total:
             self.buf = bytearray(max(total, 2 * len(self.buf), 4096))
         cdef unsigned char *b = <unsigned char *>(<char *>self.buf)
+        if encode_ops_into(ops, b + WAL_RECORD_HEADER_SIZE) != b + total:
+            raise AssertionError("ops_size disagrees with the encoded payload")
         put_u32(b + 4, <uint32_t>length)
         put_u64(b + 8, seq)
         put_u64(b + 16, self.synced_seq)
         put_u32(b + 24, self.salt)
-        memcpy(b + WAL_RECORD_HEADER_SIZE, PyBytes_AS_STRING(payload), length)
         put_u32(b, crc32c(b + 4, total - 4))
         self.file.pwrite(b, total, self.write_off)
         self.write_off += total
         self.bytes_written += total
         self.written_seq = seq
+        if len(self.buf) > WAL_BUFFER_KEEP:
+            self.buf = bytearray()       # a huge transaction's buffer is not kept
         return 0
 
     def sync_to(self, uint64_t seq):

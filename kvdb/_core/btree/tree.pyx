@@ -826,11 +826,14 @@ cdef class BTree:
         self.seq = seq
         self.max_live = max_live
         self.path_valid = False
-        for key, value, expires in ops:
-            if value is None:
-                self.delete(key)
+        cdef tuple op
+        cdef Py_ssize_t i
+        for i in range(len(ops)):
+            op = ops[i]
+            if op[1] is None:
+                self.delete(op[0])
             else:
-                self.put(key, value, expires)
+                self.put(op[0], op[1], op[2])
         self.path = []
         self.path_valid = False
 

@@ -231,8 +231,9 @@ cdef class LsmEngine(Engine):
                         pass
         return True
 
-    def compact_one(self, bint force=False):
-        """Run the most urgent compaction (any level-0 file counts with force); False if none."""
+    def compact_one(self, bint force=False, bint trivial_only=False):
+        """Run the most urgent compaction (any level-0 file counts with force); False if none,
+        or if `trivial_only` and it would rewrite tables rather than move them."""
         with self.tree.maint:
             if not self.accepting_writes():
                 return False
@@ -240,7 +241,9 @@ cdef class LsmEngine(Engine):
             if pick is None:
                 return False
             level, inputs, below = pick
-            outputs = self.tree.compaction_build(level, inputs, below, sorted(self.pins))
+            if trivial_only and not self.tree.is_trivial_move(level, inputs, below):
+                return False
+            outputs = self.tree.compaction_build(level, inputs, below, sorted(self.pins), not force)
             with self.lock:
                 if not self.accepting_writes():
                     return False
@@ -294,7 +297,10 @@ cdef class LsmEngine(Engine):
     cdef int maintain(self) except -1:
         try:
             while self.tree.needs_flush() and self.flush_one():
-                pass
+                # A trivial move is one manifest edit: do it between flushes, so that a load in
+                # key order never crowds level 0 (and slows writers) while flushes keep coming.
+                while self.compact_one(False, True):
+                    pass
             for _ in range(4):
                 if self.tree.needs_flush() or not self.compact_one():
                     break

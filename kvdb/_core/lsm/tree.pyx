@@ -55,6 +55,15 @@ LEVEL_RATIO = 10                 # each level may hold this many times the bytes
 MAX_OPEN_TABLES = 1000           # default bound of the table cache (open table files)
 
 
+def disjoint(list files):
+    """True if no two of the tables share a key range (so they may sit side by side in a level)."""
+    ordered = sorted(files, key=_smallest)
+    for i in range(1, len(ordered)):
+        if not ordered[i - 1].largest < ordered[i].smallest:
+            return False
+    return True
+
+
 def table_name(uint64_t number):
     return "%06d.sst" % number
 
@@ -492,10 +501,18 @@ cdef class LsmTree:
         hi = max([f.largest for f in inputs])
         return [f for f in files if not (f.largest < lo or f.smallest > hi)]
 
-    def compaction_build(self, int level, list inputs, list below, list snaps):
-        """Merge inputs (level) with below (level + 1) into new level + 1 tables (no lock)."""
-        if level > 0 and not below:
-            return None          # trivial move: the file changes level, no bytes are rewritten
+    def is_trivial_move(self, int level, list inputs, list below):
+        """The compaction only moves the input files down a level, rewriting no bytes: nothing
+        below overlaps them, and (level 0, whose files may overlap) they do not overlap each
+        other, as after a load in key order (RocksDB moves such level-0 files too)."""
+        return not below and (level > 0 or disjoint(inputs))
+
+    def compaction_build(self, int level, list inputs, list below, list snaps, bint may_move=True):
+        """Merge inputs (level) with below (level + 1) into new level + 1 tables (no lock); None
+        for a trivial move. A forced compaction (`may_move` False) rewrites level-0 files even
+        when they could move, so that compact() drops what it can from them, as it always did."""
+        if (may_move or level > 0) and self.is_trivial_move(level, inputs, below):
+            return None
         if level == 0:
             runs = [[f.table] for f in inputs]           # level-0 files may overlap: one run each
         else:
