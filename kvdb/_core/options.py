@@ -67,7 +67,7 @@ class Options:
     memtable_size: int = _option(
         16 << 20, "size", engine="lsm", minimum=1,
         summary="memtable bytes after which it is flushed to a level-0 table",
-        more="up to three memtables are in memory at once: one taking writes, two awaiting their flush")
+        more="up to five memtables are in memory at once: one taking writes, four awaiting their flush")
     sstable_size: int = _option(
         4 << 20, "size", engine="lsm", minimum=1,
         summary="bytes per table file written by compactions")

@@ -50,7 +50,7 @@ from kvdb.errors import CorruptionError
 L0_COMPACTION_TRIGGER = 4        # level-0 files that start a compaction into level 1
 L0_SLOWDOWN = 8                  # level-0 files at which each write is delayed 1 ms
 L0_STOP = 12                     # level-0 files at which writes wait for compaction
-MAX_IMMUTABLE = 2                # memtables waiting for a flush before writes wait
+MAX_IMMUTABLE = 4                # memtables waiting for a flush before writes wait
 LEVEL_RATIO = 10                 # each level may hold this many times the bytes of the one above
 MAX_OPEN_TABLES = 1000           # default bound of the table cache (open table files)
 
