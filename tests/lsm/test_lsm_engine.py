@@ -69,7 +69,8 @@ def test_a_load_in_key_order_moves_level0_tables_without_rewriting_them(db_path)
     """Level-0 tables that overlap neither each other nor level 1 move down whole (one manifest
     edit, as RocksDB moves them), so a load in key order rewrites nothing; tables that overlap
     are merged as before."""
-    with kvdb.open(db_path, sync="off", **TINY) as db:
+    opts = dict(TINY, memtable_size=16 << 10)        # level-0 tables above half of sstable_size
+    with kvdb.open(db_path, sync="off", **opts) as db:
         model = {}
         for i in range(3000):                        # ascending keys: disjoint level-0 tables
             model[b"k%05d" % i] = value(i, 100)
@@ -91,6 +92,22 @@ def test_a_load_in_key_order_moves_level0_tables_without_rewriting_them(db_path)
         db.verify()
     with kvdb.open(db_path) as db:
         assert dump(db) == model
+
+
+def test_small_level0_tables_in_key_order_are_merged_not_moved(tmp_path):
+    """Flushes of a small memtable make level-0 tables under half of sstable_size: moving them
+    would fill level 1 with tiny files (thousands of open files for a long load), so they are
+    merged into full-size tables even when they do not overlap."""
+    opts = dict(TINY, memtable_size=4 << 10, sstable_size=64 << 10, level1_size=1 << 20)
+    with kvdb.open(str(tmp_path / "db"), sync="off", **opts) as db:
+        for i in range(3000):
+            db.put(b"k%05d" % i, value(i, 100))
+        db.checkpoint()
+        s = db.stats()
+        assert s["lsm_flushes"] > 20 and s["lsm_bytes_compacted"] > 0
+        level1 = db.storage.tree.current[2][1]
+        assert level1 and sum(f.size for f in level1) / len(level1) > (16 << 10)
+        db.verify()
 
 
 def test_engine_mismatch_is_refused(tmp_path):

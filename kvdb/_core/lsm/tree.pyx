@@ -504,8 +504,17 @@ cdef class LsmTree:
     def is_trivial_move(self, int level, list inputs, list below):
         """The compaction only moves the input files down a level, rewriting no bytes: nothing
         below overlaps them, and (level 0, whose files may overlap) they do not overlap each
-        other, as after a load in key order (RocksDB moves such level-0 files too)."""
-        return not below and (level > 0 or disjoint(inputs))
+        other, as after a load in key order (RocksDB moves such level-0 files too), and each is
+        at least half a compaction output's size: small flushes (a small memtable) are merged
+        into full-size tables instead, or level 1 would fill with tiny files."""
+        if below:
+            return False
+        if level > 0:
+            return True
+        for f in inputs:
+            if f.size < self.target_file_size // 2:
+                return False
+        return disjoint(inputs)
 
     def compaction_build(self, int level, list inputs, list below, list snaps, bint may_move=True):
         """Merge inputs (level) with below (level + 1) into new level + 1 tables (no lock); None
