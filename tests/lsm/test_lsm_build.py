@@ -24,6 +24,9 @@ def _samples(rnd):
     yield os.urandom(5000)
     yield bytes(70000)
     yield (b"abcdefghij" * 1000)[:9999]
+    for n in (65535, 65536, 65537):              # either side of the 16-bit-position encoder's limit
+        yield bytes(rnd.choice(b"abc") for _ in range(n))
+        yield (os.urandom(300) * 300)[:n]
     for _ in range(200):
         n = rnd.choice([1, 12, 13, 17, 64, 300, 4096, 20000])
         alphabet = rnd.choice([b"ab", b"abcdefgh", bytes(range(256))])

@@ -17,6 +17,7 @@ cdef enum:
     LZ4_MATCH_FIND_LIMIT = 12
     LZ4_MAX_OFFSET = 65535
     LZ4_HASH_LOG = 13                    # 8192 slots of the encoder's match table
+    LZ4_SMALL_INPUT = 65536              # inputs up to this size use 16-bit positions
 
 cdef Py_ssize_t lz4_bound(Py_ssize_t n) noexcept nogil
 

@@ -1,6 +1,6 @@
 # LZ4 block encoder and decoder (format in lz4block.pxd). Pure C, nogil.
 
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -55,8 +55,122 @@ cdef inline unsigned char *put_literals(unsigned char *op, const unsigned char *
     return op + lit
 
 
+cdef inline Py_ssize_t match_length(const unsigned char *src, Py_ssize_t ip, Py_ssize_t ref,
+                                    Py_ssize_t match_limit) noexcept nogil:
+    """Bytes from ip equal to those from ref (at least LZ4_MIN_MATCH, known equal), ending
+    before match_limit: 8 bytes at a time, then byte by byte."""
+    cdef Py_ssize_t mlen = LZ4_MIN_MATCH
+    cdef uint64_t diff
+    while ip + mlen + 8 <= match_limit:
+        diff = read64(src + ref + mlen) ^ read64(src + ip + mlen)
+        if diff:
+            return mlen + (__builtin_ctzll(diff) >> 3)
+        mlen += 8
+    while ip + mlen < match_limit and src[ref + mlen] == src[ip + mlen]:
+        mlen += 1
+    return mlen
+
+
+cdef inline unsigned char *put_sequence(unsigned char *op, unsigned char *oend, const unsigned char *lits,
+                                        Py_ssize_t lit, Py_ssize_t offset, Py_ssize_t mlen) noexcept nogil:
+    """One sequence (literals, then a match of mlen at distance offset); NULL if it does not fit
+    before oend."""
+    if op + 1 + lit + lit // 255 + 1 + 2 + (mlen // 255) + 1 > oend:
+        return NULL
+    cdef unsigned char *token = op
+    op = put_literals(op, lits, lit)
+    op[0] = <unsigned char>(offset & 0xff)
+    op[1] = <unsigned char>(offset >> 8)
+    op += 2
+    if mlen - LZ4_MIN_MATCH >= 15:
+        token[0] |= 15
+        op = put_length(op, mlen - LZ4_MIN_MATCH - 15)
+    else:
+        token[0] |= <unsigned char>(mlen - LZ4_MIN_MATCH)
+    return op
+
+
 cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
                              unsigned char *dst, Py_ssize_t cap) noexcept nogil:
+    if n <= LZ4_SMALL_INPUT:
+        return compress_small(src, n, dst, cap)
+    return compress_wide(src, n, dst, cap)
+
+
+cdef Py_ssize_t compress_small(const unsigned char *src, Py_ssize_t n,
+                               unsigned char *dst, Py_ssize_t cap) noexcept nogil:
+    """lz4_compress for inputs of at most 64 KiB (every table block): positions fit in 16 bits and
+    every distance is in range, so the table holds plain positions (half the bytes to clear)
+    and a candidate needs no range check. The search hashes the next position before comparing
+    the current one, and after a match it first tries the position right after it."""
+    cdef uint16_t table[1 << LZ4_HASH_LOG]       # last position whose 4 bytes had this hash (0 at first)
+    cdef Py_ssize_t ip, fwd, anchor = 0, ref, mlen, searches
+    cdef Py_ssize_t find_limit = n - LZ4_MATCH_FIND_LIMIT
+    cdef Py_ssize_t match_limit = n - LZ4_LAST_LITERALS
+    cdef unsigned char *op = dst
+    cdef unsigned char *oend = dst + cap
+    cdef uint32_t h, fh
+    cdef bint found, done = False
+    cdef int shift = 32 - LZ4_HASH_LOG
+    while shift < 24 and (<Py_ssize_t>1 << (32 - shift)) > n:
+        shift += 1                               # small inputs: a smaller table to clear (at least 256 slots)
+    if n > LZ4_MATCH_FIND_LIMIT:
+        memset(table, 0, sizeof(uint16_t) << (32 - shift))
+        ip = 1                                   # position 0 is in the table (its entries start at 0)
+        while not done:
+            # search: ip, then further on, one more byte per 64 misses
+            searches = 1 << 6
+            fwd = ip
+            if fwd >= find_limit:
+                break
+            fh = hash4(read32(src + fwd), shift)
+            found = False
+            while True:
+                ip = fwd
+                h = fh
+                fwd = ip + (searches >> 6)
+                searches += 1
+                if fwd >= find_limit:
+                    break
+                ref = table[h]
+                fh = hash4(read32(src + fwd), shift)
+                table[h] = <uint16_t>ip
+                if read32(src + ref) == read32(src + ip):
+                    found = True
+                    break
+            if not found:
+                break
+            # encode the match, and each that starts right after the previous one
+            while True:
+                while ip > anchor and ref > 0 and src[ip - 1] == src[ref - 1]:
+                    ip -= 1                      # extend the match backwards over equal literals
+                    ref -= 1
+                mlen = match_length(src, ip, ref, match_limit)
+                op = put_sequence(op, oend, src + anchor, ip - anchor, ip - ref, mlen)
+                if op == NULL:
+                    return 0
+                ip += mlen
+                anchor = ip
+                if ip >= find_limit:
+                    done = True
+                    break
+                table[hash4(read32(src + ip - 2), shift)] = <uint16_t>(ip - 2)
+                h = hash4(read32(src + ip), shift)
+                ref = table[h]
+                table[h] = <uint16_t>ip
+                if read32(src + ref) != read32(src + ip):
+                    ip += 1
+                    break
+    cdef Py_ssize_t lit = n - anchor
+    if op + 1 + lit + lit // 255 + 1 > oend:
+        return 0
+    op = put_literals(op, src + anchor, lit)
+    return op - dst
+
+
+cdef Py_ssize_t compress_wide(const unsigned char *src, Py_ssize_t n,
+                              unsigned char *dst, Py_ssize_t cap) noexcept nogil:
+    """lz4_compress for inputs over 64 KiB."""
     cdef uint32_t table[1 << LZ4_HASH_LOG]     # position + 1 of the last 4 bytes with this hash (0 = none)
     cdef Py_ssize_t ip = 0, anchor = 0, ref, mlen, lit, step_count = 0
     cdef Py_ssize_t find_limit = n - LZ4_MATCH_FIND_LIMIT
