@@ -4,13 +4,19 @@ p50 and p99 latency and the kvdb/redis ratios (medians over --runs).
 
     kvdb bench server [--runs 3] [--requests 200000] [--clients 50] [--keyspace 100000]
                       [--size 100] [--pipelines 1,16] [--tests set,get,incr,hset,mset]
-                      [--sync normal] [--engine btree] [--out bench/results]
+                      [--sync normal] [--engine btree] [--topology direct|twemproxy]
+                      [--nodes 3] [--out bench/results]
+
+With --topology twemproxy it also starts --nodes more `kvdb serve` nodes behind twemproxy
+(nutcracker, configured by deploy/nutcracker.yml with its ports moved) and reports requests/s and
+p99 through the proxy against the one node direct, measured in the same runs.
 
 redis-server runs with --appendonly yes --appendfsync everysec (its durable
 configuration closest to kvdb's sync=normal). Both bind 127.0.0.1 on free ports
 and keep their data in a temporary directory that is removed afterwards.
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import io
@@ -44,7 +50,36 @@ def build_parser(prog):
     ap.add_argument("--quick", action="store_true", help="one run of 20,000 requests (a smoke test)")
     ap.add_argument("--out", default=None, help="directory for the result table (default: print only)")
     ap.add_argument("--dir", default=None, help="where the servers keep their data (default: a temp dir)")
+    ap.add_argument("--topology", default="direct", choices=["direct", "twemproxy"],
+                    help="twemproxy: also benchmark --nodes nodes behind nutcracker (deploy/nutcracker.yml)")
+    ap.add_argument("--nodes", type=int, default=3, help="nodes behind twemproxy (default 3)")
     return ap
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROXY_CONFIG = os.path.join(REPO, "deploy", "nutcracker.yml")
+
+
+def nutcracker_path():
+    return shutil.which("nutcracker") or next(
+        (p for p in ("/usr/sbin/nutcracker", "/usr/bin/nutcracker") if os.access(p, os.X_OK)), None)
+
+
+def proxy_config(listen_port, node_ports):
+    """deploy/nutcracker.yml with its listen port and its server list replaced."""
+    lines, out, in_servers = open(PROXY_CONFIG).read().splitlines(), [], False
+    for line in lines:
+        if line.strip().startswith("listen:"):
+            line = f"  listen: 127.0.0.1:{listen_port}"
+        if line.strip().startswith("servers:"):
+            in_servers = True
+            out.append("  servers:")
+            out += [f"    - 127.0.0.1:{p}:1 kvdb-{i}" for i, p in enumerate(node_ports)]
+            continue
+        if in_servers and line.strip().startswith("- "):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def free_port():
@@ -120,6 +155,10 @@ def main(argv=None, prog="kvdb bench server"):
             print(f"{prog}: {tool} is not installed (Debian: apt-get install redis-tools redis-server)",
                   file=sys.stderr)
             return 2
+    if args.topology == "twemproxy" and (nutcracker_path() is None or args.nodes < 1):
+        print(f"{prog}: --topology twemproxy needs nutcracker (Debian: apt-get install nutcracker) "
+              f"and --nodes of at least 1", file=sys.stderr)
+        return 2
     runs, requests = (1, 20_000) if args.quick else (args.runs, args.requests)
     pipelines = [int(p) for p in args.pipelines.split(",")]
     base = tempfile.mkdtemp(prefix="kvdb-bench-server-", dir=args.dir)
@@ -133,10 +172,31 @@ def main(argv=None, prog="kvdb bench server"):
                      "--bind", "127.0.0.1", "--sync", args.sync, "--engine", args.engine, "--loglevel", "warning"]
         redis_argv = ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--appendonly", "yes",
                       "--appendfsync", "everysec", "--save", "", "--dir", rdir, "--protected-mode", "yes"]
-        with Server("kvdb", kvdb_argv, kport, kdir), Server("redis", redis_argv, rport, rdir):
+        targets = [("kvdb", kport), ("redis", rport)]
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(Server("kvdb", kvdb_argv, kport, kdir))
+            stack.enter_context(Server("redis", redis_argv, rport, rdir))
+            if args.topology == "twemproxy":
+                node_ports = []
+                for i in range(args.nodes):
+                    port, ndir = free_port(), os.path.join(base, f"node{i}")
+                    os.makedirs(ndir)
+                    argv = kvdb_argv[:]
+                    argv[argv.index("--data") + 1] = os.path.join(ndir, "data")
+                    argv[argv.index("--port") + 1] = str(port)
+                    stack.enter_context(Server(f"node{i}", argv, port, ndir))
+                    node_ports.append(port)
+                pport, pdir = free_port(), os.path.join(base, "proxy")
+                os.makedirs(pdir)
+                with open(os.path.join(pdir, "nutcracker.yml"), "w") as f:
+                    f.write(proxy_config(pport, node_ports))
+                stack.enter_context(Server("proxy", [nutcracker_path(), "-c", "nutcracker.yml", "-o", "nutcracker.log",
+                                                     "-s", str(free_port()), "-a", "127.0.0.1", "-p", "nutcracker.pid"],
+                                           pport, pdir))
+                targets.append(("proxy", pport))
             for run in range(runs):
                 for pipeline in pipelines:
-                    for name, port in (("kvdb", kport), ("redis", rport)):
+                    for name, port in targets:
                         print(f"run {run + 1}/{runs}, -P {pipeline}, {name} ...", file=sys.stderr, flush=True)
                         results.setdefault((name, pipeline), []).append(
                             run_benchmark(port, args, pipeline, requests))
@@ -178,6 +238,19 @@ def render(args, runs, requests, pipelines, results):
                          f"{rp99:>6.3f} | {ratio:>8.2f}x {p99r:>8.2f}x{flag}")
     lines += ["", f"targets: SET and GET >= {TARGET_RATIO}x redis-server's requests/s at every pipeline depth, "
                   f"p99 <= {TARGET_P99}x redis-server's. Latencies in ms."]
+    if any(name == "proxy" for name, _ in results):
+        lines += ["", f"through twemproxy over {args.nodes} kvdb nodes (deploy/nutcracker.yml) against one kvdb node "
+                      f"direct, same runs:", ""]
+        header = f"{'test':<6} {'-P':>3} | {'proxy rps':>10} {'p50':>6} {'p99':>6} | {'rps ratio':>9} {'p99 ratio':>9}"
+        lines += [header, "-" * len(header)]
+        for pipeline in pipelines:
+            k = median_result(results[("kvdb", pipeline)])
+            x = median_result(results[("proxy", pipeline)])
+            for test in k:
+                xr, xp50, xp99 = x.get(test, (0, 0, 0))
+                lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
+                             f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
+                             f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
     return "\n".join(lines)
 
 
