@@ -21,13 +21,11 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 
 import pytest
 
-from tests.serverutil import ServerProcess, _die_with_parent, free_port
+from tests.serverutil import ServerProcess, _die_with_parent, free_port, wait_listening
 
 redis = pytest.importorskip("redis")
 
@@ -50,15 +48,7 @@ def redis_reference(tmp_path, *extra):
                              "--dir", str(tmp_path), "--protected-mode", "no", *extra],
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
+        wait_listening(port, proc, "redis-server")
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)

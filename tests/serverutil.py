@@ -42,6 +42,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, proc, what, timeout=10):
+    """Return once 127.0.0.1:port accepts a connection; RuntimeError naming `what` if the
+    process `proc` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
 class ServerProcess:
     def __init__(self, tmp_path, *args, data=None, port=None, env=None, start_timeout=20):
         self.data = str(data or (tmp_path / "data"))

@@ -12,13 +12,11 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
-from tests.serverutil import ServerProcess, _die_with_parent, free_port
+from tests.serverutil import ServerProcess, _die_with_parent, free_port, wait_listening
 
 redis = pytest.importorskip("redis")
 
@@ -66,15 +64,10 @@ def nutcracker(tmp_path, node_ports):
                              "-p", str(tmp_path / "nutcracker.pid")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nutcracker did not start: {log.read_text() if log.exists() else ''}")
-                time.sleep(0.05)
+        try:
+            wait_listening(port, proc, "nutcracker")
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {log.read_text() if log.exists() else ''}") from None
         yield port
     finally:
         proc.terminate()

@@ -90,6 +90,21 @@ cdef inline unsigned char *put_sequence(unsigned char *op, unsigned char *oend, 
     return op
 
 
+cdef inline unsigned char *emit_match(const unsigned char *src, Py_ssize_t *ip, Py_ssize_t ref,
+                                      Py_ssize_t anchor, Py_ssize_t match_limit, unsigned char *op,
+                                      unsigned char *oend) noexcept nogil:
+    """The match found at *ip (from ref): extended backwards over equal literals and forwards as
+    far as it goes, written as one sequence with the literals from anchor; *ip moves past it.
+    NULL if it does not fit before oend."""
+    cdef Py_ssize_t i = ip[0], mlen
+    while i > anchor and ref > 0 and src[i - 1] == src[ref - 1]:
+        i -= 1
+        ref -= 1
+    mlen = match_length(src, i, ref, match_limit)
+    ip[0] = i + mlen
+    return put_sequence(op, oend, src + anchor, i - anchor, i - ref, mlen)
+
+
 cdef Py_ssize_t lz4_compress(const unsigned char *src, Py_ssize_t n,
                              unsigned char *dst, Py_ssize_t cap) noexcept nogil:
     if n <= LZ4_SMALL_INPUT:
@@ -104,7 +119,7 @@ cdef Py_ssize_t compress_small(const unsigned char *src, Py_ssize_t n,
     and a candidate needs no range check. The search hashes the next position before comparing
     the current one, and after a match it first tries the position right after it."""
     cdef uint16_t table[1 << LZ4_HASH_LOG]       # last position whose 4 bytes had this hash (0 at first)
-    cdef Py_ssize_t ip, fwd, anchor = 0, ref, mlen, searches
+    cdef Py_ssize_t ip, fwd, anchor = 0, ref, searches
     cdef Py_ssize_t find_limit = n - LZ4_MATCH_FIND_LIMIT
     cdef Py_ssize_t match_limit = n - LZ4_LAST_LITERALS
     cdef unsigned char *op = dst
@@ -142,14 +157,9 @@ cdef Py_ssize_t compress_small(const unsigned char *src, Py_ssize_t n,
                 break
             # encode the match, and each that starts right after the previous one
             while True:
-                while ip > anchor and ref > 0 and src[ip - 1] == src[ref - 1]:
-                    ip -= 1                      # extend the match backwards over equal literals
-                    ref -= 1
-                mlen = match_length(src, ip, ref, match_limit)
-                op = put_sequence(op, oend, src + anchor, ip - anchor, ip - ref, mlen)
+                op = emit_match(src, &ip, ref, anchor, match_limit, op, oend)
                 if op == NULL:
                     return 0
-                ip += mlen
                 anchor = ip
                 if ip >= find_limit:
                     done = True
@@ -172,14 +182,12 @@ cdef Py_ssize_t compress_wide(const unsigned char *src, Py_ssize_t n,
                               unsigned char *dst, Py_ssize_t cap) noexcept nogil:
     """lz4_compress for inputs over 64 KiB."""
     cdef uint32_t table[1 << LZ4_HASH_LOG]     # position + 1 of the last 4 bytes with this hash (0 = none)
-    cdef Py_ssize_t ip = 0, anchor = 0, ref, mlen, lit, step_count = 0
+    cdef Py_ssize_t ip = 0, anchor = 0, ref, lit, step_count = 0
     cdef Py_ssize_t find_limit = n - LZ4_MATCH_FIND_LIMIT
     cdef Py_ssize_t match_limit = n - LZ4_LAST_LITERALS
     cdef unsigned char *op = dst
     cdef unsigned char *oend = dst + cap
-    cdef unsigned char *token
     cdef uint32_t h, seq
-    cdef uint64_t diff
     cdef int shift = 32 - LZ4_HASH_LOG
     while shift < 22 and (<Py_ssize_t>1 << (32 - shift)) > n:
         shift += 1                               # small inputs: a smaller table to clear (at least 1024 slots)
@@ -195,33 +203,9 @@ cdef Py_ssize_t compress_wide(const unsigned char *src, Py_ssize_t n,
                 ip += 1 + (step_count >> 6)      # skip faster through data that does not compress
                 continue
             step_count = 0
-            while ip > anchor and ref > 0 and src[ip - 1] == src[ref - 1]:
-                ip -= 1                          # extend the match backwards over equal literals
-                ref -= 1
-            mlen = LZ4_MIN_MATCH
-            while ip + mlen + 8 <= match_limit:      # 8 bytes at a time, then byte by byte
-                diff = read64(src + ref + mlen) ^ read64(src + ip + mlen)
-                if diff:
-                    mlen += __builtin_ctzll(diff) >> 3
-                    break
-                mlen += 8
-            else:
-                while ip + mlen < match_limit and src[ref + mlen] == src[ip + mlen]:
-                    mlen += 1
-            lit = ip - anchor
-            if op + 1 + lit + lit // 255 + 1 + 2 + (mlen // 255) + 1 > oend:
+            op = emit_match(src, &ip, ref, anchor, match_limit, op, oend)
+            if op == NULL:
                 return 0
-            token = op
-            op = put_literals(op, src + anchor, lit)
-            op[0] = <unsigned char>((ip - ref) & 0xff)
-            op[1] = <unsigned char>((ip - ref) >> 8)
-            op += 2
-            if mlen - LZ4_MIN_MATCH >= 15:
-                token[0] |= 15
-                op = put_length(op, mlen - LZ4_MIN_MATCH - 15)
-            else:
-                token[0] |= <unsigned char>(mlen - LZ4_MIN_MATCH)
-            ip += mlen
             anchor = ip
             if ip - 2 >= 0 and ip - 2 < find_limit:
                 table[hash4(read32(src + ip - 2), shift)] = <uint32_t>(ip - 2 + 1)
