@@ -1031,6 +1031,10 @@ def _background(ref, wake):
     """The background thread: sync="normal" fsyncs, the engine's maintenance (checkpoints,
     flushes, compactions), the expiry sweep. A failure it did not expect is logged through the
     "kvdb" logger and raised by the database's next call."""
+    db = ref()
+    if db is not None:
+        (<Database>db).fs.thread_started()
+    del db
     while True:
         wake.wait(NORMAL_SYNC_INTERVAL)
         wake.clear()

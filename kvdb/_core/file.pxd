@@ -35,6 +35,8 @@ cdef class FS:
     cpdef int lock_settle(self, object handle) except -1    # the first opener is set up: let others in
     cpdef bint lock_try_last(self, object handle) except -1  # no other open now; stays so until unlock
     cpdef unlock(self, object handle)
+    cpdef int thread_started(self) except -1   # a database's own thread begins (SimFS: ties it to
+                                               # the current power cycle; a no-op on real files)
 
 cdef class OsFS(FS):
     pass

@@ -5,6 +5,7 @@ import errno as _errno
 import fcntl
 import os
 import random
+import threading
 import time
 
 from libc.errno cimport errno, EINTR, EIO
@@ -186,6 +187,9 @@ cdef class FS:
 
     cpdef unlock(self, object handle):
         raise NotImplementedError
+
+    cpdef int thread_started(self) except -1:
+        return 0
 
 
 cdef class OsFS(FS):

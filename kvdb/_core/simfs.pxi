@@ -13,6 +13,13 @@
 #   - every file's current image is reset to its durable one, locks are freed.
 # crash_after(n) makes the n-th I/O call from now, and all after it, raise
 # SimulatedCrash, so a test can stop a workload at any point.
+#
+# Power loss also ends every thread of the crashed process. A database's background thread may be
+# in the middle of work that does no I/O (a table build) when the crash point comes, and would go
+# on writing into the revived file system, as no real process does. So each thread belongs to a
+# power cycle (`epoch`): the one current at its first I/O call, or when it began (thread_started,
+# called by the database's background thread). crash() starts a new cycle, which the thread that
+# calls it joins; a thread of an older cycle gets SimulatedCrash from every call.
 
 class SimulatedCrash(Exception):
     """Raised by every SimFS call after the crash point set by crash_after()."""
@@ -115,6 +122,8 @@ cdef class SimFS(FS):
     cdef long crash_countdown        # calls until SimulatedCrash; -1 = never
     cdef bint dead                   # every call raises SimulatedCrash until crash()
     cdef dict fail_countdown         # op ("write"/"fsync"/"read") -> calls until one OSError(EIO)
+    cdef long epoch                  # power cycles so far: crash() counts one
+    cdef object threads              # threading.local: .epoch, the power cycle of the calling thread
 
     def __init__(self):
         self.current = {}
@@ -126,6 +135,8 @@ cdef class SimFS(FS):
         self.crash_countdown = -1
         self.dead = False
         self.fail_countdown = {}
+        self.epoch = 0
+        self.threads = threading.local()
 
     # -- fault injection -------------------------------------------------
 
@@ -139,9 +150,18 @@ cdef class SimFS(FS):
             raise ValueError("op must be 'write', 'fsync' or 'read'")
         self.fail_countdown[op] = n
 
+    cpdef int thread_started(self) except -1:
+        self.threads.epoch = self.epoch
+        return 0
+
     def _tick(self, str op):
         if self.dead:
             raise SimulatedCrash("simulated power loss")
+        mine = getattr(self.threads, "epoch", None)
+        if mine is None:
+            self.threads.epoch = self.epoch
+        elif mine != self.epoch:
+            raise SimulatedCrash("simulated power loss (a thread of the crashed process)")
         self.io_calls += 1
         if self.crash_countdown > 0:
             self.crash_countdown -= 1
@@ -184,6 +204,8 @@ cdef class SimFS(FS):
             inode.current = bytearray(inode.durable)
         self.current = dict(self.durable)
         self.locks = set()
+        self.epoch += 1
+        self.threads.epoch = self.epoch
         self.dead = False
         self.crash_countdown = -1
         self.fail_countdown = {}

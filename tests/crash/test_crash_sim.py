@@ -359,3 +359,51 @@ def test_W1_concurrent_committers_crash(long_mode):
             db.verify()
         finally:
             db.close()
+
+
+def test_a_thread_of_the_crashed_process_does_no_io_after_the_crash():
+    """Power loss ends every thread: a thread that did I/O (or began, thread_started) before
+    crash() gets SimulatedCrash from every later call, so a background thread caught in a table
+    build cannot write into the revived file system; the thread that calls crash() and threads
+    begun after it work."""
+    import threading
+    fs = SimFS()
+    fs.makedirs("/sim/x")
+    seen = {}
+    gate, done = threading.Event(), threading.Event()
+
+    def old_thread():
+        fs.open("/sim/x/a", True).close()            # its first I/O: this power cycle
+        gate.wait(10)
+        try:
+            fs.open("/sim/x/b", True)
+            seen["old"] = "wrote"
+        except SimulatedCrash:
+            seen["old"] = "refused"
+        done.set()
+
+    def started_thread():
+        fs.thread_started()                          # began in this cycle, no I/O yet
+        gate.wait(10)
+        try:
+            fs.remove("/sim/x/a")
+            seen["started"] = "wrote"
+        except SimulatedCrash:
+            seen["started"] = "refused"
+
+    threads = [threading.Thread(target=old_thread), threading.Thread(target=started_thread)]
+    for t in threads:
+        t.start()
+    fs.sync_dir("/sim/x")                            # /sim/x/a survives the crash
+    fs.crash(0)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert seen == {"old": "refused", "started": "refused"}
+    assert fs.exists("/sim/x/a") and not fs.exists("/sim/x/b")
+    fs.open("/sim/x/c", True).close()                # the thread that called crash() goes on
+    new = []
+    t = threading.Thread(target=lambda: new.append(fs.open("/sim/x/d", True)))
+    t.start()
+    t.join(10)
+    assert new and fs.exists("/sim/x/d")             # a thread begun after the crash works
