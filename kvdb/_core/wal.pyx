@@ -76,13 +76,6 @@ cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL:
     return p
 
 
-def encode_ops(list ops):
-    """Payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 = never)."""
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, ops_size(ops))
-    encode_ops_into(ops, <unsigned char *>PyBytes_AS_STRING(out))
-    return out
-
-
 def decode_ops(bytes payload):
     """[(key, value-or-None, expires)] of a payload; ValueError if malformed."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)

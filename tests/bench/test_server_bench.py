@@ -1,5 +1,4 @@
 """`kvdb bench server` runs end to end (tiny sizes) and prints its ratio table."""
-import os
 import shutil
 import subprocess
 import sys
@@ -7,6 +6,7 @@ import sys
 import pytest
 
 from kvdb.cli.cmd_bench import suite_module
+from tests.server.test_sharding_twemproxy import nutcracker_path
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None,
@@ -28,12 +28,8 @@ def test_bench_server_says_what_is_missing(monkeypatch):
     assert server.main(["--quick"]) == 2
 
 
-def _nutcracker():
-    return shutil.which("nutcracker") or ("/usr/sbin/nutcracker" if os.access("/usr/sbin/nutcracker", os.X_OK) else None)
-
-
 @pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None
-                    or _nutcracker() is None, reason="needs redis-server, redis-benchmark and nutcracker")
+                    or nutcracker_path() is None, reason="needs redis-server, redis-benchmark and nutcracker")
 def test_bench_server_through_twemproxy(tmp_path):
     """--topology twemproxy adds nodes behind nutcracker and a table of the proxy against one node."""
     p = subprocess.run([sys.executable, "-m", "kvdb", "bench", "server", "--runs", "1", "--requests", "500",
