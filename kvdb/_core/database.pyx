@@ -237,6 +237,8 @@ cdef class Database(Handle):
     cdef bytes sweep_from        # where the next expiry-sweep step starts (None = the first key); bg thread
     cdef public uint64_t expired_swept, sweep_steps    # keys the sweep deleted; steps it ran
     cdef Py_ssize_t _last_swept  # keys the last sweep commit deleted (writer lock)
+    cdef object commit_listener  # None, or callable(seq, ops) run after each commit under the writer
+                                 # lock, in commit order (the server's replication); set by its owner
     cdef object __weakref__
 
     def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
@@ -578,7 +580,8 @@ cdef class Database(Handle):
 
     # -- writes ----------------------------------------------------------
 
-    cdef int commit_ops(self, list ops, object txn, object decide=None, bint conflicts=True) except -1:
+    cdef int commit_ops(self, list ops, object txn, object decide=None, bint conflicts=True,
+                        bint count_namespaces=True) except -1:
         """Commit [(key, value-or-None, expires)]. The commit sequence, in order:
         1. (transactions) validate the read set against later commits;
            (`decide`) rewrite the ops from the current state under the lock: an empty
@@ -589,13 +592,15 @@ cdef class Database(Handle):
         Returns 1 if it committed, 0 if `decide` left nothing to commit. A commit with
         `conflicts` False (the expiry sweep: it deletes only keys no reader can see any more,
         and a transaction that saw one before it expired conflicts on its expiry) is not
-        recorded for transaction validation.
+        recorded for transaction validation. With `count_namespaces` False the ops are committed
+        as they are, namespace records included (a replica applying its primary's log, whose
+        records already carry them).
         """
         cdef uint64_t seq
         cdef Transaction t
         cdef Engine store = self.storage
         cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
-        cdef bint counts = namespaced(ops)   # namespace records to rewrite under the lock (K1)
+        cdef bint counts = count_namespaces and namespaced(ops)   # namespace records to rewrite (K1)
         store.before_commit()
         if decide is None and not counts:
             length = ops_size(ops)
@@ -638,6 +643,8 @@ cdef class Database(Handle):
                 if self.txn_starts and conflicts:
                     self.recent.append((seq, [op[0] for op in ops]))
                 store.published()
+                if self.commit_listener is not None:
+                    self.commit_listener(seq, ops)
             except BaseException as e:
                 # The engine may hold part of this commit: nothing may read it until reopen,
                 # which replays the whole commit from the log.
@@ -665,6 +672,28 @@ cdef class Database(Handle):
                 raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
                                      "reopened") from e
         return 1
+
+    def _set_commit_listener(self, listener):
+        """Have listener(seq, ops) called after every commit, under the writer lock and in commit
+        order, with the ops as the log holds them; None stops it. For the server's replication
+        (kvdb/server/replication): the listener must be quick and must not raise, since the
+        commit is already durable per the sync mode when it runs."""
+        if listener is not None and not callable(listener):
+            raise TypeError("the commit listener must be callable or None")
+        self.commit_listener = listener
+
+    def _commit_log_ops(self, list ops):
+        """Commit [(key, value-or-None, expires)] as one commit, exactly as given (namespace
+        records are not recounted): a replica applying one commit of its primary's log. Returns
+        the new seq."""
+        self.check_writable()
+        for op in ops:
+            if type(op) is not tuple or len(op) != 3 or type(op[0]) is not bytes or \
+                    (op[1] is not None and type(op[1]) is not bytes) or type(op[2]) is not int:
+                raise TypeError("an operation is a (bytes key, bytes value or None, int expires) tuple")
+            as_key(op[0])
+        self.commit_ops(ops, None, None, True, False)
+        return self.seq
 
     def compact(self, start=None, end=None):
         """Compact the key range [start, end) (None: everything) as far down as it goes. With the

@@ -120,6 +120,18 @@ cdef class Snapshot(Handle):
     cdef object raw_scan(self, object lo, object hi, bint reverse):
         return Iterator(self.db, self.db.open_cursor(self.p, self.p.clone(), lo, hi, reverse, self.p.now_ms))
 
+    def _scan_expiry(self, start=None, end=None):
+        """(key, value, expires) of the snapshot's live keys in [start, end), expires in
+        wall-clock ms (0 = none): a replica's full copy of this version, with its expiries."""
+        self.check()
+        lo, hi = scan_bounds(start, end, None)
+        c = self.db.open_cursor(self.p, self.p.clone(), lo, hi, False, self.p.now_ms)
+        try:
+            for k, v in c:
+                yield k, v, c.last_expires
+        finally:
+            c.finish()
+
     cdef object raw_cursor_source(self):
         return self, None
 

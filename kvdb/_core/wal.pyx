@@ -76,6 +76,17 @@ cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL:
     return p
 
 
+def encode_ops(list ops):
+    """The payload of ops as bytes (what decode_ops reads back): the replication stream's
+    records carry it (docs/format/replication.md)."""
+    cdef Py_ssize_t n = ops_size(ops)
+    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
+    if encode_ops_into(ops, p) != p + n:
+        raise AssertionError("encode_ops: payload size mismatch")
+    return out
+
+
 def decode_ops(bytes payload):
     """[(key, value-or-None, expires)] of a payload; ValueError if malformed."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import shutil
 import signal
 import socket
 import time
@@ -35,6 +36,7 @@ from .keyspace import Keyspace, NameTooLong, WrongType, now_ms
 
 from .protocol.fastlane import FastLane
 from .pubsub import PubSub
+from .replication import READONLY, Replication
 from .slowlog import SlowLog
 from .stats import Stats
 
@@ -94,6 +96,8 @@ class Server:
         self.authguard = authguard.AuthGuard(self)  # AUTH off the loop, brute-force slowdown
         self.tls_context = tls.server_context(config)  # ssl.SSLContext for tls-port, or None
         self.tls_port = None                   # the bound TLS port
+        self.replication = Replication(self)   # role, this node's replicas, its primary (replication/)
+        self.readonly_reply = None             # ErrorReply(READONLY) while a replica refuses writes, else None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -106,6 +110,49 @@ class Server:
         self.ks.load()
         use_fastlane = os.environ.get("KVDB_SERVER_FASTLANE", "1") != "0"
         self.fastlane = FastLane(self) if use_fastlane else None
+        self.writes_refused_changed()
+
+    def writes_refused_changed(self):
+        """After a change of role or of replica-read-only: writes from clients are refused
+        (READONLY) exactly while this node is a read-only replica."""
+        refused = self.replication.refuses_writes
+        self.readonly_reply = ErrorReply(READONLY) if refused else None
+        if self.fastlane is not None:
+            self.fastlane.writes_refused = refused
+
+    def replace_database(self, new_dir):
+        """A replica's full sync: the database at `new_dir` (closed, checkpointed) replaces the
+        one in the data directory. Runs on the loop between command groups; a crash part-way
+        leaves the old data beside the directory (`<dir>.old-PID`) and the next start syncs again."""
+        data = os.path.abspath(self.config["dir"])
+        old = f"{data}.old-{os.getpid()}"
+        self.replication.database_replaced()
+        setsample.forget_all()
+        self.db.close()
+        self.db = None
+        os.rename(data, old)
+        os.rename(new_dir, data)
+        fd = os.open(os.path.dirname(data) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+        self.open_database()
+        self.touch_all()
+
+    async def apply_replicated(self, ops):
+        """A replica commits one batch of its primary's log (ops sorted by key, the position
+        record among them), keeping the keyspace's counters, caches and watchers in step."""
+        changes = self.ks.follow_ops(ops)
+        if self.db.sync == "full":
+            await self.loop.run_in_executor(self.executor, self.db._commit_log_ops, ops)
+        else:
+            self.db._commit_log_ops(ops)
+        self.ks.followed(changes)
+        self.ks.store.caches.clear()
+        setsample.forget_all()
+        self.replication.after_commit()
 
     async def start(self):
         """Binds every listening socket, then opens the database, then accepts clients: a port
@@ -126,6 +173,7 @@ class Server:
             if not srv.is_serving():
                 await srv.start_serving()
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kvdb-commit")
+        self.replication.start()
         self.limits.startup_warnings()
         self.cron_task = self.loop.create_task(self.cron())
         ports = [f"port {self.port}" if self.port is not None else "no plaintext port"]
@@ -184,6 +232,7 @@ class Server:
         self.close_listeners()
         if self.cron_task is not None:
             self.cron_task.cancel()
+        self.replication.stop()
         for _ in range(500):
             if not self.committing and not self.ready:
                 break
@@ -236,6 +285,7 @@ class Server:
         self.limits.client_gone(c)
         self.unwatch(c)
         self.blocking.client_gone(c)
+        self.replication.client_gone(c)
         self.pubsub.drop_client(c)
         self.to_flush.discard(c)
 
@@ -250,6 +300,10 @@ class Server:
         """After CONFIG SET: apply what must be applied, and log it."""
         if "requirepass" in names:
             self.acl.sync_requirepass()
+        if "replica-read-only" in names:
+            self.writes_refused_changed()
+        if "repl-backlog-size" in names and self.replication.primary.backlog is not None:
+            self.replication.primary.backlog.limit = self.config["repl-backlog-size"]
         self.slowlog_threshold = self.config["slowlog-log-slower-than"]
         if "loglevel" in names:
             set_log_level(self.config["loglevel"])
@@ -326,6 +380,7 @@ class Server:
             except Exception as e:  # noqa: BLE001 - every failure becomes an error reply
                 self.group_committed(e)
                 return
+            self.replication.after_commit()
             self.flush_all()
 
     def group_committed(self, error):
@@ -336,6 +391,7 @@ class Server:
             text = ErrorReply(f"ERR commit failed, nothing of this write was applied: {error}")
             for c in self.to_flush:
                 c.replies = [text] * len(c.replies)
+        self.replication.after_commit()
         self.flush_all()
         if self.ready and not self.run_scheduled:
             self.run_scheduled = True
@@ -368,6 +424,9 @@ class Server:
             if denied:
                 c.multi_error = True
                 return ErrorReply(denied)
+            if self.readonly_reply is not None and "write" in cmd.flags:
+                c.multi_error = True
+                return self.readonly_reply
             c.multi.append((cmd, args))
             return Status("QUEUED")
         if cmd is None:
@@ -387,6 +446,8 @@ class Server:
         if name is None:
             name = _BNAMES[cmd] = cmd.fullname.encode()
         c.last_command = name
+        if self.readonly_reply is not None and "write" in cmd.flags:
+            return self.readonly_reply
         start = _perf_counter()
         try:
             # Key names of any length work (long ones through their digest: keyspace.LONG_*);
@@ -467,7 +528,10 @@ class Server:
             while True:
                 await asyncio.sleep(1.0 / self.config["hz"])
                 self.stats.sample()
-                if any(self.ks.expires) or self.ks.garbage:
+                self.replication.cron()
+                if self.replication.is_replica:
+                    pass     # a replica deletes what its primary's log deletes, and nothing else
+                elif any(self.ks.expires) or self.ks.garbage:
                     self.sweep_due = True
                     if not self.run_scheduled and not self.committing:
                         self.run_scheduled = True
@@ -483,7 +547,8 @@ class Server:
             return
         limit = time.monotonic() - timeout
         for c in list(self.clients.values()):
-            if c.last_active < limit and not c.subscriptions and not c.blocked:
+            if c.last_active < limit and not c.subscriptions and not c.blocked and \
+                    getattr(c, "replica_link", None) is None:
                 c.close("idle timeout")
 
     def sweep_expired(self, budget=200):

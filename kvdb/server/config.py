@@ -11,7 +11,7 @@ import shlex
 
 from kvdb._core.options import OPTION_FIELDS, format_size, parse_size, parse_text, show_text
 
-__all__ = ["Option", "OPTIONS", "Config", "ConfigError", "parse_memory", "format_memory"]
+__all__ = ["Option", "OPTIONS", "Config", "ConfigError", "parse_memory", "format_memory", "parse_replicaof"]
 
 
 class ConfigError(ValueError):
@@ -53,6 +53,28 @@ def _yesno(text):
     if value in ("no", "0", "false", "off"):
         return False
     raise ValueError("argument must be 'yes' or 'no'")
+
+
+def parse_replicaof(text):
+    """(host, port) of a `replicaof` value ("host port"; REPLICAOF's arguments), or None for
+    "" and "no one"."""
+    words = str(text).split()
+    if not words or [w.lower() for w in words] == ["no", "one"]:
+        return None
+    if len(words) != 2:
+        raise ValueError("give '<host> <port>' or 'no one'")
+    try:
+        port = int(words[1])
+    except ValueError:
+        raise ValueError(f"port {words[1]!r} is not an integer") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 1..65535")
+    return words[0], port
+
+
+def _replicaof(text):
+    target = parse_replicaof(text)
+    return "" if target is None else f"{target[0]} {target[1]}"
 
 
 def _words(text):
@@ -383,16 +405,30 @@ OPTIONS.update((o.name, o) for o in [
     _compat("no-appendfsync-on-rewrite", _redis_yesno, False, _COMPAT, _show_bool),
     _compat("auto-aof-rewrite-percentage", _redis_int(0, INT_MAX), 100, _COMPAT),
     _compat("auto-aof-rewrite-min-size", _redis_int(0, LONG_MAX, memory=True), 64 << 20, _COMPAT),
-    # Replication (kvdb has none: WAIT answers 0 replicas).
-    _compat("replica-read-only", _redis_yesno, True, _COMPAT, _show_bool),
-    _compat("replica-serve-stale-data", _redis_yesno, True, _COMPAT, _show_bool),
+    # Replication (kvdb/server/replication, docs/replication.md).
+    _compat("replica-read-only", _redis_yesno, True, "a replica refuses writes from clients (READONLY)", _show_bool),
+    _compat("replica-serve-stale-data", _redis_yesno, True, "always yes: a replica serves its data while it syncs",
+            _show_bool),
     _compat("replica-ignore-maxmemory", _redis_yesno, True, _COMPAT, _show_bool),
-    _compat("replica-priority", _redis_int(0, INT_MAX), 100, _COMPAT),
+    _compat("replica-priority", _redis_int(0, INT_MAX), 100, "reported in INFO replication for Sentinel's choice "
+                                                            "of a replica to promote (0: never)"),
     _compat("min-replicas-to-write", _redis_int(0, INT_MAX), 0, _COMPAT),
     _compat("min-replicas-max-lag", _redis_int(0, INT_MAX), 10, _COMPAT),
-    _compat("repl-diskless-sync", _redis_yesno, True, _COMPAT, _show_bool),
-    _compat("repl-backlog-size", _redis_int(1, LONG_MAX, memory=True), 1 << 20, _COMPAT),
-    _compat("repl-timeout", _redis_int(1, INT_MAX), 60, _COMPAT),
+    _compat("repl-diskless-sync", _redis_yesno, True, "always yes: a full sync streams a snapshot, no file",
+            _show_bool),
+    _compat("repl-backlog-size", _redis_int(1, LONG_MAX, memory=True), 16 << 20,
+            "bytes of the newest log records a primary keeps for replicas to continue from"),
+    _compat("repl-timeout", _redis_int(1, INT_MAX), 60, "seconds without data before a replica reconnects"),
+    _compat("replicaof", _replicaof, "", "'<host> <port>': start as a replica of that kvdb server ('' : a primary); "
+                                         "REPLICAOF changes it at run time", mutable=False),
+    _compat("masterauth", _string, "", "password a replica authenticates to its primary with", _show_secret),
+    _compat("masteruser", _string, "", "user a replica authenticates to its primary as ('' : AUTH with the "
+                                       "password alone)"),
+    _compat("replica-announce-ip", _string, "", "address a replica gives its primary for INFO and ROLE "
+                                                "('' : the connection's)"),
+    _compat("replica-announce-port", _redis_int(0, 65535), 0, "port a replica gives its primary (0: its own)"),
+    _compat("tls-replication", _redis_yesno, False, "a replica connects to its primary's TLS port with TLS",
+            _show_bool),
     # Process settings fixed at start in Redis.
     _compat("io-threads", _redis_int(1, 128), 1, _COMPAT, mutable=False),
     _compat("io-threads-do-reads", _redis_yesno, False, _COMPAT, _show_bool, mutable=False),
@@ -415,6 +451,7 @@ REDIS_ALIASES = {
     "slave-serve-stale-data": "replica-serve-stale-data",
     "slave-ignore-maxmemory": "replica-ignore-maxmemory",
     "slave-priority": "replica-priority",
+    "slaveof": "replicaof",
     "min-slaves-to-write": "min-replicas-to-write",
     "min-slaves-max-lag": "min-replicas-max-lag",
 }

@@ -34,7 +34,7 @@ def section_server(s):
     return [("redis_version", REDIS_VERSION), ("kvdb_version", KVDB_VERSION), ("redis_mode", "standalone"),
             ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
             ("arch_bits", 64 if sys.maxsize > 2 ** 32 else 32), ("multiplexing_api", "asyncio"),
-            ("process_id", os.getpid()), ("tcp_port", s.port or 0), ("server_time_usec", int(time.time() * 1e6)),
+            ("process_id", os.getpid()), ("run_id", s.replication.node_id), ("tcp_port", s.port or 0), ("server_time_usec", int(time.time() * 1e6)),
             ("uptime_in_seconds", up), ("uptime_in_days", up // 86400), ("hz", s.config["hz"]),
             ("executable", sys.argv[0]), ("config_file", s.config.file or ""),
             ("storage_engine", s.config["engine"]), ("sync", s.config["sync"])]
@@ -88,7 +88,7 @@ def section_stats(s):
 
 
 def section_replication(s):
-    return [("role", "master"), ("connected_slaves", 0)]
+    return s.replication.info()
 
 
 def section_cpu(s):

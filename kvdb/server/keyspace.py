@@ -339,6 +339,50 @@ class Keyspace:
                 with self.db.scan(prefix=prefix) as it:
                     self.expires[d] += sum(1 for _ in it)
 
+    def reload(self):
+        """Counts again from the database (a replica promoted to primary)."""
+        self.keys = [0] * self.databases
+        self.expires = [0] * self.databases
+        self.garbage = 0
+        self.vclock = self.last_version = 0
+        self.load()
+
+    # -- a replica applying its primary's log ---------------------------------------------
+
+    def follow_ops(self, ops):
+        """Before a replica commits ops from its primary's log: which of them change the
+        counters (meta records, expiry entries, garbage records), as [(db, kind, key, was
+        present, will be)], read from the database as it is before the commit."""
+        changes = []
+        get = self.db.get
+        for key, value, _ in ops:
+            if len(key) < 4 or key[0] != 1:
+                continue
+            d, kind = key[1], key[2:3]
+            if kind in (b"k", b"K", b"x", b"y", b"g") and (d < self.databases or kind == b"g"):
+                before = get(key) is not None
+                after = value is not None
+                if before != after or kind == b"k":
+                    changes.append((d, kind, key, before, after))
+            elif key == VCLOCK_KEY and value is not None and len(value) == 8:
+                self.vclock = self.last_version = _U64.unpack(value)[0]
+        return changes
+
+    def followed(self, changes):
+        """After that commit: the counters follow, and watchers of the keys hear of them."""
+        for d, kind, key, before, after in changes:
+            if kind == b"k":
+                self.on_change(d, key[3:], None)
+            if before == after:
+                continue
+            delta = 1 if after else -1
+            if kind in (b"k", b"K"):
+                self.keys[d] += delta
+            elif kind in (b"x", b"y"):
+                self.expires[d] += delta
+            else:
+                self.garbage += delta
+
     # -- meta records and expiry entries, of short and long names -------------------------
 
     def get_meta(self, db, key):

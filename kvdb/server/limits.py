@@ -14,8 +14,8 @@ unauthenticated-DoS fix; an anonymous client cannot make the server buffer
 more than that. After AUTH the configured limits apply.
 
 Output: after each write to a client, the bytes its transport still holds are
-compared with client-output-buffer-limit for its class (pubsub when
-subscribed, else normal): over the hard limit it is closed at once; over the
+compared with client-output-buffer-limit for its class (replica for a
+replica's stream, pubsub when subscribed, else normal): over the hard limit it is closed at once; over the
 soft limit for soft-seconds (checked again every cron tick) it is closed too.
 """
 import ipaddress
@@ -168,7 +168,8 @@ class Limits:
         if transport is None or c.closing:
             return
         size = transport.get_write_buffer_size()
-        cls = "pubsub" if c.subscriptions else "normal"
+        cls = "replica" if getattr(c, "replica_link", None) is not None else \
+            "pubsub" if c.subscriptions else "normal"
         hard, soft, seconds = self.server.config["client-output-buffer-limit"][cls]
         if hard and size > hard:
             self.kill_for_output(c, cls, size, "hard")

@@ -82,7 +82,7 @@ def _hello_reply(c, proto, name):
         c.name = name
     c.proto = proto
     return {"server": "kvdb", "version": REDIS_VERSION, "kvdb_version": KVDB_VERSION, "proto": proto, "id": c.id,
-            "mode": "standalone", "role": "master", "modules": []}
+            "mode": "standalone", "role": "replica" if c.server.replication.is_replica else "master", "modules": []}
 
 
 @command("select", 2, "loading stale fast", "@connection", summary="Changes the selected database.",

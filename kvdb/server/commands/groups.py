@@ -5,7 +5,7 @@ The import order is the table's order (COMMAND lists commands in it): a group co
 after the groups it imports from."""
 from . import acl_cmds, connection, documents, keys, strings, hashes, pubsub_cmds, server_cmds, transactions
 from . import bitops, scripting, functions, zsets, zsets_ops, zsets_pop, zsets_range, geo, hyperloglog, lists
-from . import sets, streams, stream_groups, stream_claims, stream_info, admin_backup
+from . import sets, streams, stream_groups, stream_claims, stream_info, admin_backup, replication_cmds
 from .registry import lookup
 
 __all__ = ["GROUPS", "lookup"]

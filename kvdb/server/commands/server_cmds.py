@@ -102,21 +102,7 @@ def shutdown(c, args):
     return NO_REPLY
 
 
-# -- WAIT, WAITAOF ---------------------------------------------------------------
-
-@command("wait", 3, "noscript", "@connection", group="generic", since="3.0.0",
-         summary="Blocks until the asynchronous replication of all preceding write commands sent by the "
-                 "connection is completed.")
-def wait(c, args):
-    """kvdb has no replicas: 0 at once when none are asked for (or the client may not block,
-    inside MULTI), else the client waits out the timeout (0: until CLIENT UNBLOCK) and gets 0,
-    as Redis does when too few replicas acknowledge. Other clients go on meanwhile."""
-    wanted = int_arg(args[1])
-    timeout = timeout_arg(args[2], 0.001)
-    if wanted <= 0 or not blocking_allowed(c):
-        return 0
-    return c.server.blocking.block(c, c.db, [], timeout, lambda: None, 0)
-
+# -- WAITAOF (WAIT is in replication_cmds.py) ---------------------------------------------------------------
 
 @command("waitaof", 4, "noscript", "@connection", group="generic", since="7.2.0",
          summary="Blocks until all of the preceding write commands sent by the connection are written to the "
