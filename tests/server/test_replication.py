@@ -1,0 +1,437 @@
+"""Replication between real `kvdb serve` processes on loopback ports (kvdb/server/replication,
+docs/format/replication.md): a replica follows its primary under a write load and ends with
+the same data; it continues after a restart without a full sync while the backlog holds its
+position, and syncs in full when it does not; bad targets and credentials get clear errors."""
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import kvdb
+from tests.serverutil import ServerProcess, free_port, wait_listening
+
+redis = pytest.importorskip("redis")
+
+POSITION_PREFIX = b"\x03"      # the replica's own position record (stream.REPLICATION_PREFIX)
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def replication(client):
+    return client.info("replication")
+
+
+def link_up(client):
+    return replication(client).get("master_link_status") == "up"
+
+
+def contents(data_dir):
+    """Every key of the database in data_dir (read-only open beside the server), with value and
+    expiry, less the replica's position record."""
+    db = kvdb.open(data_dir, readonly=True)
+    try:
+        with db.snapshot() as snap:
+            return {k: (v, e) for k, v, e in snap._scan_expiry() if not k.startswith(POSITION_PREFIX)}
+    finally:
+        db.close()
+
+
+def kvdb_check(data_dir):
+    out = subprocess.run([sys.executable, "-m", "kvdb", "check", data_dir], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def write_load(port, stop, seed, counts):
+    """One client's mix of writes over every type until `stop` is set."""
+    rng = random.Random(seed)
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=20)
+    n = 0
+    while not stop.is_set():
+        k = f"{seed}:{rng.randrange(200)}"
+        op = rng.randrange(11)
+        pipe = r.pipeline(transaction=op == 10)
+        if op == 0:
+            pipe.set("s" + k, os.urandom(rng.randrange(1, 300)))
+        elif op == 1:
+            pipe.incrby("n" + k, rng.randrange(-5, 50))
+        elif op == 2:
+            pipe.hset("h" + k, mapping={f"f{rng.randrange(20)}": rng.random() for _ in range(3)})
+        elif op == 3:
+            pipe.rpush("l" + k, *[rng.randrange(100) for _ in range(3)])
+            pipe.lpop("l" + k)
+        elif op == 4:
+            pipe.sadd("S" + k, *[rng.randrange(50) for _ in range(4)])
+            pipe.srem("S" + k, rng.randrange(50))
+        elif op == 5:
+            pipe.zadd("z" + k, {f"m{rng.randrange(30)}": rng.random() for _ in range(3)})
+        elif op == 6:
+            pipe.xadd("x" + k, {"a": rng.randrange(1000)}, maxlen=50, approximate=False)
+        elif op == 7:
+            pipe.delete("s" + k, "l" + k)
+        elif op == 8:
+            pipe.set("e" + k, "v", px=rng.randrange(50, 400))
+        elif op == 9:
+            pipe.eval("redis.call('set', KEYS[1], ARGV[1]); return redis.call('incr', KEYS[2])", 2,
+                      "lua" + k, "luan" + k, str(n))
+        else:
+            pipe.set("t" + k, n)
+            pipe.hincrby("th" + k, "c", 1)
+        pipe.execute()
+        n += 1
+    counts.append(n)
+
+
+def run_load(port, seconds, clients=3):
+    stop = threading.Event()
+    counts = []
+    threads = [threading.Thread(target=write_load, args=(port, stop, seed, counts)) for seed in range(clients)]
+    for t in threads:
+        t.start()
+    return stop, threads, counts
+
+
+@pytest.mark.parametrize("engines", [("btree", "btree"), ("lsm", "lsm"), ("lsm", "btree")],
+                         ids=["btree", "lsm", "lsm-to-btree"])
+def test_a_replica_follows_its_primary_under_a_write_load(tmp_path, engines):
+    primary_engine, replica_engine = engines
+    with ServerProcess(tmp_path, "--engine", primary_engine, data=tmp_path / "p") as p:
+        pc = p.client()
+        for i in range(3000):                       # something for the full sync to copy
+            pc.set(f"pre{i}", os.urandom(50))
+        stop, threads, counts = run_load(p.port, 0)
+        try:
+            time.sleep(0.5)
+            with ServerProcess(tmp_path, "--engine", replica_engine, "--replicaof", f"127.0.0.1 {p.port}",
+                               data=tmp_path / "r") as r:
+                rc = r.client()
+                wait_for(lambda: link_up(rc), what="the replica's link")
+                time.sleep(2.0)                         # records flow while the load runs
+                stop.set()
+                for t in threads:
+                    t.join()
+                assert sum(counts) > 100
+                assert pc.wait(1, 20000) == 1
+                info = replication(rc)
+                assert info["master_full_syncs"] == 1 and info["slave_repl_offset"] == replication(pc)[
+                    "master_repl_offset"]
+                assert rc.dbsize() == pc.dbsize()
+                time.sleep(0.5)                         # expiring keys: nothing but the primary deletes
+                assert contents(r.data) == contents(p.data)
+                assert rc.hgetall("h1:2") == pc.hgetall("h1:2")
+                assert rc.zrange("z2:3", 0, -1, withscores=True) == pc.zrange("z2:3", 0, -1, withscores=True)
+                assert rc.xrange("x0:4") == pc.xrange("x0:4")
+                kvdb_check(p.data)
+                kvdb_check(r.data)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+
+
+def test_R2_a_restarted_replica_continues_without_a_full_sync(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        pc.set("a", 1)
+        r = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r").start()
+        try:
+            wait_for(lambda: link_up(r.client()), what="link")
+            assert pc.wait(1, 10000) == 1
+            r.stop()
+            for i in range(500):                    # while the replica is down
+                pc.set(f"k{i}", i)
+            r.start()
+            rc = r.client()
+            wait_for(lambda: link_up(rc), what="link after restart")
+            assert pc.wait(1, 10000) == 1
+            info = replication(rc)
+            assert (info["master_full_syncs"], info["master_partial_syncs"]) == (0, 1)
+            assert contents(r.data) == contents(p.data)
+            # a kill -9 of the replica: it continues from what it had applied
+            for i in range(300):
+                pc.set(f"j{i}", i)
+            r.kill9()
+            pc.set("after-kill", 1)
+            r.start()
+            rc = r.client()
+            wait_for(lambda: link_up(rc), what="link after kill -9")
+            assert pc.wait(1, 10000) == 1
+            assert replication(rc)["master_full_syncs"] == 0
+            assert contents(r.data) == contents(p.data)
+        finally:
+            r.stop()
+
+
+def test_a_replica_syncs_in_full_when_the_backlog_no_longer_holds_its_position(tmp_path):
+    with ServerProcess(tmp_path, "--repl-backlog-size", "16kb", data=tmp_path / "p") as p:
+        pc = p.client()
+        r = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r").start()
+        try:
+            wait_for(lambda: link_up(r.client()), what="link")
+            r.stop()
+            for i in range(2000):
+                pc.set(f"k{i}", os.urandom(40))
+            assert replication(pc)["repl_backlog_histlen"] <= 16 * 1024 + 200
+            r.start()
+            rc = r.client()
+            wait_for(lambda: link_up(rc), what="link after restart")
+            assert pc.wait(1, 10000) == 1
+            assert replication(rc)["master_full_syncs"] == 1
+            assert contents(r.data) == contents(p.data)
+        finally:
+            r.stop()
+
+
+def test_R4_a_replica_of_a_restarted_primary_syncs_in_full_never_continuing_another_history(tmp_path):
+    """A primary's restart starts a new history (a new replid): a replica's position in the old
+    one is not continued, since the primary may have lost or replaced its newest commits."""
+    p = ServerProcess(tmp_path, data=tmp_path / "p").start()
+    r = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r").start()
+    try:
+        pc = p.client()
+        pc.set("a", 1)
+        assert pc.wait(1, 10000) == 1
+        p.kill9()
+        shutil.rmtree(p.data)                       # the primary comes back with other data
+        p.start()
+        pc = p.client()
+        pc.set("b", 2)
+        rc = r.client()
+        wait_for(lambda: link_up(rc) and replication(rc)["master_full_syncs"] == 2, what="second full sync")
+        assert pc.wait(1, 10000) == 1
+        assert rc.get("a") is None and rc.get("b") == b"2"
+        assert contents(r.data) == contents(p.data)
+    finally:
+        r.stop()
+        p.stop()
+
+
+def test_writes_to_a_replica_get_READONLY_as_from_redis(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:
+            rc = r.client()
+            wait_for(lambda: link_up(rc), what="link")
+            for call in (lambda: rc.set("x", 1), lambda: rc.incr("n"), lambda: rc.rpush("l", 1),
+                         lambda: rc.eval("return redis.call('set', 'x', 1)", 0)):
+                with pytest.raises(redis.exceptions.ReadOnlyError, match="You can't write against a read only "
+                                                                         "replica."):
+                    call()
+            pipe = rc.pipeline()
+            pipe.get("x")
+            pipe.set("x", 1)
+            with pytest.raises(redis.exceptions.ReadOnlyError):   # queued with an error: EXECABORT
+                pipe.execute()
+            assert rc.get("x") is None and rc.eval("return 1", 0) == 1
+            rc.config_set("replica-read-only", "no")     # a writable replica, as Redis allows
+            rc.set("local", 1)
+            assert rc.get("local") == b"1"
+
+
+def test_replicaof_no_one_promotes_and_the_old_primary_follows_the_new_one(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:
+        pc, rc = p.client(), r.client()
+        pc.rpush("l", 1, 2, 3)
+        pc.set("s", "v", ex=1000)
+        assert pc.wait(1, 10000) == 1
+        assert rc.replicaof("NO", "ONE")
+        assert rc.role()[0] == b"master"
+        rc.rpush("l", 4)
+        assert rc.dbsize() == 2 and rc.lrange("l", 0, -1) == [b"1", b"2", b"3", b"4"]
+        assert kvdb.open(r.data, readonly=True).get(POSITION_PREFIX + b"replication position") is None
+        assert pc.replicaof("127.0.0.1", r.port)
+        wait_for(lambda: link_up(pc), what="old primary following")
+        assert rc.wait(1, 10000) == 1
+        assert pc.lrange("l", 0, -1) == [b"1", b"2", b"3", b"4"] and 990 < pc.ttl("s") <= 1000
+        assert contents(p.data) == contents(r.data)
+
+
+def test_wait_counts_replicas_and_times_out(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        pc.set("a", 1)
+        assert pc.wait(0, 0) == 0
+        start = time.monotonic()
+        assert pc.wait(1, 200) == 0                 # no replica: the timeout passes
+        assert time.monotonic() - start >= 0.19
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:
+            wait_for(lambda: link_up(r.client()), what="link")
+            pc.set("b", 2)
+            assert pc.wait(1, 0) == 1
+            start = time.monotonic()
+            assert pc.wait(2, 300) == 1
+            assert time.monotonic() - start >= 0.29
+            with pytest.raises(redis.exceptions.ResponseError, match="replica"):
+                r.client().wait(1, 10)
+
+
+def test_replicaof_itself_is_refused(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        with pytest.raises(redis.exceptions.ResponseError, match="itself"):
+            pc.replicaof("127.0.0.1", p.port)
+        assert pc.role()[0] == b"master"
+        pc.set("still", "writable")
+
+
+def test_replicaof_another_name_of_itself_is_refused_by_node_id(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        pc.replicaof("127.1", p.port)               # 127.0.0.1 by another name: found out in the handshake
+        wait_for(lambda: "itself" in replication(pc).get("master_link_error", ""), what="the refusal")
+        assert replication(pc)["master_link_status"] == "down"
+        pc.replicaof("NO", "ONE")
+        pc.set("still", "writable")
+
+
+def test_replicaof_a_server_that_is_not_kvdb_says_so(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian's redis-server package)")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc, "redis-server")
+        with ServerProcess(tmp_path, data=tmp_path / "k") as k:
+            kc = k.client()
+            kc.set("mine", 1)
+            kc.replicaof("127.0.0.1", port)
+            wait_for(lambda: "not a kvdb server" in replication(kc).get("master_link_error", ""),
+                     what="the error")
+            assert replication(kc)["master_link_status"] == "down"
+            assert kc.get("mine") == b"1"           # nothing is lost
+            # and a Redis replica pointed at kvdb is refused with a reason
+            rr = redis.Redis(host="127.0.0.1", port=port)
+            rr.replicaof("127.0.0.1", k.port)
+            with pytest.raises(redis.exceptions.ResponseError, match="kvdb replicas only"):
+                kc.execute_command("PSYNC", "?", "-1")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_wrong_masterauth_is_reported_and_nothing_is_copied(tmp_path):
+    with ServerProcess(tmp_path, "--requirepass", "right", data=tmp_path / "p") as p:
+        pc = p.client(password="right")
+        pc.set("secret", 1)
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", "--masterauth", "wrong",
+                           data=tmp_path / "r") as r:
+            rc = r.client()
+            wait_for(lambda: "AUTH" in replication(rc).get("master_link_error", ""), what="the AUTH error")
+            assert replication(rc)["master_link_status"] == "down" and rc.get("secret") is None
+            rc.config_set("masterauth", "right")
+            wait_for(lambda: link_up(rc), what="link with the right password")
+            assert rc.get("secret") == b"1"
+
+
+def test_a_replica_authenticates_as_an_acl_user(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        pc.acl_setuser("repl", enabled=True, passwords=["+s3cret"], commands=["+replconf", "+kvsync", "+ping"])
+        pc.config_set("requirepass", "admin")
+        pc = p.client(password="admin")
+        pc.set("k", "v")
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", "--masteruser", "repl",
+                           "--masterauth", "s3cret", data=tmp_path / "r") as r:
+            rc = r.client()
+            wait_for(lambda: link_up(rc), what="link")
+            assert rc.get("k") == b"v"
+
+
+class FakePrimary:
+    """A scripted primary on a loopback port: answers the handshake, then sends
+    `sessions[i]` (bytes) on the i-th KVSYNC and keeps the connection open. Records each
+    KVSYNC's arguments."""
+
+    def __init__(self, sessions):
+        import socket
+        self.sessions = list(sessions)
+        self.kvsyncs = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                words = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    words.append(f.read(n + 2)[:-2])
+                if words[0].upper() == b"KVSYNC":
+                    self.kvsyncs.append((words[1].decode(), int(words[2])))
+                    i = len(self.kvsyncs) - 1
+                    conn.sendall(self.sessions[i] if i < len(self.sessions) else b"-ERR no more sessions\r\n")
+                elif words[0].upper() == b"REPLCONF" and words[1].lower() == b"ack":
+                    pass
+                else:
+                    conn.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_R1_R3_a_replica_refuses_a_log_that_does_not_follow_or_does_not_check_out(tmp_path):
+    """R1 and R3 (docs/format/replication.md): a record whose seq does not follow the position,
+    or a frame whose checksum fails, ends the session before anything of it is applied, and
+    the replica asks for a full sync instead of continuing."""
+    from kvdb.server.replication import stream
+    replid = "ab" * 20
+    snap = stream.encode_header(stream.MODE_FULL, replid, 10) + \
+        stream.frame(stream.SNAPSHOT, stream.encode_ops([(b"\x01\x00ka", b"s" + bytes(8) + b"1", 0)]))
+    first = snap + stream.end_frame(10, 1) + stream.record_frame(11, [(b"\x01\x00kb", b"s" + bytes(8) + b"2", 0)]) + \
+        stream.record_frame(13, [(b"\x01\x00kc", b"s" + bytes(8) + b"3", 0)])
+    bad = bytearray(stream.encode_header(stream.MODE_FULL, replid, 20) +
+                    stream.frame(stream.SNAPSHOT, stream.encode_ops([(b"\x01\x00kd", b"s" + bytes(8) + b"4", 0)])))
+    bad[-1] ^= 0x55                                     # a flipped byte in the snapshot frame's payload
+    good = stream.encode_header(stream.MODE_FULL, replid, 30) + \
+        stream.frame(stream.SNAPSHOT, stream.encode_ops([(b"\x01\x00ke", b"s" + bytes(8) + b"5", 0)])) + \
+        stream.end_frame(30, 1)
+    fake = FakePrimary([first, bytes(bad), good])
+    try:
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {fake.port}", data=tmp_path / "r") as r:
+            rc = r.client()
+            wait_for(lambda: len(fake.kvsyncs) >= 3 and rc.get("e") == b"5", what="three sessions")
+            assert fake.kvsyncs[:3] == [("?", 0), ("?", 0), ("?", 0)]
+            assert rc.get("c") is None and rc.get("d") is None and rc.get("a") is None
+            assert replication(rc)["slave_repl_offset"] == 30
+            log = r.log()
+            assert "record 13 does not follow the applied seq 11" in log
+            assert "checksum mismatch" in log
+    finally:
+        fake.close()
