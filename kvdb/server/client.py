@@ -267,7 +267,7 @@ class Client(asyncio.Protocol):
         return len(self.channels) + len(self.patterns)
 
     def flags(self):
-        f = ""
+        f = "S" if getattr(self, "replica_link", None) is not None else ""
         if self.multi is not None:
             f += "x"
         if self.subscriptions:

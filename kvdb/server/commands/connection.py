@@ -170,6 +170,8 @@ def client_info(c, args):
 
 
 def _client_type(cl):
+    if getattr(cl, "replica_link", None) is not None:
+        return "slave"
     return "pubsub" if cl.subscriptions else "normal"
 
 
@@ -182,8 +184,9 @@ def client_list(c, args):
         opt = args[i].lower()
         if opt == b"type" and i + 1 < len(args):
             t = args[i + 1].lower().decode("utf-8", "replace")
-            if t not in ("normal", "pubsub", "master", "replica"):
+            if t not in ("normal", "pubsub", "master", "replica", "slave"):
                 raise CommandError(f"ERR Unknown client type '{t}'")
+            t = "slave" if t == "replica" else t
             clients = [cl for cl in clients if _client_type(cl) == t]
             i += 2
         elif opt == b"id" and i + 1 < len(args):
@@ -222,7 +225,7 @@ def client_kill(c, args):
         elif opt == b"user":
             match.append(lambda cl, v=val.decode(): cl.user.name == v)
         elif opt == b"type":
-            match.append(lambda cl, v=val.lower().decode(): _client_type(cl) == v)
+            match.append(lambda cl, v=val.lower().decode(): _client_type(cl) == ("slave" if v == "replica" else v))
         elif opt == b"skipme":
             if val.lower() not in (b"yes", b"no"):
                 raise CommandError("ERR syntax error")

@@ -6,7 +6,7 @@ import time
 from kvdb.server.protocol.resp import OK, Status
 
 from ..blocking import blocking_allowed, timeout_arg
-from ..config import OPTIONS, REDIS_ALIASES
+from ..config import OPTIONS, REDIS_ALIASES, ConfigError
 from ..glob import glob_match
 from ..info import render_info
 from .registry import NO_REPLY, SYNTAX, CommandError, command, container, float_arg, int_arg, subcommand
@@ -211,7 +211,14 @@ def config_resetstat(c, args):
 @subcommand("config", "rewrite", 2, "admin noscript loading stale", "@admin @dangerous",
             summary="Persists the effective configuration to file.")
 def config_rewrite(c, args):
-    raise CommandError("ERR CONFIG REWRITE is not supported: edit the configuration file or pass flags")
+    try:
+        c.server.config.rewrite()
+    except ConfigError as e:
+        raise CommandError(f"ERR {e}") from None
+    except OSError as e:
+        raise CommandError(f"ERR Rewriting config file: {e.strerror or e}") from None
+    log.info("CONFIG REWRITE by %s: %s", c.addr, c.server.config.file)
+    return OK
 
 
 @subcommand("config", "help", 2, "loading stale", "", summary="Returns helpful text about the different subcommands.")
