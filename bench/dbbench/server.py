@@ -4,12 +4,17 @@ p50 and p99 latency and the kvdb/redis ratios (medians over --runs).
 
     kvdb bench server [--runs 3] [--requests 200000] [--clients 50] [--keyspace 100000]
                       [--size 100] [--pipelines 1,16] [--tests set,get,incr,hset,mset]
-                      [--sync normal] [--engine btree] [--topology direct|twemproxy]
+                      [--sync normal] [--engine btree] [--topology direct|twemproxy|replica]
                       [--nodes 3] [--out bench/results]
 
 With --topology twemproxy it also starts --nodes more `kvdb serve` nodes behind twemproxy
 (nutcracker, configured by deploy/nutcracker.yml with its ports moved) and reports requests/s and
 p99 through the proxy against the one node direct, measured in the same runs.
+
+With --topology replica it also starts a second kvdb node with a replica attached
+(`--replicaof`) and reports requests/s and p99 on that primary against the one node without a
+replica, in the same runs, and the replica's lag: while each run loads the primary, a probe
+writes a timestamped key to it every 20 ms and times until the replica has it (p50, p99, max).
 
 redis-server runs with --appendonly yes --appendfsync everysec (its durable
 configuration closest to kvdb's sync=normal). Both bind 127.0.0.1 on free ports
@@ -50,8 +55,9 @@ def build_parser(prog):
     ap.add_argument("--quick", action="store_true", help="one run of 20,000 requests (a smoke test)")
     ap.add_argument("--out", default=None, help="directory for the result table (default: print only)")
     ap.add_argument("--dir", default=None, help="where the servers keep their data (default: a temp dir)")
-    ap.add_argument("--topology", default="direct", choices=["direct", "twemproxy"],
-                    help="twemproxy: also benchmark --nodes nodes behind nutcracker (deploy/nutcracker.yml)")
+    ap.add_argument("--topology", default="direct", choices=["direct", "twemproxy", "replica"],
+                    help="twemproxy: also benchmark --nodes nodes behind nutcracker (deploy/nutcracker.yml); "
+                         "replica: also a primary with one replica attached, and the replica's lag")
     ap.add_argument("--nodes", type=int, default=3, help="nodes behind twemproxy (default 3)")
     return ap
 
@@ -126,6 +132,71 @@ class Server:
         self.log.close()
 
 
+def resp_call(sock, *words):
+    """One command on a raw socket; the reply's first line (enough for SET, GET of short values
+    and the status replies the lag probe reads)."""
+    out = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in
+                                                 (x if isinstance(x, bytes) else str(x).encode() for x in words))
+    sock.sendall(out)
+    data = b""
+    while not data.endswith(b"\r\n") or (data.startswith(b"$") and data[1:2] != b"-" and data.count(b"\r\n") < 2):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        data += chunk
+    return data
+
+
+def wait_replica(port, timeout=60):
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        while time.monotonic() < deadline:
+            sock_reply = resp_call(s, "INFO", "replication")
+            while sock_reply.count(b"\r\n") < 2 or b"master_repl_offset" not in sock_reply:
+                sock_reply += s.recv(65536)
+            if b"master_link_status:up" in sock_reply:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the replica did not connect to its primary")
+
+
+class LagProbe:
+    """While a benchmark loads the primary: every 20 ms a key with a fresh value on the primary,
+    then the time until the replica returns that value (the replica's lag), in ms."""
+
+    def __init__(self, primary_port, replica_port):
+        import threading
+        self.ports = (primary_port, replica_port)
+        self.lags = []               # ms per probe
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def run(self):
+        n = 0
+        with socket.create_connection(("127.0.0.1", self.ports[0])) as p, \
+                socket.create_connection(("127.0.0.1", self.ports[1])) as r:
+            while not self.stop.is_set():
+                n += 1
+                value = b"%d" % n
+                resp_call(p, "SET", "lag-probe", value)
+                start = time.perf_counter()
+                want = b"$%d\r\n%s\r\n" % (len(value), value)
+                while resp_call(r, "GET", "lag-probe") != want:
+                    if self.stop.is_set():
+                        return
+                    time.sleep(0.0002)
+                self.lags.append((time.perf_counter() - start) * 1000)
+                self.stop.wait(0.02)
+
+
 def run_benchmark(port, args, pipeline, requests):
     """{test: (rps, p50 ms, p99 ms)} from one redis-benchmark run."""
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", args.tests, "-n", str(requests),
@@ -163,6 +234,7 @@ def main(argv=None, prog="kvdb bench server"):
     pipelines = [int(p) for p in args.pipelines.split(",")]
     base = tempfile.mkdtemp(prefix="kvdb-bench-server-", dir=args.dir)
     results = {}  # (server, pipeline) -> [run results]
+    lags = {}     # pipeline -> replica lag samples, ms (--topology replica)
     try:
         kport, rport = free_port(), free_port()
         kdir, rdir = os.path.join(base, "kvdb"), os.path.join(base, "redis")
@@ -194,15 +266,36 @@ def main(argv=None, prog="kvdb bench server"):
                                                      "-s", str(free_port()), "-a", "127.0.0.1", "-p", "nutcracker.pid"],
                                            pport, pdir))
                 targets.append(("proxy", pport))
+            replica_port = None
+            if args.topology == "replica":
+                ports = []
+                for role in ("primary", "replica"):
+                    port, ndir = free_port(), os.path.join(base, role)
+                    os.makedirs(ndir)
+                    argv = kvdb_argv[:]
+                    argv[argv.index("--data") + 1] = os.path.join(ndir, "data")
+                    argv[argv.index("--port") + 1] = str(port)
+                    if role == "replica":
+                        argv += ["--replicaof", f"127.0.0.1 {ports[0]}"]
+                    stack.enter_context(Server(role, argv, port, ndir))
+                    ports.append(port)
+                wait_replica(ports[1])
+                replica_port = ports[1]
+                targets.append(("primary", ports[0]))
             for run in range(runs):
                 for pipeline in pipelines:
                     for name, port in targets:
                         print(f"run {run + 1}/{runs}, -P {pipeline}, {name} ...", file=sys.stderr, flush=True)
-                        results.setdefault((name, pipeline), []).append(
-                            run_benchmark(port, args, pipeline, requests))
+                        if name == "primary":
+                            with LagProbe(port, replica_port) as probe:
+                                result = run_benchmark(port, args, pipeline, requests)
+                            lags.setdefault(pipeline, []).extend(probe.lags)
+                        else:
+                            result = run_benchmark(port, args, pipeline, requests)
+                        results.setdefault((name, pipeline), []).append(result)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    table = render(args, runs, requests, pipelines, results)
+    table = render(args, runs, requests, pipelines, results, lags)
     print(table)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -214,7 +307,7 @@ def main(argv=None, prog="kvdb bench server"):
     return 0
 
 
-def render(args, runs, requests, pipelines, results):
+def render(args, runs, requests, pipelines, results, lags=None):
     lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}) vs redis-server (appendonly yes, "
              f"appendfsync everysec)",
              f"redis-benchmark -t {args.tests} -n {requests} -c {args.clients} -r {args.keyspace} -d {args.size}; "
@@ -251,6 +344,27 @@ def render(args, runs, requests, pipelines, results):
                 lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
                              f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
                              f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
+    if any(name == "primary" for name, _ in results):
+        lines += ["", "a kvdb primary with one replica attached (--replicaof) against one kvdb node without a replica, "
+                      "same runs:", ""]
+        header = f"{'test':<6} {'-P':>3} | {'w/ replica':>10} {'p50':>6} {'p99':>6} | {'rps ratio':>9} {'p99 ratio':>9}"
+        lines += [header, "-" * len(header)]
+        for pipeline in pipelines:
+            k = median_result(results[("kvdb", pipeline)])
+            x = median_result(results[("primary", pipeline)])
+            for test in k:
+                xr, xp50, xp99 = x.get(test, (0, 0, 0))
+                lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
+                             f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
+                             f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
+        lines += ["", "replica lag under that load (a key written to the primary every 20 ms, until the replica "
+                      "returns it), ms:"]
+        for pipeline in pipelines:
+            xs = sorted((lags or {}).get(pipeline, []))
+            if xs:
+                q = lambda f: xs[min(len(xs) - 1, int(f * len(xs)))]  # noqa: E731
+                lines.append(f"  -P {pipeline:>2}: {len(xs)} probes, p50 {q(0.5):.2f}, p99 {q(0.99):.2f}, "
+                             f"max {xs[-1]:.2f}")
     return "\n".join(lines)
 
 
