@@ -318,6 +318,11 @@ OPTIONS = {o.name: o for o in [
     Option("tls-cert-file", _string, "", False, "server certificate (PEM)"),
     Option("tls-key-file", _string, "", False, "server private key (PEM)"),
     Option("tls-key-file-pass", _string, "", False, "passphrase of tls-key-file", _show_secret),
+    Option("tls-client-cert-file", _string, "", False,
+           "certificate this server presents when it connects as a client (a replica to its primary); "
+           "'' : tls-cert-file"),
+    Option("tls-client-key-file", _string, "", False, "private key of tls-client-cert-file"),
+    Option("tls-client-key-file-pass", _string, "", False, "passphrase of tls-client-key-file", _show_secret),
     Option("tls-ca-cert-file", _string, "", False, "CA bundle that client certificates must chain to"),
     Option("tls-ca-cert-dir", _string, "", False, "directory of CA certificates (c_rehash layout)"),
     Option("tls-auth-clients", _choice("yes", "no", "optional"), "yes", False,

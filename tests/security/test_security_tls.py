@@ -8,6 +8,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -187,3 +188,28 @@ def test_redis_cli_over_tls(tmp_path, pki):
                               pki["client_cert"], "--key", pki["client_key"], "PING"],
                              capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == "PONG", out
+
+
+def test_a_replica_follows_its_primary_over_tls(tmp_path, pki):
+    """tls-replication yes: the replica connects to the primary's TLS port with the client
+    certificate (tls-client-cert-file), and the primary's certificate is verified against
+    tls-ca-cert-file; without a certificate the primary refuses it."""
+    with _tls_server(tmp_path, pki, "yes", "--data", str(tmp_path / "p")) as primary:
+        pc = _client(primary, pki)
+        pc.set("over", "tls")
+        common = ["--tls-replication", "yes", "--tls-ca-cert-file", pki["ca"],
+                  "--replicaof", f"127.0.0.1 {primary.port}"]
+        with ServerProcess(tmp_path, *common, "--tls-client-cert-file", pki["client_cert"],
+                           "--tls-client-key-file", pki["client_key"], data=tmp_path / "r") as replica:
+            rc = replica.client()
+            deadline = time.monotonic() + 30
+            while rc.info("replication")["master_link_status"] != "up" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert rc.get("over") == b"tls"
+            pc.set("then", "more")
+            assert pc.wait(1, 10000) == 1 and rc.get("then") == b"more"
+        with ServerProcess(tmp_path, *common, data=tmp_path / "r2") as stranger:    # no client certificate
+            sc = stranger.client()
+            time.sleep(1.5)
+            info = sc.info("replication")
+            assert info["master_link_status"] == "down" and sc.get("over") is None

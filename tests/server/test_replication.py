@@ -219,6 +219,21 @@ def test_R4_a_replica_of_a_restarted_primary_syncs_in_full_never_continuing_anot
         p.stop()
 
 
+def test_a_replica_of_a_replica_gets_what_the_first_one_applies(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {r.port}", "--engine", "lsm", data=tmp_path / "rr") as rr:
+        pc, rc, rrc = p.client(), r.client(), rr.client()
+        wait_for(lambda: link_up(rc) and link_up(rrc), what="both links")
+        for i in range(200):
+            pc.hset(f"h{i % 7}", f"f{i}", i)
+        pc.zadd("z", {"a": 1})
+        assert pc.wait(1, 10000) == 1                 # WAIT on a replica is refused, as in Redis
+        wait_for(lambda: contents(rr.data) == contents(p.data), what="the second replica to catch up")
+        assert rrc.hgetall("h3") == pc.hgetall("h3") and rrc.dbsize() == pc.dbsize()
+        assert replication(rc)["connected_slaves"] == 1 and replication(rrc)["role"] == "slave"
+
+
 def test_writes_to_a_replica_get_READONLY_as_from_redis(tmp_path):
     with ServerProcess(tmp_path, data=tmp_path / "p") as p:
         with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:

@@ -108,7 +108,10 @@ class Replication:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
                                          cafile=cfg["tls-ca-cert-file"] or None, capath=cfg["tls-ca-cert-dir"] or None)
         ctx.check_hostname = False       # primaries are named by address, as in Redis
-        if cfg["tls-cert-file"]:
+        if cfg["tls-client-cert-file"]:
+            ctx.load_cert_chain(cfg["tls-client-cert-file"], cfg["tls-client-key-file"] or None,
+                                password=cfg["tls-client-key-file-pass"] or None)
+        elif cfg["tls-cert-file"]:
             ctx.load_cert_chain(cfg["tls-cert-file"], cfg["tls-key-file"] or None,
                                 password=cfg["tls-key-file-pass"] or None)
         return ctx
