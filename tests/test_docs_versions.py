@@ -48,6 +48,11 @@ def server_keys_version():
 
 # document -> (constant, the file that states it, its value): the version a "version N" in that
 # document means. The Python-visible ones are imported; the others are parsed from their .pxd.
+def replication_stream_version():
+    from kvdb.server.replication.stream import VERSION
+    return VERSION
+
+
 DOC_VERSIONS = {
     "pages.md": ("FORMAT_VERSION", "kvdb/_core/btree/pager.pxd", PAGE_FORMAT_VERSION),
     "wal.md": ("WAL_VERSION", "kvdb/_core/wal.pxd", pxd_enum("kvdb/_core/wal.pxd", "WAL_VERSION")),
@@ -56,6 +61,7 @@ DOC_VERSIONS = {
                     pxd_enum("kvdb/_core/lsm/manifest.pxd", "MANIFEST_VERSION")),
     "keys.md": ("CATALOG_VERSION", "kvdb/documents/catalog.py", CATALOG_VERSION),
     "server-keys.md": ("FORMAT_VERSION", "kvdb/server/keyspace.py", server_keys_version()),
+    "replication.md": ("VERSION", "kvdb/server/replication/stream.py", replication_stream_version()),
 }
 NO_VERSION_DOCS = ("README.md", "resp.md", "namespaces.md")   # name constants only (README) or have no version
                                                                # (RESP; namespaces are keys of the engines' formats)

@@ -1,4 +1,6 @@
-"""Replication: a node's role (primary or replica of another kvdb server), and what INFO
+"""Replication: a node's role, the stream to replicas, and a replica following its primary.
+
+This module holds the role (primary, or replica of another kvdb server) and what INFO
 replication and ROLE say of it. The stream's format is in stream.py and
 docs/format/replication.md; the primary's side in primary.py, the replica's in replica.py.
 
