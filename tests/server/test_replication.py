@@ -293,6 +293,27 @@ def test_wait_counts_replicas_and_times_out(tmp_path):
                 r.client().wait(1, 10)
 
 
+def test_a_replica_announces_the_address_and_port_it_is_given(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", "--replica-announce-ip", "10.1.2.3",
+                          "--replica-announce-port", "7777", "--replica-priority", "5", data=tmp_path / "r") as r:
+        pc, rc = p.client(), r.client()
+        wait_for(lambda: link_up(rc), what="link")
+        pc.set("x", 1)
+        assert pc.wait(1, 5000) == 1
+        slave = replication(pc)["slave0"]
+        assert (slave["ip"], slave["port"], slave["state"]) == ("10.1.2.3", 7777, "online")
+        assert pc.role()[2] == [[b"10.1.2.3", b"7777", str(slave["offset"]).encode()]]
+        assert replication(rc)["slave_priority"] == 5
+        assert [c["flags"] for c in pc.client_list() if c["addr"].startswith("127.0.0.1")].count("S") == 1
+        other = p.client()
+        other.ping()
+        assert pc.client_kill_filter(_type="normal", skipme=True) >= 1   # `other` goes
+        time.sleep(0.3)
+        assert [c["flags"] for c in pc.client_list()].count("S") == 1    # the replica's link stays
+        assert link_up(rc) and pc.client_kill_filter(_type="replica") == 1
+
+
 def test_replicaof_itself_is_refused(tmp_path):
     with ServerProcess(tmp_path, data=tmp_path / "p") as p:
         pc = p.client()

@@ -104,3 +104,48 @@ def test_port_in_use_creates_no_database(tmp_path, engine):
     assert p.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not data.exists()
+
+
+def test_config_rewrite_keeps_comments_and_writes_the_values_in_force(tmp_path):
+    conf = tmp_path / "kvdb.conf"
+    conf.write_text("# my settings\nmaxclients 50\nhz 20\nhz 30\nslave-read-only yes\n\n# the end\n")
+    cfg = Config()
+    cfg.load_file(str(conf))
+    cfg.set("maxclients", "70")
+    cfg.set("replicaof", "10.0.0.1 6380")
+    cfg.set("masterauth", "pa ss")
+    cfg.rewrite()
+    lines = conf.read_text().splitlines()
+    assert lines[:5] == ["# my settings", "maxclients 70", "hz 30", "replica-read-only yes", ""]
+    assert "# the end" in lines and "replicaof '10.0.0.1 6380'" in lines and "masterauth 'pa ss'" in lines
+    again = Config()
+    again.load_file(str(conf))
+    for name in ("maxclients", "hz", "replicaof", "masterauth", "replica-read-only"):
+        assert again[name] == cfg[name], name
+    assert not list(tmp_path.glob("*.rewrite-*"))
+
+
+def test_config_rewrite_needs_a_name_value_file(tmp_path):
+    with pytest.raises(ConfigError, match="without a config file"):
+        Config().rewrite()
+    pytest.importorskip("tomllib")
+    toml = tmp_path / "kvdb.toml"
+    toml.write_text("port = 7001\n")
+    cfg = Config()
+    cfg.load_file(str(toml))
+    with pytest.raises(ConfigError, match="not TOML"):
+        cfg.rewrite()
+    assert toml.read_text() == "port = 7001\n"
+
+
+def test_config_rewrite_over_resp(tmp_path):
+    conf = tmp_path / "kvdb.conf"
+    conf.write_text("maxclients 50\n")
+    with ServerProcess(tmp_path, "--config", str(conf)) as srv:
+        r = srv.client()
+        r.config_set("maxclients", 80)
+        assert r.config_rewrite()
+        assert "maxclients 80" in conf.read_text().splitlines()
+    with ServerProcess(tmp_path) as srv:
+        with pytest.raises(Exception, match="without a config file"):
+            srv.client().config_rewrite()
