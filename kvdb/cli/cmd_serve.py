@@ -24,8 +24,10 @@ def add_parser(sub):
     p.add_argument("--config", metavar="FILE", help="configuration file: `name value` lines, or TOML (.toml)")
     p.add_argument("--data", dest="opt_dir", metavar="DIR", help="data directory (Redis's `dir`; default ./kvdb-data)")
     for name, option in OPTIONS.items():
-        p.add_argument(f"--{name}", dest=f"opt_{name}", metavar="VALUE", help=f"{option.help} "
-                       f"(default {option.show(option.default)!r})" if name != "dir" else option.help)
+        # --replicaof takes `host port` as one word or two, as redis-server's does
+        p.add_argument(f"--{name}", dest=f"opt_{name}", metavar="VALUE", nargs="+" if name == "replicaof" else None,
+                       help=f"{option.help} (default {option.show(option.default)!r})" if name != "dir"
+                       else option.help)
     p.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def build_config(args):
             config.load_file(args.config)
         for key, value in vars(args).items():
             if key.startswith("opt_") and value is not None:
-                config.set(key[4:], value)
+                config.set(key[4:], " ".join(value) if isinstance(value, list) else value)
     except ConfigError as e:
         raise CLIError(str(e), status=2) from None
     except OSError as e:

@@ -130,15 +130,22 @@ class Server:
         setsample.forget_all()
         self.db.close()
         self.db = None
-        os.rename(data, old)
-        os.rename(new_dir, data)
-        fd = os.open(os.path.dirname(data) or ".", os.O_RDONLY)
         try:
-            os.fsync(fd)
+            os.rename(data, old)
+            try:
+                os.rename(new_dir, data)
+            except OSError:
+                os.rename(old, data)         # the old data goes back in place
+                raise
+            fd = os.open(os.path.dirname(data) or ".", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            self.open_database()             # the new data, or the old after a failed rename
         shutil.rmtree(old, ignore_errors=True)
-        self.open_database()
+        shutil.rmtree(new_dir, ignore_errors=True)
         self.touch_all()
 
     async def apply_replicated(self, ops):

@@ -216,6 +216,16 @@ class Primary:
         self.send_records(link)
 
     async def _full_sync(self, link):
+        try:
+            await self._send_snapshot(link)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reading the snapshot failed (a damaged page, ...)
+            log.error("replica %s:%s: full sync failed", link.ip, link.port, exc_info=True)
+            if self.links.get(link.client) is link:
+                self.drop(link, f"the primary could not send its snapshot: {type(e).__name__}: {e}")
+
+    async def _send_snapshot(self, link):
         c = link.client
         await asyncio.sleep(0)                 # after this command group's flush
         snap = self.server.db.snapshot()

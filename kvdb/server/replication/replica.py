@@ -87,6 +87,9 @@ class Follower:
                                    f"{type(e).__name__}: {e}")
                 except (ReplicationError, stream.StreamError, kvdb.Error) as e:
                     self.link_lost(str(e))
+                except Exception as e:  # noqa: BLE001 - a bug must not stop the replica for good
+                    log.error("replication: session failed", exc_info=True)
+                    self.link_lost(f"internal error: {type(e).__name__}: {e}")
                 if not self.stopped:
                     await asyncio.sleep(RETRY_SECONDS)
         except asyncio.CancelledError:
