@@ -307,6 +307,21 @@ def main(argv=None, prog="kvdb bench server"):
     return 0
 
 
+def against_one_node(results, pipelines, name, column, title):
+    """Table lines: target `name`'s requests/s and p99 as ratios of the plain kvdb node's."""
+    header = f"{'test':<6} {'-P':>3} | {column:>10} {'p50':>6} {'p99':>6} | {'rps ratio':>9} {'p99 ratio':>9}"
+    lines = ["", title, "", header, "-" * len(header)]
+    for pipeline in pipelines:
+        k = median_result(results[("kvdb", pipeline)])
+        x = median_result(results[(name, pipeline)])
+        for test in k:
+            xr, xp50, xp99 = x.get(test, (0, 0, 0))
+            lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
+                         f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
+                         f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
+    return lines
+
+
 def render(args, runs, requests, pipelines, results, lags=None):
     lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}) vs redis-server (appendonly yes, "
              f"appendfsync everysec)",
@@ -332,31 +347,13 @@ def render(args, runs, requests, pipelines, results, lags=None):
     lines += ["", f"targets: SET and GET >= {TARGET_RATIO}x redis-server's requests/s at every pipeline depth, "
                   f"p99 <= {TARGET_P99}x redis-server's. Latencies in ms."]
     if any(name == "proxy" for name, _ in results):
-        lines += ["", f"through twemproxy over {args.nodes} kvdb nodes (deploy/nutcracker.yml) against one kvdb node "
-                      f"direct, same runs:", ""]
-        header = f"{'test':<6} {'-P':>3} | {'proxy rps':>10} {'p50':>6} {'p99':>6} | {'rps ratio':>9} {'p99 ratio':>9}"
-        lines += [header, "-" * len(header)]
-        for pipeline in pipelines:
-            k = median_result(results[("kvdb", pipeline)])
-            x = median_result(results[("proxy", pipeline)])
-            for test in k:
-                xr, xp50, xp99 = x.get(test, (0, 0, 0))
-                lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
-                             f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
-                             f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
+        lines += against_one_node(results, pipelines, "proxy", "proxy rps",
+                                  f"through twemproxy over {args.nodes} kvdb nodes (deploy/nutcracker.yml) against "
+                                  "one kvdb node direct, same runs:")
     if any(name == "primary" for name, _ in results):
-        lines += ["", "a kvdb primary with one replica attached (--replicaof) against one kvdb node without a replica, "
-                      "same runs:", ""]
-        header = f"{'test':<6} {'-P':>3} | {'w/ replica':>10} {'p50':>6} {'p99':>6} | {'rps ratio':>9} {'p99 ratio':>9}"
-        lines += [header, "-" * len(header)]
-        for pipeline in pipelines:
-            k = median_result(results[("kvdb", pipeline)])
-            x = median_result(results[("primary", pipeline)])
-            for test in k:
-                xr, xp50, xp99 = x.get(test, (0, 0, 0))
-                lines.append(f"{test:<6} {pipeline:>3} | {xr:>10,.0f} {xp50:>6.3f} {xp99:>6.3f} | "
-                             f"{xr / k[test][0] if k[test][0] else float('nan'):>8.2f}x "
-                             f"{xp99 / k[test][2] if k[test][2] else float('nan'):>8.2f}x")
+        lines += against_one_node(results, pipelines, "primary", "w/ replica",
+                                  "a kvdb primary with one replica attached (--replicaof) against one kvdb node "
+                                  "without a replica, same runs:")
         lines += ["", "replica lag under that load (a key written to the primary every 20 ms, until the replica "
                       "returns it), ms:"]
         for pipeline in pipelines:

@@ -38,6 +38,15 @@ def link_up(client):
     return replication(client).get("master_link_status") == "up"
 
 
+def restart_and_catch_up(replica, primary_client, what):
+    """Start the replica again; return its client once it has every commit of the primary."""
+    replica.start()
+    rc = replica.client()
+    wait_for(lambda: link_up(rc), what=what)
+    assert primary_client.wait(1, 10000) == 1
+    return rc
+
+
 def contents(data_dir):
     """Every key of the database in data_dir (read-only open beside the server), with value and
     expiry, less the replica's position record."""
@@ -153,10 +162,7 @@ def test_R2_a_restarted_replica_continues_without_a_full_sync(tmp_path):
             r.stop()
             for i in range(500):                    # while the replica is down
                 pc.set(f"k{i}", i)
-            r.start()
-            rc = r.client()
-            wait_for(lambda: link_up(rc), what="link after restart")
-            assert pc.wait(1, 10000) == 1
+            rc = restart_and_catch_up(r, pc, "link after restart")
             info = replication(rc)
             assert (info["master_full_syncs"], info["master_partial_syncs"]) == (0, 1)
             assert contents(r.data) == contents(p.data)
@@ -165,10 +171,7 @@ def test_R2_a_restarted_replica_continues_without_a_full_sync(tmp_path):
                 pc.set(f"j{i}", i)
             r.kill9()
             pc.set("after-kill", 1)
-            r.start()
-            rc = r.client()
-            wait_for(lambda: link_up(rc), what="link after kill -9")
-            assert pc.wait(1, 10000) == 1
+            rc = restart_and_catch_up(r, pc, "link after kill -9")
             assert replication(rc)["master_full_syncs"] == 0
             assert contents(r.data) == contents(p.data)
         finally:
@@ -185,10 +188,7 @@ def test_a_replica_syncs_in_full_when_the_backlog_no_longer_holds_its_position(t
             for i in range(2000):
                 pc.set(f"k{i}", os.urandom(40))
             assert replication(pc)["repl_backlog_histlen"] <= 16 * 1024 + 200
-            r.start()
-            rc = r.client()
-            wait_for(lambda: link_up(rc), what="link after restart")
-            assert pc.wait(1, 10000) == 1
+            rc = restart_and_catch_up(r, pc, "link after restart")
             assert replication(rc)["master_full_syncs"] == 1
             assert contents(r.data) == contents(p.data)
         finally:
