@@ -150,13 +150,13 @@ class Server:
 
     async def apply_replicated(self, ops):
         """A replica commits one batch of its primary's log (ops sorted by key, the position
-        record among them), keeping the keyspace's counters, caches and watchers in step."""
-        changes = self.ks.follow_ops(ops)
+        record among them), keeping the keyspace's counters (from the primary's count records,
+        C6), caches and watchers in step."""
         if self.db.sync == "full":
             await self.loop.run_in_executor(self.executor, self.db._commit_log_ops, ops)
         else:
             self.db._commit_log_ops(ops)
-        self.ks.followed(changes)
+        self.ks.follow_ops(ops, bool(self.watchers or self.blocking.waiters))
         self.ks.store.caches.clear()
         setsample.forget_all()
         self.replication.after_commit()

@@ -10,8 +10,10 @@ docs/format/server-keys.md; in short (d is the database number as one byte):
                                            sorted sets, streams; kind per type below)
     \\x01 d g <version u64 BE>           -> type(1)  (a deleted collection's sub-records
                                            still to be removed by the collector)
-    \\x01 \\xff version                 -> b"kvdb-server-keys 2"
+    \\x01 \\xff version                 -> b"kvdb-server-keys 3"
     \\x01 \\xff vclock                  -> u64 BE, versions up to this one are reserved
+    \\x01 \\xff \\x00 counts d           -> keys u64 BE, expires u64 BE: the database's counters
+    \\x01 \\xff \\x00 garbage            -> u64 BE: garbage records not yet collected
 
 Key names too long for these records (a name's meta key, expiry entry or hash
 field prefix would pass the engine's key limit) are addressed by their SHA-256
@@ -39,6 +41,7 @@ write of a command group, then one kvdb transaction for the rest of the group,
 so a group (one or many clients' pipelined commands, or a MULTI/EXEC) commits
 as one atomic log record.
 """
+import bisect
 import hashlib
 import struct
 import time
@@ -68,8 +71,15 @@ COLLECTION_KINDS = {
 COLLECTION_TYPES = frozenset(COLLECTION_KINDS)
 VERSION_KEY = NS + b"\xffversion"
 VCLOCK_KEY = NS + b"\xffvclock"
-FORMAT_VERSION = b"kvdb-server-keys 2"
-OLD_FORMAT_VERSIONS = (b"kvdb-server-keys 1",)  # read as they are: version 2 only added record kinds
+# Server-wide records after 0x01 0xff 0x00 (as FUNCTION libraries'): 0x01 0xff then a record kind
+# would be a record of logical database 255.
+COUNTS_KEY = NS + b"\xff\x00counts"      # + db: that database's keys and expiring keys (C6)
+GARBAGE_COUNT_KEY = NS + b"\xff\x00garbage"   # garbage records not yet collected (C6)
+SERVER_WIDE = NS + b"\xff\x00"           # the first bytes of the records above
+FORMAT_VERSION = b"kvdb-server-keys 3"
+# Read as they are, then upgraded in place: version 2 only added record kinds, version 3 the
+# count records, which the first start of this server writes from a count of the records.
+OLD_FORMAT_VERSIONS = (b"kvdb-server-keys 1", b"kvdb-server-keys 2")
 VCLOCK_BLOCK = 1 << 20   # versions reserved per vclock write
 # The longest hash field, collection member or other name kept in a record's key: the
 # engine's key limit (kvdb.MAX_KEY_SIZE) less the longest record prefix around it.
@@ -90,6 +100,13 @@ NO_EXPIRY = bytes(8)
 _TYPE_STRING_BYTE = TYPE_STRING[0]
 _DB = [bytes((d,)) for d in range(256)]
 EAGER_DELETE = 64        # a collection of up to this many elements is cleared by DEL itself
+
+
+_META_BYTE = ord("k")     # a meta record's kind, as a byte value
+
+
+def _op_key(op):
+    return op[0]
 
 
 def _take(it, n):
@@ -256,6 +273,7 @@ class Store:
         self.caches = {}             # layers' copies of records they wrote or read (zset rank nodes),
                                      # trusted while the server is the only writer: emptied when a
                                      # group's writes are lost (rollback, failed commit)
+        self.counter = None          # the Keyspace whose count records each commit carries (C6)
 
     def get(self, key):
         return (self.tx or self.db).get(key)
@@ -284,11 +302,17 @@ class Store:
     def commit(self):
         tx, self.tx = self.tx, None
         if tx is not None:
+            counter = self.counter
+            counts = counter.write_counts(tx) if counter is not None else None
             try:
                 tx.commit()
             except BaseException:
                 self.caches.clear()
+                if counter is not None:
+                    counter.counts_lost()
                 raise
+            if counts is not None:
+                counter.counts_saved(counts)
 
     def rollback(self):
         tx, self.tx = self.tx, None
@@ -306,28 +330,44 @@ class Keyspace:
         self.db = db                         # kvdb.Database
         self.databases = databases           # number of logical databases
         self.on_change = on_change           # callable(db, key, event)
-        self.store = Store(db)               # replaced per command group by the server
+        self.store = Store(db)               # every read and write of the command groups
+        self.store.counter = self
         self.keys = [0] * databases          # live + not-yet-swept keys per database
         self.expires = [0] * databases       # of those, keys with an expiry
         self.expired_total = 0               # keys removed because they expired
         self.last_version = 0                # the last collection version issued
         self.vclock = 0                      # versions up to this are reserved in VCLOCK_KEY
         self.garbage = 0                     # garbage records not yet collected (INFO, the cron)
+        self.saved = ([0] * databases, [0] * databases, 0)   # (keys, expires, garbage) as the count
+                                                             # records of the last commit hold them
 
     # -- opening -----------------------------------------------------------
 
     def load(self):
-        """Checks the layout version and counts keys (O(keys), once at start)."""
+        """Checks the layout version and reads the counters from their records (C6); a database
+        of an older layout is counted once (O(keys)) and upgraded in one transaction."""
         version = self.db.get(VERSION_KEY)
-        if version is None or version in OLD_FORMAT_VERSIONS:
-            self.db.put(VERSION_KEY, FORMAT_VERSION)
-        elif version != FORMAT_VERSION:
+        if version is not None and version != FORMAT_VERSION and version not in OLD_FORMAT_VERSIONS:
             raise kvdb.CorruptionError(f"server key layout is {version!r}, this server reads {FORMAT_VERSION!r}")
         raw = self.db.get(VCLOCK_KEY)
         if raw is not None:
             if len(raw) != 8:
                 raise kvdb.CorruptionError(f"server key layout: vclock record is {len(raw)} bytes, expected 8")
             self.vclock = self.last_version = _U64.unpack(raw)[0]
+        if version == FORMAT_VERSION:
+            self.read_counts()
+            return
+        self.count_records()
+        with self.db.transaction() as tx:
+            tx.put(VERSION_KEY, FORMAT_VERSION)
+            counts = self.write_counts(tx, everything=True)
+        self.counts_saved(counts)
+
+    def count_records(self):
+        """The counters from a scan of the records (an older layout, `kvdb check`)."""
+        self.keys = [0] * self.databases
+        self.expires = [0] * self.databases
+        self.garbage = 0
         for d in range(256):
             with self.db.scan(prefix=NS + _DB[d] + b"g") as it:
                 self.garbage += sum(1 for _ in it)
@@ -339,49 +379,85 @@ class Keyspace:
                 with self.db.scan(prefix=prefix) as it:
                     self.expires[d] += sum(1 for _ in it)
 
-    def reload(self):
-        """Counts again from the database (a replica promoted to primary)."""
+    def read_counts(self):
         self.keys = [0] * self.databases
         self.expires = [0] * self.databases
         self.garbage = 0
-        self.vclock = self.last_version = 0
+        with self.db.scan(prefix=COUNTS_KEY) as it:
+            for key, value in it:
+                self.follow_count(key, value)
+        raw = self.db.get(GARBAGE_COUNT_KEY)
+        if raw is not None:
+            self.follow_count(GARBAGE_COUNT_KEY, raw)
+        self.saved = (list(self.keys), list(self.expires), self.garbage)
+
+    def follow_count(self, key, value):
+        """Takes one count record's value into the counters (a load, or a replica applying it)."""
+        if key == GARBAGE_COUNT_KEY:
+            if value is None or len(value) != 8:
+                raise kvdb.CorruptionError(f"server key layout: garbage count record is not 8 bytes: {value!r}")
+            self.garbage = _U64.unpack(value)[0]
+        elif len(key) == len(COUNTS_KEY) + 1 and key.startswith(COUNTS_KEY):
+            d = key[-1]
+            if value is None:
+                keys = expires = 0
+            elif len(value) != 16:
+                raise kvdb.CorruptionError(f"server key layout: count record of database {d} is {len(value)} "
+                                           "bytes, expected 16")
+            else:
+                keys, expires = _U64X2.unpack(value)
+            if d < self.databases:
+                self.keys[d], self.expires[d] = keys, expires
+
+    def write_counts(self, tx, everything=False):
+        """Before a commit: the count records of the counters that changed since the last commit
+        (all non-zero ones with `everything`) into tx, so they commit with the records they
+        count (C6). Returns the counters to remember once the commit is done, or None."""
+        keys, expires, garbage = self.saved
+        if not everything and self.keys == keys and self.expires == expires and self.garbage == garbage:
+            return None
+        for d in range(self.databases):
+            k, e = self.keys[d], self.expires[d]
+            if (k, e) != ((0, 0) if everything else (keys[d], expires[d])):
+                if k < 0 or e < 0:
+                    raise kvdb.CorruptionError(f"server key counters of database {d} went negative ({k}, {e})")
+                tx.put(COUNTS_KEY + _DB[d], _U64X2.pack(k, e))
+        if self.garbage != (0 if everything else garbage):
+            tx.put(GARBAGE_COUNT_KEY, _U64.pack(max(self.garbage, 0)))
+        return list(self.keys), list(self.expires), self.garbage
+
+    def counts_saved(self, counts):
+        self.saved = counts
+
+    def counts_lost(self):
+        """A commit failed: the counters go back to what the database holds."""
+        keys, expires, garbage = self.saved
+        self.keys, self.expires, self.garbage = list(keys), list(expires), garbage
+
+    def reload(self):
+        """Reads the counters again (a replica promoted to primary)."""
         self.load()
 
     # -- a replica applying its primary's log ---------------------------------------------
 
-    def follow_ops(self, ops):
-        """Before a replica commits ops from its primary's log: which of them change the
-        counters (meta records, expiry entries, garbage records), as [(db, kind, key, was
-        present, will be)], read from the database as it is before the commit."""
-        changes = []
-        get = self.db.get
-        for key, value, _ in ops:
-            if len(key) < 4 or key[0] != 1:
-                continue
-            d, kind = key[1], key[2:3]
-            if kind in (b"k", b"K", b"x", b"y", b"g") and (d < self.databases or kind == b"g"):
-                before = get(key) is not None
-                after = value is not None
-                if before != after or kind == b"k":
-                    changes.append((d, kind, key, before, after))
-            elif key == VCLOCK_KEY and value is not None and len(value) == 8:
-                self.vclock = self.last_version = _U64.unpack(value)[0]
-        return changes
-
-    def followed(self, changes):
-        """After that commit: the counters follow, and watchers of the keys hear of them."""
-        for d, kind, key, before, after in changes:
-            if kind == b"k":
-                self.on_change(d, key[3:], None)
-            if before == after:
-                continue
-            delta = 1 if after else -1
-            if kind in (b"k", b"K"):
-                self.keys[d] += delta
-            elif kind in (b"x", b"y"):
-                self.expires[d] += delta
-            else:
-                self.garbage += delta
+    def follow_ops(self, ops, notify):
+        """After a replica committed ops from its primary's log (sorted by key): the counters
+        and the version clock take the values of the server-wide records among them, and, with
+        `notify`, watchers hear of every meta record written."""
+        if notify:
+            for key, _, _ in ops:
+                if len(key) > 3 and key[0] == 1 and key[2] == _META_BYTE and key[1] < self.databases:
+                    self.on_change(key[1], key[3:], None)
+        i = bisect.bisect_left(ops, VCLOCK_KEY, key=_op_key)
+        if i < len(ops) and ops[i][0] == VCLOCK_KEY and ops[i][1] is not None and len(ops[i][1]) == 8:
+            self.vclock = self.last_version = _U64.unpack(ops[i][1])[0]
+        i = bisect.bisect_left(ops, SERVER_WIDE, key=_op_key)
+        while i < len(ops) and ops[i][0].startswith(SERVER_WIDE):
+            key, value, _ = ops[i]
+            if key == GARBAGE_COUNT_KEY or key.startswith(COUNTS_KEY):
+                self.follow_count(key, value)
+            i += 1
+        self.saved = (list(self.keys), list(self.expires), self.garbage)
 
     # -- meta records and expiry entries, of short and long names -------------------------
 

@@ -37,6 +37,10 @@ class ReplicationError(Exception):
     """The primary refused the session, or is not a kvdb primary."""
 
 
+def _op_key(op):
+    return op[0]
+
+
 def _command(*words):
     parts = [f"*{len(words)}\r\n".encode()]
     for w in words:
@@ -240,7 +244,7 @@ class Follower:
                 self.send_ack()
 
     async def apply(self, got):
-        batch = {}
+        records = []                    # the ops of each record not yet committed
         size = 0
         seq = self.seq
         for type_, payload in got:
@@ -251,13 +255,11 @@ class Follower:
                     raise ReplicationError(f"record {rseq} does not follow the applied seq {seq}: "
                                            "the replica syncs in full")
                 seq = rseq
-                for op in ops:
-                    if not op[0].startswith(stream.REPLICATION_PREFIX):
-                        batch[op[0]] = op
-                        size += len(op[0]) + (len(op[1]) if op[1] is not None else 0)
+                records.append(ops)
+                size += len(payload)
                 if size >= APPLY_BYTES:
-                    await self.commit(batch, seq)
-                    batch, size = {}, 0
+                    await self.commit(records, seq)
+                    records, size = [], 0
             elif type_ == stream.PING:
                 self.primary_seq = stream.decode_pair(payload, "PING")[0]
             elif type_ == stream.FAIL:
@@ -265,15 +267,21 @@ class Follower:
             else:
                 raise stream.StreamError(f"frame {type_!r} where records are expected")
         if seq != self.seq:
-            await self.commit(batch, seq)
+            await self.commit(records, seq)
         if self.primary_seq < self.seq:
             self.primary_seq = self.seq
 
-    async def commit(self, batch, seq):
-        ops = [batch[k] for k in sorted(batch)]
-        ops.append((stream.POSITION_KEY, stream.encode_position(self.replid, seq), 0))
-        ops.sort(key=lambda op: op[0])
-        await self.server.apply_replicated(ops)
+    async def commit(self, records, seq):
+        """One replica commit of the records' ops (a key's last op wins), sorted by key, without
+        the primary's own replication records, and with this replica's new position (R2)."""
+        batch = {}
+        for ops in records:
+            batch.update(zip(map(_op_key, ops), ops))
+        if batch and max(batch) >= stream.REPLICATION_PREFIX:   # the primary is itself a replica
+            for key in [k for k in batch if k.startswith(stream.REPLICATION_PREFIX)]:
+                del batch[key]
+        batch[stream.POSITION_KEY] = (stream.POSITION_KEY, stream.encode_position(self.replid, seq), 0)
+        await self.server.apply_replicated(sorted(batch.values(), key=_op_key))
         self.seq = seq
 
     def send_ack(self):
