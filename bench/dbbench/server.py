@@ -16,8 +16,8 @@ With --topology replica it also starts a second kvdb node with a replica attache
 replica, in the same runs, and the replica's lag: while each run loads the primary, a probe
 writes a timestamped key to it every 20 ms and times until the replica has it (p50, p99, max).
 
-redis-server runs with --appendonly yes --appendfsync everysec (its durable
-configuration closest to kvdb's sync=normal). Both bind 127.0.0.1 on free ports
+redis-server runs with --appendonly yes and the appendfsync closest to kvdb's --sync:
+always for full (an fsync before each reply), everysec for normal, no for off. Both bind 127.0.0.1 on free ports
 and keep their data in a temporary directory that is removed afterwards.
 """
 import argparse
@@ -38,6 +38,7 @@ import time
 DEFAULT_TESTS = "set,get,incr,hset,mset"
 TARGET_RATIO = 0.7       # issue target: requests/s >= 0.7x redis-server for SET and GET
 TARGET_P99 = 2.0         # issue target: p99 <= 2x redis-server's
+REDIS_FSYNC = {"full": "always", "normal": "everysec", "off": "no"}   # kvdb --sync -> redis appendfsync
 
 
 def build_parser(prog):
@@ -243,7 +244,7 @@ def main(argv=None, prog="kvdb bench server"):
         kvdb_argv = [sys.executable, "-m", "kvdb", "serve", "--data", os.path.join(kdir, "data"), "--port", str(kport),
                      "--bind", "127.0.0.1", "--sync", args.sync, "--engine", args.engine, "--loglevel", "warning"]
         redis_argv = ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--appendonly", "yes",
-                      "--appendfsync", "everysec", "--save", "", "--dir", rdir, "--protected-mode", "yes"]
+                      "--appendfsync", REDIS_FSYNC[args.sync], "--save", "", "--dir", rdir, "--protected-mode", "yes"]
         targets = [("kvdb", kport), ("redis", rport)]
         with contextlib.ExitStack() as stack:
             stack.enter_context(Server("kvdb", kvdb_argv, kport, kdir))
@@ -324,7 +325,7 @@ def against_one_node(results, pipelines, name, column, title):
 
 def render(args, runs, requests, pipelines, results, lags=None):
     lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}) vs redis-server (appendonly yes, "
-             f"appendfsync everysec)",
+             f"appendfsync {REDIS_FSYNC[args.sync]})",
              f"redis-benchmark -t {args.tests} -n {requests} -c {args.clients} -r {args.keyspace} -d {args.size}; "
              f"median of {runs} run(s); {os.cpu_count()} CPUs shared by servers and client",
              ""]

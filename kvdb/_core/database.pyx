@@ -29,7 +29,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
-from kvdb._core.wal cimport ops_size
+from kvdb._core.wal cimport Wal, ops_size
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
 from kvdb._core.options import check_options, check_path
@@ -581,7 +581,7 @@ cdef class Database(Handle):
     # -- writes ----------------------------------------------------------
 
     cdef int commit_ops(self, list ops, object txn, object decide=None, bint conflicts=True,
-                        bint count_namespaces=True) except -1:
+                        bint count_namespaces=True, list sync_out=None) except -1:
         """Commit [(key, value-or-None, expires)]. The commit sequence, in order:
         1. (transactions) validate the read set against later commits;
            (`decide`) rewrite the ops from the current state under the lock: an empty
@@ -594,7 +594,8 @@ cdef class Database(Handle):
         and a transaction that saw one before it expired conflicts on its expiry) is not
         recorded for transaction validation. With `count_namespaces` False the ops are committed
         as they are, namespace records included (a replica applying its primary's log, whose
-        records already carry them).
+        records already carry them). With `sync_out` (a list) and sync="full", step 4 is left to
+        the caller: (log, seq) is appended to it, for _wait_durable.
         """
         cdef uint64_t seq
         cdef Transaction t
@@ -665,13 +666,26 @@ cdef class Database(Handle):
             finally:
                 self.lock.release()
         if self.sync_level == 2:
-            try:
-                wal.sync_to(seq)
-            except BaseException as e:
-                self.fail(e)
-                raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
-                                     "reopened") from e
+            if sync_out is not None:
+                sync_out.append((wal, seq))
+            else:
+                self.sync_log(wal, seq)
         return 1
+
+    cdef int sync_log(self, Wal wal, uint64_t seq) except -1:
+        try:
+            wal.sync_to(seq)
+        except BaseException as e:
+            self.fail(e)
+            raise IOFailureError(f"fsync of the log failed: {e}; the database refuses writes until "
+                                 "reopened") from e
+        return 0
+
+    def _wait_durable(self, token):
+        """Wait until the commit of `token` (from Transaction._commit_deferring_sync) is durable;
+        IOFailureError if the fsync failed (the database then refuses writes). Any thread."""
+        if token is not None:
+            self.sync_log(<Wal>token[0], <uint64_t>token[1])
 
     def _set_commit_listener(self, listener):
         """Have listener(seq, ops) called after every commit, under the writer lock and in commit

@@ -428,15 +428,30 @@ cdef class Transaction(Handle):
         self.check()
         try:
             if self.writes:
-                writes = self.writes
-                exp = self.write_expires
-                if exp:
-                    ops = [(k, writes[k], exp.get(k, 0) if writes[k] is not None else 0) for k in sorted(writes)]
-                else:
-                    ops = [(k, writes[k], 0) for k in sorted(writes)]   # no (key, value) pairs to sort
-                self.db.commit_ops(ops, self)
+                self.db.commit_ops(self.sorted_ops(), self)
         finally:
             self._finish()
+
+    def _commit_deferring_sync(self):
+        """commit(), except that with sync="full" it returns before the fsync: the commit is
+        applied and visible, and `db._wait_durable(token)` with the token returned waits until
+        it is durable (None: nothing to wait for). For a server that acknowledges a group of
+        commands only after its fsync while it runs the next group (group commit pipelining)."""
+        self.check()
+        cdef list sync_out = []
+        try:
+            if self.writes:
+                self.db.commit_ops(self.sorted_ops(), self, None, True, True, sync_out)
+        finally:
+            self._finish()
+        return sync_out[0] if sync_out else None
+
+    cdef list sorted_ops(self):
+        writes = self.writes
+        exp = self.write_expires
+        if exp:
+            return [(k, writes[k], exp.get(k, 0) if writes[k] is not None else 0) for k in sorted(writes)]
+        return [(k, writes[k], 0) for k in sorted(writes)]   # no (key, value) pairs to sort
 
     def rollback(self):
         if not self.done:

@@ -8,9 +8,11 @@ every write of the group goes into one kvdb transaction, committed once at the
 end of the group. Replies (and pub/sub messages) are written only after that
 commit, so a write is acknowledged only once it is committed under the
 configured sync mode, and writes from many connections share one commit and one
-fsync (group commit). With sync=full the commit (which waits for fsync) runs on
-a worker thread; the loop keeps reading and parsing meanwhile, and runs the
-next group when the commit returns.
+fsync (group commit). With sync=full the commit is appended to the log and
+applied on the loop, and its fsync runs on a worker thread while the loop runs
+the next groups (their commits join the next fsync): each client's replies wait
+until the log is durable up to the newest commit its group could see
+(Client.wait_seq), so nothing a reply shows can be lost in a crash.
 """
 import asyncio
 import concurrent.futures
@@ -72,8 +74,10 @@ class Server:
         self.ready = []                        # clients with commands to run in the next group
         self.to_flush = set()                  # clients with output to write after the group's commit
         self.run_scheduled = False             # a run_group call is scheduled
-        self.committing = False                # a group's commit is running on the worker
-        self.executor = None                   # one worker thread for sync=full commits
+        self.executor = None                   # one worker thread for sync=full fsyncs
+        self.unsynced = None                   # sync=full: the newest commit's token until an fsync covers it
+        self.syncing = False                   # sync=full: an fsync is running on the worker
+        self.durable_wait = set()              # sync=full: clients whose replies wait for an fsync
         self.watchers = {}                     # (db, key) -> set of Clients watching it
         self.pubsub = PubSub(self)             # channels, patterns, notifications
         self.blocking = Blocking(self)         # clients blocked on keys (BLPOP, XREAD BLOCK, ...)
@@ -241,7 +245,7 @@ class Server:
             self.cron_task.cancel()
         self.replication.stop()
         for _ in range(500):
-            if not self.committing and not self.ready:
+            if not self.syncing and not self.durable_wait and not self.ready:
                 break
             await asyncio.sleep(0.01)
         for c in list(self.clients.values()):
@@ -338,20 +342,20 @@ class Server:
         if not c.queued and not c.blocked:
             c.queued = True
             self.ready.append(c)
-        if not self.run_scheduled and not self.committing:
+        if not self.run_scheduled:
             self.run_scheduled = True
             self.loop.call_soon(self.run_group)
 
     def schedule_group(self):
         """Runs a command group soon even if no client has commands (blocked clients to
         serve, timed-out waiters' replies to flush)."""
-        if not self.run_scheduled and not self.committing and self.loop is not None:
+        if not self.run_scheduled and self.loop is not None:
             self.run_scheduled = True
             self.loop.call_soon(self.run_group)
 
     def run_group(self):
         self.run_scheduled = False
-        if self.committing or self.db is None:
+        if self.db is None:
             return
         store = self.ks.store  # between groups its transaction is None
         if self.sweep_due:
@@ -362,6 +366,14 @@ class Server:
             # the order they blocked (blocking.py); served ones join this group's flush.
             self.blocking.serve_ready()
         ready, self.ready = self.ready, []
+        if self.durable_wait:
+            # a client whose replies wait for an fsync runs nothing more until they are out
+            # (synced() schedules it again), so that its replies cannot wait for ever
+            held = [c for c in ready if c in self.durable_wait]
+            if held:
+                for c in held:
+                    c.queued = False
+                ready = [c for c in ready if c not in self.durable_wait]
         if self.fastlane is not None:
             again = self.fastlane.run_clients(ready, self.to_flush)   # the loop below, from C
         else:
@@ -374,35 +386,83 @@ class Server:
         for c in again:
             self.schedule(c)
         if store.tx is None:
-            self.flush_all()
+            self.flush_when_durable()
             return
         self.changes_since_save += 1
-        if self.db.sync == "full":
-            self.committing = True
-            fut = self.loop.run_in_executor(self.executor, store.commit)
-            fut.add_done_callback(lambda f: self.group_committed(f.exception()))
-        else:
-            try:
-                store.commit()
-            except Exception as e:  # noqa: BLE001 - every failure becomes an error reply
-                self.group_committed(e)
-                return
-            self.replication.after_commit()
-            self.flush_all()
-
-    def group_committed(self, error):
-        self.committing = False
-        if error is not None:
-            log.error("commit failed: %s", error)
-            setsample.forget_all()   # its SPOPs were not applied: the pools no longer match their sets
-            text = ErrorReply(f"ERR commit failed, nothing of this write was applied: {error}")
-            for c in self.to_flush:
-                c.replies = [text] * len(c.replies)
+        full = self.db.sync == "full"
+        try:
+            token = store.commit(defer_sync=full)
+        except Exception as e:  # noqa: BLE001 - every failure becomes an error reply
+            self.group_failed(e)
+            return
         self.replication.after_commit()
-        self.flush_all()
-        if self.ready and not self.run_scheduled:
-            self.run_scheduled = True
-            self.loop.call_soon(self.run_group)
+        if token is not None:
+            self.unsynced = token
+        self.flush_when_durable()
+
+    def group_failed(self, error):
+        log.error("commit failed: %s", error)
+        setsample.forget_all()   # its SPOPs were not applied: the pools no longer match their sets
+        text = ErrorReply(f"ERR commit failed, nothing of this write was applied: {error}")
+        for c in self.to_flush:
+            c.replies = [text] * len(c.replies)
+        self.replication.after_commit()
+        self.flush_when_durable()
+
+    # -- replies after the fsync (sync=full) ---------------------------------------
+
+    def flush_when_durable(self):
+        """Writes the group's replies now, or, while a commit is not yet durable (sync=full),
+        once an fsync covers it: a reply may show that commit, even a read's."""
+        if self.unsynced is None:
+            self.flush_all()
+            return
+        seq = self.unsynced[1]
+        clients, self.to_flush = self.to_flush, set()
+        for c in clients:
+            if c.wait_seq < seq:
+                c.wait_seq = seq
+        self.durable_wait |= clients
+        self.start_sync()
+
+    def start_sync(self):
+        if self.syncing or self.unsynced is None:
+            return
+        token = self.unsynced
+        self.syncing = True
+        fut = self.loop.run_in_executor(self.executor, self.wait_durable, token)
+        fut.add_done_callback(lambda f: self.synced(token, f.exception()))
+
+    def wait_durable(self, token):
+        """On the worker: the fsync that makes token's commit, and every one before it, durable."""
+        self.db._wait_durable(token)
+
+    def synced(self, token, error):
+        """The fsync of token's commit (and of every commit before it) returned."""
+        self.syncing = False
+        if self.unsynced is token:
+            self.unsynced = None
+        if error is None:
+            seq = token[1]
+            ready = {c for c in self.durable_wait if c.wait_seq <= seq}
+        else:
+            log.error("fsync of the log failed: %s", error)
+            text = ErrorReply(f"ERR commit failed, it may not survive a crash: {error}")
+            ready = set(self.durable_wait)
+            for c in ready:
+                c.replies = [text] * len(c.replies)
+            self.unsynced = None
+        self.durable_wait -= ready
+        if ready:
+            if self.fastlane is not None:
+                self.fastlane.flush_clients(ready)
+            else:
+                for c in ready:
+                    c.flush()
+            for c in ready:
+                if c.pending and c.transport is not None:
+                    self.schedule(c)
+        self.start_sync()
 
     def flush_all(self):
         clients, self.to_flush = self.to_flush, set()
@@ -540,7 +600,7 @@ class Server:
                     pass     # a replica deletes what its primary's log deletes, and nothing else
                 elif any(self.ks.expires) or self.ks.garbage:
                     self.sweep_due = True
-                    if not self.run_scheduled and not self.committing:
+                    if not self.run_scheduled:
                         self.run_scheduled = True
                         self.loop.call_soon(self.run_group)
                 self.close_idle_clients()

@@ -85,6 +85,8 @@ class Client(asyncio.Protocol):
         self.reply_mode = None                 # CLIENT REPLY: None (on), REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP
         self.drop_at = None                    # a command blocked with its reply off: the reply it gets
                                                # when unblocked is the first non-push from this index
+        self.wait_seq = 0                      # sync=full: its replies go out once the log is durable
+                                               # up to this seq (Server.flush_when_durable)
         if server.fastlane is not None:
             server.fastlane.attach(self)       # data_received's steps from C
 
@@ -120,7 +122,7 @@ class Client(asyncio.Protocol):
             if not self.queued and not self.blocked:      # Server.schedule, inlined
                 self.queued = True
                 server.ready.append(self)
-            if not server.run_scheduled and not server.committing:
+            if not server.run_scheduled:
                 server.run_scheduled = True
                 server.loop.call_soon(server.run_group)
 

@@ -299,13 +299,19 @@ class Store:
             self.tx = self.db.transaction()
         return self.tx
 
-    def commit(self):
+    def commit(self, defer_sync=False):
+        """Commits the group's transaction. With `defer_sync` (sync="full"), returns before the
+        fsync with the token that Database._wait_durable waits on (None if nothing to wait for)."""
         tx, self.tx = self.tx, None
+        token = None
         if tx is not None:
             counter = self.counter
             counts = counter.write_counts(tx) if counter is not None else None
             try:
-                tx.commit()
+                if defer_sync:
+                    token = tx._commit_deferring_sync()
+                else:
+                    tx.commit()
             except BaseException:
                 self.caches.clear()
                 if counter is not None:
@@ -313,6 +319,7 @@ class Store:
                 raise
             if counts is not None:
                 counter.counts_saved(counts)
+        return token
 
     def rollback(self):
         tx, self.tx = self.tx, None

@@ -68,9 +68,9 @@ def backup(c, args):
     log.info("BACKUP %s by %s: started", final, c.addr)
 
     def start():
-        # After this group's commit: with sync=full it runs on the commit worker, and a task
-        # queued behind it there runs once it is done. The copy itself runs elsewhere, so
-        # the commits of later groups go on meanwhile.
+        # After this group's commit (on the loop; with sync=full a task queued behind its fsync
+        # on the worker runs once that is done). The copy itself runs elsewhere, so the
+        # commits of later groups go on meanwhile.
         try:
             server.loop.run_in_executor(server.executor, _nothing).add_done_callback(copy)
         except RuntimeError as e:          # the server is stopping: its workers are shut down

@@ -619,7 +619,7 @@ def data_received(c, bytes data):
         if not c.queued and not c.blocked:
             c.queued = True
             server.ready.append(c)
-        if not server.run_scheduled and not server.committing:
+        if not server.run_scheduled:
             server.run_scheduled = True
             server.loop.call_soon(server.run_group)
 
