@@ -31,6 +31,7 @@ from . import acl, audit, authguard, limits, setsample, tls
 from .blocking import Blocking
 from .client import Client
 from .commands import registry
+from .commands.functions import LIBRARY_PREFIX
 from .commands.groups import lookup  # the table with every command group's commands
 from .commands.registry import CommandError
 from .compat import REDIS_VERSION
@@ -107,6 +108,7 @@ class Server:
 
     def open_database(self):
         data = self.config["dir"]
+        recover_swap(os.path.abspath(data))
         # the server is the database's only writer (its counters, expiry index and blind deletes
         # rely on it); read-only opens (kvdb check, stats, backup) may join it
         self.db = kvdb.open(data, **self.config.database_options(), _sole_writer=True)   # creates `data` if missing
@@ -147,22 +149,31 @@ class Server:
             finally:
                 os.close(fd)
         finally:
-            self.open_database()             # the new data, or the old after a failed rename
+            try:
+                self.open_database()         # the new data, or the old after a failed rename
+            except BaseException:
+                log.critical("the database in %s does not open after a full sync; stopping", data,
+                             exc_info=True)
+                self.request_shutdown("the database does not open after a full sync")
+                raise
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(new_dir, ignore_errors=True)
+        if getattr(self, "scripting", None) is not None:
+            self.scripting.functions = None
         self.touch_all()
 
-    async def apply_replicated(self, ops):
+    def apply_replicated(self, ops):
         """A replica commits one batch of its primary's log (ops sorted by key, the position
         record among them), keeping the keyspace's counters (from the primary's count records,
         C6), caches and watchers in step."""
-        if self.db.sync == "full":
-            await self.loop.run_in_executor(self.executor, self.db._commit_log_ops, ops)
-        else:
-            self.db._commit_log_ops(ops)
+        # On the loop, fsync included under sync=full: nothing can run between the commit and
+        # the bookkeeping after it (a REPLICAOF NO ONE reading the position, a swap).
+        self.db._commit_log_ops(ops)
         self.ks.follow_ops(ops, bool(self.watchers or self.blocking.waiters))
         self.ks.store.caches.clear()
         setsample.forget_all()
+        if getattr(self, "scripting", None) is not None and any(op[0].startswith(LIBRARY_PREFIX) for op in ops):
+            self.scripting.functions = None      # FUNCTION libraries are read again at next use
         self.replication.after_commit()
 
     async def start(self):
@@ -460,9 +471,17 @@ class Server:
                 for c in ready:
                     c.flush()
             for c in ready:
-                if c.pending and c.transport is not None:
+                c.wait_seq = 0
+                if (c.pending or c.protocol_error) and c.transport is not None:
                     self.schedule(c)
         self.start_sync()
+
+    async def settle_durable(self):
+        """Until no fsync runs or is due and every held reply is out (before the database is
+        swapped for another: the held replies and the fsync belong to this one)."""
+        while self.syncing or self.unsynced is not None or self.durable_wait:
+            self.start_sync()
+            await asyncio.sleep(0.001)
 
     def flush_all(self):
         clients, self.to_flush = self.to_flush, set()
@@ -645,6 +664,23 @@ LOG_LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging
 
 def set_log_level(name):
     logging.getLogger("kvdb").setLevel(LOG_LEVELS[name])
+
+
+def recover_swap(data):
+    """A full sync swaps `<data>.sync-PID` in for `data` through `<data>.old-PID`
+    (Server.replace_database). After a crash between the two renames, `data` is missing: put
+    the old data back (the replica syncs again). Leftover copies of either kind are removed."""
+    parent, name = os.path.split(data)
+    try:
+        entries = os.listdir(parent or ".")
+    except OSError:
+        return
+    old = sorted(e for e in entries if e.startswith(name + ".old-"))
+    if old and not os.path.exists(data):
+        log.warning("%s is missing after an interrupted full sync: restoring %s", data, old[-1])
+        os.rename(os.path.join(parent, old.pop()), data)
+    for e in old + [e for e in entries if e.startswith(name + ".sync-")]:
+        shutil.rmtree(os.path.join(parent, e), ignore_errors=True)
 
 
 def pick_free_port(host="127.0.0.1"):

@@ -133,12 +133,12 @@ def test_a_replica_follows_its_primary_under_a_write_load(tmp_path, engines):
                 for t in threads:
                     t.join()
                 assert sum(counts) > 100
+                time.sleep(0.6)                         # the load's short expiries pass and are swept
                 assert pc.wait(1, 20000) == 1
                 info = replication(rc)
                 assert info["master_full_syncs"] == 1 and info["slave_repl_offset"] == replication(pc)[
                     "master_repl_offset"]
                 assert rc.dbsize() == pc.dbsize()
-                time.sleep(0.5)                         # expiring keys: nothing but the primary deletes
                 assert contents(r.data) == contents(p.data)
                 assert rc.hgetall("h1:2") == pc.hgetall("h1:2")
                 assert rc.zrange("z2:3", 0, -1, withscores=True) == pc.zrange("z2:3", 0, -1, withscores=True)
@@ -471,3 +471,79 @@ def test_R1_R3_a_replica_refuses_a_log_that_does_not_follow_or_does_not_check_ou
             assert "checksum mismatch" in log
     finally:
         fake.close()
+
+
+def test_R2_a_replica_continues_while_its_primary_takes_writes(tmp_path):
+    """The continue header goes out before any record, even when other clients' commits are
+    pumped in the same turn as KVSYNC."""
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        r = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r").start()
+        stop, threads, counts = run_load(p.port, 0, clients=2)
+        try:
+            wait_for(lambda: link_up(r.client()), what="link")
+            for _ in range(3):
+                r.stop()
+                time.sleep(0.3)
+                r.start()
+                wait_for(lambda: link_up(r.client()), what="link after restart")
+            stop.set()
+            for t in threads:
+                t.join()
+            time.sleep(0.6)                         # the load's short expiries pass and are swept
+            assert pc.wait(1, 10000) == 1
+            info = replication(r.client())
+            assert (info["master_full_syncs"], info["master_partial_syncs"]) == (0, 1)
+            assert contents(r.data) == contents(p.data)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            r.stop()
+
+
+def test_wait_ended_by_client_unblock_does_not_end_a_later_blocking_command(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p:
+        pc = p.client()
+        c = p.client()
+        cid = c.client_id()
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("wait", c.wait(1, 400)))
+        t.start()
+        wait_for(lambda: pc.client_unblock(cid), what="the WAIT to block")
+        t.join()
+        assert out["wait"] == 0
+        t = threading.Thread(target=lambda: out.setdefault("blpop", c.blpop(["q"], timeout=2)))
+        t.start()
+        time.sleep(0.6)                             # past the WAIT's own timeout
+        pc.rpush("q", "x")
+        t.join()
+        assert out["blpop"] == (b"q", b"x")
+
+
+def test_a_replica_runs_the_function_libraries_its_primary_loads(tmp_path):
+    pytest.importorskip("lupa")
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:
+        pc, rc = p.client(), r.client()
+        wait_for(lambda: link_up(rc), what="link")
+        assert rc.function_list() == []
+        pc.function_load("#!lua name=lib\nredis.register_function{function_name='get1', "
+                         "callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}")
+        pc.set("k", "v")
+        assert pc.wait(1, 5000) == 1
+        assert rc.fcall_ro("get1", 1, "k") == b"v"
+
+
+def test_an_interrupted_swap_puts_the_old_data_back(tmp_path):
+    from kvdb.server.app import recover_swap
+    data = tmp_path / "data"
+    old = tmp_path / "data.old-123"
+    old.mkdir()
+    (old / "x").write_text("old")
+    (tmp_path / "data.sync-123").mkdir()
+    recover_swap(str(data))
+    assert (data / "x").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    recover_swap(str(data))                         # nothing to do
+    assert sorted(os.listdir(tmp_path)) == ["data"]

@@ -84,7 +84,8 @@ class Link:
         self.client = client            # the replica's Client connection
         self.port = port                # REPLCONF listening-port (0 if not sent)
         self.ip = ip                    # REPLCONF ip-address, else the connection's peer address
-        self.state = "wait_bgsave"      # wait_bgsave, send_bulk, online (Redis's words for INFO)
+        self.state = "wait_bgsave"      # wait_bgsave, send_bulk, online (Redis's words for INFO); records
+                                        # go out only once online, after the stream's header
         self.next_seq = 0               # the next record's seq to send once online
         self.ack_seq = 0                # the newest seq the replica says it applied
         self.ack_time = time.monotonic()  # when it last acknowledged
@@ -92,13 +93,14 @@ class Link:
 
 
 class Waiter:
-    __slots__ = ("client", "target", "wanted", "timer")
+    __slots__ = ("client", "target", "wanted", "timer", "blocked")
 
     def __init__(self, client, target, wanted):
         self.client = client            # the client blocked in WAIT
         self.target = target            # the seq its writes are covered by
         self.wanted = wanted            # replicas it asked for
         self.timer = None               # asyncio TimerHandle, None without a timeout
+        self.blocked = None             # the blocking.Waiter that parks the client for this WAIT
 
 
 class Primary:
@@ -106,7 +108,7 @@ class Primary:
         self.server = server            # app.Server
         self.replid = new_replid()      # names this primary's history (a new one per start/promotion)
         self.backlog = None             # Backlog, from the first replica's connection on
-        self.pending = []               # (seq, ops) committed, not yet in the backlog (commit listener)
+        self.pending = collections.deque()  # (seq, ops) committed, not yet in the backlog (commit listener)
         self.links = {}                 # Client -> Link
         self.waiters = []               # WAIT clients
         self.last_ping = 0.0            # monotonic time of the last PING round
@@ -117,7 +119,7 @@ class Primary:
         if self.backlog is not None:
             return
         db = self.server.db
-        self.pending = []
+        self.pending = collections.deque()
         self.backlog = Backlog(db.seq, self.server.config["repl-backlog-size"])
         db._set_commit_listener(self._committed)
 
@@ -126,7 +128,7 @@ class Primary:
         if self.server.db is not None:
             self.server.db._set_commit_listener(None)
         self.backlog = None
-        self.pending = []
+        self.pending = collections.deque()
 
     def _committed(self, seq, ops):
         # the database's commit listener: under its writer lock, on the committing thread
@@ -134,12 +136,20 @@ class Primary:
 
     def pump(self):
         """Loop thread: new commits into the backlog, and to every online link."""
-        if self.pending:
-            pending, self.pending = self.pending, []
-            backlog = self.backlog
-            if backlog is not None:
-                for seq, ops in pending:
-                    backlog.append(seq, stream.record_frame(seq, ops))
+        pending = self.pending
+        while pending:
+            seq, ops = pending.popleft()        # appended on the committing thread: one at a time
+            if self.backlog is None:
+                continue
+            try:
+                data = stream.record_frame(seq, ops)
+            except (OverflowError, ValueError):
+                # a commit past the stream's frame limit: no replica can follow this history
+                self.close_all(f"commit {seq} is too large to replicate (over {stream.MAX_FRAME} bytes)")
+                self.stop_backlog()
+                self.replid = new_replid()
+                return
+            self.backlog.append(seq, data)
         for link in list(self.links.values()):
             if link.state == "online":
                 self.send_records(link)
@@ -178,6 +188,10 @@ class Primary:
     def cron(self):
         self.pump()
         now = time.monotonic()
+        timeout = self.server.config["repl-timeout"]
+        for link in list(self.links.values()):
+            if link.state == "online" and now - link.ack_time > timeout:
+                self.drop(link, f"no acknowledgement for {timeout} s (repl-timeout)")
         if self.links and now - self.last_ping >= PING_SECONDS:
             self.last_ping = now
             frame = stream.ping_frame(self.server.db.seq, int(time.time() * 1000))
@@ -197,7 +211,7 @@ class Primary:
         self.links[c] = link
         db = self.server.db
         if replid == self.replid and seq <= db.seq and self.backlog.holds_after(seq):
-            link.state = "online"
+            link.state = "wait_bgsave"          # online once _start_continue wrote the header
             link.next_seq = seq + 1
             link.ack_seq = seq
             log.info("replica %s:%s continues after seq %d", link.ip, link.port, seq)
@@ -213,7 +227,11 @@ class Primary:
         if t is None or self.links.get(link.client) is not link:
             return
         t.write(stream.encode_header(stream.MODE_CONTINUE, self.replid, seq))
-        self.send_records(link)
+        link.state = "online"
+        link.ack_time = time.monotonic()
+        self.pump()
+        if self.links.get(link.client) is link:
+            self.send_records(link)
 
     async def _full_sync(self, link):
         try:
@@ -308,12 +326,14 @@ class Primary:
         if timeout > 0:
             w.timer = self.server.loop.call_later(timeout, self._wait_over, w)
         # parked like a blocking command (no keys): CLIENT UNBLOCK and disconnects apply
-        return self.server.blocking.block(c, c.db, [], 0, lambda: None, 0)
+        reply = self.server.blocking.block(c, c.db, [], 0, lambda: None, 0)
+        w.blocked = self.server.blocking.by_client.get(c)
+        return reply
 
     def check_waiters(self):
         for w in list(self.waiters):
             count = self.acked(w.target)
-            if count >= w.wanted:
+            if count >= w.wanted or w.blocked is None or w.blocked.done:
                 self._finish(w, count)
 
     def _wait_over(self, w):
@@ -325,7 +345,8 @@ class Primary:
             self.waiters.remove(w)
         if w.timer is not None:
             w.timer.cancel()
-        self.server.blocking.unblock(w.client, count)
+        if w.blocked is not None and not w.blocked.done:   # not ended meanwhile (CLIENT UNBLOCK)
+            self.server.blocking.unblock(w.client, count)
 
     def client_gone(self, c):
         link = self.links.pop(c, None)

@@ -89,7 +89,10 @@ class Follower:
                 except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.TimeoutError) as e:
                     self.link_lost(f"connection to the primary {self.host}:{self.port} lost: "
                                    f"{type(e).__name__}: {e}")
-                except (ReplicationError, stream.StreamError, kvdb.Error) as e:
+                except stream.StreamError as e:
+                    self.force_full = True       # R3: bytes that do not check out: start over in full
+                    self.link_lost(str(e))
+                except (ReplicationError, kvdb.Error) as e:
                     self.link_lost(str(e))
                 except Exception as e:  # noqa: BLE001 - a bug must not stop the replica for good
                     log.error("replication: session failed", exc_info=True)
@@ -228,7 +231,8 @@ class Follower:
             out.close()
             if not done:
                 shutil.rmtree(tmp, ignore_errors=True)
-        server.replace_database(tmp)
+        await server.settle_durable()
+        server.replace_database(tmp)      # right after: no command group runs in between
         self.replid, self.seq = replid, seq
         if leftover:
             await self.apply(leftover)
@@ -281,7 +285,7 @@ class Follower:
             for key in [k for k in batch if k.startswith(stream.REPLICATION_PREFIX)]:
                 del batch[key]
         batch[stream.POSITION_KEY] = (stream.POSITION_KEY, stream.encode_position(self.replid, seq), 0)
-        await self.server.apply_replicated(sorted(batch.values(), key=_op_key))
+        self.server.apply_replicated(sorted(batch.values(), key=_op_key))
         self.seq = seq
 
     def send_ack(self):

@@ -39,7 +39,7 @@ PING = b"P"        # payload: seq:u64 now_ms:u64 - the primary's newest seq and 
 FAIL = b"X"        # payload: UTF-8 text - the primary ends the stream and says why
 TYPES = frozenset((SNAPSHOT, END, RECORD, PING, FAIL))
 
-MAX_FRAME = 1 << 31        # a frame's payload is at most this (a commit's log record is < 4 GiB)
+MAX_FRAME = 1 << 31        # a frame's payload is at most this: a receiver buffers no more per frame
 
 # Keys starting with this byte belong to replication: a replica's position record. They are
 # never copied from a primary (each replica keeps its own).
@@ -74,6 +74,9 @@ def decode_header(raw):
 
 
 def frame(type_, payload):
+    """OverflowError for a payload over MAX_FRAME bytes."""
+    if len(payload) > MAX_FRAME:
+        raise OverflowError(f"a frame's payload of {len(payload)} bytes passes the {MAX_FRAME}-byte limit")
     head = type_ + len(payload).to_bytes(4, "big")
     crc = crc32c_of(payload, crc32c_of(head))
     return head + crc.to_bytes(4, "big") + payload
