@@ -12,4 +12,5 @@ __all__ = ["GROUPS", "lookup"]
 
 GROUPS = (acl_cmds, connection, documents, keys, strings, hashes, pubsub_cmds, server_cmds, transactions,
           bitops, scripting, functions, zsets, zsets_ops, zsets_pop, zsets_range, geo, hyperloglog, lists,
-          sets, streams, stream_groups, stream_claims, stream_info, admin_backup)   # each command group's module
+          sets, streams, stream_groups, stream_claims, stream_info, admin_backup,
+          replication_cmds)   # each command group's module
