@@ -547,3 +547,56 @@ def test_an_interrupted_swap_puts_the_old_data_back(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["data"]
     recover_swap(str(data))                         # nothing to do
     assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_a_fellow_replica_continues_from_the_promoted_one_without_a_full_sync(tmp_path):
+    """After the primary is gone and one replica is promoted, the other, which had applied the
+    same commits, continues from it (as Redis's replid2 allows) instead of syncing in full; one
+    that lags, or a promoted node that took writes as a replica, makes it sync in full."""
+    p = ServerProcess(tmp_path, data=tmp_path / "p").start()
+    r1 = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r1").start()
+    r2 = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r2").start()
+    try:
+        pc, c1, c2 = p.client(), r1.client(), r2.client()
+        wait_for(lambda: link_up(c1) and link_up(c2), what="both links")
+        for i in range(300):
+            pc.hset(f"h{i % 9}", f"f{i}", i)
+        assert pc.wait(2, 10000) == 2
+        p.stop()
+        assert c1.replicaof("NO", "ONE")
+        info = replication(c1)
+        assert info["master_replid2"] not in (0, "0" * 40) and info["second_repl_offset"] > 0
+        assert c2.replicaof("127.0.0.1", r1.port)
+        wait_for(lambda: link_up(c2) and replication(c2)["master_host"] == "127.0.0.1"
+                 and replication(c2)["master_port"] == r1.port, what="following the promoted replica")
+        c1.set("after", "promotion")
+        assert c1.wait(1, 10000) == 1
+        info = replication(c2)                      # counts of the link to r1
+        assert (info["master_full_syncs"], info["master_partial_syncs"]) == (0, 1)
+        assert c2.get("after") == b"promotion"
+        assert contents(r2.data) == contents(r1.data)
+        r2.stop()                                   # its position is now the promoted node's: it continues
+        r2 = ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {r1.port}", data=tmp_path / "r2")
+        rc = restart_and_catch_up(r2, c1, "link after restart")
+        assert (replication(rc)["master_full_syncs"], replication(rc)["master_partial_syncs"]) == (0, 1)
+    finally:
+        for s in (r2, r1, p):
+            s.stop()
+
+
+def test_a_promoted_replica_that_took_writes_makes_fellows_sync_in_full(tmp_path):
+    with ServerProcess(tmp_path, data=tmp_path / "p") as p, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", "--replica-read-only", "no",
+                          data=tmp_path / "r1") as r1, \
+            ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r2") as r2:
+        pc, c1, c2 = p.client(), r1.client(), r2.client()
+        wait_for(lambda: link_up(c1) and link_up(c2), what="both links")
+        pc.set("a", 1)
+        assert pc.wait(2, 10000) == 2
+        c1.set("local", "write")                   # r1 now holds what its position does not say
+        c1.replicaof("NO", "ONE")
+        assert replication(c1)["master_replid2"] in (0, "0" * 40)   # redis-py reads 40 zeros as 0
+        c2.replicaof("127.0.0.1", r1.port)
+        wait_for(lambda: link_up(c2) and replication(c2)["master_port"] == r1.port, what="following r1")
+        assert c1.wait(1, 10000) == 1
+        assert replication(c2)["master_full_syncs"] == 1 and c2.get("local") == b"write"

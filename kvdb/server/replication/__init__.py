@@ -31,6 +31,8 @@ class Replication:
         self.node_id = os.urandom(20).hex()  # INFO's run_id; a replica sends it so a node never follows itself
         self.primary = Primary(server)   # the backlog and the links of this node's replicas
         self.follower = None             # Follower while this node is a replica
+        self.local_writes = False        # a client wrote to this node while it was a replica
+                                         # (replica-read-only no): its data is no longer its position's
 
     # -- role --------------------------------------------------------------------
 
@@ -68,12 +70,19 @@ class Replication:
         f, self.follower = self.follower, None
         f.stop()
         db = self.server.db
-        if db.get(POSITION_KEY) is not None:
-            # writes accepted from now on would make the position lie about what this node holds
-            db._commit_log_ops([(POSITION_KEY, None, 0)])
         self.primary.close_all("this node was promoted to primary")
         self.primary.stop_backlog()
         self.primary.replid = new_replid()
+        self.primary.forget_previous()
+        if f.replid != "?" and not self.local_writes:
+            # This node holds exactly its old primary's version f.seq, as its own version db.seq:
+            # a fellow replica at that same point continues from here (the backlog starts now).
+            self.primary.start_backlog()
+            self.primary.remember_previous(f.replid, f.seq, db.seq)
+        if db.get(POSITION_KEY) is not None:
+            # writes accepted from now on would make the position lie about what this node holds
+            db._commit_log_ops([(POSITION_KEY, None, 0)])
+        self.local_writes = False
         self.server.ks.reload()
         self.server.writes_refused_changed()
         log.info("replication: this node is a primary now (was a replica of %s:%d)", f.host, f.port)
@@ -81,6 +90,8 @@ class Replication:
 
     def database_replaced(self):
         """A full sync swapped the database: replicas of this node must sync in full too."""
+        self.local_writes = False
+        self.primary.forget_previous()
         self.primary.close_all("this node's database was replaced by a full sync")
         self.primary.stop_backlog()
         self.primary.replid = new_replid()
@@ -95,6 +106,8 @@ class Replication:
         self.primary.cron()
 
     def after_commit(self):
+        if self.follower is not None and not self.follower.applying:
+            self.local_writes = True
         p = self.primary
         if p.pending:
             p.pump()
@@ -145,7 +158,8 @@ class Replication:
         backlog = p.backlog
         offset = f.seq if f is not None else s.db.seq
         fields += [("master_failover_state", "no-failover"), ("master_replid", p.replid),
-                   ("master_replid2", "0" * 40), ("master_repl_offset", offset), ("second_repl_offset", -1),
+                   ("master_replid2", p.previous[0] if p.previous else "0" * 40), ("master_repl_offset", offset),
+                   ("second_repl_offset", p.previous[1] + 1 if p.previous else -1),
                    ("repl_backlog_active", 1 if backlog is not None else 0),
                    ("repl_backlog_size", s.config["repl-backlog-size"]),
                    ("repl_backlog_first_byte_offset", backlog.first_seq if backlog is not None else 0),

@@ -112,8 +112,16 @@ class Primary:
         self.links = {}                 # Client -> Link
         self.waiters = []               # WAIT clients
         self.last_ping = 0.0            # monotonic time of the last PING round
+        self.previous = None            # (replid, seq, own seq) after a promotion: this node held its
+                                        # old primary's version `seq` as its own version `own seq`
 
     # -- the backlog -----------------------------------------------------------------
+
+    def remember_previous(self, replid, seq, own_seq):
+        self.previous = (replid, seq, own_seq)
+
+    def forget_previous(self):
+        self.previous = None
 
     def start_backlog(self):
         if self.backlog is not None:
@@ -210,6 +218,13 @@ class Primary:
         c.replica_link = link
         self.links[c] = link
         db = self.server.db
+        prev = self.previous
+        if prev is not None and replid == prev[0] and seq == prev[1] and self.backlog.holds_after(prev[2]):
+            # a fellow replica of this node's old primary, at the version this node was promoted
+            # at: it continues from this node's own seq for that version (Redis's replid2)
+            replid, seq = self.replid, prev[2]
+            log.info("replica %s:%s was at %s seq %d, which is this node's seq %d", link.ip, link.port,
+                     prev[0], prev[1], seq)
         if replid == self.replid and seq <= db.seq and self.backlog.holds_after(seq):
             link.state = "wait_bgsave"          # online once _start_continue wrote the header
             link.next_seq = seq + 1

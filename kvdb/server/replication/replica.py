@@ -64,6 +64,7 @@ class Follower:
         self.primary_seq = 0            # the primary's newest seq, from its PINGs
         self.replid, self.seq = self.position()
         self.force_full = False         # the last session saw the log diverge: ask for a full sync
+        self.applying = False           # committing its primary's records (not a client's write)
         self.full_syncs = 0             # sessions that synced in full
         self.partial_syncs = 0          # sessions that continued
 
@@ -153,9 +154,13 @@ class Follower:
                 self.full_syncs += 1
                 self.force_full = False
             else:
-                if replid != self.replid or seq != self.seq:
-                    raise ReplicationError(f"the primary continues {replid} after seq {seq}, "
-                                           f"not {self.replid} after {self.seq} as asked")
+                if self.replid == "?":
+                    raise ReplicationError("the primary continues a history this replica did not ask for")
+                if (replid, seq) != (self.replid, self.seq):
+                    # a promoted fellow replica: our version (old replid, seq) is its (replid, seq);
+                    # the next commit writes the new position
+                    log.info("replication: %s seq %d continues as %s seq %d", self.replid, self.seq, replid, seq)
+                    self.replid, self.seq = replid, seq
                 self.partial_syncs += 1
                 log.info("replication: continuing from %s:%d after seq %d", self.host, self.port, seq)
             self.state = "connected"
@@ -285,7 +290,11 @@ class Follower:
             for key in [k for k in batch if k.startswith(stream.REPLICATION_PREFIX)]:
                 del batch[key]
         batch[stream.POSITION_KEY] = (stream.POSITION_KEY, stream.encode_position(self.replid, seq), 0)
-        self.server.apply_replicated(sorted(batch.values(), key=_op_key))
+        self.applying = True
+        try:
+            self.server.apply_replicated(sorted(batch.values(), key=_op_key))
+        finally:
+            self.applying = False
         self.seq = seq
 
     def send_ack(self):
