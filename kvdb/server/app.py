@@ -45,6 +45,8 @@ from .stats import Stats
 
 log = logging.getLogger("kvdb.server")
 _perf_counter = time.perf_counter
+READONLY_REPLY = ErrorReply(READONLY)
+NOREPLICAS_REPLY = ErrorReply("NOREPLICAS Not enough good replicas to write.")
 _BNAMES = {}     # Command -> its full name as bytes (CLIENT LIST's cmd=), made once per command
 
 
@@ -102,7 +104,8 @@ class Server:
         self.tls_context = tls.server_context(config)  # ssl.SSLContext for tls-port, or None
         self.tls_port = None                   # the bound TLS port
         self.replication = Replication(self)   # role, this node's replicas, its primary (replication/)
-        self.readonly_reply = None             # ErrorReply(READONLY) while a replica refuses writes, else None
+        self.gate_writes = False               # write commands go through write_refusal() (a read-only
+                                               # replica, or min-replicas-to-write set)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -119,12 +122,24 @@ class Server:
         self.writes_refused_changed()
 
     def writes_refused_changed(self):
-        """After a change of role or of replica-read-only: writes from clients are refused
-        (READONLY) exactly while this node is a read-only replica."""
-        refused = self.replication.refuses_writes
-        self.readonly_reply = ErrorReply(READONLY) if refused else None
+        """After a change of role, of replica-read-only or of min-replicas-to-write: whether
+        write commands must pass write_refusal() (the fast lane then leaves them to the general
+        path, which checks)."""
+        self.gate_writes = self.replication.refuses_writes or self.config["min-replicas-to-write"] > 0
         if self.fastlane is not None:
-            self.fastlane.writes_refused = refused
+            self.fastlane.writes_refused = self.gate_writes
+
+    def write_refusal(self):
+        """The error a write command gets now, or None: READONLY on a read-only replica;
+        NOREPLICAS on a primary with fewer than min-replicas-to-write replicas that acknowledged
+        within min-replicas-max-lag seconds (as Redis)."""
+        if self.replication.refuses_writes:
+            return READONLY_REPLY
+        wanted = self.config["min-replicas-to-write"]
+        if wanted > 0 and not self.replication.is_replica and \
+                self.replication.good_replicas(self.config["min-replicas-max-lag"]) < wanted:
+            return NOREPLICAS_REPLY
+        return None
 
     def replace_database(self, new_dir):
         """A replica's full sync: the database at `new_dir` (closed, checkpointed) replaces the
@@ -322,7 +337,7 @@ class Server:
         """After CONFIG SET: apply what must be applied, and log it."""
         if "requirepass" in names:
             self.acl.sync_requirepass()
-        if "replica-read-only" in names:
+        if "replica-read-only" in names or "min-replicas-to-write" in names:
             self.writes_refused_changed()
         if "repl-backlog-size" in names and self.replication.primary.backlog is not None:
             self.replication.primary.backlog.limit = self.config["repl-backlog-size"]
@@ -510,9 +525,11 @@ class Server:
             if denied:
                 c.multi_error = True
                 return ErrorReply(denied)
-            if self.readonly_reply is not None and "write" in cmd.flags:
-                c.multi_error = True
-                return self.readonly_reply
+            if self.gate_writes and "write" in cmd.flags:
+                refused = self.write_refusal()
+                if refused is not None:
+                    c.multi_error = True
+                    return refused
             c.multi.append((cmd, args))
             return Status("QUEUED")
         if cmd is None:
@@ -532,8 +549,10 @@ class Server:
         if name is None:
             name = _BNAMES[cmd] = cmd.fullname.encode()
         c.last_command = name
-        if self.readonly_reply is not None and "write" in cmd.flags:
-            return self.readonly_reply
+        if self.gate_writes and "write" in cmd.flags:
+            refused = self.write_refusal()
+            if refused is not None:
+                return refused
         start = _perf_counter()
         try:
             # Key names of any length work (long ones through their digest: keyspace.LONG_*);

@@ -417,8 +417,10 @@ OPTIONS.update((o.name, o) for o in [
     _compat("replica-ignore-maxmemory", _redis_yesno, True, _COMPAT, _show_bool),
     _compat("replica-priority", _redis_int(0, INT_MAX), 100, "reported in INFO replication for Sentinel's choice "
                                                             "of a replica to promote (0: never)"),
-    _compat("min-replicas-to-write", _redis_int(0, INT_MAX), 0, _COMPAT),
-    _compat("min-replicas-max-lag", _redis_int(0, INT_MAX), 10, _COMPAT),
+    _compat("min-replicas-to-write", _redis_int(0, INT_MAX), 0, "a primary refuses writes (NOREPLICAS) while fewer "
+                                                               "replicas than this acknowledged recently (0: off)"),
+    _compat("min-replicas-max-lag", _redis_int(0, INT_MAX), 10, "seconds since a replica's last acknowledgement "
+                                                               "within which it counts for min-replicas-to-write"),
     _compat("repl-diskless-sync", _redis_yesno, True, "always yes: a full sync streams a snapshot, no file",
             _show_bool),
     _compat("repl-backlog-size", _redis_int(1, LONG_MAX, memory=True), 16 << 20,

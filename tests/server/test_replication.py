@@ -600,3 +600,37 @@ def test_a_promoted_replica_that_took_writes_makes_fellows_sync_in_full(tmp_path
         wait_for(lambda: link_up(c2) and replication(c2)["master_port"] == r1.port, what="following r1")
         assert c1.wait(1, 10000) == 1
         assert replication(c2)["master_full_syncs"] == 1 and c2.get("local") == b"write"
+
+
+def test_min_replicas_to_write_refuses_writes_as_redis_does(tmp_path):
+    server = shutil.which("redis-server")
+    with ServerProcess(tmp_path, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10",
+                       data=tmp_path / "p") as p:
+        pc = p.client()
+        with pytest.raises(redis.exceptions.ResponseError, match="^NOREPLICAS Not enough good replicas to write"):
+            pc.set("k", 1)
+        with pytest.raises(redis.exceptions.ResponseError, match="^NOREPLICAS"):
+            pc.eval("return redis.call('incr', 'n')", 0)
+        assert pc.get("k") is None and pc.get("n") is None
+        if server is not None:                      # the same reply from redis-server
+            port = free_port()
+            proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--min-replicas-to-write", "1"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait_listening(port, proc, "redis-server")
+                raw = lambda c: c.execute_command("SET", "k", 1)  # noqa: E731
+                with pytest.raises(redis.exceptions.ResponseError) as want:
+                    raw(redis.Redis(port=port))
+                with pytest.raises(redis.exceptions.ResponseError) as again:
+                    raw(pc)
+                assert str(again.value) == str(want.value)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        with ServerProcess(tmp_path, "--replicaof", f"127.0.0.1 {p.port}", data=tmp_path / "r") as r:
+            wait_for(lambda: link_up(r.client()), what="link")
+            wait_for(lambda: replication(pc).get("min_slaves_good_slaves") == 1, what="a good replica")
+            assert pc.set("k", 1) and pc.wait(1, 5000) == 1 and r.client().get("k") == b"1"
+        pc.config_set("min-replicas-to-write", 0)
+        assert pc.set("k", 2)

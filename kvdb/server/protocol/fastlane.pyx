@@ -20,8 +20,8 @@ would do exactly the same thing:
   take the general path);
 * reads (GET, LLEN, LINDEX, LRANGE, SISMEMBER, SCARD): GET takes any key; the
   others a key that is absent or has no expiry;
-* writes: the server is not a read-only replica (writes there get READONLY from the
-  general path), the key is absent, or of the command's type without expiry (no expiry
+* writes: the server does not gate writes (a read-only replica's READONLY and
+  min-replicas-to-write's NOREPLICAS come from the general path), the key is absent, or of the command's type without expiry (no expiry
   to check or index entry to move), nobody WATCHes anything, keyspace
   notifications are off, and no client is blocked on the key (so the general
   path's key_changed would do nothing); a pop or SREM that would empty its key,
@@ -270,7 +270,8 @@ cdef class FastLane:
     cdef object pools           # setsample's SPOP pools (the same)
     cdef object forget          # setsample.forget
     cdef object pop_member      # setsample.pop_member
-    cdef public bint writes_refused  # a read-only replica: writes take the general path (READONLY)
+    cdef public bint writes_refused  # writes take the general path, which may refuse them (a read-only
+                                     # replica: READONLY; min-replicas-to-write: NOREPLICAS)
     # During a batch:
     cdef object tx              # the group's transaction, or None before its first write
     cdef object get             # tx.get, or the database's get before the first write

@@ -102,6 +102,12 @@ class Replication:
         self.primary.close_all("the server is shutting down")
         self.primary.stop_backlog()
 
+    def good_replicas(self, max_lag):
+        """Online replicas that acknowledged within max_lag seconds (min-replicas-to-write)."""
+        now = time.monotonic()
+        return sum(1 for link in self.primary.links.values()
+                   if link.state == "online" and now - link.ack_time <= max_lag)
+
     def cron(self):
         self.primary.cron()
 
@@ -154,6 +160,8 @@ class Replication:
                 fields.append(("master_link_error", f.error.replace("\r", " ").replace("\n", " ")))
             fields += [("master_full_syncs", f.full_syncs), ("master_partial_syncs", f.partial_syncs)]
         fields.append(("connected_slaves", len(p.links)))
+        if s.config["min-replicas-to-write"] and f is None:
+            fields.append(("min_slaves_good_slaves", self.good_replicas(s.config["min-replicas-max-lag"])))
         fields += p.info_links()
         backlog = p.backlog
         offset = f.seq if f is not None else s.db.seq
