@@ -8,15 +8,20 @@ import time
 import kvdb
 
 
-def counter_worker(path, rounds, counters, seed, sync, start_at):
+def counter_worker(path, rounds, counters, seed, sync, workers):
     """Random read-modify-write transactions on shared counters, each retried on ConflictError
-    until it commits; returns {counter: increments this process committed}. All workers start
-    at the wall-clock time `start_at`, so that they contend."""
+    until it commits; returns {counter: increments this process committed}. The `workers`
+    workers start together, once each has opened the database (a file per ready worker beside
+    it), so that they contend however long their start takes on a loaded machine."""
     rng = random.Random(seed)
     done = {}
     conflicts = 0
     with kvdb.open(path, sync=sync) as db:
-        time.sleep(max(0.0, start_at - time.time()))
+        ready = os.path.dirname(os.path.abspath(path))
+        open(os.path.join(ready, f"counter-worker-{seed}.ready"), "w").close()
+        deadline = time.monotonic() + 60
+        while sum(1 for n in os.listdir(ready) if n.endswith(".ready")) < workers and time.monotonic() < deadline:
+            time.sleep(0.001)
         for _ in range(rounds):
             picks = rng.sample(range(counters), 2)
             while True:
