@@ -61,7 +61,6 @@ class Follower:
         self.last_io = time.monotonic()  # when the primary last sent something
         self.link_down_since = time.monotonic()
         self.error = ""                 # why the last session ended ("" while up)
-        self.primary_seq = 0            # the primary's newest seq, from its PINGs
         self.replid, self.seq = self.position()
         self.force_full = False         # the last session saw the log diverge: ask for a full sync
         self.applying = False           # committing its primary's records (not a client's write)
@@ -270,15 +269,13 @@ class Follower:
                     await self.commit(records, seq)
                     records, size = [], 0
             elif type_ == stream.PING:
-                self.primary_seq = stream.decode_pair(payload, "PING")[0]
+                stream.decode_pair(payload, "PING")   # checked (R3); nothing else to do with it
             elif type_ == stream.FAIL:
                 raise ReplicationError(f"the primary ended the stream: {payload.decode('utf-8', 'replace')}")
             else:
                 raise stream.StreamError(f"frame {type_!r} where records are expected")
         if seq != self.seq:
             await self.commit(records, seq)
-        if self.primary_seq < self.seq:
-            self.primary_seq = self.seq
 
     async def commit(self, records, seq):
         """One replica commit of the records' ops (a key's last op wins), sorted by key, without
