@@ -557,8 +557,8 @@ cdef class Database(Handle):
             c.finish()
 
     def __len__(self):
-        """Keys stored: O(1) on the B+Tree (a count the engine keeps; the LSM engine keeps none
-        yet and counts with a scan). A key whose expiry has passed counts until the background
+        """Keys stored: O(1), a count each engine keeps (a read-only open of an LSM database whose
+        manifest predates the count scans). A key whose expiry has passed counts until the background
         sweep deletes it (within about a second), as Redis's DBSIZE counts it. Every key counts:
         those of namespaces, documents and the server too."""
         self.check_open()

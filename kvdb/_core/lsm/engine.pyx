@@ -16,9 +16,10 @@ from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS
 from kvdb._core.wal cimport Wal
 from kvdb._core.lsm.follower cimport Follower
+from kvdb._core.lsm.merge cimport MergeCursor
 from kvdb._core.engine import replayed_ops
 
-from kvdb.errors import Error, IOFailureError
+from kvdb.errors import CorruptionError, Error, IOFailureError
 
 CURRENT = "CURRENT"                      # the manifest pointer: its presence marks an LSM database
 
@@ -100,7 +101,8 @@ cdef class LsmEngine(Engine):
     # -- reads -----------------------------------------------------------
 
     cdef int fill_pin(self, Pin p) except -1:
-        p.counted = False                # the LSM keeps no count of live keys
+        p.entries = self.tree.live       # keys stored, expired or not (L4; writer lock held)
+        p.counted = self.tree.counted
         if self.follower is not None:
             p.view = self.tree.current   # the primary's merges keep only the versions its own pins need
         return 0
@@ -128,7 +130,7 @@ cdef class LsmEngine(Engine):
         return self.tree.has_expiring()
 
     cdef object live_count(self):
-        return None
+        return self.tree.live if self.tree.counted else None
 
     # -- following the primary (a read-only open) -------------------------
 
@@ -312,7 +314,19 @@ cdef class LsmEngine(Engine):
         return 0
 
     cdef object verify(self):
-        return self.tree.verify()
+        self.tree.verify()
+        cdef MergeCursor c
+        cdef uint64_t n = 0
+        with self.lock:                  # the count (L4) against a scan of the same version
+            if not self.tree.counted:
+                return True
+            c = self.tree.cursor(self.seq, None, None, None, False, 0)
+            while c.next_item() is not None:
+                n += 1
+            if n != self.tree.live:
+                raise CorruptionError(f"{self.path}: the tables and memtables hold {n} keys, the count kept "
+                                      f"since the manifest's (M4) says {self.tree.live}", path=self.path)
+        return True
 
     cdef bint backup(self, Pin p, str dest) except -1:
         return False                     # a logical copy, compacted into few tables
@@ -323,9 +337,9 @@ cdef class LsmEngine(Engine):
                                   + sum([w.bytes_written for w in self.old_wals.values()]),
              "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.tree.stats())
-        # The LSM keeps no exact count of live keys (len() counts them by scanning);
-        # entries_estimate counts every stored version and tombstone.
-        s["entries"] = None
+        # entries: keys stored (L4; None where no count is kept, len() scans); entries_estimate
+        # counts every stored version and tombstone.
+        s["entries"] = self.tree.live if self.tree.counted else None
         return s
 
     cdef dict creation_options(self):

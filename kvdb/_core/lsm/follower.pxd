@@ -39,6 +39,10 @@ cdef class Follower:
     cdef uint64_t log_number             # manifest: logs below it are in the tables
     cdef uint64_t last_seq               # manifest: every commit up to it is in the tables
     cdef uint64_t next_file              # manifest: the next file number
+    cdef object last_live                # manifest: keys stored at last_seq (M4), None if it says not
+    cdef uint64_t live                   # keys stored at `seq`, when `counted` (L4 in tree.pyx)
+    cdef bint counted                    # `live` is exact: from the manifest's last_live, then kept by
+                                         # apply_record()
     cdef dict tails                      # log number -> LogTail, the logs at or above log_number read so far
     cdef list log_numbers                # the log files (>= log_number) the last directory listing found
     cdef object listed_at                # (man_path, man_off) when the directory was last listed
@@ -57,4 +61,5 @@ cdef class Follower:
     cdef bint manifest_moved(self) except -1
     cdef int check_stop(self, LogTail tail, uint64_t size, str wpath) except -1
     cdef int apply_record(self, LogTail tail, uint64_t seq, bytes payload, str wpath, list applied) except -1
+    cdef list current_levels(self)
     cdef int publish(self) except -1

@@ -33,7 +33,7 @@ from kvdb._core.coding cimport get_u32, get_u64
 
 from kvdb._core.file cimport File, FS, OsFile
 from kvdb._core.wal cimport Wal, WAL_HEADER_SIZE, WAL_RECORD_HEADER_SIZE
-from kvdb._core.lsm.memtable cimport Memtable
+from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT, MEM_PUT
 from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.manifest cimport MANIFEST_HEADER_SIZE, NUM_LEVELS
 from kvdb._core.lsm.sstable cimport Table, TableCache
@@ -136,6 +136,9 @@ cdef class Follower:
         self.levels = [[] for _ in range(NUM_LEVELS)]
         self.levels_stale = False
         self.log_number = self.last_seq = self.next_file = 0
+        self.last_live = None
+        self.live = 0
+        self.counted = False
         self.tails = {}
         self.log_numbers = []
         self.listed_at = None
@@ -280,6 +283,7 @@ cdef class Follower:
                 self.next_file = e["next_file"]
             if "last_seq" in e:
                 self.last_seq = e["last_seq"]
+                self.last_live = e.get("live_keys")
         self.levels_stale = True
         if fresh and self.last_seq < self.seq:
             raise CorruptionError(f"{self.man_path}: the primary's new manifest holds commits up to {self.last_seq}, "
@@ -308,6 +312,9 @@ cdef class Follower:
             if applied is not None:
                 applied.append((self.last_seq, None))   # commits only seen in the tables (flushed meanwhile)
             self.seq = self.last_seq
+        if self.last_seq == self.seq:    # the count at last_seq is the manifest's (M4)
+            self.counted = self.last_live is not None
+            self.live = self.last_live if self.counted else 0
         if self.listed_at != (self.man_path, self.man_off) or not self.log_numbers:
             self.log_numbers = log_numbers(self.fs, self.path, self.log_number)
             self.listed_at = (self.man_path, self.man_off)
@@ -408,11 +415,26 @@ cdef class Follower:
             return 0
         ops = replayed_ops(payload, seq, wpath)
         cdef Memtable mem = tail.mem
+        cdef int before
+        cdef tuple below = None          # what is older than this log: the older logs' memtables, the tables
         for op in ops:
             if op[1] is None:
-                mem.add(seq, ENTRY_DELETE, op[0], None, 0)
+                before = mem.add(seq, ENTRY_DELETE, op[0], None, 0)
             else:
-                mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
+                before = mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
+            if not self.counted:
+                continue
+            if before == MEM_ABSENT:     # kept as the primary keeps it (L4)
+                if below is None:
+                    older = [(<LogTail>self.tails[n]).mem for n in sorted(self.tails, reverse=True)
+                             if n < tail.number]
+                    below = (mem, older, self.current_levels())
+                before = self.tree.kind_below(below, op[0])
+            if op[1] is None:
+                if before == MEM_PUT:
+                    self.live -= 1
+            elif before != MEM_PUT:
+                self.live += 1
         self.seq = seq
         if applied is not None:
             applied.append((seq, [op[0] for op in ops]))
@@ -420,10 +442,8 @@ cdef class Follower:
 
     # -- publishing ---------------------------------------------------------
 
-    cdef int publish(self) except -1:
-        """Make what was read the tree's `current` (the caller holds the writer lock; readers
-        were told to retry)."""
-        cdef LsmTree tree = self.tree
+    cdef list current_levels(self):
+        """The levels of the version the edits read so far make (built again when they changed)."""
         if self.levels_stale:
             levels = [[] for _ in range(NUM_LEVELS)]
             for meta in self.files.values():
@@ -434,8 +454,16 @@ cdef class Follower:
                 levels[level].sort(key=lambda f: f.smallest)
             self.levels = levels
             self.levels_stale = False
+        return self.levels
+
+    cdef int publish(self) except -1:
+        """Make what was read the tree's `current` (the caller holds the writer lock; readers
+        were told to retry)."""
+        cdef LsmTree tree = self.tree
         mems = [(<LogTail>self.tails[n]).mem for n in sorted(self.tails) if n >= self.log_number]
-        tree.current = (mems[-1] if mems else self.empty, list(reversed(mems[:-1])), self.levels)
+        tree.current = (mems[-1] if mems else self.empty, list(reversed(mems[:-1])), self.current_levels())
+        tree.live = self.live
+        tree.counted = self.counted
         tree.log_number = self.log_number
         tree.flushed_seq = self.last_seq
         if self.next_file > tree.next_file:

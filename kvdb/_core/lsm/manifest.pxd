@@ -11,6 +11,8 @@
 #   EDIT_ADD_FILE    level varint, number varint, size varint, smallest (varint len + bytes),
 #                    largest (varint len + bytes), min_seq varint, max_seq varint, entries varint
 #   EDIT_DELETE_FILE level varint, number varint
+#   EDIT_LIVE_KEYS   varint     keys stored at last_seq (expired or not; L4 in tree.pyx): in every
+#                               edit that sets last_seq, from version 2 on
 # CURRENT holds "MANIFEST-NNNNNN\n": the manifest in use. A new manifest is
 # written whole (one edit with the full state), fsynced, and made current by
 # writing CURRENT.tmp, fsync, rename over CURRENT, fsync of the directory.
@@ -26,14 +28,19 @@
 #       after the log's header is durable and before any commit goes into it: a
 #       read-only open following the writer watches the manifest's size, lists
 #       the directory when it grows, and so never misses a log.
+#   M4. Every edit that sets last_seq also sets live_keys, the number of keys
+#       stored at last_seq (version 2 on): recovery starts its count there.
 
 cdef enum:
     MANIFEST_HEADER_SIZE = 8 + 4 + 4
-    MANIFEST_VERSION = 1
+    MANIFEST_VERSION = 2                 # what this code writes
+    MANIFEST_OLDEST_VERSION = 1          # the oldest it reads: version 1 has no EDIT_LIVE_KEYS, and an
+                                         # open counts the keys once with a scan (tree.pyx load())
     MANIFEST_RECORD_HEADER_SIZE = 4 + 4
     EDIT_LOG_NUMBER = 1
     EDIT_NEXT_FILE = 2
     EDIT_LAST_SEQ = 3
     EDIT_ADD_FILE = 4
     EDIT_DELETE_FILE = 5
+    EDIT_LIVE_KEYS = 6
     NUM_LEVELS = 7

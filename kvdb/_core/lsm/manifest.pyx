@@ -37,15 +37,17 @@ cdef bytes varint(uint64_t v):
     return PyBytes_FromStringAndSize(<char *>buf, q - buf)
 
 
-def encode_edit(log_number=None, next_file=None, last_seq=None, added=(), deleted=()):
+def encode_edit(log_number=None, next_file=None, last_seq=None, added=(), deleted=(), live_keys=None):
     """Payload of one version edit."""
+    if (last_seq is None) != (live_keys is None):
+        raise ValueError("an edit sets last_seq and live_keys together (M4)")
     parts = []
     if log_number is not None:
         parts += [bytes([EDIT_LOG_NUMBER]), varint(log_number)]
     if next_file is not None:
         parts += [bytes([EDIT_NEXT_FILE]), varint(next_file)]
     if last_seq is not None:
-        parts += [bytes([EDIT_LAST_SEQ]), varint(last_seq)]
+        parts += [bytes([EDIT_LAST_SEQ]), varint(last_seq), bytes([EDIT_LIVE_KEYS]), varint(live_keys)]
     for level, number in deleted:
         parts += [bytes([EDIT_DELETE_FILE]), varint(level), varint(number)]
     for f in added:
@@ -67,11 +69,12 @@ def decode_edit(bytes payload):
     while p < end:
         tag = p[0]
         p += 1
-        if tag in (EDIT_LOG_NUMBER, EDIT_NEXT_FILE, EDIT_LAST_SEQ):
+        if tag in (EDIT_LOG_NUMBER, EDIT_NEXT_FILE, EDIT_LAST_SEQ, EDIT_LIVE_KEYS):
             p = get_varint(p, end, &v[0])
             if p == NULL:
                 raise ValueError("truncated field")
-            edit[{EDIT_LOG_NUMBER: "log_number", EDIT_NEXT_FILE: "next_file", EDIT_LAST_SEQ: "last_seq"}[tag]] = v[0]
+            edit[{EDIT_LOG_NUMBER: "log_number", EDIT_NEXT_FILE: "next_file", EDIT_LAST_SEQ: "last_seq",
+                  EDIT_LIVE_KEYS: "live_keys"}[tag]] = v[0]
         elif tag == EDIT_DELETE_FILE:
             p = get_varint(p, end, &v[0])
             if p != NULL:
@@ -209,12 +212,15 @@ def read_manifest(FS fs, str dirpath):
 
 
 def check_header(bytes data, str path):
-    """CorruptionError unless data starts with a valid manifest header of this version."""
+    """The version of the manifest header data starts with; CorruptionError unless it is valid
+    and of a version this code reads."""
     cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
     if len(data) < MANIFEST_HEADER_SIZE or data[0:8] != MANIFEST_MAGIC or get_u32(d + 12) != crc32c(d, 12):
         raise CorruptionError(f"{path}: bad manifest header", path=path, offset=0)
-    if get_u32(d + 8) != MANIFEST_VERSION:
-        raise CorruptionError(f"{path}: unsupported manifest version {get_u32(d + 8)}", path=path, offset=8)
+    cdef uint32_t version = get_u32(d + 8)
+    if version < MANIFEST_OLDEST_VERSION or version > MANIFEST_VERSION:
+        raise CorruptionError(f"{path}: unsupported manifest version {version}", path=path, offset=8)
+    return version
 
 
 def read_edits(bytes data, uint64_t base, str path):

@@ -13,6 +13,10 @@ cdef enum:
     MEM_MAX_HEIGHT = 12
     MEM_BRANCHING = 4                # a node reaches the next level with probability 1/4
     ARENA_BLOCK = 64 * 1024          # bytes per arena block; larger entries get a block of their own
+    # What a source holds for a key (add(), newest_kind(); the tree's count of keys, L4)
+    MEM_ABSENT = 0                   # no version of the key
+    MEM_PUT = 1                      # the newest version is a put
+    MEM_DELETE = 2                   # the newest version is a tombstone
 
 cdef struct MemNode:
     uint64_t seq
@@ -46,6 +50,8 @@ cdef class Memtable:
     cdef readonly uint64_t log_number    # the WAL file holding these entries; constant
     cdef public bint immutable       # set when a new memtable takes the writes
     cdef public uint64_t last_seq_hint   # the database seq when it became immutable (its last commit)
+    cdef public object live_after    # the tree's count of keys after its last commit (set when it became
+                                     # immutable; None if the tree kept none): its flush edit records it (M4)
 
     cdef MemNode *alloc_node(self, int height, Py_ssize_t klen, Py_ssize_t vlen) except NULL
     cdef MemNode *find_ge(self, const unsigned char *k, Py_ssize_t klen, uint64_t seq, MemNode **prev)
@@ -53,6 +59,7 @@ cdef class Memtable:
     cdef MemNode *find_last(self)
     cdef MemNode *find_before(self, MemNode *node)
     cdef int add(self, uint64_t seq, int kind, bytes key, object value, uint64_t expires) except -1
+    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen) noexcept
     cpdef object get(self, bytes key, uint64_t snap_seq)
 
 

@@ -169,7 +169,9 @@ cdef class Memtable:
             level -= 1
 
     cdef int add(self, uint64_t seq, int kind, bytes key, object value, uint64_t expires) except -1:
-        """Link a new entry (the caller holds the writer lock; seqs of one key only grow)."""
+        """Link a new entry (the caller holds the writer lock; seqs of one key only grow).
+        Returns what this memtable held for the key before: MEM_ABSENT, or MEM_PUT / MEM_DELETE
+        for its newest older version (found by the same descent, so knowing it costs nothing)."""
         cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
         cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
         cdef Py_ssize_t vlen = 0 if value is None else PyBytes_GET_SIZE(value)
@@ -185,12 +187,16 @@ cdef class Memtable:
             if self.rnd % MEM_BRANCHING:
                 break
             h += 1
+        cdef int before = MEM_ABSENT
         if self.tail[0] != self.head and node_cmp(self.tail[0], k, klen, seq) < 0:
-            # an append (keys written in order): the last node of each level precedes it
+            # an append (keys written in order): the last node of each level precedes it, and
+            # holds a smaller key (an older version of this key would sort after it)
             for i in range(self.height):
                 prev[i] = self.tail[i]
         else:
-            self.find_ge(k, klen, seq, prev)
+            node = self.find_ge(k, klen, seq, prev)
+            if node != NULL and key_cmp(node.key, node.klen, k, klen) == 0:
+                before = MEM_DELETE if node.kind == ENTRY_DELETE else MEM_PUT
         if h > self.height:
             for i in range(self.height, h):
                 prev[i] = self.head
@@ -218,7 +224,14 @@ cdef class Memtable:
             self.min_seq = seq
         if seq > self.max_seq:
             self.max_seq = seq
-        return 0
+        return before
+
+    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen) noexcept:
+        """MEM_PUT / MEM_DELETE for the key's newest version here, MEM_ABSENT if it has none."""
+        cdef MemNode *node = self.find_ge(k, klen, <uint64_t>-1, NULL)
+        if node == NULL or key_cmp(node.key, node.klen, k, klen) != 0:
+            return MEM_ABSENT
+        return MEM_DELETE if node.kind == ENTRY_DELETE else MEM_PUT
 
     cpdef object get(self, bytes key, uint64_t snap_seq):
         """(kind, value, expires) of the newest version of key with seq <= snap_seq, else None."""

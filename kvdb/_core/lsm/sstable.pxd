@@ -131,9 +131,12 @@ cdef class Table:
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache)
     cdef bytes raw_block(self, uint64_t off, uint64_t size, bint fill_cache)
     cdef tuple block_at(self, Py_ssize_t b, bint fill_cache)
-    cdef bint may_contain(self, bytes key)
+    cdef bint may_contain(self, const unsigned char *key, Py_ssize_t klen) noexcept
     cdef Py_ssize_t find_block(self, bytes target)
+    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint64_t snap_seq, SeekKey *k,
+                          const unsigned char **v, Py_ssize_t *vlen)
     cpdef object get(self, bytes key, uint64_t snap_seq)
+    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen) except -1
 
 
 cdef class TableSource(Source):

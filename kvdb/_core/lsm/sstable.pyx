@@ -12,6 +12,7 @@ from kvdb._core.coding cimport crc32c, get_u32, get_u64, put_u64, get_varint
 from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.lz4block cimport lz4_decompress
 from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.memtable cimport MEM_ABSENT, MEM_PUT, MEM_DELETE
 
 from kvdb.errors import CorruptionError, IOFailureError
 
@@ -419,8 +420,8 @@ cdef class Table:
         cdef uint64_t off = self.index_offs[b]
         return decode_block(self.raw_block(off, self.index_sizes[b], fill_cache), self.path, off)
 
-    cdef bint may_contain(self, bytes key):
-        cdef uint32_t h = bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+    cdef bint may_contain(self, const unsigned char *key, Py_ssize_t klen) noexcept:
+        cdef uint32_t h = bloom_hash(key, klen)
         cdef uint32_t delta = (h >> 17) | (h << 15)
         cdef uint32_t bit
         cdef int i
@@ -438,58 +439,91 @@ cdef class Table:
         """The first data block whose last key is >= target (len(index) if none)."""
         return lower_bound(self.index_keys, target)
 
+    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint64_t snap_seq, SeekKey *k,
+                          const unsigned char **v, Py_ssize_t *vlen):
+        """The raw data block holding the newest version of key with seq <= snap_seq, with that
+        entry's internal key in k (its kind at k.p[klen]) and its value in v/vlen; None when the
+        table holds no such version (the bloom filter, or the search, says so). The caller
+        initialised k and frees k.heap."""
+        cdef unsigned char stack[256]
+        cdef const unsigned char *t
+        cdef const unsigned char *q
+        cdef Py_ssize_t tn = klen + TRAILER_SIZE
+        cdef uint64_t boff, bsize
+        cdef int r
+        cdef bytes target = None
+        self.bloom_checks += 1
+        if not self.may_contain(key, klen):
+            self.bloom_negatives += 1
+            return None
+        if tn <= 256:                    # the internal key to seek: key, then the trailer
+            memcpy(stack, key, klen)
+            put_u64(stack + klen, (snap_seq << 8) | 0xff)
+            t = stack
+        else:
+            target = make_ikey(PyBytes_FromStringAndSize(<const char *>key, klen), snap_seq, 0xff)
+            t = <const unsigned char *>PyBytes_AS_STRING(target)
+        r = block_seek(<const unsigned char *>PyBytes_AS_STRING(self.index_raw), PyBytes_GET_SIZE(self.index_raw),
+                       t, tn, k, v, vlen)
+        if r == 0:
+            self.bloom_false_positives += 1
+            return None
+        q = NULL
+        if r == 1:
+            q = get_varint(v[0], v[0] + vlen[0], &boff)
+            if q != NULL:
+                q = get_varint(q, v[0] + vlen[0], &bsize)
+        if q == NULL:
+            if r == -2:
+                raise MemoryError()
+            raise CorruptionError(f"{self.path}: index block at offset {self.index_offset} is malformed",
+                                  path=self.path, offset=self.index_offset)
+        raw = self.raw_block(boff, bsize, True)
+        r = block_seek(<const unsigned char *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), t, tn, k, v, vlen)
+        if r < 0:
+            if r == -2:
+                raise MemoryError()
+            raise CorruptionError(f"{self.path}: block at offset {boff} has a malformed entry",
+                                  path=self.path, offset=boff)
+        if r == 0 or k.n - TRAILER_SIZE != klen or memcmp(k.p, key, klen) != 0:
+            self.bloom_false_positives += 1
+            return None
+        if k.p[klen] > SST_PUT_EXPIRES or (k.p[klen] == SST_PUT_EXPIRES and vlen[0] < 8):
+            raise CorruptionError(f"{self.path}: block at offset {boff} has an entry of unknown kind {k.p[klen]}",
+                                  path=self.path, offset=boff)
+        return raw
+
     cpdef object get(self, bytes key, uint64_t snap_seq):
         """(kind, value, expires) of the newest version of key with seq <= snap_seq, else None."""
         cdef SeekKey k
         cdef const unsigned char *v
-        cdef const unsigned char *q
         cdef Py_ssize_t vlen, klen = PyBytes_GET_SIZE(key)
-        cdef uint64_t boff, bsize
-        cdef int r, kind
-        cdef bytes raw
-        self.bloom_checks += 1
-        if not self.may_contain(key):
-            self.bloom_negatives += 1
-            return None
-        target = make_ikey(key, snap_seq, 0xff)
-        cdef const unsigned char *t = <const unsigned char *>PyBytes_AS_STRING(target)
-        cdef Py_ssize_t tn = PyBytes_GET_SIZE(target)
+        cdef int kind
         seek_key_init(&k)
         try:
-            r = block_seek(<const unsigned char *>PyBytes_AS_STRING(self.index_raw), PyBytes_GET_SIZE(self.index_raw),
-                           t, tn, &k, &v, &vlen)
-            if r == 0:
-                self.bloom_false_positives += 1
-                return None
-            q = NULL
-            if r == 1:
-                q = get_varint(v, v + vlen, &boff)
-                if q != NULL:
-                    q = get_varint(q, v + vlen, &bsize)
-            if q == NULL:
-                if r == -2:
-                    raise MemoryError()
-                raise CorruptionError(f"{self.path}: index block at offset {self.index_offset} is malformed",
-                                      path=self.path, offset=self.index_offset)
-            raw = self.raw_block(boff, bsize, True)
-            r = block_seek(<const unsigned char *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), t, tn, &k, &v, &vlen)
-            if r < 0:
-                if r == -2:
-                    raise MemoryError()
-                raise CorruptionError(f"{self.path}: block at offset {boff} has a malformed entry",
-                                      path=self.path, offset=boff)
-            if r == 0 or k.n - TRAILER_SIZE != klen or memcmp(k.p, PyBytes_AS_STRING(key), klen) != 0:
-                self.bloom_false_positives += 1
+            raw = self.find_entry(<const unsigned char *>PyBytes_AS_STRING(key), klen, snap_seq, &k, &v, &vlen)
+            if raw is None:
                 return None
             kind = k.p[klen]
             if kind == SST_DELETE:
                 return (ENTRY_DELETE, None, 0)
-            if kind == SST_PUT_EXPIRES and vlen >= 8:
+            if kind == SST_PUT_EXPIRES:
                 return (ENTRY_PUT, PyBytes_FromStringAndSize(<const char *>v + 8, vlen - 8), get_u64(v))
-            if kind == SST_PUT:
-                return (ENTRY_PUT, PyBytes_FromStringAndSize(<const char *>v, vlen), 0)
-            raise CorruptionError(f"{self.path}: block at offset {boff} has an entry of unknown kind {kind}",
-                                  path=self.path, offset=boff)
+            return (ENTRY_PUT, PyBytes_FromStringAndSize(<const char *>v, vlen), 0)
+        finally:
+            free(k.heap)
+
+    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen) except -1:
+        """MEM_PUT / MEM_DELETE for the key's newest version in this table, MEM_ABSENT if it has
+        none (get() without building the value)."""
+        cdef SeekKey k
+        cdef const unsigned char *v
+        cdef Py_ssize_t vlen
+        seek_key_init(&k)
+        try:
+            if self.find_entry(key, klen, <uint64_t>-1 >> 8, &k, &v, &vlen) is None:
+                return MEM_ABSENT
+            return MEM_DELETE if k.p[klen] == SST_DELETE else MEM_PUT
         finally:
             free(k.heap)
 
@@ -521,7 +555,7 @@ cdef class Table:
                                                  <const unsigned char *>PyBytes_AS_STRING(k), len(k)) >= 0:
                     raise CorruptionError(f"{self.path}: keys out of order in the block at offset {off}",
                                           path=self.path, offset=off)
-                if not self.may_contain(k[:len(k) - TRAILER_SIZE]):
+                if not self.may_contain(<const unsigned char *>PyBytes_AS_STRING(k), len(k) - TRAILER_SIZE):
                     # A filter whose checksum holds but that rejects a key of its table makes get()
                     # miss that key while a scan finds it.
                     foff = self.filter_offset()

@@ -15,6 +15,10 @@ cdef class LsmTree:
     cdef public uint64_t next_file       # next file number (writer lock)
     cdef readonly uint64_t log_number    # oldest WAL still needed
     cdef readonly uint64_t flushed_seq   # every commit up to it is in the tables
+    cdef readonly uint64_t live          # keys stored at the last commit applied, expired or not, when
+                                         # `counted` (L4; writer lock)
+    cdef readonly bint counted           # `live` is exact: set by load() from the manifest (M4) or by
+                                         # count_keys(); a read-only open of a primary that keeps none: no
     cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
     cdef public Py_ssize_t target_file_size  # bytes per compaction output table
     cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)
@@ -35,5 +39,6 @@ cdef class LsmTree:
     cpdef object get_in(self, tuple cur, uint64_t seq, bytes key, uint64_t now)
     cdef object entry_in(self, tuple cur, uint64_t seq, bytes key)
     cpdef int apply(self, list ops, uint64_t seq) except -1
+    cdef int kind_below(self, tuple cur, bytes key) except -1
     cpdef int write_pressure(self)
     cdef object level_source(self, list files)

@@ -27,6 +27,13 @@
 #       the key.
 #   L3. A table file is removed only after the manifest edit that drops it is
 #       durable, and only when no reader holds its Table (weakref finalizer).
+#   L4. While `counted`, `live` is the number of user keys whose newest version
+#       is a put (expired or not) at the last commit applied: len() in O(1).
+#       apply() learns each written key's previous newest version from the
+#       memtable insert's own descent, or else from kind_below() (bloom filters
+#       answer most new keys). A memtable's flush edit records the count after
+#       its last commit (M4), and recovery starts there and replays the logs
+#       through apply(). Flushes and compactions change no newest version.
 
 import bisect
 import os
@@ -35,10 +42,12 @@ import threading
 import time
 import weakref
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
+from libc.string cimport memcmp
 
 from kvdb._core.file cimport File, FS
-from kvdb._core.lsm.memtable cimport Memtable
+from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT, MEM_PUT, MEM_DELETE
 from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource
 from kvdb._core.lsm.manifest cimport NUM_LEVELS
@@ -53,6 +62,20 @@ L0_STOP = 12                     # level-0 files at which writes wait for compac
 MAX_IMMUTABLE = 4                # memtables waiting for a flush before writes wait
 LEVEL_RATIO = 10                 # each level may hold this many times the bytes of the one above
 MAX_OPEN_TABLES = 1000           # default bound of the table cache (open table files)
+
+
+cdef inline int bytes_cmp(bytes a, const unsigned char *k, Py_ssize_t klen) noexcept:
+    """Sign of a - k, bytewise."""
+    cdef Py_ssize_t alen = PyBytes_GET_SIZE(a)
+    cdef int r = memcmp(PyBytes_AS_STRING(a), k, alen if alen < klen else klen)
+    if r:
+        return r
+    return (alen > klen) - (alen < klen)
+
+
+cdef inline bint key_in(Table t, const unsigned char *k, Py_ssize_t klen) noexcept:
+    """The table's key range covers k."""
+    return bytes_cmp(t.smallest, k, klen) <= 0 and bytes_cmp(t.largest, k, klen) >= 0
 
 
 def disjoint(list files):
@@ -195,6 +218,8 @@ cdef class LsmTree:
             if strays:
                 raise CorruptionError(f"{self.path}: holds tables ({strays[0]}, ...) but no CURRENT manifest",
                                       path=os.path.join(self.path, "CURRENT"))
+            self.counted = True
+            self.live = 0
             return 0, 0
         number, edits, _ = got
         files = {}
@@ -209,6 +234,8 @@ cdef class LsmTree:
                 self.next_file = e["next_file"]
             if "last_seq" in e:
                 self.flushed_seq = e["last_seq"]
+                self.counted = "live_keys" in e          # M4; version 1 manifests hold no count
+                self.live = e.get("live_keys", 0)
         levels = [[] for _ in range(NUM_LEVELS)]
         for f in files.values():
             tpath = os.path.join(self.path, table_name(f.number))
@@ -229,6 +256,16 @@ cdef class LsmTree:
                                   path=self.path)
         return self.flushed_seq, self.log_number
 
+    def count_keys(self, uint64_t seq):
+        """Count the keys stored at seq with a scan, once, when the manifest held no count
+        (version 1): from then on `live` is kept (L4)."""
+        cdef MergeCursor c = self.cursor(seq, None, None, None, False, 0)
+        cdef uint64_t n = 0
+        while c.next_item() is not None:
+            n += 1
+        self.live = n
+        self.counted = True
+
     def start(self, uint64_t seq):
         """After WAL replay into the memtable: flush what was replayed, write a fresh manifest
         naming a new WAL number, and remove files no version uses. Returns the new WAL number."""
@@ -245,7 +282,10 @@ cdef class LsmTree:
         man_num = self.new_file_number()
         self.log_number = new_log
         all_files = [f for l in levels for f in l]
-        snapshot = encode_edit(log_number=new_log, next_file=self.next_file, last_seq=seq, added=all_files)
+        if not self.counted:
+            self.count_keys(seq)
+        snapshot = encode_edit(log_number=new_log, next_file=self.next_file, last_seq=seq, added=all_files,
+                               live_keys=self.live)
         old = self.manifest
         self.manifest = create_manifest(self.fs, self.path, man_num, snapshot)
         if old is not None:
@@ -344,15 +384,67 @@ cdef class LsmTree:
     # -- writes (writer lock held by the caller) ---------------------------------
 
     cpdef int apply(self, list ops, uint64_t seq) except -1:
-        """Add [(key, value-or-None, expires)] as commit seq; 1 when the memtable is full."""
-        cdef Memtable mem = self.current[0]
+        """Add [(key, value-or-None, expires)] as commit seq, keeping `live` (L4); 1 when the
+        memtable is full."""
+        cdef tuple cur = self.current
+        cdef Memtable mem = cur[0]
         cdef tuple op
+        cdef int before
         for op in ops:
             if op[1] is None:
-                mem.add(seq, ENTRY_DELETE, op[0], None, 0)
+                before = mem.add(seq, ENTRY_DELETE, op[0], None, 0)
             else:
-                mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
+                before = mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
+            if not self.counted:
+                continue
+            if before == MEM_ABSENT:
+                before = self.kind_below(cur, op[0])
+            if op[1] is None:
+                if before == MEM_PUT:
+                    self.live -= 1
+            elif before != MEM_PUT:
+                self.live += 1
         return mem.memory >= self.memtable_size
+
+    cdef int kind_below(self, tuple cur, bytes key) except -1:
+        """What the sources older than the memtable taking writes (imms, then the tables) hold
+        for key, newest first: MEM_PUT / MEM_DELETE for its newest version there, MEM_ABSENT if
+        none. In C but for the walk over the lists: bloom filters answer most new keys."""
+        cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+        cdef list levels = cur[2]
+        cdef list files
+        cdef Table t
+        cdef Py_ssize_t lo, hi, mid
+        cdef int r
+        for m in <list>cur[1]:
+            r = (<Memtable>m).newest_kind(k, klen)
+            if r != MEM_ABSENT:
+                return r
+        for f in <list>levels[0]:
+            t = <Table>f.table
+            if key_in(t, k, klen):
+                r = t.newest_kind(k, klen)
+                if r != MEM_ABSENT:
+                    return r
+        for level in range(1, NUM_LEVELS):
+            files = levels[level]
+            lo = 0
+            hi = len(files)
+            while lo < hi:               # the first table whose largest key is >= key
+                mid = (lo + hi) >> 1
+                t = <Table>files[mid].table
+                if bytes_cmp(t.largest, k, klen) < 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < len(files):
+                t = <Table>files[lo].table
+                if bytes_cmp(t.smallest, k, klen) <= 0:
+                    r = t.newest_kind(k, klen)
+                    if r != MEM_ABSENT:
+                        return r
+        return MEM_ABSENT
 
     def announce_log(self):
         """Writer lock held, a new log file's header durable, no commit in it yet: append an edit
@@ -368,6 +460,7 @@ cdef class LsmTree:
             return False
         mem.immutable = True
         mem.last_seq_hint = seq
+        mem.live_after = self.live if self.counted else None
         self.current = (Memtable(new_log), [mem] + imms, levels)
         return True
 
@@ -441,8 +534,10 @@ cdef class LsmTree:
         rest = [m for m in imms if m is not imm]
         log_number = rest[-1].log_number if rest else mem.log_number
         last_seq = imm.last_seq_hint
+        if imm.live_after is None:
+            raise AssertionError("a writable tree keeps its count of keys (L4)")
         self.manifest.append(encode_edit(log_number=log_number, next_file=self.next_file, last_seq=last_seq,
-                                         added=files))
+                                         added=files, live_keys=imm.live_after))
         new_levels = list(levels)
         new_levels[0] = list(reversed(files)) + levels[0]
         self.current = (mem, rest, new_levels)
