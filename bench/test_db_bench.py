@@ -51,6 +51,8 @@ FAKE_KVDB = textwrap.dedent('''
         def put(self, k, v):
             self._apply([(k, v)])
         __setitem__ = put
+        def put_many(self, pairs):
+            self._apply(list(pairs))
         def get(self, k):
             return self.map.get(k)
         def delete(self, k):
@@ -71,7 +73,7 @@ FAKE_KVDB = textwrap.dedent('''
                 marshal.dump(self.map, f)
             self.log.close()
 
-    def open(path, engine="btree", sync="off", cache_size=0):
+    def open(path, engine="btree", sync="off", cache_size=0, **options):
         return _DB(path, sync)
 ''')
 

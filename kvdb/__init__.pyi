@@ -162,6 +162,7 @@ class Database(_Handle[K, V]):
 # here only their types, in the two forms typing needs. tests/engine/test_options.py checks the names.
 Engine = Literal["btree", "lsm"]
 SyncMode = Literal["full", "normal", "off"]
+KeyCount = Literal["exact", "scan"]
 
 @dataclass(frozen=True)
 class Options:
@@ -173,6 +174,7 @@ class Options:
     memtable_size: int = ...
     sstable_size: int = ...
     level1_size: int = ...
+    key_count: KeyCount = ...
     max_open_tables: Optional[int] = ...
     def replace(self, **changes: Unpack[_OptionKeywords]) -> "Options": ...
     def as_keywords(self) -> dict[str, object]: ...
@@ -186,6 +188,7 @@ class _OptionKeywords(TypedDict, total=False):
     memtable_size: int
     sstable_size: int
     level1_size: int
+    key_count: KeyCount
     max_open_tables: Optional[int]
 
 @overload

@@ -26,6 +26,7 @@ __all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", 
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
 SYNC_MODES = ("full", "normal", "off")   # durability of a commit, most durable first
+KEY_COUNTS = ("exact", "scan")           # the LSM engine's len(): a kept count, or a scan
 MIN_PAGE_SIZE = 512                      # B+Tree page sizes (powers of two between), as the file
 MAX_PAGE_SIZE = 32768                    # format allows them (pager.pxd's constants of the same names)
 
@@ -75,6 +76,13 @@ class Options:
         64 << 20, "size", engine="lsm", minimum=1,
         summary="bytes level 1 may hold before it is compacted into level 2",
         more="each deeper level holds ten times more")
+    key_count: str = _option(
+        "exact", "choice", engine="lsm", choices=KEY_COUNTS,
+        summary='"exact": the engine keeps the count of keys, so len() is O(1); "scan": writes are blind '
+                'and len() scans',
+        more='"exact" makes each overwrite or delete of a key already in a table look it up first (about '
+             'as much as a get); "scan" writes as RocksDB does. Switching to "exact" counts the keys once, '
+             'with a scan, at the next open for writing')
     max_open_tables: Optional[int] = _option(
         None, "count", engine="lsm", minimum=1,
         summary="table files kept open at most (None: 1000, or half the process's open-file limit if "

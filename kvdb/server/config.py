@@ -239,11 +239,13 @@ SERVER_DEFAULTS = {
     "engine": "btree",    # always an engine's name (INFO, the log); `kvdb serve` serves a directory
                           # that holds a database with the engine its files show
     "sync": "normal",     # as Redis's default appendfsync, everysec
+    "key_count": "scan",  # the server counts its keys itself (DBSIZE, invariant C6): the LSM need not
 }
 SERVER_NOTES = {
     "engine": "the server's default is btree; a data directory that holds a database is served with "
               "the engine its files show",
     "sync": "Redis's appendfsync names are accepted (always: full, everysec: normal, no: off)",
+    "key_count": "the server's default is scan: it keeps its own count of keys for DBSIZE",
 }
 SYNC_ALIASES = {"always": "full", "everysec": "normal", "no": "off"}   # appendfsync's names
 

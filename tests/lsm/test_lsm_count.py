@@ -191,3 +191,32 @@ def test_L4_a_read_only_open_keeps_the_count_while_following(tmp_path):
                 assert s["entries"] is not None
                 assert len(ro) == scan_count(ro) == len(db) == scan_count(db)
             assert db.stats()["lsm_flushes"] > 2
+
+
+def test_key_count_scan_writes_blind_and_exact_counts_again_at_open(tmp_path):
+    path = str(tmp_path / "db")
+    rng = random.Random(13)
+    with kvdb.open(path, **SMALL) as db:
+        model = fill_mixed(db, rng, 1500, 600)
+    with kvdb.open(path, **dict(SMALL, key_count="scan")) as db:
+        before = db.stats()["lsm_bloom_checks"]
+        for i in range(300):
+            db.put(b"k%05d" % i, b"blind")           # overwrites and new keys: no lookup
+            model[b"k%05d" % i] = b"blind"
+        assert db.stats()["lsm_bloom_checks"] == before
+        assert db.stats()["entries"] is None
+        assert len(db) == len(model)                 # a scan
+    _, edits, _ = read_manifest(OsFS(), path)
+    last = [e for e in edits if "last_seq" in e][-1]
+    assert "live_keys" not in last                   # M4: "not counted"
+    with kvdb.open(path, readonly=True) as ro:       # no count to start from: it scans
+        assert ro.stats()["entries"] is None and len(ro) == len(model)
+    with kvdb.open(path, **SMALL) as db:             # exact again: counted once at open
+        assert db.stats()["entries"] == len(model) == len(db)
+        db.verify()
+
+
+def test_key_count_must_be_exact_or_scan(tmp_path):
+    with pytest.raises(ValueError, match="key_count must be 'exact' or 'scan'"):
+        kvdb.open(str(tmp_path / "db"), engine="lsm", key_count="approximate")
+    assert not os.path.exists(tmp_path / "db")

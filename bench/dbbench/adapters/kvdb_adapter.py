@@ -1,6 +1,8 @@
 """kvdb: kvdb.open(path, engine=..., sync="off"|"full", cache_size=...); fsyncs from db.stats().
 
-The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm".
+The engine name "kvdb-btree" opens engine="btree", "kvdb-lsm" engine="lsm" (with its default
+key_count="exact": each overwrite or delete looks the key up to keep len() O(1)), and
+"kvdb-lsm-scan" engine="lsm" with key_count="scan" (blind writes, as RocksDB's).
 db.put/get/discard are called directly (each put is its own commit); batches
 are db.put_many(pairs), one commit straight from the pairs; scans use db.scan(start=...). The delete is
 db.discard, which like LevelDB's and RocksDB's Delete does not report whether the
@@ -18,10 +20,12 @@ from .base import Adapter
 class KvdbAdapter(Adapter):
     name = "kvdb"
     engine = "btree"
+    options = {}                     # further kvdb.open keywords of this variant
     threads = True
 
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
-        self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", cache_size=cache_bytes)
+        self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", cache_size=cache_bytes,
+                                 **self.options)
         self.put, self.get, self.delete = db.put, db.get, db.discard
 
     def write_batch(self, pairs):
@@ -63,10 +67,15 @@ class KvdbAdapter(Adapter):
         return f"kvdb {ver}" + (f" (git {rev}, {src})" if rev else f" ({src})")
 
 
+VARIANTS = {"lsm-scan": ("lsm", {"key_count": "scan"})}    # name -> (engine, kvdb.open keywords)
+
+
 def make(engine):
-    """The adapter class for kvdb engine `engine` ("btree", "lsm", ...)."""
+    """The adapter class for kvdb engine `engine` ("btree", "lsm", or a VARIANTS name)."""
     if not callable(getattr(kvdb, "open", None)):
         where = getattr(kvdb, "__file__", None) or ", ".join(getattr(kvdb, "__path__", [])) or "?"
         raise ImportError(f"kvdb (from {where}) has no kvdb.open() yet; build it with "
                           f"`python setup.py build_ext --inplace` in the repository")
-    return type(f"KvdbAdapter_{engine}", (KvdbAdapter,), {"engine": engine, "name": f"kvdb-{engine}"})
+    base, options = VARIANTS.get(engine, (engine, {}))
+    return type(f"KvdbAdapter_{engine.replace('-', '_')}", (KvdbAdapter,),
+                {"engine": base, "options": options, "name": f"kvdb-{engine}"})

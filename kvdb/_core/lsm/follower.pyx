@@ -313,7 +313,7 @@ cdef class Follower:
                 applied.append((self.last_seq, None))   # commits only seen in the tables (flushed meanwhile)
             self.seq = self.last_seq
         if self.last_seq == self.seq:    # the count at last_seq is the manifest's (M4)
-            self.counted = self.last_live is not None
+            self.counted = self.tree.count_keys and self.last_live is not None
             self.live = self.last_live if self.counted else 0
         if self.listed_at != (self.man_path, self.man_off) or not self.log_numbers:
             self.log_numbers = log_numbers(self.fs, self.path, self.log_number)
@@ -338,7 +338,7 @@ cdef class Follower:
                 tail = LogTail.__new__(LogTail)
                 tail.number = num
                 tail.wal = w
-                tail.mem = Memtable(num)
+                tail.mem = Memtable(num, self.tree.memtable_size)
                 if header is not None and not self.opening:
                     tail.salt, base = header
                     if base > self.seq:

@@ -11,8 +11,8 @@
 #   EDIT_ADD_FILE    level varint, number varint, size varint, smallest (varint len + bytes),
 #                    largest (varint len + bytes), min_seq varint, max_seq varint, entries varint
 #   EDIT_DELETE_FILE level varint, number varint
-#   EDIT_LIVE_KEYS   varint     keys stored at last_seq (expired or not; L4 in tree.pyx): in every
-#                               edit that sets last_seq, from version 2 on
+#   EDIT_LIVE_KEYS   varint     keys stored at last_seq (expired or not; L4 in tree.pyx): with
+#                               last_seq, from version 2 on, while the engine counts (M4)
 # CURRENT holds "MANIFEST-NNNNNN\n": the manifest in use. A new manifest is
 # written whole (one edit with the full state), fsynced, and made current by
 # writing CURRENT.tmp, fsync, rename over CURRENT, fsync of the directory.
@@ -28,8 +28,11 @@
 #       after the log's header is durable and before any commit goes into it: a
 #       read-only open following the writer watches the manifest's size, lists
 #       the directory when it grows, and so never misses a log.
-#   M4. Every edit that sets last_seq also sets live_keys, the number of keys
-#       stored at last_seq (version 2 on): recovery starts its count there.
+#   M4. While the engine keeps the count of keys (key_count="exact", the
+#       default), every edit that sets last_seq also sets live_keys, the number
+#       of keys stored at last_seq (version 2 on): recovery starts its count
+#       there. An edit without it means "not counted": an open for writing with
+#       key_count="exact" counts once with a scan.
 
 cdef enum:
     MANIFEST_HEADER_SIZE = 8 + 4 + 4

@@ -39,15 +39,17 @@ cdef bytes varint(uint64_t v):
 
 def encode_edit(log_number=None, next_file=None, last_seq=None, added=(), deleted=(), live_keys=None):
     """Payload of one version edit."""
-    if (last_seq is None) != (live_keys is None):
-        raise ValueError("an edit sets last_seq and live_keys together (M4)")
+    if live_keys is not None and last_seq is None:
+        raise ValueError("live_keys is the count at last_seq (M4)")
     parts = []
     if log_number is not None:
         parts += [bytes([EDIT_LOG_NUMBER]), varint(log_number)]
     if next_file is not None:
         parts += [bytes([EDIT_NEXT_FILE]), varint(next_file)]
     if last_seq is not None:
-        parts += [bytes([EDIT_LAST_SEQ]), varint(last_seq), bytes([EDIT_LIVE_KEYS]), varint(live_keys)]
+        parts += [bytes([EDIT_LAST_SEQ]), varint(last_seq)]
+    if live_keys is not None:
+        parts += [bytes([EDIT_LIVE_KEYS]), varint(live_keys)]
     for level, number in deleted:
         parts += [bytes([EDIT_DELETE_FILE]), varint(level), varint(number)]
     for f in added:

@@ -17,6 +17,8 @@ cdef enum:
     MEM_ABSENT = 0                   # no version of the key
     MEM_PUT = 1                      # the newest version is a put
     MEM_DELETE = 2                   # the newest version is a tombstone
+    MEM_FILTER_MIN_BITS = 1 << 12    # the key filter's size bounds (bits, powers of two)
+    MEM_FILTER_MAX_BITS = 1 << 24
 
 cdef struct MemNode:
     uint64_t seq
@@ -50,6 +52,9 @@ cdef class Memtable:
     cdef readonly uint64_t log_number    # the WAL file holding these entries; constant
     cdef public bint immutable       # set when a new memtable takes the writes
     cdef public uint64_t last_seq_hint   # the database seq when it became immutable (its last commit)
+    cdef uint64_t *filter            # key filter (bloom, 2 probes of crc32c(key)): set by add(), read by
+                                     # newest_kind(), both under the writer lock; owned, freed in __dealloc__
+    cdef uint64_t filter_mask        # its bits - 1 (a power of two); constant
     cdef public object live_after    # the tree's count of keys after its last commit (set when it became
                                      # immutable; None if the tree kept none): its flush edit records it (M4)
 
@@ -59,7 +64,7 @@ cdef class Memtable:
     cdef MemNode *find_last(self)
     cdef MemNode *find_before(self, MemNode *node)
     cdef int add(self, uint64_t seq, int kind, bytes key, object value, uint64_t expires) except -1
-    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen) noexcept
+    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen, uint32_t h) noexcept
     cpdef object get(self, bytes key, uint64_t snap_seq)
 
 

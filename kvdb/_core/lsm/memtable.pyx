@@ -2,9 +2,10 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport malloc, free, realloc
+from libc.stdlib cimport calloc, malloc, free, realloc
 from libc.string cimport memcpy, memset
 
+from kvdb._core.coding cimport crc32c
 from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 
 
@@ -49,8 +50,17 @@ cdef inline int node_cmp(MemNode *node, const unsigned char *k, Py_ssize_t klen,
 
 
 cdef class Memtable:
-    def __cinit__(self, uint64_t log_number=0):
+    def __cinit__(self, uint64_t log_number=0, Py_ssize_t expected_bytes=0):
+        """expected_bytes: the arena size at which the memtable will be switched (sizes the key
+        filter: about a bit per 8 bytes, so 16 MiB of 100-byte entries get 13 bits per key)."""
         memset(&self.arena, 0, sizeof(Arena))
+        cdef uint64_t bits = MEM_FILTER_MIN_BITS
+        while bits < MEM_FILTER_MAX_BITS and bits < <uint64_t>expected_bytes // 8:
+            bits <<= 1
+        self.filter = <uint64_t *>calloc(bits // 64, sizeof(uint64_t))
+        if self.filter == NULL:
+            raise MemoryError()
+        self.filter_mask = bits - 1
         self.rnd = 0x9E3779B97F4A7C15
         self.height = 1
         self.log_number = log_number
@@ -69,6 +79,7 @@ cdef class Memtable:
             free(self.arena.blocks[i])
         free(self.arena.blocks)
         free(self.head)
+        free(self.filter)
 
     @property
     def memory(self):
@@ -188,6 +199,10 @@ cdef class Memtable:
                 break
             h += 1
         cdef int before = MEM_ABSENT
+        cdef uint32_t fh = crc32c(k, klen)
+        cdef uint64_t b1 = fh & self.filter_mask, b2 = ((fh >> 17) | (fh << 15)) & self.filter_mask
+        self.filter[b1 >> 6] |= (<uint64_t>1) << (b1 & 63)
+        self.filter[b2 >> 6] |= (<uint64_t>1) << (b2 & 63)
         if self.tail[0] != self.head and node_cmp(self.tail[0], k, klen, seq) < 0:
             # an append (keys written in order): the last node of each level precedes it, and
             # holds a smaller key (an older version of this key would sort after it)
@@ -226,8 +241,12 @@ cdef class Memtable:
             self.max_seq = seq
         return before
 
-    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen) noexcept:
-        """MEM_PUT / MEM_DELETE for the key's newest version here, MEM_ABSENT if it has none."""
+    cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen, uint32_t h) noexcept:
+        """MEM_PUT / MEM_DELETE for the key's newest version here, MEM_ABSENT if it has none;
+        h is crc32c(k): the key filter answers most absent keys without a descent."""
+        cdef uint64_t b1 = h & self.filter_mask, b2 = ((h >> 17) | (h << 15)) & self.filter_mask
+        if not (self.filter[b1 >> 6] >> (b1 & 63)) & 1 or not (self.filter[b2 >> 6] >> (b2 & 63)) & 1:
+            return MEM_ABSENT
         cdef MemNode *node = self.find_ge(k, klen, <uint64_t>-1, NULL)
         if node == NULL or key_cmp(node.key, node.klen, k, klen) != 0:
             return MEM_ABSENT

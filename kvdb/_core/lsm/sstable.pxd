@@ -73,6 +73,10 @@ cdef struct SeekKey:
 
 cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) noexcept nogil
 cdef uint32_t bloom_hash(const unsigned char *k, Py_ssize_t n) noexcept nogil
+
+cdef inline uint32_t bloom_hash_of(uint32_t crc) noexcept nogil:
+    """The bloom filters' hash of a key whose crc32c is crc (one crc serves every table)."""
+    return crc ^ 0x5bd1e995
 cdef bytes make_ikey(bytes key, uint64_t seq, int kind)
 cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t, Py_ssize_t tn,
                     SeekKey *k, const unsigned char **val, Py_ssize_t *vlen) noexcept nogil
@@ -131,12 +135,12 @@ cdef class Table:
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache)
     cdef bytes raw_block(self, uint64_t off, uint64_t size, bint fill_cache)
     cdef tuple block_at(self, Py_ssize_t b, bint fill_cache)
-    cdef bint may_contain(self, const unsigned char *key, Py_ssize_t klen) noexcept
+    cdef bint may_contain(self, uint32_t h) noexcept
     cdef Py_ssize_t find_block(self, bytes target)
-    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint64_t snap_seq, SeekKey *k,
-                          const unsigned char **v, Py_ssize_t *vlen)
+    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint32_t h, uint64_t snap_seq,
+                          SeekKey *k, const unsigned char **v, Py_ssize_t *vlen)
     cpdef object get(self, bytes key, uint64_t snap_seq)
-    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen) except -1
+    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen, uint32_t h) except -1
 
 
 cdef class TableSource(Source):

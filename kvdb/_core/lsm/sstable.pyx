@@ -41,7 +41,7 @@ cdef int ikey_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *
 
 
 cdef uint32_t bloom_hash(const unsigned char *k, Py_ssize_t n) noexcept nogil:
-    return crc32c(k, n) ^ 0x5bd1e995
+    return bloom_hash_of(crc32c(k, n))
 
 
 cdef bytes make_ikey(bytes key, uint64_t seq, int kind):
@@ -420,8 +420,8 @@ cdef class Table:
         cdef uint64_t off = self.index_offs[b]
         return decode_block(self.raw_block(off, self.index_sizes[b], fill_cache), self.path, off)
 
-    cdef bint may_contain(self, const unsigned char *key, Py_ssize_t klen) noexcept:
-        cdef uint32_t h = bloom_hash(key, klen)
+    cdef bint may_contain(self, uint32_t h) noexcept:
+        """h: bloom_hash() of the key."""
         cdef uint32_t delta = (h >> 17) | (h << 15)
         cdef uint32_t bit
         cdef int i
@@ -439,12 +439,12 @@ cdef class Table:
         """The first data block whose last key is >= target (len(index) if none)."""
         return lower_bound(self.index_keys, target)
 
-    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint64_t snap_seq, SeekKey *k,
-                          const unsigned char **v, Py_ssize_t *vlen):
+    cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint32_t h, uint64_t snap_seq,
+                          SeekKey *k, const unsigned char **v, Py_ssize_t *vlen):
         """The raw data block holding the newest version of key with seq <= snap_seq, with that
         entry's internal key in k (its kind at k.p[klen]) and its value in v/vlen; None when the
         table holds no such version (the bloom filter, or the search, says so). The caller
-        initialised k and frees k.heap."""
+        initialised k and frees k.heap; h is bloom_hash() of the key."""
         cdef unsigned char stack[256]
         cdef const unsigned char *t
         cdef const unsigned char *q
@@ -453,7 +453,7 @@ cdef class Table:
         cdef int r
         cdef bytes target = None
         self.bloom_checks += 1
-        if not self.may_contain(key, klen):
+        if not self.may_contain(h):
             self.bloom_negatives += 1
             return None
         if tn <= 256:                    # the internal key to seek: key, then the trailer
@@ -501,7 +501,8 @@ cdef class Table:
         cdef int kind
         seek_key_init(&k)
         try:
-            raw = self.find_entry(<const unsigned char *>PyBytes_AS_STRING(key), klen, snap_seq, &k, &v, &vlen)
+            raw = self.find_entry(<const unsigned char *>PyBytes_AS_STRING(key), klen,
+                                  bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), klen), snap_seq, &k, &v, &vlen)
             if raw is None:
                 return None
             kind = k.p[klen]
@@ -513,15 +514,15 @@ cdef class Table:
         finally:
             free(k.heap)
 
-    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen) except -1:
+    cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen, uint32_t h) except -1:
         """MEM_PUT / MEM_DELETE for the key's newest version in this table, MEM_ABSENT if it has
-        none (get() without building the value)."""
+        none (get() without building the value); h is bloom_hash() of the key."""
         cdef SeekKey k
         cdef const unsigned char *v
         cdef Py_ssize_t vlen
         seek_key_init(&k)
         try:
-            if self.find_entry(key, klen, <uint64_t>-1 >> 8, &k, &v, &vlen) is None:
+            if self.find_entry(key, klen, h, <uint64_t>-1 >> 8, &k, &v, &vlen) is None:
                 return MEM_ABSENT
             return MEM_DELETE if k.p[klen] == SST_DELETE else MEM_PUT
         finally:
@@ -555,7 +556,7 @@ cdef class Table:
                                                  <const unsigned char *>PyBytes_AS_STRING(k), len(k)) >= 0:
                     raise CorruptionError(f"{self.path}: keys out of order in the block at offset {off}",
                                           path=self.path, offset=off)
-                if not self.may_contain(<const unsigned char *>PyBytes_AS_STRING(k), len(k) - TRAILER_SIZE):
+                if not self.may_contain(bloom_hash(<const unsigned char *>PyBytes_AS_STRING(k), len(k) - TRAILER_SIZE)):
                     # A filter whose checksum holds but that rejects a key of its table makes get()
                     # miss that key while a scan finds it.
                     foff = self.filter_offset()

@@ -18,7 +18,10 @@ cdef class LsmTree:
     cdef readonly uint64_t live          # keys stored at the last commit applied, expired or not, when
                                          # `counted` (L4; writer lock)
     cdef readonly bint counted           # `live` is exact: set by load() from the manifest (M4) or by
-                                         # count_keys(); a read-only open of a primary that keeps none: no
+                                         # count_all(); never with key_count="scan", nor in a read-only
+                                         # open of a database whose manifest holds no count
+    cdef readonly bint count_keys        # key_count="exact": keep `live` (and count once at open if the
+                                         # manifest has no count); constant
     cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
     cdef public Py_ssize_t target_file_size  # bytes per compaction output table
     cdef public Py_ssize_t level1_bytes      # level 1 size limit; level n: level1_bytes * 10^(n-1)

@@ -27,8 +27,9 @@
 #       the key.
 #   L3. A table file is removed only after the manifest edit that drops it is
 #       durable, and only when no reader holds its Table (weakref finalizer).
-#   L4. While `counted`, `live` is the number of user keys whose newest version
-#       is a put (expired or not) at the last commit applied: len() in O(1).
+#   L4. While `counted` (key_count="exact", the default), `live` is the number
+#       of user keys whose newest version is a put (expired or not) at the last
+#       commit applied: len() in O(1).
 #       apply() learns each written key's previous newest version from the
 #       memtable insert's own descent, or else from kind_below() (bloom filters
 #       answer most new keys). A memtable's flush edit records the count after
@@ -43,13 +44,14 @@ import time
 import weakref
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp
 
 from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT, MEM_PUT, MEM_DELETE
 from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
-from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource
+from kvdb._core.coding cimport crc32c
+from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource, bloom_hash_of
 from kvdb._core.lsm.manifest cimport NUM_LEVELS
 from kvdb._core.lsm.table_merge cimport TableMerger
 from kvdb._core.lsm.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
@@ -186,11 +188,12 @@ cdef class LsmTree:
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
                  Py_ssize_t target_file_size, Py_ssize_t level1_bytes, max_open_tables=None,
-                 bint keep_tables_open=False):
+                 bint keep_tables_open=False, bint count_keys=True):
         """keep_tables_open: a read-only open following the primary (follower.pyx), whose table
         files must never be closed while a version reaches them (the table cache never evicts)."""
         self.fs = fs
         self.path = path
+        self.count_keys = count_keys
         self.cache = BlockCache(cache_size)
         self.tables = TableCache(fs, default_max_open_tables() if max_open_tables is None else max_open_tables,
                                  keep_tables_open)
@@ -205,7 +208,7 @@ cdef class LsmTree:
         self.flushed_seq = 0
         self.stall_seconds = 0.0
         self.last_build_windows = []
-        self.current = (Memtable(0), [], [[] for _ in range(NUM_LEVELS)])
+        self.current = (Memtable(0, self.memtable_size), [], [[] for _ in range(NUM_LEVELS)])
 
     # -- open ----------------------------------------------------------------
 
@@ -218,7 +221,7 @@ cdef class LsmTree:
             if strays:
                 raise CorruptionError(f"{self.path}: holds tables ({strays[0]}, ...) but no CURRENT manifest",
                                       path=os.path.join(self.path, "CURRENT"))
-            self.counted = True
+            self.counted = self.count_keys
             self.live = 0
             return 0, 0
         number, edits, _ = got
@@ -234,7 +237,7 @@ cdef class LsmTree:
                 self.next_file = e["next_file"]
             if "last_seq" in e:
                 self.flushed_seq = e["last_seq"]
-                self.counted = "live_keys" in e          # M4; version 1 manifests hold no count
+                self.counted = self.count_keys and "live_keys" in e   # M4; version 1 holds no count
                 self.live = e.get("live_keys", 0)
         levels = [[] for _ in range(NUM_LEVELS)]
         for f in files.values():
@@ -256,9 +259,9 @@ cdef class LsmTree:
                                   path=self.path)
         return self.flushed_seq, self.log_number
 
-    def count_keys(self, uint64_t seq):
+    def count_all(self, uint64_t seq):
         """Count the keys stored at seq with a scan, once, when the manifest held no count
-        (version 1): from then on `live` is kept (L4)."""
+        (version 1, or written with key_count="scan"): from then on `live` is kept (L4)."""
         cdef MergeCursor c = self.cursor(seq, None, None, None, False, 0)
         cdef uint64_t n = 0
         while c.next_item() is not None:
@@ -282,15 +285,15 @@ cdef class LsmTree:
         man_num = self.new_file_number()
         self.log_number = new_log
         all_files = [f for l in levels for f in l]
-        if not self.counted:
-            self.count_keys(seq)
+        if self.count_keys and not self.counted:
+            self.count_all(seq)
         snapshot = encode_edit(log_number=new_log, next_file=self.next_file, last_seq=seq, added=all_files,
-                               live_keys=self.live)
+                               live_keys=self.live if self.counted else None)
         old = self.manifest
         self.manifest = create_manifest(self.fs, self.path, man_num, snapshot)
         if old is not None:
             old.close()
-        self.current = (Memtable(new_log), [], levels)
+        self.current = (Memtable(new_log, self.memtable_size), [], levels)
         live = {table_name(f.number) for f in all_files}
         for name in self.fs.listdir(self.path):
             if (name.endswith(".sst") and name not in live) or \
@@ -417,14 +420,16 @@ cdef class LsmTree:
         cdef Table t
         cdef Py_ssize_t lo, hi, mid
         cdef int r
+        cdef uint32_t crc = crc32c(k, klen)
+        cdef uint32_t h = bloom_hash_of(crc)
         for m in <list>cur[1]:
-            r = (<Memtable>m).newest_kind(k, klen)
+            r = (<Memtable>m).newest_kind(k, klen, crc)
             if r != MEM_ABSENT:
                 return r
         for f in <list>levels[0]:
             t = <Table>f.table
             if key_in(t, k, klen):
-                r = t.newest_kind(k, klen)
+                r = t.newest_kind(k, klen, h)
                 if r != MEM_ABSENT:
                     return r
         for level in range(1, NUM_LEVELS):
@@ -441,7 +446,7 @@ cdef class LsmTree:
             if lo < len(files):
                 t = <Table>files[lo].table
                 if bytes_cmp(t.smallest, k, klen) <= 0:
-                    r = t.newest_kind(k, klen)
+                    r = t.newest_kind(k, klen, h)
                     if r != MEM_ABSENT:
                         return r
         return MEM_ABSENT
@@ -461,7 +466,7 @@ cdef class LsmTree:
         mem.immutable = True
         mem.last_seq_hint = seq
         mem.live_after = self.live if self.counted else None
-        self.current = (Memtable(new_log), [mem] + imms, levels)
+        self.current = (Memtable(new_log, self.memtable_size), [mem] + imms, levels)
         return True
 
     def needs_flush(self):
@@ -534,8 +539,6 @@ cdef class LsmTree:
         rest = [m for m in imms if m is not imm]
         log_number = rest[-1].log_number if rest else mem.log_number
         last_seq = imm.last_seq_hint
-        if imm.live_after is None:
-            raise AssertionError("a writable tree keeps its count of keys (L4)")
         self.manifest.append(encode_edit(log_number=log_number, next_file=self.next_file, last_seq=last_seq,
                                          added=files, live_keys=imm.live_after))
         new_levels = list(levels)
