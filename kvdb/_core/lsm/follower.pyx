@@ -461,7 +461,7 @@ cdef class Follower:
         were told to retry)."""
         cdef LsmTree tree = self.tree
         mems = [(<LogTail>self.tails[n]).mem for n in sorted(self.tails) if n >= self.log_number]
-        tree.current = (mems[-1] if mems else self.empty, list(reversed(mems[:-1])), self.current_levels())
+        tree.set_current(mems[-1] if mems else self.empty, list(reversed(mems[:-1])), self.current_levels())
         tree.live = self.live
         tree.counted = self.counted
         tree.log_number = self.log_number

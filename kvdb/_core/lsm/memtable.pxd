@@ -65,6 +65,7 @@ cdef class Memtable:
     cdef MemNode *find_before(self, MemNode *node)
     cdef int add(self, uint64_t seq, int kind, bytes key, object value, uint64_t expires) except -1
     cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen, uint32_t h) noexcept
+    cdef bint past_end(self, const unsigned char *k, Py_ssize_t klen) noexcept
     cpdef object get(self, bytes key, uint64_t snap_seq)
 
 

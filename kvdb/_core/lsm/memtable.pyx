@@ -241,6 +241,10 @@ cdef class Memtable:
             self.max_seq = seq
         return before
 
+    cdef bint past_end(self, const unsigned char *k, Py_ssize_t klen) noexcept:
+        """k sorts after every key here (or it is empty)."""
+        return self.tail[0] == self.head or key_cmp(self.tail[0].key, self.tail[0].klen, k, klen) < 0
+
     cdef int newest_kind(self, const unsigned char *k, Py_ssize_t klen, uint32_t h) noexcept:
         """MEM_PUT / MEM_DELETE for the key's newest version here, MEM_ABSENT if it has none;
         h is crc32c(k): the key filter answers most absent keys without a descent."""

@@ -3,6 +3,7 @@
 
 from libc.stdint cimport uint64_t
 from kvdb._core.file cimport FS
+from kvdb._core.lsm.memtable cimport Memtable
 from kvdb._core.lsm.sstable cimport BlockCache, TableCache
 
 cdef class LsmTree:
@@ -20,6 +21,8 @@ cdef class LsmTree:
     cdef readonly bint counted           # `live` is exact: set by load() from the manifest (M4) or by
                                          # count_all(); never with key_count="scan", nor in a read-only
                                          # open of a database whose manifest holds no count
+    cdef bytes tables_largest            # the largest key in any table of `current`, or None (set with it,
+                                         # by set_current(); kind_below's shortcut for keys written in order)
     cdef readonly bint count_keys        # key_count="exact": keep `live` (and count once at open if the
                                          # manifest has no count); constant
     cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched
@@ -43,5 +46,6 @@ cdef class LsmTree:
     cdef object entry_in(self, tuple cur, uint64_t seq, bytes key)
     cpdef int apply(self, list ops, uint64_t seq) except -1
     cdef int kind_below(self, tuple cur, bytes key) except -1
+    cdef int set_current(self, Memtable mem, list imms, list levels) except -1
     cpdef int write_pressure(self)
     cdef object level_source(self, list files)

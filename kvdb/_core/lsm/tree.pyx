@@ -253,7 +253,7 @@ cdef class LsmTree:
         levels[0].sort(key=lambda f: f.max_seq, reverse=True)
         for level in range(1, NUM_LEVELS):
             levels[level].sort(key=lambda f: f.smallest)
-        self.current = (self.current[0], [], levels)
+        self.set_current(self.current[0], [], levels)
         if self.next_file <= max([0] + list(files)):
             raise CorruptionError(f"{self.path}: manifest's next file number {self.next_file} is not above its tables",
                                   path=self.path)
@@ -293,13 +293,20 @@ cdef class LsmTree:
         self.manifest = create_manifest(self.fs, self.path, man_num, snapshot)
         if old is not None:
             old.close()
-        self.current = (Memtable(new_log, self.memtable_size), [], levels)
+        self.set_current(Memtable(new_log, self.memtable_size), [], levels)
         live = {table_name(f.number) for f in all_files}
         for name in self.fs.listdir(self.path):
             if (name.endswith(".sst") and name not in live) or \
                     (name.startswith("MANIFEST-") and name != manifest_name(man_num)) or name == "CURRENT.tmp":
                 _remove_file(self.fs, os.path.join(self.path, name))
         return new_log
+
+    cdef int set_current(self, Memtable mem, list imms, list levels) except -1:
+        """Publish a version (writer lock held, or at open): `current`, and the largest key of
+        its tables for kind_below()."""
+        self.tables_largest = max([f.largest for files in levels for f in files], default=None)
+        self.current = (mem, imms, levels)
+        return 0
 
     cpdef uint64_t new_file_number(self):
         n = self.next_file
@@ -420,6 +427,18 @@ cdef class LsmTree:
         cdef Table t
         cdef Py_ssize_t lo, hi, mid
         cdef int r
+        cdef bint past = True
+        if levels is cur[2] and cur is self.current:
+            largest = self.tables_largest
+        else:                            # a follower's view of its own
+            largest = max([f.largest for files in levels for f in files], default=None)
+        if largest is None or bytes_cmp(largest, k, klen) < 0:
+            for m in <list>cur[1]:
+                if not (<Memtable>m).past_end(k, klen):
+                    past = False
+                    break
+            if past:                     # after every key below (keys written in order): none there
+                return MEM_ABSENT
         cdef uint32_t crc = crc32c(k, klen)
         cdef uint32_t h = bloom_hash_of(crc)
         for m in <list>cur[1]:
@@ -543,7 +562,7 @@ cdef class LsmTree:
                                          added=files, live_keys=imm.live_after))
         new_levels = list(levels)
         new_levels[0] = list(reversed(files)) + levels[0]
-        self.current = (mem, rest, new_levels)
+        self.set_current(mem, rest, new_levels)
         self.log_number = log_number
         self.flushed_seq = last_seq
         self.flushes += 1
@@ -645,7 +664,7 @@ cdef class LsmTree:
             gone = {f.number for f in inputs}
             new_levels[level] = [f for f in levels[level] if f.number not in gone]
             new_levels[level + 1] = sorted(levels[level + 1] + moved, key=_smallest)
-            self.current = (mem, imms, new_levels)
+            self.set_current(mem, imms, new_levels)
             self.trivial_moves += 1
             self.compact_pointer[level] = max([f.largest for f in inputs])
             return
@@ -656,7 +675,7 @@ cdef class LsmTree:
         new_levels[level] = [f for f in levels[level] if f.number not in gone]
         new_levels[level + 1] = sorted([f for f in levels[level + 1] if f.number not in gone] + outputs,
                                        key=_smallest)
-        self.current = (mem, imms, new_levels)
+        self.set_current(mem, imms, new_levels)
         self.compactions += 1
         for f in outputs:
             self.bytes_compacted += f.size
