@@ -29,7 +29,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
-from kvdb._core.wal cimport Wal, ops_size
+from kvdb._core.wal cimport Wal, ops_size, pairs_size
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
 from kvdb._core.options import check_options, check_path
@@ -582,7 +582,7 @@ cdef class Database(Handle):
     # -- writes ----------------------------------------------------------
 
     cdef int commit_ops(self, list ops, object txn, object decide=None, bint conflicts=True,
-                        bint count_namespaces=True, list sync_out=None) except -1:
+                        bint count_namespaces=True, list sync_out=None, list values=None) except -1:
         """Commit [(key, value-or-None, expires)]. The commit sequence, in order:
         1. (transactions) validate the read set against later commits;
            (`decide`) rewrite the ops from the current state under the lock: an empty
@@ -596,15 +596,25 @@ cdef class Database(Handle):
         recorded for transaction validation. With `count_namespaces` False the ops are committed
         as they are, namespace records included (a replica applying its primary's log, whose
         records already carry them). With `sync_out` (a list) and sync="full", step 4 is left to
-        the caller: (log, seq) is appended to it, for _wait_durable.
+        the caller: (log, seq) is appended to it, for _wait_durable. With `values` (put_many,
+        no `txn` nor `decide`), `ops` holds keys and `values` their values: puts without expiry,
+        committed with no tuple per key (as ops when namespace records must be rewritten).
         """
         cdef uint64_t seq
         cdef Transaction t
         cdef Engine store = self.storage
         cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
-        cdef bint counts = count_namespaces and namespaced(ops)   # namespace records to rewrite (K1)
+        cdef bint counts
+        if values is not None and count_namespaces and namespaced_keys(ops):
+            ops = [(ops[i], values[i], 0) for i in range(len(ops))]   # the records need the ops
+            values = None
+        counts = values is None and count_namespaces and namespaced(ops)   # namespace records to rewrite (K1)
         store.before_commit()
-        if decide is None and not counts:
+        if values is not None:
+            length = pairs_size(ops, values)
+            if length > 0xFFFFFFFF:
+                raise ValueError("transaction too large: its log record would exceed 4 GiB")
+        elif decide is None and not counts:
             length = ops_size(ops)
             if length > 0xFFFFFFFF:
                 raise ValueError("transaction too large: its log record would exceed 4 GiB")
@@ -634,19 +644,23 @@ cdef class Database(Handle):
                     raise ValueError("transaction too large: its log record would exceed 4 GiB")
             seq = self.seq + 1
             try:
-                store.wal.append_ops(ops, length, seq)
+                store.wal.append_ops(ops, length, seq, values)
             except BaseException as e:
                 self.fail(e)
                 raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
             store.write_gen += 1
             try:
-                store.apply(ops, seq)
+                if values is None:
+                    store.apply(ops, seq)
+                else:
+                    store.apply_pairs(ops, values, seq)
                 self.seq = seq
                 if self.txn_starts and conflicts:
-                    self.recent.append((seq, [op[0] for op in ops]))
+                    self.recent.append((seq, [op[0] for op in ops] if values is None else ops))
                 store.published()
                 if self.commit_listener is not None:
-                    self.commit_listener(seq, ops)
+                    self.commit_listener(seq, ops if values is None else
+                                         [(ops[i], values[i], 0) for i in range(len(ops))])
             except BaseException as e:
                 # The engine may hold part of this commit: nothing may read it until reopen,
                 # which replays the whole commit from the log.
@@ -782,6 +796,12 @@ cdef class Database(Handle):
         without a transaction's buffer (put_many, update)."""
         self.check_writable()
         self.commit_ops(ops, None)
+        return 0
+
+    cdef int raw_put_pairs(self, list keys, list values) except -1:
+        """raw_put_many of keys[i] -> values[i], with no tuple per key (put_many's fast path)."""
+        self.check_writable()
+        self.commit_ops(keys, None, None, True, True, None, values)
         return 0
 
     cdef int raw_delete_many(self, list keys) except -1:

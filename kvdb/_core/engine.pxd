@@ -85,6 +85,7 @@ cdef class Engine:
     # the commit path
     cdef int before_commit(self) except -1
     cdef int apply(self, list ops, uint64_t seq) except -1
+    cdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1   # puts keys[i] -> values[i]
     cdef int published(self) except -1
     cdef uint64_t max_live(self)
     cdef uint64_t min_live(self)

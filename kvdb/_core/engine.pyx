@@ -156,6 +156,11 @@ cdef class Engine:
         record is written (writer lock held, readers told to retry)."""
         raise NotImplementedError
 
+    cdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1:
+        """apply() of puts without expiry, keys[i] -> values[i] (put_many, without a tuple per
+        key). This default builds the ops; an engine may do without."""
+        return self.apply([(keys[i], values[i], 0) for i in range(len(keys))], seq)
+
     cdef int published(self) except -1:
         """The commit applied last is now visible (writer lock held, readers still told to
         retry): the engine may reuse space no live version reaches."""

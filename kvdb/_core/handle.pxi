@@ -1,6 +1,6 @@
 # Handle: what a database, a snapshot, a transaction and a namespace have in common (included
 # into database.pyx). Each kind gives a few primitives on stored keys (raw_get, raw_put,
-# raw_delete, raw_discard, raw_scan, raw_put_many, raw_len); the mapping API users call
+# raw_delete, raw_discard, raw_scan, raw_put_many (raw_put_pairs), raw_len); the mapping API users call
 # (collections.abc.MutableMapping's methods, lazy views, scans with limits, cursors, batches) is
 # written here once, over those primitives and the handle's codecs (codecs.pxi).
 
@@ -45,6 +45,11 @@ cdef class Handle:
     cdef int raw_put_many(self, list ops) except -1:
         """Store [(key, value, 0)] atomically."""
         raise NotImplementedError
+
+    cdef int raw_put_pairs(self, list keys, list values) except -1:
+        """raw_put_many of keys[i] -> values[i]; a handle that can commit them without a tuple
+        per key (the database) does."""
+        return self.raw_put_many([(keys[i], values[i], 0) for i in range(len(keys))])
 
     cdef object raw_len(self):
         raise NotImplementedError
@@ -232,10 +237,17 @@ cdef class Handle:
         cdef list ops
         if isinstance(pairs, _Mapping):
             pairs = pairs.items()
-        if kc is None and vc is None:
-            ops = [(as_key(k), as_value(v), 0) for k, v in pairs]
-        else:
-            ops = [(enc_key(kc, k), enc_value(vc, v), 0) for k, v in pairs]
+        cdef list keys, values
+        if kc is None and vc is None:    # the fast path: two lists, no tuple per key
+            keys = []
+            values = []
+            for k, v in pairs:
+                keys.append(as_key(k))
+                values.append(as_value(v))
+            if keys:
+                self.raw_put_pairs(keys, values)
+            return len(keys)
+        ops = [(enc_key(kc, k), enc_value(vc, v), 0) for k, v in pairs]
         if ops:
             self.raw_put_many(ops)
         return len(ops)

@@ -63,6 +63,15 @@ cdef inline bint namespaced(list ops):
     return False
 
 
+cdef inline bint namespaced_keys(list keys):
+    """namespaced() of a list of keys."""
+    cdef bytes k
+    for k in keys:
+        if PyBytes_GET_SIZE(k) >= 2 and PyBytes_AS_STRING(k)[0] == NS_TAG:
+            return True
+    return False
+
+
 cdef list with_namespace_counts(Database db, list ops):
     """Writer lock held, the engine caught up: `ops` plus the rewritten record of every namespace
     whose number of keys they change (K1). Whether a key is present before each op is read

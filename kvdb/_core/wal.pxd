@@ -52,6 +52,8 @@ cdef enum:
 # The payload size of [(key, value-or-None, expires)], and the payload written at p (returns its end).
 cdef Py_ssize_t ops_size(list ops) except -1
 cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL
+cdef Py_ssize_t pairs_size(list keys, list values) except -1
+cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.
@@ -69,5 +71,5 @@ cdef class Wal:
     cdef public object peer_synced       # None, or a callable: the highest seq another open has fsynced
     cdef public object note_synced       # None, or a callable(seq) telling other opens what is now durable
 
-    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq) except -1
+    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq, list values=*) except -1
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)

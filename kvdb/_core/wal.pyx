@@ -76,6 +76,38 @@ cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL:
     return p
 
 
+cdef Py_ssize_t pairs_size(list keys, list values) except -1:
+    """ops_size() of puts without expiry, keys[i] -> values[i] (put_many: no tuple per key)."""
+    cdef Py_ssize_t size = 0, klen, vlen, i
+    if len(keys) != len(values):
+        raise ValueError("as many values as keys")
+    for i in range(len(keys)):
+        klen = PyBytes_GET_SIZE(<bytes>keys[i])
+        vlen = PyBytes_GET_SIZE(<bytes>values[i])
+        size += 1 + varint_len(klen) + klen + varint_len(vlen) + vlen
+    return size
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL:
+    """encode_ops_into() of puts without expiry, keys[i] -> values[i]: the same payload."""
+    cdef Py_ssize_t klen, vlen, i
+    for i in range(len(keys)):
+        key = keys[i]
+        value = values[i]
+        klen = PyBytes_GET_SIZE(key)
+        p[0] = WAL_OP_PUT
+        p = put_varint(p + 1, klen)
+        memcpy(p, PyBytes_AS_STRING(key), klen)
+        p += klen
+        vlen = PyBytes_GET_SIZE(value)
+        p = put_varint(p, vlen)
+        memcpy(p, PyBytes_AS_STRING(value), vlen)
+        p += vlen
+    return p
+
+
 def encode_ops(list ops):
     """The payload of ops as bytes (what decode_ops reads back): the replication stream's
     records carry it (docs/format/replication.md)."""
@@ -363,17 +395,23 @@ cdef class Wal:
 
     # -- appending -------------------------------------------------------
 
-    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq) except -1:
+    cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq, list values=None) except -1:
         """Write one record of ops (their payload is `length` bytes, from ops_size) to the OS
-        (W1). The payload is encoded straight into the record buffer, which is kept between
-        commits: no allocation and no copy per commit. The caller holds the writer lock."""
+        (W1); with `values`, of the puts keys `ops` -> `values` (pairs_size). The payload is
+        encoded straight into the record buffer, which is kept between commits: no allocation
+        and no copy per commit. The caller holds the writer lock."""
         cdef Py_ssize_t total = WAL_RECORD_HEADER_SIZE + length
+        cdef unsigned char *end
         if length > 0xFFFFFFFF:
             raise ValueError("transaction too large for one log record (4 GiB)")
         if <Py_ssize_t>len(self.buf) < total:
             self.buf = bytearray(max(total, 2 * len(self.buf), 4096))
         cdef unsigned char *b = <unsigned char *>(<char *>self.buf)
-        if encode_ops_into(ops, b + WAL_RECORD_HEADER_SIZE) != b + total:
+        if values is None:
+            end = encode_ops_into(ops, b + WAL_RECORD_HEADER_SIZE)
+        else:
+            end = encode_pairs_into(ops, values, b + WAL_RECORD_HEADER_SIZE)
+        if end != b + total:
             raise AssertionError("ops_size disagrees with the encoded payload")
         put_u32(b + 4, <uint32_t>length)
         put_u64(b + 8, seq)

@@ -405,6 +405,11 @@ cdef class BTreeEngine(Engine):
         self.seq = seq
         return 0
 
+    cdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1:
+        self.tree.apply_pairs(keys, values, seq, self.max_live())
+        self.seq = seq
+        return 0
+
     cdef int published(self) except -1:
         if self.shm is not None and (self.pager.pending_gen or self.pager.gen_gate):
             self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())   # P5

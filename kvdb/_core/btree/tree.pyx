@@ -837,6 +837,17 @@ cdef class BTree:
         self.path = []
         self.path_valid = False
 
+    def apply_pairs(self, list keys, list values, uint64_t seq, uint64_t max_live):
+        """apply() of puts without expiry, keys[i] -> values[i]."""
+        self.seq = seq
+        self.max_live = max_live
+        self.path_valid = False
+        cdef Py_ssize_t i
+        for i in range(len(keys)):
+            self.put(<bytes>keys[i], <bytes>values[i], 0)
+        self.path = []
+        self.path_valid = False
+
     def cursor(self, uint32_t root, object pin, lo, hi, bint reverse, uint64_t now=0):
         """Ordered (key, value) of the version at `root` in [lo, hi), skipping entries that
         expire at or before `now` (wall-clock ms; 0 skips none)."""

@@ -173,6 +173,11 @@ cdef class LsmEngine(Engine):
         self.seq = seq
         return 0
 
+    cdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1:
+        self.full = self.tree.apply_pairs(keys, values, seq)
+        self.seq = seq
+        return 0
+
     cdef int published(self) except -1:
         return 0
 

@@ -45,6 +45,8 @@ cdef class LsmTree:
     cpdef object get_in(self, tuple cur, uint64_t seq, bytes key, uint64_t now)
     cdef object entry_in(self, tuple cur, uint64_t seq, bytes key)
     cpdef int apply(self, list ops, uint64_t seq) except -1
+    cpdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1
+    cdef int count_op(self, tuple cur, bytes key, int before, bint put) except -1
     cdef int kind_below(self, tuple cur, bytes key) except -1
     cdef int set_current(self, Memtable mem, list imms, list levels) except -1
     cpdef int write_pressure(self)

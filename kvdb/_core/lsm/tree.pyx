@@ -405,16 +405,33 @@ cdef class LsmTree:
                 before = mem.add(seq, ENTRY_DELETE, op[0], None, 0)
             else:
                 before = mem.add(seq, ENTRY_PUT, op[0], op[1], op[2])
-            if not self.counted:
-                continue
-            if before == MEM_ABSENT:
-                before = self.kind_below(cur, op[0])
-            if op[1] is None:
-                if before == MEM_PUT:
-                    self.live -= 1
-            elif before != MEM_PUT:
-                self.live += 1
+            if self.counted:
+                self.count_op(cur, op[0], before, op[1] is not None)
         return mem.memory >= self.memtable_size
+
+    cpdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1:
+        """apply() of puts without expiry, keys[i] -> values[i]."""
+        cdef tuple cur = self.current
+        cdef Memtable mem = cur[0]
+        cdef Py_ssize_t i
+        cdef int before
+        for i in range(len(keys)):
+            before = mem.add(seq, ENTRY_PUT, <bytes>keys[i], values[i], 0)
+            if self.counted:
+                self.count_op(cur, <bytes>keys[i], before, True)
+        return mem.memory >= self.memtable_size
+
+    cdef int count_op(self, tuple cur, bytes key, int before, bint put) except -1:
+        """Keep `live` (L4) for one op on key, whose newest version in the memtable taking writes
+        was `before` (MEM_ABSENT: look below)."""
+        if before == MEM_ABSENT:
+            before = self.kind_below(cur, key)
+        if not put:
+            if before == MEM_PUT:
+                self.live -= 1
+        elif before != MEM_PUT:
+            self.live += 1
+        return 0
 
     cdef int kind_below(self, tuple cur, bytes key) except -1:
         """What the sources older than the memtable taking writes (imms, then the tables) hold
