@@ -203,6 +203,9 @@ def test_follower_sees_acknowledged_commits_and_lag(db_path, primaries, setting)
                 snaps.append((s, dump(s)))
             for s, seen in snaps:
                 assert dump(s) == seen, "a snapshot changed while the primary flushed and compacted"
+                assert len(s) == len(seen), "a snapshot's count of keys (L4) is not its scan's"
+            with db.snapshot() as s:
+                assert len(s) == len(dump(s)), "the follower's count of keys (L4) is not its scan's"
             db.catch_up()        # what the primary committed during the checks is not part of a lag
             continue
         msg = p.recv()           # a fresh report: poll the follower until it shows its last commit
@@ -227,6 +230,7 @@ def test_follower_sees_acknowledged_commits_and_lag(db_path, primaries, setting)
     assert p.recv() == ("closed",)
     p.proc.join(30)
     assert dump(db) == model.exact()          # after the primary's close (its last flush)
+    assert len(db) == len(model.exact()) and db.stats()["entries"] == len(db)
     db.verify()
     db.close()
     median, p99 = lag_report(lags, ops, last - first, setting)
