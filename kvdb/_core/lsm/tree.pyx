@@ -445,9 +445,9 @@ cdef class LsmTree:
         cdef Py_ssize_t lo, hi, mid
         cdef int r
         cdef bint past = True
-        if levels is cur[2] and cur is self.current:
-            largest = self.tables_largest
-        else:                            # a follower's view of its own
+        if levels is (<tuple>self.current)[2]:   # the published levels (a follower's too, unless it
+            largest = self.tables_largest            # read new edits since): set with them
+        else:
             largest = max([f.largest for files in levels for f in files], default=None)
         if largest is None or bytes_cmp(largest, k, klen) < 0:
             for m in <list>cur[1]:
