@@ -21,8 +21,9 @@ cdef class LsmTree:
     cdef readonly bint counted           # `live` is exact: set by load() from the manifest (M4) or by
                                          # count_all(); never with key_count="scan", nor in a read-only
                                          # open of a database whose manifest holds no count
-    cdef bytes tables_largest            # the largest key in any table of `current`, or None (set with it,
-                                         # by set_current(); kind_below's shortcut for keys written in order)
+    cdef bytes tables_largest            # the largest key in any table of `largest_of`, or None (set with
+    cdef object largest_of               # `current` by set_current(): the levels list it was computed for;
+                                         # kind_below's shortcut for keys written in order)
     cdef readonly bint count_keys        # key_count="exact": keep `live` (and count once at open if the
                                          # manifest has no count); constant
     cdef public Py_ssize_t memtable_size     # bytes of arena after which the memtable is switched

@@ -305,6 +305,7 @@ cdef class LsmTree:
         """Publish a version (writer lock held, or at open): `current`, and the largest key of
         its tables for kind_below()."""
         self.tables_largest = max([f.largest for files in levels for f in files], default=None)
+        self.largest_of = levels
         self.current = (mem, imms, levels)
         return 0
 
@@ -445,8 +446,8 @@ cdef class LsmTree:
         cdef Py_ssize_t lo, hi, mid
         cdef int r
         cdef bint past = True
-        if levels is (<tuple>self.current)[2]:   # the published levels (a follower's too, unless it
-            largest = self.tables_largest            # read new edits since): set with them
+        if levels is self.largest_of:    # the published levels (a follower's too, unless it read
+            largest = self.tables_largest    # new edits since): computed when they were published
         else:
             largest = max([f.largest for files in levels for f in files], default=None)
         if largest is None or bytes_cmp(largest, k, klen) < 0:
