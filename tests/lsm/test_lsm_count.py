@@ -51,7 +51,7 @@ def fill_mixed(db, rng, n, space):
     return model
 
 
-def test_L4_len_counts_through_flushes_and_compactions(tmp_path):
+def test_lsm_L4_len_counts_through_flushes_and_compactions(tmp_path):
     rng = random.Random(4)
     with kvdb.open(str(tmp_path / "db"), **SMALL) as db:
         model = fill_mixed(db, rng, 6000, 1500)
@@ -65,7 +65,7 @@ def test_L4_len_counts_through_flushes_and_compactions(tmp_path):
         assert len(db) == len(model)
 
 
-def test_L4_len_reads_no_table(tmp_path):
+def test_lsm_L4_len_reads_no_table(tmp_path):
     with kvdb.open(str(tmp_path / "db"), **SMALL) as db:
         db.put_many([(b"k%06d" % i, b"x" * 50) for i in range(20000)])
         db.checkpoint()                          # every memtable flushed: the keys are in tables
@@ -76,7 +76,7 @@ def test_L4_len_reads_no_table(tmp_path):
             (before["block_cache_hits"], before["block_cache_misses"], before["lsm_bloom_checks"])
 
 
-def test_L4_snapshots_and_transactions_count_their_version(tmp_path):
+def test_lsm_L4_snapshots_and_transactions_count_their_version(tmp_path):
     with kvdb.open(str(tmp_path / "db"), **SMALL) as db:
         db.put_many([(b"k%04d" % i, b"v") for i in range(3000)])
         with db.snapshot() as snap:
@@ -90,7 +90,7 @@ def test_L4_snapshots_and_transactions_count_their_version(tmp_path):
         assert len(db) == 1500
 
 
-def test_L4_expired_keys_count_until_deleted(tmp_path):
+def test_lsm_L4_expired_keys_count_until_deleted(tmp_path):
     now = [1000.0]
     with kvdb.open(str(tmp_path / "db"), _clock=lambda: now[0], **SMALL) as db:
         db.put(b"a", b"1", ttl=5)
@@ -178,7 +178,7 @@ def test_a_manifest_of_a_later_version_is_refused(tmp_path):
         kvdb.open(path, engine="lsm")
 
 
-def test_L4_a_read_only_open_keeps_the_count_while_following(tmp_path):
+def test_lsm_L4_a_read_only_open_keeps_the_count_while_following(tmp_path):
     path = str(tmp_path / "db")
     rng = random.Random(11)
     with kvdb.open(path, **SMALL) as db:
