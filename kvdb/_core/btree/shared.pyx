@@ -27,6 +27,12 @@ cdef extern from "<pthread.h>" nogil:
     int PTHREAD_PROCESS_SHARED
     int PTHREAD_MUTEX_ROBUST
 
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef enum:
+    COMMIT_MUTEX_SPINS = 64          # yields and retries before a contended lock() sleeps (see lock())
+
 cdef extern from "<errno.h>":
     int EOWNERDEAD
 
@@ -60,6 +66,7 @@ cdef class SharedMemory:
     def __init__(self, str path, bint create):
         cdef pthread_mutexattr_t attr
         self.path = path
+        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.size = SHM_SLOT_LOCK_BASE          # header + slots fit below the slot lock bytes
         flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
         self.fd = os.open(path, flags, 0o644)
@@ -98,10 +105,24 @@ cdef class SharedMemory:
         cdef int r
         if self.hdr == NULL:
             raise ClosedError(f"{self.path} is closed")
+        cdef int tries, opens = 0, i
         r = pthread_mutex_trylock(&self.hdr.mutex)
         if r == EBUSY:
+            for i in range(SHM_SLOTS):
+                opens += shm_load(&self.slots[i].used) != 0
             with nogil:
-                r = pthread_mutex_lock(&self.hdr.mutex)
+                # A commit holds the mutex for microseconds; sleeping on it and being woken costs
+                # tens (an idle virtual CPU halts). While every open can have a CPU of its own, the
+                # holder is running: yield and retry a while first. With more opens than CPUs a
+                # waiter that spins takes the CPU the holder needs, so it sleeps at once.
+                if opens <= self.cpus:
+                    for tries in range(COMMIT_MUTEX_SPINS):
+                        sched_yield()
+                        r = pthread_mutex_trylock(&self.hdr.mutex)
+                        if r != EBUSY:
+                            break
+                if r == EBUSY:
+                    r = pthread_mutex_lock(&self.hdr.mutex)
         self.owner_died = r == EOWNERDEAD
         if r == EOWNERDEAD:
             pthread_mutex_consistent(&self.hdr.mutex)
