@@ -16,7 +16,6 @@ from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS
 from kvdb._core.wal cimport Wal
 from kvdb._core.lsm.follower cimport Follower
-from kvdb._core.lsm.merge cimport MergeCursor
 from kvdb._core.engine import replayed_ops
 
 from kvdb.errors import CorruptionError, Error, IOFailureError
@@ -321,14 +320,11 @@ cdef class LsmEngine(Engine):
 
     cdef object verify(self):
         self.tree.verify()
-        cdef MergeCursor c
-        cdef uint64_t n = 0
+        cdef uint64_t n
         with self.lock:                  # the count (L4) against a scan of the same version
             if not self.tree.counted:
                 return True
-            c = self.tree.cursor(self.seq, None, None, None, False, 0)
-            while c.next_item() is not None:
-                n += 1
+            n = self.tree.count_at(self.seq)
             if n != self.tree.live:
                 raise CorruptionError(f"{self.path}: the tables and memtables hold {n} keys, the count kept "
                                       f"since the manifest's (M4) says {self.tree.live}", path=self.path)

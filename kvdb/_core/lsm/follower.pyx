@@ -33,11 +33,11 @@ from kvdb._core.coding cimport get_u32, get_u64
 
 from kvdb._core.file cimport File, FS, OsFile
 from kvdb._core.wal cimport Wal, WAL_HEADER_SIZE, WAL_RECORD_HEADER_SIZE
-from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT, MEM_PUT
+from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT
 from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.manifest cimport MANIFEST_HEADER_SIZE, NUM_LEVELS
 from kvdb._core.lsm.sstable cimport Table, TableCache
-from kvdb._core.lsm.tree cimport LsmTree
+from kvdb._core.lsm.tree cimport LsmTree, live_delta
 from kvdb._core.engine import replayed_ops
 from kvdb._core.lsm.manifest import check_header, current_manifest, read_edits
 from kvdb._core.lsm.tree import table_name
@@ -338,7 +338,7 @@ cdef class Follower:
                 tail = LogTail.__new__(LogTail)
                 tail.number = num
                 tail.wal = w
-                tail.mem = Memtable(num, self.tree.memtable_size)
+                tail.mem = Memtable(num, self.tree.filter_bytes())
                 if header is not None and not self.opening:
                     tail.salt, base = header
                     if base > self.seq:
@@ -430,11 +430,7 @@ cdef class Follower:
                              if n < tail.number]
                     below = (mem, older, self.current_levels())
                 before = self.tree.kind_below(below, op[0])
-            if op[1] is None:
-                if before == MEM_PUT:
-                    self.live -= 1
-            elif before != MEM_PUT:
-                self.live += 1
+            self.live += live_delta(before, op[1] is not None)
         self.seq = seq
         if applied is not None:
             applied.append((seq, [op[0] for op in ops]))

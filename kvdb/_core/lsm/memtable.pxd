@@ -52,8 +52,9 @@ cdef class Memtable:
     cdef readonly uint64_t log_number    # the WAL file holding these entries; constant
     cdef public bint immutable       # set when a new memtable takes the writes
     cdef public uint64_t last_seq_hint   # the database seq when it became immutable (its last commit)
-    cdef uint64_t *filter            # key filter (bloom, 2 probes of crc32c(key)): set by add(), read by
-                                     # newest_kind(), both under the writer lock; owned, freed in __dealloc__
+    cdef uint64_t *filter            # key filter (bloom, 2 probes of crc32c(key)), or NULL when the engine
+                                     # keeps no count: set by add(), read by newest_kind(), both under the
+                                     # writer lock; owned, freed in __dealloc__
     cdef uint64_t filter_mask        # its bits - 1 (a power of two); constant
     cdef public object live_after    # the tree's count of keys after its last commit (set when it became
                                      # immutable; None if the tree kept none): its flush edit records it (M4)

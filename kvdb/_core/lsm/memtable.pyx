@@ -52,15 +52,17 @@ cdef inline int node_cmp(MemNode *node, const unsigned char *k, Py_ssize_t klen,
 cdef class Memtable:
     def __cinit__(self, uint64_t log_number=0, Py_ssize_t expected_bytes=0):
         """expected_bytes: the arena size at which the memtable will be switched (sizes the key
-        filter: about a bit per 8 bytes, so 16 MiB of 100-byte entries get 13 bits per key)."""
+        filter: about a bit per 8 bytes, so 16 MiB of 100-byte entries get 13 bits per key);
+        0: no filter (nothing asks newest_kind: the engine keeps no count of keys)."""
         memset(&self.arena, 0, sizeof(Arena))
         cdef uint64_t bits = MEM_FILTER_MIN_BITS
-        while bits < MEM_FILTER_MAX_BITS and bits < <uint64_t>expected_bytes // 8:
-            bits <<= 1
-        self.filter = <uint64_t *>calloc(bits // 64, sizeof(uint64_t))
-        if self.filter == NULL:
-            raise MemoryError()
-        self.filter_mask = bits - 1
+        if expected_bytes > 0:
+            while bits < MEM_FILTER_MAX_BITS and bits < <uint64_t>expected_bytes // 8:
+                bits <<= 1
+            self.filter = <uint64_t *>calloc(bits // 64, sizeof(uint64_t))
+            if self.filter == NULL:
+                raise MemoryError()
+            self.filter_mask = bits - 1
         self.rnd = 0x9E3779B97F4A7C15
         self.height = 1
         self.log_number = log_number
@@ -199,10 +201,14 @@ cdef class Memtable:
                 break
             h += 1
         cdef int before = MEM_ABSENT
-        cdef uint32_t fh = crc32c(k, klen)
-        cdef uint64_t b1 = fh & self.filter_mask, b2 = ((fh >> 17) | (fh << 15)) & self.filter_mask
-        self.filter[b1 >> 6] |= (<uint64_t>1) << (b1 & 63)
-        self.filter[b2 >> 6] |= (<uint64_t>1) << (b2 & 63)
+        cdef uint32_t fh
+        cdef uint64_t b1, b2
+        if self.filter != NULL:
+            fh = crc32c(k, klen)
+            b1 = fh & self.filter_mask
+            b2 = ((fh >> 17) | (fh << 15)) & self.filter_mask
+            self.filter[b1 >> 6] |= (<uint64_t>1) << (b1 & 63)
+            self.filter[b2 >> 6] |= (<uint64_t>1) << (b2 & 63)
         if self.tail[0] != self.head and node_cmp(self.tail[0], k, klen, seq) < 0:
             # an append (keys written in order): the last node of each level precedes it, and
             # holds a smaller key (an older version of this key would sort after it)
@@ -249,7 +255,8 @@ cdef class Memtable:
         """MEM_PUT / MEM_DELETE for the key's newest version here, MEM_ABSENT if it has none;
         h is crc32c(k): the key filter answers most absent keys without a descent."""
         cdef uint64_t b1 = h & self.filter_mask, b2 = ((h >> 17) | (h << 15)) & self.filter_mask
-        if not (self.filter[b1 >> 6] >> (b1 & 63)) & 1 or not (self.filter[b2 >> 6] >> (b2 & 63)) & 1:
+        if self.filter != NULL and (not (self.filter[b1 >> 6] >> (b1 & 63)) & 1
+                                    or not (self.filter[b2 >> 6] >> (b2 & 63)) & 1):
             return MEM_ABSENT
         cdef MemNode *node = self.find_ge(k, klen, <uint64_t>-1, NULL)
         if node == NULL or key_cmp(node.key, node.klen, k, klen) != 0:

@@ -3,8 +3,16 @@
 
 from libc.stdint cimport uint64_t
 from kvdb._core.file cimport FS
-from kvdb._core.lsm.memtable cimport Memtable
+from kvdb._core.lsm.memtable cimport Memtable, MEM_PUT
 from kvdb._core.lsm.sstable cimport BlockCache, TableCache
+
+cdef inline int live_delta(int before, bint put) noexcept:
+    """How one op changes the count of keys (L4): `before` is what the key's newest version was
+    (MEM_ABSENT, MEM_PUT or MEM_DELETE), `put` whether the op is a put (else a delete)."""
+    if put:
+        return 0 if before == MEM_PUT else 1
+    return -1 if before == MEM_PUT else 0
+
 
 cdef class LsmTree:
     cdef FS fs                           # constant
@@ -48,6 +56,8 @@ cdef class LsmTree:
     cpdef int apply(self, list ops, uint64_t seq) except -1
     cpdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1
     cdef int count_op(self, tuple cur, bytes key, int before, bint put) except -1
+    cpdef uint64_t count_at(self, uint64_t seq) except? 0
+    cpdef Py_ssize_t filter_bytes(self)
     cdef int kind_below(self, tuple cur, bytes key) except -1
     cdef int set_current(self, Memtable mem, list imms, list levels) except -1
     cpdef int write_pressure(self)

@@ -48,7 +48,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp
 
 from kvdb._core.file cimport File, FS
-from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT, MEM_PUT, MEM_DELETE
+from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT
 from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.coding cimport crc32c
 from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource, bloom_hash_of
@@ -208,7 +208,7 @@ cdef class LsmTree:
         self.flushed_seq = 0
         self.stall_seconds = 0.0
         self.last_build_windows = []
-        self.current = (Memtable(0, self.memtable_size), [], [[] for _ in range(NUM_LEVELS)])
+        self.current = (Memtable(0, self.filter_bytes()), [], [[] for _ in range(NUM_LEVELS)])
 
     # -- open ----------------------------------------------------------------
 
@@ -259,14 +259,18 @@ cdef class LsmTree:
                                   path=self.path)
         return self.flushed_seq, self.log_number
 
-    def count_all(self, uint64_t seq):
-        """Count the keys stored at seq with a scan, once, when the manifest held no count
-        (version 1, or written with key_count="scan"): from then on `live` is kept (L4)."""
+    cpdef uint64_t count_at(self, uint64_t seq) except? 0:
+        """The keys stored at seq, expired or not, counted with a scan (verify(); and count_all)."""
         cdef MergeCursor c = self.cursor(seq, None, None, None, False, 0)
         cdef uint64_t n = 0
         while c.next_item() is not None:
             n += 1
-        self.live = n
+        return n
+
+    def count_all(self, uint64_t seq):
+        """Count the keys stored at seq with a scan, once, when the manifest held no count
+        (version 1, or written with key_count="scan"): from then on `live` is kept (L4)."""
+        self.live = self.count_at(seq)
         self.counted = True
 
     def start(self, uint64_t seq):
@@ -293,13 +297,17 @@ cdef class LsmTree:
         self.manifest = create_manifest(self.fs, self.path, man_num, snapshot)
         if old is not None:
             old.close()
-        self.set_current(Memtable(new_log, self.memtable_size), [], levels)
+        self.set_current(Memtable(new_log, self.filter_bytes()), [], levels)
         live = {table_name(f.number) for f in all_files}
         for name in self.fs.listdir(self.path):
             if (name.endswith(".sst") and name not in live) or \
                     (name.startswith("MANIFEST-") and name != manifest_name(man_num)) or name == "CURRENT.tmp":
                 _remove_file(self.fs, os.path.join(self.path, name))
         return new_log
+
+    cpdef Py_ssize_t filter_bytes(self):
+        """A new memtable's expected_bytes: its key filter serves only the count of keys (L4)."""
+        return self.memtable_size if self.count_keys else 0
 
     cdef int set_current(self, Memtable mem, list imms, list levels) except -1:
         """Publish a version (writer lock held, or at open): `current`, and the largest key of
@@ -427,11 +435,7 @@ cdef class LsmTree:
         was `before` (MEM_ABSENT: look below)."""
         if before == MEM_ABSENT:
             before = self.kind_below(cur, key)
-        if not put:
-            if before == MEM_PUT:
-                self.live -= 1
-        elif before != MEM_PUT:
-            self.live += 1
+        self.live += live_delta(before, put)
         return 0
 
     cdef int kind_below(self, tuple cur, bytes key) except -1:
@@ -503,7 +507,7 @@ cdef class LsmTree:
         mem.immutable = True
         mem.last_seq_hint = seq
         mem.live_after = self.live if self.counted else None
-        self.current = (Memtable(new_log, self.memtable_size), [mem] + imms, levels)
+        self.current = (Memtable(new_log, self.filter_bytes()), [mem] + imms, levels)
         return True
 
     def needs_flush(self):
