@@ -29,7 +29,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
-from kvdb._core.wal cimport Wal, ops_size, pairs_size
+from kvdb._core.wal cimport Wal, ops_size, pairs_size, pairs_as_ops
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
 from kvdb._core.options import check_options, check_path
@@ -606,7 +606,7 @@ cdef class Database(Handle):
         cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
         cdef bint counts
         if values is not None and count_namespaces and namespaced_keys(ops):
-            ops = [(ops[i], values[i], 0) for i in range(len(ops))]   # the records need the ops
+            ops = pairs_as_ops(ops, values)   # the namespace records are rewritten from ops
             values = None
         counts = values is None and count_namespaces and namespaced(ops)   # namespace records to rewrite (K1)
         store.before_commit()
@@ -659,8 +659,7 @@ cdef class Database(Handle):
                     self.recent.append((seq, [op[0] for op in ops] if values is None else ops))
                 store.published()
                 if self.commit_listener is not None:
-                    self.commit_listener(seq, ops if values is None else
-                                         [(ops[i], values[i], 0) for i in range(len(ops))])
+                    self.commit_listener(seq, ops if values is None else pairs_as_ops(ops, values))
             except BaseException as e:
                 # The engine may hold part of this commit: nothing may read it until reopen,
                 # which replays the whole commit from the log.

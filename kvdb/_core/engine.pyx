@@ -3,6 +3,7 @@
 # implementations are BTreeEngine (btree/engine.pyx) and LsmEngine (lsm/engine.pyx).
 
 from kvdb._core.wal import decode_ops
+from kvdb._core.wal cimport pairs_as_ops
 
 from kvdb.errors import ClosedError, CorruptionError
 
@@ -159,7 +160,7 @@ cdef class Engine:
     cdef int apply_pairs(self, list keys, list values, uint64_t seq) except -1:
         """apply() of puts without expiry, keys[i] -> values[i] (put_many, without a tuple per
         key). This default builds the ops; an engine may do without."""
-        return self.apply([(keys[i], values[i], 0) for i in range(len(keys))], seq)
+        return self.apply(pairs_as_ops(keys, values), seq)
 
     cdef int published(self) except -1:
         """The commit applied last is now visible (writer lock held, readers still told to

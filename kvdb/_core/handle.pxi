@@ -49,7 +49,7 @@ cdef class Handle:
     cdef int raw_put_pairs(self, list keys, list values) except -1:
         """raw_put_many of keys[i] -> values[i]; a handle that can commit them without a tuple
         per key (the database) does."""
-        return self.raw_put_many([(keys[i], values[i], 0) for i in range(len(keys))])
+        return self.raw_put_many(pairs_as_ops(keys, values))
 
     cdef object raw_len(self):
         raise NotImplementedError

@@ -54,6 +54,7 @@ cdef Py_ssize_t ops_size(list ops) except -1
 cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL
 cdef Py_ssize_t pairs_size(list keys, list values) except -1
 cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL
+cdef list pairs_as_ops(list keys, list values)
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.

@@ -20,26 +20,49 @@ WAL_MAGIC = b"kvdb-wal"
 _log = logging.getLogger("kvdb")
 
 
+cdef inline Py_ssize_t entry_size(bytes key, object value, uint64_t expires) noexcept:
+    """Bytes of one operation's entry in a payload (value None: a delete)."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen
+    cdef Py_ssize_t size = 1 + varint_len(klen) + klen
+    if value is not None:
+        vlen = PyBytes_GET_SIZE(<bytes>value)
+        size += varint_len(vlen) + vlen + (8 if expires else 0)
+    return size
+
+
+cdef inline unsigned char *encode_entry(unsigned char *p, bytes key, object value, uint64_t expires) noexcept:
+    """Write one operation's entry (entry_size bytes) at p; returns its end."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen
+    if value is None:
+        p[0] = WAL_OP_DELETE
+    else:
+        p[0] = WAL_OP_PUT_EXPIRES if expires else WAL_OP_PUT
+    p = put_varint(p + 1, klen)
+    memcpy(p, PyBytes_AS_STRING(key), klen)
+    p += klen
+    if value is not None:
+        if expires:
+            put_u64(p, expires)
+            p += 8
+        vlen = PyBytes_GET_SIZE(<bytes>value)
+        p = put_varint(p, vlen)
+        memcpy(p, PyBytes_AS_STRING(<bytes>value), vlen)
+        p += vlen
+    return p
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef Py_ssize_t ops_size(list ops) except -1:
     """Bytes of the payload for [(key, value-or-None, expires)] (expires: wall-clock ms, 0 =
     never); the callers build the ops, with bytes keys and values."""
-    cdef Py_ssize_t size = 0, klen, vlen, i
+    cdef Py_ssize_t size = 0, i
     cdef tuple op
-    cdef object value
     for i in range(len(ops)):
         op = ops[i]
         if len(op) != 3:
             raise ValueError("an operation is (key, value-or-None, expires)")
-        klen = PyBytes_GET_SIZE(<bytes>op[0])
-        size += 1 + varint_len(klen) + klen
-        value = op[1]
-        if value is not None:
-            vlen = PyBytes_GET_SIZE(<bytes>value)
-            size += varint_len(vlen) + vlen
-            if op[2]:
-                size += 8
+        size += entry_size(<bytes>op[0], op[1], op[2] if op[1] is not None else 0)
     return size
 
 
@@ -47,44 +70,21 @@ cdef Py_ssize_t ops_size(list ops) except -1:
 @cython.wraparound(False)
 cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL:
     """Write the payload of ops (ops_size(ops) bytes) at p; returns its end."""
-    cdef Py_ssize_t klen, vlen, i
-    cdef uint64_t expires
+    cdef Py_ssize_t i
     cdef tuple op
-    cdef object value
     for i in range(len(ops)):
         op = ops[i]
-        key = op[0]
-        value = op[1]
-        klen = PyBytes_GET_SIZE(key)
-        if value is None:
-            p[0] = WAL_OP_DELETE
-            expires = 0
-        else:
-            expires = op[2]
-            p[0] = WAL_OP_PUT_EXPIRES if expires else WAL_OP_PUT
-        p = put_varint(p + 1, klen)
-        memcpy(p, PyBytes_AS_STRING(key), klen)
-        p += klen
-        if value is not None:
-            if expires:
-                put_u64(p, expires)
-                p += 8
-            vlen = PyBytes_GET_SIZE(value)
-            p = put_varint(p, vlen)
-            memcpy(p, PyBytes_AS_STRING(value), vlen)
-            p += vlen
+        p = encode_entry(p, <bytes>op[0], op[1], op[2] if op[1] is not None else 0)
     return p
 
 
 cdef Py_ssize_t pairs_size(list keys, list values) except -1:
     """ops_size() of puts without expiry, keys[i] -> values[i] (put_many: no tuple per key)."""
-    cdef Py_ssize_t size = 0, klen, vlen, i
+    cdef Py_ssize_t size = 0, i
     if len(keys) != len(values):
         raise ValueError("as many values as keys")
     for i in range(len(keys)):
-        klen = PyBytes_GET_SIZE(<bytes>keys[i])
-        vlen = PyBytes_GET_SIZE(<bytes>values[i])
-        size += 1 + varint_len(klen) + klen + varint_len(vlen) + vlen
+        size += entry_size(<bytes>keys[i], values[i], 0)
     return size
 
 
@@ -92,20 +92,15 @@ cdef Py_ssize_t pairs_size(list keys, list values) except -1:
 @cython.wraparound(False)
 cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL:
     """encode_ops_into() of puts without expiry, keys[i] -> values[i]: the same payload."""
-    cdef Py_ssize_t klen, vlen, i
+    cdef Py_ssize_t i
     for i in range(len(keys)):
-        key = keys[i]
-        value = values[i]
-        klen = PyBytes_GET_SIZE(key)
-        p[0] = WAL_OP_PUT
-        p = put_varint(p + 1, klen)
-        memcpy(p, PyBytes_AS_STRING(key), klen)
-        p += klen
-        vlen = PyBytes_GET_SIZE(value)
-        p = put_varint(p, vlen)
-        memcpy(p, PyBytes_AS_STRING(value), vlen)
-        p += vlen
+        p = encode_entry(p, <bytes>keys[i], values[i], 0)
     return p
+
+
+cdef list pairs_as_ops(list keys, list values):
+    """[(key, value, 0)] of keys[i] -> values[i]: the ops a put_many's two lists stand for."""
+    return [(keys[i], values[i], 0) for i in range(len(keys))]
 
 
 def encode_ops(list ops):
