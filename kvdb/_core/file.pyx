@@ -278,10 +278,10 @@ OPEN_WAIT_SECONDS = 30.0   # how long an open waits for the first opener's set-u
 
 cdef int byte_lock(int fd, int kind, long start, bint wait) except -2:
     """An open-file-description lock (BYTE_SHARED, BYTE_EXCLUSIVE) of byte `start`: 0 taken,
-    -1 held by another open (without `wait`)."""
+    -1 held by another open (without `wait`). BYTE_FREE lets go of this description's lock."""
     cdef flock fl
     cdef int r, err
-    fl.l_type = F_RDLCK if kind == BYTE_SHARED else F_WRLCK
+    fl.l_type = F_RDLCK if kind == BYTE_SHARED else F_UNLCK if kind == BYTE_FREE else F_WRLCK
     fl.l_whence = 0
     fl.l_start = start
     fl.l_len = 1

@@ -123,6 +123,7 @@ cdef class SimFS(FS):
     cdef bint dead                   # every call raises SimulatedCrash until crash()
     cdef dict fail_countdown         # op ("write"/"fsync"/"read") -> calls until one OSError(EIO)
     cdef long epoch                  # power cycles so far: crash() counts one
+    cdef object pause                # (op, reached, resume, thread ident) or None: see pause_next()
     cdef object threads              # threading.local: .epoch, the power cycle of the calling thread
 
     def __init__(self):
@@ -137,6 +138,7 @@ cdef class SimFS(FS):
         self.fail_countdown = {}
         self.epoch = 0
         self.threads = threading.local()
+        self.pause = None
 
     # -- fault injection -------------------------------------------------
 
@@ -149,6 +151,14 @@ cdef class SimFS(FS):
         if op not in ("write", "fsync", "read"):
             raise ValueError("op must be 'write', 'fsync' or 'read'")
         self.fail_countdown[op] = n
+
+    def pause_next(self, str op, reached, resume):
+        """The next `op` call ("write", "fsync" or "read") made by a thread other than the
+        calling one sets the threading.Event `reached`, then waits for `resume` before it goes on:
+        a test holds another thread (a background checkpoint, say) at that point."""
+        if op not in ("write", "fsync", "read"):
+            raise ValueError("op must be 'write', 'fsync' or 'read'")
+        self.pause = (op, reached, resume, threading.get_ident())
 
     cpdef int thread_started(self) except -1:
         self.threads.epoch = self.epoch
@@ -163,6 +173,13 @@ cdef class SimFS(FS):
         elif mine != self.epoch:
             raise SimulatedCrash("simulated power loss (a thread of the crashed process)")
         self.io_calls += 1
+        pause = self.pause
+        if pause is not None and pause[0] == op and pause[3] != threading.get_ident():
+            self.pause = None
+            pause[1].set()
+            pause[2].wait()
+            if self.dead or getattr(self.threads, "epoch", self.epoch) != self.epoch:
+                raise SimulatedCrash("simulated power loss (while paused)")
         if self.crash_countdown > 0:
             self.crash_countdown -= 1
             if self.crash_countdown == 0:

@@ -16,6 +16,8 @@ cdef class BTreeEngine(Engine):
     cdef uint32_t page_size              # bytes per page asked for at creation; constant
     cdef Py_ssize_t cache_size           # bytes of clean pages kept in memory; constant
     cdef uint64_t checkpoint_size        # log bytes that trigger a checkpoint; constant
+    cdef uint64_t log_covered            # log offset up to which this open's last checkpoint holds the
+                                         # commits (a log recycled since starts again below it); writer lock
     cdef Py_ssize_t dirty_limit          # dirty pages that trigger a checkpoint; constant
     cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
     # Several opens (processes) of one database (docs/format/shm.md). All under the writer lock.
@@ -32,6 +34,11 @@ cdef class BTreeEngine(Engine):
     cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
 
     cdef int checkpoint_locked(self, bint mirror) except -1
+    cdef bint checkpoint_due(self)
+    cdef int checkpoint_beside_commits(self) except -1
+    cdef int publish_checkpoint(self, uint64_t seq) except -1
+    cdef int lock_checkpoints(self) except -1
+    cdef int unlock_checkpoints(self) except -1
     cdef int open_view(self, File data, str data_path, bint shared) except -1
     cdef int lock_shared_log(self) except -1
     cdef int unlock_shared_log(self) except -1

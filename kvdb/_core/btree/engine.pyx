@@ -12,7 +12,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal cimport Wal
-from kvdb._core.btree.pager cimport Pager
+from kvdb._core.btree.pager cimport CheckpointPlan, Pager
 from kvdb._core.btree.tree cimport BTree
 from kvdb._core.engine import replayed_ops
 from kvdb._core.btree.pager import reclaim_pages
@@ -25,6 +25,10 @@ from kvdb.errors import CorruptionError, IOFailureError, ReadOnlyError
 
 DATA_FILE = "data.kvdb"                  # the page file
 WAL_FILE = "wal-000001.log"              # the one log file
+LOG_RECYCLE_FACTOR = 4                   # log bytes, in checkpoint_size units, past which a checkpoint
+                                         # holds the writer lock throughout to recycle the log
+TAIL_FACTOR = 8                          # a background checkpoint whose commits-meanwhile took at most
+                                         # checkpoint_size / TAIL_FACTOR of log writes them under the lock
 
 
 class LogMoved(Exception):
@@ -416,16 +420,38 @@ cdef class BTreeEngine(Engine):
         reclaim_pages(self.pager, self.min_live())
         return 0
 
+    cdef bint checkpoint_due(self):
+        """The log holds checkpoint_size bytes past this open's last checkpoint, or the dirty pages
+        fill three quarters of the cache (writer lock held, or a hint read without it)."""
+        cdef uint64_t off = self.wal.write_off
+        cdef uint64_t covered = self.log_covered if self.log_covered <= off else 0
+        return off - covered >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit
+
     cdef int committed(self) except -1:
-        if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
+        if self.checkpoint_due():
             self.wake.set()
         return 0
 
     # -- maintenance -----------------------------------------------------
+    #
+    # Locks, always taken in this order: `maint` (one checkpoint of this open at a time; close
+    # waits for it), the checkpoint lock (one checkpoint of the file at a time, across opens and
+    # processes: O4), the writer lock, the commit mutex.
+
+    cdef int lock_checkpoints(self) except -1:
+        if self.shm is not None:
+            self.shm.lock_checkpoints()
+        return 0
+
+    cdef int unlock_checkpoints(self) except -1:
+        if self.shm is not None:
+            self.shm.unlock_checkpoints()
+        return 0
 
     cdef int checkpoint_locked(self, bint mirror) except -1:
         """Write the dirty pages and the meta (both meta copies with `mirror`), then reset the
-        log (writer lock held). A failure makes the database refuse writes."""
+        log, all under the writer lock (`maint` and the checkpoint lock held too). A failure makes
+        the database refuse writes."""
         cdef bint took = False
         try:
             if self.shm is not None and not self.holding:
@@ -439,20 +465,7 @@ cdef class BTreeEngine(Engine):
                     or (mirror and not self.pager.mirrored):
                 self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, mirror, self.tree.expiring)
                 self.set_base_gen(self.pager.meta.generation)
-            self.wal.mark_synced(self.seq)
-            self.write_gen += 1
-            try:
-                if self.shm is not None:
-                    self.publish()   # O1: the meta is durable
-                    self.shm.set_base(self.oldest_view_gen(), self.seq)
-                    self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())
-                reclaim_pages(self.pager, self.min_live())
-            finally:
-                self.write_gen += 1
-            if self.wal.base_seq != self.seq or self.wal.write_off > WAL_HEADER_SIZE:
-                self.wal.reset(self.seq)
-                if self.shm is not None:
-                    self.publish()
+            self.publish_checkpoint(self.seq)
         except BaseException as e:
             self.host()._fail(e)
             raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
@@ -461,10 +474,100 @@ cdef class BTreeEngine(Engine):
                 self.unlock_shared_log()
         return 0
 
-    cdef int checkpoint(self) except -1:
+    cdef int checkpoint_beside_commits(self) except -1:
+        """The background checkpoint (`maint` and the checkpoint lock held): choose the pages of
+        the newest version under the writer lock, write them and the meta without it while
+        commits go on (P6), then take it again to publish the meta. If commits came meanwhile, the
+        log is recycled only if they are few (then a second checkpoint writes them under the
+        lock); else it keeps growing, and once it holds LOG_RECYCLE_FACTOR times checkpoint_size
+        the checkpoint holds the writer lock throughout, to recycle it."""
+        cdef CheckpointPlan plan
+        cdef bint took = False
+        cdef uint64_t seq, log_off
         with self.lock:
-            self.host()._check_writable()
-            self.checkpoint_locked(False)
+            db = self.host()
+            if db is None or not db._accepting_writes() or not self.checkpoint_due():
+                return 0
+            if self.wal.write_off >= LOG_RECYCLE_FACTOR * self.checkpoint_size or not (
+                    self.pager.dirty or self.pager.pending_ckpt or self.pager.meta.seq != self.seq):
+                return self.checkpoint_locked(False)
+            try:
+                if self.shm is not None:
+                    self.lock_shared_log()
+                    took = True
+                    if self.stale():
+                        db._catch_up_locked()    # the newest meta's free pages are the ones to use
+                seq = self.seq
+                log_off = self.wal.write_off
+                plan = self.pager.begin_checkpoint(seq, self.tree.root, self.tree.entries, self.tree.expiring)
+            except BaseException as e:
+                db._fail(e)
+                raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+            finally:
+                if took:
+                    self.unlock_shared_log()
+                    took = False
+        try:
+            self.pager.write_checkpoint(plan, False)
+        except BaseException as e:
+            with self.lock:
+                self.pager.abort_checkpoint(plan)
+                db._fail(e)
+            raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+        with self.lock:
+            try:
+                if self.shm is not None:
+                    self.lock_shared_log()
+                    took = True
+                    if self.stale():
+                        db._catch_up_locked()    # publish no commit count below the published one
+                self.pager.end_checkpoint(plan)
+                self.set_base_gen(plan.meta.generation)
+                self.log_covered = log_off
+                self.publish_checkpoint(seq)
+            except BaseException as e:
+                db._fail(e)
+                raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
+            finally:
+                if took:
+                    self.unlock_shared_log()
+            if self.seq != seq and log_off <= self.wal.write_off <= log_off + self.checkpoint_size // TAIL_FACTOR:
+                # Few commits came meanwhile: write their pages too, under the lock, so that the
+                # log is recycled now rather than left to grow.
+                self.checkpoint_locked(False)
+        return 0
+
+    cdef int publish_checkpoint(self, uint64_t seq) except -1:
+        """The meta holding commits up to `seq` is durable (writer lock and, if shared, the commit
+        mutex held): tell the log and the other opens, let freed pages go, and recycle the log
+        if the meta holds every commit in it."""
+        self.wal.mark_synced(seq)
+        self.write_gen += 1
+        try:
+            if self.shm is not None:
+                self.publish()   # O1: the meta is durable
+                self.shm.set_base(self.oldest_view_gen(), self.seq)
+                self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())
+            reclaim_pages(self.pager, self.min_live())
+        finally:
+            self.write_gen += 1
+        if self.seq == seq:
+            if self.wal.base_seq != self.seq or self.wal.write_off > WAL_HEADER_SIZE:
+                self.wal.reset(self.seq)
+                if self.shm is not None:
+                    self.publish()
+            self.log_covered = self.wal.write_off
+        return 0
+
+    cdef int checkpoint(self) except -1:
+        with self.maint:
+            self.lock_checkpoints()
+            try:
+                with self.lock:
+                    self.host()._check_writable()
+                    self.checkpoint_locked(False)
+            finally:
+                self.unlock_checkpoints()
         return 0
 
     cdef int compact(self, object lo, object hi) except -1:
@@ -472,15 +575,17 @@ cdef class BTreeEngine(Engine):
         return self.checkpoint()
 
     cdef int maintain(self) except -1:
-        if self.wal.write_off >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit:
-            with self.lock:
-                db = self.host()
-                if db is not None and db._accepting_writes():
-                    self.checkpoint_locked(False)
+        if not self.read_only and self.checkpoint_due():
+            with self.maint:
+                self.lock_checkpoints()
+                try:
+                    self.checkpoint_beside_commits()
+                finally:
+                    self.unlock_checkpoints()
         return 0
 
     cdef object verify(self):
-        with self.lock:
+        with self.maint, self.lock:      # no checkpoint half done (P6: its pages are not yet on disk)
             reachable, count, expiring = self.tree.verify(self.tree.root, True)
             if count != self.tree.entries:
                 raise CorruptionError(f"{self.pager.path}: tree holds {count} keys, meta says {self.tree.entries}",
@@ -547,7 +652,11 @@ cdef class BTreeEngine(Engine):
     cdef int close_locked(self, bint last) except -1:
         if not last:
             return 0                     # the other opens go on; the log holds every commit
-        self.checkpoint_locked(True)
+        self.lock_checkpoints()          # `maint` is held: no checkpoint of this open is under way
+        try:
+            self.checkpoint_locked(True)
+        finally:
+            self.unlock_checkpoints()
         try:
             self.wal.shrink()
         except OSError as e:

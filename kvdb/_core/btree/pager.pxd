@@ -44,6 +44,11 @@
 #   P5. With other opens (shared), a page free in the meta of generation g, or freed by the
 #       checkpoint that wrote it, is reused only when every open's base generation is at least g
 #       (O2 in shared.pxd): no open still reads an older meta that reaches it.
+#   P6. A checkpoint of version s writes exactly the pages dirty when it began, while commits
+#       after s go on: from its beginning those pages are never changed in place (a commit copies
+#       them, B4) and, once freed, wait as on-disk pages do (P2); they are not evicted before
+#       they are on disk (P3). One checkpoint of a file runs at a time (the checkpoint lock,
+#       docs/format/shm.md).
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -90,7 +95,8 @@ cdef enum:
 cdef class Page:
     cdef unsigned char *data    # page_size bytes, owned (malloc); contents guarded by the writer lock
     cdef uint32_t pgno          # constant
-    cdef bint dirty             # not yet written by a checkpoint: never evicted (P3)
+    cdef bint dirty             # written by no checkpoint yet, nor by one begun (P6): never evicted (P3),
+                                # changed in place when no snapshot sees it (birth)
     cdef bint ref               # CLOCK reference bit
     cdef uint64_t birth         # seq of the commit that allocated the pgno; a dirty page with
                                 # birth above every live snapshot may be changed in place
@@ -107,6 +113,18 @@ cdef class Meta:
     cdef public uint64_t expiring   # keys with an expiry
 
 
+cdef class CheckpointPlan:
+    # One checkpoint between begin_checkpoint and end_checkpoint (or abort_checkpoint); written
+    # at begin under the writer lock, then read by the checkpointing thread alone (P6).
+    cdef list pages             # the Pages dirty at begin, sorted by pgno: written, never changed
+    cdef list fl_pages          # the new freelist's Pages, at pgnos reserved past the old high-water mark
+    cdef list moved             # [(seq, pgno)] on-disk pages freed before begin (pending_ckpt then)
+    cdef Meta meta              # the meta the checkpoint makes durable
+    cdef uint32_t saved_count   # page_count before the freelist pages were reserved
+    cdef uint32_t slot          # meta page written (set by write_checkpoint)
+    cdef bint mirrored          # both meta pages written (set by write_checkpoint)
+
+
 cdef class Pager:
     # All fields are guarded by the database's writer lock except where noted;
     # readers touch only `pool`, `ring` and the counters, under the GIL.
@@ -120,7 +138,7 @@ cdef class Pager:
     cdef Py_ssize_t nslots      # entries allocated in `slots`
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring
-    cdef dict dirty             # pgno -> Page to write at the next checkpoint
+    cdef dict dirty             # pgno -> Page to write at the next checkpoint (not yet begun, P6)
     cdef list free_pages        # pgnos reusable now
     cdef list pending_snap      # [(seq, pgno)] sorted by seq: reusable once no snapshot is below seq
     cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint
@@ -150,6 +168,10 @@ cdef class Pager:
     cdef int reclaim(self, uint64_t min_live_seq) except -1
     cdef int _admit(self, Page page) except -1
     cdef int write_pages(self, list pages) except -1
+    cdef CheckpointPlan begin_checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, uint64_t expiring)
+    cdef int write_checkpoint(self, CheckpointPlan plan, bint mirror) except -1
+    cdef int end_checkpoint(self, CheckpointPlan plan) except -1
+    cdef int abort_checkpoint(self, CheckpointPlan plan) except -1
 
 
 

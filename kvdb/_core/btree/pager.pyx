@@ -522,20 +522,31 @@ cdef class Pager:
         return page.raw(self.page_size)
 
     def checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, bint mirror, uint64_t expiring=0):
-        """Make the version `seq` (tree `root`) durable:
-        1. write the freelist for the new version to pages past the high-water mark;
-        2. write every dirty page to its own (free) slot, fsync  (P1: nothing the old meta reaches);
-        3. write the meta to the other slot, fsync  — the version is now durable;
-        4. in memory: pages the old version alone reached become reusable (P2).
-        With `mirror`, the meta is then copied to the other slot as well (clean close),
-        so a later bit flip in either meta page still leaves a whole one.
-        """
+        """Make the version `seq` (tree `root`) durable, all under the writer lock:
+        begin_checkpoint, write_checkpoint, end_checkpoint (abort_checkpoint on a failure)."""
+        cdef CheckpointPlan plan = self.begin_checkpoint(seq, root, entries, expiring)
+        try:
+            self.write_checkpoint(plan, mirror)
+        except BaseException:
+            self.abort_checkpoint(plan)
+            raise
+        self.end_checkpoint(plan)
+
+    cdef CheckpointPlan begin_checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, uint64_t expiring):
+        """What the checkpoint of version `seq` writes (writer lock held; quick, in memory):
+        1. the freelist of that version, in pages reserved past the high-water mark;
+        2. every dirty page, which from now on is written, not changed: `dirty` is cleared (so a
+           commit copies the page before changing it, B4, and a page freed from now on waits
+           as an on-disk page does, P2) while the page stays in the pool, out of the CLOCK ring
+           until end_checkpoint (so it is not evicted before it is on disk, P3);
+        3. the on-disk pages freed so far, which the new meta no longer reaches (P6)."""
         cdef uint32_t ps = self.page_size
         cdef uint32_t per = (ps - PAGE_HEADER_SIZE) // 4
         cdef Page page
-        cdef uint32_t i, n
+        cdef uint32_t i, n_fl
         cdef Py_ssize_t k
         cdef uint32_t fpg
+        cdef CheckpointPlan plan = CheckpointPlan.__new__(CheckpointPlan)
         free_now = list(self.free_pages)
         free_now.extend([p for _, p in self.pending_snap])
         free_now.extend([p for _, p in self.pending_ckpt])
@@ -543,8 +554,9 @@ cdef class Pager:
         free_now.extend(self.freelist_pages)
         free_now.sort()
         n_fl = (len(free_now) + per - 1) // per
+        if <uint64_t>self.page_count + n_fl >= PAGE_COUNT_LIMIT:
+            raise ValueError("database is full: the 32-bit page number space is exhausted")
         fl_pages = []
-        saved_count = self.page_count
         for i in range(n_fl):
             page = new_page(ps, self.page_count + i, PAGE_FREELIST)
             chunk = free_now[i * per:(i + 1) * per]
@@ -554,57 +566,88 @@ cdef class Pager:
             put_u16(page.data + OFF_LOWER, len(chunk))
             put_u32(page.data + OFF_LINK, self.page_count + i + 1 if i + 1 < n_fl else 0)
             fl_pages.append(page)
-        new_count = self.page_count + n_fl
-        dirty = sorted(self.dirty.values(), key=_pgno_of)
-        try:
-            self.write_pages(dirty + fl_pages)
-            self.file.sync()
-            meta = Meta()
-            meta.generation = self.meta.generation + 1
-            meta.seq = seq
-            meta.root = root
-            meta.freelist = (<Page>fl_pages[0]).pgno if fl_pages else 0
-            meta.page_count = new_count
-            meta.entries = entries
-            meta.expiring = expiring
-            # never overwrite the meta the durable version was read from
-            slot = META_PGNO_B if self.meta_slot == META_PGNO_A else META_PGNO_A
-            self.file.write_at(slot * <uint64_t>ps, self._encode_meta(meta, slot))
-            self.file.sync()
-            self.meta_slot = slot
-            self.mirrored = False
-            if mirror:
-                other = META_PGNO_B if slot == META_PGNO_A else META_PGNO_A
-                self.file.write_at(other * <uint64_t>ps, self._encode_meta(meta, other))
-                self.file.sync()
-                self.mirrored = True
-        except BaseException:
-            self.page_count = saved_count
-            raise
-        # Durable. Dirty pages are now clean and evictable.
-        for p in dirty:
-            page = <Page>p
-            page.dirty = False
-            self.ring.append(page)
+        plan.saved_count = self.page_count
+        self.page_count += n_fl              # reserved: commits from now on allocate past them
+        plan.pages = sorted(self.dirty.values(), key=_pgno_of)
+        for p in plan.pages:
+            (<Page>p).dirty = False
         self.dirty = {}
-        self.page_count = new_count
+        plan.fl_pages = fl_pages
+        plan.moved = self.pending_ckpt
+        self.pending_ckpt = []
+        meta = Meta()
+        meta.generation = self.meta.generation + 1
+        meta.seq = seq
+        meta.root = root
+        meta.freelist = (<Page>fl_pages[0]).pgno if fl_pages else 0
+        meta.page_count = self.page_count
+        meta.entries = entries
+        meta.expiring = expiring
+        plan.meta = meta
+        return plan
+
+    cdef int write_checkpoint(self, CheckpointPlan plan, bint mirror) except -1:
+        """Write the plan's pages, fsync, then its meta to the slot the durable meta was not
+        read from, fsync: the version is durable. With `mirror`, the meta is then copied to the
+        other slot as well (clean close), so a later bit flip in either meta page still leaves a
+        whole one. Touches only the file and the plan's pages, which no commit changes (P6):
+        needs the checkpoint exclusion, not the writer lock."""
+        cdef uint32_t ps = self.page_size
+        self.write_pages(plan.pages + plan.fl_pages)
+        self.file.sync()
+        # never overwrite the meta the durable version was read from
+        plan.slot = META_PGNO_B if self.meta_slot == META_PGNO_A else META_PGNO_A
+        self.file.write_at(plan.slot * <uint64_t>ps, self._encode_meta(plan.meta, plan.slot))
+        self.file.sync()
+        plan.mirrored = False
+        if mirror:
+            other = META_PGNO_B if plan.slot == META_PGNO_A else META_PGNO_A
+            self.file.write_at(other * <uint64_t>ps, self._encode_meta(plan.meta, other))
+            self.file.sync()
+            plan.mirrored = True
+        return 0
+
+    cdef int end_checkpoint(self, CheckpointPlan plan) except -1:
+        """The plan's meta is durable (writer lock held): its pages become clean and evictable,
+        and the pages it stopped reaching wait for the snapshots (P2) and other opens (P5)."""
+        cdef Page page
+        self.meta_slot = plan.slot
+        self.mirrored = plan.mirrored
+        for p in plan.pages:
+            page = <Page>p
+            if self.pool.get(page.pgno) is page:
+                self.ring.append(page)
         old_fl = self.freelist_pages
-        self.freelist_pages = [(<Page>p).pgno for p in fl_pages]
-        moved = [(s, p) for s, p in self.pending_ckpt]
-        moved.extend([(seq + 1, p) for p in old_fl])
+        self.freelist_pages = [(<Page>p).pgno for p in plan.fl_pages]
+        moved = plan.moved
+        moved.extend([(plan.meta.seq + 1, p) for p in old_fl])
         if self.shared:
             for _, p in moved:
-                self.gen_gate[p] = meta.generation      # P5: opens on older metas may read them
+                self.gen_gate[p] = plan.meta.generation     # P5: opens on older metas may read them
         if moved:
             self.pending_snap.extend(moved)
             self.pending_snap.sort()
-        self.pending_ckpt = []
-        self.meta = meta
+        self.meta = plan.meta
         self.checkpoints += 1
         # Trim the ring back under capacity now that it holds the freshly written pages.
         if len(self.ring) > max(8, self.capacity - len(self.dirty)) and self.ring:
             page = <Page>self.ring.pop()
             self._admit(page)
+        return 0
+
+    cdef int abort_checkpoint(self, CheckpointPlan plan) except -1:
+        """write_checkpoint failed (writer lock held; the database then refuses writes): the
+        pages freed before it began wait again, and the plan's pages, which the file may not hold,
+        stay dirty, so they are never evicted and re-read."""
+        plan.moved.extend(self.pending_ckpt)
+        self.pending_ckpt = plan.moved
+        for p in plan.pages:
+            if self.pool.get((<Page>p).pgno) is p:
+                (<Page>p).dirty = True
+                self.dirty[(<Page>p).pgno] = p
+        if self.page_count == plan.saved_count + len(plan.fl_pages):
+            self.page_count = plan.saved_count      # nothing allocated since: the reservation goes
+        return 0
 
     def stats(self):
         return {

@@ -20,6 +20,10 @@
 #   O3. An open that dies holding the commit mutex leaves it to the next taker (a robust mutex:
 #       EOWNERDEAD), which publishes what the files hold (the meta pages, the log's header and
 #       whole records) before going on; a slot whose lock byte is free is a dead open's.
+#   O4. One open at a time checkpoints the data file: it holds the checkpoint lock (an exclusive
+#       open-file-description lock on byte SHM_CHECKPOINT_LOCK) from before it chooses the pages
+#       it writes until its meta is durable and published. An open never waits for it while
+#       holding the commit mutex.
 
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -28,12 +32,13 @@ cdef extern from "<pthread.h>" nogil:
         pass
 
 cdef enum:
-    SHM_VERSION = 1
+    SHM_VERSION = 2                  # 2: the checkpoint lock (O4); an open of version 1 would not take it
     SHM_SLOTS = 60                   # opens at once: (SHM_SLOT_LOCK_BASE - SHM_HEADER_SIZE) // SHM_SLOT_SIZE,
                                      # so that the slots end inside the one mapped page
     SHM_SLOT_SIZE = 64
     SHM_HEADER_SIZE = 256
     SHM_SLOT_LOCK_BASE = 4096        # slot i is held by a lock on this byte + i of the file
+    SHM_CHECKPOINT_LOCK = 4096 + 60  # the checkpoint lock's byte (O4): just past the slots' bytes
 
 cdef struct ShmHeader:
     char magic[8]                    # b"kvdb-shm"
@@ -71,6 +76,8 @@ cdef class SharedMemory:
 
     cdef int lock(self) except -1    # take the commit mutex (waits with the GIL released)
     cdef int unlock(self) except -1
+    cdef int lock_checkpoints(self) except -1    # take the checkpoint lock (O4; waits with the GIL released)
+    cdef int unlock_checkpoints(self) except -1
     cdef uint64_t commit_seq(self) noexcept nogil
     cdef uint64_t pub_now(self) noexcept nogil   # the seqlock: changes with every publication
     cdef tuple published(self)       # (commit_seq, log_end, log_salt, log_base, ckpt_gen, pub), consistent

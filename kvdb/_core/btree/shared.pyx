@@ -189,6 +189,17 @@ cdef class SharedMemory:
     def commit_seq_now(self):
         return shm_load(&self.hdr.commit_seq)
 
+    # -- the checkpoint lock (O4) ----------------------------------------------
+
+    cdef int lock_checkpoints(self) except -1:
+        byte_lock(self.fd, BYTE_EXCLUSIVE, SHM_CHECKPOINT_LOCK, True)
+        return 0
+
+    cdef int unlock_checkpoints(self) except -1:
+        if self.fd >= 0:
+            byte_lock(self.fd, BYTE_FREE, SHM_CHECKPOINT_LOCK, False)
+        return 0
+
     # -- slots (O2) -----------------------------------------------------------
 
     def claim_slot(self, uint64_t base_gen):
