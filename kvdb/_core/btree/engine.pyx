@@ -508,6 +508,9 @@ cdef class BTreeEngine(Engine):
                     self.unlock_shared_log()
                     took = False
         try:
+            # The log stays, and its records up to seq may be unsynced there: recovery needs none
+            # of them (the meta holds them), and a later record saying seq is durable (`synced`)
+            # is not taken as mid-log damage, since W2 looks only past the meta's seq.
             self.pager.write_checkpoint(plan, False)
         except BaseException as e:
             with self.lock:
