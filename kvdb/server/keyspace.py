@@ -275,8 +275,14 @@ class Store:
                                      # group's writes are lost (rollback, failed commit)
         self.counter = None          # the Keyspace whose count records each commit carries (C6)
 
+    def reader(self):
+        """What reads go through: the group's transaction once it began, else the database.
+        (Not `tx or db`: a transaction is a mapping, so its truth is whether it is empty, which
+        costs a scan.)"""
+        return self.tx if self.tx is not None else self.db
+
     def get(self, key):
-        return (self.tx or self.db).get(key)
+        return self.reader().get(key)
 
     def put(self, key, value):
         if self.tx is None:
@@ -291,7 +297,7 @@ class Store:
         self.tx.discard(key)
 
     def scan(self, start=None, end=None, prefix=None, reverse=False):
-        return (self.tx or self.db).scan(start=start, end=end, prefix=prefix, reverse=reverse)
+        return self.reader().scan(start=start, end=end, prefix=prefix, reverse=reverse)
 
     def writer(self):
         """The transaction, begun if needed (for layers that write through it, like documents)."""

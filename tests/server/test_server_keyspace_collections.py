@@ -193,3 +193,19 @@ def test_name_limit():
     with pytest.raises(ksmod.NameTooLong, match=str(ksmod.MAX_NAME)):
         ksmod.check_name(b"x" * (ksmod.MAX_NAME + 1))
     ksmod.check_name(b"x" * ksmod.MAX_NAME)
+
+
+def test_a_group_reads_through_its_transaction_even_when_that_sees_no_key(tmp_path):
+    """Once a command group wrote, its reads go through its transaction, also when the
+    transaction's view of the database is empty: a Transaction is a mapping, so `tx or db`
+    (the old reader) took an empty one for false, read the database and saw a deleted key,
+    and for a non-empty one paid a scan per read (ZADD of 100k members took 100 s)."""
+    from kvdb.server.keyspace import Store
+    db = kvdb.open(str(tmp_path / "db"))
+    db.put(b"only", b"value")
+    store = Store(db)
+    store.delete(b"only")                # the transaction now sees no key at all
+    assert store.get(b"only") is None
+    assert list(store.scan()) == []
+    store.tx.rollback()
+    db.close()

@@ -42,7 +42,7 @@ def dump_json(value):
 
 def _collection(c, name, write):
     store = c.server.ks.store
-    owner = store.writer() if write else (store.tx or store.db)
+    owner = store.writer() if write else store.reader()
     try:
         return collection_of(owner, name.decode("utf-8"))
     except UnicodeDecodeError:
