@@ -64,7 +64,9 @@ class Options:
         64 << 20, "size", engine="btree", minimum=0,
         summary="log bytes after which a background checkpoint writes the changes into the data file and "
                 "recycles the log",
-        more="values under 4096 count as 4096")
+        more="values under 4096 count as 4096; the checkpoint writes while commits go on, and the log "
+             "grows on while they do, up to 4 times this before a checkpoint holds writers back to "
+             "recycle it")
     memtable_size: int = _option(
         16 << 20, "size", engine="lsm", minimum=1,
         summary="memtable bytes after which it is flushed to a level-0 table",

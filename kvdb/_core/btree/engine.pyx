@@ -476,8 +476,8 @@ cdef class BTreeEngine(Engine):
 
     cdef int checkpoint_beside_commits(self) except -1:
         """The background checkpoint (`maint` and the checkpoint lock held): choose the pages of
-        the newest version under the writer lock, write them and the meta without it while
-        commits go on (P6), then take it again to publish the meta. If commits came meanwhile, the
+        the newest version under the writer lock, write and fsync them without it while commits
+        go on (P6), then take it again (and the commit mutex) to write the meta and publish it. If commits came meanwhile, the
         log is recycled only if they are few (then a second checkpoint writes them under the
         lock); else it keeps growing, and once it holds LOG_RECYCLE_FACTOR times checkpoint_size
         the checkpoint holds the writer lock throughout, to recycle it."""
@@ -511,7 +511,7 @@ cdef class BTreeEngine(Engine):
             # The log stays, and its records up to seq may be unsynced there: recovery needs none
             # of them (the meta holds them), and a later record saying seq is durable (`synced`)
             # is not taken as mid-log damage, since W2 looks only past the meta's seq.
-            self.pager.write_checkpoint(plan, False)
+            self.pager.write_checkpoint_pages(plan)
         except BaseException as e:
             with self.lock:
                 self.pager.abort_checkpoint(plan)
@@ -524,11 +524,14 @@ cdef class BTreeEngine(Engine):
                     took = True
                     if self.stale():
                         db._catch_up_locked()    # publish no commit count below the published one
+                self.pager.write_checkpoint_meta(plan, False)
                 self.pager.end_checkpoint(plan)
                 self.set_base_gen(plan.meta.generation)
                 self.log_covered = log_off
                 self.publish_checkpoint(seq)
             except BaseException as e:
+                if plan.slot == 0:               # the meta was not written: the pages stay dirty
+                    self.pager.abort_checkpoint(plan)
                 db._fail(e)
                 raise IOFailureError(f"checkpoint failed: {e}; the database refuses writes until reopened") from e
             finally:

@@ -121,8 +121,8 @@ cdef class CheckpointPlan:
     cdef list moved             # [(seq, pgno)] on-disk pages freed before begin (pending_ckpt then)
     cdef Meta meta              # the meta the checkpoint makes durable
     cdef uint32_t saved_count   # page_count before the freelist pages were reserved
-    cdef uint32_t slot          # meta page written (set by write_checkpoint)
-    cdef bint mirrored          # both meta pages written (set by write_checkpoint)
+    cdef uint32_t slot          # meta page written (set by write_checkpoint_meta)
+    cdef bint mirrored          # both meta pages written (set by write_checkpoint_meta)
 
 
 cdef class Pager:
@@ -169,7 +169,8 @@ cdef class Pager:
     cdef int _admit(self, Page page) except -1
     cdef int write_pages(self, list pages) except -1
     cdef CheckpointPlan begin_checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, uint64_t expiring)
-    cdef int write_checkpoint(self, CheckpointPlan plan, bint mirror) except -1
+    cdef int write_checkpoint_pages(self, CheckpointPlan plan) except -1
+    cdef int write_checkpoint_meta(self, CheckpointPlan plan, bint mirror) except -1
     cdef int end_checkpoint(self, CheckpointPlan plan) except -1
     cdef int abort_checkpoint(self, CheckpointPlan plan) except -1
 

@@ -522,11 +522,12 @@ cdef class Pager:
         return page.raw(self.page_size)
 
     def checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, bint mirror, uint64_t expiring=0):
-        """Make the version `seq` (tree `root`) durable, all under the writer lock:
-        begin_checkpoint, write_checkpoint, end_checkpoint (abort_checkpoint on a failure)."""
+        """Make the version `seq` (tree `root`) durable, all under the writer lock: begin_checkpoint,
+        write_checkpoint_pages, write_checkpoint_meta, end_checkpoint (abort_checkpoint on a failure)."""
         cdef CheckpointPlan plan = self.begin_checkpoint(seq, root, entries, expiring)
         try:
-            self.write_checkpoint(plan, mirror)
+            self.write_checkpoint_pages(plan)
+            self.write_checkpoint_meta(plan, mirror)
         except BaseException:
             self.abort_checkpoint(plan)
             raise
@@ -586,15 +587,21 @@ cdef class Pager:
         plan.meta = meta
         return plan
 
-    cdef int write_checkpoint(self, CheckpointPlan plan, bint mirror) except -1:
-        """Write the plan's pages, fsync, then its meta to the slot the durable meta was not
-        read from, fsync: the version is durable. With `mirror`, the meta is then copied to the
-        other slot as well (clean close), so a later bit flip in either meta page still leaves a
-        whole one. Touches only the file and the plan's pages, which no commit changes (P6):
-        needs the checkpoint exclusion, not the writer lock."""
-        cdef uint32_t ps = self.page_size
+    cdef int write_checkpoint_pages(self, CheckpointPlan plan) except -1:
+        """Write the plan's pages and freelist, fsync. None of them is reachable from the
+        durable meta (P1), and no commit changes them (P6): needs the checkpoint exclusion,
+        not the writer lock."""
         self.write_pages(plan.pages + plan.fl_pages)
         self.file.sync()
+        return 0
+
+    cdef int write_checkpoint_meta(self, CheckpointPlan plan, bint mirror) except -1:
+        """After write_checkpoint_pages: the plan's meta to the slot the durable meta was not
+        read from, fsync: the version is durable. With `mirror`, the meta is then copied to the
+        other slot as well (clean close), so a later bit flip in either meta page still leaves a
+        whole one. Writer lock held, and with other opens the commit mutex, so that an open that
+        joins or rebases never finds a meta the shared memory does not announce (O1)."""
+        cdef uint32_t ps = self.page_size
         # never overwrite the meta the durable version was read from
         plan.slot = META_PGNO_B if self.meta_slot == META_PGNO_A else META_PGNO_A
         self.file.write_at(plan.slot * <uint64_t>ps, self._encode_meta(plan.meta, plan.slot))
@@ -636,7 +643,7 @@ cdef class Pager:
         return 0
 
     cdef int abort_checkpoint(self, CheckpointPlan plan) except -1:
-        """write_checkpoint failed (writer lock held; the database then refuses writes): the
+        """Writing the checkpoint failed (writer lock held; the database then refuses writes): the
         pages freed before it began wait again, and the plan's pages, which the file may not hold,
         stay dirty, so they are never evicted and re-read."""
         plan.moved.extend(self.pending_ckpt)
