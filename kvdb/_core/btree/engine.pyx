@@ -477,10 +477,11 @@ cdef class BTreeEngine(Engine):
     cdef int checkpoint_beside_commits(self) except -1:
         """The background checkpoint (`maint` and the checkpoint lock held): choose the pages of
         the newest version under the writer lock, write and fsync them without it while commits
-        go on (P6), then take it again (and the commit mutex) to write the meta and publish it. If commits came meanwhile, the
-        log is recycled only if they are few (then a second checkpoint writes them under the
-        lock); else it keeps growing, and once it holds LOG_RECYCLE_FACTOR times checkpoint_size
-        the checkpoint holds the writer lock throughout, to recycle it."""
+        go on (P6), then take it again (and the commit mutex) to write the meta and publish it.
+        If commits came meanwhile, the log is recycled only if they are few (then a second
+        checkpoint writes them under the lock); else it keeps growing, and once it holds
+        LOG_RECYCLE_FACTOR times checkpoint_size the checkpoint holds the writer lock throughout,
+        to recycle it."""
         cdef CheckpointPlan plan
         cdef bint took = False
         cdef uint64_t seq, log_off
