@@ -123,7 +123,7 @@ cdef class SimFS(FS):
     cdef bint dead                   # every call raises SimulatedCrash until crash()
     cdef dict fail_countdown         # op ("write"/"fsync"/"read") -> calls until one OSError(EIO)
     cdef long epoch                  # power cycles so far: crash() counts one
-    cdef object pause                # (op, reached, resume, thread ident) or None: see pause_next()
+    cdef object pause                # [op, reached, resume, thread ident, calls to skip] or None: pause_next()
     cdef object threads              # threading.local: .epoch, the power cycle of the calling thread
 
     def __init__(self):
@@ -152,13 +152,14 @@ cdef class SimFS(FS):
             raise ValueError("op must be 'write', 'fsync' or 'read'")
         self.fail_countdown[op] = n
 
-    def pause_next(self, str op, reached, resume):
+    def pause_next(self, str op, reached, resume, long skip=0):
         """The next `op` call ("write", "fsync" or "read") made by a thread other than the
-        calling one sets the threading.Event `reached`, then waits for `resume` before it goes on:
-        a test holds another thread (a background checkpoint, say) at that point."""
+        calling one, after `skip` such calls, sets the threading.Event `reached`, then waits for
+        `resume` before it goes on: a test holds another thread (a background checkpoint, say)
+        at that point."""
         if op not in ("write", "fsync", "read"):
             raise ValueError("op must be 'write', 'fsync' or 'read'")
-        self.pause = (op, reached, resume, threading.get_ident())
+        self.pause = [op, reached, resume, threading.get_ident(), skip]
 
     cpdef int thread_started(self) except -1:
         self.threads.epoch = self.epoch
@@ -175,7 +176,14 @@ cdef class SimFS(FS):
         self.io_calls += 1
         pause = self.pause
         if pause is not None and pause[0] == op and pause[3] != threading.get_ident():
-            self.pause = None
+            if pause[4] > 0:
+                pause[4] -= 1
+                pause = None
+            else:
+                self.pause = None
+        else:
+            pause = None
+        if pause is not None:
             pause[1].set()
             pause[2].wait()
             if self.dead or getattr(self.threads, "epoch", self.epoch) != self.epoch:

@@ -3,8 +3,8 @@ kvdb/_core/btree/pager.pxd), and one checkpoint of a file runs at a time (O4 in 
 
 The simulated file system holds the checkpointing thread at one of its I/O calls
 (SimFS.pause_next), so each test knows the checkpoint is half done while it commits."""
-import os
 import random
+import struct
 import threading
 import time
 
@@ -187,27 +187,49 @@ def test_P6_a_failed_checkpoint_write_refuses_writes_and_loses_nothing():
     db.close()
 
 
-def test_P6_the_log_is_recycled_before_it_grows_past_the_recycle_factor():
-    """While commits keep coming, a checkpoint beside them leaves the log whole; one that finds
-    the log LOG_RECYCLE_FACTOR times checkpoint_size long holds the writer lock and recycles it."""
+def log_base(fs):
+    """The base seq in the log's header: the commit the log was last recycled at (W3)."""
+    return struct.unpack_from("<Q", fs.read_file(PATH + "/wal-000001.log"), 16)[0]
+
+
+def test_P6_a_log_past_the_recycle_factor_is_recycled_by_the_next_checkpoint():
+    """Many commits come while a checkpoint writes: it leaves the log whole (they are past its
+    meta). The next checkpoint finds the log LOG_RECYCLE_FACTOR times checkpoint_size long, so it
+    holds the writer lock while it writes, and the log starts again at the newest commit."""
     fs = SimFS()
     db = kvdb.open(PATH, _fs=fs, sync="off", **OPTIONS)
-    log = PATH + "/wal-000001.log"
-    biggest, model = 0, {}
-    limit = (LOG_RECYCLE_FACTOR + 1) * OPTIONS["checkpoint_size"] + (64 << 10)
-    for i in range(12_000):
-        key = b"k%06d" % (i % 3000)
-        db.put(key, b"v%d" % i + b"x" * 100)
-        model[key] = b"v%d" % i + b"x" * 100
-        if i % 100 == 0:
-            biggest = max(biggest, len(fs.read_file(log)))
-        if i % 16 == 0:
-            time.sleep(0.0005)
-    assert checkpoints(db) >= 3
-    assert biggest < limit, f"the log reached {biggest} bytes"
+    reached, resume = threading.Event(), threading.Event()
+    fs.pause_next("fsync", reached, resume)      # the first checkpoint's page fsync
+    model = {}
+    load_until_paused(db, model, reached)
+    base = log_base(fs)
+    reached2, resume2 = threading.Event(), threading.Event()
+    fs.pause_next("fsync", reached2, resume2, skip=1)   # after its meta fsync: the next one's pages
+
+    def flood():                             # far more than checkpoint_size / TAIL_FACTOR of log
+        for i in range((LOG_RECYCLE_FACTOR + 1) * OPTIONS["checkpoint_size"] // 100):
+            db.put(b"f%06d" % i, b"w" * 60)
+            model[b"f%06d" % i] = b"w" * 60
+
+    in_thread(flood, 60.0)
+    seq = db.stats()["seq"]
+    resume.set()                             # the first checkpoint ends; the commits woke the
+    assert reached2.wait(20)                 # background thread, whose next checkpoint is held
+    assert log_base(fs) == base              # the first one left the log as it was
+    late = threading.Thread(target=db.put, args=(b"late", b"x"), daemon=True)
+    late.start()
+    late.join(1.0)
+    assert late.is_alive(), "the recycling checkpoint let a commit in while it wrote"
+    resume2.set()
+    late.join(20)
+    assert not late.is_alive()
+    model[b"late"] = b"x"
+    assert log_base(fs) == seq               # recycled at the last commit before `late`
+    assert dump(db) == model
     db.close()
     db = kvdb.open(PATH, _fs=fs, **OPTIONS)
     assert dump(db) == model
+    assert db.verify()
     db.close()
 
 
@@ -217,8 +239,7 @@ def test_O4_two_opens_checkpoint_one_at_a_time(tmp_path):
     path = str(tmp_path / "db")
     a = kvdb.open(path, sync="off", **OPTIONS)
     b = kvdb.open(path, sync="off", **OPTIONS)
-    model, lock, sizes = {}, threading.Lock(), []
-    log = os.path.join(path, "wal-000001.log")
+    model, lock = {}, threading.Lock()
 
     def writer(db, tag):
         for i in range(4000):
@@ -227,16 +248,14 @@ def test_O4_two_opens_checkpoint_one_at_a_time(tmp_path):
             with lock:
                 db.put(key, val)
                 model[key] = val
-            if i % 100 == 0:
-                sizes.append(os.path.getsize(log))
+            if i % 500 == 499:
+                db._background_step()        # checkpoint now too, whatever the background thread does
 
     ta = threading.Thread(target=writer, args=(a, b"a"))
     tb = threading.Thread(target=writer, args=(b, b"b"))
     ta.start(), tb.start()
     ta.join(120), tb.join(120)
     assert not ta.is_alive() and not tb.is_alive()
-    # 8000 commits of ~130 bytes: without checkpoints recycling it, the log would pass 1 MB
-    assert max(sizes) < (LOG_RECYCLE_FACTOR + 1) * OPTIONS["checkpoint_size"] + (64 << 10), max(sizes)
     assert dump(a) == model and dump(b) == model
     assert a.verify() and b.verify()
     a.close()
