@@ -67,6 +67,12 @@ def store(w, order_kind, new_rowid, ekey, key, mode, payload, now, expire_time, 
             indexed = order
         elif order_kind == ORDER_ACCESS_TIME:
             tx.put(ORDER_VALUE + ekey, U64.pack(order))
+        if indexed > order and order_kind != ORDER_NONE:
+            # The entry it replaces was stored with a later clock reading: another process read
+            # the clock after this one but committed first. The O key moves down (C4).
+            tx.discard(order_key(indexed, rowid, ekey))
+            tx.put(order_key(order, rowid, ekey), b"")
+            indexed = order
         expire_time_old = expire_time_of(old)
         if expire_time_old is not None and expire_time_old != expire_time:
             tx.discard(expiry_key(expire_time_old, rowid, ekey))

@@ -182,3 +182,18 @@ def test_lru_accesses_are_flushed_on_close(tmp_path, clock):
     assert other.cull() == 2
     assert sorted(other.iterkeys()) == [KEYS[0]] + KEYS[3:6]
     other.close()
+
+
+@pytest.mark.parametrize("policy", ["least-recently-stored", "least-recently-used", "least-frequently-used"])
+def test_a_set_that_read_the_clock_before_the_one_it_replaces_keeps_the_index_below_the_order(
+        tmp_path, clock, policy):
+    """Two processes set one key: the second reads the clock first but commits last, so the
+    record it replaces carries a later store time. The O key must follow it down (C4 in
+    docs/format/cache.md), or eviction would pass over the entry."""
+    with Cache(str(tmp_path / "c"), eviction_policy=policy) as cache:
+        clock[0] = 2_000_100.0
+        cache.set("k", "later clock reading, committed first")
+        clock[0] = 2_000_050.0
+        cache.set("k", "earlier clock reading, committed last")
+        assert cache.check() == []
+        assert cache.get("k") == "earlier clock reading, committed last"
