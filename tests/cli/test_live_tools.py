@@ -176,8 +176,11 @@ def files(path):
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         if os.path.isfile(full):
-            with open(full, "rb") as f:
-                found[name] = (f.read(), os.stat(full).st_mtime_ns)
+            try:
+                with open(full, "rb") as f:
+                    found[name] = (f.read(), os.fstat(f.fileno()).st_mtime_ns)
+            except FileNotFoundError:
+                found[name] = None       # removed while listed (a flushed LSM log): still changing
     return found
 
 
