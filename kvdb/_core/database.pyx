@@ -621,6 +621,10 @@ cdef class Database(Handle):
         self.lock.acquire()
         try:
             self.check_writable()
+            if store.stale():
+                # Catch up before taking the lock every process's commits share (begin_commit):
+                # under it, only what other opens publish meanwhile is left to apply.
+                self.catch_up_locked()
             store.begin_commit()
         except BaseException:
             self.lock.release()

@@ -63,7 +63,7 @@ cdef class Wal:
     cdef uint32_t salt           # current generation's salt
     cdef readonly uint64_t base_seq       # checkpoint the generation starts after
     cdef readonly uint64_t write_off      # where the next record goes
-    cdef readonly uint64_t written_seq    # last seq written to the file
+    cdef readonly uint64_t written_seq    # last seq written to the file (guarded by the writer lock)
     cdef readonly uint64_t synced_seq     # last seq known durable (guarded by `cond`)
     cdef bint sync_running       # a group-commit leader is in fsync (guarded by `cond`)
     cdef object cond             # threading.Condition for group commit

@@ -345,7 +345,12 @@ cdef class Wal:
         cdef uint64_t stop = end if not scan else self.file.size()
         if stop < start:
             return None
-        data = self.file.read_at(start, stop - start)
+        # Read straight into a bytes object: catching up with other opens does this per look.
+        cdef Py_ssize_t want = stop - start, got
+        data = PyBytes_FromStringAndSize(NULL, want)
+        got = self.file.pread(<unsigned char *>PyBytes_AS_STRING(data), want, start) if want else 0
+        if got < want:
+            data = data[:got]
         cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = len(data), off = 0, length
         cdef uint32_t saved = self.salt
@@ -372,13 +377,14 @@ cdef class Wal:
         self.salt = salt
         self.base_seq = base_seq
         self.write_off = write_off
-        with self.cond:
-            self.written_seq = written_seq
-            if self.peer_synced is not None:
-                peer = self.peer_synced()
-                if peer > self.synced_seq:
-                    self.synced_seq = min(peer, written_seq)
-            self.cond.notify_all()
+        self.written_seq = written_seq          # the writer lock guards it, as in append_ops
+        if self.peer_synced is not None:
+            peer = self.peer_synced()
+            if peer > self.synced_seq:          # another open's fsync covered more: tell waiters
+                with self.cond:
+                    if peer > self.synced_seq:
+                        self.synced_seq = min(peer, written_seq)
+                    self.cond.notify_all()
 
     def shrink(self):
         """Cut the file back to its header (clean close): every record is checkpointed and
