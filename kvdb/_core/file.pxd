@@ -13,6 +13,11 @@ cdef class File:
 
     cdef Py_ssize_t pread(self, unsigned char *buf, Py_ssize_t n, uint64_t offset) except -1
     cdef int pwrite(self, const unsigned char *buf, Py_ssize_t n, uint64_t offset) except -1
+    # n buffers of `size` bytes each, buffers[i] to offsets[i] (ascending); buffers that are
+    # adjacent in the file go out in one call. OsFile releases the GIL once for all of them, so a
+    # thread writing a checkpoint does not take the GIL back from the committing thread per page.
+    cdef int pwrite_pages(self, unsigned char **buffers, const uint64_t *offsets, Py_ssize_t n,
+                          Py_ssize_t size) except -1
     cdef int sync(self) except -1                 # data durable (fdatasync)
     cdef int truncate(self, uint64_t size) except -1
     cdef uint64_t size(self) except? 0xFFFFFFFFFFFFFFFF

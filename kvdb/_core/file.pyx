@@ -10,10 +10,77 @@ import time
 
 from libc.errno cimport errno, EINTR, EIO
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from posix.unistd cimport close as c_close, pread as c_pread, pwrite as c_pwrite, ftruncate, fdatasync
 
 from kvdb.errors import LockedError, ReadOnlyError
+
+
+cdef extern from "<sys/uio.h>" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t c_pwritev "pwritev" (int fd, const iovec *iov, int iovcnt, long offset)
+
+cdef enum:
+    RUN_MAX_BUFFERS = 64         # buffers in one pwritev (well under IOV_MAX)
+
+
+cdef Py_ssize_t run_end(const uint64_t *offsets, Py_ssize_t n, Py_ssize_t i, Py_ssize_t size,
+                        Py_ssize_t most) noexcept nogil:
+    """The end of the run of buffers from i whose offsets follow each other, at most `most`."""
+    cdef Py_ssize_t j = i + 1
+    while j < n and j - i < most and offsets[j] == offsets[j - 1] + <uint64_t>size:
+        j += 1
+    return j
+
+
+cdef int write_all(int fd, const unsigned char *buf, Py_ssize_t n, uint64_t offset) noexcept nogil:
+    """pwrite n bytes whole: 0, or the errno."""
+    cdef Py_ssize_t done = 0, r
+    while done < n:
+        r = c_pwrite(fd, buf + done, n - done, offset + done)
+        if r < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        if r == 0:
+            return EIO
+        done += r
+    return 0
+
+
+cdef int write_run(int fd, unsigned char **buffers, Py_ssize_t count, Py_ssize_t size,
+                   uint64_t offset) noexcept nogil:
+    """Write `count` buffers of `size` bytes to consecutive places from `offset` with one
+    pwritev (a short write is finished buffer by buffer): 0, or the errno."""
+    cdef iovec iov[RUN_MAX_BUFFERS]
+    cdef Py_ssize_t k, r, full, part
+    cdef int err
+    for k in range(count):
+        iov[k].iov_base = buffers[k]
+        iov[k].iov_len = size
+    while True:
+        r = c_pwritev(fd, iov, <int>count, offset)
+        if r >= 0 or errno != EINTR:
+            break
+    if r < 0:
+        return errno
+    if r == 0:
+        return EIO
+    full = r // size
+    part = r - full * size
+    if part:
+        err = write_all(fd, buffers[full] + part, size - part, offset + full * size + part)
+        if err:
+            return err
+        full += 1
+    for k in range(full, count):
+        err = write_all(fd, buffers[k], size, offset + k * size)
+        if err:
+            return err
+    return 0
 
 
 cdef class File:
@@ -22,6 +89,25 @@ cdef class File:
 
     cdef int pwrite(self, const unsigned char *buf, Py_ssize_t n, uint64_t offset) except -1:
         raise NotImplementedError
+
+    cdef int pwrite_pages(self, unsigned char **buffers, const uint64_t *offsets, Py_ssize_t n,
+                          Py_ssize_t size) except -1:
+        # Through pwrite, one call per run of adjacent buffers (SimFile: one write to tear).
+        cdef Py_ssize_t i = 0, j, k
+        cdef unsigned char *run
+        while i < n:
+            j = run_end(offsets, n, i, size, RUN_MAX_BUFFERS)
+            run = <unsigned char *>malloc((j - i) * size)
+            if run == NULL:
+                raise MemoryError()
+            try:
+                for k in range(i, j):
+                    memcpy(run + (k - i) * size, buffers[k], size)
+                self.pwrite(run, (j - i) * size, offsets[i])
+            finally:
+                free(run)
+            i = j
+        return 0
 
     cdef int sync(self) except -1:
         raise NotImplementedError
@@ -105,6 +191,23 @@ cdef class OsFile(File):
                     err = EIO
                     break
                 done += r
+        self.inflight -= 1
+        if err:
+            raise OSError(err, os.strerror(err), self.path)
+        return 0
+
+    cdef int pwrite_pages(self, unsigned char **buffers, const uint64_t *offsets, Py_ssize_t n,
+                          Py_ssize_t size) except -1:
+        cdef Py_ssize_t i = 0, j
+        cdef int err = 0
+        if self.fd < 0:
+            raise OSError(_errno.EBADF, "file is closed", self.path)
+        self.inflight += 1
+        with nogil:
+            while i < n and err == 0:
+                j = run_end(offsets, n, i, size, RUN_MAX_BUFFERS)
+                err = write_run(self.fd, buffers + i, j - i, size, offsets[i])
+                i = j
         self.inflight -= 1
         if err:
             raise OSError(err, os.strerror(err), self.path)
