@@ -443,6 +443,25 @@ cdef class Database(Handle):
                 self.catch_up_locked()
         return 0
 
+    cdef int apply_deferred(self, list records) except -1:
+        """Writer lock held: apply the commits of other opens that commit_ops read for a commit of
+        its own (Engine.read_published) when that commit fails instead."""
+        cdef Engine store = self.storage
+        store.write_gen += 1
+        try:
+            store.apply_published(records)
+            self.seq = store.seq
+            store.published()
+        except BaseException as e:
+            self.fail(e)
+            self.broken = True
+            if isinstance(e, OSError):
+                raise IOFailureError(f"catching up with other opens of {self.path} failed: {e}") from e
+            raise
+        finally:
+            store.write_gen += 1
+        return 0
+
     cdef int catch_up_locked(self) except -1:
         """Writer lock held: apply other opens' commits and publish them here. A failure part-way
         leaves the engine partly updated, like a failed commit: reads are refused until reopen."""
@@ -621,39 +640,56 @@ cdef class Database(Handle):
         self.lock.acquire()
         try:
             self.check_writable()
-            if store.stale():
-                # Catch up before taking the lock every process's commits share (begin_commit):
-                # under it, only what other opens publish meanwhile is left to apply.
-                self.catch_up_locked()
             store.begin_commit()
         except BaseException:
             self.lock.release()
             raise
         try:
+            last = self.seq
+            deferred = None
             if store.stale():
-                self.catch_up_locked()
-            if txn is not None:
-                t = <Transaction>txn
-                t.validate()
-                t.p.release()        # validated: its snapshot need not hold pages during apply
-            if decide is not None:
-                ops = decide(ops)
-                if not ops:
-                    return 0
-            if counts:
-                ops = with_namespace_counts(self, list(ops))
-            if length < 0:
-                length = ops_size(ops)
-                if length > 0xFFFFFFFF:
-                    raise ValueError("transaction too large: its log record would exceed 4 GiB")
-            seq = self.seq + 1
+                if decide is None and not counts and self.commit_listener is None:
+                    # Others' commits are read and validated against under the shared lock but
+                    # applied after it, with this one: the lock is held for the log I/O only.
+                    deferred = store.read_published()
+                if deferred is None:
+                    self.catch_up_locked()
+                    last = self.seq
+                elif deferred:
+                    last = (<tuple>deferred[-1])[0]
+                    if self.txn_starts:
+                        self.recent.extend([((<tuple>r)[0], [op[0] for op in (<tuple>r)[1]]) for r in deferred])
             try:
-                store.wal.append_ops(ops, length, seq, values)
-            except BaseException as e:
-                self.fail(e)
-                raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
+                if txn is not None:
+                    t = <Transaction>txn
+                    t.validate()
+                    t.p.release()        # validated: its snapshot need not hold pages during apply
+                if decide is not None:
+                    ops = decide(ops)
+                    if not ops:
+                        return 0
+                if counts:
+                    ops = with_namespace_counts(self, list(ops))
+                if length < 0:
+                    length = ops_size(ops)
+                    if length > 0xFFFFFFFF:
+                        raise ValueError("transaction too large: its log record would exceed 4 GiB")
+                seq = last + 1
+                try:
+                    store.wal.append_ops(ops, length, seq, values)
+                except BaseException as e:
+                    self.fail(e)
+                    raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
+            except BaseException:
+                if deferred:
+                    self.apply_deferred(deferred)   # this commit failed; the others' stand
+                raise
+            if deferred:
+                store.end_commit()       # published (O1): the tree follows, outside the shared lock
             store.write_gen += 1
             try:
+                if deferred:
+                    store.apply_published(deferred)
                 if values is None:
                     store.apply(ops, seq)
                 else:

@@ -138,6 +138,20 @@ cdef class Engine:
         write_gen odd): [(seq, keys)] for transaction validation, keys None when unknown."""
         return []
 
+    cdef list read_published(self):
+        """Commit mutex held (begin_commit): the commits other opens published since this one
+        last looked, read and decoded but not applied, [(seq, ops)], with the log taken over so
+        that this open's record goes after them. A commit then validates against their keys and
+        applies them with its own after end_commit, outside the mutex. None when they cannot
+        wait (the B+Tree's rebase onto another open's checkpoint): catch_up() applies them now."""
+        return []
+
+    cdef int apply_published(self, list records) except -1:
+        """Writer lock held, write_gen odd: apply what read_published returned, in order."""
+        if records:
+            raise NotImplementedError
+        return 0
+
     cdef int begin_commit(self) except -1:
         """Writer lock held: take the lock every open's commits share (the B+Tree's commit
         mutex); the database then calls catch_up() and validates."""

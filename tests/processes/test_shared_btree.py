@@ -322,3 +322,43 @@ def test_shm_slots_fit_their_page_and_run_out_with_a_clear_error(tmp_path):
     finally:
         for db in reversed(opens):
             db.close()
+
+
+def test_commit_applies_others_commits_after_the_commit_mutex(db_path):
+    """A commit that finds other opens' commits unapplied reads them under the commit mutex,
+    validates against their keys and applies them with its own after releasing it
+    (Engine.read_published): the open then reads exactly what catching up first would give, and
+    a commit that fails in between (a conflict) still applies them."""
+    a = kvdb.open(db_path, sync="normal")
+    b = kvdb.open(db_path, sync="normal")
+    model = {}
+    try:
+        for i in range(50):
+            a.put(b"a%03d" % i, b"x%d" % i)
+            model[b"a%03d" % i] = b"x%d" % i
+        caught = b.stats()["commits_caught_up"]
+        b.put(b"b", b"1")                      # finds a's 50 commits unapplied
+        model[b"b"] = b"1"
+        assert b.stats()["commits_caught_up"] == caught + 50
+        assert dict(b.scan()) == model
+
+        tx = b.transaction()
+        assert tx.get(b"a000") == b"x0"
+        tx.put(b"c", b"2")
+        a.put(b"a000", b"changed")
+        a.delete(b"a001")
+        model[b"a000"] = b"changed"
+        del model[b"a001"]
+        with pytest.raises(kvdb.ConflictError):
+            tx.commit()                        # reads a's two commits, then fails validation
+        assert b.get(b"a000") == b"changed" and b.get(b"a001") is None and b.get(b"c") is None
+        assert dict(b.scan()) == model
+        b.verify()
+        b.put(b"d", b"3")
+        model[b"d"] = b"3"
+        assert a.get(b"d") == b"3" and dict(a.scan()) == model
+    finally:
+        a.close()
+        b.close()
+    with kvdb.open(db_path) as db:
+        assert dict(db.scan()) == model

@@ -47,4 +47,4 @@ cdef class BTreeEngine(Engine):
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
     cdef uint64_t oldest_view_gen(self)
     cdef int set_base_gen(self, uint64_t gen) except -1
-    cdef int publish(self) except -1
+    cdef int publish(self, uint64_t seq) except -1

@@ -108,7 +108,7 @@ cdef class BTreeEngine(Engine):
         # else: the replayed commits stay in memory (dirty pages)
         if self.shm is not None:
             self.attach_wal()
-            self.publish()
+            self.publish(self.seq)
             if not self.read_only:
                 self.shm.set_recovered()
             self.shm.set_base(self.base_gen, self.seq)
@@ -161,7 +161,7 @@ cdef class BTreeEngine(Engine):
                     self.pager.checkpoint(self.seq, self.tree.root, self.tree.entries, False, self.tree.expiring)
                     self.set_base_gen(self.pager.meta.generation)
                 self.wal.reset(self.seq, True)
-                self.publish()
+                self.publish(self.seq)
                 self.shm.set_recovered()
             self.shm.set_base(self.base_gen, self.seq)
             return self.seq
@@ -268,6 +268,39 @@ cdef class BTreeEngine(Engine):
         self.seen_pub = pub
         self.shm.set_base(self.oldest_view_gen(), self.seq)
         return applied
+
+    cdef list read_published(self):
+        cdef uint32_t salt
+        if self.shm is None:
+            return []
+        while True:
+            commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
+            salt = <uint32_t>salt_
+            if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
+                return None                  # a rebase: catch_up() builds the new view now
+            if commit_seq <= self.seq:
+                self.seen_pub = pub
+                return []
+            try:
+                records = self.published_records(commit_seq, log_end, salt, base, self.seq)
+            except LogMoved as e:
+                if self.shm.pub_now() != pub:
+                    continue
+                raise CorruptionError(e.args[0], path=self.wal.path, offset=e.args[1]) from None
+            break
+        wal_path = self.wal.path
+        decoded = [(seq, replayed_ops(payload, seq, wal_path)) for seq, payload in records]
+        self.wal.adopt(salt, base, log_end, commit_seq)
+        self.seen_pub = pub
+        return decoded
+
+    cdef int apply_published(self, list records) except -1:
+        for seq, ops in records:
+            self.tree.apply(ops, seq, self.max_live())
+            self.seq = seq
+        self.caught_up += len(records)
+        self.shm.set_base(self.oldest_view_gen(), self.seq)
+        return 0
 
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base):
         """A new view on the newest meta: a pager and tree read from it, the clean pages of the
@@ -381,10 +414,12 @@ cdef class BTreeEngine(Engine):
         self.shm.publish(commit_seq, log_end, salt, base, gen)
         return 0
 
-    cdef int publish(self) except -1:
-        self.seen_pub = self.shm.publish(self.seq, self.wal.write_off if self.wal is not None else 0,
+    cdef int publish(self, uint64_t seq) except -1:
+        """Publish commit `seq` (this open's newest, or the record it just appended) and the log's
+        state (O1)."""
+        self.seen_pub = self.shm.publish(seq, self.wal.write_off if self.wal is not None else 0,
                          self.wal.salt if self.wal is not None else 0,
-                         self.wal.base_seq if self.wal is not None else self.seq, self.base_gen)
+                         self.wal.base_seq if self.wal is not None else seq, self.base_gen)
         return 0
 
     cdef int begin_commit(self) except -1:
@@ -396,7 +431,7 @@ cdef class BTreeEngine(Engine):
         if self.holding:
             try:
                 if self.wal.written_seq > self.shm.commit_seq():
-                    self.publish()       # O1: the record is whole in the log
+                    self.publish(self.wal.written_seq)   # O1: the record is whole in the log
             finally:
                 self.unlock_shared_log()
         return 0
@@ -552,7 +587,7 @@ cdef class BTreeEngine(Engine):
         self.write_gen += 1
         try:
             if self.shm is not None:
-                self.publish()   # O1: the meta is durable
+                self.publish(self.seq)   # O1: the meta is durable
                 self.shm.set_base(self.oldest_view_gen(), self.seq)
                 self.pager.reuse_gen = self.shm.min_base(self.oldest_view_gen())
             reclaim_pages(self.pager, self.min_live())
@@ -562,7 +597,7 @@ cdef class BTreeEngine(Engine):
             if self.wal.base_seq != self.seq or self.wal.write_off > WAL_HEADER_SIZE:
                 self.wal.reset(self.seq)
                 if self.shm is not None:
-                    self.publish()
+                    self.publish(self.seq)
             self.log_covered = self.wal.write_off
         return 0
 
