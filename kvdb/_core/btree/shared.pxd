@@ -72,7 +72,7 @@ cdef class SharedMemory:
     cdef readonly int slot           # this open's slot index, -1 before claim_slot
     cdef readonly bint owner_died    # the last lock() found the mutex's holder dead (O3)
     cdef int cpus                    # CPUs this process may run on (lock(): spin only while the opens
-                                     # fit them); constant
+                                     # are at most SPIN_OPENS_PER_CPU per CPU); constant
 
     cdef int lock(self) except -1    # take the commit mutex (waits with the GIL released)
     cdef int unlock(self) except -1
