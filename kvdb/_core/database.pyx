@@ -443,36 +443,23 @@ cdef class Database(Handle):
                 self.catch_up_locked()
         return 0
 
-    cdef int apply_deferred(self, list records) except -1:
-        """Writer lock held: apply the commits of other opens that commit_ops read for a commit of
-        its own (Engine.read_published) when that commit fails instead."""
+    cdef int catch_up_locked(self, list deferred=None) except -1:
+        """Writer lock held: apply other opens' commits and publish them here: those the engine
+        finds, or `deferred`, those commit_ops read for a commit of its own (Engine.read_published,
+        their keys already in `recent`) when that commit failed. A failure part-way leaves the
+        engine partly updated, like a failed commit: reads are refused until reopen."""
         cdef Engine store = self.storage
         store.write_gen += 1
         try:
-            store.apply_published(records)
-            self.seq = store.seq
-            store.published()
-        except BaseException as e:
-            self.fail(e)
-            self.broken = True
-            if isinstance(e, OSError):
-                raise IOFailureError(f"catching up with other opens of {self.path} failed: {e}") from e
-            raise
-        finally:
-            store.write_gen += 1
-        return 0
-
-    cdef int catch_up_locked(self) except -1:
-        """Writer lock held: apply other opens' commits and publish them here. A failure part-way
-        leaves the engine partly updated, like a failed commit: reads are refused until reopen."""
-        cdef Engine store = self.storage
-        store.write_gen += 1
-        try:
-            applied = store.catch_up()
+            if deferred is None:
+                applied = store.catch_up()
+                if applied and self.txn_starts:
+                    self.recent.extend(applied)
+            else:
+                store.apply_published(deferred)
+                applied = deferred
             if applied:
                 self.seq = store.seq
-                if self.txn_starts:
-                    self.recent.extend(applied)
                 store.published()
         except BaseException as e:
             self.fail(e)
@@ -682,7 +669,7 @@ cdef class Database(Handle):
                     raise IOFailureError(f"write to the log failed: {e}; the database refuses writes until reopened") from e
             except BaseException:
                 if deferred:
-                    self.apply_deferred(deferred)   # this commit failed; the others' stand
+                    self.catch_up_locked(deferred)   # this commit failed; the others' stand
                 raise
             if deferred:
                 store.end_commit()       # published (O1): the tree follows, outside the shared lock

@@ -139,11 +139,12 @@ cdef class Engine:
         return []
 
     cdef list read_published(self):
-        """Commit mutex held (begin_commit): the commits other opens published since this one
-        last looked, read and decoded but not applied, [(seq, ops)], with the log taken over so
-        that this open's record goes after them. A commit then validates against their keys and
-        applies them with its own after end_commit, outside the mutex. None when they cannot
-        wait (the B+Tree's rebase onto another open's checkpoint): catch_up() applies them now."""
+        """Writer lock held: the commits other opens published since this one last looked, read
+        and decoded but not applied, [(seq, ops)], with the log taken over so that this open's
+        next record goes after them. A commit calls it under the commit mutex (begin_commit),
+        validates against their keys and applies them with its own after end_commit, outside the
+        mutex; catch_up() applies them at once. None when they cannot be read so (the B+Tree's
+        rebase onto another open's checkpoint): catch_up() rebuilds the view."""
         return []
 
     cdef int apply_published(self, list records) except -1:

@@ -239,26 +239,19 @@ cdef class BTreeEngine(Engine):
 
     cdef list catch_up(self):
         """Apply what other opens committed; a view on a meta older than the newest one (another
-        open checkpointed) is rebuilt on the newest (rebase). Writer lock held, write_gen odd.
-        Reads the log without the commit mutex: if another open recycles it meanwhile, the
-        records read do not check out (their salt is the old one) and it looks again."""
+        open checkpointed) is rebuilt on the newest (rebase). Writer lock held, write_gen odd."""
         cdef uint32_t salt
         if self.shm is None:
             return []
+        decoded = self.read_published()
+        if decoded is not None:
+            self.apply_published(decoded)
+            return [((<tuple>r)[0], [op[0] for op in (<tuple>r)[1]]) for r in decoded]
         while True:
             commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
             salt = <uint32_t>salt_
             try:
-                if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
-                    applied = self.rebase(commit_seq, log_end, salt, base)
-                elif commit_seq > self.seq:
-                    records = self.published_records(commit_seq, log_end, salt, base, self.seq)
-                    applied = self.apply_records(self.tree, records)
-                    if applied:
-                        self.seq = (<tuple>applied[-1])[0]
-                    self.wal.adopt(salt, base, log_end, commit_seq)
-                else:
-                    applied = []
+                applied = self.rebase(commit_seq, log_end, salt, base)
             except LogMoved as e:
                 if self.shm.pub_now() != pub:
                     continue             # the log moved on while it was read: look again
@@ -270,6 +263,9 @@ cdef class BTreeEngine(Engine):
         return applied
 
     cdef list read_published(self):
+        # Also without the commit mutex (catch_up): if another open recycles the log meanwhile,
+        # the records read do not check out (their salt is the old one), `pub` has moved, and it
+        # looks again.
         cdef uint32_t salt
         if self.shm is None:
             return []
