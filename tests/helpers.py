@@ -1,12 +1,8 @@
 """Helpers shared by the test modules (not a test module itself)."""
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
-
-import pytest
 
 import kvdb
 from tests.child_writer import log_value
@@ -64,32 +60,6 @@ def run_child(*args, timeout=60, **kw):
 def popen_child(*args, prefix=(), **kw):
     return subprocess.Popen([*prefix, sys.executable, CHILD, *map(str, args)], env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def kill9_commits_child(path, seconds, checkpoint_size, sync, engine, context):
-    """Run child_writer.py "commits" on `path`, SIGKILL it after `seconds` of committing, and
-    return the last commit it acknowledged (-1: none). Fails the test if the child did not
-    start, reported an error or exited by itself."""
-    child = popen_child("commits", path, 10 ** 9, checkpoint_size, sync, engine)
-    try:
-        first = child.stdout.readline().decode()
-        assert first.strip() == "READY", f"{context}: child did not start: {first!r} " \
-            f"{child.stderr.read().decode()[-2000:] if child.poll() is not None else ''}"
-        time.sleep(seconds)
-        child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    acked = -1
-    for line in out.decode().splitlines():
-        if line.startswith("C "):
-            acked = int(line.split()[1])
-        elif line.startswith(("E ", "X ")):
-            pytest.fail(f"{context}: child failed: {line} {err.decode()[-2000:]}")
-    assert child.returncode == -signal.SIGKILL, f"{context}: child exited by itself: {err.decode()[-2000:]}"
-    return acked
 
 
 def check_commit_state(db, context):

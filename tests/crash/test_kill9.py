@@ -8,11 +8,39 @@ more: the one in flight), and that verify() passes. The next round continues on 
 """
 import os
 import random
+import signal
+import time
 
 import pytest
 
 import kvdb
-from tests.helpers import check_commit_state, kill9_commits_child
+from tests.helpers import check_commit_state, popen_child
+
+
+def run_round(db_path, rng, context, sync, engine):
+    child = popen_child("commits", db_path, 10 ** 9, 64 << 10, sync, engine)
+    acked = -1
+    lines = []
+    try:
+        first = child.stdout.readline().decode()
+        lines.append(first)
+        assert first.strip() == "READY", f"{context}: child did not start: {first!r} " \
+            f"{child.stderr.read().decode()[-2000:] if child.poll() is not None else ''}"
+        # let it commit for a while, then kill it without warning
+        time.sleep(rng.uniform(0.05, 0.6))
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    for line in out.decode().splitlines():
+        if line.startswith("C "):
+            acked = int(line.split()[1])
+        elif line.startswith(("E ", "X ")):
+            pytest.fail(f"{context}: child failed: {line} {err.decode()[-2000:]}")
+    assert child.returncode == -signal.SIGKILL, f"{context}: child exited by itself: {err.decode()[-2000:]}"
+    return acked
 
 
 # sync="normal" and "off" promise to survive a process crash (not power loss): kill -9 too.
@@ -26,8 +54,7 @@ def test_W1_kill9_loses_no_acknowledged_commit(db_path, long_mode, sync, engine)
     total_acked = 0
     for r in range(rounds):
         context = f"engine={engine} sync={sync} round {r} (seed {seed}; rerun with KVDB_TEST_SEED={seed})"
-        # let it commit for a while, then kill it without warning
-        acked = kill9_commits_child(db_path, rng.uniform(0.05, 0.6), 64 << 10, sync, engine, context)
+        acked = run_round(db_path, rng, context, sync, engine)
         if acked >= 0:
             total_acked += acked - last
         with kvdb.open(db_path, engine=engine, sync="full") as db:
