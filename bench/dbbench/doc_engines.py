@@ -9,8 +9,9 @@ Each adapter stores the same documents and answers the same operations:
     update(lo, hi)              $inc score on lo <= grp < hi            (~1% of the documents)
     delete(lo, hi)              delete lo <= grp < hi                   (~1%)
 Every read returns the decoded documents (a list), so each engine does the same work a caller
-would. Indexes: kvdb on grp; sqlite3 an expression index on json_extract(doc, '$.grp');
-montydb and TinyDB have no secondary indexes.
+would. Indexes (two secondary ones, which every insert also writes): kvdb on grp and age; sqlite3
+expression indexes on json_extract(doc, '$.grp') and '$.age'; montydb and TinyDB have no
+secondary indexes.
 """
 import json
 import os
@@ -25,6 +26,7 @@ class KvdbEngine:
         self.db = kvdb.open(os.path.join(path, "kvdb"), sync=sync)
         self.coll = self.db.collection("bench")
         self.coll.create_index("grp")
+        self.coll.create_index("age")
         self.ids = []
 
     def load(self, docs):
@@ -54,7 +56,7 @@ class KvdbEngine:
 
 class SqliteJsonEngine:
     """sqlite3 with JSON1: one table (id INTEGER PRIMARY KEY, doc TEXT), json_extract queries and an
-    expression index on the queried field; WAL journal, synchronous=FULL like kvdb's sync="full"."""
+    expression index on the queried field and one on age; WAL journal, synchronous=FULL like kvdb's sync="full"."""
     name = "sqlite3-json1"
 
     def __init__(self, path, sync):
@@ -63,6 +65,7 @@ class SqliteJsonEngine:
         self.con.execute("PRAGMA synchronous=%s" % {"full": "FULL", "normal": "NORMAL", "off": "OFF"}[sync])
         self.con.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)")
         self.con.execute("CREATE INDEX docs_grp ON docs (json_extract(doc, '$.grp'))")
+        self.con.execute("CREATE INDEX docs_age ON docs (json_extract(doc, '$.age'))")
 
     def load(self, docs):
         dumps = json.dumps

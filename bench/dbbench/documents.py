@@ -6,7 +6,7 @@ sqlite3 with JSON1, on the same documents and operations (bench/dbbench/doc_engi
     kvdb bench documents --num 20000 --runs 1 --engines kvdb,sqlite3-json1
 
 Workloads, in this order, on a fresh database per engine and run:
-    insert_many     all documents in one call                          docs/s
+    insert_many     all documents in one call (two secondary indexes)  docs/s
     find_id         find_one by _id (random)                           ops/s
     find_eq         find on the indexed field grp, ~0.1% each          ops/s
     find_range      find on a range of grp, ~1% each                   ops/s

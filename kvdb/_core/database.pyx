@@ -602,9 +602,10 @@ cdef class Database(Handle):
         recorded for transaction validation. With `count_namespaces` False the ops are committed
         as they are, namespace records included (a replica applying its primary's log, whose
         records already carry them). With `sync_out` (a list) and sync="full", step 4 is left to
-        the caller: (log, seq) is appended to it, for _wait_durable. With `values` (put_many,
-        no `txn` nor `decide`), `ops` holds keys and `values` their values: puts without expiry,
-        committed with no tuple per key (as ops when namespace records must be rewritten).
+        the caller: (log, seq) is appended to it, for _wait_durable. With `values` (put_many, or
+        a transaction's puts; no `decide`), `ops` holds the keys and `values` their values:
+        puts without expiry, committed with no tuple per key (as ops when namespace records must
+        be rewritten).
         """
         cdef uint64_t seq
         cdef Transaction t

@@ -428,7 +428,7 @@ cdef class Transaction(Handle):
         self.check()
         try:
             if self.writes:
-                self.db.commit_ops(self.sorted_ops(), self)
+                self.commit_writes(None)
         finally:
             self._finish()
 
@@ -441,10 +441,26 @@ cdef class Transaction(Handle):
         cdef list sync_out = []
         try:
             if self.writes:
-                self.db.commit_ops(self.sorted_ops(), self, None, True, True, sync_out)
+                self.commit_writes(sync_out)
         finally:
             self._finish()
         return sync_out[0] if sync_out else None
+
+    cdef int commit_writes(self, list sync_out) except -1:
+        """Commit the buffered writes. Puts only, none with a ttl (a bulk insert's usual shape):
+        as the sorted keys and their values, two lists, like put_many, so that a large commit
+        makes no tuple per key (tuples the garbage collector would keep walking); otherwise as
+        sorted ops."""
+        cdef dict writes = self.writes
+        cdef list keys, values
+        if not self.write_expires:
+            keys = sorted(writes)
+            values = [writes[k] for k in keys]
+            if None not in values:
+                self.db.commit_ops(keys, self, None, True, True, sync_out, values)
+                return 0
+        self.db.commit_ops(self.sorted_ops(), self, None, True, True, sync_out)
+        return 0
 
     cdef list sorted_ops(self):
         writes = self.writes

@@ -15,7 +15,7 @@ import threading
 import msgpack
 
 from .errors import InvalidDocument, InvalidDocumentType
-from .objectid import ObjectId
+from .objectid import ObjectId, objectid_from_bytes
 
 EXT_OBJECTID = 1                  # msgpack ext type of an ObjectId
 EXT_DATETIME = 2                  # msgpack ext type of a datetime
@@ -23,7 +23,6 @@ MAX_DOCUMENT_SIZE = 16 << 20      # bytes of an encoded document (MongoDB's limi
 INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1  # msgpack's integer range
 
 EPOCH = datetime.datetime(1970, 1, 1)
-_new_object = object.__new__
 _I64 = struct.Struct(">q")
 _MS = datetime.timedelta(milliseconds=1)
 _NoneType = type(None)
@@ -63,9 +62,7 @@ def _ext(code, data):
 
 def _ext_hook(code, data):
     if code == EXT_OBJECTID:
-        oid = _new_object(ObjectId)
-        oid._bytes = data
-        return oid
+        return objectid_from_bytes(data)
     if code == EXT_DATETIME:
         return EPOCH + datetime.timedelta(milliseconds=_I64.unpack(data)[0])
     return msgpack.ExtType(code, data)

@@ -16,11 +16,12 @@ from kvdb.errors import ConflictError
 from . import update as updates
 from .catalog import (STATE_BUILDING, STATE_READY, CollectionInfo, IndexInfo, catalog_key, check_name,
                       create_catalog, list_names, read_catalog, write_catalog)
-from .codec import _names_ok, check_document, check_values, pack, pack_with_new_id, unpack
+from .codec import check_document, check_values, pack, pack_with_new_id, unpack
 from .cursor import Cursor, run_query
 from .errors import DuplicateKeyError, IndexNotFoundError, InvalidDocument, InvalidQuery, InvalidUpdate
 from .indexes import (Entries, all_keys, check_unique, default_name, delete_entries, describe_key, index_keys,
                       key_values, parse_spec, put_entries)
+from .fastinsert import encode_new
 from .keycodec import encode
 from .objectid import ObjectId, new_objectid
 from .paths import MISSING, leaves, split_path
@@ -205,31 +206,17 @@ class Collection:
                 info = self._info_for_write(w)
                 done = []
                 error = None
-                put = w.put
-                # the common case, inlined: no _id given, only plain single-field indexes
+                # the common case in C (fastinsert): no _id given, only plain single-field indexes
                 fast = None if any(ix.single is None or ix.unique for ix in info.indexes) else \
                     [(ix.prefix, ix.single) for ix in info.indexes]
-                for i, doc in enumerate(batch):
-                    try:
-                        if fast is not None and type(doc) is dict and "_id" not in doc and _names_ok(doc):
-                            oid = new_objectid()
-                            eid = b"\x48" + oid.binary
-                            packed = pack_with_new_id(doc, oid.binary)
-                            keys = []
-                            for prefix, field in fast:
-                                v = doc.get(field)
-                                if type(v) is list:
-                                    break
-                                keys.append(prefix + encode(v) + eid)
-                            else:
-                                if all(len(k) <= MAX_KEY_SIZE for k in keys):
-                                    doc["_id"] = oid
-                                    put(info.doc_prefix + eid, packed)
-                                    for k in keys:
-                                        put(k, eid)
-                                    done.append(oid)
-                                    continue
-                        prepared = self._prepare(doc)
+                i, n = 0, len(batch)
+                while i < n:
+                    if fast is not None:
+                        i = encode_new(batch, i, fast, info.doc_prefix, pack, w.put, done, MAX_KEY_SIZE)
+                        if i == n:
+                            break
+                    try:                       # batch[i] needs the general path
+                        prepared = self._prepare(batch[i])
                         info = self._insert_prepared(w, info, *prepared)
                     except (DuplicateKeyError, InvalidDocument) as e:
                         e.doc_index = start + i
@@ -237,8 +224,10 @@ class Collection:
                         error = error or e
                         if ordered:
                             break
+                        i += 1
                         continue
                     done.append(prepared[0])
+                    i += 1
                 return (done, error), None
             done, error = self._write(fn)
             ids.extend(done)
