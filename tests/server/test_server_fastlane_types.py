@@ -183,6 +183,8 @@ class Harness:
 LISTS = [b"l0", b"l1", b"l2"]
 SETS = [b"s0", b"s1", b"s2"]
 OTHERS = [b"str", b"h"]
+HASHES = [b"h", b"h1"]
+STRINGS = [b"str", b"str1", b"str2"]
 KEYS = LISTS + SETS + OTHERS
 
 
@@ -273,6 +275,21 @@ def random_command(rng, spop=True):
         return [rng.choice(["LPUSH", "SADD", "LLEN", "SCARD", "LPOP", "SPOP", "LRANGE"])]     # wrong arity
     if r < 0.90:
         return ["SELECT", rng.choice([b"0", b"0", b"1"])]
+    if r < 0.93:
+        hk = rng.choice(HASHES) if rng.random() < 0.8 else rng.choice(KEYS)
+        pairs = []
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            field = b"x" * 17000 if rng.random() < 0.01 else b"f%d" % rng.randrange(6)   # past the limit
+            pairs += [field, _value(rng)]
+        return [name_case("HSET"), hk] + pairs + ([b"odd"] if rng.random() < 0.03 else [])
+    if r < 0.95:
+        return [rng.choice(["HGET", "HLEN", "HGETALL", "HDEL"]), rng.choice(HASHES)] + (
+            [b"f%d" % rng.randrange(6)] if rng.random() < 0.5 else [])
+    if r < 0.97:
+        pairs = []
+        for _ in range(rng.choice((1, 2, 3))):
+            pairs += [rng.choice(STRINGS) if rng.random() < 0.85 else rng.choice(KEYS), _value(rng)]
+        return [name_case("MSET")] + pairs + ([b"odd"] if rng.random() < 0.03 else [])
     return [name_case(rng.choice(["RPUSH", "SADD"])), rng.choice(KEYS), _value(rng)]
 
 
@@ -333,7 +350,7 @@ def test_fast_lane_matches_general_path(tmp_path, seed):
     # The script did reach the fast lane's cases.
     calls = fast[2]["calls"]
     for name in ("lpush", "rpush", "lpop", "rpop", "llen", "lindex", "lrange", "sadd", "srem", "sismember",
-                 "scard", "spop"):
+                 "scard", "spop", "hset", "mset"):
         assert calls.get(name, 0) > 5, name
 
 
@@ -354,11 +371,17 @@ def test_fast_lane_runs_the_commands_it_claims(tmp_path):
         h.group([(0, [["RPUSH", "l", "a", "b"], ["LPUSH", "l", "c"], ["LLEN", "l"], ["LINDEX", "l", "1"],
                       ["LRANGE", "l", "0", "-1"], ["LPOP", "l"], ["RPOP", "l"],
                       ["SADD", "s", "x", "y", "z", "w"], ["SISMEMBER", "s", "x"], ["SCARD", "s"], ["SREM", "s", "y"],
-                      ["SPOP", "s"], ["LPOP", "nx"], ["SPOP", "nx"], ["SET", "k", "v"], ["GET", "k"]])])
+                      ["SPOP", "s"], ["LPOP", "nx"], ["SPOP", "nx"], ["SET", "k", "v"], ["GET", "k"],
+                      ["HSET", "hh", "f", "v", "g", "w"], ["HSET", "hh", "f", "x", "f", "y"],
+                      ["MSET", "k", "v2", "k2", "v3", "k", "v4"]])])
         assert seen == []
         out = bytes(c.transport.out)
         assert out.startswith(b":2\r\n:3\r\n:3\r\n$1\r\na\r\n*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nb\r\n"
                               b":4\r\n:1\r\n:4\r\n:1\r\n")
+        assert out.endswith(b"+OK\r\n$1\r\nv\r\n:2\r\n:0\r\n+OK\r\n")
+        h.group([(0, [["HGET", "hh", "f"], ["HLEN", "hh"], ["GET", "k"], ["GET", "k2"], ["DBSIZE"]])])
+        assert bytes(c.transport.out).endswith(b"$1\r\ny\r\n:2\r\n$2\r\nv4\r\n$2\r\nv3\r\n:5\r\n")
+        seen.clear()
         # What it leaves to the general path: emptying pops, counts, expiry, wrong types.
         h.group([(0, [["LPOP", "l"], ["SPOP", "s", "1"], ["PEXPIREAT", "s", str(FUTURE)], ["SCARD", "s"],
                       ["LPUSH", "k", "x"]])])

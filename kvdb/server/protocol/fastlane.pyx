@@ -2,7 +2,8 @@
 """The server's hottest commands without Python frames, run from C when nothing
 about the connection or the key needs the general path:
 
-* strings: GET, plain SET (`SET key value`), INCR, DECR;
+* strings: GET, plain SET (`SET key value`), INCR, DECR, MSET;
+* hashes (fastlane_hashes.pxi): HSET;
 * lists (fastlane_lists.pxi): LPUSH, RPUSH, LPOP and RPOP without a count, LLEN,
   LINDEX, LRANGE;
 * sets (fastlane_sets.pxi): SADD, SREM, SISMEMBER, SCARD, SPOP without a count (its
@@ -72,7 +73,7 @@ from kvdb.server.protocol.resp import OK, ErrorReply
 
 from .. import setsample
 from ..client import COMMANDS_PER_TURN as _PER_TURN, OUTPUT_PER_TURN as _OUT_PER_TURN
-from ..keyspace import LONG_META, MAX_NAME
+from ..keyspace import LONG_FIELDS, LONG_META, MAX_NAME
 from .fastreply import encode_replies
 
 log = logging.getLogger("kvdb.server")
@@ -85,6 +86,8 @@ cdef long long INT64_MAX = 9223372036854775807
 cdef long long INT64_MIN = -INT64_MAX - 1
 cdef Py_ssize_t C_LONG_META = LONG_META
 cdef Py_ssize_t C_MAX_NAME = MAX_NAME
+cdef Py_ssize_t C_LONG_FIELDS = LONG_FIELDS
+cdef Py_ssize_t C_MAX_KEY = kvdb.MAX_KEY_SIZE
 cdef Py_ssize_t C_MAX_VALUE = kvdb.MAX_VALUE_SIZE
 cdef uint64_t POOL_SET_MAX = setsample.POOL_SET_MAX
 cdef Py_ssize_t COMMANDS_PER_TURN = _PER_TURN
@@ -108,7 +111,9 @@ cdef enum:
     KIND_SISMEMBER = 14
     KIND_SCARD = 15
     KIND_SPOP = 16
-    NKINDS = 17
+    KIND_HSET = 17
+    KIND_MSET = 18
+    NKINDS = 19
 
 # name, kind, arity (Redis's: n exact, -n at least), writes
 KIND_TABLE = (
@@ -119,6 +124,7 @@ KIND_TABLE = (
     ("lrange", KIND_LRANGE, 4, False),
     ("sadd", KIND_SADD, -3, True), ("srem", KIND_SREM, -3, True), ("sismember", KIND_SISMEMBER, 3, False),
     ("scard", KIND_SCARD, 2, False), ("spop", KIND_SPOP, 2, True),
+    ("hset", KIND_HSET, -4, True), ("mset", KIND_MSET, -3, True),
 )
 
 
@@ -445,8 +451,12 @@ cdef class FastLane:
                         reply = self.string_command(kind, args, db, key, meta)
                     elif kind <= KIND_LRANGE:
                         reply = list_command(self, kind, args, db, key, meta)
-                    else:
+                    elif kind <= KIND_SPOP:
                         reply = set_command(self, kind, args, db, key, meta)
+                    elif kind == KIND_HSET:
+                        reply = hash_set(self, args, db, key, meta)
+                    else:
+                        reply = self.mset(args, db, prefix)
                 except Exception:   # a failed read, before any write: the general path replies the error
                     break
                 if reply is PASS:
@@ -592,6 +602,40 @@ cdef class FastLane:
             self.ks.keys[db] += 1
         return value
 
+    cdef object mset(self, list args, int db, bytes prefix):
+        """MSET key value [key value ...] (strings.mset: Keyspace.set_string of each pair, in order),
+        when every key is absent or a string without expiry: the records are the plain SET's."""
+        cdef Py_ssize_t argc = len(args), i
+        cdef dict olds = {}
+        cdef bytes key, meta
+        if argc % 2 == 0:
+            return PASS                      # an odd number of arguments: the general path's error
+        waiters = self.waiters
+        for i in range(1, argc, 2):
+            key = <bytes>args[i]
+            if PyBytes_GET_SIZE(key) > C_LONG_META or (waiters and (db, key) in waiters) or \
+                    PyBytes_GET_SIZE(<bytes>args[i + 1]) + 9 > C_MAX_VALUE:
+                return PASS
+            meta = prefix + key
+            if meta not in olds:
+                raw = self.meta_get(meta)
+                if raw is not None and (rbuf(<bytes>raw)[0] != c's' or
+                                        memcmp(rbuf(<bytes>raw) + 1, rbuf(ZERO8), 8) != 0):
+                    return PASS              # another type, or an expiry to drop from the index
+                olds[meta] = raw
+        self.meta_flush()
+        self.mkey = self.mraw = None
+        self.writing()
+        try:
+            for i in range(1, argc, 2):
+                self.put(prefix + <bytes>args[i], STRING_HEADER + <bytes>args[i + 1])
+        except Exception as e:
+            return self.write_failed(KIND_MSET, e)
+        for raw in olds.values():
+            if raw is None:
+                self.ks.keys[db] += 1
+        return OK
+
 
 
 def data_received(c, bytes data):
@@ -627,3 +671,4 @@ def data_received(c, bytes data):
 
 include "fastlane_lists.pxi"
 include "fastlane_sets.pxi"
+include "fastlane_hashes.pxi"
