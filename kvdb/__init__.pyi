@@ -163,6 +163,7 @@ class Database(_Handle[K, V]):
 Engine = Literal["btree", "lsm"]
 SyncMode = Literal["full", "normal", "off"]
 KeyCount = Literal["exact", "scan"]
+ReadPath = Literal["mmap", "pread"]
 
 @dataclass(frozen=True)
 class Options:
@@ -171,6 +172,7 @@ class Options:
     cache_size: int = ...
     page_size: int = ...
     checkpoint_size: int = ...
+    read_path: ReadPath = ...
     memtable_size: int = ...
     sstable_size: int = ...
     level1_size: int = ...
@@ -185,6 +187,7 @@ class _OptionKeywords(TypedDict, total=False):
     cache_size: int
     page_size: int
     checkpoint_size: int
+    read_path: ReadPath
     memtable_size: int
     sstable_size: int
     level1_size: int

@@ -244,7 +244,7 @@ cdef class Database(Handle):
     def __init__(self, path, engine=None, sync="full", cache_size=64 << 20,
                  page_size=4096, checkpoint_size=64 << 20, FS _fs=None, _clock=None,
                  memtable_size=16 << 20, sstable_size=4 << 20, level1_size=64 << 20, key_count="exact",
-                 max_open_tables=None, readonly=False, _exclusive=False, _sole_writer=False, keys=None, values=None):
+                 max_open_tables=None, read_path="mmap", readonly=False, _exclusive=False, _sole_writer=False, keys=None, values=None):
         cdef Engine store
         if not isinstance(readonly, bool):
             raise TypeError(f"readonly must be True or False, not {readonly!r}")
@@ -256,7 +256,8 @@ cdef class Database(Handle):
         checked = check_options(dict(
             engine=engine, sync=sync, cache_size=cache_size, page_size=page_size,
             checkpoint_size=checkpoint_size, memtable_size=memtable_size, sstable_size=sstable_size,
-            level1_size=level1_size, key_count=key_count, max_open_tables=max_open_tables))
+            level1_size=level1_size, key_count=key_count, max_open_tables=max_open_tables,
+            read_path=read_path))
         engine, sync = checked["engine"], checked["sync"]
         if _clock is not None and not callable(_clock):
             raise TypeError("_clock must be a callable returning seconds since the epoch")
@@ -293,7 +294,7 @@ cdef class Database(Handle):
                                      checkpoint_size=checked["checkpoint_size"],
                                      memtable_size=checked["memtable_size"], sstable_size=checked["sstable_size"],
                                      level1_size=checked["level1_size"], key_count=checked["key_count"],
-                                     max_open_tables=checked["max_open_tables"])
+                                     max_open_tables=checked["max_open_tables"], read_path=checked["read_path"])
         # What this open creates, so that a failed open leaves nothing behind: the directories
         # makedirs adds, and (creating a database) the files that were not there before.
         made_dirs = missing_dirs(fs, path)

@@ -21,12 +21,13 @@ import os
 import textwrap
 from typing import Optional
 
-__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "parse_text",
+__all__ = ["Options", "OptionField", "OPTION_FIELDS", "FIELD_NAMES", "ENGINES", "SYNC_MODES", "READ_PATHS", "parse_text",
            "show_text", "parse_size", "format_size", "check_path", "check_options"]
 
 ENGINES = ("btree", "lsm")               # the storage engines, the first one a new database's default
 SYNC_MODES = ("full", "normal", "off")   # durability of a commit, most durable first
 KEY_COUNTS = ("exact", "scan")           # the LSM engine's len(): a kept count, or a scan
+READ_PATHS = ("mmap", "pread")           # how the B+Tree reads pages of its data file
 MIN_PAGE_SIZE = 512                      # B+Tree page sizes (powers of two between), as the file
 MAX_PAGE_SIZE = 32768                    # format allows them (pager.pxd's constants of the same names)
 
@@ -67,6 +68,13 @@ class Options:
         more="values under 4096 count as 4096; the checkpoint writes while commits go on, and the log "
              "grows on while they do, up to 4 times this before a checkpoint holds writers back to "
              "recycle it")
+    read_path: str = _option(
+        "mmap", "choice", engine="btree", choices=READ_PATHS,
+        summary='how pages are read from the data file: "mmap" (in place from a read-only map, through '
+                'the OS page cache) or "pread" (copied into the cache)',
+        more='"mmap" checks each page once per process and keeps only a small handle per page in the cache, '
+             'so a database larger than cache_size reads at memory speed while the OS caches it; but a disk '
+             'read error on a mapped page ends the process (SIGBUS) where "pread" raises IOFailureError')
     memtable_size: int = _option(
         16 << 20, "size", engine="lsm", minimum=1,
         summary="memtable bytes after which it is flushed to a level-0 table",

@@ -16,6 +16,7 @@ cdef class BTreeEngine(Engine):
     cdef uint32_t page_size              # bytes per page asked for at creation; constant
     cdef Py_ssize_t cache_size           # bytes of clean pages kept in memory; constant
     cdef uint64_t checkpoint_size        # log bytes that trigger a checkpoint; constant
+    cdef bint map_reads                  # read_path="mmap": pagers read clean pages from a map; constant
     cdef uint64_t log_covered            # log offset up to which this open's last checkpoint holds the
                                          # commits (a log recycled since starts again below it); writer lock
     cdef Py_ssize_t dirty_limit          # dirty pages that trigger a checkpoint; constant

@@ -43,13 +43,14 @@ cdef class BTreeEngine(Engine):
     lock_role = "member"                 # any number of opens, in any processes, read and write
 
     def __init__(self, FS fs, str path, page_size=4096, cache_size=64 << 20, checkpoint_size=64 << 20,
-                 **lsm_options):
+                 read_path="mmap", **lsm_options):
         """The options are kvdb.open's; those of the LSM engine (memtable_size, ...) are ignored."""
         self.fs = fs
         self.path = path
         self.page_size = page_size
         self.cache_size = cache_size
         self.checkpoint_size = max(checkpoint_size, 4096)
+        self.map_reads = read_path == "mmap"
         self.blind_deletes = False
         self.maint = threading.RLock()
 
@@ -116,7 +117,7 @@ cdef class BTreeEngine(Engine):
 
     cdef int open_view(self, File data, str data_path, bint shared) except -1:
         """The pager and tree of the meta the data file holds now: this open's first view."""
-        self.pager = Pager(data, data_path, self.page_size, self.cache_size, shared)
+        self.pager = Pager(data, data_path, self.page_size, self.cache_size, shared, self.map_reads)
         # dirty pages count against cache_size too; checkpoint when they fill three quarters
         self.dirty_limit = max(64, (self.cache_size // self.pager.page_size) * 3 // 4)
         meta = self.pager.meta
@@ -306,7 +307,8 @@ cdef class BTreeEngine(Engine):
         cdef Pager pager
         cdef BTree tree
         old_tree, old_gen, old_seq = self.tree, self.base_gen, self.seq
-        pager = Pager(self.data, self.pager.path, self.pager.page_size, self.cache_size, True)
+        pager = Pager(self.data, self.pager.path, self.pager.page_size, self.cache_size, True, self.map_reads)
+        pager.share_map(self.pager)      # the meta is another open's: its pages are checked again (V2)
         meta = pager.meta
         if meta.seq > commit_seq:
             raise LogMoved(f"{pager.path}: meta page of generation {meta.generation} holds commit {meta.seq}, "

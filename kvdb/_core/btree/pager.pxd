@@ -40,7 +40,8 @@
 #       snapshot has a sequence below s, and, if the page is on disk, only after
 #       the checkpoint that stops referencing it.
 #   P3. A dirty page is never evicted; a clean page may be evicted at any time.
-#   P4. Every page read from the file is checked (checksum, pgno, type) before use.
+#   P4. Every page read from the file is checked (checksum, pgno, type) before use; read
+#       from the map, once per process until it is written again (filemap.pxd, V2).
 #   P5. With other opens (shared), a page free in the meta of generation g, or freed by the
 #       checkpoint that wrote it, is reused only when every open's base generation is at least g
 #       (O2 in shared.pxd): no open still reads an older meta that reaches it.
@@ -53,6 +54,7 @@
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from kvdb._core.file cimport File
+from kvdb._core.btree.filemap cimport FileMap
 
 cdef enum:
     FILE_HEADER_SIZE = 8 + 4 + 4 + 4        # magic, version, page size, crc
@@ -93,7 +95,11 @@ cdef enum:
 
 
 cdef class Page:
-    cdef unsigned char *data    # page_size bytes, owned (malloc); contents guarded by the writer lock
+    cdef unsigned char *data    # page_size bytes: owned (malloc), or in `owner`'s read-only map when
+                                # `mapped`; contents guarded by the writer lock
+    cdef bint mapped            # data is a clean page read in place from the file's map: never
+                                # written through, never freed here; constant
+    cdef object owner           # the FileMap `data` points into while mapped (V3), else None; constant
     cdef uint32_t pgno          # constant
     cdef bint dirty             # written by no checkpoint yet, nor by one begun (P6): never evicted (P3),
                                 # changed in place when no snapshot sees it (birth)
@@ -132,6 +138,13 @@ cdef class Pager:
     cdef readonly str path      # constant
     cdef readonly uint32_t page_size        # constant after open
     cdef Py_ssize_t capacity    # pages (clean + dirty) the pool may hold: cache_size / page_size; constant
+    cdef Py_ssize_t ring_cost   # bytes of cache_size the ring's entries count for: page_size per owned
+                                # page, MAPPED_PAGE_COST per mapped one (stale entries until dropped)
+    cdef bint map_reads         # read_path="mmap" and the file is a real one: misses read from `fmap`;
+                                # constant
+    cdef FileMap fmap           # the data file's read-only map (filemap.pxd), made at the first miss;
+                                # None until then and with pread reads; replaced by a larger one as
+                                # the file grows
     cdef dict pool              # pgno -> Page, every cached page (clean and dirty); owns them
     cdef PyObject **slots       # pgno -> the Page `pool` holds (borrowed), NULL if none: the lookup
                                 # readers use; changed only with `pool` (pool_set/pool_del/pool_clear)
@@ -157,12 +170,17 @@ cdef class Pager:
     cdef bint closed                        # close() has run: reads raise ClosedError
     # counters (GIL-protected)
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
+    cdef public uint64_t pages_checked      # checksums verified (P4): every pread, a map's first loads (V2)
 
     cdef Page get(self, uint32_t pgno)
     cdef int pool_set(self, uint32_t pgno, Page page) except -1
     cdef int pool_del(self, uint32_t pgno) except -1
     cdef int pool_clear(self) except -1
     cdef Page read_page_uncached(self, uint32_t pgno)
+    cdef Page read_page_mapped(self, uint32_t pgno)
+    cdef bint map_covers(self, uint32_t pgno) except -1
+    cdef int ring_add(self, Page page) except -1
+    cdef int ring_drop(self, Py_ssize_t i) except -1
     cdef Page alloc(self, uint8_t page_type, uint64_t seq)
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1
     cdef int reclaim(self, uint64_t min_live_seq) except -1

@@ -6,7 +6,8 @@ from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
-from kvdb._core.file cimport File
+from kvdb._core.file cimport File, OsFile
+from kvdb._core.btree.filemap cimport FileMap, map_file, MAPPED_PAGE_COST
 
 from kvdb.errors import ClosedError, CorruptionError, IOFailureError
 
@@ -24,7 +25,7 @@ cdef uint32_t PAGE_COUNT_LIMIT = 0xFFFFFFF0u  # pages a file may hold: alloc() s
 
 cdef class Page:
     def __dealloc__(self):
-        if self.data != NULL:
+        if self.data != NULL and not self.mapped:
             c_free(self.data)
 
     @property
@@ -69,8 +70,10 @@ def _check_page_size(uint32_t page_size):
 
 
 cdef class Pager:
-    def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size, bint shared=False):
-        """Open the data file, creating it when empty; read and pick the meta page.
+    def __init__(self, File file, str path, uint32_t page_size, Py_ssize_t cache_size, bint shared=False,
+                 bint map_reads=False):
+        """Open the data file, creating it when empty; read and pick the meta page. With
+        `map_reads`, pool misses read clean pages in place from a map of the file (filemap.pxd).
 
         A file that never finished being created (at most three pages, with no valid
         header or no valid meta page) is created again: no commit can depend on it,
@@ -81,7 +84,10 @@ cdef class Pager:
         self.path = path
         self.pool = {}
         self.ring = []
+        self.ring_cost = 0
         self.hand = 0
+        self.map_reads = map_reads and isinstance(file, OsFile)    # SimFS files have nothing to map
+        self.fmap = None
         self.dirty = {}
         self.free_pages = []
         self.pending_snap = []
@@ -93,7 +99,7 @@ cdef class Pager:
         self.reuse_gen = 0
         self.reuse_epoch = 0
         self.hits = self.misses = self.evictions = 0
-        self.pages_read = self.pages_written = self.checkpoints = 0
+        self.pages_read = self.pages_written = self.checkpoints = self.pages_checked = 0
         size = file.size()
         header = file.read_at(0, FILE_HEADER_SIZE)
         if size == 0 or not header.strip(b"\0") and size <= 3 * MAX_PAGE_SIZE \
@@ -300,10 +306,18 @@ cdef class Pager:
                 continue
             if older.pool.get(page.pgno) is not page:
                 continue                 # a stale ring entry
-            if len(self.ring) >= self.capacity:
+            if self.ring_cost >= self.capacity * <Py_ssize_t>self.page_size:
                 break
             self.pool_set(page.pgno, page)
-            self.ring.append(page)
+            self.ring_add(page)
+
+    def share_map(self, Pager older):
+        """Read through `older`'s map of the same file (a rebase: this pager's meta is one another
+        open wrote). Every page is checked again at its next load (V2): the other open's
+        checkpoints rewrote pages this process may have checked before."""
+        if self.map_reads and older.fmap is not None:
+            self.fmap = older.fmap
+            self.fmap.forget_all()
 
     # -- page access -----------------------------------------------------
 
@@ -333,6 +347,7 @@ cdef class Pager:
         cdef uint32_t stored = get_u32(page.data), actual
         with nogil:
             actual = crc32c(page.data + 4, ps - 4)
+        self.pages_checked += 1
         if stored != actual:
             raise CorruptionError(f"{self.path}: page {pgno} checksum mismatch (stored {stored:#010x}, "
                                   f"computed {actual:#010x})", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
@@ -344,8 +359,60 @@ cdef class Pager:
                                   path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
         return page
 
+    cdef bint map_covers(self, uint32_t pgno) except -1:
+        """`pgno` can be read from the map: below the pages the file is known to hold (V1). Past
+        them, look at the file's size again (it grew: a checkpoint here or in another open), and
+        map it again, larger, when it outgrew the map."""
+        cdef uint64_t size
+        if self.fmap is not None and pgno < self.fmap.pages:
+            return True
+        if not self.map_reads or self.closed or pgno >= self.page_count:
+            return False
+        size = self.file.size()
+        if self.fmap is None or size // self.page_size > self.fmap.page_limit():
+            self.fmap = map_file((<OsFile>self.file).fd, self.page_size, size, self.fmap)
+        else:
+            self.fmap.refresh(size)
+        return pgno < self.fmap.pages
+
+    cdef Page read_page_mapped(self, uint32_t pgno):
+        """The page `pgno` in place in the map (map_covers(pgno) is true), checked once (V2):
+        the checks of read_page_uncached, without the read."""
+        cdef uint32_t ps = self.page_size
+        cdef FileMap fmap = self.fmap
+        cdef const unsigned char *data = fmap.base + pgno * <uint64_t>ps
+        cdef uint32_t stored, actual
+        if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
+            raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
+                                  f"{self.page_count} pages", path=self.path, pgno=pgno)
+        if self.closed:
+            raise ClosedError(f"database file {self.path} is closed")
+        if not (fmap.verified[pgno >> 3] >> (pgno & 7)) & 1:
+            stored = get_u32(data)
+            actual = crc32c(data + 4, ps - 4)       # with the GIL: see filemap.pxd, V4
+            self.pages_checked += 1
+            if stored != actual:
+                raise CorruptionError(f"{self.path}: page {pgno} checksum mismatch (stored {stored:#010x}, "
+                                      f"computed {actual:#010x})", path=self.path, pgno=pgno,
+                                      offset=pgno * <uint64_t>ps)
+            if get_u32(data + OFF_PGNO) != pgno:
+                raise CorruptionError(f"{self.path}: page {pgno} holds page number {get_u32(data + OFF_PGNO)} "
+                                      "(misdirected write)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+            if data[OFF_TYPE] < PAGE_BRANCH or data[OFF_TYPE] > PAGE_FREELIST:
+                raise CorruptionError(f"{self.path}: page {pgno} has unknown type {data[OFF_TYPE]}",
+                                      path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+            fmap.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+        cdef Page page = Page.__new__(Page)
+        page.data = <unsigned char *>data       # read only: a clean page is copied before any change (B4)
+        page.mapped = True
+        page.owner = fmap                       # V3
+        page.pgno = pgno
+        self.pages_read += 1
+        return page
+
     cdef Page get(self, uint32_t pgno):
-        """The page `pgno`, from the pool or read from the file and cached."""
+        """The page `pgno`, from the pool or read from the file (in place from the map, or
+        copied) and cached."""
         cdef Page page
         if pgno < self.nslots and self.slots[pgno] != NULL:
             page = <Page>self.slots[pgno]
@@ -353,7 +420,10 @@ cdef class Pager:
             self.hits += 1
             return page
         self.misses += 1
-        page = self.read_page_uncached(pgno)
+        if self.map_reads and self.map_covers(pgno):
+            page = self.read_page_mapped(pgno)
+        else:
+            page = self.read_page_uncached(pgno)
         if pgno < self.nslots and self.slots[pgno] != NULL:
             return <Page>self.slots[pgno]   # another thread loaded it while the GIL was free
         self._admit(page)
@@ -389,30 +459,44 @@ cdef class Pager:
     def __dealloc__(self):
         c_free(self.slots)
 
+    cdef int ring_add(self, Page page) except -1:
+        self.ring.append(page)
+        self.ring_cost += MAPPED_PAGE_COST if page.mapped else self.page_size
+        return 0
+
+    cdef int ring_drop(self, Py_ssize_t i) except -1:
+        """Take entry i out of the ring (the last entry takes its place)."""
+        cdef Page page = <Page>self.ring[i]
+        cdef Py_ssize_t last = len(self.ring) - 1
+        self.ring_cost -= MAPPED_PAGE_COST if page.mapped else self.page_size
+        self.ring[i] = self.ring[last]
+        self.ring.pop()
+        return 0
+
     cdef int _admit(self, Page page) except -1:
-        """Cache a clean page, evicting by CLOCK while over capacity (P3)."""
+        """Cache a clean page, evicting by CLOCK while over capacity (P3). Budgets are in bytes:
+        an owned page counts page_size, a mapped one only its handle (MAPPED_PAGE_COST)."""
         cdef Page victim
         cdef Py_ssize_t n
+        cdef Py_ssize_t ps = self.page_size
         self.pool_set(page.pgno, page)
-        self.ring.append(page)
+        self.ring_add(page)
         page.ref = True
         # clean and dirty pages share the budget: dirty ones are never evicted (P3)
-        while len(self.ring) > max(8, self.capacity - len(self.dirty)):
+        while self.ring_cost > max(8 * ps, (self.capacity - len(self.dirty)) * ps) and self.ring:
             n = len(self.ring)
             if self.hand >= n:
                 self.hand = 0
             victim = <Page>self.ring[self.hand]
             if victim.dirty or victim.pgno >= self.nslots or self.slots[victim.pgno] != <PyObject *>victim:
                 # Stale entry (became dirty, was freed, or replaced): drop it from the ring.
-                self.ring[self.hand] = self.ring[n - 1]
-                self.ring.pop()
+                self.ring_drop(self.hand)
                 continue
             if victim.ref:
                 victim.ref = False
                 self.hand += 1
                 continue
-            self.ring[self.hand] = self.ring[n - 1]
-            self.ring.pop()
+            self.ring_drop(self.hand)
             self.pool_del(victim.pgno)
             self.evictions += 1
         return 0
@@ -501,6 +585,8 @@ cdef class Pager:
             for k in range(n):
                 buffers[k] = (<Page>pages[k]).data
                 offsets[k] = (<Page>pages[k]).pgno * <uint64_t>ps
+                if self.fmap is not None:
+                    self.fmap.forget((<Page>pages[k]).pgno)     # V2: checked again after the write
             with nogil:
                 for k in range(n):
                     seal_page(buffers[k], ps)
@@ -625,7 +711,7 @@ cdef class Pager:
         for p in plan.pages:
             page = <Page>p
             if self.pool.get(page.pgno) is page:
-                self.ring.append(page)
+                self.ring_add(page)
         old_fl = self.freelist_pages
         self.freelist_pages = [(<Page>p).pgno for p in plan.fl_pages]
         moved = plan.moved
@@ -639,8 +725,9 @@ cdef class Pager:
         self.meta = plan.meta
         self.checkpoints += 1
         # Trim the ring back under capacity now that it holds the freshly written pages.
-        if len(self.ring) > max(8, self.capacity - len(self.dirty)) and self.ring:
-            page = <Page>self.ring.pop()
+        if self.ring_cost > max(8, self.capacity - len(self.dirty)) * <Py_ssize_t>self.page_size and self.ring:
+            page = <Page>self.ring[len(self.ring) - 1]
+            self.ring_drop(len(self.ring) - 1)
             self._admit(page)
         return 0
 
@@ -663,6 +750,7 @@ cdef class Pager:
             "page_size": self.page_size,
             "pages": self.page_count,
             "cache_pages": len(self.ring),
+            "cache_pages_mapped": sum([1 for p in self.ring if (<Page>p).mapped]),
             "cache_capacity_pages": self.capacity,
             "dirty_pages": len(self.dirty),
             "free_pages": len(self.free_pages),
@@ -672,6 +760,9 @@ cdef class Pager:
             "cache_evictions": self.evictions,
             "pages_read": self.pages_read,
             "pages_written": self.pages_written,
+            "pages_checked": self.pages_checked,
+            "read_path": "mmap" if self.map_reads else "pread",
+            "mapped_pages": self.fmap.pages if self.fmap is not None else 0,
             "checkpoints": self.checkpoints,
         }
 
@@ -707,6 +798,7 @@ cdef class Pager:
         self.file.close()
         self.pool_clear()
         self.ring = []
+        self.ring_cost = 0
         self.dirty = {}
 
 

@@ -38,8 +38,8 @@ cdef class LsmEngine(Engine):
 
     def __init__(self, FS fs, str path, cache_size=64 << 20, memtable_size=16 << 20, sstable_size=4 << 20,
                  level1_size=64 << 20, key_count="exact", max_open_tables=None, **btree_options):
-        """The options are kvdb.open's; those of the B+Tree engine (page_size, checkpoint_size)
-        are ignored."""
+        """The options are kvdb.open's; those of the B+Tree engine (page_size, checkpoint_size,
+        read_path) are ignored."""
         self.fs = fs
         self.path = path
         self.cache_size = cache_size

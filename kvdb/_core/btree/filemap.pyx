@@ -1,0 +1,76 @@
+# The B+Tree data file's read-only map (filemap.pxd: why, the fields, invariants V1-V3).
+
+import os
+
+from libc.errno cimport errno
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free as c_free
+from libc.string cimport memcpy, memset
+from posix.mman cimport mmap, munmap, PROT_READ, MAP_SHARED, MAP_FAILED
+
+from kvdb.errors import IOFailureError
+
+cdef uint64_t map_min_bytes = MAP_MIN_BYTES    # the smallest map made; tests lower it to map again often
+
+
+def set_map_min_bytes(uint64_t n):
+    """Tests only: make maps from now on at least n bytes (instead of MAP_MIN_BYTES), so that a
+    small file outgrows its map; returns the previous value."""
+    global map_min_bytes
+    old, map_min_bytes = map_min_bytes, n
+    return old
+
+
+cdef class FileMap:
+    def __dealloc__(self):
+        if self.base != NULL:
+            munmap(<void *>self.base, self.length)      # V3: no page handle is left
+        c_free(self.verified)
+
+    cdef uint32_t page_limit(self) noexcept:
+        return <uint32_t>min(self.length // self.page_size, <uint64_t>0xFFFFFFFFu)
+
+    cdef int refresh(self, uint64_t file_size) except -1:
+        cdef uint64_t whole = file_size // self.page_size
+        cdef uint32_t limit = self.page_limit()
+        if whole > limit:
+            whole = limit
+        if whole > self.pages:
+            self.pages = <uint32_t>whole                # V1: the file never shrinks while open
+        return 0
+
+    cdef int forget(self, uint32_t pgno) noexcept:
+        if pgno < self.page_limit():
+            self.verified[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
+        return 0
+
+    cdef int forget_all(self) noexcept:
+        memset(self.verified, 0, (self.page_limit() + 7) // 8)
+        return 0
+
+    def __repr__(self):
+        return f"<FileMap {self.pages} pages mapped of {self.page_limit()} reserved>"
+
+
+cdef FileMap map_file(int fd, uint32_t page_size, uint64_t file_size, FileMap older):
+    """A map of the file `fd` (file_size bytes now) large enough for twice its size, at least
+    MAP_MIN_BYTES: the file grows into it without a new map. `older`, a smaller map of the same
+    file this replaces, passes its verified bits on (V2 holds for them: same process, same file)."""
+    cdef FileMap m = FileMap.__new__(FileMap)
+    cdef uint64_t want = max(map_min_bytes, 2 * file_size)
+    cdef void *p
+    want = (want + page_size - 1) // page_size * page_size
+    p = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0)
+    if p == MAP_FAILED:
+        raise IOFailureError(f"mapping the data file for reading failed: {os.strerror(errno)}")
+    m.base = <const unsigned char *>p
+    m.length = want
+    m.page_size = page_size
+    m.verified = <uint8_t *>calloc((m.page_limit() + 7) // 8 + 1, 1)
+    if m.verified == NULL:
+        raise MemoryError()
+    m.pages = 0
+    m.refresh(file_size)
+    if older is not None:
+        memcpy(m.verified, older.verified, (older.page_limit() + 7) // 8)
+    return m
