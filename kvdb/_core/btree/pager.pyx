@@ -1,5 +1,6 @@
 # The pager (see pager.pxd for the format, the fields and the invariants).
 
+cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, realloc, free as c_free
 from libc.string cimport memcpy, memset
@@ -23,7 +24,11 @@ cdef uint32_t PAGE_COUNT_LIMIT = 0xFFFFFFF0u  # pages a file may hold: alloc() s
                                               # claiming more is damage
 
 
+@cython.no_gc
 cdef class Page:
+    # Not tracked by the garbage collector: its one object field, `owner`, holds a FileMap, which
+    # holds no objects, so no cycle can pass through a Page (and the pool's tens of thousands
+    # of pages would make every full collection walk them).
     def __dealloc__(self):
         if self.data != NULL and not self.mapped:
             c_free(self.data)
