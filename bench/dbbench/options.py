@@ -45,7 +45,8 @@ def build_parser(prog=None):
                                                              "(default 3; 1 with --scale)")
     what.add_argument("--threads", type=int, default=8, help="threads for fillsync-threads (default 8)")
     what.add_argument("--cache-mb", type=int, default=256,
-                      help="cache given to every engine that has one (default 256)")
+                      help="cache given to every engine that has one (default 256; 0: each engine's "
+                           "own default, what a user who sets nothing gets)")
     what.add_argument("--seed", type=int, default=301)
     what.add_argument("--dir", default=None,
                       help="where the databases go (default: the system temp dir); use the disk you want to measure")

@@ -195,6 +195,9 @@ def render(summary, runs, engines, workloads, counts, fio=None, skipped=None, io
     n_runs = max((len(v) for v in runs.values()), default=0)
     head = (f"db_bench: num={counts['num']:,} reads={counts['reads']:,} writes={counts['writes']:,} "
             f"keys 16 B, values 100 B (~50% compressible); median ops/s of {n_runs} run(s)")
+    if "cache_mb" in counts:
+        head += "\n" + (f"cache: {counts['cache_mb']} MiB for every engine that has one" if counts["cache_mb"]
+                        else "cache: each engine's own default (--cache-mb 0)")
     parts = [head, rates_table(summary, engines, workloads, counts)]
     parts += ratio_tables(summary, engines, workloads)
     if not any(is_kvdb(e) for e in engines):

@@ -33,6 +33,8 @@ class Adapter:
     threads = False  # fillsync-threads is run (kvdb only)
 
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
+        """cache_bytes: the cache to give the engine; 0 leaves the engine's own default
+        (`--cache-mb 0`, what a user who sets nothing gets)."""
         raise NotImplementedError
 
     def write_batch(self, pairs):

@@ -18,7 +18,7 @@ class DiskcacheAdapter(Adapter):
             eviction_policy="none",  # never cull: it is a store here, not a cache
             statistics=0,
             sqlite_synchronous=2 if sync else 0,  # FULL / OFF (its default is NORMAL)
-            sqlite_cache_size=max(1, cache_bytes // 4096),  # in pages
+            **({"sqlite_cache_size": max(1, cache_bytes // 4096)} if cache_bytes else {}),  # in pages
         )
         self.put, self.get = cache.set, cache.get
 

@@ -24,8 +24,8 @@ class KvdbAdapter(Adapter):
     threads = True
 
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
-        self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", cache_size=cache_bytes,
-                                 **self.options)
+        cache = {"cache_size": cache_bytes} if cache_bytes else {}
+        self.db = db = kvdb.open(path, engine=self.engine, sync="full" if sync else "off", **cache, **self.options)
         self.put, self.get, self.delete = db.put, db.get, db.discard
 
     def write_batch(self, pairs):

@@ -12,7 +12,8 @@ class PlyvelAdapter(Adapter):
 
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
         self.sync = sync
-        self.db = db = plyvel.DB(path, create_if_missing=True, lru_cache_size=cache_bytes)
+        cache = {"lru_cache_size": cache_bytes} if cache_bytes else {}
+        self.db = db = plyvel.DB(path, create_if_missing=True, **cache)
         self.put = functools.partial(db.put, sync=sync)
         self.get = db.get
         self.delete = functools.partial(db.delete, sync=sync)

@@ -12,9 +12,10 @@ class RocksdictAdapter(Adapter):
     def __init__(self, path, sync=False, cache_bytes=256 << 20):
         opts = Options(raw_mode=True)  # bytes in, bytes out (no pickling)
         opts.create_if_missing(True)
-        table = BlockBasedOptions()
-        table.set_block_cache(Cache(cache_bytes))
-        opts.set_block_based_table_factory(table)
+        if cache_bytes:
+            table = BlockBasedOptions()
+            table.set_block_cache(Cache(cache_bytes))
+            opts.set_block_based_table_factory(table)
         self.db = db = Rdict(path, opts)
         wo = WriteOptions()
         wo.sync = sync  # the WAL stays on (disable_wal=False); sync only decides fsync per write

@@ -20,7 +20,8 @@ class SqliteAdapter(Adapter):
         con = sqlite3.connect(os.path.join(path, "kv.sqlite"), isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=" + ("FULL" if sync else "OFF"))
-        con.execute(f"PRAGMA cache_size=-{max(1, cache_bytes >> 10)}")  # negative: KiB
+        if cache_bytes:
+            con.execute(f"PRAGMA cache_size=-{max(1, cache_bytes >> 10)}")  # negative: KiB
         con.execute("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
         self.con = con
         execute = con.execute
