@@ -255,6 +255,22 @@ def test_V3_pages_outlive_a_new_map_and_the_close(tmp_path, small_maps):
         pass
 
 
+def test_a_refused_map_falls_back_to_pread(tmp_path):
+    """A system that refuses the map (here: a reservation larger than the address space) leaves
+    the open reading with pread, not failing."""
+    path = tmp_path / "db"
+    with kvdb.open(path, **SMALL) as db:
+        model = fill(db, 3000)
+    old = filemap.set_map_min_bytes(1 << 62)
+    try:
+        with kvdb.open(path, cache_size=16 << 10) as db:
+            read_all(db, model)
+            s = db.stats()
+            assert s["read_path"] == "pread" and s["mapped_pages"] == 0 and s["pages_read"] > 0
+    finally:
+        filemap.set_map_min_bytes(old)
+
+
 def test_mmap_and_pread_read_the_same(tmp_path):
     """The same random work, read through either path, from a file larger than the cache."""
     rng = random.Random(7)

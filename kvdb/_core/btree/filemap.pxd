@@ -7,26 +7,35 @@
 # pool keeps only a small handle per mapped page (MAPPED_PAGE_COST against cache_size).
 #
 # Invariants (tests name them by number):
-#   V1. Only pages below `pages` are touched, and `pages` never exceeds the file's size at a
-#       moment after which the file only grew: a touch past the end of the file would be SIGBUS.
-#       (The data file never shrinks while open: only a torn creation truncates it, before any
-#       map exists.)
+#   V1. Only pages below `pages` are touched, and `pages` never exceeds the page count of a meta
+#       the pager read from the file (checked against the file's size, pager.pyx _decode_meta)
+#       or made durable itself (a checkpoint writes every page below its count first): the file
+#       holds all of them, and never shrinks while open (only a torn creation truncates it,
+#       before any map exists). A touch past the end of the file would be SIGBUS.
 #   V2. A mapped page is checked (checksum, pgno, type: P4) before its first use after any write
 #       this process may not have seen: its `verified` bit is set by the check and cleared when
 #       this process writes the page (a checkpoint) or adopts a meta another process wrote (a
-#       rebase clears every bit).
+#       rebase clears every bit of the map it shares; a map an older view still holds keeps
+#       its bits, harmless since that view reads only pinned pages, P2 and P5).
 #   V3. The map stays mapped while any page handle points into it: each mapped Page holds a
 #       reference to its FileMap, which unmaps in its deallocator only.
-#   V4. No page changes in the map while a reader looks at it without a pin. The only writes
-#       made without the GIL are a checkpoint's, of pages whose image is an owned dirty page in
-#       the pool (which a lookup returns instead of the map); a page an unpinned reader holds
-#       can change only if commits free, reclaim and reuse it meanwhile, and commits need the
-#       GIL. So a mapped page is checked with the GIL held, and an unpinned descent keeps it
-#       from the load of each page to its last use of it. Pinned readers are covered by P2.
+#   V4. No page changes in the map while a reader looks at it without a pin. An unpinned
+#       descent (tree.find_leaf) reads the current view, whose pages no other open reuses (P5:
+#       this open's base generation is the view's), and this open frees and reuses pages only
+#       in commits, which need the GIL. So the mapped read path never gives the GIL up: the
+#       check runs with it, and a miss past `pages` refreshes or remaps from the pager's own
+#       meta (no fstat, no I/O call); then no commit can run between the load of a page and
+#       the descent's last use of it. This open's writes made without the GIL are a
+#       checkpoint's: pages whose image is an owned dirty page in the pool (which a lookup
+#       returns instead of the map) and freelist pages (never read through the pool). Pinned
+#       readers are covered by P2. The price: a page the OS must read from disk is faulted in
+#       with the GIL held, where pread released it.
 #
 # What it trades: an I/O error on a mapped page is a SIGBUS that ends the process, where pread
-# raises IOFailureError; read_path="pread" keeps that guarantee. Corruption is still a
-# CorruptionError (V2), read once per page per process instead of once per pool miss.
+# raises IOFailureError; read_path="pread" keeps that guarantee. Damage already on disk when a
+# page is first loaded is still a CorruptionError naming it (V2); damage that appears later
+# (another program writing the file, a disk returning other bytes after the OS dropped the
+# page) is not checked again in this process. Faults on cold pages hold the GIL (V4).
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
@@ -46,9 +55,9 @@ cdef class FileMap:
                                     # changed under the GIL
 
     cdef uint32_t page_limit(self) noexcept     # pages the map can hold: length // page_size
-    cdef int refresh(self, uint64_t file_size) except -1   # the file is now at least file_size bytes
+    cdef int refresh(self, uint32_t pages_in_file) except -1    # the file now holds that many pages
     cdef int forget(self, uint32_t pgno) noexcept          # pgno was written: check it again (V2)
     cdef int forget_all(self) noexcept                     # another process wrote: check all again
 
 
-cdef FileMap map_file(int fd, uint32_t page_size, uint64_t file_size, FileMap older)
+cdef FileMap map_file(int fd, uint32_t page_size, uint32_t pages_in_file, FileMap older)   # None: refused

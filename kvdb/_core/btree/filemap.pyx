@@ -1,14 +1,9 @@
-# The B+Tree data file's read-only map (filemap.pxd: why, the fields, invariants V1-V3).
+# The B+Tree data file's read-only map (filemap.pxd: why, the fields, invariants V1-V4).
 
-import os
-
-from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memcpy, memset
 from posix.mman cimport mmap, munmap, PROT_READ, MAP_SHARED, MAP_FAILED
-
-from kvdb.errors import IOFailureError
 
 cdef uint64_t map_min_bytes = MAP_MIN_BYTES    # the smallest map made; tests lower it to map again often
 
@@ -30,13 +25,12 @@ cdef class FileMap:
     cdef uint32_t page_limit(self) noexcept:
         return <uint32_t>min(self.length // self.page_size, <uint64_t>0xFFFFFFFFu)
 
-    cdef int refresh(self, uint64_t file_size) except -1:
-        cdef uint64_t whole = file_size // self.page_size
+    cdef int refresh(self, uint32_t pages_in_file) except -1:
         cdef uint32_t limit = self.page_limit()
-        if whole > limit:
-            whole = limit
-        if whole > self.pages:
-            self.pages = <uint32_t>whole                # V1: the file never shrinks while open
+        if pages_in_file > limit:
+            pages_in_file = limit
+        if pages_in_file > self.pages:
+            self.pages = pages_in_file                  # V1: the file never shrinks while open
         return 0
 
     cdef int forget(self, uint32_t pgno) noexcept:
@@ -52,17 +46,20 @@ cdef class FileMap:
         return f"<FileMap {self.pages} pages mapped of {self.page_limit()} reserved>"
 
 
-cdef FileMap map_file(int fd, uint32_t page_size, uint64_t file_size, FileMap older):
-    """A map of the file `fd` (file_size bytes now) large enough for twice its size, at least
-    MAP_MIN_BYTES: the file grows into it without a new map. `older`, a smaller map of the same
-    file this replaces, passes its verified bits on (V2 holds for them: same process, same file)."""
+cdef FileMap map_file(int fd, uint32_t page_size, uint32_t pages_in_file, FileMap older):
+    """A map of the file `fd`, which holds at least `pages_in_file` pages, large enough for twice
+    that, at least map_min_bytes: the file grows into it without a new map. `older`, a smaller
+    map of the same file this replaces, passes its verified bits on (V2 holds for them: same
+    process, same file). None if the system refuses the map (an address-space limit, a file
+    system without mmap): the caller reads with pread instead. Makes no call that releases the
+    GIL (V4)."""
     cdef FileMap m = FileMap.__new__(FileMap)
-    cdef uint64_t want = max(map_min_bytes, 2 * file_size)
+    cdef uint64_t want = max(map_min_bytes, 2 * <uint64_t>pages_in_file * page_size)
     cdef void *p
     want = (want + page_size - 1) // page_size * page_size
     p = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0)
     if p == MAP_FAILED:
-        raise IOFailureError(f"mapping the data file for reading failed: {os.strerror(errno)}")
+        return None
     m.base = <const unsigned char *>p
     m.length = want
     m.page_size = page_size
@@ -70,7 +67,7 @@ cdef FileMap map_file(int fd, uint32_t page_size, uint64_t file_size, FileMap ol
     if m.verified == NULL:
         raise MemoryError()
     m.pages = 0
-    m.refresh(file_size)
+    m.refresh(pages_in_file)
     if older is not None:
         memcpy(m.verified, older.verified, (older.page_limit() + 7) // 8)
     return m

@@ -133,7 +133,8 @@ cdef class CheckpointPlan:
 
 cdef class Pager:
     # All fields are guarded by the database's writer lock except where noted;
-    # readers touch only `pool`, `ring` and the counters, under the GIL.
+    # readers touch only `pool`, `ring`, `ring_cost`, `fmap` (made or replaced at a miss; its
+    # verified bits), `map_reads` (cleared if the map is refused) and the counters, under the GIL.
     cdef File file              # the data file; constant
     cdef readonly str path      # constant
     cdef readonly uint32_t page_size        # constant after open
@@ -141,7 +142,7 @@ cdef class Pager:
     cdef Py_ssize_t ring_cost   # bytes of cache_size the ring's entries count for: page_size per owned
                                 # page, MAPPED_PAGE_COST per mapped one (stale entries until dropped)
     cdef bint map_reads         # read_path="mmap" and the file is a real one: misses read from `fmap`;
-                                # constant
+                                # cleared for good if the system refuses the map (then pread)
     cdef FileMap fmap           # the data file's read-only map (filemap.pxd), made at the first miss;
                                 # None until then and with pread reads; replaced by a larger one as
                                 # the file grows

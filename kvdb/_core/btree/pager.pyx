@@ -365,19 +365,24 @@ cdef class Pager:
         return page
 
     cdef bint map_covers(self, uint32_t pgno) except -1:
-        """`pgno` can be read from the map: below the pages the file is known to hold (V1). Past
-        them, look at the file's size again (it grew: a checkpoint here or in another open), and
-        map it again, larger, when it outgrew the map."""
-        cdef uint64_t size
+        """`pgno` can be read from the map: below the pages the file is known to hold (V1), the
+        durable meta's page count, which grows with this pager's checkpoints. Past the map's
+        `pages`, refresh it from that count, or map again, larger, when the file outgrew the
+        map; all without giving the GIL up (V4). A refused map turns the map off for good."""
+        cdef uint32_t durable = self.meta.page_count
+        cdef FileMap grown
         if self.fmap is not None and pgno < self.fmap.pages:
             return True
-        if not self.map_reads or self.closed or pgno >= self.page_count:
+        if not self.map_reads or self.closed or pgno >= durable:
             return False
-        size = self.file.size()
-        if self.fmap is None or size // self.page_size > self.fmap.page_limit():
-            self.fmap = map_file((<OsFile>self.file).fd, self.page_size, size, self.fmap)
+        if self.fmap is None or durable > self.fmap.page_limit():
+            grown = map_file((<OsFile>self.file).fd, self.page_size, durable, self.fmap)
+            if grown is None:
+                self.map_reads = False           # pread from now on
+                return False
+            self.fmap = grown
         else:
-            self.fmap.refresh(size)
+            self.fmap.refresh(durable)
         return pgno < self.fmap.pages
 
     cdef Page read_page_mapped(self, uint32_t pgno):
@@ -733,7 +738,9 @@ cdef class Pager:
         if self.ring_cost > max(8, self.capacity - len(self.dirty)) * <Py_ssize_t>self.page_size and self.ring:
             page = <Page>self.ring[len(self.ring) - 1]
             self.ring_drop(len(self.ring) - 1)
-            self._admit(page)
+            if not page.dirty and page.pgno < self.nslots and self.slots[page.pgno] == <PyObject *>page:
+                self._admit(page)               # (a stale entry is only dropped: _admit would
+                                                # put it back over the page the pool holds now)
         return 0
 
     cdef int abort_checkpoint(self, CheckpointPlan plan) except -1:
