@@ -177,11 +177,14 @@ cdef class Wal:
 
     # -- recovery --------------------------------------------------------
 
-    def recover(self, uint64_t meta_seq):
+    def recover(self, uint64_t meta_seq, bint recycled=True):
         """(records, note): the records [(seq, payload)] to replay after meta_seq (W2), and a
         note {"log", "offset", "dropped": "torn tail", "first_lost_seq"} when recovery dropped
         a torn tail, else None. Leaves the log positioned for reset(); the caller checkpoints
-        and resets after replay."""
+        and resets after replay. `recycled`: the file is reused in place, so bytes of older
+        generations may follow the header (the B+Tree's log); False for a file that only ever
+        holds one generation (the LSM's logs), where any byte after a damaged header is a
+        record the damage may have hidden."""
         data = self.file.read_at(0, self.file.size())
         cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = len(data), off, length, probe
@@ -241,6 +244,15 @@ cdef class Wal:
                         f"{self.path}: log header at offset 0 is damaged, but the log holds commit {seq} at "
                         f"offset {probe}, after the last checkpointed commit {meta_seq}: {hidden}",
                         path=self.path, offset=0)
+            if not recycled and n > WAL_HEADER_SIZE:
+                # A log of one generation had its header durable before its first record (the
+                # LSM: M3), and the file only grows by records: bytes after a damaged header were
+                # written by commits, even where no record head is left whole (a record longer
+                # than the damage, or every record zeroed with the header) to say which.
+                raise CorruptionError(
+                    f"{self.path}: log header at offset 0 is damaged and {n - WAL_HEADER_SIZE} bytes of "
+                    f"records follow it, none of them whole: commits after {meta_seq} may be lost with "
+                    "the damaged bytes", path=self.path, offset=0)
         # W2: a torn tail is expected after a crash; a valid later record that saw
         # the failed one as durable means the middle of the log is damaged.
         cdef bint later = False

@@ -75,7 +75,7 @@ cdef class LsmEngine(Engine):
             wpath = wal_path(self.path, num)
             w = Wal(self.fs.open(wpath, False), wpath)
             try:
-                records, note = w.recover(self.seq)
+                records, note = w.recover(self.seq, False)
                 if note is not None:
                     self.recovery = note
             finally:

@@ -353,7 +353,7 @@ cdef class Follower:
                     # (reported when it is not simply the record being written).
                     size = w.file.size()
                     try:
-                        records, note = w.recover(self.seq)
+                        records, note = w.recover(self.seq, False)
                     except CorruptionError:
                         w.close()
                         raise
