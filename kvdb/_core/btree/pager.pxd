@@ -179,6 +179,8 @@ cdef class Pager:
     cdef int pool_clear(self) except -1
     cdef Page read_page_uncached(self, uint32_t pgno)
     cdef Page read_page_mapped(self, uint32_t pgno)
+    cdef int check_reference(self, uint32_t pgno) except -1
+    cdef int check_page(self, const unsigned char *data, uint32_t pgno, bint release_gil) except -1
     cdef bint map_covers(self, uint32_t pgno) except -1
     cdef int ring_add(self, Page page) except -1
     cdef int ring_drop(self, Py_ssize_t i) except -1

@@ -334,11 +334,7 @@ cdef class Pager:
         if page.data == NULL:
             raise MemoryError()
         page.pgno = pgno
-        if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
-            raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
-                                  f"{self.page_count} pages", path=self.path, pgno=pgno)
-        if self.closed:
-            raise ClosedError(f"database file {self.path} is closed")
+        self.check_reference(pgno)
         try:
             got = self.file.pread(page.data, ps, pgno * <uint64_t>ps)
         except OSError as e:
@@ -349,20 +345,39 @@ cdef class Pager:
         if got < ps:
             raise CorruptionError(f"{self.path}: page {pgno} is beyond the end of the file (short read of "
                                   f"{got} bytes)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
-        cdef uint32_t stored = get_u32(page.data), actual
-        with nogil:
-            actual = crc32c(page.data + 4, ps - 4)
+        self.check_page(page.data, pgno, True)
+        return page
+
+    cdef int check_reference(self, uint32_t pgno) except -1:
+        """`pgno` may be read: a data page inside the file, and the file still open."""
+        if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
+            raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
+                                  f"{self.page_count} pages", path=self.path, pgno=pgno)
+        if self.closed:
+            raise ClosedError(f"database file {self.path} is closed")
+        return 0
+
+    cdef int check_page(self, const unsigned char *data, uint32_t pgno, bint release_gil) except -1:
+        """P4 on the image of page `pgno`: checksum, page number, type. The checksum runs without
+        the GIL when `release_gil` (a pread copy); a mapped page keeps it (V4)."""
+        cdef uint32_t ps = self.page_size
+        cdef uint32_t stored = get_u32(data), actual
+        if release_gil:
+            with nogil:
+                actual = crc32c(data + 4, ps - 4)
+        else:
+            actual = crc32c(data + 4, ps - 4)
         self.pages_checked += 1
         if stored != actual:
             raise CorruptionError(f"{self.path}: page {pgno} checksum mismatch (stored {stored:#010x}, "
                                   f"computed {actual:#010x})", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
-        if get_u32(page.data + OFF_PGNO) != pgno:
-            raise CorruptionError(f"{self.path}: page {pgno} holds page number {get_u32(page.data + OFF_PGNO)} "
+        if get_u32(data + OFF_PGNO) != pgno:
+            raise CorruptionError(f"{self.path}: page {pgno} holds page number {get_u32(data + OFF_PGNO)} "
                                   "(misdirected write)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
-        if page.data[OFF_TYPE] < PAGE_BRANCH or page.data[OFF_TYPE] > PAGE_FREELIST:
-            raise CorruptionError(f"{self.path}: page {pgno} has unknown type {page.data[OFF_TYPE]}",
+        if data[OFF_TYPE] < PAGE_BRANCH or data[OFF_TYPE] > PAGE_FREELIST:
+            raise CorruptionError(f"{self.path}: page {pgno} has unknown type {data[OFF_TYPE]}",
                                   path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
-        return page
+        return 0
 
     cdef bint map_covers(self, uint32_t pgno) except -1:
         """`pgno` can be read from the map: below the pages the file is known to hold (V1), the
@@ -391,26 +406,9 @@ cdef class Pager:
         cdef uint32_t ps = self.page_size
         cdef FileMap fmap = self.fmap
         cdef const unsigned char *data = fmap.base + pgno * <uint64_t>ps
-        cdef uint32_t stored, actual
-        if pgno < FIRST_DATA_PGNO or pgno >= self.page_count:
-            raise CorruptionError(f"{self.path}: reference to page {pgno}, outside the file's "
-                                  f"{self.page_count} pages", path=self.path, pgno=pgno)
-        if self.closed:
-            raise ClosedError(f"database file {self.path} is closed")
+        self.check_reference(pgno)
         if not (fmap.verified[pgno >> 3] >> (pgno & 7)) & 1:
-            stored = get_u32(data)
-            actual = crc32c(data + 4, ps - 4)       # with the GIL: see filemap.pxd, V4
-            self.pages_checked += 1
-            if stored != actual:
-                raise CorruptionError(f"{self.path}: page {pgno} checksum mismatch (stored {stored:#010x}, "
-                                      f"computed {actual:#010x})", path=self.path, pgno=pgno,
-                                      offset=pgno * <uint64_t>ps)
-            if get_u32(data + OFF_PGNO) != pgno:
-                raise CorruptionError(f"{self.path}: page {pgno} holds page number {get_u32(data + OFF_PGNO)} "
-                                      "(misdirected write)", path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
-            if data[OFF_TYPE] < PAGE_BRANCH or data[OFF_TYPE] > PAGE_FREELIST:
-                raise CorruptionError(f"{self.path}: page {pgno} has unknown type {data[OFF_TYPE]}",
-                                      path=self.path, pgno=pgno, offset=pgno * <uint64_t>ps)
+            self.check_page(data, pgno, False)      # with the GIL: see filemap.pxd, V4
             fmap.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
         cdef Page page = Page.__new__(Page)
         page.data = <unsigned char *>data       # read only: a clean page is copied before any change (B4)
