@@ -3,7 +3,7 @@
 # implementations are BTreeEngine (btree/engine.pyx) and LsmEngine (lsm/engine.pyx).
 
 from kvdb._core.wal import decode_ops
-from kvdb._core.wal cimport pairs_as_ops
+from kvdb._core.wal cimport pairs_as_ops, undecodable
 
 from kvdb.errors import ClosedError, CorruptionError
 
@@ -57,8 +57,7 @@ def replayed_ops(bytes payload, uint64_t seq, str path):
     try:
         return decode_ops(payload)
     except ValueError:
-        raise CorruptionError(f"{path}: record for commit {seq} has a valid checksum but undecodable "
-                              "operations", path=path) from None
+        raise undecodable(path, seq) from None
 
 
 cdef class EngineCursor:
@@ -157,6 +156,12 @@ cdef class Engine:
         """Writer lock held: take the lock every open's commits share (the B+Tree's commit
         mutex); the database then calls catch_up() and validates."""
         return 0
+
+    cdef bint rebase_due(self) except -1:
+        """catch_up() would rebuild what this open reads rather than apply a few records (the
+        B+Tree after another open's checkpoint: it replays the log after the new meta), so the
+        database does it without holding the commit lock."""
+        return False
 
     cdef int end_commit(self) except -1:
         """After a commit (or its failure), still under the writer lock: publish what it

@@ -55,6 +55,7 @@ cdef unsigned char *encode_ops_into(list ops, unsigned char *p) except NULL
 cdef Py_ssize_t pairs_size(list keys, list values) except -1
 cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL
 cdef list pairs_as_ops(list keys, list values)
+cdef object undecodable(str path, uint64_t seq)   # the CorruptionError of a whole record that does not decode
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.
@@ -74,3 +75,7 @@ cdef class Wal:
 
     cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq, list values=*) except -1
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)
+    cdef list read_decoded(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
+                           uint64_t after, uint64_t *last)   # records after seq `after`, [(seq, ops)]
+    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, bint decode,
+                        uint64_t after, uint64_t *last)

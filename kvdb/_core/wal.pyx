@@ -117,7 +117,16 @@ def encode_ops(list ops):
 def decode_ops(bytes payload):
     """[(key, value-or-None, expires)] of a payload; ValueError if malformed."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
-    cdef const unsigned char *end = p + PyBytes_GET_SIZE(payload)
+    return decode_ops_at(p, p + PyBytes_GET_SIZE(payload))
+
+
+cdef object undecodable(str path, uint64_t seq):
+    return CorruptionError(f"{path}: record for commit {seq} has a valid checksum but undecodable operations",
+                           path=path)
+
+
+cdef list decode_ops_at(const unsigned char *p, const unsigned char *end):
+    """decode_ops of the payload in [p, end)."""
     cdef uint64_t klen, vlen, expires
     cdef unsigned char op
     ops = []
@@ -353,8 +362,22 @@ cdef class Wal:
         appended under `salt`, the first with seq `expect`; None if one is not valid there (the
         log was recycled meanwhile: the caller looks again). end 0: as far as records are valid
         (repairing after an open that died mid-commit); then returns (records, end)."""
+        cdef uint64_t last
+        return self.read_at(salt, start, end, expect, False, 0, &last)
+
+    cdef list read_decoded(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
+                           uint64_t after, uint64_t *last):
+        """read_records(salt, start, end, expect) (end not 0) with the records after seq `after`
+        decoded from the read buffer, [(seq, ops)], and no payload copied: what catching up
+        with other opens applies. `last` gets the seq of the last valid record (expect - 1 if
+        none). CorruptionError if a record whose checksum is valid does not decode."""
+        return self.read_at(salt, start, end, expect, True, after, last)
+
+    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, bint decode,
+                        uint64_t after, uint64_t *last):
         cdef bint scan = end == 0
         cdef uint64_t stop = end if not scan else self.file.size()
+        last[0] = expect - 1
         if stop < start:
             return None
         # Read straight into a bytes object: catching up with other opens does this per look.
@@ -364,6 +387,7 @@ cdef class Wal:
         if got < want:
             data = data[:got]
         cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef const unsigned char *payload
         cdef Py_ssize_t n = len(data), off = 0, length
         cdef uint32_t saved = self.salt
         records = []
@@ -375,7 +399,15 @@ cdef class Wal:
                     if scan:
                         break
                     return None
-                records.append((expect, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
+                payload = d + off + WAL_RECORD_HEADER_SIZE
+                if not decode:
+                    records.append((expect, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
+                elif expect > after:
+                    try:
+                        records.append((expect, decode_ops_at(payload, payload + length)))
+                    except ValueError:
+                        raise undecodable(self.path, expect) from None
+                last[0] = expect
                 off += WAL_RECORD_HEADER_SIZE + length
                 expect += 1
         finally:

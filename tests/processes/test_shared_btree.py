@@ -362,3 +362,37 @@ def test_commit_applies_others_commits_after_the_commit_mutex(db_path):
         b.close()
     with kvdb.open(db_path) as db:
         assert dict(db.scan()) == model
+
+
+def test_rebase_after_another_opens_checkpoint_is_done_without_the_commit_mutex(db_path):
+    """A commit or checkpoint that finds another open's newer checkpoint rebuilds its view (a
+    rebase replays the log after the new meta, which can take long) without holding the commit
+    mutex, so that the other opens' commits do not queue behind it; the rebased view reads and
+    commits exactly what catching up under the mutex gave."""
+    a = kvdb.open(db_path, sync="normal")
+    b = kvdb.open(db_path, sync="normal")
+    model = {}
+    try:
+        for round_ in range(3):
+            for i in range(200):
+                key, value = b"k%04d" % i, b"a%d-%d" % (round_, i)
+                a.put(key, value)
+                model[key] = value
+            a.checkpoint()                     # a new meta generation: b's view is on the old one
+            before = b.stats()
+            if round_ == 1:
+                b.checkpoint()                 # the checkpoint path rebases first too
+            else:
+                b.put(b"b%d" % round_, b"1")   # the commit path
+                model[b"b%d" % round_] = b"1"
+            after = b.stats()
+            assert after["rebases"] == before["rebases"] + 1
+            assert after["rebases_under_commit_mutex"] == 0
+            assert dict(b.scan()) == model
+            b.verify()
+        assert dict(a.scan()) == model
+    finally:
+        a.close()
+        b.close()
+    with kvdb.open(db_path) as db:
+        assert dict(db.scan()) == model

@@ -33,6 +33,7 @@ cdef class BTreeEngine(Engine):
     cdef bint holding                    # this open holds the commit mutex
     cdef uint64_t seen_pub               # the shm's publication count this open has caught up with
     cdef public uint64_t rebases, caught_up   # views rebuilt after others' checkpoints; commits of others applied
+    cdef public uint64_t rebases_locked       # of those rebases, the ones done holding the commit mutex
 
     cdef int checkpoint_locked(self, bint mirror) except -1
     cdef bint checkpoint_due(self)
@@ -43,7 +44,10 @@ cdef class BTreeEngine(Engine):
     cdef int open_view(self, File data, str data_path, bint shared) except -1
     cdef int lock_shared_log(self) except -1
     cdef int unlock_shared_log(self) except -1
+    cdef bint outdated(self, uint64_t gen, uint32_t salt, uint64_t base)
     cdef int repair(self) except -1
+    cdef list published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
+                                uint64_t after)
     cdef list apply_records(self, BTree tree, list records)
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
     cdef uint64_t oldest_view_gen(self)

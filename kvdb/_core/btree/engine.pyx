@@ -58,7 +58,7 @@ cdef class BTreeEngine(Engine):
         data_path = os.path.join(self.path, DATA_FILE)
         wal_path = os.path.join(self.path, WAL_FILE)
         self.old_views = []
-        self.rebases = self.caught_up = 0
+        self.rebases = self.caught_up = self.rebases_locked = 0
         if self.read_only:
             data = self.fs.open_read(data_path)
             # a missing log holds no commits (the data file is checked first, by the pager)
@@ -174,27 +174,27 @@ cdef class BTreeEngine(Engine):
         self.wal.peer_synced = lambda: shm.synced_seq
         self.wal.note_synced = shm.note_synced
 
-    def published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
-                          uint64_t after):
+    cdef list published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
+                                uint64_t after):
         """The log's records after seq `after` up to the published commit_seq, read from the log
-        generation `salt` (based at `base`); LogMoved if they are not whole there: another open
-        recycled the log while this one read it (the caller looks again), or it is damaged."""
+        generation `salt` (based at `base`) and decoded, [(seq, ops)]; LogMoved if the log does
+        not hold exactly the records up to commit_seq there: another open recycled it while this
+        one read it (the caller looks again), or it is damaged."""
+        cdef uint64_t start, first, last
         start = WAL_HEADER_SIZE if (salt != self.wal.salt or after < self.wal.base_seq or
                                     self.wal.write_off <= WAL_HEADER_SIZE or after != self.wal.written_seq) \
             else self.wal.write_off
         first = base + 1 if start == WAL_HEADER_SIZE else after + 1
-        records = self.wal.read_records(salt, start, log_end, first)
-        if records is None or (records and records[-1][0] != commit_seq) or (not records and commit_seq > base):
+        records = self.wal.read_decoded(salt, start, log_end, first, after, &last)
+        if records is None or last != commit_seq:
             raise LogMoved(f"{self.wal.path}: commits up to {commit_seq} were published by another open but the "
                            f"log does not hold them whole between offsets {start} and {log_end}", start)
-        return [r for r in records if (<tuple>r)[0] > after]
+        return records
 
     cdef list apply_records(self, BTree tree, list records):
-        """Apply replayed records to `tree`; [(seq, keys)]."""
+        """Apply decoded records [(seq, ops)] to `tree`; [(seq, keys)]."""
         applied = []
-        wal_path = self.wal.path
-        for seq, payload in records:
-            ops = replayed_ops(payload, seq, wal_path)
+        for seq, ops in records:
             tree.apply(ops, seq, self.max_live())
             applied.append((seq, [op[0] for op in ops]))
         return applied
@@ -273,7 +273,7 @@ cdef class BTreeEngine(Engine):
         while True:
             commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
             salt = <uint32_t>salt_
-            if gen != self.base_gen or (salt != self.wal.salt and self.seq < base):
+            if self.outdated(gen, salt, base):
                 return None                  # a rebase: catch_up() builds the new view now
             if commit_seq <= self.seq:
                 self.seen_pub = pub
@@ -285,11 +285,9 @@ cdef class BTreeEngine(Engine):
                     continue
                 raise CorruptionError(e.args[0], path=self.wal.path, offset=e.args[1]) from None
             break
-        wal_path = self.wal.path
-        decoded = [(seq, replayed_ops(payload, seq, wal_path)) for seq, payload in records]
         self.wal.adopt(salt, base, log_end, commit_seq)
         self.seen_pub = pub
-        return decoded
+        return records
 
     cdef int apply_published(self, list records) except -1:
         for seq, ops in records:
@@ -330,6 +328,7 @@ cdef class BTreeEngine(Engine):
         self.seq = commit_seq if records else meta.seq
         self.set_base_gen(meta.generation)
         self.rebases += 1
+        self.rebases_locked += self.holding
         if salt != 0:
             self.wal.adopt(salt, base, log_end, self.seq)
         applied = [] if old_seq >= meta.seq else [(meta.seq, None)]   # commits this open never saw
@@ -425,6 +424,18 @@ cdef class BTreeEngine(Engine):
             self.lock_shared_log()
         return 0
 
+    cdef bint rebase_due(self) except -1:
+        if self.shm is None or not self.stale():
+            return False
+        commit_seq, log_end, salt, base, gen, pub = self.shm.published()
+        return self.outdated(gen, <uint32_t>salt, base)
+
+    cdef bint outdated(self, uint64_t gen, uint32_t salt, uint64_t base):
+        """What the opens published (meta generation `gen`, log generation `salt` based at
+        `base`) cannot be reached from this view by applying records: another open checkpointed,
+        or recycled the log past commits this open never applied. Only a rebase catches up."""
+        return gen != self.base_gen or (salt != self.wal.salt and self.seq < base)
+
     cdef int end_commit(self) except -1:
         if self.holding:
             try:
@@ -489,7 +500,10 @@ cdef class BTreeEngine(Engine):
         try:
             if self.shm is not None and not self.holding:
                 # Only the newest view may be checkpointed, by one open at a time: take the commit
-                # mutex and catch up (which rebases onto another open's newer checkpoint).
+                # mutex and catch up. A rebase onto another open's newer checkpoint is done before,
+                # without the mutex, so that other opens' commits do not wait for its replay.
+                if self.rebase_due():
+                    self.host()._catch_up_locked()
                 self.lock_shared_log()
                 took = True
                 if self.stale():
@@ -527,6 +541,8 @@ cdef class BTreeEngine(Engine):
                 return self.checkpoint_locked(False)
             try:
                 if self.shm is not None:
+                    if self.rebase_due():
+                        db._catch_up_locked()    # a rebase, without the mutex (as a commit does it)
                     self.lock_shared_log()
                     took = True
                     if self.stale():
@@ -677,7 +693,8 @@ cdef class BTreeEngine(Engine):
     cdef dict stats(self):
         s = {"entries": self.tree.entries, "expiring_keys": self.tree.expiring,
              "opens": len(self.shm.live_opens()) if self.shm is not None else 1,
-             "rebases": self.rebases, "commits_caught_up": self.caught_up,
+             "rebases": self.rebases, "rebases_under_commit_mutex": self.rebases_locked,
+             "commits_caught_up": self.caught_up,
              "wal_bytes_written": self.wal.bytes_written if self.wal is not None else 0,
              "recovery": self.recovery}     # a torn tail dropped at open (W2), or None
         s.update(self.pager.stats())

@@ -161,6 +161,8 @@ cdef class Pager:
                                 # frees wait for every open's base generation (O2); constant
     cdef list pending_gen       # [(gen, pgno)] free, but reusable only once every open's base
                                 # generation is at least gen (shared only; docs/format/shm.md O2)
+    cdef uint64_t pending_gen_min   # no entry of pending_gen has a lower gen (reclaim scans the list
+                                    # only once reuse_gen reaches it, not at every commit)
     cdef dict gen_gate          # pgno -> gen: pages in pending_snap that then wait in pending_gen
     cdef public uint64_t reuse_gen          # lowest base generation of any open (set by the engine)
     cdef readonly uint32_t page_count       # high-water mark, in pages

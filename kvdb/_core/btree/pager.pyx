@@ -4,7 +4,7 @@ cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, realloc, free as c_free
 from libc.string cimport memcpy, memset
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX
 
 from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
 from kvdb._core.file cimport File, OsFile
@@ -100,6 +100,7 @@ cdef class Pager:
         self.freelist_pages = []
         self.shared = shared
         self.pending_gen = []
+        self.pending_gen_min = UINT64_MAX
         self.gen_gate = {}
         self.reuse_gen = 0
         self.reuse_epoch = 0
@@ -274,6 +275,7 @@ cdef class Pager:
                 listed.add(entry)
                 if self.shared:
                     self.pending_gen.append((self.meta.generation, entry))   # P5
+                    self.pending_gen_min = min(self.pending_gen_min, self.meta.generation)
                 else:
                     self.free_pages.append(entry)
             self.freelist_pages.append(pgno)
@@ -553,20 +555,24 @@ cdef class Pager:
             gen = self.gen_gate.pop(pgno, None) if self.gen_gate else None
             if gen is not None and gen > self.reuse_gen:
                 self.pending_gen.append((gen, pgno))     # P5: another open may still read it
+                self.pending_gen_min = min(self.pending_gen_min, <uint64_t>gen)
             else:
                 self.free_pages.append(pgno)
                 moved = True
             i += 1
         if i:
             del self.pending_snap[:i]
-        if self.pending_gen:
+        if self.pending_gen and self.pending_gen_min <= self.reuse_gen:
             keep = []
+            self.pending_gen_min = UINT64_MAX
             for entry in self.pending_gen:
-                if (<tuple>entry)[0] <= self.reuse_gen:
+                gen = (<tuple>entry)[0]
+                if gen <= self.reuse_gen:
                     self.free_pages.append((<tuple>entry)[1])
                     moved = True
                 else:
                     keep.append(entry)
+                    self.pending_gen_min = min(self.pending_gen_min, <uint64_t>gen)
             self.pending_gen = keep
         if moved:
             self.reuse_epoch += 1
