@@ -93,6 +93,18 @@ def apply_ops(model, ops):
             model.pop(op[1], None)
 
 
+def drop_abandoned(ref):
+    """Before a simulated crash: make sure the open that the weak reference `ref` points to
+    (None when the open itself failed, so it is not known) is gone, so that nothing it still
+    holds writes after the crash. A full gc.collect() walks every object of the test process:
+    tens of milliseconds per call in a full suite run, most of some crash tests' time. So it
+    runs only when the open is still alive (a reference cycle, such as an exception's
+    traceback, keeps it) or not known."""
+    import gc
+    if ref is None or ref() is not None:
+        gc.collect()
+
+
 def open_after_drop(path, **options):
     """kvdb.open(path) right after the test dropped its last reference to an open database
     there without closing it. Its background thread may be in the middle of a step that holds

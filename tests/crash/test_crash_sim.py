@@ -6,13 +6,13 @@ is lost with fs.crash(seed) and the database reopened. It must hold exactly the 
 acknowledged transactions, or that plus the one in flight (never part of a transaction), and
 verify() must pass. Default mode steps through the crash points; --long tries every one.
 """
-import gc
 import random
+import weakref
 
 import pytest
 
 import kvdb
-from tests.helpers import apply_ops, dump, value
+from tests.helpers import apply_ops, drop_abandoned, dump, value
 
 try:
     from kvdb._core.file import SimFS, SimulatedCrash
@@ -66,10 +66,12 @@ class Run:
         self.acked = []            # ops of the acknowledged transactions, in order
         self.in_flight = None      # ops of the transaction whose commit was interrupted
         self.crashed = False
+        self.opened = None         # a weak reference to the open execute() made, once made
 
     def execute(self):
         try:
             db = kvdb.open(PATH, _fs=self.fs, sync="full", **self.options)
+            self.opened = weakref.ref(db)
             for step in self.steps:
                 if step[0] == "checkpoint":
                     db.checkpoint()
@@ -107,7 +109,7 @@ def measure_io(steps, options):
 
 
 def check_recovered(fs, run, seed, where):
-    gc.collect()
+    drop_abandoned(run.opened)
     fs.crash(seed)
     db = kvdb.open(PATH, _fs=fs, sync="full", **run.options)
     try:
@@ -224,8 +226,7 @@ def test_crash_during_recovery(config, long_mode):
         # how many I/O calls recovery makes from this state
         probe = SimFS()
         probe.crash_after(k)
-        Run(probe, steps, options).execute()
-        gc.collect()
+        drop_abandoned(Run(probe, steps, options).execute().opened)
         probe.crash(k)
         before = probe.io_calls
         kvdb.open(PATH, _fs=probe, sync="full", **options).close()
@@ -236,7 +237,7 @@ def test_crash_during_recovery(config, long_mode):
             fs = SimFS()
             fs.crash_after(k)
             run = Run(fs, steps, options).execute()
-            gc.collect()
+            drop_abandoned(run.opened)
             fs.crash(k)
             fs.crash_after(j)
             try:
@@ -279,8 +280,9 @@ def test_repeated_crashes_accumulate_nothing_wrong(config, long_mode):
                 fillers += 1
         except (SimulatedCrash, kvdb.Error):
             pass
+        abandoned = weakref.ref(db)
         del db
-        gc.collect()
+        drop_abandoned(abandoned)
         fs.crash(r)
         db = kvdb.open(PATH, _fs=fs, sync="full", **options)
         got = dump(db)
@@ -340,8 +342,9 @@ def test_W1_concurrent_committers_crash(long_mode):
                 db.close()
             except (SimulatedCrash, kvdb.Error):
                 pass
+        abandoned = weakref.ref(db)
         del db
-        gc.collect()
+        drop_abandoned(abandoned)
         fs.crash(k)
         db = kvdb.open(PATH, _fs=fs, sync="full", **options)
         try:

@@ -6,17 +6,18 @@ sync="full", checkpoint, commit, then copy the directory while the database is s
 (the copy is what a crash at that moment leaves: every acknowledged record is in the file,
 no checkpoint has run). The copy is damaged and reopened.
 """
-import gc
 import glob
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import weakref
 
 import pytest
 
 import kvdb
+from tests.helpers import drop_abandoned
 
 COMMITS = 1000
 
@@ -231,8 +232,9 @@ def sim_torn_log(engine):
         db.put(b"zz", b"never acknowledged")
     except (SimulatedCrash, kvdb.Error):
         pass
+    abandoned = weakref.ref(db)
     del db
-    gc.collect()
+    drop_abandoned(abandoned)
     fs.crash(0)
     log = SIM + "/" + sorted(n for n in fs.listdir(SIM) if n.startswith("wal-"))[-1]
     data = bytearray(fs.read_file(log))
@@ -262,6 +264,7 @@ def test_W3_crash_while_recovery_resets_the_log_loses_nothing(engine):
         for seed in range(3):
             fs = sim_torn_log(engine)
             fs.crash_after(k)
+            abandoned = None             # not known when the open itself failed
             try:
                 db = kvdb.open(SIM, _fs=fs, engine=engine)
             except (SimulatedCrash, kvdb.IOFailureError):
@@ -269,8 +272,9 @@ def test_W3_crash_while_recovery_resets_the_log_loses_nothing(engine):
             else:
                 completed = True         # recovery finished before call k: one last round
                 assert db.stats()["recovery"]["first_lost_seq"] == 11
+                abandoned = weakref.ref(db)
             del db                       # dropped open, never closed: power is lost next
-            gc.collect()
+            drop_abandoned(abandoned)
             fs.crash(seed)
             with kvdb.open(SIM, _fs=fs, engine=engine) as db:
                 assert dict(db.scan()) == expected, f"crash at I/O call {k}, seed {seed}"

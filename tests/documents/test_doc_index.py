@@ -1,8 +1,8 @@
 """Secondary indexes: unique, compound, multikey, the planner and explain(), index builds, and the
 invariant that index entries always equal what the documents give (also across simulated crashes)."""
-import gc
 import random
 import threading
+import weakref
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -264,15 +264,16 @@ def test_crash_leaves_documents_and_indexes_in_agreement(long_mode):
     for k in points:
         fs = SimFS()
         fs.crash_after(k)
-        db = None
+        db = abandoned = None
         try:
             db = kvdb.open(path, _fs=fs, sync="full", page_size=512)
+            abandoned = weakref.ref(db)
             _doc_workload(db, 1, 25)
             db.close()
         except (SimulatedCrash, kvdb.Error):
             pass                        # the failed database is dropped unclosed and collected
         db = None
-        gc.collect()
+        helpers.drop_abandoned(abandoned)
         fs.crash(k)
         db = kvdb.open(path, _fs=fs, sync="full", page_size=512)
         try:

@@ -7,11 +7,12 @@ the `engine` fixture elsewhere.
 """
 import gc
 import os
+import weakref
 
 import pytest
 
 import kvdb
-from tests.helpers import dump, value
+from tests.helpers import drop_abandoned, dump, value
 
 try:
     from kvdb._core.file import SimFS, SimulatedCrash
@@ -384,8 +385,9 @@ def test_M1_crash_during_flush_compaction_and_manifest_switch(long_mode):
             _workload(db, acked, 6)
         except (SimulatedCrash, kvdb.Error):
             pass
+        abandoned = weakref.ref(db)
         db = None
-        gc.collect()
+        drop_abandoned(abandoned)
         fs.crash(n)
         db = kvdb.open(SIM, _fs=fs, **TINY)
         got = dump(db)
