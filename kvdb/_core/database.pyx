@@ -40,8 +40,6 @@ from kvdb.errors import (ClosedError, ConflictError, CorruptionError, Error, For
 cdef enum:
     KEY_SIZE_LIMIT = 16384                   # bytes; keys longer than a page's share spill to overflow pages
     VALUE_SIZE_LIMIT = 256 * 1024 * 1024     # bytes
-    REBASES_BEFORE_COMMIT = 4                # how often a commit lets the commit lock go to rebase without
-                                             # it before it keeps it (take_commit_lock)
 MAX_KEY_SIZE = KEY_SIZE_LIMIT        # the limits as Python sees them (kvdb.MAX_KEY_SIZE)
 MAX_VALUE_SIZE = VALUE_SIZE_LIMIT
 SYNC_MODES = {"full": 2, "normal": 1, "off": 0}
@@ -446,23 +444,6 @@ cdef class Database(Handle):
                 self.catch_up_locked()
         return 0
 
-    cdef int take_commit_lock(self) except -1:
-        """Writer lock held: take the lock every open's commits share (Engine.begin_commit). If it
-        then finds another open's checkpoint, which the view must be rebuilt on (a rebase: the
-        B+Tree replays the log after the new meta), it lets the lock go and rebases without it,
-        so that the other opens' commits do not queue behind this open's replay; after
-        REBASES_BEFORE_COMMIT such rounds it keeps the lock and commit_ops catches up under it."""
-        cdef Engine store = self.storage
-        cdef int rounds
-        for rounds in range(REBASES_BEFORE_COMMIT):
-            store.begin_commit()
-            if not store.rebase_due():
-                return 0
-            store.end_commit()               # nothing appended: it only lets the lock go
-            self.catch_up_locked()
-        store.begin_commit()
-        return 0
-
     cdef int catch_up_locked(self, list deferred=None) except -1:
         """Writer lock held: apply other opens' commits and publish them here: those the engine
         finds, or `deferred`, those commit_ops read for a commit of its own (Engine.read_published,
@@ -631,7 +612,7 @@ cdef class Database(Handle):
         cdef Transaction t
         cdef Engine store = self.storage
         cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
-        cdef bint counts, early
+        cdef bint counts, apply_after_release
         if values is not None and count_namespaces and namespaced_keys(ops):
             ops = pairs_as_ops(ops, values)   # the namespace records are rewritten from ops
             values = None
@@ -645,11 +626,11 @@ cdef class Database(Handle):
             length = ops_size(ops)
             if length > 0xFFFFFFFF:
                 raise ValueError("transaction too large: its log record would exceed 4 GiB")
-        early = decide is None and not counts and self.commit_listener is None
+        apply_after_release = decide is None and not counts and self.commit_listener is None
         self.lock.acquire()
         try:
             self.check_writable()
-            self.take_commit_lock()
+            store.begin_commit()
         except BaseException:
             self.lock.release()
             raise
@@ -657,7 +638,7 @@ cdef class Database(Handle):
             last = self.seq
             deferred = None
             if store.stale():
-                if early:
+                if apply_after_release:
                     # Others' commits are read and validated against under the shared lock but
                     # applied after it, with this one: the lock is held for the log I/O only.
                     deferred = store.read_published()
@@ -693,7 +674,7 @@ cdef class Database(Handle):
                 if deferred:
                     self.catch_up_locked(deferred)   # this commit failed; the others' stand
                 raise
-            if early:
+            if apply_after_release:
                 store.end_commit()       # published (O1): the tree follows, outside the shared lock
             store.write_gen += 1
             try:

@@ -84,7 +84,6 @@ cdef class Engine:
                                          # [(seq, ops)]; None: catch_up() must apply them now (a rebase)
     cdef int apply_published(self, list records) except -1   # writer lock held, write_gen odd: apply them
     cdef int begin_commit(self) except -1    # writer lock held: take the lock commits of every process share
-    cdef bint rebase_due(self) except -1     # catch_up() would rebuild the view (another open checkpointed)
     cdef int end_commit(self) except -1      # publish what this commit appended and let that lock go
     # the commit path
     cdef int before_commit(self) except -1

@@ -157,12 +157,6 @@ cdef class Engine:
         mutex); the database then calls catch_up() and validates."""
         return 0
 
-    cdef bint rebase_due(self) except -1:
-        """catch_up() would rebuild what this open reads rather than apply a few records (the
-        B+Tree after another open's checkpoint: it replays the log after the new meta), so the
-        database does it without holding the commit lock."""
-        return False
-
     cdef int end_commit(self) except -1:
         """After a commit (or its failure), still under the writer lock: publish what it
         appended and release the lock begin_commit() took."""

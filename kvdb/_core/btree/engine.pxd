@@ -43,7 +43,9 @@ cdef class BTreeEngine(Engine):
     cdef int unlock_checkpoints(self) except -1
     cdef int open_view(self, File data, str data_path, bint shared) except -1
     cdef int lock_shared_log(self) except -1
+    cdef int lock_shared_log_current(self) except -1   # the commit mutex, on a rebased view
     cdef int unlock_shared_log(self) except -1
+    cdef bint rebase_due(self) except -1
     cdef bint outdated(self, uint64_t gen, uint32_t salt, uint64_t base)
     cdef int repair(self) except -1
     cdef list published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,

@@ -29,6 +29,8 @@ LOG_RECYCLE_FACTOR = 4                   # log bytes, in checkpoint_size units, 
                                          # holds the writer lock throughout to recycle the log
 TAIL_FACTOR = 8                          # a background checkpoint whose commits-meanwhile took at most
                                          # checkpoint_size / TAIL_FACTOR of log writes them under the lock
+cdef int REBASES_UNLOCKED = 4           # rounds of lock_shared_log_current() that let the commit mutex go
+                                         # to rebase without it
 
 
 class LogMoved(Exception):
@@ -379,6 +381,21 @@ cdef class BTreeEngine(Engine):
             self.repair()
         return 0
 
+    cdef int lock_shared_log_current(self) except -1:
+        """Writer lock held: take the commit mutex for a commit or a checkpoint. If another open's
+        checkpoint is found under it, the view must be rebuilt (a rebase replays the log after the
+        new meta, which can take long): let the mutex go, rebase without it, so that the other
+        opens' commits do not queue behind the replay, and take it again; after REBASES_UNLOCKED
+        rounds the caller's catch-up under the mutex does it."""
+        cdef int rounds
+        for rounds in range(REBASES_UNLOCKED):
+            self.lock_shared_log()
+            if not self.rebase_due():
+                return 0
+            self.unlock_shared_log()
+            self.host()._catch_up_locked()
+        return self.lock_shared_log()
+
     cdef int unlock_shared_log(self) except -1:
         if self.holding:
             self.holding = False
@@ -421,10 +438,12 @@ cdef class BTreeEngine(Engine):
 
     cdef int begin_commit(self) except -1:
         if self.shm is not None:
-            self.lock_shared_log()
+            self.lock_shared_log_current()
         return 0
 
     cdef bint rebase_due(self) except -1:
+        """catch_up() would rebuild the view rather than apply a few records (another open
+        checkpointed): lock_shared_log_current() does it without the commit mutex."""
         if self.shm is None or not self.stale():
             return False
         commit_seq, log_end, salt, base, gen, pub = self.shm.published()
@@ -500,11 +519,8 @@ cdef class BTreeEngine(Engine):
         try:
             if self.shm is not None and not self.holding:
                 # Only the newest view may be checkpointed, by one open at a time: take the commit
-                # mutex and catch up. A rebase onto another open's newer checkpoint is done before,
-                # without the mutex, so that other opens' commits do not wait for its replay.
-                if self.rebase_due():
-                    self.host()._catch_up_locked()
-                self.lock_shared_log()
+                # mutex (rebased onto another open's newer checkpoint without it) and catch up.
+                self.lock_shared_log_current()
                 took = True
                 if self.stale():
                     self.host()._catch_up_locked()
@@ -541,9 +557,7 @@ cdef class BTreeEngine(Engine):
                 return self.checkpoint_locked(False)
             try:
                 if self.shm is not None:
-                    if self.rebase_due():
-                        db._catch_up_locked()    # a rebase, without the mutex (as a commit does it)
-                    self.lock_shared_log()
+                    self.lock_shared_log_current()
                     took = True
                     if self.stale():
                         db._catch_up_locked()    # the newest meta's free pages are the ones to use
