@@ -20,6 +20,13 @@ ENOVAL = Constant("ENOVAL")     # "no value": a default that no stored value equ
 UNKNOWN = Constant("UNKNOWN")   # "not known yet"
 
 
+CLOSE_TIMEOUT = 60.0            # seconds close() retries its own writes (the counters, pending
+                                # statistics and accesses): a plain Cache's default timeout, also
+                                # for a FanoutCache shard whose timeout is 0.010 s, since a close
+                                # that gave up after a few conflicts would raise where diskcache's
+                                # writes nothing
+
+
 class Timeout(Error):
     """A cache operation waited longer than the cache's timeout: for a transact() block another
     holds, or through more write conflicts with other processes than the timeout allows."""

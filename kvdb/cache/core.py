@@ -19,7 +19,7 @@ import weakref
 import kvdb
 from kvdb.errors import ConflictError, CorruptionError
 from kvdb.cache.access import AccessLog
-from kvdb.cache.constants import ENOVAL
+from kvdb.cache.constants import CLOSE_TIMEOUT, ENOVAL
 from kvdb.cache.entries import ORDER_OF_FIELD, raise_order, remove, store
 from kvdb.cache.keys import _TEXT_PREFIX, MAX_ENCODED_KEY, entry_key, key_of
 from kvdb.cache.layout import (CACHE_FORMAT_VERSION, ENTRY, LOCK_KEY, ROWID, ROWID_EKEY_AT, SETTING, SHARD,
@@ -602,10 +602,10 @@ class Cache(Maintenance, Queue, Transact):
         if db is None:
             return
         try:
-            self._flush_access()
+            self._flush_access(CLOSE_TIMEOUT)
             if self._hits or self._misses:
-                run_write(self, lambda w: None, ())
-            self._fold_shard()
+                run_write(self, lambda w: None, (), CLOSE_TIMEOUT)
+            self._fold_shard(CLOSE_TIMEOUT)
             self._own = ZERO_SHARD
         finally:
             self._db = None

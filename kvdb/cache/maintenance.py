@@ -210,12 +210,12 @@ class Maintenance:
 
     # -- LRU/LFU access notes ----------------------------------------------------------------------
 
-    def _flush_access(self):
+    def _flush_access(self, timeout=None):
         if self._db is None or not self._access.pending:
             return
         pending = self._access.take()
         if self._track_access:
-            run_write(self, self._access_op, (pending,))
+            run_write(self, self._access_op, (pending,), timeout)
 
     def _access_op(self, w, pending):
         tx = w.tx
@@ -251,9 +251,9 @@ class Maintenance:
 
     # -- counters -----------------------------------------------------------------------------------
 
-    def _fold_shard(self):
+    def _fold_shard(self, timeout=None):
         """Add this open's counters, and those of opens whose process is gone, to the base shard."""
-        run_write(self, self._fold_op, ())
+        run_write(self, self._fold_op, (), timeout)
 
     def _fold_op(self, w):
         tx = w.tx

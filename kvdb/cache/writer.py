@@ -68,9 +68,10 @@ def pid_of_shard(key):
     return struct.unpack_from(">I", key, len(SHARD))[0]
 
 
-def run_write(cache, op, args):
-    """Run `op(writer, *args)` in a transaction and commit it, retrying conflicts; inside a
-    transact() block, run it in the block's writer. Returns what `op` returned."""
+def run_write(cache, op, args, timeout=None):
+    """Run `op(writer, *args)` in a transaction and commit it, retrying conflicts for up to
+    `timeout` seconds (the cache's timeout if None); inside a transact() block, run it in the
+    block's writer. Returns what `op` returned."""
     if cache._blocks:
         block = getattr(cache._local, "writer", None)
         if block is not None:
@@ -92,7 +93,7 @@ def run_write(cache, op, args):
             tx.rollback()
             now = time.monotonic()
             if deadline is None:
-                deadline = now + cache._timeout
+                deadline = now + (cache._timeout if timeout is None else timeout)
             elif now > deadline:
                 raise Timeout(f"cache write gave up after {cache._timeout} s: "
                               f"{exc or 'a transact() block held the lock'}") from None

@@ -226,6 +226,35 @@ def test_transact_blocks_other_threads_writes(tmp_path):
     cache.close()
 
 
+def test_close_waits_past_a_short_timeout_for_its_own_writes(tmp_path):
+    """close() writes this open's counters; with a FanoutCache shard's 0.010 s
+    timeout, another open's transact() block or a few conflicts would make it raise Timeout.
+    It retries for CLOSE_TIMEOUT instead, and the counters it folds are all there after."""
+    import threading
+    import time
+    path = str(tmp_path / "c")
+    cache = Cache(path, timeout=0.01)
+    other = Cache(path)
+    cache.set("mine", 1)                        # counters close() folds into the base shard
+    entered, release = threading.Event(), threading.Event()
+
+    def block():
+        with other.transact():
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=block)
+    t.start()
+    entered.wait(5)
+    threading.Timer(0.2, release.set).start()
+    started = time.monotonic()
+    cache.close()                               # waits for the block instead of raising Timeout
+    assert time.monotonic() - started >= 0.15
+    t.join()
+    assert len(other) == 1
+    other.close()
+
+
 def test_values_round_trip(cache):
     values = [0, -1, 2 ** 63 - 1, -2 ** 63, 2 ** 64, 1.5, float("inf"), "", "ü\U0001F600", "\ud800",
               b"", b"\x00" * 10, None, True, (1, "a"), {"a": [1, 2]}, b"x" * 200_000]
