@@ -30,6 +30,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal cimport Wal, ops_size, pairs_size, pairs_as_ops
+from kvdb._core.untracked cimport keys_committed
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
 from kvdb._core.options import check_options, check_path
@@ -648,7 +649,7 @@ cdef class Database(Handle):
                 elif deferred:
                     last = (<tuple>deferred[-1])[0]
                     if self.txn_starts:
-                        self.recent.extend([((<tuple>r)[0], [op[0] for op in (<tuple>r)[1]]) for r in deferred])
+                        self.recent.extend([keys_committed((<tuple>r)[0], (<tuple>r)[1]) for r in deferred])
             try:
                 if txn is not None:
                     t = <Transaction>txn
@@ -686,7 +687,7 @@ cdef class Database(Handle):
                     store.apply_pairs(ops, values, seq)
                 self.seq = seq
                 if self.txn_starts and conflicts:
-                    self.recent.append((seq, [op[0] for op in ops] if values is None else ops))
+                    self.recent.append(keys_committed(seq, ops) if values is None else (seq, ops))
                 store.published()
                 if self.commit_listener is not None:
                     self.commit_listener(seq, ops if values is None else pairs_as_ops(ops, values))

@@ -10,6 +10,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 
+from kvdb._core.untracked cimport untracked
+
 from kvdb._core.coding cimport (crc32c, get_u32, get_u64, put_u32, put_u64, get_varint, put_varint,
                                 varint_len)
 from kvdb._core.file cimport File
@@ -126,7 +128,9 @@ cdef object undecodable(str path, uint64_t seq):
 
 
 cdef list decode_ops_at(const unsigned char *p, const unsigned char *end):
-    """decode_ops of the payload in [p, end)."""
+    """decode_ops of the payload in [p, end). The list and its tuples are untracked by the
+    cyclic collector (kvdb/_core/untracked.pxd): a caller that adds anything to them other than
+    bytes, ints, None or untracked containers must copy them first."""
     cdef uint64_t klen, vlen, expires
     cdef unsigned char op
     ops = []
@@ -138,7 +142,7 @@ cdef list decode_ops_at(const unsigned char *p, const unsigned char *end):
         key = PyBytes_FromStringAndSize(<const char *>p, klen)
         p += klen
         if op == WAL_OP_DELETE:
-            ops.append((key, None, 0))
+            ops.append(untracked((key, None, 0)))
             continue
         expires = 0
         if op == WAL_OP_PUT_EXPIRES:
@@ -151,9 +155,9 @@ cdef list decode_ops_at(const unsigned char *p, const unsigned char *end):
         p = get_varint(p, end, &vlen)
         if p == NULL or vlen > <uint64_t>(end - p):
             raise ValueError("malformed operation")
-        ops.append((key, PyBytes_FromStringAndSize(<const char *>p, vlen), expires))
+        ops.append(untracked((key, PyBytes_FromStringAndSize(<const char *>p, vlen), expires)))
         p += vlen
-    return ops
+    return untracked(ops)
 
 
 cdef Py_ssize_t _self_valid_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t lo, uint64_t hi):
@@ -404,7 +408,7 @@ cdef class Wal:
                     records.append((expect, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
                 elif expect > after:
                     try:
-                        records.append((expect, decode_ops_at(payload, payload + length)))
+                        records.append(untracked((expect, decode_ops_at(payload, payload + length))))
                     except ValueError:
                         raise undecodable(self.path, expect) from None
                 last[0] = expect

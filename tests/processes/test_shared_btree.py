@@ -396,3 +396,33 @@ def test_rebase_after_another_opens_checkpoint_is_done_without_the_commit_mutex(
         b.close()
     with kvdb.open(db_path) as db:
         assert dict(db.scan()) == model
+
+
+def test_catching_up_leaves_nothing_for_the_cyclic_collector(db_path):
+    """The records of other opens' commits, decoded to catch up, and the keys of each kept for
+    validating open transactions (Database.recent) hold only bytes and ints: they are kept off
+    the cyclic collector's watch (kvdb/_core/untracked.pxd), which would otherwise run full
+    collections of the heap every few thousand foreign commits."""
+    import gc
+    a = kvdb.open(db_path, sync="normal")
+    b = kvdb.open(db_path, sync="normal")
+    try:
+        tx = b.transaction()                   # an open transaction: b keeps others' keys
+        assert tx.get(b"k0000") is None
+        for i in range(2000):
+            a.put(b"k%04d" % i, b"v%d" % i)
+        gc.collect()
+        gc.disable()
+        try:
+            before = len(gc.get_objects())
+            b.put(b"mine", b"1")               # reads, validates against and applies a's 2000
+            grown = len(gc.get_objects()) - before
+        finally:
+            gc.enable()
+        assert b.stats()["commits_caught_up"] >= 2000
+        assert grown < 200, f"{grown} new objects tracked by the collector after catching up 2000 commits"
+        assert b.get(b"k1999") == b"v1999" and tx.get(b"k1999") is None
+        tx.rollback()
+    finally:
+        a.close()
+        b.close()

@@ -12,6 +12,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal cimport Wal
+from kvdb._core.untracked cimport keys_committed
 from kvdb._core.btree.pager cimport CheckpointPlan, Pager
 from kvdb._core.btree.tree cimport BTree
 from kvdb._core.engine import replayed_ops
@@ -198,7 +199,7 @@ cdef class BTreeEngine(Engine):
         applied = []
         for seq, ops in records:
             tree.apply(ops, seq, self.max_live())
-            applied.append((seq, [op[0] for op in ops]))
+            applied.append(keys_committed(seq, ops))
         return applied
 
     # -- reads -----------------------------------------------------------
@@ -249,7 +250,7 @@ cdef class BTreeEngine(Engine):
         decoded = self.read_published()
         if decoded is not None:
             self.apply_published(decoded)
-            return [((<tuple>r)[0], [op[0] for op in (<tuple>r)[1]]) for r in decoded]
+            return [keys_committed((<tuple>r)[0], (<tuple>r)[1]) for r in decoded]
         while True:
             commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
             salt = <uint32_t>salt_

@@ -33,6 +33,7 @@ from kvdb._core.coding cimport get_u32, get_u64
 
 from kvdb._core.file cimport File, FS, OsFile
 from kvdb._core.wal cimport Wal, WAL_HEADER_SIZE, WAL_RECORD_HEADER_SIZE
+from kvdb._core.untracked cimport keys_committed
 from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT
 from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.manifest cimport MANIFEST_HEADER_SIZE, NUM_LEVELS
@@ -433,7 +434,7 @@ cdef class Follower:
             self.live += live_delta(before, op[1] is not None)
         self.seq = seq
         if applied is not None:
-            applied.append((seq, [op[0] for op in ops]))
+            applied.append(keys_committed(seq, ops))
         return 0
 
     # -- publishing ---------------------------------------------------------
