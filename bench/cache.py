@@ -8,8 +8,11 @@ Operations (str keys like "key-123", 100-character str values, as a web cache ho
   get_hit     cache.get(k) of one of --keys stored keys
   get_miss    cache.get(k) of a key never stored
   set         cache.set(k, v) over each process's own --keys keys (overwrites after the first round)
-  delete      cache.delete(k) of keys the process stored just before (untimed, and taken in by
-              every process with one read before the clock starts)
+  delete      cache.delete(k) in rounds: each process stores DELETE_ROUND new keys of its own
+              (untimed), every process takes the others' stores in with one read (untimed: that is
+              their cost, not the deletes'), then all delete their round's keys (timed), until a
+              process has spent --seconds deleting. Rounds, rather than one batch of --keys keys,
+              keep the timed window as long as the other cells' (10,000 kvdb deletes take 0.2 s)
   incr        cache.incr(k) over 100 counters of the process's own
   memoize_hit a @cache.memoize() function of one int argument, called with arguments already cached
 
@@ -36,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPS = ["get_hit", "get_miss", "set", "delete", "incr", "memoize_hit"]
 VALUE = "v" * 100
 MEMO_ARGS = 1000
+DELETE_ROUND = 2500     # keys each process stores, then deletes, per round of the delete cell
 
 
 def open_cache(impl, path):
@@ -64,21 +68,45 @@ def memoized(cache):
     return square
 
 
-def worker(impl, path, op, keys, seconds, barrier, results):
+def delete_rounds(cache, me, seconds, barrier, stop):
+    """The delete cell: (deletes, seconds spent deleting) over rounds that every process runs
+    together; the rounds end once one process has spent `seconds` deleting."""
+    count, spent, round_ = 0, 0.0, 0
+    while True:
+        batch = [f"own-{me}-{round_}-{i}" for i in range(DELETE_ROUND)]
+        for k in batch:
+            cache.set(k, VALUE)
+        barrier.wait()                       # every process stored its round's keys
+        cache.get(batch[0])                  # kvdb applies the others' stores at its next read
+        barrier.wait()
+        start = time.perf_counter()
+        for k in batch:
+            cache.delete(k)
+        spent += time.perf_counter() - start
+        count += len(batch)
+        round_ += 1
+        if spent >= seconds:
+            stop.value = 1
+        barrier.wait()                       # every process read or wrote `stop` for this round
+        if stop.value:
+            return count, spent
+
+
+def worker(impl, path, op, keys, seconds, barrier, stop, results):
     cache = open_cache(impl, path)
     me = os.getpid()
-    get, set_, delete, incr = cache.get, cache.set, cache.delete, cache.incr
+    get, set_, incr = cache.get, cache.set, cache.incr
     hit_keys = [f"key-{i}" for i in range(keys)]
     miss_keys = [f"miss-{i}" for i in range(keys)]
     own_keys = [f"own-{me}-{i}" for i in range(keys)]
     counters = [f"counter-{me}-{i}" for i in range(100)]
     square = memoized(cache)
-    if op == "delete":                       # stored before the clock starts
-        for k in own_keys:
-            set_(k, VALUE)
-        barrier.wait()                       # every process stored its keys; a read then takes in
-        get(own_keys[0])                     # the others' stores (kvdb applies them at its next read),
-    barrier.wait()                           # which is their cost, not the deletes'
+    if op == "delete":
+        count, elapsed = delete_rounds(cache, me, seconds, barrier, stop)
+        cache.close()
+        results.put((count, elapsed))
+        return
+    barrier.wait()
     count = 0
     start = time.perf_counter()
     stop = start + seconds
@@ -95,11 +123,6 @@ def worker(impl, path, op, keys, seconds, barrier, results):
         elif op == "set":
             for k in own_keys[count % n:count % n + 256]:
                 set_(k, VALUE)
-        elif op == "delete":
-            if count >= n:
-                break                        # every stored key deleted
-            for k in own_keys[count:count + 256]:
-                delete(k)
         elif op == "incr":
             for k in counters * 2 + counters[:56]:
                 incr(k)
@@ -110,8 +133,6 @@ def worker(impl, path, op, keys, seconds, barrier, results):
         if time.perf_counter() >= stop:
             break
     elapsed = time.perf_counter() - start
-    if op == "delete":
-        count = min(count, n)
     cache.close()
     results.put((count, elapsed))
 
@@ -122,8 +143,9 @@ def run_cell(impl, op, procs, keys, seconds, base):
         prepare(impl, path, keys)
         ctx = multiprocessing.get_context("spawn")
         barrier = ctx.Barrier(procs)
+        stop = ctx.Value("i", 0)
         results = ctx.Queue()
-        ps = [ctx.Process(target=worker, args=(impl, path, op, keys, seconds, barrier, results))
+        ps = [ctx.Process(target=worker, args=(impl, path, op, keys, seconds, barrier, stop, results))
               for _ in range(procs)]
         for p in ps:
             p.start()
