@@ -447,8 +447,8 @@ cdef class Database(Handle):
 
     cdef int catch_up_locked(self, list deferred=None) except -1:
         """Writer lock held: apply other opens' commits and publish them here: those the engine
-        finds, or `deferred`, those commit_ops read for a commit of its own (Engine.read_published,
-        their keys already in `recent`) when that commit failed. A failure part-way leaves the
+        finds, or `deferred`, those commit_ops read for a commit of its own (Engine.read_published;
+        their keys already in `recent` if another transaction is open) when that commit failed. A failure part-way leaves the
         engine partly updated, like a failed commit: reads are refused until reopen."""
         cdef Engine store = self.storage
         store.write_gen += 1
@@ -613,7 +613,7 @@ cdef class Database(Handle):
         cdef Transaction t
         cdef Engine store = self.storage
         cdef Py_ssize_t length = -1         # the log payload's size, checked before anything is written
-        cdef bint counts, apply_after_release
+        cdef bint counts, apply_after_release, kept
         if values is not None and count_namespaces and namespaced_keys(ops):
             ops = pairs_as_ops(ops, values)   # the namespace records are rewritten from ops
             values = None
@@ -638,6 +638,7 @@ cdef class Database(Handle):
         try:
             last = self.seq
             deferred = None
+            kept = False                 # deferred's keys went to self.recent
             if store.stale():
                 if apply_after_release:
                     # Others' commits are read and validated against under the shared lock but
@@ -648,12 +649,13 @@ cdef class Database(Handle):
                     last = self.seq
                 elif deferred:
                     last = (<tuple>deferred[-1])[0]
-                    if self.txn_starts:
+                    if self.others_open(txn):
                         self.recent.extend([keys_committed((<tuple>r)[0], (<tuple>r)[1]) for r in deferred])
+                        kept = True
             try:
                 if txn is not None:
                     t = <Transaction>txn
-                    t.validate()
+                    t.validate(None if kept else deferred)
                     t.p.release()        # validated: its snapshot need not hold pages during apply
                 if decide is not None:
                     ops = decide(ops)
@@ -686,7 +688,7 @@ cdef class Database(Handle):
                 else:
                     store.apply_pairs(ops, values, seq)
                 self.seq = seq
-                if self.txn_starts and conflicts:
+                if conflicts and self.others_open(txn):
                     self.recent.append(keys_committed(seq, ops) if values is None else (seq, ops))
                 store.published()
                 if self.commit_listener is not None:
@@ -716,6 +718,17 @@ cdef class Database(Handle):
             else:
                 self.sync_log(wal, seq)
         return 1
+
+    cdef bint others_open(self, object txn):
+        """Whether a transaction other than `txn` (None: any) is open in this open, whose
+        validation needs the keys of the commit under way kept in self.recent. Writer lock
+        held: no transaction starts meanwhile (pin() takes it)."""
+        cdef Py_ssize_t n = len(self.txn_starts)
+        if n == 0:
+            return False
+        if txn is None or n > 1:
+            return True
+        return self.txn_starts.get((<Transaction>txn).p.seq, 0) > 1
 
     cdef int sync_log(self, Wal wal, uint64_t seq) except -1:
         try:

@@ -426,3 +426,38 @@ def test_catching_up_leaves_nothing_for_the_cyclic_collector(db_path):
     finally:
         a.close()
         b.close()
+
+
+def test_others_commits_read_for_a_commit_still_conflict_every_open_transaction(db_path):
+    """A commit that reads other opens' commits validates its own transaction against them
+    directly, and keeps their keys for validating later only while another transaction is
+    open: each open transaction that read (or scanned over) a key another open changed gets
+    ConflictError, whichever of them commits first."""
+    a = kvdb.open(db_path, sync="normal")
+    b = kvdb.open(db_path, sync="normal")
+    try:
+        a.put(b"x", b"0")
+        a.put(b"r5", b"0")
+        alone = b.transaction()                # the only open transaction in b
+        assert alone.get(b"x") == b"0"
+        alone.put(b"mine", b"1")
+        a.put(b"x", b"1")
+        with pytest.raises(kvdb.ConflictError):
+            alone.commit()                     # a's commit is validated against without db.recent
+
+        first, second, ranged = b.transaction(), b.transaction(), b.transaction()
+        assert first.get(b"y") is None and second.get(b"x") == b"1"
+        assert list(ranged.scan(start=b"r0", end=b"r9")) == [(b"r5", b"0")]
+        for t in (first, second, ranged):
+            t.put(b"w", b"1")
+        a.put(b"x", b"2")                      # read by `second`
+        a.put(b"r7", b"1")                     # inside `ranged`'s scan
+        first.commit()                         # reads a's two commits: others are open, so kept
+        with pytest.raises(kvdb.ConflictError):
+            second.commit()
+        with pytest.raises(kvdb.ConflictError):
+            ranged.commit()
+        assert b.get(b"x") == b"2" and b.get(b"w") == b"1" and b.get(b"mine") is None
+    finally:
+        a.close()
+        b.close()
