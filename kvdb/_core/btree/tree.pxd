@@ -113,3 +113,4 @@ cdef class Cursor(EngineCursor):
     cdef int step(self, bint forward) except -1
     cdef bint advance(self) except -1
     cdef object next_item(self)
+    cdef object next_in_leaf(self)

@@ -1093,6 +1093,9 @@ cdef class Cursor:
         cdef Page page
         cdef int i
         cdef uint64_t exp
+        item = self.next_in_leaf()
+        if item is not None:
+            return item
         while self.advance():
             page = <Page>self.pages[self.depth - 1]
             i = self.idx[self.depth - 1]
@@ -1105,6 +1108,47 @@ cdef class Cursor:
             key = self.cur_key if self.cur_key is not None else self.tree.leaf_key(page, i)
             return (key, self.tree.leaf_value(page, i))
         return None
+
+    cdef object next_in_leaf(self):
+        """next_item()'s common case, in one pass over one cell (readseq's per-entry cost): the
+        next cell of the current leaf in the walk's direction, inside the bounds, with its key
+        and value in the page and no expiry. None when that is not the case: then nothing
+        moved, and advance() takes the general path."""
+        cdef const unsigned char *d
+        cdef const unsigned char *p
+        cdef const unsigned char *end
+        cdef const unsigned char *key
+        cdef const unsigned char *value
+        cdef uint64_t klen, vlen
+        cdef Py_ssize_t blen
+        cdef int level, i, r
+        cdef bytes bound
+        if not self.started or not self.valid:
+            return None
+        level = self.depth - 1
+        d = (<Page>self.pages[level]).data
+        i = self.idx[level] + (-1 if self.reverse else 1)
+        if i < 0 or i >= ncells(d):
+            return None
+        p = d + cell_off(d, i)
+        if p[0] & (CELL_KEY_OVERFLOW | CELL_VALUE_OVERFLOW | CELL_EXPIRES):
+            return None
+        end = d + self.tree.ps
+        key = get_varint(p + 1, end, &klen)     # the page's cells were checked when it was loaded
+        bound = self.lo if self.reverse else self.hi
+        if bound is not None:
+            blen = PyBytes_GET_SIZE(bound)
+            r = memcmp(key, PyBytes_AS_STRING(bound), <size_t>klen if <Py_ssize_t>klen < blen else blen)
+            if r == 0:
+                r = (<Py_ssize_t>klen > blen) - (<Py_ssize_t>klen < blen)
+            if (r < 0) if self.reverse else (r >= 0):
+                return None                      # past the bound: advance() finishes the walk
+        value = get_varint(key + klen, end, &vlen)
+        self.idx[level] = i
+        self.cur_key = None
+        self.last_expires = 0
+        return (PyBytes_FromStringAndSize(<const char *>key, klen),
+                PyBytes_FromStringAndSize(<const char *>value, vlen))
 
     def next_key_expires(self):
         """The next (key, expires) inside the bounds, expired or not, without reading the
