@@ -29,7 +29,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 from kvdb._core.engine cimport Engine, EngineCursor, Pin
 from kvdb._core.file cimport FS, OsFS
-from kvdb._core.wal cimport Wal, ops_size, pairs_size, pairs_as_ops
+from kvdb._core.wal cimport Wal, ops_size, pairs_size, pairs_as_ops, keys_of_checked, key_read_or_scanned
 from kvdb._core.untracked cimport keys_committed
 from kvdb._core.btree.engine import BTreeEngine
 from kvdb._core.lsm.engine import LsmEngine
@@ -650,7 +650,7 @@ cdef class Database(Handle):
                 elif deferred:
                     last = (<tuple>deferred[-1])[0]
                     if self.others_open(txn):
-                        self.recent.extend([keys_committed((<tuple>r)[0], (<tuple>r)[1]) for r in deferred])
+                        self.recent.extend([keys_of_checked((<tuple>r)[0], (<tuple>r)[1]) for r in deferred])
                         kept = True
             try:
                 if txn is not None:

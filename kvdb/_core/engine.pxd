@@ -80,8 +80,9 @@ cdef class Engine:
     cdef list catch_up(self)             # writer lock held, write_gen odd: apply others' commits;
                                          # returns [(seq, keys)], keys None when not known (validation
                                          # then treats every key as changed)
-    cdef list read_published(self)       # writer lock held: others' commits decoded, not applied,
-                                         # [(seq, ops)]; None: catch_up() must apply them now (a rebase)
+    cdef list read_published(self)       # writer lock held: others' commits checked, not decoded or
+                                         # applied, [(seq, payload)]; None: catch_up() must apply them
+                                         # now (a rebase)
     cdef int apply_published(self, list records) except -1   # writer lock held, write_gen odd: apply them
     cdef int begin_commit(self) except -1    # writer lock held: take the lock commits of every process share
     cdef int end_commit(self) except -1      # publish what this commit appended and let that lock go

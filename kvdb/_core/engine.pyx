@@ -139,7 +139,8 @@ cdef class Engine:
 
     cdef list read_published(self):
         """Writer lock held: the commits other opens published since this one last looked, read
-        and decoded but not applied, [(seq, ops)], with the log taken over so that this open's
+        and checked to decode but neither decoded nor applied, [(seq, payload)] (Wal.read_after;
+        the keys: keys_of_checked), with the log taken over so that this open's
         next record goes after them. A commit calls it under the commit mutex (begin_commit),
         validates against their keys and applies them with its own after end_commit, outside the
         mutex; catch_up() applies them at once. None when they cannot be read so (the B+Tree's

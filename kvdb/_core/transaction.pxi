@@ -391,8 +391,9 @@ cdef class Transaction(Handle):
     cdef int validate(self, list deferred) except -1:
         """Called under the writer lock: ConflictError if a commit after our snapshot
         wrote a key we read or a key inside a range we scanned. The commits are those in
-        db.recent and, if not None, `deferred`: other opens' records [(seq, ops)] that commit_ops
-        read for this commit and kept out of db.recent (no other transaction is open)."""
+        db.recent and, if not None, `deferred`: other opens' records [(seq, payload)] that
+        commit_ops read for this commit (Engine.read_published) and kept out of db.recent (no
+        other transaction is open)."""
         cdef uint64_t start = self.p.seq
         cdef uint64_t now
         if self.min_expires:
@@ -401,13 +402,17 @@ cdef class Transaction(Handle):
                 self.db.conflicts += 1
                 raise ConflictError(f"transaction conflict: a key this transaction read expired before it "
                                     f"committed; retry it")
-        self.check_commits(self.db.recent, start, False)
+        self.check_commits(self.db.recent, start)
         if deferred is not None and (self.reads or self.ranges):
-            self.check_commits(deferred, start, True)
+            for seq, payload in deferred:
+                if seq > start:
+                    k = key_read_or_scanned(payload, self.reads, self.ranges)
+                    if k is not None:
+                        self.check_commits([(seq, [k])], start)   # raises, naming how it conflicts
         return 0
 
-    cdef int check_commits(self, list commits, uint64_t start, bint as_ops) except -1:
-        """validate() over commits [(seq, keys)], or [(seq, ops)] with `as_ops`."""
+    cdef int check_commits(self, list commits, uint64_t start) except -1:
+        """validate() over commits [(seq, keys)]."""
         for seq, keys in commits:
             if seq <= start:
                 continue
@@ -421,8 +426,6 @@ cdef class Transaction(Handle):
                                         "read; retry it")
                 continue
             for k in keys:
-                if as_ops:
-                    k = (<tuple>k)[0]        # (key, value, expires)
                 if k in self.reads:
                     self.db.conflicts += 1
                     raise ConflictError(f"transaction conflict: key {k[:64]!r} was read by this transaction and "

@@ -56,6 +56,14 @@ cdef Py_ssize_t pairs_size(list keys, list values) except -1
 cdef unsigned char *encode_pairs_into(list keys, list values, unsigned char *p) except NULL
 cdef list pairs_as_ops(list keys, list values)
 cdef object undecodable(str path, uint64_t seq)   # the CorruptionError of a whole record that does not decode
+cdef list decode_checked(bytes payload)              # the ops of a payload read_after() checked
+cdef tuple keys_of_checked(uint64_t seq, bytes payload)   # (seq, [keys]) of one, untracked
+cdef object key_read_or_scanned(bytes payload, set reads, list ranges)   # its first key in reads or ranges, or None
+
+cdef enum:                  # what Wal.read_at keeps of each record
+    READ_PAYLOADS = 0       # every record's payload (read_records)
+    READ_DECODED = 1        # the records after `after`, decoded
+    READ_CHECKED = 2        # the records after `after`, payloads checked to decode
 
 cdef class Wal:
     # Guarded by the database's writer lock unless noted.
@@ -75,7 +83,8 @@ cdef class Wal:
 
     cdef int append_ops(self, list ops, Py_ssize_t length, uint64_t seq, list values=*) except -1
     cdef Py_ssize_t _valid_at(self, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t expect)
-    cdef list read_decoded(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
-                           uint64_t after, uint64_t *last)   # records after seq `after`, [(seq, ops)]
-    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, bint decode,
+    cdef list read_after(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
+                         uint64_t after, bint decode, uint64_t *last)   # records after seq `after`:
+                                                  # [(seq, ops)], or [(seq, payload)] checked to decode
+    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, int mode,
                         uint64_t after, uint64_t *last)

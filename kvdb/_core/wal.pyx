@@ -8,7 +8,7 @@ import threading
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from kvdb._core.untracked cimport untracked
 
@@ -117,7 +117,8 @@ def encode_ops(list ops):
 
 
 def decode_ops(bytes payload):
-    """[(key, value-or-None, expires)] of a payload; ValueError if malformed."""
+    """[(key, value-or-None, expires)] of a payload; ValueError if malformed. The list and its
+    tuples are not tracked by the cyclic garbage collector (kvdb/_core/untracked.pxd)."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
     return decode_ops_at(p, p + PyBytes_GET_SIZE(payload))
 
@@ -127,37 +128,114 @@ cdef object undecodable(str path, uint64_t seq):
                            path=path)
 
 
+cdef struct WalOp:
+    unsigned char kind               # WAL_OP_PUT, WAL_OP_DELETE or WAL_OP_PUT_EXPIRES
+    const unsigned char *key         # the key's bytes, in the payload
+    uint64_t klen
+    const unsigned char *value       # the value's bytes (NULL for a delete)
+    uint64_t vlen
+    uint64_t expires                 # wall-clock ms (0: none)
+
+
+cdef const unsigned char *next_op(const unsigned char *p, const unsigned char *end, WalOp *op) noexcept nogil:
+    """Parse the operation at p (p < end) into *op: where the next one starts, or NULL if it is
+    malformed."""
+    cdef uint64_t klen, vlen
+    op.kind = p[0]
+    p = get_varint(p + 1, end, &klen)
+    if p == NULL or (op.kind != WAL_OP_PUT and op.kind != WAL_OP_DELETE and op.kind != WAL_OP_PUT_EXPIRES) \
+            or klen > <uint64_t>(end - p):
+        return NULL
+    op.key, op.klen = p, klen
+    p += klen
+    op.value, op.vlen, op.expires = NULL, 0, 0
+    if op.kind == WAL_OP_DELETE:
+        return p
+    if op.kind == WAL_OP_PUT_EXPIRES:
+        if end - p < 8:
+            return NULL
+        op.expires = get_u64(p)
+        p += 8
+        if op.expires == 0:
+            return NULL
+    p = get_varint(p, end, &vlen)
+    if p == NULL or vlen > <uint64_t>(end - p):
+        return NULL
+    op.value, op.vlen = p, vlen
+    return p + vlen
+
+
+cdef bint ops_well_formed(const unsigned char *p, const unsigned char *end) noexcept nogil:
+    """Whether decode_ops_at(p, end) would succeed, without making an object."""
+    cdef WalOp op
+    while p < end:
+        p = next_op(p, end, &op)
+        if p == NULL:
+            return False
+    return True
+
+
 cdef list decode_ops_at(const unsigned char *p, const unsigned char *end):
     """decode_ops of the payload in [p, end). The list and its tuples are untracked by the
     cyclic collector (kvdb/_core/untracked.pxd): a caller that adds anything to them other than
     bytes, ints, None or untracked containers must copy them first."""
-    cdef uint64_t klen, vlen, expires
-    cdef unsigned char op
+    cdef WalOp op
     ops = []
     while p < end:
-        op = p[0]
-        p = get_varint(p + 1, end, &klen)
-        if p == NULL or op not in (WAL_OP_PUT, WAL_OP_DELETE, WAL_OP_PUT_EXPIRES) or klen > <uint64_t>(end - p):
+        p = next_op(p, end, &op)
+        if p == NULL:
             raise ValueError("malformed operation")
-        key = PyBytes_FromStringAndSize(<const char *>p, klen)
-        p += klen
-        if op == WAL_OP_DELETE:
+        key = PyBytes_FromStringAndSize(<const char *>op.key, op.klen)
+        if op.kind == WAL_OP_DELETE:
             ops.append(untracked((key, None, 0)))
-            continue
-        expires = 0
-        if op == WAL_OP_PUT_EXPIRES:
-            if end - p < 8:
-                raise ValueError("malformed operation")
-            expires = get_u64(p)
-            p += 8
-            if expires == 0:
-                raise ValueError("malformed operation")
-        p = get_varint(p, end, &vlen)
-        if p == NULL or vlen > <uint64_t>(end - p):
-            raise ValueError("malformed operation")
-        ops.append(untracked((key, PyBytes_FromStringAndSize(<const char *>p, vlen), expires)))
-        p += vlen
+        else:
+            ops.append(untracked((key, PyBytes_FromStringAndSize(<const char *>op.value, op.vlen), op.expires)))
     return untracked(ops)
+
+
+cdef list decode_checked(bytes payload):
+    """decode_ops of a payload read_after() checked (it decodes)."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
+    return decode_ops_at(p, p + PyBytes_GET_SIZE(payload))
+
+
+cdef tuple keys_of_checked(uint64_t seq, bytes payload):
+    """(seq, [key of each op]) of a payload read_after() checked, untracked: what
+    Database.recent keeps of a commit, without decoding its values."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
+    cdef const unsigned char *end = p + PyBytes_GET_SIZE(payload)
+    cdef WalOp op
+    keys = []
+    while p < end:
+        p = next_op(p, end, &op)
+        keys.append(PyBytes_FromStringAndSize(<const char *>op.key, op.klen))
+    return untracked((seq, untracked(keys)))
+
+
+cdef object key_read_or_scanned(bytes payload, set reads, list ranges):
+    """The first key the ops of a payload read_after() checked write that is in `reads` or
+    inside a range of `ranges` [(lo, hi)] (None: unbounded); None if no key is. A transaction
+    that read a few keys and scanned nothing (a cache write's) is checked without an object
+    per key."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(payload)
+    cdef const unsigned char *end = p + PyBytes_GET_SIZE(payload)
+    cdef WalOp op
+    cdef bint by_bytes = not ranges and len(reads) <= 8
+    cdef bytes r
+    while p < end:
+        p = next_op(p, end, &op)
+        if by_bytes:
+            for r in reads:
+                if <uint64_t>PyBytes_GET_SIZE(r) == op.klen and memcmp(PyBytes_AS_STRING(r), op.key, op.klen) == 0:
+                    return r
+            continue
+        key = PyBytes_FromStringAndSize(<const char *>op.key, op.klen)
+        if key in reads:
+            return key
+        for lo, hi in ranges:
+            if (lo is None or key >= lo) and (hi is None or key < hi):
+                return key
+    return None
 
 
 cdef Py_ssize_t _self_valid_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t off, uint64_t lo, uint64_t hi):
@@ -367,17 +445,20 @@ cdef class Wal:
         log was recycled meanwhile: the caller looks again). end 0: as far as records are valid
         (repairing after an open that died mid-commit); then returns (records, end)."""
         cdef uint64_t last
-        return self.read_at(salt, start, end, expect, False, 0, &last)
+        return self.read_at(salt, start, end, expect, READ_PAYLOADS, 0, &last)
 
-    cdef list read_decoded(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
-                           uint64_t after, uint64_t *last):
-        """read_records(salt, start, end, expect) (end not 0) with the records after seq `after`
-        decoded from the read buffer, [(seq, ops)], and no payload copied: what catching up
-        with other opens applies. `last` gets the seq of the last valid record (expect - 1 if
-        none). CorruptionError if a record whose checksum is valid does not decode."""
-        return self.read_at(salt, start, end, expect, True, after, last)
+    cdef list read_after(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect,
+                         uint64_t after, bint decode, uint64_t *last):
+        """read_records(salt, start, end, expect) (end not 0), keeping the records after seq
+        `after`: what catching up with other opens applies. With `decode`, [(seq, ops)] decoded
+        straight from the read buffer; else [(seq, payload)], each payload checked to decode
+        (decode_checked) but not decoded, so that a commit holding the commit mutex makes no
+        object per operation (keys_of_checked, key_read_or_scanned). `last` gets the seq of the
+        last valid record (expect - 1 if none). CorruptionError if a record whose checksum is
+        valid does not decode."""
+        return self.read_at(salt, start, end, expect, READ_DECODED if decode else READ_CHECKED, after, last)
 
-    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, bint decode,
+    cdef object read_at(self, uint32_t salt, uint64_t start, uint64_t end, uint64_t expect, int mode,
                         uint64_t after, uint64_t *last):
         cdef bint scan = end == 0
         cdef uint64_t stop = end if not scan else self.file.size()
@@ -404,13 +485,19 @@ cdef class Wal:
                         break
                     return None
                 payload = d + off + WAL_RECORD_HEADER_SIZE
-                if not decode:
+                if mode == READ_PAYLOADS:
                     records.append((expect, data[off + WAL_RECORD_HEADER_SIZE:off + WAL_RECORD_HEADER_SIZE + length]))
-                elif expect > after:
+                elif expect <= after:
+                    pass
+                elif mode == READ_DECODED:
                     try:
                         records.append(untracked((expect, decode_ops_at(payload, payload + length))))
                     except ValueError:
                         raise undecodable(self.path, expect) from None
+                else:
+                    if not ops_well_formed(payload, payload + length):
+                        raise undecodable(self.path, expect)
+                    records.append(untracked((expect, PyBytes_FromStringAndSize(<const char *>payload, length))))
                 last[0] = expect
                 off += WAL_RECORD_HEADER_SIZE + length
                 expect += 1

@@ -445,6 +445,28 @@ def test_others_commits_read_for_a_commit_still_conflict_every_open_transaction(
         with pytest.raises(kvdb.ConflictError):
             alone.commit()                     # a's commit is validated against without db.recent
 
+        # Alone again, one at a time: many reads (checked by set), a scanned range, and reads
+        # that another open's commits miss.
+        def alone_across(reads, scan_range, other_key):
+            t = b.transaction()
+            for k in reads:
+                t.get(k)
+            if scan_range is not None:
+                list(t.scan(start=scan_range[0], end=scan_range[1]))
+            t.put(b"w", b"0")
+            a.put(other_key, b"1")
+            a.put(b"unread", b"1")
+            t.commit()
+
+        with pytest.raises(kvdb.ConflictError):
+            alone_across([b"m%02d" % i for i in range(20)], None, b"m13")
+        with pytest.raises(kvdb.ConflictError):
+            alone_across([], (b"s0", b"s9"), b"s4")
+        with pytest.raises(kvdb.ConflictError):
+            alone_across([], (None, b"c"), b"b")          # unbounded below
+        alone_across([b"elsewhere"], (b"s5", b"s9"), b"s4")   # nothing it read changed: commits
+        assert b.get(b"w") == b"0"
+
         first, second, ranged = b.transaction(), b.transaction(), b.transaction()
         assert first.get(b"y") is None and second.get(b"x") == b"1"
         assert list(ranged.scan(start=b"r0", end=b"r9")) == [(b"r5", b"0")]

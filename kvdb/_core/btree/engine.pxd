@@ -49,7 +49,7 @@ cdef class BTreeEngine(Engine):
     cdef bint outdated(self, uint64_t gen, uint32_t salt, uint64_t base)
     cdef int repair(self) except -1
     cdef list published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
-                                uint64_t after)
+                                uint64_t after, bint decode)
     cdef list apply_records(self, BTree tree, list records)
     cdef list rebase(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base)
     cdef uint64_t oldest_view_gen(self)

@@ -13,6 +13,7 @@ from kvdb._core.engine cimport Pin
 from kvdb._core.file cimport FS, OsFS
 from kvdb._core.wal cimport Wal
 from kvdb._core.untracked cimport keys_committed
+from kvdb._core.wal cimport decode_checked, keys_of_checked
 from kvdb._core.btree.pager cimport CheckpointPlan, Pager
 from kvdb._core.btree.tree cimport BTree
 from kvdb._core.engine import replayed_ops
@@ -152,7 +153,7 @@ cdef class BTreeEngine(Engine):
                                           f"holds only up to commit {self.seq}", path=wal_path)
                 self.wal.adopt(<uint32_t>salt, base, WAL_HEADER_SIZE, base)
                 try:
-                    records = self.published_records(commit_seq, log_end, <uint32_t>salt, base, self.seq)
+                    records = self.published_records(commit_seq, log_end, <uint32_t>salt, base, self.seq, True)
                 except LogMoved as e:        # the commit mutex is held: nothing moves
                     raise CorruptionError(e.args[0], path=wal_path, offset=e.args[1]) from None
                 self.apply_records(self.tree, records)
@@ -178,9 +179,10 @@ cdef class BTreeEngine(Engine):
         self.wal.note_synced = shm.note_synced
 
     cdef list published_records(self, uint64_t commit_seq, uint64_t log_end, uint32_t salt, uint64_t base,
-                                uint64_t after):
+                                uint64_t after, bint decode):
         """The log's records after seq `after` up to the published commit_seq, read from the log
-        generation `salt` (based at `base`) and decoded, [(seq, ops)]; LogMoved if the log does
+        generation `salt` (based at `base`): decoded, [(seq, ops)], or checked, [(seq, payload)]
+        (Wal.read_after); LogMoved if the log does
         not hold exactly the records up to commit_seq there: another open recycled it while this
         one read it (the caller looks again), or it is damaged."""
         cdef uint64_t start, first, last
@@ -188,7 +190,7 @@ cdef class BTreeEngine(Engine):
                                     self.wal.write_off <= WAL_HEADER_SIZE or after != self.wal.written_seq) \
             else self.wal.write_off
         first = base + 1 if start == WAL_HEADER_SIZE else after + 1
-        records = self.wal.read_decoded(salt, start, log_end, first, after, &last)
+        records = self.wal.read_after(salt, start, log_end, first, after, decode, &last)
         if records is None or last != commit_seq:
             raise LogMoved(f"{self.wal.path}: commits up to {commit_seq} were published by another open but the "
                            f"log does not hold them whole between offsets {start} and {log_end}", start)
@@ -247,10 +249,10 @@ cdef class BTreeEngine(Engine):
         cdef uint32_t salt
         if self.shm is None:
             return []
-        decoded = self.read_published()
-        if decoded is not None:
-            self.apply_published(decoded)
-            return [keys_committed((<tuple>r)[0], (<tuple>r)[1]) for r in decoded]
+        checked = self.read_published()
+        if checked is not None:
+            self.apply_published(checked)
+            return [keys_of_checked((<tuple>r)[0], (<tuple>r)[1]) for r in checked]
         while True:
             commit_seq, log_end, salt_, base, gen, pub = self.shm.published()
             salt = <uint32_t>salt_
@@ -282,7 +284,7 @@ cdef class BTreeEngine(Engine):
                 self.seen_pub = pub
                 return []
             try:
-                records = self.published_records(commit_seq, log_end, salt, base, self.seq)
+                records = self.published_records(commit_seq, log_end, salt, base, self.seq, False)
             except LogMoved as e:
                 if self.shm.pub_now() != pub:
                     continue
@@ -293,8 +295,8 @@ cdef class BTreeEngine(Engine):
         return records
 
     cdef int apply_published(self, list records) except -1:
-        for seq, ops in records:
-            self.tree.apply(ops, seq, self.max_live())
+        for seq, payload in records:
+            self.tree.apply(decode_checked(payload), seq, self.max_live())
             self.seq = seq
         self.caught_up += len(records)
         self.shm.set_base(self.oldest_view_gen(), self.seq)
@@ -320,7 +322,7 @@ cdef class BTreeEngine(Engine):
                 raise LogMoved(f"{self.wal.path}: the log starts after commit {base} but the newest meta page "
                                f"holds only up to commit {meta.seq}", 0)
             self.wal.adopt(salt, base, WAL_HEADER_SIZE, base)
-            records = self.published_records(commit_seq, log_end, salt, base, meta.seq)
+            records = self.published_records(commit_seq, log_end, salt, base, meta.seq, True)
         pager.adopt_clean(self.pager)
         tree = BTree(pager, meta.root, meta.entries)
         tree.expiring = meta.expiring
