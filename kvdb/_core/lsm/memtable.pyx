@@ -305,15 +305,15 @@ cdef class MemSource(Source):
         cdef MemNode *n = self.node
         if n == NULL:
             self.valid = False
-            self.key = None
-            self.value = None
             return 0
-        self.valid = True
-        self.key = PyBytes_FromStringAndSize(<const char *>n.key, n.klen)
+        self.valid = True                # key and val point into the arena `mem` keeps alive
+        self.key = n.key
+        self.klen = n.klen
         self.seq = n.seq
         self.kind = n.kind
         self.expires = n.expires
-        self.value = PyBytes_FromStringAndSize(<const char *>n.value, n.vlen) if n.kind == ENTRY_PUT else None
+        self.val = n.value
+        self.vlen = n.vlen
         return 0
 
     cdef int seek(self, bytes key, bint reverse) except -1:

@@ -8,6 +8,7 @@
 # Every source yields its entries in internal order: user key ascending, then
 # seq descending; backwards it yields exactly the reverse.
 
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from kvdb._core.engine cimport EngineCursor
 
@@ -16,21 +17,37 @@ cdef enum:
     ENTRY_PUT = 1
 
 cdef class Source:
-    # The current entry; meaningful only while `valid`. Guarded by the GIL.
-    cdef public bint valid
-    cdef public bytes key
-    cdef public uint64_t seq
-    cdef public int kind
-    cdef public uint64_t expires
-    cdef public object value         # bytes (None for a tombstone)
+    # The current entry; meaningful only while `valid`. Its key and val point into memory the
+    # source keeps alive (a memtable's arena, a loaded block, the source's key buffer) and stay
+    # valid until the source moves (seek or step): a reader that needs them longer copies them.
+    # Guarded by the GIL; owned by one cursor.
+    cdef bint valid
+    cdef const unsigned char *key    # the user key, klen bytes
+    cdef Py_ssize_t klen
+    cdef uint64_t seq
+    cdef int kind                    # ENTRY_PUT / ENTRY_DELETE
+    cdef uint64_t expires
+    cdef const unsigned char *val    # the value, vlen bytes (a put only)
+    cdef Py_ssize_t vlen
 
     cdef int seek(self, bytes key, bint reverse) except -1
     cdef int step(self, bint reverse) except -1
 
 
+cdef struct KeyBuf:
+    # A growable copy of one key, owned by a MergeCursor (malloc'd, freed at dealloc).
+    unsigned char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
 cdef class MergeCursor(EngineCursor):
-    # Fields are set once at construction, then advanced by next_item().
-    cdef list sources                # [Source]
+    # Fields are set once at construction, then advanced by next_visible() under the GIL. Each
+    # step compares the sources' current entries in place (memcmp on their C pointers) and makes
+    # Python objects only for what it returns.
+    cdef list sources                # [Source]: keeps them alive for `srcs`
+    cdef PyObject **srcs             # borrowed pointers to the sources, in `sources` order (malloc'd)
+    cdef Py_ssize_t nsrcs
     cdef uint64_t snap_seq           # versions with a higher seq are invisible
     cdef uint64_t now                # wall-clock ms; puts expiring at or before it are skipped (0: none)
     cdef bytes lo                    # inclusive lower bound or None
@@ -39,6 +56,11 @@ cdef class MergeCursor(EngineCursor):
     cdef bint started
     cdef bint done
     cdef object pin                  # keeps the snapshot and the version's files alive
+    cdef KeyBuf cur                  # the user key being merged (copied: the sources move under it)
+    cdef bytes out_key               # what next_visible() found last: the key,
+    cdef object out_value            # its value (bytes),
+    cdef uint64_t out_expires        # and its expiry (wall-clock ms, 0 = never)
 
-    cdef object next_visible(self, bint with_expired)
+    cdef int keep_key(self, const unsigned char *k, Py_ssize_t n) except -1
+    cdef int next_visible(self, bint with_expired) except -1
     cdef object next_item(self)

@@ -26,6 +26,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from kvdb._core.coding cimport get_varint
 from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.merge cimport Source
+from kvdb._core.lsm.blockcache cimport BlockCache, BLOCK_KEY_SHIFT
 
 cdef enum:
     SST_DELETE = 0
@@ -41,8 +42,6 @@ cdef enum:
     SST_VERSION = 1
     BLOOM_BITS_PER_KEY = 10
     BLOOM_PROBES = 7                     # about ln 2 * bits per key
-    BLOCK_KEY_SHIFT = 40                 # block cache key: table number << BLOCK_KEY_SHIFT | block offset
-    BLOCK_CACHE_OVERHEAD = 96            # bytes a cached block costs beyond its length (dict slot, object)
 
 
 cdef inline const unsigned char *entry_header(const unsigned char *p, const unsigned char *end,
@@ -80,17 +79,6 @@ cdef inline uint32_t bloom_hash_of(uint32_t crc) noexcept nogil:
 cdef bytes make_ikey(bytes key, uint64_t seq, int kind)
 cdef int block_seek(const unsigned char *d, Py_ssize_t n, const unsigned char *t, Py_ssize_t tn,
                     SeekKey *k, const unsigned char **val, Py_ssize_t *vlen) noexcept nogil
-
-
-cdef class BlockCache:
-    # Raw data blocks (checked, decompressed), shared by every table of a database. GIL-protected.
-    cdef object lru                      # OrderedDict block key (BLOCK_KEY_SHIFT) -> bytes, oldest first
-    cdef readonly Py_ssize_t capacity    # bytes; constant
-    cdef readonly Py_ssize_t used        # bytes held
-    cdef public uint64_t hits, misses
-
-    cdef object get_block(self, object key)
-    cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1
 
 
 cdef class TableCache:
@@ -140,6 +128,7 @@ cdef class Table:
     cdef bytes find_entry(self, const unsigned char *key, Py_ssize_t klen, uint32_t h, uint64_t snap_seq,
                           SeekKey *k, const unsigned char **v, Py_ssize_t *vlen)
     cpdef object get(self, bytes key, uint64_t snap_seq)
+    cdef object get_hashed(self, const unsigned char *key, Py_ssize_t klen, uint32_t h, uint64_t snap_seq)
     cdef int newest_kind(self, const unsigned char *key, Py_ssize_t klen, uint32_t h) except -1
 
 
@@ -162,4 +151,6 @@ cdef class TableSource(Source):
     cdef int load(self) except -1
     cdef int load_raw(self, Py_ssize_t b) except -1
     cdef int set_entry(self, const unsigned char *v, Py_ssize_t vlen) except -1
+    cdef int set_current(self, const unsigned char *ik, Py_ssize_t n, const unsigned char *v,
+                         Py_ssize_t vlen) except -1
     cdef int next_forward(self) except -1

@@ -177,47 +177,6 @@ cdef inline void seek_key_init(SeekKey *k) noexcept nogil:
     k.cap = sizeof(k.stack)
 
 
-cdef class BlockCache:
-    """An LRU of raw (checked, decompressed) data blocks bounded by bytes."""
-
-    def __init__(self, Py_ssize_t capacity):
-        self.lru = OrderedDict()
-        self.capacity = capacity
-        self.used = 0
-
-    cdef object get_block(self, object key):
-        block = self.lru.get(key)
-        if block is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.lru.move_to_end(key)
-        return block
-
-    cdef int put_block(self, object key, object block, Py_ssize_t nbytes) except -1:
-        """Cache a raw block (bytes, keyed by block_key()); `nbytes` is ignored: its length
-        plus BLOCK_CACHE_OVERHEAD counts against the capacity."""
-        if self.capacity <= 0 or key in self.lru:
-            return 0
-        self.lru[key] = block
-        self.used += PyBytes_GET_SIZE(block) + BLOCK_CACHE_OVERHEAD
-        while self.used > self.capacity and self.lru:
-            _, old = self.lru.popitem(last=False)
-            self.used -= PyBytes_GET_SIZE(old) + BLOCK_CACHE_OVERHEAD
-        return 0
-
-    def lookup(self, key):
-        return self.get_block(key)
-
-    def insert(self, key, block, Py_ssize_t nbytes):
-        self.put_block(key, block, nbytes)
-
-    def drop_table(self, uint64_t number):
-        for key in [k for k in self.lru if (k >> BLOCK_KEY_SHIFT) == number]:
-            old = self.lru.pop(key)
-            self.used -= PyBytes_GET_SIZE(old) + BLOCK_CACHE_OVERHEAD
-
-
 cdef class TableCache:
     """At most `capacity` open table files (see sstable.pxd)."""
 
@@ -407,12 +366,12 @@ cdef class Table:
 
     cdef bytes raw_block(self, uint64_t off, uint64_t size, bint fill_cache):
         """The raw data block at off, through the block cache."""
-        ck = (self.number << BLOCK_KEY_SHIFT) | off
+        cdef uint64_t ck = (self.number << BLOCK_KEY_SHIFT) | off
         raw = self.cache.get_block(ck) if fill_cache else None
         if raw is None:
             raw = self.read_block(off, size, fill_cache)
             if fill_cache:
-                self.cache.put_block(ck, raw, 0)
+                self.cache.put_block(ck, raw)
         return <bytes>raw
 
     cdef tuple block_at(self, Py_ssize_t b, bint fill_cache):
@@ -495,14 +454,18 @@ cdef class Table:
 
     cpdef object get(self, bytes key, uint64_t snap_seq):
         """(kind, value, expires) of the newest version of key with seq <= snap_seq, else None."""
+        cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
+        return self.get_hashed(k, PyBytes_GET_SIZE(key), bloom_hash(k, PyBytes_GET_SIZE(key)), snap_seq)
+
+    cdef object get_hashed(self, const unsigned char *key, Py_ssize_t klen, uint32_t h, uint64_t snap_seq):
+        """get() of the key key[:klen], whose bloom_hash() is h."""
         cdef SeekKey k
         cdef const unsigned char *v
-        cdef Py_ssize_t vlen, klen = PyBytes_GET_SIZE(key)
+        cdef Py_ssize_t vlen
         cdef int kind
         seek_key_init(&k)
         try:
-            raw = self.find_entry(<const unsigned char *>PyBytes_AS_STRING(key), klen,
-                                  bloom_hash(<const unsigned char *>PyBytes_AS_STRING(key), klen), snap_seq, &k, &v, &vlen)
+            raw = self.find_entry(key, klen, h, snap_seq, &k, &v, &vlen)
             if raw is None:
                 return None
             kind = k.p[klen]
@@ -601,28 +564,39 @@ cdef class TableSource(Source):
         return 0
 
     cdef int set_entry(self, const unsigned char *v, Py_ssize_t vlen) except -1:
-        """The current entry from the internal key in k and its raw value v."""
+        """The current entry from the internal key in k and its raw value v (in `raw`)."""
         cdef Py_ssize_t n = self.k.n - TRAILER_SIZE
-        cdef const unsigned char *p = self.k.p + n
+        return self.set_current(self.k.p, n, v, vlen)
+
+    cdef int set_current(self, const unsigned char *ik, Py_ssize_t n, const unsigned char *v,
+                         Py_ssize_t vlen) except -1:
+        """The current entry: user key ik[:n] followed by its trailer, raw value v; both in memory
+        this source keeps (k, raw, or the keys and vals lists) until it moves."""
+        cdef const unsigned char *p = ik + n
         self.valid = True
-        self.key = PyBytes_FromStringAndSize(<const char *>self.k.p, n)
+        self.key = ik
+        self.klen = n
         self.seq = get_u64(p) >> 8
         if p[0] == SST_DELETE:
             self.kind = ENTRY_DELETE
             self.expires = 0
-            self.value = None
+            self.val = NULL
+            self.vlen = 0
         elif p[0] == SST_PUT_EXPIRES and vlen >= 8:
             self.kind = ENTRY_PUT
             self.expires = get_u64(v)
-            self.value = PyBytes_FromStringAndSize(<const char *>v + 8, vlen - 8)
+            self.val = v + 8
+            self.vlen = vlen - 8
         elif p[0] == SST_PUT:
             self.kind = ENTRY_PUT
             self.expires = 0
-            self.value = PyBytes_FromStringAndSize(<const char *>v, vlen)
+            self.val = v
+            self.vlen = vlen
         else:
+            self.valid = False
             off = self.table.index_offs[self.block]
-            raise CorruptionError(f"{self.table.path}: block at offset {off} has an entry of unknown kind {p[0]}",
-                                  path=self.table.path, offset=off)
+            raise CorruptionError(f"{self.table.path}: block at offset {off} has an entry of unknown kind {p[0]} "
+                                  f"or a short expiry", path=self.table.path, offset=off)
         return 0
 
     cdef int next_forward(self) except -1:
@@ -634,8 +608,6 @@ cdef class TableSource(Source):
         while self.off >= self.end:
             if self.block + 1 >= len(self.table.index_offs):
                 self.valid = False
-                self.key = None
-                self.value = None
                 return 0
             self.load_raw(self.block + 1)
         d = <const unsigned char *>PyBytes_AS_STRING(self.raw)
@@ -674,33 +646,11 @@ cdef class TableSource(Source):
             self.pos = len(self.keys) - 1
         if self.pos < 0 or self.pos >= len(self.keys):
             self.valid = False
-            self.key = None
-            self.value = None
             return 0
         ik = <bytes>self.keys[self.pos]
-        n = PyBytes_GET_SIZE(ik) - TRAILER_SIZE
-        p = <const unsigned char *>PyBytes_AS_STRING(ik) + n
-        self.valid = True
-        self.key = ik[:n]
-        self.seq = get_u64(p) >> 8
         v = <bytes>self.vals[self.pos]
-        if p[0] == SST_DELETE:
-            self.kind = ENTRY_DELETE
-            self.expires = 0
-            self.value = None
-        elif p[0] == SST_PUT_EXPIRES and PyBytes_GET_SIZE(v) >= 8:
-            self.kind = ENTRY_PUT
-            self.expires = get_u64(<const unsigned char *>PyBytes_AS_STRING(v))
-            self.value = v[8:]
-        elif p[0] == SST_PUT:
-            self.kind = ENTRY_PUT
-            self.expires = 0
-            self.value = v
-        else:
-            off = self.table.index_offs[self.block]
-            raise CorruptionError(f"{self.table.path}: block at offset {off} has an entry of unknown kind {p[0]} "
-                                  f"or a short expiry", path=self.table.path, offset=off)
-        return 0
+        return self.set_current(<const unsigned char *>PyBytes_AS_STRING(ik), PyBytes_GET_SIZE(ik) - TRAILER_SIZE,
+                                <const unsigned char *>PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
 
     cdef int seek(self, bytes key, bint reverse) except -1:
         cdef Py_ssize_t nb = len(self.table.index_keys), b
@@ -719,8 +669,6 @@ cdef class TableSource(Source):
             b = self.table.find_block(target)
             if b >= nb:
                 self.valid = False
-                self.key = None
-                self.value = None
                 return 0
             self.load_raw(b)
             r = block_seek(<const unsigned char *>PyBytes_AS_STRING(self.raw), PyBytes_GET_SIZE(self.raw),

@@ -4,7 +4,8 @@
 from libc.stdint cimport uint64_t
 from kvdb._core.file cimport FS
 from kvdb._core.lsm.memtable cimport Memtable, MEM_PUT
-from kvdb._core.lsm.sstable cimport BlockCache, TableCache
+from kvdb._core.lsm.blockcache cimport BlockCache
+from kvdb._core.lsm.sstable cimport TableCache
 
 cdef inline int live_delta(int before, bint put) noexcept:
     """How one op changes the count of keys (L4): `before` is what the key's newest version was

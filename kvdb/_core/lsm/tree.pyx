@@ -36,7 +36,6 @@
 #       its last commit (M4), and recovery starts there and replays the logs
 #       through apply(). Flushes and compactions change no newest version.
 
-import bisect
 import os
 import resource
 import threading
@@ -51,7 +50,8 @@ from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT
 from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.coding cimport crc32c
-from kvdb._core.lsm.sstable cimport Table, BlockCache, TableCache, TableSource, bloom_hash_of
+from kvdb._core.lsm.blockcache cimport BlockCache
+from kvdb._core.lsm.sstable cimport Table, TableCache, TableSource, bloom_hash_of
 from kvdb._core.lsm.manifest cimport NUM_LEVELS
 from kvdb._core.lsm.table_merge cimport TableMerger
 from kvdb._core.lsm.manifest import FileMeta, create_manifest, encode_edit, read_manifest, manifest_name
@@ -78,6 +78,19 @@ cdef inline int bytes_cmp(bytes a, const unsigned char *k, Py_ssize_t klen) noex
 cdef inline bint key_in(Table t, const unsigned char *k, Py_ssize_t klen) noexcept:
     """The table's key range covers k."""
     return bytes_cmp(t.smallest, k, klen) <= 0 and bytes_cmp(t.largest, k, klen) >= 0
+
+
+cdef Py_ssize_t level_find(list files, const unsigned char *k, Py_ssize_t klen) except -1:
+    """In a level >= 1 (tables sorted by key, disjoint): the first table whose largest key is
+    >= k, len(files) if none."""
+    cdef Py_ssize_t lo = 0, hi = len(files), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if bytes_cmp((<Table>files[mid].table).largest, k, klen) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def disjoint(list files):
@@ -124,7 +137,6 @@ def _remove_table(TableCache tables, uint64_t number, FS fs, str path):
 cdef class LevelSource(Source):
     """A Source over one level >= 1 (disjoint files in key order)."""
     cdef list files              # [FileMeta]
-    cdef list largest            # their largest keys
     cdef Py_ssize_t i            # current file
     cdef TableSource cur
 
@@ -142,18 +154,21 @@ cdef class LevelSource(Source):
         if self.cur is None or not self.cur.valid:
             self.valid = False
             return 0
-        self.valid = True
+        self.valid = True                # pointers into `cur`, which this source keeps
         self.key = self.cur.key
+        self.klen = self.cur.klen
         self.seq = self.cur.seq
         self.kind = self.cur.kind
         self.expires = self.cur.expires
-        self.value = self.cur.value
+        self.val = self.cur.val
+        self.vlen = self.cur.vlen
         return 0
 
     cdef int seek(self, bytes key, bint reverse) except -1:
         cdef Py_ssize_t i
         if not reverse:
-            i = 0 if key is None else bisect.bisect_left(self.largest, key)
+            i = 0 if key is None else level_find(self.files, <const unsigned char *>PyBytes_AS_STRING(key),
+                                                 PyBytes_GET_SIZE(key))
             self.open_file(i, key, False, False)
             if not self.cur_valid():
                 self.open_file(i + 1, None, False, True)
@@ -161,7 +176,7 @@ cdef class LevelSource(Source):
             if key is None:
                 i = len(self.files) - 1
             else:
-                i = bisect.bisect_left(self.largest, key)
+                i = level_find(self.files, <const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
                 if i >= len(self.files):
                     i = len(self.files) - 1
             self.open_file(i, key, True, key is None)
@@ -263,7 +278,7 @@ cdef class LsmTree:
         """The keys stored at seq, expired or not, counted with a scan (verify(); and count_all)."""
         cdef MergeCursor c = self.cursor(seq, None, None, None, False, 0)
         cdef uint64_t n = 0
-        while c.next_item() is not None:
+        while c.next_visible(True):     # now=0: expired keys count too
             n += 1
         return n
 
@@ -340,30 +355,40 @@ cdef class LsmTree:
         return entry[0]
 
     cdef object entry_in(self, tuple cur, uint64_t seq, bytes key):
-        """get_entry() through the version `cur`."""
-        mem, imms, levels = cur
-        r = (<Memtable>mem).get(key, seq)
+        """get_entry() through the version `cur`: the sources newest first (L1), the key's bloom
+        hash computed once for every table."""
+        cdef const unsigned char *k = <const unsigned char *>PyBytes_AS_STRING(key)
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), i
+        cdef list levels = cur[2]
+        cdef list files
+        cdef Table t
+        cdef uint32_t h
+        r = (<Memtable>cur[0]).get(key, seq)
         if r is None:
-            for m in imms:
+            for m in <list>cur[1]:
                 r = (<Memtable>m).get(key, seq)
                 if r is not None:
                     break
         if r is None:
-            for f in levels[0]:
-                if f.smallest <= key <= f.largest:
-                    r = (<Table>f.table).get(key, seq)
+            h = bloom_hash_of(crc32c(k, klen))
+            for f in <list>levels[0]:
+                t = <Table>f.table
+                if key_in(t, k, klen):
+                    r = t.get_hashed(k, klen, h, seq)
                     if r is not None:
                         break
-        if r is None:
-            for level in range(1, NUM_LEVELS):
-                files = levels[level]
-                if not files:
-                    continue
-                i = bisect.bisect_left(files, key, key=_largest)
-                if i < len(files) and files[i].smallest <= key:
-                    r = (<Table>files[i].table).get(key, seq)
-                    if r is not None:
-                        break
+            if r is None:
+                for level in range(1, NUM_LEVELS):
+                    files = levels[level]
+                    if not files:
+                        continue
+                    i = level_find(files, k, klen)
+                    if i < len(files):
+                        t = <Table>files[i].table
+                        if bytes_cmp(t.smallest, k, klen) <= 0:
+                            r = t.get_hashed(k, klen, h, seq)
+                            if r is not None:
+                                break
         if r is None or r[0] == ENTRY_DELETE:
             return None
         return (r[1], r[2])
@@ -390,7 +415,6 @@ cdef class LsmTree:
     cdef object level_source(self, list files):
         cdef LevelSource s = LevelSource.__new__(LevelSource)
         s.files = files
-        s.largest = [f.largest for f in files]
         s.valid = False
         return s
 
@@ -447,7 +471,7 @@ cdef class LsmTree:
         cdef list levels = cur[2]
         cdef list files
         cdef Table t
-        cdef Py_ssize_t lo, hi, mid
+        cdef Py_ssize_t lo
         cdef int r
         cdef bint past = True
         if levels is self.largest_of:    # the published levels (a follower's too, unless it read
@@ -475,15 +499,7 @@ cdef class LsmTree:
                     return r
         for level in range(1, NUM_LEVELS):
             files = levels[level]
-            lo = 0
-            hi = len(files)
-            while lo < hi:               # the first table whose largest key is >= key
-                mid = (lo + hi) >> 1
-                t = <Table>files[mid].table
-                if bytes_cmp(t.largest, k, klen) < 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            lo = level_find(files, k, klen)
             if lo < len(files):
                 t = <Table>files[lo].table
                 if bytes_cmp(t.smallest, k, klen) <= 0:
@@ -778,10 +794,6 @@ cdef class LsmTree:
         if self.manifest is not None:
             self.manifest.close()
         self.tables.close()      # every open table file, retired tables' too
-
-
-def _largest(f):
-    return f.largest
 
 
 def _smallest(f):
