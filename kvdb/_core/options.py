@@ -69,12 +69,14 @@ class Options:
              "grows on while they do, up to 4 times this before a checkpoint holds writers back to "
              "recycle it")
     read_path: str = _option(
-        "mmap", "choice", engine="btree", choices=READ_PATHS,
-        summary='how pages are read from the data file: "mmap" (in place from a read-only map, through '
-                'the OS page cache) or "pread" (copied into the cache)',
-        more='"mmap" checks each page once per process and keeps only a small handle per page in the cache, '
-             'so a database larger than cache_size reads at memory speed while the OS caches it; but a disk '
-             'read error on a mapped page ends the process (SIGBUS) where "pread" raises IOFailureError')
+        "mmap", "choice", choices=READ_PATHS,
+        summary='how the files are read: "mmap" (in place from a read-only map, through the OS page '
+                'cache) or "pread" (copied with a system call)',
+        more='btree: "mmap" checks each page once per process and keeps only a small handle per page in the '
+             'cache, so a database larger than cache_size reads at memory speed while the OS caches it. '
+             'lsm: a block that misses the block cache is checked and decompressed straight from the '
+             'table\'s map, with no system call. On both, a disk read error on a mapped page ends the '
+             'process (SIGBUS) where "pread" raises IOFailureError')
     memtable_size: int = _option(
         16 << 20, "size", engine="lsm", minimum=1,
         summary="memtable bytes after which it is flushed to a level-0 table",

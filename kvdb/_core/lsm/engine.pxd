@@ -19,6 +19,7 @@ cdef class LsmEngine(Engine):
     cdef Py_ssize_t level1_size
     cdef bint count_keys                 # key_count="exact": the tree keeps the count of keys (L4)
     cdef object max_open_tables
+    cdef bint map_reads                  # read_path="mmap": tables read blocks from a map of their file
     cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None
     cdef Follower follower               # a read-only open: follows the primary (follower.pyx); else None; constant
 

@@ -37,9 +37,10 @@ cdef class LsmEngine(Engine):
     remnants = ("*.sst", "MANIFEST-*")
 
     def __init__(self, FS fs, str path, cache_size=64 << 20, memtable_size=16 << 20, sstable_size=4 << 20,
-                 level1_size=64 << 20, key_count="exact", max_open_tables=None, **btree_options):
-        """The options are kvdb.open's; those of the B+Tree engine (page_size, checkpoint_size,
-        read_path) are ignored."""
+                 level1_size=64 << 20, key_count="exact", max_open_tables=None, read_path="mmap",
+                 **btree_options):
+        """The options are kvdb.open's; those of the B+Tree engine (page_size, checkpoint_size)
+        are ignored."""
         self.fs = fs
         self.path = path
         self.cache_size = cache_size
@@ -48,12 +49,14 @@ cdef class LsmEngine(Engine):
         self.level1_size = level1_size
         self.count_keys = key_count == "exact"
         self.max_open_tables = max_open_tables
+        self.map_reads = read_path == "mmap"
         self.blind_deletes = True
         self.old_wals = {}
 
     cdef object recover(self):
         self.tree = LsmTree(self.fs, self.path, self.memtable_size, self.cache_size, self.sstable_size,
-                            self.level1_size, self.max_open_tables, self.read_only, self.count_keys)
+                            self.level1_size, self.max_open_tables, self.read_only, self.count_keys,
+                            self.map_reads)
         self.maint = self.tree.maint
         self.recovery = None
         if self.read_only:

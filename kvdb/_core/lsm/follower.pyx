@@ -211,7 +211,7 @@ cdef class Follower:
                     except FileNotFoundError:
                         missing = (meta, tpath)
                         break
-                    t = Table(f, tpath, meta.number, self.tree.cache, self.tree.tables)
+                    t = Table(f, tpath, meta.number, self.tree.cache, self.tree.tables, self.tree.map_reads)
                     if (<Table>t).file_size != meta.size:
                         raise CorruptionError(f"{tpath}: {(<Table>t).file_size} bytes, the manifest says {meta.size}",
                                               path=tpath, offset=(<Table>t).file_size)

@@ -117,6 +117,8 @@ cdef class Table:
     cdef readonly bytes smallest         # smallest user key
     cdef readonly bytes largest          # largest user key
     cdef public uint64_t bloom_checks, bloom_negatives, bloom_false_positives
+    cdef const unsigned char *map        # the file mapped read-only (read_path="mmap" on a real file), or
+                                         # NULL: blocks are read with pread; unmapped in __dealloc__
     cdef object __weakref__              # the engine removes the file when the last reference goes
 
     cdef File open_file(self)

@@ -7,9 +7,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcmp, memcpy
+from posix.mman cimport mmap, munmap, PROT_READ, MAP_SHARED, MAP_FAILED
 
 from kvdb._core.coding cimport crc32c, get_u32, get_u64, put_u64, get_varint
-from kvdb._core.file cimport File, FS
+from kvdb._core.file cimport File, FS, OsFile
 from kvdb._core.lsm.lz4block cimport lz4_decompress
 from kvdb._core.lsm.merge cimport Source, ENTRY_PUT, ENTRY_DELETE
 from kvdb._core.lsm.memtable cimport MEM_ABSENT, MEM_PUT, MEM_DELETE
@@ -234,7 +235,8 @@ cdef class Table:
     """An open SSTable: its index, filter and properties stay in memory; its file is kept
     open by the table cache (if given) and reopened when the cache evicted it."""
 
-    def __init__(self, File file, str path, uint64_t number, BlockCache cache, TableCache tcache=None):
+    def __init__(self, File file, str path, uint64_t number, BlockCache cache, TableCache tcache=None,
+                 bint map_reads=False):
         self.file = file
         self.path = path
         self.number = number
@@ -300,10 +302,19 @@ cdef class Table:
         except (KeyError, ValueError):
             raise CorruptionError(f"{path}: properties block at offset {poff} lacks the key range",
                                   path=path, offset=poff) from None
+        if map_reads and isinstance(file, OsFile):
+            # the whole file, read-only: a table never changes once written (a refused map: pread)
+            m = mmap(NULL, self.file_size, PROT_READ, MAP_SHARED, (<OsFile>file).fd, 0)
+            if m != MAP_FAILED:
+                self.map = <const unsigned char *>m
         if tcache is not None:
             self.tcache = tcache
             tcache.put_file(number, file)
             self.file = None
+
+    def __dealloc__(self):
+        if self.map != NULL:
+            munmap(<void *>self.map, self.file_size)
 
     cdef File open_file(self):
         if self.tcache is None:
@@ -325,31 +336,38 @@ cdef class Table:
         return self.index_offs[-1] + self.index_sizes[-1] + BLOCK_TRAILER_SIZE if self.index_offs else 0
 
     cdef bytes read_block(self, uint64_t offset, uint64_t size, bint fill_cache):
-        """The raw bytes of the block at offset (checksum checked, lz4 undone)."""
+        """The raw bytes of the block at offset (checksum checked, lz4 undone): read in place
+        from the table's map, or with pread (docs/format/sstable.md, after the footer)."""
         if offset > self.file_size or size > self.file_size - offset \
                 or BLOCK_TRAILER_SIZE > self.file_size - offset - size:
             raise CorruptionError(f"{self.path}: block handle (offset {offset}, size {size}) points past the end "
                                   f"of the file", path=self.path, offset=offset)
-        cdef File f = self.open_file()
+        cdef File f
         cdef Py_ssize_t n = size + BLOCK_TRAILER_SIZE, got
-        cdef bytes data = PyBytes_FromStringAndSize(NULL, n)
-        cdef unsigned char *d = <unsigned char *>PyBytes_AS_STRING(data)
+        cdef bytes data = None
+        cdef const unsigned char *d
         cdef uint64_t ulen
         cdef const unsigned char *q
         cdef bytes out
-        try:
-            got = f.pread(d, n, offset) if n else 0
-        except OSError as e:
-            # as the B+Tree reports a failed page read: a kvdb.Error naming the file, the cause kept
-            raise IOFailureError(f"{self.path}: reading the block at offset {offset} failed: {e}") from e
-        if got != n:
-            raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
-                                  path=self.path, offset=offset)
+        if self.map != NULL:
+            d = self.map + offset        # inside the file (checked above), which never changes
+        else:
+            f = self.open_file()
+            data = PyBytes_FromStringAndSize(NULL, n)
+            d = <const unsigned char *>PyBytes_AS_STRING(data)
+            try:
+                got = f.pread(<unsigned char *>d, n, offset) if n else 0
+            except OSError as e:
+                # as the B+Tree reports a failed page read: a kvdb.Error naming the file, the cause kept
+                raise IOFailureError(f"{self.path}: reading the block at offset {offset} failed: {e}") from e
+            if got != n:
+                raise CorruptionError(f"{self.path}: block at offset {offset} is cut short by the end of the file",
+                                      path=self.path, offset=offset)
         if get_u32(d + size + 1) != crc32c(d, size + 1):
             raise CorruptionError(f"{self.path}: block checksum mismatch at offset {offset}",
                                   path=self.path, offset=offset)
         if d[size] == BLOCK_RAW:
-            return data[:size]
+            return data[:size] if data is not None else PyBytes_FromStringAndSize(<const char *>d, size)
         if d[size] != BLOCK_LZ4:
             raise CorruptionError(f"{self.path}: block at offset {offset} has unknown type {d[size]}",
                                   path=self.path, offset=offset)

@@ -20,6 +20,7 @@ cdef class LsmTree:
     cdef readonly str path               # constant
     cdef readonly BlockCache cache       # constant
     cdef readonly TableCache tables      # open table files, bounded; constant
+    cdef readonly bint map_reads         # read_path="mmap": tables read blocks from a map of their file; constant
     cdef public object current           # (mem, imms, levels): replaced whole under the writer lock
     cdef object manifest                 # ManifestWriter (maint + writer lock)
     cdef public uint64_t next_file       # next file number (writer lock)

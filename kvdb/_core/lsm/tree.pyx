@@ -203,10 +203,12 @@ cdef class LsmTree:
 
     def __init__(self, FS fs, str path, Py_ssize_t memtable_size, Py_ssize_t cache_size,
                  Py_ssize_t target_file_size, Py_ssize_t level1_bytes, max_open_tables=None,
-                 bint keep_tables_open=False, bint count_keys=True):
+                 bint keep_tables_open=False, bint count_keys=True, bint map_reads=False):
         """keep_tables_open: a read-only open following the primary (follower.pyx), whose table
-        files must never be closed while a version reaches them (the table cache never evicts)."""
+        files must never be closed while a version reaches them (the table cache never evicts).
+        map_reads: read_path="mmap", tables read their blocks from a map of the file."""
         self.fs = fs
+        self.map_reads = map_reads
         self.path = path
         self.count_keys = count_keys
         self.cache = BlockCache(cache_size)
@@ -260,7 +262,7 @@ cdef class LsmTree:
             if not self.fs.exists(tpath):
                 raise CorruptionError(f"{tpath}: listed in {manifest_name(number)} (level {f.level}) but missing",
                                       path=tpath)
-            f.table = Table(self.fs.open_read(tpath), tpath, f.number, self.cache, self.tables)
+            f.table = Table(self.fs.open_read(tpath), tpath, f.number, self.cache, self.tables, self.map_reads)
             if f.table.file_size != f.size:
                 raise CorruptionError(f"{tpath}: {f.table.file_size} bytes, the manifest says {f.size}",
                                       path=tpath, offset=f.table.file_size)
@@ -565,7 +567,7 @@ cdef class LsmTree:
                 f.close()
             meta = FileMeta(level, number, size, merger.smallest, merger.largest, merger.min_seq,
                             merger.max_seq, merger.entries)
-            meta.table = Table(self.fs.open_read(tpath), tpath, number, self.cache, self.tables)
+            meta.table = Table(self.fs.open_read(tpath), tpath, number, self.cache, self.tables, self.map_reads)
             out.append(meta)
             if level > 0 and self.flush_hook is not None and self.current[1]:
                 self.flush_hook()        # a memtable filled meanwhile: flush it now, not after the compaction
@@ -775,6 +777,7 @@ cdef class LsmTree:
             "block_cache_misses": self.cache.misses,
             "block_cache_hit_rate": (self.cache.hits / lookups) if lookups else 0.0,
             "block_cache_bytes": self.cache.used,
+            "read_path": "mmap" if self.map_reads else "pread",
             "table_cache_open_files": self.tables.open_files,
             "table_cache_capacity": self.tables.capacity,
             "table_cache_hits": self.tables.hits,
