@@ -161,6 +161,26 @@ def format_table(args, medians, skipped):
 
 def main(argv=None, prog="kvdb bench documents"):
     args = parse_args(sys.argv[1:] if argv is None else argv, prog)
+    medians, skipped = measure(args, prog)
+    table = format_table(args, medians, skipped)
+    print(table)
+    if not args.no_save:
+        out_dir = args.results_dir or RESULTS_DIR
+        os.makedirs(out_dir, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        mode = "quick" if args.quick else "full"
+        path = os.path.join(out_dir, f"documents-{stamp}-{mode}-n{args.num}.txt")
+        with open(path + ".tmp", "w") as f:
+            f.write(f"command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+            f.write(f"python {sys.version.split()[0]}, load average at end {os.getloadavg()}\n\n")
+            f.write(table + "\n")
+        os.replace(path + ".tmp", path)
+        print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def measure(args, prog):
+    """({engine: {workload: median rate}}, {engine: why skipped}) of the runs `args` asks for."""
     skipped = {}
     engines = []
     for name in args.engines:
@@ -180,21 +200,7 @@ def main(argv=None, prog="kvdb bench documents"):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     medians = {e: {w: statistics.median(v) for w, v in ws.items()} for e, ws in results.items()}
-    table = format_table(args, medians, skipped)
-    print(table)
-    if not args.no_save:
-        out_dir = args.results_dir or RESULTS_DIR
-        os.makedirs(out_dir, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        mode = "quick" if args.quick else "full"
-        path = os.path.join(out_dir, f"documents-{stamp}-{mode}-n{args.num}.txt")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
-            f.write(f"python {sys.version.split()[0]}, load average at end {os.getloadavg()}\n\n")
-            f.write(table + "\n")
-        os.replace(path + ".tmp", path)
-        print(f"saved {path}", file=sys.stderr)
-    return 0
+    return medians, skipped
 
 
 if __name__ == "__main__":

@@ -231,6 +231,23 @@ def main(argv=None, prog="kvdb bench server"):
         print(f"{prog}: --topology twemproxy needs nutcracker (Debian: apt-get install nutcracker) "
               f"and --nodes of at least 1", file=sys.stderr)
         return 2
+    runs, requests, pipelines, results, lags = measure(args)
+    table = render(args, runs, requests, pipelines, results, lags)
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+        path = os.path.join(args.out, f"server-{stamp}{'-quick' if args.quick else ''}.txt")
+        with open(path, "w") as f:
+            f.write(table + "\n")
+        print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def measure(args):
+    """(runs, requests, pipelines, results, lags) of the runs `args` asks for: results maps
+    (server, pipeline) to one {test: (rps, p50, p99)} per run; lags, pipeline to the replica's
+    lag samples (--topology replica). The tools were checked by the caller."""
     runs, requests = (1, 20_000) if args.quick else (args.runs, args.requests)
     pipelines = [int(p) for p in args.pipelines.split(",")]
     base = tempfile.mkdtemp(prefix="kvdb-bench-server-", dir=args.dir)
@@ -296,16 +313,7 @@ def main(argv=None, prog="kvdb bench server"):
                         results.setdefault((name, pipeline), []).append(result)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    table = render(args, runs, requests, pipelines, results, lags)
-    print(table)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
-        path = os.path.join(args.out, f"server-{stamp}{'-quick' if args.quick else ''}.txt")
-        with open(path, "w") as f:
-            f.write(table + "\n")
-        print(f"saved {path}", file=sys.stderr)
-    return 0
+    return runs, requests, pipelines, results, lags
 
 
 def against_one_node(results, pipelines, name, column, title):

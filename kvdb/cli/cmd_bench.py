@@ -3,6 +3,7 @@
   kv (default)  the db_bench key-value benchmark (bench/dbbench/runner.py)
   documents     the document benchmark (bench/dbbench/documents.py)
   server        the RESP server benchmark (bench/dbbench/server.py)
+  targets       every ratio the performance targets name, in one run (bench/dbbench/targets.py)
 
 `kvdb bench <suite> --help` lists a suite's options.
 
@@ -23,6 +24,7 @@ SUITES = {  # suite name -> the module of bench/dbbench whose main(argv, prog) r
     "kv": "dbbench.runner",
     "documents": "dbbench.documents",
     "server": "dbbench.server",
+    "targets": "dbbench.targets",
 }
 PACKAGE = "dbbench"  # the benchmark's package, a directory in bench/
 NO_CHECKOUT = ("needs a source checkout: the benchmark is not installed with kvdb, it lives in the "
@@ -33,7 +35,8 @@ NO_CHECKOUT = ("needs a source checkout: the benchmark is not installed with kvd
 def add_parser(sub):
     # Listed for `kvdb --help`; main() hands `kvdb bench ...` to run() before argparse sees it.
     sub.add_parser("bench", help="benchmarks: kv (db_bench against sqlite3, lmdb, rocksdb, leveldb, "
-                                 "diskcache), documents, server (kvdb bench --help); needs a source checkout",
+                                 "diskcache), documents, server, targets (kvdb bench --help); needs a source "
+                                 "checkout",
                    add_help=False)
 
 
