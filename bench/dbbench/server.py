@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import csv
 import datetime
+import importlib.util
 import io
 import os
 import shutil
@@ -332,8 +333,9 @@ def against_one_node(results, pipelines, name, column, title):
 
 
 def render(args, runs, requests, pipelines, results, lags=None):
-    lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}) vs redis-server (appendonly yes, "
-             f"appendfsync {REDIS_FSYNC[args.sync]})",
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio (no uvloop installed: the `server` extra)"
+    lines = [f"kvdb serve (--sync {args.sync}, --engine {args.engine}, event loop {loop}) vs redis-server "
+             f"(appendonly yes, appendfsync {REDIS_FSYNC[args.sync]})",
              f"redis-benchmark -t {args.tests} -n {requests} -c {args.clients} -r {args.keyspace} -d {args.size}; "
              f"median of {runs} run(s); {os.cpu_count()} CPUs shared by servers and client",
              ""]

@@ -33,11 +33,12 @@ cdef class Pin:
 
 cdef class EngineCursor:
     """An ordered cursor over one version, as an engine's cursor() returns it. Subclasses also
-    give finish() (stop early, dropping the pin) and next_key_expires() (the expiry sweep)."""
+    give next_key_expires() (the expiry sweep)."""
     cdef public uint64_t last_expires    # expiry of the entry returned last (0 = none)
     cdef public uint64_t min_expires     # smallest non-zero expiry among the entries returned (0 = none)
 
     cdef object next_item(self)          # the next live (key, value), or None at the end
+    cpdef int finish(self) except -1     # stop early: drop the pages or sources and the pin
 
 
 cdef class Engine:

@@ -65,7 +65,7 @@ cdef class EngineCursor:
     cdef object next_item(self):
         raise NotImplementedError
 
-    def finish(self):
+    cpdef int finish(self) except -1:
         raise NotImplementedError
 
     def __iter__(self):

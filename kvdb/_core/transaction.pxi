@@ -67,7 +67,7 @@ cdef class Iterator:
         it = self.it
         self.it = None
         if isinstance(it, EngineCursor):
-            it.finish()
+            (<EngineCursor>it).finish()
         elif it is not None:
             it.close()          # a transaction's merge generator
 

@@ -89,6 +89,7 @@ cdef class BTree:
     cdef int insert_into_parent(self, int level, uint32_t left, bytes key_part, uint32_t right) except -1
     cdef int delete(self, bytes key) except -1
     cdef int rebalance(self, int level) except -1
+    cpdef object cursor(self, uint32_t root, object pin, bytes lo, bytes hi, bint reverse, uint64_t now=*)
 
 
 cdef class Cursor(EngineCursor):

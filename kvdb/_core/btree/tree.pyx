@@ -848,7 +848,7 @@ cdef class BTree:
         self.path = []
         self.path_valid = False
 
-    def cursor(self, uint32_t root, object pin, lo, hi, bint reverse, uint64_t now=0):
+    cpdef object cursor(self, uint32_t root, object pin, bytes lo, bytes hi, bint reverse, uint64_t now=0):
         """Ordered (key, value) of the version at `root` in [lo, hi), skipping entries that
         expire at or before `now` (wall-clock ms; 0 skips none)."""
         cdef Cursor c = Cursor.__new__(Cursor)
@@ -1162,10 +1162,11 @@ cdef class Cursor:
         key = self.cur_key if self.cur_key is not None else self.tree.leaf_key(page, i)
         return (key, self.tree.leaf_expires(page, i))
 
-    def finish(self):
+    cpdef int finish(self) except -1:
         """Stop early: release the pages and the snapshot pin."""
         self.valid = False
         self.started = True
         self.pages = []
         self.depth = 0
         self.pin = None
+        return 0

@@ -154,7 +154,7 @@ cdef class MergeCursor:
             return None
         return (self.out_key, self.out_expires)
 
-    def finish(self):
+    cpdef int finish(self) except -1:
         """Stop early: drop the sources and the pin (files and memtables they kept alive)."""
         self.done = True
         self.nsrcs = 0                   # before the list that keeps srcs' objects alive goes
@@ -162,6 +162,7 @@ cdef class MergeCursor:
         self.pin = None
         self.out_key = None
         self.out_value = None
+        return 0
 
     def close(self):
         self.finish()
