@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from . import results
 from .doc_engines import ENGINES, MODULES
 from .paths import RESULTS_DIR
 
@@ -165,17 +166,10 @@ def main(argv=None, prog="kvdb bench documents"):
     table = format_table(args, medians, skipped)
     print(table)
     if not args.no_save:
-        out_dir = args.results_dir or RESULTS_DIR
-        os.makedirs(out_dir, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         mode = "quick" if args.quick else "full"
-        path = os.path.join(out_dir, f"documents-{stamp}-{mode}-n{args.num}.txt")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
-            f.write(f"python {sys.version.split()[0]}, load average at end {os.getloadavg()}\n\n")
-            f.write(table + "\n")
-        os.replace(path + ".tmp", path)
-        print(f"saved {path}", file=sys.stderr)
+        results.save_table(args.results_dir or RESULTS_DIR, f"documents-{stamp}-{mode}-n{args.num}.txt", prog, argv,
+                           table)
     return 0
 
 

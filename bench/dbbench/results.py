@@ -6,6 +6,7 @@ half-written result never looks like a whole one.
 """
 import json
 import os
+import sys
 import time
 
 from .options import counts_of
@@ -38,4 +39,18 @@ def save(doc, path):
         json.dump(doc, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
+    return path
+
+
+def save_table(out_dir, name, prog, argv, table):
+    """A suite's printed table as out_dir/name: the command, the Python version and the load
+    average first; written to a .tmp file and renamed. Returns the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+        f.write(f"python {sys.version.split()[0]}, load average at end {os.getloadavg()}\n\n")
+        f.write(table + "\n")
+    os.replace(path + ".tmp", path)
+    print(f"saved {path}", file=sys.stderr)
     return path

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from . import results
+
 PARTS = ("kv", "scale", "documents", "server", "durable")
 KV_WORKLOADS = "fillrandom,overwrite,readrandom,readseq,seekrandom,deleterandom"
 
@@ -258,14 +260,8 @@ def main(argv=None, prog="kvdb bench targets"):
     table = render(args, values, skipped, rss)
     print(table)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, f"targets-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.txt")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
-            f.write(f"python {sys.version.split()[0]}, load average at end {os.getloadavg()}\n")
-            f.write(table + "\n")
-        os.replace(path + ".tmp", path)
-        print(f"saved {path}", file=sys.stderr)
+        results.save_table(args.out, f"targets-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.txt",
+                           prog, argv, table)
     return 0
 
 
