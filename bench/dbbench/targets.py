@@ -114,13 +114,13 @@ def parse_args(argv, prog):
     return args
 
 
-def run_kv(args, num, runs, workloads, engines, workdir, extra=()):
+def run_kv(args, num, runs, workloads, engines, workdir):
     """The db_bench summary ({engine: {workload: {median, ...}}}), its io_summary and runs, from
     the JSON the suite writes."""
     from . import runner
     out = os.path.join(workdir, f"kv-{num}.json")
     argv = ["--num", str(num), "--runs", str(runs), "--cache-mb", "0", "--engines", ",".join(engines),
-            "--workloads", workloads, "--json", out, "--no-charts", "--quiet", *extra]
+            "--workloads", workloads, "--json", out, "--no-charts", "--quiet"]
     if args.dir:
         argv += ["--dir", args.dir]
     runner.main(argv, prog="kvdb bench targets (kv)")

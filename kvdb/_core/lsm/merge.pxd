@@ -8,13 +8,30 @@
 # Every source yields its entries in internal order: user key ascending, then
 # seq descending; backwards it yields exactly the reverse.
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcmp
 from kvdb._core.engine cimport EngineCursor
 
 cdef enum:
     ENTRY_DELETE = 0
     ENTRY_PUT = 1
+
+
+cdef inline int key_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b,
+                        Py_ssize_t blen) noexcept nogil:
+    """Sign of a - b for user keys: bytewise, shorter first on a common prefix (as Python
+    compares bytes). The memtable's skiplist keeps its own 8-byte-step variant."""
+    cdef int r = memcmp(a, b, alen if alen < blen else blen)
+    if r:
+        return r
+    return (alen > blen) - (alen < blen)
+
+
+cdef inline int bytes_cmp(bytes a, const unsigned char *k, Py_ssize_t klen) noexcept:
+    """key_cmp() of a bytes object against k[:klen]."""
+    return key_cmp(<const unsigned char *>PyBytes_AS_STRING(a), PyBytes_GET_SIZE(a), k, klen)
 
 cdef class Source:
     # The current entry; meaningful only while `valid`. Its key and val point into memory the

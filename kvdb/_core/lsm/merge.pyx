@@ -1,23 +1,11 @@
 # The LSM read path's merge (see merge.pxd): N sources in internal order become
 # the (key, value) pairs one snapshot sees, forwards or backwards.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
-
-
-cdef inline int key_cmp(const unsigned char *a, Py_ssize_t an, const unsigned char *b, Py_ssize_t bn) noexcept nogil:
-    """Bytewise order of two user keys, as Python compares bytes."""
-    cdef int r = memcmp(a, b, an if an < bn else bn)
-    if r:
-        return r
-    return (an > bn) - (an < bn)
-
-
-cdef inline int cmp_bytes(const unsigned char *a, Py_ssize_t an, bytes b) noexcept:
-    return key_cmp(a, an, <const unsigned char *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+from libc.string cimport memcpy
 
 
 cdef class Source:
@@ -105,10 +93,10 @@ cdef class MergeCursor:
                 self.finish()
                 return 0
             if self.reverse:
-                if self.lo is not None and cmp_bytes(best.key, best.klen, self.lo) < 0:
+                if self.lo is not None and bytes_cmp(self.lo, best.key, best.klen) > 0:
                     self.finish()
                     return 0
-            elif self.hi is not None and cmp_bytes(best.key, best.klen, self.hi) >= 0:
+            elif self.hi is not None and bytes_cmp(self.hi, best.key, best.klen) <= 0:
                 self.finish()
                 return 0
             self.keep_key(best.key, best.klen)

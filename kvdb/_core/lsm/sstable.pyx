@@ -653,8 +653,6 @@ cdef class TableSource(Source):
 
     cdef int load(self) except -1:
         cdef bytes ik, v
-        cdef Py_ssize_t n
-        cdef const unsigned char *p
         # move across block boundaries
         while self.pos >= len(self.keys) and 0 <= self.block < len(self.table.index_keys) - 1:
             self.load_block(self.block + 1)

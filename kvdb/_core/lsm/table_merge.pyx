@@ -10,29 +10,20 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from libc.errno cimport errno, EINTR
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memcmp, memset, strerror
+from libc.string cimport memset, strerror
 from posix.unistd cimport pread as c_pread
 
 from kvdb._core.coding cimport crc32c, get_u32, get_u64, get_varint
 from kvdb._core.file cimport File, OsFile
 from kvdb._core.lsm.lz4block cimport lz4_decompress
 from kvdb._core.lsm.memtable cimport Memtable, MemNode
-from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.merge cimport ENTRY_PUT, ENTRY_DELETE, key_cmp
 from kvdb._core.lsm.sstable cimport (Table, entry_header, SST_DELETE, SST_PUT, SST_PUT_EXPIRES, TRAILER_SIZE, BLOCK_RAW, BLOCK_LZ4,
                                  BLOCK_TRAILER_SIZE)
 from kvdb._core.lsm.sstable_builder cimport (Buf, buf_reserve, buf_append, buf_free, builder_reset, builder_free,
                                          builder_size, builder_add, builder_finish)
 
 from kvdb.errors import CorruptionError
-
-
-cdef inline int key_cmp(const unsigned char *a, Py_ssize_t alen, const unsigned char *b,
-                        Py_ssize_t blen) noexcept nogil:
-    cdef Py_ssize_t n = alen if alen < blen else blen
-    cdef int r = memcmp(a, b, n)
-    if r:
-        return r
-    return (alen > blen) - (alen < blen)
 
 
 cdef inline int entry_cmp(Cursor *a, Cursor *b) noexcept nogil:

@@ -44,11 +44,10 @@ import weakref
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcmp
 
 from kvdb._core.file cimport File, FS
 from kvdb._core.lsm.memtable cimport Memtable, MEM_ABSENT
-from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE
+from kvdb._core.lsm.merge cimport Source, MergeCursor, ENTRY_PUT, ENTRY_DELETE, bytes_cmp
 from kvdb._core.coding cimport crc32c
 from kvdb._core.lsm.blockcache cimport BlockCache
 from kvdb._core.lsm.sstable cimport Table, TableCache, TableSource, bloom_hash_of
@@ -64,15 +63,6 @@ L0_STOP = 12                     # level-0 files at which writes wait for compac
 MAX_IMMUTABLE = 4                # memtables waiting for a flush before writes wait
 LEVEL_RATIO = 10                 # each level may hold this many times the bytes of the one above
 MAX_OPEN_TABLES = 1000           # default bound of the table cache (open table files)
-
-
-cdef inline int bytes_cmp(bytes a, const unsigned char *k, Py_ssize_t klen) noexcept:
-    """Sign of a - k, bytewise."""
-    cdef Py_ssize_t alen = PyBytes_GET_SIZE(a)
-    cdef int r = memcmp(PyBytes_AS_STRING(a), k, alen if alen < klen else klen)
-    if r:
-        return r
-    return (alen > klen) - (alen < klen)
 
 
 cdef inline bint key_in(Table t, const unsigned char *k, Py_ssize_t klen) noexcept:
