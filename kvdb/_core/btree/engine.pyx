@@ -657,6 +657,16 @@ cdef class BTreeEngine(Engine):
                     self.unlock_checkpoints()
         return 0
 
+    def _check_search(self, list keys):
+        """For tests: BTree._check_search on the newest version (A1 in tree_heads.pxi)."""
+        with self.lock:
+            return self.tree._check_search(keys)
+
+    def _check_cache_cost(self):
+        """For tests: Pager._check_ring_cost of the current view."""
+        with self.lock:
+            return self.pager._check_ring_cost()
+
     cdef object verify(self):
         with self.maint, self.lock:      # no checkpoint half done (P6: its pages are not yet on disk)
             reachable, count, expiring = self.tree.verify(self.tree.root, True)

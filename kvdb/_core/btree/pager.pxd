@@ -107,7 +107,21 @@ cdef class Page:
     cdef uint64_t birth         # seq of the commit that allocated the pgno; a dirty page with
                                 # birth above every live snapshot may be changed in place
     cdef bint checked           # the B+Tree has validated its cell layout (set once)
+    # Search heads (tree_heads.pxi, invariants A1-A3 in docs/format/pages.md): built for a clean page at
+    # its second search, freed with the page or when it turns dirty again. GIL held throughout.
+    cdef uint16_t *heads        # per cell, 2 bytes of its key after the page's common prefix, big-endian,
+                                # zero-padded; the prefix's bytes follow the array; NULL: none built
+    cdef uint16_t heads_n       # cells the heads were built over (ncells of the page then)
+    cdef uint8_t heads_cp       # length of the common prefix of all the page's keys
+    cdef uint8_t searches       # searches of the page while clean and without heads (counts to 2)
+    cdef bint no_heads          # the page cannot have heads: a key stored long or in overflow, too many cells
+    cdef uint8_t ring_entries   # entries of this page in pagers' CLOCK rings, which count its heads' bytes
 
+
+
+cdef inline Py_ssize_t heads_bytes(Page page) noexcept:
+    """Bytes the page's search heads take (0 without heads): the array and the prefix."""
+    return page.heads_n * 2 + page.heads_cp if page.heads != NULL else 0
 
 cdef class Meta:
     cdef public uint64_t generation
@@ -174,6 +188,7 @@ cdef class Pager:
     # counters (GIL-protected)
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
     cdef public uint64_t pages_checked      # checksums verified (P4): every pread, a map's first loads (V2)
+    cdef public uint64_t heads_built        # search heads built (tree_heads.pxi); GIL
 
     cdef Page get(self, uint32_t pgno)
     cdef int pool_set(self, uint32_t pgno, Page page) except -1
@@ -184,12 +199,15 @@ cdef class Pager:
     cdef int check_reference(self, uint32_t pgno) except -1
     cdef int check_page(self, const unsigned char *data, uint32_t pgno, bint release_gil) except -1
     cdef bint map_covers(self, uint32_t pgno) except -1
+    cdef Py_ssize_t ring_cost_of(self, Page page)
     cdef int ring_add(self, Page page) except -1
     cdef int ring_drop(self, Py_ssize_t i) except -1
     cdef Page alloc(self, uint8_t page_type, uint64_t seq)
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1
     cdef int reclaim(self, uint64_t min_live_seq) except -1
     cdef int _admit(self, Page page) except -1
+    cdef int set_heads(self, Page page, uint16_t *heads, uint16_t n, uint8_t cp) except -1
+    cdef int drop_heads(self, Page page) except -1
     cdef int write_pages(self, list pages) except -1
     cdef CheckpointPlan begin_checkpoint(self, uint64_t seq, uint32_t root, uint64_t entries, uint64_t expiring)
     cdef int write_checkpoint_pages(self, CheckpointPlan plan) except -1

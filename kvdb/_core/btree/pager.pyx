@@ -32,6 +32,7 @@ cdef class Page:
     def __dealloc__(self):
         if self.data != NULL and not self.mapped:
             c_free(self.data)
+        c_free(self.heads)
 
     @property
     def number(self):
@@ -106,6 +107,7 @@ cdef class Pager:
         self.reuse_epoch = 0
         self.hits = self.misses = self.evictions = 0
         self.pages_read = self.pages_written = self.checkpoints = self.pages_checked = 0
+        self.heads_built = 0
         size = file.size()
         header = file.read_at(0, FILE_HEADER_SIZE)
         if size == 0 or not header.strip(b"\0") and size <= 3 * MAX_PAGE_SIZE \
@@ -469,23 +471,31 @@ cdef class Pager:
     def __dealloc__(self):
         c_free(self.slots)
 
+    cdef inline Py_ssize_t ring_cost_of(self, Page page):
+        """What one ring entry of `page` counts against cache_size: the page (or a mapped page's
+        handle) and its search heads."""
+        return (MAPPED_PAGE_COST if page.mapped else self.page_size) + heads_bytes(page)
+
     cdef int ring_add(self, Page page) except -1:
         self.ring.append(page)
-        self.ring_cost += MAPPED_PAGE_COST if page.mapped else self.page_size
+        self.ring_cost += self.ring_cost_of(page)
+        page.ring_entries += 1
         return 0
 
     cdef int ring_drop(self, Py_ssize_t i) except -1:
         """Take entry i out of the ring (the last entry takes its place)."""
         cdef Page page = <Page>self.ring[i]
         cdef Py_ssize_t last = len(self.ring) - 1
-        self.ring_cost -= MAPPED_PAGE_COST if page.mapped else self.page_size
+        self.ring_cost -= self.ring_cost_of(page)
+        page.ring_entries -= 1
         self.ring[i] = self.ring[last]
         self.ring.pop()
         return 0
 
     cdef int _admit(self, Page page) except -1:
         """Cache a clean page, evicting by CLOCK while over capacity (P3). Budgets are in bytes:
-        an owned page counts page_size, a mapped one only its handle (MAPPED_PAGE_COST)."""
+        an owned page counts page_size, a mapped one only its handle (MAPPED_PAGE_COST), each
+        plus its search heads' bytes (ring_cost_of)."""
         cdef Page victim
         cdef Py_ssize_t n
         cdef Py_ssize_t ps = self.page_size
@@ -509,6 +519,30 @@ cdef class Pager:
             self.ring_drop(self.hand)
             self.pool_del(victim.pgno)
             self.evictions += 1
+        return 0
+
+    cdef int set_heads(self, Page page, uint16_t *heads, uint16_t n, uint8_t cp) except -1:
+        """Give a clean page of this pager's pool its search heads (tree_heads.pxi), counted
+        against cache_size like the page (A3): only a page with at most one ring entry, this
+        pager's, gets them, so the entry's cost stays what ring_drop will take off."""
+        page.heads = heads
+        page.heads_n = n
+        page.heads_cp = cp
+        self.ring_cost += heads_bytes(page) * page.ring_entries
+        self.heads_built += 1
+        return 0
+
+    def _check_ring_cost(self):
+        """For tests: (ring_cost, the sum it should be over the ring's entries now)."""
+        return self.ring_cost, sum([self.ring_cost_of(<Page>p) for p in self.ring])
+
+    cdef int drop_heads(self, Page page) except -1:
+        """Free a page's search heads (before it may change in place: A2)."""
+        if page.heads != NULL:
+            self.ring_cost -= heads_bytes(page) * page.ring_entries
+            c_free(page.heads)
+            page.heads = NULL
+        page.searches = 0
         return 0
 
     cdef Page alloc(self, uint8_t page_type, uint64_t seq):
@@ -755,6 +789,7 @@ cdef class Pager:
         self.pending_ckpt = plan.moved
         for p in plan.pages:
             if self.pool.get((<Page>p).pgno) is p:
+                self.drop_heads(<Page>p)        # dirty again: it may change in place (A2)
                 (<Page>p).dirty = True
                 self.dirty[(<Page>p).pgno] = p
         if self.page_count == plan.saved_count + len(plan.fl_pages):
@@ -777,6 +812,8 @@ cdef class Pager:
             "pages_read": self.pages_read,
             "pages_written": self.pages_written,
             "pages_checked": self.pages_checked,
+            "cache_bytes": self.ring_cost,
+            "search_heads_built": self.heads_built,
             "read_path": "mmap" if self.map_reads else "pread",
             "mapped_pages": self.fmap.pages if self.fmap is not None else 0,
             "checkpoints": self.checkpoints,

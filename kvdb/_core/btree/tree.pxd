@@ -64,6 +64,8 @@ cdef class BTree:
     cdef int cmp_key(self, const unsigned char *cell_key, const unsigned char *end,
                      const unsigned char *k, Py_ssize_t klen) except -2
     cdef int search(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper, bint *found) except -1
+    cdef int search_cells(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper,
+                          bint *found) except -1
     cdef bytes full_key(self, const unsigned char *kp, const unsigned char *end)
     cdef bytes read_overflow(self, uint32_t pgno, uint64_t total)
     cdef object leaf_value(self, Page page, int i)

@@ -2,6 +2,7 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc
 from libc.string cimport memcmp, memcpy, memmove
 
 from kvdb._core.coding cimport (get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, get_varint, put_varint,
@@ -189,6 +190,9 @@ cdef bytes shortest_separator(bytes left, bytes right):
     return right[:i + 1]
 
 
+include "tree_heads.pxi"
+
+
 cdef class BTree:
     def __init__(self, Pager pager, uint32_t root, uint64_t entries):
         self.pager = pager
@@ -280,7 +284,20 @@ cdef class BTree:
         return (<Py_ssize_t>clen > klen) - (<Py_ssize_t>clen < klen)
 
     cdef int search(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper, bint *found) except -1:
-        """First cell whose key is >= k (or > k with `upper`); sets *found on an exact match."""
+        """First cell whose key is >= k (or > k with `upper`); sets *found on an exact match.
+        Through the page's search heads where it has them (tree_heads.pxi), else over its cells."""
+        cdef int i
+        if (page.heads != NULL or page.searches) and heads_ready(page, self.pager, self.ps):
+            i = heads_search(page, self.pager, k, klen, upper, found)
+            if i >= 0:
+                return i
+        elif page.heads == NULL and not page.dirty:
+            page.searches = 1
+        return self.search_cells(page, k, klen, upper, found)
+
+    cdef int search_cells(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper,
+                          bint *found) except -1:
+        """search() by a binary search over the page's cells."""
         cdef const unsigned char *d = page.data
         cdef const unsigned char *end = d + self.ps
         cdef int lo = 0, hi = ncells(d), mid, c
@@ -313,6 +330,39 @@ cdef class BTree:
                     found[0] = True
                 hi = mid
         return lo
+
+    def _check_search(self, list keys):
+        """For tests (A1): on every page of the tree, a search through the page's heads (built
+        here where the page may have them) answers as the search over its cells, for each of
+        `keys`, both ways (>= and >). Returns (pages searched through heads, pages); raises
+        AssertionError naming the page and key of the first difference."""
+        cdef list todo = [self.root] if self.root else []
+        cdef Py_ssize_t with_heads = 0, pages = 0
+        cdef Page page
+        cdef int i, want, got, upper
+        cdef bint want_found, got_found
+        cdef bytes key
+        while todo:
+            page = self.load(<uint32_t>todo.pop())
+            pages += 1
+            if not is_leaf(page.data):
+                todo.extend([child_at(page.data, i) for i in range(ncells(page.data) + 1)])
+            if page.heads == NULL and not page.dirty:
+                page.searches = 1
+            if not heads_ready(page, self.pager, self.ps):
+                continue
+            with_heads += 1
+            for key in keys:
+                for upper in range(2):
+                    want = self.search_cells(page, <const unsigned char *>PyBytes_AS_STRING(key),
+                                             PyBytes_GET_SIZE(key), upper, &want_found)
+                    got = heads_search(page, self.pager, <const unsigned char *>PyBytes_AS_STRING(key),
+                                       PyBytes_GET_SIZE(key), upper, &got_found)
+                    if (got, got_found) != (want, want_found):
+                        raise AssertionError(f"page {page.pgno} ({'leaf' if is_leaf(page.data) else 'branch'}, "
+                                             f"prefix {page.heads_cp} bytes), key {key!r}, upper={upper}: "
+                                             f"heads {(got, got_found)}, cells {(want, want_found)}")
+        return with_heads, pages
 
     cdef bytes read_overflow(self, uint32_t pgno, uint64_t total):
         """The `total` bytes stored in the overflow chain starting at pgno."""
