@@ -17,14 +17,8 @@ from posix.unistd cimport close as c_close, pread as c_pread, pwrite as c_pwrite
 from kvdb.errors import LockedError, ReadOnlyError
 
 
-cdef extern from "<sys/uio.h>" nogil:
-    struct iovec:
-        void *iov_base
-        size_t iov_len
-    ssize_t c_pwritev "pwritev" (int fd, const iovec *iov, int iovcnt, long offset)
-
 cdef enum:
-    RUN_MAX_BUFFERS = 64         # buffers in one pwritev (well under IOV_MAX)
+    RUN_MAX_BUFFERS = 64         # buffers SimFile.pwrite_pages writes in one call
 
 
 cdef Py_ssize_t run_end(const uint64_t *offsets, Py_ssize_t n, Py_ssize_t i, Py_ssize_t size,
@@ -48,38 +42,6 @@ cdef int write_all(int fd, const unsigned char *buf, Py_ssize_t n, uint64_t offs
         if r == 0:
             return EIO
         done += r
-    return 0
-
-
-cdef int write_run(int fd, unsigned char **buffers, Py_ssize_t count, Py_ssize_t size,
-                   uint64_t offset) noexcept nogil:
-    """Write `count` buffers of `size` bytes to consecutive places from `offset` with one
-    pwritev (a short write is finished buffer by buffer): 0, or the errno."""
-    cdef iovec iov[RUN_MAX_BUFFERS]
-    cdef Py_ssize_t k, r, full, part
-    cdef int err
-    for k in range(count):
-        iov[k].iov_base = buffers[k]
-        iov[k].iov_len = size
-    while True:
-        r = c_pwritev(fd, iov, <int>count, offset)
-        if r >= 0 or errno != EINTR:
-            break
-    if r < 0:
-        return errno
-    if r == 0:
-        return EIO
-    full = r // size
-    part = r - full * size
-    if part:
-        err = write_all(fd, buffers[full] + part, size - part, offset + full * size + part)
-        if err:
-            return err
-        full += 1
-    for k in range(full, count):
-        err = write_all(fd, buffers[k], size, offset + k * size)
-        if err:
-            return err
     return 0
 
 
@@ -198,16 +160,16 @@ cdef class OsFile(File):
 
     cdef int pwrite_pages(self, unsigned char **buffers, const uint64_t *offsets, Py_ssize_t n,
                           Py_ssize_t size) except -1:
-        cdef Py_ssize_t i = 0, j
+        # one pwrite a page, not a pwritev a run: see file.pxd (large folios)
+        cdef Py_ssize_t i = 0
         cdef int err = 0
         if self.fd < 0:
             raise OSError(_errno.EBADF, "file is closed", self.path)
         self.inflight += 1
         with nogil:
             while i < n and err == 0:
-                j = run_end(offsets, n, i, size, RUN_MAX_BUFFERS)
-                err = write_run(self.fd, buffers + i, j - i, size, offsets[i])
-                i = j
+                err = write_all(self.fd, buffers[i], size, offsets[i])
+                i += 1
         self.inflight -= 1
         if err:
             raise OSError(err, os.strerror(err), self.path)
