@@ -21,7 +21,8 @@
 #       checks the cell count they were built over and falls back to the plain search if it moved.
 #   A3. Heads take at most page_size / 8 bytes per cached page: a page whose heads would take
 #       more (more cells than page_size / 16), or with a key stored in overflow or with a
-#       length of two bytes or more, gets none and is searched as before.
+#       length of two bytes or more, gets none and is searched as before (so does a page of
+#       fewer than HEADS_MIN_CELLS cells).
 
 cdef enum:
     HEADS_MIN_CELLS = 4          # fewer cells: a plain search is as quick
