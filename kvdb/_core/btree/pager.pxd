@@ -107,21 +107,21 @@ cdef class Page:
     cdef uint64_t birth         # seq of the commit that allocated the pgno; a dirty page with
                                 # birth above every live snapshot may be changed in place
     cdef bint checked           # the B+Tree has validated its cell layout (set once)
-    # Search heads (tree_heads.pxi, invariants A1-A3 in docs/format/pages.md): built for a clean page at
+    # Search heads (tree_heads.pxi, invariants A1-A3 in docs/format/README.md): built for a clean page at
     # its second search, freed with the page or when it turns dirty again. GIL held throughout.
     cdef uint16_t *heads        # per cell, 2 bytes of its key after the page's common prefix, big-endian,
                                 # zero-padded; the prefix's bytes follow the array; NULL: none built
     cdef uint16_t heads_n       # cells the heads were built over (ncells of the page then)
     cdef uint8_t heads_cp       # length of the common prefix of all the page's keys
-    cdef uint8_t searches       # searches of the page while clean and without heads (counts to 2)
+    cdef uint8_t searches       # 1 once the page was searched while clean and without heads
     cdef bint no_heads          # the page cannot have heads: a key stored long or in overflow, too many cells
     cdef uint8_t ring_entries   # entries of this page in pagers' CLOCK rings, which count its heads' bytes
-
 
 
 cdef inline Py_ssize_t heads_bytes(Page page) noexcept:
     """Bytes the page's search heads take (0 without heads): the array and the prefix."""
     return page.heads_n * 2 + page.heads_cp if page.heads != NULL else 0
+
 
 cdef class Meta:
     cdef public uint64_t generation

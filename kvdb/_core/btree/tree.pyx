@@ -287,12 +287,10 @@ cdef class BTree:
         """First cell whose key is >= k (or > k with `upper`); sets *found on an exact match.
         Through the page's search heads where it has them (tree_heads.pxi), else over its cells."""
         cdef int i
-        if (page.heads != NULL or page.searches) and heads_ready(page, self.pager, self.ps):
+        if heads_ready(page, self.pager, self.ps):
             i = heads_search(page, self.pager, k, klen, upper, found)
             if i >= 0:
                 return i
-        elif page.heads == NULL and not page.dirty:
-            page.searches = 1
         return self.search_cells(page, k, klen, upper, found)
 
     cdef int search_cells(self, Page page, const unsigned char *k, Py_ssize_t klen, bint upper,
@@ -347,8 +345,7 @@ cdef class BTree:
             pages += 1
             if not is_leaf(page.data):
                 todo.extend([child_at(page.data, i) for i in range(ncells(page.data) + 1)])
-            if page.heads == NULL and not page.dirty:
-                page.searches = 1
+            heads_ready(page, self.pager, self.ps)      # counts a first search
             if not heads_ready(page, self.pager, self.ps):
                 continue
             with_heads += 1

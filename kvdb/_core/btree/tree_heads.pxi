@@ -28,7 +28,7 @@ cdef enum:
     HEADS_MIN_CELLS = 4          # fewer cells: a plain search is as quick
 
 
-cdef bint heads_ready(Page page, Pager pager, uint32_t ps) except -1:
+cdef inline bint heads_ready(Page page, Pager pager, uint32_t ps) except -1:
     """Whether `page` has search heads, building them at its second search while clean (A2)."""
     if page.heads != NULL:
         return not page.dirty
