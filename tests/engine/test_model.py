@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - reported by the tests that need it
     SimFS = SimulatedCrash = None
 
 DB_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=4 << 10)
+# A log threshold far above the dirty-page limit (64 pages here): dirty pages are written ahead of
+# the checkpoint (P7), evicted, read back, changed in place again, freed and reused between checkpoints.
+SPILL_OPTIONS = dict(page_size=512, cache_size=16 << 10, checkpoint_size=1 << 20)
 # Tiny memtables, tables and levels: flushes, compactions and trivial moves happen all the time.
 LSM_OPTIONS = dict(engine="lsm", cache_size=16 << 10, memtable_size=2 << 10, sstable_size=2 << 10,
                    level1_size=8 << 10)
@@ -348,6 +351,15 @@ class KvdbMachine(RuleBasedStateMachine):
 TestKvdbModel = KvdbMachine.TestCase
 
 
+class SpillMachine(KvdbMachine):
+    options = SPILL_OPTIONS
+
+
+TestSpillModel = SpillMachine.TestCase
+TestSpillModel.settings = settings(max_examples=200 if helpers.LONG else 50,
+                                   stateful_step_count=80 if helpers.LONG else 50)
+
+
 class LsmMachine(KvdbMachine):
     options = LSM_OPTIONS
 
@@ -511,6 +523,17 @@ TestCrashModel = CrashMachine.TestCase
 # SimFS copies whole files at each crash: cap the long run (~10 minutes on 2 cores).
 TestCrashModel.settings = settings(max_examples=200 if helpers.LONG else 100,
                                    stateful_step_count=80 if helpers.LONG else 50)
+
+
+class SpillCrashMachine(CrashMachine):
+    """Power loss and mid-commit crashes while pages written ahead of the checkpoint (P7), which
+    no meta reaches, are in the file or only in the simulated page cache."""
+    options = SPILL_OPTIONS
+
+
+TestSpillCrashModel = SpillCrashMachine.TestCase
+TestSpillCrashModel.settings = settings(max_examples=200 if helpers.LONG else 50,
+                                        stateful_step_count=80 if helpers.LONG else 50)
 
 
 class LsmCrashMachine(CrashMachine):

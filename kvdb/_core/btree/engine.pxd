@@ -19,7 +19,10 @@ cdef class BTreeEngine(Engine):
     cdef bint map_reads                  # read_path="mmap": pagers read clean pages from a map; constant
     cdef uint64_t log_covered            # log offset up to which this open's last checkpoint holds the
                                          # commits (a log recycled since starts again below it); writer lock
-    cdef Py_ssize_t dirty_limit          # dirty pages that trigger a checkpoint; constant
+    cdef Py_ssize_t dirty_limit          # dirty pages after a commit that are written ahead of the
+                                         # checkpoint (half of them, P7), or else trigger one; constant
+    cdef bint spill_lock                 # this open holds the checkpoint lock for the pages it wrote
+                                         # ahead (P7) until a checkpoint takes them; writer lock
     cdef object recovery                 # what recovery at open dropped (a torn tail, W2), or None; constant
     # Several opens (processes) of one database (docs/format/shm.md). All under the writer lock.
     cdef SharedMemory shm                # data.kvdb-shm, or None: alone by construction (the simulated
@@ -41,6 +44,8 @@ cdef class BTreeEngine(Engine):
     cdef int publish_checkpoint(self, uint64_t seq) except -1
     cdef int lock_checkpoints(self) except -1
     cdef int unlock_checkpoints(self) except -1
+    cdef int spill(self) except -1
+    cdef bint may_spill(self) except -1
     cdef int open_view(self, File data, str data_path, bint shared) except -1
     cdef int lock_shared_log(self) except -1
     cdef int lock_shared_log_current(self) except -1   # the commit mutex, on a rebased view

@@ -494,9 +494,50 @@ cdef class BTreeEngine(Engine):
         return off - covered >= self.checkpoint_size or len(self.pager.dirty) >= self.dirty_limit
 
     cdef int committed(self) except -1:
+        if len(self.pager.dirty) >= self.dirty_limit:
+            self.spill()
         if self.checkpoint_due():
             self.wake.set()
         return 0
+
+    cdef int spill(self) except -1:
+        """Write the oldest dirty pages ahead of the checkpoint, down to half of dirty_limit
+        (Pager.spill_dirty, P7), so that writes touching more pages than the cache holds go on
+        with the OS page cache holding the rest: a checkpoint then comes with the log's size, and
+        a page changed again before it is written once more in place, not copied. Writer lock
+        held. Where this open may not write the file now (may_spill), the pages stay dirty and
+        trigger a checkpoint, as before. A failed write makes the database refuse writes until
+        it is reopened; the commit that came before is in the log."""
+        db = self.host()
+        if db is None or not db._accepting_writes() or not self.may_spill():
+            return 0
+        try:
+            self.pager.spill_dirty(self.dirty_limit // 2)
+        except BaseException as e:
+            db._fail(IOFailureError(f"writing dirty pages ahead of the checkpoint failed: {e}; the database "
+                                    "refuses writes until reopened (every commit so far is in the log)"))
+        return 0
+
+    cdef bint may_spill(self) except -1:
+        """Whether this open alone may write the data file until its next checkpoint (P7): always
+        without shared memory; else it holds the checkpoint lock (O4), taken without waiting while
+        no checkpoint of its own is under way, its view stands on the newest published meta, and
+        no meta newer than that one is in the file (one a dead holder wrote, which O3's repair
+        would publish). The lock is kept until a checkpoint takes the pages (unlock_checkpoints)."""
+        if self.shm is None or self.spill_lock:
+            return True
+        if not self.maint.acquire(False):
+            return False                 # this open is checkpointing: it lets go of the lock after
+        try:
+            if not self.shm.try_lock_checkpoints():
+                return False
+            if self.stale() or self.pager.newest_generation() != self.pager.meta.generation:
+                self.shm.unlock_checkpoints()
+                return False
+            self.spill_lock = True
+            return True
+        finally:
+            self.maint.release()
 
     # -- maintenance -----------------------------------------------------
     #
@@ -510,7 +551,14 @@ cdef class BTreeEngine(Engine):
         return 0
 
     cdef int unlock_checkpoints(self) except -1:
+        """Let go of the checkpoint lock (writer lock not held), unless pages this open wrote
+        ahead still wait for a checkpoint (P7)."""
         if self.shm is not None:
+            if self.spill_lock:
+                with self.lock:          # spill decides under it
+                    if self.pager.spilled:
+                        return 0
+                    self.spill_lock = False
             self.shm.unlock_checkpoints()
         return 0
 
@@ -740,7 +788,9 @@ cdef class BTreeEngine(Engine):
         try:
             self.checkpoint_locked(True)
         finally:
-            self.unlock_checkpoints()
+            self.spill_lock = False      # closing: nothing is read from the pages written ahead now
+            if self.shm is not None:
+                self.shm.unlock_checkpoints()
         try:
             self.wal.shrink()
         except OSError as e:

@@ -50,6 +50,13 @@
 #       them, B4) and, once freed, wait as on-disk pages do (P2); they are not evicted before
 #       they are on disk (P3). One checkpoint of a file runs at a time (the checkpoint lock,
 #       docs/format/shm.md).
+#   P7. A dirty page may be written ahead of its checkpoint (spill_dirty: "spilled") only while no
+#       meta reaches it and this open alone may write the file: it holds the checkpoint lock
+#       (O4), taken while its view stood on the newest meta, until a checkpoint takes the page.
+#       A spilled page is then clean (evictable, P3) but still unreachable from any meta; it is
+#       changed in place again when no snapshot sees it (Pager.redirty), is freed like a dirty
+#       page (P2: no checkpoint to wait for), and is made durable by the fsync of the next
+#       checkpoint, which takes it without writing it again.
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -143,6 +150,8 @@ cdef class CheckpointPlan:
     cdef uint32_t saved_count   # page_count before the freelist pages were reserved
     cdef uint32_t slot          # meta page written (set by write_checkpoint_meta)
     cdef bint mirrored          # both meta pages written (set by write_checkpoint_meta)
+    cdef dict spilled           # pgno -> birth: the pages written ahead (Pager.spilled at begin, P7),
+                                # made durable by this checkpoint's fsync without a second write
 
 
 cdef class Pager:
@@ -167,6 +176,8 @@ cdef class Pager:
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring
     cdef dict dirty             # pgno -> Page to write at the next checkpoint (not yet begun, P6)
+    cdef dict spilled           # pgno -> birth: pages written ahead of the next checkpoint, clean since
+                                # (spill_dirty, P7); taken by begin_checkpoint
     cdef list free_pages        # pgnos reusable now
     cdef list pending_snap      # [(seq, pgno)] sorted by seq: reusable once no snapshot is below seq
     cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint
@@ -189,6 +200,7 @@ cdef class Pager:
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
     cdef public uint64_t pages_checked      # checksums verified (P4): every pread, a map's first loads (V2)
     cdef public uint64_t heads_built        # search heads built (tree_heads.pxi); GIL
+    cdef public uint64_t pages_spilled      # dirty pages written ahead of their checkpoint (P7)
 
     cdef Page get(self, uint32_t pgno)
     cdef int pool_set(self, uint32_t pgno, Page page) except -1
@@ -206,6 +218,9 @@ cdef class Pager:
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1
     cdef int reclaim(self, uint64_t min_live_seq) except -1
     cdef int _admit(self, Page page) except -1
+    cdef int evict_over(self) except -1
+    cdef Py_ssize_t spill_dirty(self, Py_ssize_t keep) except -1
+    cdef Page redirty(self, Page page, uint64_t max_live)
     cdef int set_heads(self, Page page, uint16_t *heads, uint16_t n, uint8_t cp) except -1
     cdef int drop_heads(self, Page page) except -1
     cdef int write_pages(self, list pages) except -1

@@ -95,6 +95,7 @@ cdef class Pager:
         self.map_reads = map_reads and isinstance(file, OsFile)    # SimFS files have nothing to map
         self.fmap = None
         self.dirty = {}
+        self.spilled = {}
         self.free_pages = []
         self.pending_snap = []
         self.pending_ckpt = []
@@ -108,6 +109,7 @@ cdef class Pager:
         self.hits = self.misses = self.evictions = 0
         self.pages_read = self.pages_written = self.checkpoints = self.pages_checked = 0
         self.heads_built = 0
+        self.pages_spilled = 0
         size = file.size()
         header = file.read_at(0, FILE_HEADER_SIZE)
         if size == 0 or not header.strip(b"\0") and size <= 3 * MAX_PAGE_SIZE \
@@ -246,6 +248,12 @@ cdef class Pager:
         self.meta = best
         self.page_count = best.page_count
 
+    def newest_generation(self):
+        """The highest generation of a valid meta page in the file now (P7: a meta written by
+        another open, even one not yet published, is seen)."""
+        metas = [m for m in (self._decode_meta(META_PGNO_A), self._decode_meta(META_PGNO_B)) if isinstance(m, Meta)]
+        return max([m.generation for m in metas]) if metas else 0
+
     def _load_freelist(self):
         cdef uint32_t pgno = self.meta.freelist
         cdef Page page
@@ -311,7 +319,7 @@ cdef class Pager:
         for p in older.ring:
             page = <Page>p
             if page.dirty or page.pgno >= self.page_count or page.pgno >= older.meta.page_count \
-                    or page.pgno in free or page.pgno in self.pool:
+                    or page.pgno in free or page.pgno in self.pool or page.pgno in older.spilled:
                 continue
             if older.pool.get(page.pgno) is not page:
                 continue                 # a stale ring entry
@@ -496,13 +504,17 @@ cdef class Pager:
         """Cache a clean page, evicting by CLOCK while over capacity (P3). Budgets are in bytes:
         an owned page counts page_size, a mapped one only its handle (MAPPED_PAGE_COST), each
         plus its search heads' bytes (ring_cost_of)."""
-        cdef Page victim
-        cdef Py_ssize_t n
-        cdef Py_ssize_t ps = self.page_size
         self.pool_set(page.pgno, page)
         self.ring_add(page)
         page.ref = True
-        # clean and dirty pages share the budget: dirty ones are never evicted (P3)
+        return self.evict_over()
+
+    cdef int evict_over(self) except -1:
+        """Evict clean pages by CLOCK while the ring is over what the dirty pages leave of the
+        budget: clean and dirty pages share it, and dirty ones are never evicted (P3)."""
+        cdef Page victim
+        cdef Py_ssize_t n
+        cdef Py_ssize_t ps = self.page_size
         while self.ring_cost > max(8 * ps, (self.capacity - len(self.dirty)) * ps) and self.ring:
             n = len(self.ring)
             if self.hand >= n:
@@ -545,6 +557,68 @@ cdef class Pager:
         page.searches = 0
         return 0
 
+    # -- writing dirty pages ahead of the checkpoint (P7) -------------------
+
+    cdef Py_ssize_t spill_dirty(self, Py_ssize_t keep) except -1:
+        """Write dirty leaf and overflow pages (the oldest first) to their own pgnos until at
+        most `keep` pages are dirty, and let them be evicted: the OS page cache, not the pool,
+        then holds them until the next checkpoint, whose fsync makes them durable. The caller
+        holds the writer lock and has made sure this open alone writes the file (P7); no meta
+        reaches a dirty page (P1). Branch pages stay dirty: every commit passes through them.
+        Returns the pages written. On a write error the pages stay dirty and it raises."""
+        cdef Page page
+        cdef Py_ssize_t want = len(self.dirty) - keep
+        if want <= 0:
+            return 0
+        pages = []
+        for p in self.dirty.values():
+            page = <Page>p
+            if page.data[OFF_TYPE] != PAGE_BRANCH:
+                pages.append(page)
+                if len(pages) >= want:
+                    break
+        if not pages:
+            return 0
+        pages.sort(key=_pgno_of)
+        self.write_pages(pages)
+        for p in pages:
+            page = <Page>p
+            page.dirty = False
+            del self.dirty[page.pgno]
+            self.spilled[page.pgno] = page.birth
+            self.ring_add(page)
+        self.pages_spilled += len(pages)
+        self.evict_over()
+        return len(pages)
+
+    cdef Page redirty(self, Page page, uint64_t max_live):
+        """`page` (clean, the pool's) as a dirty page to change in place, if it was written
+        ahead (P7) and no snapshot sees it (born after max_live, B4); else None. A page read in
+        place from the map is copied first."""
+        cdef object birth = self.spilled.get(page.pgno)
+        cdef Page own
+        if birth is None or <uint64_t>birth <= max_live:
+            return None
+        if page.mapped:
+            own = Page.__new__(Page)
+            own.data = <unsigned char *>malloc(self.page_size)
+            if own.data == NULL:
+                raise MemoryError()
+            memcpy(own.data, page.data, self.page_size)
+            own.pgno = page.pgno
+            own.checked = page.checked
+        else:
+            own = page
+            self.drop_heads(own)             # it changes in place from now on (A2)
+        # The pool holds it again even if it was evicted since the tree read it; a ring entry
+        # left behind is stale (dirty, or not the pool's) and dropped as CLOCK reaches it.
+        self.pool_set(own.pgno, own)
+        own.dirty = True
+        own.birth = <uint64_t>birth
+        del self.spilled[own.pgno]
+        self.dirty[own.pgno] = own
+        return own
+
     cdef Page alloc(self, uint8_t page_type, uint64_t seq):
         """A new dirty page for the commit `seq`, at a reusable pgno or the end of the file."""
         cdef uint32_t pgno
@@ -572,6 +646,9 @@ cdef class Pager:
             # Never written: no checkpoint to wait for, but snapshots may still read it,
             # so it stays in the pool (dirty pages are not evicted) until reclaimed.
             self.dirty.pop(pgno, None)
+            self.pending_snap.append((seq, pgno))
+        elif self.spilled and self.spilled.pop(pgno, None) is not None:
+            # Written ahead, but no meta reaches it (P7): snapshots only, as a dirty page.
             self.pending_snap.append((seq, pgno))
         else:
             self.pending_ckpt.append((seq, pgno))
@@ -710,6 +787,8 @@ cdef class Pager:
             (<Page>p).dirty = False
         self.dirty = {}
         plan.fl_pages = fl_pages
+        plan.spilled = self.spilled         # durable with this checkpoint's fsync (P7)
+        self.spilled = {}
         plan.moved = self.pending_ckpt
         self.pending_ckpt = []
         meta = Meta()
@@ -787,6 +866,12 @@ cdef class Pager:
         stay dirty, so they are never evicted and re-read."""
         plan.moved.extend(self.pending_ckpt)
         self.pending_ckpt = plan.moved
+        if plan.spilled:
+            # still reached by no meta: they stay written ahead, but for the ones freed since
+            freed = {p for _, p in self.pending_ckpt}
+            for pgno, birth in plan.spilled.items():
+                if pgno not in freed:
+                    self.spilled[pgno] = birth
         for p in plan.pages:
             if self.pool.get((<Page>p).pgno) is p:
                 self.drop_heads(<Page>p)        # dirty again: it may change in place (A2)
@@ -804,6 +889,8 @@ cdef class Pager:
             "cache_pages_mapped": sum([1 for p in self.ring if (<Page>p).mapped]),
             "cache_capacity_pages": self.capacity,
             "dirty_pages": len(self.dirty),
+            "spilled_pages": len(self.spilled),
+            "pages_spilled": self.pages_spilled,
             "free_pages": len(self.free_pages),
             "pending_free_pages": len(self.pending_snap) + len(self.pending_ckpt) + len(self.pending_gen),
             "cache_hits": self.hits,
@@ -853,6 +940,7 @@ cdef class Pager:
         self.ring = []
         self.ring_cost = 0
         self.dirty = {}
+        self.spilled = {}
 
 
 def _pgno_of(Page page):

@@ -78,6 +78,7 @@ cdef class SharedMemory:
     cdef int unlock(self) except -1
     cdef int lock_checkpoints(self) except -1    # take the checkpoint lock (O4; waits with the GIL released)
     cdef int unlock_checkpoints(self) except -1
+    cdef bint try_lock_checkpoints(self) except -1   # take it if no other open holds it (never waits)
     cdef uint64_t commit_seq(self) noexcept nogil
     cdef uint64_t pub_now(self) noexcept nogil   # the seqlock: changes with every publication
     cdef tuple published(self)       # (commit_seq, log_end, log_salt, log_base, ckpt_gen, pub), consistent

@@ -222,6 +222,9 @@ cdef class SharedMemory:
         byte_lock(self.fd, BYTE_EXCLUSIVE, SHM_CHECKPOINT_LOCK, True)
         return 0
 
+    cdef bint try_lock_checkpoints(self) except -1:
+        return byte_lock(self.fd, BYTE_EXCLUSIVE, SHM_CHECKPOINT_LOCK, False) == 0
+
     cdef int unlock_checkpoints(self) except -1:
         if self.fd >= 0:
             byte_lock(self.fd, BYTE_FREE, SHM_CHECKPOINT_LOCK, False)

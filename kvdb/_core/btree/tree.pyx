@@ -477,7 +477,12 @@ cdef class BTree:
         """The page itself if no snapshot can see it, else a copy (B4)."""
         if page.dirty and page.birth > self.max_live:
             return page
-        cdef Page copy = self.pager.alloc(page.data[OFF_TYPE], self.seq)
+        cdef Page copy
+        if self.pager.spilled:
+            copy = self.pager.redirty(page, self.max_live)   # written ahead, no meta reaches it (P7)
+            if copy is not None:
+                return copy
+        copy = self.pager.alloc(page.data[OFF_TYPE], self.seq)
         memcpy(copy.data, page.data, self.ps)
         put_u32(copy.data + OFF_PGNO, copy.pgno)
         self.pager.free(page.pgno, self.seq)
