@@ -56,7 +56,8 @@ class Options:
     cache_size: int = _option(
         64 << 20, "size", minimum=0,
         summary="bytes of memory for cached pages (btree) or table blocks (lsm)",
-        more="on the B+Tree dirty pages count too, and a checkpoint runs when they fill three quarters of it")
+        more="on the B+Tree dirty pages count too: past three quarters of it, a commit writes the oldest "
+             "ahead of the checkpoint to the file (without an fsync) and lets the OS page cache hold them")
     page_size: int = _option(
         4096, "size", engine="btree", fixed=True, minimum=MIN_PAGE_SIZE, maximum=MAX_PAGE_SIZE, power_of_two=True,
         summary=f"bytes per page of the data file, a power of two from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}",

@@ -23,7 +23,8 @@
 #   O4. One open at a time checkpoints the data file: it holds the checkpoint lock (an exclusive
 #       open-file-description lock on byte SHM_CHECKPOINT_LOCK) from before it chooses the pages
 #       it writes until its meta is durable and published. An open never waits for it while
-#       holding the commit mutex.
+#       holding the commit mutex. An open that writes dirty pages ahead of its checkpoint (P7 in
+#       pager.pxd) takes it without waiting and keeps it until a checkpoint has taken them.
 
 from libc.stdint cimport uint32_t, uint64_t
 
