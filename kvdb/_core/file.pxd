@@ -25,6 +25,9 @@ cdef class File:
                           Py_ssize_t size) except -1
     cdef int sync(self) except -1                 # data durable (fdatasync)
     cdef int truncate(self, uint64_t size) except -1
+    # Give the file system back the blocks of [offset, offset + n) (a hole, read as zeros), keeping
+    # the size: 1 if done, 0 where the file or its file system cannot (SimFile, no hole support).
+    cdef int punch(self, uint64_t offset, uint64_t n) except -1
     cdef uint64_t size(self) except? 0xFFFFFFFFFFFFFFFF
     cpdef close(self)
 

@@ -14,6 +14,10 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from posix.unistd cimport close as c_close, pread as c_pread, pwrite as c_pwrite, ftruncate, fdatasync
 
+cdef extern from "<fcntl.h>" nogil:
+    int FALLOC_FL_PUNCH_HOLE, FALLOC_FL_KEEP_SIZE
+    int c_fallocate "fallocate"(int fd, int mode, long offset, long length)
+
 from kvdb.errors import LockedError, ReadOnlyError
 
 
@@ -76,6 +80,9 @@ cdef class File:
 
     cdef int truncate(self, uint64_t size) except -1:
         raise NotImplementedError
+
+    cdef int punch(self, uint64_t offset, uint64_t n) except -1:
+        return 0
 
     cdef uint64_t size(self) except? 0xFFFFFFFFFFFFFFFF:
         raise NotImplementedError
@@ -198,6 +205,18 @@ cdef class OsFile(File):
         if err:
             raise OSError(err, os.strerror(err), self.path)
         return 0
+
+    cdef int punch(self, uint64_t offset, uint64_t n) except -1:
+        cdef int r, err = 0
+        with nogil:
+            r = c_fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, n)
+            if r != 0:
+                err = errno
+        if err in (_errno.EOPNOTSUPP, _errno.ENOSYS):
+            return 0
+        if err:
+            raise OSError(err, os.strerror(err), self.path)
+        return 1
 
     cdef uint64_t size(self) except? 0xFFFFFFFFFFFFFFFF:
         return os.fstat(self.fd).st_size

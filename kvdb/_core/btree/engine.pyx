@@ -787,6 +787,10 @@ cdef class BTreeEngine(Engine):
         self.lock_checkpoints()          # `maint` is held: no checkpoint of this open is under way
         try:
             self.checkpoint_locked(True)
+            try:
+                self.pager.release_free_space()   # the last open: free pages' blocks back, as holes
+            except OSError:
+                pass                     # only space: every commit is durable already
         finally:
             self.spill_lock = False      # closing: nothing is read from the pages written ahead now
             if self.shm is not None:

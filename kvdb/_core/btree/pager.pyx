@@ -295,6 +295,41 @@ cdef class Pager:
                 raise CorruptionError(f"{self.path}: page {pgno} holds the freelist and is listed in it as free",
                                       path=self.path, pgno=pgno)
 
+    def release_free_space(self):
+        """Give the file system back the blocks of the pages the durable freelist lists, as holes
+        (read as zeros, as a backup leaves its free pages; `kvdb check` counts them as never
+        written). Only when both meta pages hold the durable meta (a clean close), so that no
+        meta reaches those pages (P1), and by the last open, so that no other reads them. The
+        file keeps its size; a later write of such a page takes a block again. Returns the
+        pages released (0 where the file system has no holes)."""
+        cdef Page page
+        cdef uint32_t n, i
+        if not self.mirrored:
+            return 0
+        listed = []
+        pgno = self.meta.freelist
+        while pgno:
+            page = self.read_page_uncached(pgno)     # checked (P4): the list is trusted only whole
+            n = get_u16(page.data + OFF_LOWER)
+            for i in range(min(n, (self.page_size - PAGE_HEADER_SIZE) // 4)):
+                listed.append(get_u32(page.data + PAGE_HEADER_SIZE + 4 * i))
+            pgno = get_u32(page.data + OFF_LINK)
+            if len(listed) > self.meta.page_count:
+                return 0                             # a loop: _load_freelist reports it at open
+        listed.sort()
+        cdef uint64_t ps = self.page_size
+        released = 0
+        k = 0
+        while k < len(listed):
+            start = k
+            while k + 1 < len(listed) and listed[k + 1] == listed[k] + 1:
+                k += 1
+            if not self.file.punch(listed[start] * ps, (k - start + 1) * ps):
+                return released                      # no holes here
+            released += k - start + 1
+            k += 1
+        return released
+
     def free_list_snapshot(self):
         """(free_pages, pending pgnos, freelist pages) for verify()."""
         return (list(self.free_pages),
