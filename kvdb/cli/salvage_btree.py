@@ -19,6 +19,8 @@ What salvage does:
 2. Leaves the walk did not reach (stale copies of older versions, free pages) are used only
    for keys inside the ranges of skipped pages, and only where no reachable leaf or log record
    gave the key: they may hold older values, and the report says how many came from them.
+   The last open's clean close punches free pages as holes, so such copies are found in a file
+   that was not closed cleanly (a crash, a copy taken while open), not after a clean close.
 3. Log records past the meta's seq are applied on top (salvage_log.read_log).
 """
 import os

@@ -556,7 +556,7 @@ cdef class BTreeEngine(Engine):
         if self.shm is not None:
             if self.spill_lock:
                 with self.lock:          # spill decides under it
-                    if self.pager.spilled:
+                    if self.pager.spilled.count:
                         return 0
                     self.spill_lock = False
             self.shm.unlock_checkpoints()

@@ -140,6 +140,18 @@ cdef class Meta:
     cdef public uint64_t expiring   # keys with an expiry
 
 
+cdef struct BirthMap:
+    # pgno -> birth of a page written ahead of the checkpoint (P7), 0 for any other page (a commit's
+    # seq is at least 1): 8 bytes a page of the file, a C array, not a dict of Python ints.
+    uint64_t *birth             # `slots` entries (malloc'd, grown by birth_set); NULL before the first
+    Py_ssize_t slots
+    Py_ssize_t count            # entries that are not 0
+
+
+cdef inline uint64_t birth_of(const BirthMap *m, uint32_t pgno) noexcept nogil:
+    return m.birth[pgno] if pgno < m.slots else 0
+
+
 cdef class CheckpointPlan:
     # One checkpoint between begin_checkpoint and end_checkpoint (or abort_checkpoint); written
     # at begin under the writer lock, then read by the checkpointing thread alone (P6).
@@ -150,8 +162,8 @@ cdef class CheckpointPlan:
     cdef uint32_t saved_count   # page_count before the freelist pages were reserved
     cdef uint32_t slot          # meta page written (set by write_checkpoint_meta)
     cdef bint mirrored          # both meta pages written (set by write_checkpoint_meta)
-    cdef dict spilled           # pgno -> birth: the pages written ahead (Pager.spilled at begin, P7),
-                                # made durable by this checkpoint's fsync without a second write
+    cdef BirthMap spilled       # the pages written ahead (Pager.spilled at begin, P7), made durable
+                                # by this checkpoint's fsync without a second write; owned, freed at end
 
 
 cdef class Pager:
@@ -176,8 +188,8 @@ cdef class Pager:
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring
     cdef dict dirty             # pgno -> Page to write at the next checkpoint (not yet begun, P6)
-    cdef dict spilled           # pgno -> birth: pages written ahead of the next checkpoint, clean since
-                                # (spill_dirty, P7); taken by begin_checkpoint
+    cdef BirthMap spilled       # pages written ahead of the next checkpoint, clean since (spill_dirty,
+                                # P7); taken by begin_checkpoint
     cdef list free_pages        # pgnos reusable now
     cdef list pending_snap      # [(seq, pgno)] sorted by seq: reusable once no snapshot is below seq
     cdef list pending_ckpt      # [(seq, pgno)] on-disk pages freed since the last checkpoint

@@ -48,6 +48,42 @@ cdef class Meta:
                 f"freelist={self.freelist}, page_count={self.page_count}, entries={self.entries})")
 
 
+cdef class CheckpointPlan:
+    def __dealloc__(self):
+        c_free(self.spilled.birth)
+
+
+cdef int birth_set(BirthMap *m, uint32_t pgno, uint64_t birth) except -1:
+    """Record `pgno` as written ahead, born at commit `birth` (at least 1)."""
+    cdef Py_ssize_t n
+    cdef uint64_t *grown
+    if pgno >= m.slots:
+        n = max(<Py_ssize_t>pgno + 1, m.slots * 2, 1024)
+        grown = <uint64_t *>realloc(m.birth, n * sizeof(uint64_t))
+        if grown == NULL:
+            raise MemoryError()
+        memset(grown + m.slots, 0, (n - m.slots) * sizeof(uint64_t))
+        m.birth = grown
+        m.slots = n
+    if m.birth[pgno] == 0:
+        m.count += 1
+    m.birth[pgno] = birth
+    return 0
+
+
+cdef void birth_clear(BirthMap *m, uint32_t pgno) noexcept:
+    if pgno < m.slots and m.birth[pgno] != 0:
+        m.birth[pgno] = 0
+        m.count -= 1
+
+
+cdef void birth_free(BirthMap *m) noexcept:
+    c_free(m.birth)
+    m.birth = NULL
+    m.slots = 0
+    m.count = 0
+
+
 cdef Page new_page(uint32_t page_size, uint32_t pgno, uint8_t page_type):
     """A zeroed page with its header filled in; branch/leaf get an empty cell area."""
     cdef Page page = Page.__new__(Page)
@@ -95,7 +131,6 @@ cdef class Pager:
         self.map_reads = map_reads and isinstance(file, OsFile)    # SimFS files have nothing to map
         self.fmap = None
         self.dirty = {}
-        self.spilled = {}
         self.free_pages = []
         self.pending_snap = []
         self.pending_ckpt = []
@@ -354,7 +389,7 @@ cdef class Pager:
         for p in older.ring:
             page = <Page>p
             if page.dirty or page.pgno >= self.page_count or page.pgno >= older.meta.page_count \
-                    or page.pgno in free or page.pgno in self.pool or page.pgno in older.spilled:
+                    or page.pgno in free or page.pgno in self.pool or birth_of(&older.spilled, page.pgno):
                 continue
             if older.pool.get(page.pgno) is not page:
                 continue                 # a stale ring entry
@@ -513,6 +548,7 @@ cdef class Pager:
 
     def __dealloc__(self):
         c_free(self.slots)
+        c_free(self.spilled.birth)
 
     cdef inline Py_ssize_t ring_cost_of(self, Page page):
         """What one ring entry of `page` counts against cache_size: the page (or a mapped page's
@@ -620,7 +656,7 @@ cdef class Pager:
             page = <Page>p
             page.dirty = False
             del self.dirty[page.pgno]
-            self.spilled[page.pgno] = page.birth
+            birth_set(&self.spilled, page.pgno, page.birth)
             self.ring_add(page)
         self.pages_spilled += len(pages)
         self.evict_over()
@@ -630,9 +666,9 @@ cdef class Pager:
         """`page` (clean, the pool's) as a dirty page to change in place, if it was written
         ahead (P7) and no snapshot sees it (born after max_live, B4); else None. A page read in
         place from the map is copied first."""
-        cdef object birth = self.spilled.get(page.pgno)
+        cdef uint64_t birth = birth_of(&self.spilled, page.pgno)
         cdef Page own
-        if birth is None or <uint64_t>birth <= max_live:
+        if birth == 0 or birth <= max_live:
             return None
         if page.mapped:
             own = Page.__new__(Page)
@@ -649,8 +685,8 @@ cdef class Pager:
         # left behind is stale (dirty, or not the pool's) and dropped as CLOCK reaches it.
         self.pool_set(own.pgno, own)
         own.dirty = True
-        own.birth = <uint64_t>birth
-        del self.spilled[own.pgno]
+        own.birth = birth
+        birth_clear(&self.spilled, own.pgno)
         self.dirty[own.pgno] = own
         return own
 
@@ -682,7 +718,8 @@ cdef class Pager:
             # so it stays in the pool (dirty pages are not evicted) until reclaimed.
             self.dirty.pop(pgno, None)
             self.pending_snap.append((seq, pgno))
-        elif self.spilled and self.spilled.pop(pgno, None) is not None:
+        elif birth_of(&self.spilled, pgno):
+            birth_clear(&self.spilled, pgno)
             # Written ahead, but no meta reaches it (P7): snapshots only, as a dirty page.
             self.pending_snap.append((seq, pgno))
         else:
@@ -823,7 +860,9 @@ cdef class Pager:
         self.dirty = {}
         plan.fl_pages = fl_pages
         plan.spilled = self.spilled         # durable with this checkpoint's fsync (P7)
-        self.spilled = {}
+        self.spilled.birth = NULL           # the plan owns the array now
+        self.spilled.slots = 0
+        self.spilled.count = 0
         plan.moved = self.pending_ckpt
         self.pending_ckpt = []
         meta = Meta()
@@ -886,6 +925,7 @@ cdef class Pager:
             self.pending_snap.sort()
         self.meta = plan.meta
         self.checkpoints += 1
+        birth_free(&plan.spilled)           # on disk with this meta: pages like any other now
         # Trim the ring back under capacity now that it holds the freshly written pages.
         if self.ring_cost > max(8, self.capacity - len(self.dirty)) * <Py_ssize_t>self.page_size and self.ring:
             page = <Page>self.ring[len(self.ring) - 1]
@@ -901,12 +941,14 @@ cdef class Pager:
         stay dirty, so they are never evicted and re-read."""
         plan.moved.extend(self.pending_ckpt)
         self.pending_ckpt = plan.moved
-        if plan.spilled:
+        cdef uint32_t pgno
+        if plan.spilled.count:
             # still reached by no meta: they stay written ahead, but for the ones freed since
             freed = {p for _, p in self.pending_ckpt}
-            for pgno, birth in plan.spilled.items():
-                if pgno not in freed:
-                    self.spilled[pgno] = birth
+            for pgno in range(plan.spilled.slots):
+                if plan.spilled.birth[pgno] and pgno not in freed:
+                    birth_set(&self.spilled, pgno, plan.spilled.birth[pgno])
+        birth_free(&plan.spilled)
         for p in plan.pages:
             if self.pool.get((<Page>p).pgno) is p:
                 self.drop_heads(<Page>p)        # dirty again: it may change in place (A2)
@@ -924,7 +966,7 @@ cdef class Pager:
             "cache_pages_mapped": sum([1 for p in self.ring if (<Page>p).mapped]),
             "cache_capacity_pages": self.capacity,
             "dirty_pages": len(self.dirty),
-            "spilled_pages": len(self.spilled),
+            "spilled_pages": self.spilled.count,
             "pages_spilled": self.pages_spilled,
             "free_pages": len(self.free_pages),
             "pending_free_pages": len(self.pending_snap) + len(self.pending_ckpt) + len(self.pending_gen),
@@ -975,7 +1017,7 @@ cdef class Pager:
         self.ring = []
         self.ring_cost = 0
         self.dirty = {}
-        self.spilled = {}
+        birth_free(&self.spilled)
 
 
 def _pgno_of(Page page):

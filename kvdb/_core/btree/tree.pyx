@@ -478,7 +478,7 @@ cdef class BTree:
         if page.dirty and page.birth > self.max_live:
             return page
         cdef Page copy
-        if self.pager.spilled:
+        if self.pager.spilled.count:
             copy = self.pager.redirty(page, self.max_live)   # written ahead, no meta reaches it (P7)
             if copy is not None:
                 return copy
