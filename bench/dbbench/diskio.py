@@ -52,3 +52,15 @@ def dir_size(path):
             apparent += st.st_size
             used += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
     return used, apparent
+
+
+def rss_anon():
+    """Resident anonymous memory in bytes (RssAnon in /proc/self/status), or None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -13,7 +13,7 @@ tables as it finishes, then the table of targets:
             plyvel and sqlite3 (readrandom, readseq, seekrandom, overwrite, deleterandom,
             fillrandom, and the B+Tree's file after fillrandom)
   scale     fillrandom and readrandom at --scale-num keys, 1 run (as `kvdb bench --scale`), and
-            each worker's peak RSS
+            each worker's peak RSS and anonymous memory (the heap, without mapped file pages)
   documents insert_many and the finds against sqlite3 + JSON1 (`kvdb bench documents`)
   server    redis-benchmark SET, GET, HSET, MSET at -P 1 and -P 16 against redis-server with
             appendfsync everysec (`kvdb bench server`, kvdb --sync normal)
@@ -146,6 +146,20 @@ def peak_rss(doc):
     return out
 
 
+def anon_above_keys(doc):
+    """{engine: largest anonymous memory at the end of a workload less the worker's own once its
+    key lists were built}: the heap the engine holds, without the file pages a map touched."""
+    out = {}
+    for engine, runs in (doc.get("runs") or {}).items():
+        for r in runs:
+            base = r.get("rss_anon_base_bytes")
+            ends = [w.get("rss_anon_bytes") for w in (r.get("results") or {}).values() if isinstance(w, dict)]
+            ends = [e for e in ends if e]
+            if base and ends:
+                out[engine] = max(out.get(engine, 0), max(ends) - base)
+    return out
+
+
 def run_documents(args):
     from . import documents
     dargs = documents.parse_args(["--num", str(args.docs), "--runs", str(args.runs), "--engines", "kvdb,sqlite3-json1",
@@ -187,7 +201,7 @@ def measure(args):
             doc = run_kv(args, args.scale_num, 1, "fillrandom,readrandom",
                          ["kvdb-btree", "lmdb", "kvdb-lsm", "rocksdict"], workdir)
             values["scale"] = doc
-            rss = peak_rss(doc)
+            rss = {"peak": peak_rss(doc), "anon": anon_above_keys(doc)}
             skipped.update({("scale", e): why for e, why in (doc.get("skipped") or {}).items()})
         if "documents" in args.parts:
             print(f"\n== {TITLES['documents'].format(docs=args.docs)}", flush=True)
@@ -248,9 +262,14 @@ def render(args, values, skipped, rss):
         lines.append(f"{part:<10} {label:<32} {peer:<14} {kt:>12} {pt:>12} {rt:>8} {tt:>8}  {result}")
     lines += ["", f"{met} met, {missed} missed (rates in ops/s, documents in docs/s or ops/s, server in "
                   "requests/s; the file row in bytes on disk per byte of data)"]
-    if rss:
-        lines.append("peak RSS of each scale worker (includes the benchmark's own key lists): " +
-                     ", ".join(f"{e} {b / 2**30:.2f} GiB" for e, b in sorted(rss.items())))
+    if rss.get("peak"):
+        lines.append("peak RSS of each scale worker (includes the benchmark's own key lists and the file "
+                     "pages a map touched): " +
+                     ", ".join(f"{e} {b / 2**30:.2f} GiB" for e, b in sorted(rss["peak"].items())))
+    if rss.get("anon"):
+        lines.append("anonymous memory just before a scale workload closes its database or when it ends, "
+                     "above the worker's own once its key lists were built (the heap an engine holds; max): " +
+                     ", ".join(f"{e} {b / 2**20:.0f} MiB" for e, b in sorted(rss["anon"].items())))
     return "\n".join(lines)
 
 

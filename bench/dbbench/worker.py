@@ -8,7 +8,9 @@ Around each workload it reads /proc/self/io, so every result carries "io":
 the process's OS-level read/write byte deltas (see diskio.py). Before each
 workload (untimed) it calls sync(), so pages an earlier workload dirtied are
 clean again and count when this one rewrites them. The result also carries
-max_rss_bytes, the worker's peak memory."""
+max_rss_bytes, the worker's peak memory, and rss_anon_base_bytes, its anonymous memory once the
+key lists are built; each workload's result carries rss_anon_bytes, that memory when it ends
+(anonymous: the heap, not the file pages a map of the database touched)."""
 import gc
 import json
 import os
@@ -18,7 +20,7 @@ import traceback
 
 from .adapters import NotSupported, load_adapter
 from .data import Dataset
-from .diskio import delta, proc_io
+from .diskio import delta, proc_io, rss_anon
 from .workloads import WORKLOADS, Context
 
 RESULT_TAG = "DBBENCH_RESULT "
@@ -41,6 +43,7 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
     gc.collect()
     gc.freeze()  # the big key lists stay out of the collector's way during timing
     ctx = Context(adapter_cls, workdir, data, reads, writes, sync_num, threads, cache_bytes, series=series)
+    out["rss_anon_base_bytes"] = rss_anon()
     try:
         for name in workloads:
             step(name)
@@ -58,6 +61,7 @@ def run_worker(engine, workloads, workdir, num, reads, writes, sync_num, threads
                 _recover(ctx)
             if "na" not in r:
                 r["io"] = delta(io0, proc_io())
+                r["rss_anon_bytes"] = max(rss_anon() or 0, ctx.take_anon_at_close()) or None
             r["wall_seconds"] = round(time.perf_counter() - t0, 3)
             out["results"][name] = r
     finally:

@@ -39,7 +39,7 @@ import time
 
 from .adapters import NotSupported
 from .data import KEY_SIZE, VALUE_SIZE
-from .diskio import dir_size
+from .diskio import dir_size, rss_anon
 
 BATCH = 1000  # puts per transaction in fillbatch
 SEEK_NEXT = 10  # entries read after each seek in seekrandom
@@ -72,6 +72,7 @@ class Context:
         self.threads = threads
         self.cache_bytes = cache_bytes
         self.series = series
+        self.anon_at_close = 0  # bytes: largest RssAnon sampled before a close since the last take
         self.base_path = None  # closed, filled database for the read phases
         self.base = None  # the base, open
         self.live = 0  # number of keys in the base
@@ -88,6 +89,7 @@ class Context:
         try:
             yield db, path
         finally:
+            self.note_anon()
             t0 = time.perf_counter()
             db.close()
             result["close_seconds"] = round(time.perf_counter() - t0, 6)
@@ -111,7 +113,17 @@ class Context:
     def close_base(self):
         if self.base is not None:
             db, self.base = self.base, None
+            self.note_anon()
             db.close()
+
+    def note_anon(self):
+        """Sample the anonymous memory just before a database closes (the worker reports the
+        larger of it and the memory when the workload ends: rss_anon_bytes)."""
+        self.anon_at_close = max(self.anon_at_close, rss_anon() or 0)
+
+    def take_anon_at_close(self):
+        value, self.anon_at_close = self.anon_at_close, 0
+        return value
 
     def finish(self):
         with contextlib.suppress(Exception):
