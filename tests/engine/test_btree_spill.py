@@ -134,23 +134,22 @@ def test_P7_another_open_does_not_checkpoint_while_pages_wait(tmp_path):
             b.put(b"b%06d" % i, b"b" * 60)
             model[b"b%06d" % i] = b"b" * 60
         assert b.stats()["pages_spilled"] == 0
-        done = threading.Event()
-        failure = []
+        seen = []
 
         def checkpoint_b():
             try:
                 b.checkpoint()
+                seen.append(a.stats()["spilled_pages"])     # a's pages were taken first
             except BaseException as e:  # noqa: BLE001 - reported below
-                failure.append(e)
-            done.set()
+                seen.append(e)
 
         t = threading.Thread(target=checkpoint_b)
         t.start()
-        assert not done.wait(0.5), "b checkpointed over pages a wrote ahead"
-        a.checkpoint()                   # a's pages are durable: the lock passes to b
-        assert done.wait(20) and not failure, failure
-        t.join()
-        assert a.stats()["spilled_pages"] == 0
+        # a's background step hands the lock over within about a second (other opens exist);
+        # b's checkpoint can only end after a's has taken the pages a wrote ahead
+        t.join(30)
+        assert not t.is_alive() and seen == [0], seen
+        assert a.stats()["checkpoints"] >= 1
         assert dump(a) == model and dump(b) == model
         a.verify()
         b.verify()

@@ -40,7 +40,7 @@ cdef class BTreeEngine(Engine):
 
     cdef int checkpoint_locked(self, bint mirror) except -1
     cdef bint checkpoint_due(self)
-    cdef int checkpoint_beside_commits(self) except -1
+    cdef int checkpoint_beside_commits(self, bint forced) except -1   # forced: even if not due (P7 hand-over)
     cdef int publish_checkpoint(self, uint64_t seq) except -1
     cdef int lock_checkpoints(self) except -1
     cdef int unlock_checkpoints(self) except -1

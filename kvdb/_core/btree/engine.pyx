@@ -588,7 +588,7 @@ cdef class BTreeEngine(Engine):
                 self.unlock_shared_log()
         return 0
 
-    cdef int checkpoint_beside_commits(self) except -1:
+    cdef int checkpoint_beside_commits(self, bint forced) except -1:
         """The background checkpoint (`maint` and the checkpoint lock held): choose the pages of
         the newest version under the writer lock, write and fsync them without it while commits
         go on (P6), then take it again (and the commit mutex) to write the meta and publish it.
@@ -601,7 +601,7 @@ cdef class BTreeEngine(Engine):
         cdef uint64_t seq, log_off
         with self.lock:
             db = self.host()
-            if db is None or not db._accepting_writes() or not self.checkpoint_due():
+            if db is None or not db._accepting_writes() or not (forced or self.checkpoint_due()):
                 return 0
             if self.wal.write_off >= LOG_RECYCLE_FACTOR * self.checkpoint_size or not (
                     self.pager.dirty or self.pager.pending_ckpt or self.pager.meta.seq != self.seq):
@@ -696,11 +696,18 @@ cdef class BTreeEngine(Engine):
         return self.checkpoint()
 
     cdef int maintain(self) except -1:
-        if not self.read_only and self.checkpoint_due():
+        cdef bint hand_over
+        if self.read_only:
+            return 0
+        # P7: pages written ahead keep the checkpoint lock; with other opens, checkpoint them at
+        # this background step (about once a second), so that the others' checkpoints, and the
+        # dirty pages they hold meanwhile, wait no longer than that.
+        hand_over = self.spill_lock and self.shm is not None and len(self.shm.live_opens()) > 1
+        if hand_over or self.checkpoint_due():
             with self.maint:
                 self.lock_checkpoints()
                 try:
-                    self.checkpoint_beside_commits()
+                    self.checkpoint_beside_commits(hand_over)
                 finally:
                     self.unlock_checkpoints()
         return 0

@@ -52,7 +52,8 @@
 #       docs/format/shm.md).
 #   P7. A dirty page may be written ahead of its checkpoint (spill_dirty: "spilled") only while no
 #       meta reaches it and this open alone may write the file: it holds the checkpoint lock
-#       (O4), taken while its view stood on the newest meta, until a checkpoint takes the page.
+#       (O4), taken while its view stood on the newest meta, until a checkpoint takes the page
+#       (with other opens live, its background step checkpoints about once a second).
 #       A spilled page is then clean (evictable, P3) but still unreachable from any meta; it is
 #       changed in place again when no snapshot sees it (Pager.redirty), is freed like a dirty
 #       page (P2: no checkpoint to wait for), and is made durable by the fsync of the next
