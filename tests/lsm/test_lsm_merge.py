@@ -98,6 +98,7 @@ def test_snapshots_over_memtable_level0_and_levels_match_the_python_merge(db_pat
     keys = [b"k%04d" % i for i in range(400)]
     versions = []
     snaps = []
+    level0_seen = 0                   # level-0 tables after some round (compactions run in the background)
     with kvdb.open(db_path, sync="off", **TINY) as db:
         for round_ in range(8):
             for _ in range(300):
@@ -113,8 +114,11 @@ def test_snapshots_over_memtable_level0_and_levels_match_the_python_merge(db_pat
                 db.compact()
             if round_ % 2:
                 snaps.append((db.snapshot(), db.seq))
+            level0_seen = max(level0_seen, db.stats()["lsm_files_per_level"][0])
         files = db.stats()["lsm_files_per_level"]
-        assert files[0] > 0 and sum(files[1:]) > 0, f"versions are not spread over the levels: {files}"
+        # Level 0 may be empty right now (a background compaction just moved it down): it is
+        # enough that some round left tables there while snapshots kept their versions.
+        assert level0_seen > 0 and sum(files[1:]) > 0, f"versions are not spread over the levels: {files}"
         for snap, seq in snaps + [(db.snapshot(), db.seq)]:
             with snap:
                 for _ in range(6):
