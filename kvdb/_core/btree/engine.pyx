@@ -516,6 +516,8 @@ cdef class BTreeEngine(Engine):
         except BaseException as e:
             db._fail(IOFailureError(f"writing dirty pages ahead of the checkpoint failed: {e}; the database "
                                     "refuses writes until reopened (every commit so far is in the log)"))
+            if not isinstance(e, Exception):
+                raise                    # KeyboardInterrupt, SystemExit: not the caller's to lose
         return 0
 
     cdef bint may_spill(self) except -1:
