@@ -96,6 +96,7 @@ def test_V2_pages_are_checked_once_until_written(tmp_path):
         s2 = db.stats()
         assert s2["cache_misses"] > s1["cache_misses"]
         assert s2["pages_checked"] - s1["pages_checked"] == s2["cache_misses"] - s1["cache_misses"]
+        assert s2["layouts_checked"] > s1["layouts_checked"]     # each copy's cells, again
     with kvdb.open(path, cache_size=16 << 10, sync="off", checkpoint_size=1 << 30) as db:
         read_all(db, model)
         s1 = db.stats()
@@ -103,7 +104,9 @@ def test_V2_pages_are_checked_once_until_written(tmp_path):
         read_all(db, model)
         s2 = db.stats()
         assert s2["cache_misses"] > s1["cache_misses"]          # handles were evicted and made again
-        assert s2["pages_checked"] == s1["pages_checked"]        # but no page was checked twice
+        assert s2["pages_checked"] == s1["pages_checked"]        # but no page was checked twice,
+        assert s2["layouts_checked"] == s1["layouts_checked"]    # nor its cells
+        assert 0 < s1["layouts_checked"] <= s1["pages_checked"]
         for k in list(model)[::50]:
             db.put(k, b"new")
             model[k] = b"new"
@@ -112,6 +115,7 @@ def test_V2_pages_are_checked_once_until_written(tmp_path):
         read_all(db, model)
         s3 = db.stats()
         assert 0 < s3["pages_checked"] - s2["pages_checked"] <= written
+        assert 0 < s3["layouts_checked"] - s2["layouts_checked"] <= written
 
 
 def test_V2_a_page_this_open_rewrites_is_checked_again(tmp_path):
@@ -138,8 +142,10 @@ def test_V2_a_page_this_open_rewrites_is_checked_again(tmp_path):
         assert s["pages"] == before["pages"] or tree_pages > s["pages"] - before["pages"]   # reused
         read_all(db, model)            # loads them all again, but for the few still cached
         checked = db.stats()["pages_checked"] - s["pages_checked"]
+        laid_out = db.stats()["layouts_checked"] - s["layouts_checked"]
         assert tree_pages >= 20
         assert checked >= tree_pages - 16
+        assert laid_out >= tree_pages - 16      # and their cells (a reused pgno's old bit is gone)
 
 
 def test_V2_damage_is_found_at_the_first_load(tmp_path):
@@ -182,6 +188,7 @@ def test_V2_a_rebase_checks_pages_again(tmp_path):
         s = a.stats()                 # the counters are the new view's pager's
         assert s["rebases"] >= 1
         assert s["pages_checked"] >= tree_pages // 2    # not only the pages b wrote
+        assert s["layouts_checked"] >= tree_pages // 2
 
 
 def test_V4_unpinned_reads_beside_commits_and_checkpoints(tmp_path, small_maps):

@@ -13,7 +13,8 @@
 #       holds all of them, and never shrinks while open (only a torn creation truncates it,
 #       before any map exists). A touch past the end of the file would be SIGBUS.
 #   V2. A mapped page is checked (checksum, pgno, type: P4) before its first use after any write
-#       this process may not have seen: its `verified` bit is set by the check and cleared when
+#       this process may not have seen, and a branch or leaf's cell layout (tree.pyx _check_layout)
+#       once too: its `verified` bit (and `laid_out` bit) is set by the check and cleared when
 #       this process writes the page (a checkpoint) or adopts a meta another process wrote (a
 #       rebase clears every bit of the map it shares; a map an older view still holds keeps
 #       its bits, harmless since that view reads only pinned pages, P2 and P5).
@@ -53,11 +54,20 @@ cdef class FileMap:
     cdef readonly uint32_t pages    # pages below the file's size when last looked at (V1); only grows
     cdef uint8_t *verified          # bit per page of `length`: checked since its last write (V2);
                                     # changed under the GIL
+    cdef uint8_t *laid_out          # bit per page of `length`: a branch or leaf whose cell layout the
+                                    # B+Tree validated since its last write (V2), so a handle made for it
+                                    # again is trusted without a second pass over its cells; set only
+                                    # with its `verified` bit, cleared with it; changed under the GIL
 
     cdef uint32_t page_limit(self) noexcept     # pages the map can hold: length // page_size
     cdef int refresh(self, uint32_t pages_in_file) except -1    # the file now holds that many pages
     cdef int forget(self, uint32_t pgno) noexcept          # pgno was written: check it again (V2)
     cdef int forget_all(self) noexcept                     # another process wrote: check all again
+    cdef int set_laid_out(self, uint32_t pgno) noexcept     # the tree validated pgno's cells (verified)
+
+
+cdef inline bint page_bit(const uint8_t *bits, uint32_t pgno) noexcept nogil:
+    return (bits[pgno >> 3] >> (pgno & 7)) & 1
 
 
 cdef FileMap map_file(int fd, uint32_t page_size, uint32_t pages_in_file, FileMap older)   # None: refused

@@ -21,6 +21,7 @@ cdef class FileMap:
         if self.base != NULL:
             munmap(<void *>self.base, self.length)      # V3: no page handle is left
         c_free(self.verified)
+        c_free(self.laid_out)
 
     cdef uint32_t page_limit(self) noexcept:
         return <uint32_t>min(self.length // self.page_size, <uint64_t>0xFFFFFFFFu)
@@ -36,10 +37,17 @@ cdef class FileMap:
     cdef int forget(self, uint32_t pgno) noexcept:
         if pgno < self.page_limit():
             self.verified[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
+            self.laid_out[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
         return 0
 
     cdef int forget_all(self) noexcept:
         memset(self.verified, 0, (self.page_limit() + 7) // 8)
+        memset(self.laid_out, 0, (self.page_limit() + 7) // 8)
+        return 0
+
+    cdef int set_laid_out(self, uint32_t pgno) noexcept:
+        if pgno < self.page_limit() and page_bit(self.verified, pgno):
+            self.laid_out[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
         return 0
 
     def __repr__(self):
@@ -64,10 +72,12 @@ cdef FileMap map_file(int fd, uint32_t page_size, uint32_t pages_in_file, FileMa
     m.length = want
     m.page_size = page_size
     m.verified = <uint8_t *>calloc((m.page_limit() + 7) // 8 + 1, 1)
-    if m.verified == NULL:
+    m.laid_out = <uint8_t *>calloc((m.page_limit() + 7) // 8 + 1, 1)
+    if m.verified == NULL or m.laid_out == NULL:
         raise MemoryError()
     m.pages = 0
     m.refresh(pages_in_file)
     if older is not None:
         memcpy(m.verified, older.verified, (older.page_limit() + 7) // 8)
+        memcpy(m.laid_out, older.laid_out, (older.page_limit() + 7) // 8)
     return m

@@ -169,7 +169,7 @@ cdef class CheckpointPlan:
 
 cdef class Pager:
     # All fields are guarded by the database's writer lock except where noted;
-    # readers touch only `pool`, `ring`, `ring_cost`, `fmap` (made or replaced at a miss; its
+    # readers touch only `slots`, `ring`, `ring_cost`, `fmap` (made or replaced at a miss; its
     # verified bits), `map_reads` (cleared if the map is refused) and the counters, under the GIL.
     cdef File file              # the data file; constant
     cdef readonly str path      # constant
@@ -182,9 +182,10 @@ cdef class Pager:
     cdef FileMap fmap           # the data file's read-only map (filemap.pxd), made at the first miss;
                                 # None until then and with pread reads; replaced by a larger one as
                                 # the file grows
-    cdef dict pool              # pgno -> Page, every cached page (clean and dirty); owns them
-    cdef PyObject **slots       # pgno -> the Page `pool` holds (borrowed), NULL if none: the lookup
-                                # readers use; changed only with `pool` (pool_set/pool_del/pool_clear)
+    cdef PyObject **slots       # the pool: pgno -> every cached Page (clean and dirty), NULL if none;
+                                # owns a reference to each (a C array, not a dict: a miss at 10M keys
+                                # adds and evicts a page per read); changed only by pool_set, pool_del,
+                                # pool_clear
     cdef Py_ssize_t nslots      # entries allocated in `slots`
     cdef list ring              # clean Pages in CLOCK order (may hold stale entries)
     cdef Py_ssize_t hand        # CLOCK hand into ring
@@ -212,10 +213,13 @@ cdef class Pager:
     # counters (GIL-protected)
     cdef public uint64_t hits, misses, evictions, pages_read, pages_written, checkpoints
     cdef public uint64_t pages_checked      # checksums verified (P4): every pread, a map's first loads (V2)
+    cdef public uint64_t layouts_checked    # branch and leaf cell arrays the tree validated: every copy
+                                            # it loads, a mapped page only at its first load (V2)
     cdef public uint64_t heads_built        # search heads built (tree_heads.pxi); GIL
     cdef public uint64_t pages_spilled      # dirty pages written ahead of their checkpoint (P7)
 
     cdef Page get(self, uint32_t pgno)
+    cdef Page pool_get(self, uint32_t pgno)
     cdef int pool_set(self, uint32_t pgno, Page page) except -1
     cdef int pool_del(self, uint32_t pgno) except -1
     cdef int pool_clear(self) except -1

@@ -1,14 +1,14 @@
 # The pager (see pager.pxd for the format, the fields and the invariants).
 
 cimport cython
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdlib cimport malloc, calloc, realloc, free as c_free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX
 
 from kvdb._core.coding cimport crc32c, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64
 from kvdb._core.file cimport File, OsFile
-from kvdb._core.btree.filemap cimport FileMap, map_file, MAPPED_PAGE_COST
+from kvdb._core.btree.filemap cimport FileMap, map_file, page_bit, MAPPED_PAGE_COST
 
 from kvdb.errors import ClosedError, CorruptionError, IOFailureError
 
@@ -124,7 +124,6 @@ cdef class Pager:
         _check_page_size(page_size)
         self.file = file
         self.path = path
-        self.pool = {}
         self.ring = []
         self.ring_cost = 0
         self.hand = 0
@@ -143,6 +142,7 @@ cdef class Pager:
         self.reuse_epoch = 0
         self.hits = self.misses = self.evictions = 0
         self.pages_read = self.pages_written = self.checkpoints = self.pages_checked = 0
+        self.layouts_checked = 0
         self.heads_built = 0
         self.pages_spilled = 0
         size = file.size()
@@ -389,9 +389,10 @@ cdef class Pager:
         for p in older.ring:
             page = <Page>p
             if page.dirty or page.pgno >= self.page_count or page.pgno >= older.meta.page_count \
-                    or page.pgno in free or page.pgno in self.pool or birth_of(&older.spilled, page.pgno):
+                    or page.pgno in free or self.pool_get(page.pgno) is not None \
+                    or birth_of(&older.spilled, page.pgno):
                 continue
-            if older.pool.get(page.pgno) is not page:
+            if older.pool_get(page.pgno) is not page:
                 continue                 # a stale ring entry
             if self.ring_cost >= self.capacity * <Py_ssize_t>self.page_size:
                 break
@@ -489,12 +490,13 @@ cdef class Pager:
         cdef FileMap fmap = self.fmap
         cdef const unsigned char *data = fmap.base + pgno * <uint64_t>ps
         self.check_reference(pgno)
-        if not (fmap.verified[pgno >> 3] >> (pgno & 7)) & 1:
+        if not page_bit(fmap.verified, pgno):
             self.check_page(data, pgno, False)      # with the GIL: see filemap.pxd, V4
             fmap.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
         cdef Page page = Page.__new__(Page)
         page.data = <unsigned char *>data       # read only: a clean page is copied before any change (B4)
         page.mapped = True
+        page.checked = page_bit(fmap.laid_out, pgno)    # its cells were validated by an earlier handle
         page.owner = fmap                       # V3
         page.pgno = pgno
         self.pages_read += 1
@@ -530,23 +532,43 @@ cdef class Pager:
             memset(grown + self.nslots, 0, (n - self.nslots) * sizeof(PyObject *))
             self.slots = grown
             self.nslots = n
-        self.pool[pgno] = page
+        cdef PyObject *old = self.slots[pgno]
+        Py_INCREF(page)
         self.slots[pgno] = <PyObject *>page
+        Py_XDECREF(old)
         return 0
 
     cdef int pool_del(self, uint32_t pgno) except -1:
-        if pgno < self.nslots:
-            self.slots[pgno] = NULL
-        del self.pool[pgno]
+        """Drop the pool's page `pgno` (KeyError if none, as a dict would)."""
+        cdef PyObject *old
+        if pgno >= self.nslots or self.slots[pgno] == NULL:
+            raise KeyError(pgno)
+        old = self.slots[pgno]
+        self.slots[pgno] = NULL
+        Py_XDECREF(old)
         return 0
 
     cdef int pool_clear(self) except -1:
-        if self.slots != NULL:
-            memset(self.slots, 0, self.nslots * sizeof(PyObject *))
-        self.pool = {}
+        cdef Py_ssize_t i
+        cdef PyObject *old
+        for i in range(self.nslots):
+            old = self.slots[i]
+            if old != NULL:
+                self.slots[i] = NULL
+                Py_XDECREF(old)
         return 0
 
+    cdef Page pool_get(self, uint32_t pgno):
+        """The pool's page `pgno`, or None."""
+        if pgno < self.nslots and self.slots[pgno] != NULL:
+            return <Page>self.slots[pgno]
+        return None
+
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.slots != NULL:
+            for i in range(self.nslots):
+                Py_XDECREF(self.slots[i])
         c_free(self.slots)
         c_free(self.spilled.birth)
 
@@ -710,9 +732,9 @@ cdef class Pager:
 
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1:
         """Free `pgno`, replaced or dropped by the commit `seq`; reuse waits per P2."""
-        cdef object found = self.pool.get(pgno)
+        cdef Page found = self.pool_get(pgno)
         cdef Page page
-        if found is not None and (<Page>found).dirty:
+        if found is not None and found.dirty:
             page = <Page>found
             # Never written: no checkpoint to wait for, but snapshots may still read it,
             # so it stays in the pool (dirty pages are not evicted) until reclaimed.
@@ -732,7 +754,7 @@ cdef class Pager:
         cdef bint moved = False
         while i < n and (<tuple>self.pending_snap[i])[0] <= min_live_seq:
             pgno = (<tuple>self.pending_snap[i])[1]
-            found = self.pool.get(pgno)
+            found = self.pool_get(pgno)
             if found is not None and (<Page>found).dirty:
                 self.pool_del(pgno)
             gen = self.gen_gate.pop(pgno, None) if self.gen_gate else None
@@ -911,7 +933,7 @@ cdef class Pager:
         self.mirrored = plan.mirrored
         for p in plan.pages:
             page = <Page>p
-            if self.pool.get(page.pgno) is page:
+            if self.pool_get(page.pgno) is page:
                 self.ring_add(page)
         old_fl = self.freelist_pages
         self.freelist_pages = [(<Page>p).pgno for p in plan.fl_pages]
@@ -950,7 +972,7 @@ cdef class Pager:
                     birth_set(&self.spilled, pgno, plan.spilled.birth[pgno])
         birth_free(&plan.spilled)
         for p in plan.pages:
-            if self.pool.get((<Page>p).pgno) is p:
+            if self.pool_get((<Page>p).pgno) is p:
                 self.drop_heads(<Page>p)        # dirty again: it may change in place (A2)
                 (<Page>p).dirty = True
                 self.dirty[(<Page>p).pgno] = p
@@ -976,6 +998,7 @@ cdef class Pager:
             "pages_read": self.pages_read,
             "pages_written": self.pages_written,
             "pages_checked": self.pages_checked,
+            "layouts_checked": self.layouts_checked,
             "cache_bytes": self.ring_cost,
             "search_heads_built": self.heads_built,
             "read_path": "mmap" if self.map_reads else "pread",

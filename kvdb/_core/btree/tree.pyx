@@ -10,6 +10,7 @@ from kvdb._core.coding cimport (get_u16, get_u32, get_u64, put_u16, put_u32, put
 from kvdb._core.btree.pager cimport (Page, Pager, PAGE_HEADER_SIZE, PAGE_BRANCH, PAGE_LEAF, PAGE_OVERFLOW,
                                OFF_TYPE, OFF_NCELLS, OFF_LINK, OFF_LOWER, OFF_UPPER, OFF_FRAG, OFF_PGNO)
 
+from kvdb._core.btree.filemap cimport FileMap
 from kvdb.errors import CorruptionError
 
 
@@ -247,6 +248,9 @@ cdef class BTree:
                                   f"bytes, but its cells fill {total} of the {self.ps - up}-byte cell area",
                                   path=self.pager.path, pgno=page.pgno)
         page.checked = True
+        self.pager.layouts_checked += 1
+        if page.mapped:
+            (<FileMap>page.owner).set_laid_out(page.pgno)  # a later handle for it is trusted too (V2)
 
     cdef bytes full_key(self, const unsigned char *kp, const unsigned char *end):
         """The whole key of a key part (reading its overflow chain if it has one)."""
