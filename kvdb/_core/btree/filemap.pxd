@@ -9,13 +9,17 @@
 # Invariants (tests name them by number):
 #   V1. Only pages below `pages` are touched, and `pages` never exceeds the page count of a meta
 #       the pager read from the file (checked against the file's size, pager.pyx _decode_meta)
-#       or made durable itself (a checkpoint writes every page below its count first): the file
-#       holds all of them, and never shrinks while open (only a torn creation truncates it,
-#       before any map exists). A touch past the end of the file would be SIGBUS.
+#       or made durable itself (a checkpoint writes every page below its count first), nor one
+#       past the highest page this pager wrote (a write ahead of the checkpoint, P7, extends the
+#       file to it): the file holds all of them, and never shrinks while open (only a torn
+#       creation truncates it, before any map exists). A touch past the end of the file would
+#       be SIGBUS.
 #   V2. A mapped page is checked (checksum, pgno, type: P4) before its first use after any write
-#       this process may not have seen, and a branch or leaf's cell layout (tree.pyx _check_layout)
-#       once too: its `verified` bit (and `laid_out` bit) is set by the check and cleared when
-#       this process writes the page (a checkpoint) or adopts a meta another process wrote (a
+#       this process has not seen, and a branch or leaf's cell layout (tree.pyx _check_layout)
+#       once too: its `verified` bit (and `laid_out` bit) is set by the check, or by this
+#       process's own write of the page (Pager.write_pages: the map then shows the image it
+#       sealed, whose cells the tree made); cleared before such a write (so a failed one leaves
+#       the page to be checked) and when this process adopts a meta another process wrote (a
 #       rebase clears every bit of the map it shares; a map an older view still holds keeps
 #       its bits, harmless since that view reads only pinned pages, P2 and P5).
 #   V3. The map stays mapped while any page handle points into it: each mapped Page holds a
@@ -64,6 +68,7 @@ cdef class FileMap:
     cdef int forget(self, uint32_t pgno) noexcept          # pgno was written: check it again (V2)
     cdef int forget_all(self) noexcept                     # another process wrote: check all again
     cdef int set_laid_out(self, uint32_t pgno) noexcept     # the tree validated pgno's cells (verified)
+    cdef int trust(self, uint32_t pgno, bint laid_out) noexcept     # this process wrote pgno's image
 
 
 cdef inline bint page_bit(const uint8_t *bits, uint32_t pgno) noexcept nogil:

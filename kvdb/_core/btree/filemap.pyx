@@ -45,6 +45,13 @@ cdef class FileMap:
         memset(self.laid_out, 0, (self.page_limit() + 7) // 8)
         return 0
 
+    cdef int trust(self, uint32_t pgno, bint laid_out) noexcept:
+        if pgno < self.page_limit():
+            self.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+            if laid_out:
+                self.laid_out[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+        return 0
+
     cdef int set_laid_out(self, uint32_t pgno) noexcept:
         if pgno < self.page_limit() and page_bit(self.verified, pgno):
             self.laid_out[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))

@@ -41,7 +41,8 @@
 #       the checkpoint that stops referencing it.
 #   P3. A dirty page is never evicted; a clean page may be evicted at any time.
 #   P4. Every page read from the file is checked (checksum, pgno, type) before use; read
-#       from the map, once per process until it is written again (filemap.pxd, V2).
+#       from the map, once per process until another process writes it (filemap.pxd, V2: a page this
+#       process wrote is trusted, the map showing the image it sealed).
 #   P5. With other opens (shared), a page free in the meta of generation g, or freed by the
 #       checkpoint that wrote it, is reused only when every open's base generation is at least g
 #       (O2 in shared.pxd): no open still reads an older meta that reaches it.
@@ -205,6 +206,8 @@ cdef class Pager:
     cdef dict gen_gate          # pgno -> gen: pages in pending_snap that then wait in pending_gen
     cdef public uint64_t reuse_gen          # lowest base generation of any open (set by the engine)
     cdef readonly uint32_t page_count       # high-water mark, in pages
+    cdef uint32_t written_count # one past the highest page this pager wrote: the file holds at least
+                                # that many pages (V1), which the map may then serve
     cdef readonly Meta meta     # the durable meta (the last checkpoint)
     cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable
     cdef readonly uint32_t meta_slot        # page (1 or 2) the durable meta was read from or last written to

@@ -464,10 +464,11 @@ cdef class Pager:
 
     cdef bint map_covers(self, uint32_t pgno) except -1:
         """`pgno` can be read from the map: below the pages the file is known to hold (V1), the
-        durable meta's page count, which grows with this pager's checkpoints. Past the map's
-        `pages`, refresh it from that count, or map again, larger, when the file outgrew the
-        map; all without giving the GIL up (V4). A refused map turns the map off for good."""
-        cdef uint32_t durable = self.meta.page_count
+        durable meta's page count, which grows with this pager's checkpoints, or one past the
+        highest page it wrote ahead of one. Past the map's `pages`, refresh it from that count,
+        or map again, larger, when the file outgrew the map; all without giving the GIL up (V4).
+        A refused map turns the map off for good."""
+        cdef uint32_t durable = max(self.meta.page_count, self.written_count)
         cdef FileMap grown
         if self.fmap is not None and pgno < self.fmap.pages:
             return True
@@ -792,6 +793,7 @@ cdef class Pager:
         change meanwhile (P6; under the writer lock for a checkpoint that holds it)."""
         cdef uint32_t ps = self.page_size
         cdef Py_ssize_t k, n = len(pages)
+        cdef Page page
         cdef unsigned char **buffers
         cdef uint64_t *offsets
         if n == 0:
@@ -805,12 +807,24 @@ cdef class Pager:
                 buffers[k] = (<Page>pages[k]).data
                 offsets[k] = (<Page>pages[k]).pgno * <uint64_t>ps
                 if self.fmap is not None:
-                    self.fmap.forget((<Page>pages[k]).pgno)     # V2: checked again after the write
+                    self.fmap.forget((<Page>pages[k]).pgno)     # V2: untrusted until the write is done
             with nogil:
                 for k in range(n):
                     seal_page(buffers[k], ps)
             self.file.pwrite_pages(buffers, offsets, n, ps)
             self.pages_written += n
+            for k in range(n):
+                page = <Page>pages[k]
+                if page.pgno >= self.written_count:
+                    self.written_count = page.pgno + 1      # the file holds it now (V1)
+            if self.map_reads and self.fmap is None:
+                self.map_covers(self.written_count - 1)     # the map, so it can trust what is written
+            for k in range(n):
+                page = <Page>pages[k]
+                if self.fmap is not None:       # V2: the map shows the image just sealed, whose
+                                                # cells the tree made (checked: it trusts them)
+                    self.fmap.trust(page.pgno, page.checked and (page.data[OFF_TYPE] == PAGE_LEAF
+                                                                 or page.data[OFF_TYPE] == PAGE_BRANCH))
         finally:
             c_free(buffers)
             c_free(offsets)
