@@ -207,7 +207,9 @@ cdef class Pager:
     cdef public uint64_t reuse_gen          # lowest base generation of any open (set by the engine)
     cdef readonly uint32_t page_count       # high-water mark, in pages
     cdef uint32_t written_count # one past the highest page this pager wrote: the file holds at least
-                                # that many pages (V1), which the map may then serve
+                                # that many pages (V1), which the map may then serve; set by write_pages
+                                # (a checkpoint beside commits runs it without the writer lock), read at
+                                # misses: GIL
     cdef readonly Meta meta     # the durable meta (the last checkpoint)
     cdef readonly uint64_t reuse_epoch      # bumped whenever freed pages become reusable
     cdef readonly uint32_t meta_slot        # page (1 or 2) the durable meta was read from or last written to
