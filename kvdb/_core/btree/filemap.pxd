@@ -68,11 +68,17 @@ cdef class FileMap:
     cdef int forget(self, uint32_t pgno) noexcept          # pgno was written: check it again (V2)
     cdef int forget_all(self) noexcept                     # another process wrote: check all again
     cdef int set_laid_out(self, uint32_t pgno) noexcept     # the tree validated pgno's cells (verified)
-    cdef int trust(self, uint32_t pgno, bint laid_out) noexcept     # this process wrote pgno's image
+    cdef int trust(self, uint32_t pgno, bint laid_out) noexcept     # checked, or this process wrote it
 
 
 cdef inline bint page_bit(const uint8_t *bits, uint32_t pgno) noexcept nogil:
     return (bits[pgno >> 3] >> (pgno & 7)) & 1
+
+cdef inline void set_page_bit(uint8_t *bits, uint32_t pgno) noexcept nogil:
+    bits[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+
+cdef inline void clear_page_bit(uint8_t *bits, uint32_t pgno) noexcept nogil:
+    bits[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
 
 
 cdef FileMap map_file(int fd, uint32_t page_size, uint32_t pages_in_file, FileMap older)   # None: refused

@@ -36,8 +36,8 @@ cdef class FileMap:
 
     cdef int forget(self, uint32_t pgno) noexcept:
         if pgno < self.page_limit():
-            self.verified[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
-            self.laid_out[pgno >> 3] &= <uint8_t>~(1 << (pgno & 7))
+            clear_page_bit(self.verified, pgno)
+            clear_page_bit(self.laid_out, pgno)
         return 0
 
     cdef int forget_all(self) noexcept:
@@ -47,14 +47,14 @@ cdef class FileMap:
 
     cdef int trust(self, uint32_t pgno, bint laid_out) noexcept:
         if pgno < self.page_limit():
-            self.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+            set_page_bit(self.verified, pgno)
             if laid_out:
-                self.laid_out[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+                set_page_bit(self.laid_out, pgno)
         return 0
 
     cdef int set_laid_out(self, uint32_t pgno) noexcept:
         if pgno < self.page_limit() and page_bit(self.verified, pgno):
-            self.laid_out[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+            set_page_bit(self.laid_out, pgno)
         return 0
 
     def __repr__(self):

@@ -493,7 +493,7 @@ cdef class Pager:
         self.check_reference(pgno)
         if not page_bit(fmap.verified, pgno):
             self.check_page(data, pgno, False)      # with the GIL: see filemap.pxd, V4
-            fmap.verified[pgno >> 3] |= <uint8_t>(1 << (pgno & 7))
+            fmap.trust(pgno, False)
         cdef Page page = Page.__new__(Page)
         page.data = <unsigned char *>data       # read only: a clean page is copied before any change (B4)
         page.mapped = True
@@ -566,10 +566,7 @@ cdef class Pager:
         return None
 
     def __dealloc__(self):
-        cdef Py_ssize_t i
-        if self.slots != NULL:
-            for i in range(self.nslots):
-                Py_XDECREF(self.slots[i])
+        self.pool_clear()
         c_free(self.slots)
         c_free(self.spilled.birth)
 
@@ -734,9 +731,7 @@ cdef class Pager:
     cdef int free(self, uint32_t pgno, uint64_t seq) except -1:
         """Free `pgno`, replaced or dropped by the commit `seq`; reuse waits per P2."""
         cdef Page found = self.pool_get(pgno)
-        cdef Page page
         if found is not None and found.dirty:
-            page = <Page>found
             # Never written: no checkpoint to wait for, but snapshots may still read it,
             # so it stays in the pool (dirty pages are not evicted) until reclaimed.
             self.dirty.pop(pgno, None)
@@ -793,6 +788,7 @@ cdef class Pager:
         change meanwhile (P6; under the writer lock for a checkpoint that holds it)."""
         cdef uint32_t ps = self.page_size
         cdef Py_ssize_t k, n = len(pages)
+        cdef uint32_t top = 0
         cdef Page page
         cdef unsigned char **buffers
         cdef uint64_t *offsets
@@ -804,25 +800,23 @@ cdef class Pager:
             if buffers == NULL or offsets == NULL:
                 raise MemoryError()
             for k in range(n):
-                buffers[k] = (<Page>pages[k]).data
-                offsets[k] = (<Page>pages[k]).pgno * <uint64_t>ps
+                page = <Page>pages[k]
+                buffers[k] = page.data
+                offsets[k] = page.pgno * <uint64_t>ps
+                top = max(top, page.pgno + 1)
                 if self.fmap is not None:
-                    self.fmap.forget((<Page>pages[k]).pgno)     # V2: untrusted until the write is done
+                    self.fmap.forget(page.pgno)     # V2: untrusted until the write is done
             with nogil:
                 for k in range(n):
                     seal_page(buffers[k], ps)
             self.file.pwrite_pages(buffers, offsets, n, ps)
             self.pages_written += n
-            for k in range(n):
-                page = <Page>pages[k]
-                if page.pgno >= self.written_count:
-                    self.written_count = page.pgno + 1      # the file holds it now (V1)
+            self.written_count = max(self.written_count, top)     # the file holds them now (V1)
             if self.map_reads and self.fmap is None:
-                self.map_covers(self.written_count - 1)     # the map, so it can trust what is written
-            for k in range(n):
-                page = <Page>pages[k]
-                if self.fmap is not None:       # V2: the map shows the image just sealed, whose
-                                                # cells the tree made (checked: it trusts them)
+                self.map_covers(top - 1)        # the map, so it can trust what is written
+            if self.fmap is not None:
+                for k in range(n):              # V2: the map shows the images just sealed, whose
+                    page = <Page>pages[k]       # cells the tree made (checked: it trusts them)
                     self.fmap.trust(page.pgno, page.checked and (page.data[OFF_TYPE] == PAGE_LEAF
                                                                  or page.data[OFF_TYPE] == PAGE_BRANCH))
         finally:
