@@ -53,6 +53,9 @@ CYTHON_OPTIONS = {
         "linetrace": PROFILE,
     },
 }
+# Processes that cythonize and compile side by side (one per core): a fresh install writes
+# and compiles every module, which is most of the install's time. KVDB_BUILD_JOBS=N overrides it.
+WORKERS = int(os.environ.get("KVDB_BUILD_JOBS") or os.cpu_count() or 1)
 # The options each .pyx's current .c was written with ({pyx path: CYTHON_OPTIONS}).
 OPTIONS_RECORD = os.path.join("build", "cython-options.json")
 # The first line of a .c that this Cython wrote.
@@ -119,7 +122,7 @@ def cythonize_changed(extensions):
     if not stale:
         return reused
     written = [ext.sources[0] for ext in stale]
-    built = cythonize(stale, force=True, **CYTHON_OPTIONS)
+    built = cythonize(stale, force=True, nthreads=WORKERS if len(stale) > 1 else 0, **CYTHON_OPTIONS)
     record = read_options_record()  # again: another build may have added to it meanwhile
     record.update({pyx: CYTHON_OPTIONS for pyx in written})
     write_options_record(record)
@@ -128,9 +131,12 @@ def cythonize_changed(extensions):
 
 class build_ext_in_build_dir(build_ext):
     """build_ext that keeps an editable install's build in build/ (where `setup.py build_ext`
-    keeps it), so that setuptools finds the last build and skips the modules it still holds."""
+    keeps it), so that setuptools finds the last build and skips the modules it still holds,
+    and compiles WORKERS modules at a time unless told otherwise (`build_ext -j N`)."""
 
     def finalize_options(self):
+        if self.parallel is None and WORKERS > 1:
+            self.parallel = WORKERS
         if self.editable_mode and self.build_lib is None and self.build_temp is None:
             defaults = self.distribution.get_command_class("build")(self.distribution)
             defaults.finalize_options()
